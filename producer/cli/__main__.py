@@ -1,0 +1,7 @@
+"""Allow ``python -m producer.cli``."""
+
+import sys
+
+from producer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,16 @@
+"""``simfleet lifecycle ...``: local runs and synthetic inputs of the fleet lifecycle model."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from . import lifecycle_run, lifecycle_synth
+
+
+def register(families: Any) -> None:
+    """Add the ``lifecycle`` command family and its subcommands."""
+    parser: argparse.ArgumentParser = families.add_parser("lifecycle", help="fleet lifecycle agent model")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    lifecycle_synth.register(commands)
+    lifecycle_run.register(commands)

@@ -1,0 +1,1 @@
+"""Pieces shared by producers and workers: errors, settings, message contracts."""
