@@ -1,0 +1,441 @@
+"""DES scenarios: resources, tool templates, request types as DAGs, run control, and an optional SLA question.
+
+A scenario is read from YAML (or from the same structure as plain data, which is how it travels in messages) and
+validated completely before any run: every error names the file and the dotted key path. Units are part of the
+key names: seconds (``horizon_s``), requests per minute (``rate_per_min``); capacities are work units per second
+(rate resources) or space units (space resources), and work amounts are work units.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import yaml
+
+from shared.errors import ScenarioError
+
+from .distributions import Distribution, parse_distribution
+
+METRICS = ("mean", "p50", "p95", "p99")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A shared resource: ``rate`` (processor sharing of a capacity) or ``space`` (held while a tool runs)."""
+
+    name: str
+    kind: str = "rate"
+    capacity: float = 1.0
+    per_tool_cap: float | None = None
+    max_active: int | None = None
+    unit: str = ""
+
+    @property
+    def effective_capacity(self) -> float:
+        """The most work per second the resource can deliver, given ``max_active`` and ``per_tool_cap``."""
+        if self.max_active is not None and self.per_tool_cap is not None:
+            return min(self.capacity, self.max_active * self.per_tool_cap)
+        return self.capacity
+
+
+@dataclass(frozen=True)
+class ToolTemplate:
+    """What one run of a tool needs: work per rate resource and space held per space resource."""
+
+    name: str
+    work: dict[str, Distribution] = field(default_factory=dict)
+    space: dict[str, float] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Node:
+    """A node of a request type's DAG: a tool template and the nodes that must finish first."""
+
+    name: str
+    tool: str
+    after: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RequestType:
+    """A kind of request: its DAG (nodes in a deterministic topological order) and its arrival process."""
+
+    name: str
+    rate_per_min: float
+    nodes: tuple[Node, ...]
+    arrival: str = "poisson"
+    weight: float = 1.0
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SlaSpec:
+    """The inverse question: the largest arrival rate at which ``metric`` of ``request_type`` stays below threshold.
+
+    ``scale`` says what the searched rate is: ``type`` scales only ``request_type``'s rate, ``mix`` scales every
+    type's rate together, keeping the proportions of the scenario (the searched rate is then the total).
+    """
+
+    request_type: str
+    metric: str
+    threshold_s: float
+    replications: int = 5
+    rel_tol: float = 0.01
+    scale: str = "type"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A complete, validated DES scenario."""
+
+    name: str
+    horizon_s: float
+    resources: dict[str, Resource]
+    tools: dict[str, ToolTemplate]
+    request_types: dict[str, RequestType]
+    warmup_s: float = 0.0
+    drain: bool = True
+    replications: int = 1
+    seed: int = 0
+    max_in_flight: int = 1_000_000
+    sla: SlaSpec | None = None
+    description: str = ""
+    source: str = "<scenario>"
+
+    def mean_work_per_request(self, type_name: str) -> dict[str, float]:
+        """Mean work a request of ``type_name`` puts on each rate resource (work units)."""
+        totals: dict[str, float] = {}
+        for node in self.request_types[type_name].nodes:
+            for res, dist in self.tools[node.tool].work.items():
+                totals[res] = totals.get(res, 0.0) + dist.mean
+        return totals
+
+    def offered_load(self) -> dict[str, float]:
+        """Utilisation each rate resource would have at the scenario's rates (ρ = λ·E[work] / capacity)."""
+        load = {name: 0.0 for name, res in self.resources.items() if res.kind == "rate"}
+        for rt in self.request_types.values():
+            for res, work in self.mean_work_per_request(rt.name).items():
+                load[res] += rt.rate_per_min / 60.0 * work / self.resources[res].effective_capacity
+        return load
+
+    def capacity_bound_per_min(self, request_type: str | None = None) -> float:
+        """The rate (requests/min) above which no scenario can be stable.
+
+        With ``request_type`` only that type's rate varies (the others keep theirs); with ``None`` the whole mix
+        scales and the bound is on the total rate.
+        """
+        bound = math.inf
+        total = sum(rt.rate_per_min for rt in self.request_types.values())
+        for name, res in self.resources.items():
+            if res.kind != "rate":
+                continue
+            if request_type is None:
+                work = sum(
+                    rt.rate_per_min / total * self.mean_work_per_request(rt.name).get(name, 0.0)
+                    for rt in self.request_types.values()
+                )
+                if work > 0:
+                    bound = min(bound, res.effective_capacity / work * 60.0)
+                continue
+            own = self.mean_work_per_request(request_type).get(name, 0.0)
+            if own <= 0:
+                continue
+            others = sum(
+                rt.rate_per_min / 60.0 * self.mean_work_per_request(rt.name).get(name, 0.0)
+                for rt in self.request_types.values()
+                if rt.name != request_type
+            )
+            bound = min(bound, max(0.0, res.effective_capacity - others) / own * 60.0)
+        return bound
+
+    def with_rates(self, rates_per_min: dict[str, float]) -> Scenario:
+        """A copy with some request types' rates replaced."""
+        types = {
+            name: dataclasses.replace(rt, rate_per_min=rates_per_min.get(name, rt.rate_per_min))
+            for name, rt in self.request_types.items()
+        }
+        return dataclasses.replace(self, request_types=types)
+
+    def with_rate(self, rate_per_min: float, request_type: str | None = None) -> Scenario:
+        """A copy at a searched rate: one type's rate, or (``None``) the total rate of the mix at fixed proportions."""
+        if request_type is not None:
+            return self.with_rates({request_type: rate_per_min})
+        total = sum(rt.rate_per_min for rt in self.request_types.values())
+        return self.with_rates(
+            {name: rt.rate_per_min / total * rate_per_min for name, rt in self.request_types.items()}
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (msgpack/JSON-serialisable) that :func:`parse_scenario` turns back into this scenario."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "horizon_s": self.horizon_s,
+            "warmup_s": self.warmup_s,
+            "drain": self.drain,
+            "replications": self.replications,
+            "seed": self.seed,
+            "max_in_flight": self.max_in_flight,
+            "resources": {
+                r.name: {
+                    k: v
+                    for k, v in (
+                        ("kind", r.kind),
+                        ("capacity", r.capacity),
+                        ("per_tool_cap", r.per_tool_cap),
+                        ("max_active", r.max_active),
+                        ("unit", r.unit),
+                    )
+                    if v is not None and v != ""
+                }
+                for r in self.resources.values()
+            },
+            "tools": {
+                t.name: {
+                    "description": t.description,
+                    "work": {res: d.to_dict() for res, d in t.work.items()},
+                    "space": dict(t.space),
+                }
+                for t in self.tools.values()
+            },
+            "request_types": {
+                rt.name: {
+                    "description": rt.description,
+                    "rate_per_min": rt.rate_per_min,
+                    "arrival": rt.arrival,
+                    "weight": rt.weight,
+                    "nodes": {n.name: {"tool": n.tool, "after": list(n.after)} for n in rt.nodes},
+                }
+                for rt in self.request_types.values()
+            },
+        }
+        if self.sla is not None:
+            data["sla"] = dataclasses.asdict(self.sla)
+        return data
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario YAML file.
+
+    Raises:
+        ScenarioError: naming the file and the key path of the first problem found.
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"cannot read scenario file: {exc.strerror}", source=source) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"not valid YAML: {exc}", source=source) from exc
+    return parse_scenario(data, source=source)
+
+
+class _Reader:
+    """Typed access to one mapping of the scenario, with errors that name the key path."""
+
+    def __init__(self, data: Any, source: str, path: str, allowed: set[str]) -> None:
+        if not isinstance(data, dict):
+            raise ScenarioError(f"expected a mapping, got {type(data).__name__}", source=source, key=path or None)
+        self.data, self.source, self.path = data, source, path
+        unknown = sorted(str(k) for k in set(data) - allowed)
+        if unknown:
+            raise ScenarioError(
+                f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})",
+                source=source,
+                key=self.key(unknown[0]),
+            )
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, message: str) -> ScenarioError:
+        return ScenarioError(message, source=self.source, key=self.key(name))
+
+    def number(self, name: str, default: float | None = None, *, positive: bool = False) -> float:
+        value = self.data.get(name, default)
+        if value is None:
+            raise self.error(name, "is required (a number)")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise self.error(name, f"expected a finite number, got {value!r}")
+        if value < 0 or (positive and value == 0):
+            raise self.error(name, f"must be {'> 0' if positive else '>= 0'}, got {value!r}")
+        return float(value)
+
+    def integer(self, name: str, default: int | None = None, *, minimum: int = 0) -> int:
+        value = self.data.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(name, f"expected an integer, got {value!r}")
+        if value < minimum:
+            raise self.error(name, f"must be >= {minimum}, got {value}")
+        return value
+
+    def text(self, name: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
+        value = self.data.get(name, default)
+        if not isinstance(value, str):
+            raise self.error(name, f"expected a string, got {value!r}")
+        if choices and value not in choices:
+            raise self.error(name, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def mapping(self, name: str, *, required: bool = True) -> dict[Any, Any]:
+        value = self.data.get(name)
+        if value is None and not required:
+            return {}
+        if not isinstance(value, dict) or (required and not value):
+            raise self.error(name, "expected a non-empty mapping")
+        return value
+
+
+def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
+    """Validate plain scenario data (as loaded from YAML) and build a :class:`Scenario`.
+
+    Raises:
+        ScenarioError: naming ``source`` and the dotted key path of the first problem found.
+    """
+    top = _Reader(
+        data,
+        source,
+        "",
+        {
+            "name", "description", "horizon_s", "warmup_s", "drain", "replications", "seed", "max_in_flight",
+            "resources", "tools", "request_types", "sla",
+        },
+    )
+    horizon_s = top.number("horizon_s", positive=True)
+    warmup_s = top.number("warmup_s", 0.0)
+    if warmup_s >= horizon_s:
+        raise top.error("warmup_s", f"must be below horizon_s ({horizon_s}), got {warmup_s}")
+    drain = top.data.get("drain", True)
+    if not isinstance(drain, bool):
+        raise top.error("drain", f"expected true or false, got {drain!r}")
+    resources = {str(name): _parse_resource(str(name), spec, source) for name, spec in top.mapping("resources").items()}
+    tools = {
+        str(name): _parse_tool(str(name), spec, resources, source) for name, spec in top.mapping("tools").items()
+    }
+    types = {
+        str(name): _parse_request_type(str(name), spec, tools, source)
+        for name, spec in top.mapping("request_types").items()
+    }
+    sla = _parse_sla(top.data["sla"], types, source) if top.data.get("sla") is not None else None
+    return Scenario(
+        name=top.text("name", Path(source).stem),
+        description=top.text("description", ""),
+        horizon_s=horizon_s,
+        warmup_s=warmup_s,
+        drain=drain,
+        replications=top.integer("replications", 1, minimum=1),
+        seed=top.integer("seed", 0),
+        max_in_flight=top.integer("max_in_flight", 1_000_000, minimum=1),
+        resources=resources,
+        tools=tools,
+        request_types=types,
+        sla=sla,
+        source=source,
+    )
+
+
+def _parse_resource(name: str, spec: Any, source: str) -> Resource:
+    r = _Reader(spec, source, f"resources.{name}", {"kind", "capacity", "per_tool_cap", "max_active", "unit"})
+    kind = r.text("kind", "rate", ("rate", "space"))
+    capacity = r.number("capacity", positive=True)
+    per_tool_cap = max_active = None
+    if kind == "space":
+        for key in ("per_tool_cap", "max_active"):
+            if key in r.data:
+                raise r.error(key, "only applies to rate resources")
+    else:
+        if r.data.get("per_tool_cap") is not None:
+            per_tool_cap = r.number("per_tool_cap", positive=True)
+        if r.data.get("max_active") is not None:
+            max_active = r.integer("max_active", minimum=1)
+    return Resource(name, kind, capacity, per_tool_cap, max_active, r.text("unit", ""))
+
+
+def _parse_tool(name: str, spec: Any, resources: dict[str, Resource], source: str) -> ToolTemplate:
+    r = _Reader(spec, source, f"tools.{name}", {"work", "space", "description"})
+    work: dict[str, Distribution] = {}
+    for res, amount in r.mapping("work", required=False).items():
+        key = f"tools.{name}.work.{res}"
+        if res not in resources:
+            raise ScenarioError(f"unknown resource {res!r} (declared: {', '.join(resources)})", source=source, key=key)
+        if resources[res].kind != "rate":
+            raise ScenarioError(f"{res!r} is a space resource: list it under 'space'", source=source, key=key)
+        work[str(res)] = parse_distribution(amount, source, key)
+    space: dict[str, float] = {}
+    space_reader = _Reader(r.mapping("space", required=False), source, f"tools.{name}.space", set(resources))
+    for res in space_reader.data:
+        resource = resources[res]
+        if resource.kind != "space":
+            raise space_reader.error(res, f"{res!r} is a rate resource: list it under 'work'")
+        demand = space_reader.number(res)
+        if demand > resource.capacity:
+            raise space_reader.error(res, f"demand {demand} exceeds the capacity of {res!r} ({resource.capacity})")
+        space[str(res)] = demand
+    # Stable resource order makes the per-template draw order, hence the run, independent of YAML key order.
+    return ToolTemplate(
+        name, dict(sorted(work.items())), dict(sorted(space.items())), r.text("description", "")
+    )
+
+
+def _parse_request_type(name: str, spec: Any, tools: dict[str, ToolTemplate], source: str) -> RequestType:
+    path = f"request_types.{name}"
+    r = _Reader(spec, source, path, {"rate_per_min", "arrival", "weight", "nodes", "description"})
+    rate = r.number("rate_per_min", positive=True)
+    nodes_spec = r.mapping("nodes")
+    graph: nx.DiGraph = nx.DiGraph()
+    nodes: dict[str, Node] = {}
+    for node_name, node_spec in nodes_spec.items():
+        nr = _Reader(node_spec, source, f"{path}.nodes.{node_name}", {"tool", "after"})
+        tool = nr.text("tool")
+        if tool not in tools:
+            raise nr.error("tool", f"unknown tool template {tool!r} (declared: {', '.join(tools)})")
+        after = nr.data.get("after", [])
+        if isinstance(after, str):
+            after = [after]
+        if not isinstance(after, list):
+            raise nr.error("after", f"expected a list of node names, got {after!r}")
+        for pred in after:
+            if pred not in nodes_spec:
+                raise nr.error("after", f"unknown node {pred!r} (nodes: {', '.join(map(str, nodes_spec))})")
+        nodes[str(node_name)] = Node(str(node_name), tool, tuple(str(p) for p in after))
+        graph.add_node(str(node_name))
+        graph.add_edges_from((str(p), str(node_name)) for p in after)
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        cycle = None
+    if cycle:
+        names = " -> ".join([str(u) for u, _ in cycle] + [str(cycle[0][0])])
+        raise ScenarioError(f"the DAG has a cycle: {names}", source=source, key=f"{path}.nodes.{cycle[0][1]}.after")
+    order = list(nx.lexicographical_topological_sort(graph))
+    return RequestType(
+        name=name,
+        rate_per_min=rate,
+        nodes=tuple(nodes[n] for n in order),
+        arrival=r.text("arrival", "poisson", ("poisson", "deterministic")),
+        weight=r.number("weight", 1.0, positive=True),
+        description=r.text("description", ""),
+    )
+
+
+def _parse_sla(spec: Any, types: dict[str, RequestType], source: str) -> SlaSpec:
+    r = _Reader(spec, source, "sla", {"request_type", "metric", "threshold_s", "replications", "rel_tol", "scale"})
+    request_type = r.text("request_type")
+    if request_type not in types:
+        raise r.error("request_type", f"unknown request type {request_type!r} (declared: {', '.join(types)})")
+    return SlaSpec(
+        request_type=request_type,
+        metric=r.text("metric", "p95", METRICS),
+        threshold_s=r.number("threshold_s", positive=True),
+        replications=r.integer("replications", 5, minimum=1),
+        rel_tol=r.number("rel_tol", 0.01, positive=True),
+        scale=r.text("scale", "type", ("type", "mix")),
+    )
