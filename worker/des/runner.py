@@ -1,0 +1,50 @@
+"""Local runner: the replications of a study in a process pool on this machine, one process per core.
+
+This is the baseline the fleet is measured against and the reference it must match: replication ``i`` of a study
+with seed ``s`` is always ``run_replication(scenario, s, i)``, wherever it runs.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from .aggregate import aggregate
+from .engine import run_replication
+from .scenario import Scenario, parse_scenario
+
+
+def default_processes() -> int:
+    """One process per core."""
+    return max(1, os.cpu_count() or 1)
+
+
+def _replicate(args: tuple[dict[str, Any], str, int, int]) -> dict[str, Any]:
+    data, source, seed, replication = args
+    return run_replication(parse_scenario(data, source), seed, replication)
+
+
+def run_replications(
+    scenario: Scenario, *, replications: int, seed: int, processes: int | None = None
+) -> list[dict[str, Any]]:
+    """Run replications 0..n-1 and return their summaries in replication order."""
+    processes = min(processes or default_processes(), replications)
+    if processes <= 1:
+        return [run_replication(scenario, seed, i) for i in range(replications)]
+    jobs = [(scenario.to_dict(), scenario.source, seed, i) for i in range(replications)]
+    with ProcessPoolExecutor(max_workers=processes) as pool:
+        return list(pool.map(_replicate, jobs))
+
+
+def run_study(
+    scenario: Scenario, *, replications: int | None = None, seed: int | None = None, processes: int | None = None
+) -> dict[str, Any]:
+    """Run a study locally and return its aggregate (the scenario's replications and seed unless given)."""
+    summaries = run_replications(
+        scenario,
+        replications=replications or scenario.replications,
+        seed=scenario.seed if seed is None else seed,
+        processes=processes,
+    )
+    return aggregate(summaries)
