@@ -1,0 +1,186 @@
+"""Inverse search: the largest arrival rate at which an SLA still holds.
+
+The search never interpolates its answer: it reports the largest *probed* rate that met the SLA and the smallest
+probed rate that failed it, each with its measured metric and 95% confidence half-width, so the answer holds by
+construction. Every probe uses the same seeds (common random numbers), so the metric is a smooth, monotone
+function of the rate within the noise of one study and probes can be compared with each other.
+
+Choosing the probes. Queueing theory says no rate above the capacity bound U = min over resources of C_r /
+(mean work per request on r) is stable, and near saturation latency figures grow like 1 / (1 − λ/U). So 1/metric is
+close to linear in λ and falls to 0 at U. The search starts at U/2, predicts the threshold crossing by a secant on
+1/metric (anchored at (U, 0) until it has probes on both sides), and then probes just below and just above the
+prediction (± 40% of the tolerance), which closes a bracket of relative width ``rel_tol`` in a few probes when the
+model fits; when it does not, the probes fall back towards bisection of the current bracket. A probe passes when
+the mean over replications of the per-replication metric is at or below the threshold; an unstable probe fails.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from shared.errors import ConfigError
+from worker.des.aggregate import scalar_stats
+from worker.des.scenario import METRICS, Scenario
+
+Evaluator = Callable[[Scenario, int, int], list[dict[str, Any]]]
+"""Runs ``replications`` replications of a scenario with a seed and returns their summaries."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One probed rate and what was measured there."""
+
+    rate_per_min: float
+    metric_s: float
+    ci95_s: float | None
+    passed: bool
+    stable: bool
+
+
+@dataclass
+class SlaResult:
+    """The answer of an SLA search."""
+
+    request_type: str
+    metric: str
+    threshold_s: float
+    scale: str
+    capacity_bound_per_min: float
+    rel_tol: float
+    best_passing: Probe | None
+    first_failing: Probe | None
+    converged: bool
+    probes: list[Probe] = field(default_factory=list)
+
+    @property
+    def bracket_rel_width(self) -> float | None:
+        """(first failing − best passing) / best passing, when both exist."""
+        if self.best_passing is None or self.first_failing is None:
+            return None
+        return (self.first_failing.rate_per_min - self.best_passing.rate_per_min) / self.best_passing.rate_per_min
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output; ``probes`` lists every probe in the order it ran."""
+        data = asdict(self)
+        data["bracket_rel_width"] = self.bracket_rel_width
+        return data
+
+
+def metric_of(summary: dict[str, Any], request_type: str, metric: str) -> float:
+    """The SLA metric (seconds) of one replication summary; infinite when unstable or nothing completed."""
+    if not summary["stable"]:
+        return math.inf
+    value = summary["types"][request_type]["mean_s" if metric == "mean" else f"{metric}_s"]
+    return math.inf if value is None else float(value)
+
+
+def search_sla(
+    scenario: Scenario,
+    evaluate: Evaluator,
+    *,
+    request_type: str,
+    metric: str,
+    threshold_s: float,
+    replications: int,
+    seed: int,
+    rel_tol: float = 0.01,
+    scale: str = "type",
+    max_probes: int = 16,
+) -> SlaResult:
+    """Find the largest rate (requests/min) meeting ``metric`` < ``threshold_s`` for ``request_type``.
+
+    Args:
+        scenario: the base scenario; only the searched rate changes between probes.
+        evaluate: runs the replications of one probe (locally, or on the fleet in parallel).
+        request_type: the type whose latency figure is the SLA.
+        metric: ``mean``, ``p50``, ``p95`` or ``p99``.
+        threshold_s: the SLA threshold in seconds.
+        replications: replications per probe.
+        seed: the study seed, the same at every probe.
+        rel_tol: stop when (first failing − best passing) / best passing <= rel_tol.
+        scale: ``type`` searches ``request_type``'s own rate; ``mix`` the total rate of every type at fixed shares.
+        max_probes: give up (``converged`` false) after this many probes.
+    """
+    if request_type not in scenario.request_types:
+        raise ConfigError(f"unknown request type {request_type!r}", source=scenario.source, key="sla.request_type")
+    if metric not in METRICS:
+        raise ConfigError(f"metric must be one of {', '.join(METRICS)}", source=scenario.source, key="sla.metric")
+    bound = scenario.capacity_bound_per_min(request_type if scale == "type" else None)
+    if not math.isfinite(bound) or bound <= 0:
+        raise ConfigError(
+            f"request type {request_type!r} puts no work on any rate resource, so no rate bound exists",
+            source=scenario.source,
+            key=f"request_types.{request_type}",
+        )
+    probes: list[Probe] = []
+
+    def run_probe(rate: float) -> None:
+        probe_scenario = scenario.with_rate(rate, request_type if scale == "type" else None)
+        summaries = evaluate(probe_scenario, replications, seed)
+        values = [metric_of(s, request_type, metric) for s in summaries]
+        stable = all(math.isfinite(v) for v in values)
+        stat = scalar_stats(values) if stable else {"mean": math.inf, "ci95": None}
+        mean = float(stat["mean"])
+        probes.append(Probe(rate, mean, stat["ci95"], stable and mean <= threshold_s, stable))
+
+    run_probe(bound / 2.0)
+    while len(probes) < max_probes:
+        lo, hi = _bracket(probes)
+        if lo is not None and hi is not None and (hi.rate_per_min - lo.rate_per_min) <= rel_tol * lo.rate_per_min:
+            break
+        run_probe(_next_rate(probes, lo, hi, bound, threshold_s, rel_tol))
+    lo, hi = _bracket(probes)
+    converged = lo is not None and hi is not None and (hi.rate_per_min - lo.rate_per_min) <= rel_tol * lo.rate_per_min
+    return SlaResult(
+        request_type, metric, threshold_s, scale, bound, rel_tol, lo, hi, converged, probes
+    )
+
+
+def _bracket(probes: list[Probe]) -> tuple[Probe | None, Probe | None]:
+    passing = [p for p in probes if p.passed]
+    failing = [p for p in probes if not p.passed]
+    lo = max(passing, key=lambda p: p.rate_per_min) if passing else None
+    above = [p for p in failing if lo is None or p.rate_per_min > lo.rate_per_min]
+    hi = min(above, key=lambda p: p.rate_per_min) if above else None
+    return lo, hi
+
+
+def _predict(points: list[tuple[float, float]], threshold_s: float) -> float:
+    """Secant on g(rate) = 1/metric − 1/threshold through two (rate, metric) points."""
+    (x1, m1), (x2, m2) = points
+    g1 = (1.0 / m1 if m1 > 0 else math.inf) - 1.0 / threshold_s
+    g2 = (1.0 / m2 if m2 > 0 else math.inf) - 1.0 / threshold_s
+    if not (math.isfinite(g1) and math.isfinite(g2)) or g1 == g2:
+        return (x1 + x2) / 2.0
+    return x1 - g1 * (x2 - x1) / (g2 - g1)
+
+
+def _next_rate(
+    probes: list[Probe], lo: Probe | None, hi: Probe | None, bound: float, threshold_s: float, rel_tol: float
+) -> float:
+    step = 0.4 * rel_tol
+    if lo is not None and hi is not None:
+        predicted = _predict([(lo.rate_per_min, lo.metric_s), (hi.rate_per_min, hi.metric_s)], threshold_s)
+        low, high = lo.rate_per_min, hi.rate_per_min
+        margin = 0.05 * (high - low)
+        predicted = min(max(predicted, low + margin), high - margin)
+        # Close the bracket from the side the prediction sits nearer to.
+        rate = predicted * (1.0 - step) if predicted - low > high - predicted else predicted * (1.0 + step)
+        return rate if low < rate < high else (low + high) / 2.0
+    last = lo if lo is not None else hi
+    assert last is not None
+    anchor = (bound, math.inf)
+    predicted = _predict([(last.rate_per_min, last.metric_s), anchor], threshold_s)
+    if lo is not None:
+        # Only passing probes so far: aim just above the predicted crossing, never past the capacity bound.
+        rate = max(predicted * (1.0 + step), lo.rate_per_min * (1.0 + rel_tol))
+        return min(rate, (lo.rate_per_min + bound) / 2.0 if rate >= bound else rate)
+    # Only failing probes so far: aim just below the predicted crossing, at most half the lowest failing rate.
+    assert hi is not None
+    rate = predicted * (1.0 - step)
+    if not 0.0 < rate < hi.rate_per_min:
+        rate = hi.rate_per_min / 2.0
+    return rate
