@@ -62,7 +62,9 @@ def study_table(agg: dict[str, Any]) -> str:
         ]
         for name, res in agg["resources"].items()
     ]
-    resources = _table(["resource", "utilisation", "mean busy", "max busy", "mean waiting", "max waiting"], resource_rows)
+    resources = _table(
+        ["resource", "utilisation", "mean busy", "max busy", "mean waiting", "max waiting"], resource_rows
+    )
     little = agg["little"]
     run = agg["run"]
     tail = (
@@ -112,5 +114,6 @@ def sla_table(result: SlaResult) -> str:
     answer += f"best passing rate: {lo.rate_per_min:.4f}/min ({lo.metric_s:.3f} s)\n" if lo else "no rate passed\n"
     answer += f"first failing rate: {hi.rate_per_min:.4f}/min\n" if hi else "no rate failed\n"
     width = result.bracket_rel_width
-    answer += f"bracket {width:.2%} after {len(result.probes)} probes" + ("" if result.converged else " (NOT converged)")
+    answer += f"bracket {width:.2%}" if width is not None else "no bracket"
+    answer += f" after {len(result.probes)} probes" + ("" if result.converged else " (NOT converged)")
     return table + "\n\n" + answer

@@ -123,7 +123,7 @@ def search_sla(
         values = [metric_of(s, request_type, metric) for s in summaries]
         stable = all(math.isfinite(v) for v in values)
         stat = scalar_stats(values) if stable else {"mean": math.inf, "ci95": None}
-        mean = float(stat["mean"])
+        mean = math.inf if stat["mean"] is None else float(stat["mean"])
         probes.append(Probe(rate, mean, stat["ci95"], stable and mean <= threshold_s, stable))
 
     run_probe(bound / 2.0)

@@ -203,7 +203,9 @@ def _constructed() -> list[CaseResult]:
     twins = _one_request(
         {"cpu": {"capacity": 2.0}}, {"t": {"work": {"cpu": 3.0}}}, {"a": {"tool": "t"}, "b": {"tool": "t"}}
     )
-    results.append(_exact("two identical tools on one resource: both end at 2w/C", 3.0, twins["overall"]["max_s"], 1e-9))
+    results.append(
+        _exact("two identical tools on one resource: both end at 2w/C", 3.0, twins["overall"]["max_s"], 1e-9)
+    )
     join = _one_request(
         {"x": {"capacity": 1.0}, "y": {"capacity": 1.0}, "z": {"capacity": 1.0}},
         {"a": {"work": {"x": 1.0}}, "b": {"work": {"y": 3.0}}, "c": {"work": {"z": 2.0}}},
