@@ -231,11 +231,37 @@ def load_scenario(path: str | Path) -> Scenario:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"cannot read scenario file: {exc.strerror}", source=source) from exc
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"not UTF-8 text (byte {exc.start}): expected a YAML file", source=source) from exc
     try:
+        duplicate = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader), "")
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ScenarioError(f"not valid YAML: {exc}", source=source) from exc
+    if duplicate:
+        raise ScenarioError("duplicate key: each name may appear once in a mapping", source=source, key=duplicate)
     return parse_scenario(data, source=source)
+
+
+def _duplicate_key(node: yaml.Node | None, path: str) -> str | None:
+    """The dotted path of the first key that appears twice in one mapping (YAML itself keeps the last silently)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            child = f"{path}.{key}" if path else key
+            if key in seen:
+                return child
+            seen.add(key)
+            found = _duplicate_key(value_node, child)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found = _duplicate_key(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
 
 
 class _Reader:
@@ -362,13 +388,14 @@ def _parse_resource(name: str, spec: Any, source: str) -> Resource:
 def _parse_tool(name: str, spec: Any, resources: dict[str, Resource], source: str) -> ToolTemplate:
     r = _Reader(spec, source, f"tools.{name}", {"work", "space", "description"})
     work: dict[str, Distribution] = {}
-    for res, amount in r.mapping("work", required=False).items():
+    for raw, amount in r.mapping("work", required=False).items():
+        res = str(raw)
         key = f"tools.{name}.work.{res}"
         if res not in resources:
             raise ScenarioError(f"unknown resource {res!r} (declared: {', '.join(resources)})", source=source, key=key)
         if resources[res].kind != "rate":
             raise ScenarioError(f"{res!r} is a space resource: list it under 'space'", source=source, key=key)
-        work[str(res)] = parse_distribution(amount, source, key)
+        work[res] = parse_distribution(amount, source, key)
     space: dict[str, float] = {}
     space_reader = _Reader(r.mapping("space", required=False), source, f"tools.{name}.space", set(resources))
     for res in space_reader.data:
@@ -403,6 +430,8 @@ def _parse_request_type(name: str, spec: Any, tools: dict[str, ToolTemplate], so
         if not isinstance(after, list):
             raise nr.error("after", f"expected a list of node names, got {after!r}")
         for pred in after:
+            if not isinstance(pred, str | int) or isinstance(pred, bool):
+                raise nr.error("after", f"expected node names, got {pred!r}")
             if pred not in nodes_spec:
                 raise nr.error("after", f"unknown node {pred!r} (nodes: {', '.join(map(str, nodes_spec))})")
         nodes[str(node_name)] = Node(str(node_name), tool, tuple(str(p) for p in after))

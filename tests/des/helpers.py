@@ -1,0 +1,64 @@
+"""Small scenario builders shared by the DES tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.des.scenario import Scenario, parse_scenario
+
+
+def one_queue(rate_per_min: float, work: Any, horizon_s: float = 5_000.0, **resource: Any) -> Scenario:
+    """One request type with one tool on one rate resource of capacity 1 (unless overridden)."""
+    return parse_scenario(
+        {
+            "name": "one-queue",
+            "horizon_s": horizon_s,
+            "resources": {"cpu": {"capacity": 1.0, **resource}},
+            "tools": {"job": {"work": {"cpu": work}}},
+            "request_types": {"r": {"rate_per_min": rate_per_min, "nodes": {"job": {"tool": "job"}}}},
+        }
+    )
+
+
+def fork_join(horizon_s: float = 3_000.0, **overrides: Any) -> Scenario:
+    """Two types sharing cpu/network, a space resource, weights, a cap and a FIFO limit: every engine path."""
+    data: dict[str, Any] = {
+        "name": "fork-join",
+        "horizon_s": horizon_s,
+        "warmup_s": 100.0,
+        "resources": {
+            "cpu": {"capacity": 2.0, "max_active": 3, "per_tool_cap": 1.0},
+            "net": {"capacity": 1.0},
+            "mem": {"kind": "space", "capacity": 4},
+        },
+        "tools": {
+            "a": {
+                "work": {
+                    "cpu": {"dist": "exponential", "mean": 0.5},
+                    "net": {"dist": "lognormal", "mean": 0.2, "cv": 1},
+                },
+                "space": {"mem": 1},
+            },
+            "b": {"work": {"cpu": 0.3, "net": {"dist": "uniform", "low": 0.1, "high": 0.3}}},
+            "c": {"work": {"net": {"dist": "empirical", "values": [0.1, 0.2, 0.4]}}},
+        },
+        "request_types": {
+            "r": {
+                "rate_per_min": 60,
+                "nodes": {
+                    "a": {"tool": "a"},
+                    "b": {"tool": "b", "after": ["a"]},
+                    "c": {"tool": "a", "after": ["a"]},
+                    "d": {"tool": "c", "after": ["b", "c"]},
+                },
+            },
+            "q": {"rate_per_min": 30, "weight": 2, "arrival": "deterministic", "nodes": {"x": {"tool": "b"}}},
+        },
+    }
+    data.update(overrides)
+    return parse_scenario(data)
+
+
+def without_wall_clock(summary: dict[str, Any]) -> dict[str, Any]:
+    """A summary minus the two fields that depend on the machine's speed."""
+    return {k: v for k, v in summary.items() if k not in ("wall_s", "events_per_s")}
