@@ -7,11 +7,12 @@ function of the rate within the noise of one study and probes can be compared wi
 
 Choosing the probes. Queueing theory says no rate above the capacity bound U = min over resources of C_r /
 (mean work per request on r) is stable, and near saturation latency figures grow like 1 / (1 − λ/U). So 1/metric is
-close to linear in λ and falls to 0 at U. The search starts at U/2, predicts the threshold crossing by a secant on
-1/metric (anchored at (U, 0) until it has probes on both sides), and then probes just below and just above the
-prediction (± 40% of the tolerance), which closes a bracket of relative width ``rel_tol`` in a few probes when the
-model fits; when it does not, the probes fall back towards bisection of the current bracket. A probe passes when
-the mean over replications of the per-replication metric is at or below the threshold; an unstable probe fails.
+modelled as metric = a + b / (1 − λ/U), where a absorbs what does not grow with load. The search starts at U/2,
+fits a and b to the two probes nearest the threshold (a = 0 while it has one), and then probes just below and
+above the predicted crossing (± 40% of the tolerance), which closes a bracket of relative width ``rel_tol`` in a
+few probes when the model fits; when it does not, the probes fall back towards bisection of the current bracket.
+A probe passes when the mean over replications of the per-replication metric is at or below the threshold; an
+unstable probe fails.
 """
 
 from __future__ import annotations
@@ -148,39 +149,51 @@ def _bracket(probes: list[Probe]) -> tuple[Probe | None, Probe | None]:
     return lo, hi
 
 
-def _predict(points: list[tuple[float, float]], threshold_s: float) -> float:
-    """Secant on g(rate) = 1/metric − 1/threshold through two (rate, metric) points."""
-    (x1, m1), (x2, m2) = points
-    g1 = (1.0 / m1 if m1 > 0 else math.inf) - 1.0 / threshold_s
-    g2 = (1.0 / m2 if m2 > 0 else math.inf) - 1.0 / threshold_s
-    if not (math.isfinite(g1) and math.isfinite(g2)) or g1 == g2:
-        return (x1 + x2) / 2.0
-    return x1 - g1 * (x2 - x1) / (g2 - g1)
+def _predict(probes: list[Probe], bound: float, threshold_s: float) -> float:
+    """The rate where the metric crosses the threshold under the model metric = a + b / (1 − rate / bound).
+
+    The two finite probes nearest the threshold fix a and b; with a single probe a = 0 (pure queueing growth).
+    The constant a absorbs the part of the latency that does not grow with load (service times, fixed stages).
+    """
+    usable = [p for p in probes if p.stable and math.isfinite(p.metric_s) and p.rate_per_min < bound]
+    points = sorted(((p.rate_per_min, p.metric_s) for p in usable), key=lambda point: abs(point[1] - threshold_s))
+    if not points:
+        return math.nan
+    growth = [(1.0 / (1.0 - rate / bound), metric) for rate, metric in points]
+    h1, m1 = growth[0]
+    second = next(((h, m) for h, m in growth[1:] if h != h1), None)
+    if second is None:
+        a, b = 0.0, m1 / h1
+    else:
+        h2, m2 = second
+        b = (m2 - m1) / (h2 - h1)
+        a = m1 - b * h1
+    if b <= 0:
+        return math.nan
+    target = (threshold_s - a) / b
+    return bound * (1.0 - 1.0 / target) if target > 1.0 else math.nan
 
 
 def _next_rate(
     probes: list[Probe], lo: Probe | None, hi: Probe | None, bound: float, threshold_s: float, rel_tol: float
 ) -> float:
     step = 0.4 * rel_tol
+    predicted = _predict(probes, bound, threshold_s)
     if lo is not None and hi is not None:
-        predicted = _predict([(lo.rate_per_min, lo.metric_s), (hi.rate_per_min, hi.metric_s)], threshold_s)
         low, high = lo.rate_per_min, hi.rate_per_min
+        if math.isnan(predicted):
+            return (low + high) / 2.0
         margin = 0.05 * (high - low)
         predicted = min(max(predicted, low + margin), high - margin)
         # Close the bracket from the side the prediction sits nearer to.
         rate = predicted * (1.0 - step) if predicted - low > high - predicted else predicted * (1.0 + step)
         return rate if low < rate < high else (low + high) / 2.0
-    last = lo if lo is not None else hi
-    assert last is not None
-    anchor = (bound, math.inf)
-    predicted = _predict([(last.rate_per_min, last.metric_s), anchor], threshold_s)
     if lo is not None:
-        # Only passing probes so far: aim just above the predicted crossing, never past the capacity bound.
-        rate = max(predicted * (1.0 + step), lo.rate_per_min * (1.0 + rel_tol))
-        return min(rate, (lo.rate_per_min + bound) / 2.0 if rate >= bound else rate)
+        # Only passing probes so far: aim just above the predicted crossing, never at or past the capacity bound.
+        rate = lo.rate_per_min * 2.0 if math.isnan(predicted) else predicted * (1.0 + step)
+        rate = max(rate, lo.rate_per_min * (1.0 + rel_tol))
+        return rate if rate < bound else (lo.rate_per_min + bound) / 2.0
     # Only failing probes so far: aim just below the predicted crossing, at most half the lowest failing rate.
     assert hi is not None
     rate = predicted * (1.0 - step)
-    if not 0.0 < rate < hi.rate_per_min:
-        rate = hi.rate_per_min / 2.0
-    return rate
+    return rate if 0.0 < rate < hi.rate_per_min else hi.rate_per_min / 2.0
