@@ -39,11 +39,12 @@ RequestObserver = Callable[[str, float, float, list[float]], None]
 
 
 class _Request:
-    __slots__ = ("arrival", "left", "rid", "rtype", "waiting", "works")
+    __slots__ = ("arrival", "left", "rid", "rtype", "spec", "waiting", "works")
 
-    def __init__(self, rid: int, rtype: int, arrival: float, waiting: list[int], left: int) -> None:
+    def __init__(self, rid: int, spec: _Type, arrival: float, waiting: list[int], left: int) -> None:
         self.rid = rid
-        self.rtype = rtype
+        self.spec = spec
+        self.rtype = spec.index
         self.arrival = arrival
         self.waiting = waiting
         self.left = left
@@ -235,15 +236,18 @@ class Simulation:
 
     def _arrive(self, type_index: int, now: float) -> None:
         rtype = self.types[type_index]
-        gap = self.arrivals[type_index].next_gap()
-        if now + gap < self.horizon_s:
-            heappush(self.heap, (now + gap, ARRIVAL, self.seq, type_index))
-            self.seq += 1
-        req = _Request(self.next_rid, type_index, now, list(rtype.preds), len(rtype.preds))
+        following = now + self.arrivals[type_index].next_gap()
+        seq = self.seq
+        if following < self.horizon_s:
+            heappush(self.heap, (following, ARRIVAL, seq, type_index))
+            self.seq = seq + 1
+        preds = rtype.preds
+        req = _Request(self.next_rid, rtype, now, list(preds), len(preds))
         self.next_rid += 1
-        self.sys_int += self.n_sys * (now - self.sys_t)
+        n_sys = self.n_sys
+        self.sys_int += n_sys * (now - self.sys_t)
         self.sys_t = now
-        self.n_sys += 1
+        self.n_sys = n_sys + 1
         self.inflight[type_index] += 1
         if now >= self.warmup_s:
             self.counted_arrivals[type_index] += 1
@@ -251,10 +255,11 @@ class Simulation:
             self.trace.write(f"{now:.9f} arrive {rtype.name} req={req.rid}\n")
         for node in rtype.roots:
             self._start(req, node, now)
-        self._drain_ready(now)
+        if self.ready:
+            self._drain_ready(now)
 
     def _start(self, req: _Request, node: int, now: float) -> None:
-        template = self.templates[self.types[req.rtype].templates[node]]
+        template = self.templates[req.spec.templates[node]]
         tool = _Tool(req, node, template)
         if template.space and not self._acquire_space(tool, now):
             if self.trace:
@@ -275,13 +280,16 @@ class Simulation:
     def _start_work(self, tool: _Tool, now: float) -> None:
         template = tool.template
         works = template.stream.draw()
-        weight = self.types[tool.req.rtype].weight
+        weight = tool.req.spec.weight
+        rates = self.rates
+        seq = self.seq
         parts = 0
         for index, work in zip(template.parts, works, strict=True):
             if work > 0.0:
-                self.rates[index].join(tool, work, weight, self.seq, now)
-                self.seq += 1
+                rates[index].join(tool, work, weight, seq, now)
+                seq += 1
                 parts += 1
+        self.seq = seq
         tool.parts = parts
         if self.observer is not None:
             tool.req.works.append(sum(works))
@@ -307,7 +315,7 @@ class Simulation:
                 self._request_done(req, now)
                 continue
             waiting = req.waiting
-            for succ in self.types[req.rtype].succs[tool.node]:
+            for succ in req.spec.succs[tool.node]:
                 waiting[succ] -= 1
                 if not waiting[succ]:
                     self._start(req, succ, now)
@@ -330,7 +338,7 @@ class Simulation:
             self.observer(self.types[req.rtype].name, req.arrival, now, req.works)
 
     def _node_name(self, tool: _Tool) -> str:
-        return self.types[tool.req.rtype].node_names[tool.node]
+        return tool.req.spec.node_names[tool.node]
 
     # ------------------------------------------------------------------------------------------ measurement window
 

@@ -98,18 +98,35 @@ class RateResource:
 
     def join(self, tool: Any, work: float, weight: float, seq: int, now: float) -> None:
         """A tool starts needing ``work`` units here; it waits FIFO if ``max_active`` consumers are busy."""
-        self.advance(now)
-        if self.n >= self.max_active:
+        # advance() and _reschedule() are inlined here and in complete(): these two run once per tool part and
+        # resource, the hottest path of the engine.
+        n = self.n
+        dt = now - self.t_last
+        if dt > 0.0:
+            if n:
+                self.vclock += self.vrate * dt
+                self.busy_int += self.vrate * self.wsum * dt
+                self.n_int += n * dt
+            if self.queue:
+                self.q_int += len(self.queue) * dt
+        self.t_last = now
+        if n >= self.max_active:
             self.queue.append((tool, work, weight, seq))
             if len(self.queue) > self.max_q:
                 self.max_q = len(self.queue)
             return
-        heappush(self.heap, (self.vclock + work / weight, seq, tool, weight))
-        self.n += 1
+        heap = self.heap
+        heappush(heap, (self.vclock + work / weight, seq, tool, weight))
+        n += 1
+        self.n = n
         self.wsum += weight
-        if self.n > self.max_n:
-            self.max_n = self.n
-        self._reschedule(now)
+        if n > self.max_n:
+            self.max_n = n
+        vrate = self.capacity / self.wsum
+        if vrate > self.cap:
+            vrate = self.cap
+        self.vrate = vrate
+        self.next_times[self.index] = now + (heap[0][0] - self.vclock) / vrate
 
     def complete(self, now: float) -> list[Any]:
         """Finish every consumer whose virtual finish has been reached at ``now``; return their tools."""

@@ -116,7 +116,7 @@ def load_state(sim: Simulation, state: dict[str, Any]) -> None:
     sim.heap[:] = [tuple(entry) for entry in state["heap"]]
     sim.next_times[:] = state["next_times"]
     requests = {
-        rid: _Request(rid, rtype, arrival, list(waiting), left)
+        rid: _Request(rid, sim.types[rtype], arrival, list(waiting), left)
         for rid, rtype, arrival, waiting, left, _ in state["requests"]
     }
     for rid, _, _, _, _, works in state["requests"]:
