@@ -119,7 +119,7 @@ def _conditional(scale: float) -> list[CaseResult]:
 
 def _fifo(scale: float) -> list[CaseResult]:
     lam = 0.7
-    horizon = 150_000.0 * scale
+    horizon = 400_000.0 * scale
     scenario = _single_resource(
         lam, {"dist": "exponential", "mean": 1.0}, horizon, {"max_active": 1}, warmup_s=horizon * 0.02
     )
