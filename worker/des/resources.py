@@ -87,18 +87,9 @@ class RateResource:
                 self.q_int += len(self.queue) * dt
         self.t_last = now
 
-    def _reschedule(self, now: float) -> None:
-        if self.n:
-            self.vrate = min(self.cap, self.capacity / self.wsum)
-            self.next_times[self.index] = now + (self.heap[0][0] - self.vclock) / self.vrate
-        else:
-            self.wsum = 0.0
-            self.vrate = 0.0
-            self.next_times[self.index] = INF
-
     def join(self, tool: Any, work: float, weight: float, seq: int, now: float) -> None:
         """A tool starts needing ``work`` units here; it waits FIFO if ``max_active`` consumers are busy."""
-        # advance() and _reschedule() are inlined here and in complete(): these two run once per tool part and
+        # advance() and the rescheduling are inlined here and in complete(): these run once per tool part and
         # resource, the hottest path of the engine.
         n = self.n
         dt = now - self.t_last
@@ -130,29 +121,50 @@ class RateResource:
 
     def complete(self, now: float) -> list[Any]:
         """Finish every consumer whose virtual finish has been reached at ``now``; return their tools."""
-        self.advance(now)
+        n = self.n
+        dt = now - self.t_last
+        if dt > 0.0:
+            self.vclock += self.vrate * dt
+            self.busy_int += self.vrate * self.wsum * dt
+            self.n_int += n * dt
+            if self.queue:
+                self.q_int += len(self.queue) * dt
+        self.t_last = now
         heap = self.heap
         vfinish, _, tool, weight = heappop(heap)
         # Snap the clock to the finish value: the real-time prediction may be off by rounding, the order is not.
-        if vfinish > self.vclock:
-            self.vclock = vfinish
+        vclock = self.vclock
+        if vfinish > vclock:
+            vclock = self.vclock = vfinish
         done = [tool]
-        self.n -= 1
-        self.wsum -= weight
-        while heap and heap[0][0] <= self.vclock:
+        n -= 1
+        wsum = self.wsum - weight
+        while heap and heap[0][0] <= vclock:
             _, _, tool, weight = heappop(heap)
             done.append(tool)
-            self.n -= 1
-            self.wsum -= weight
+            n -= 1
+            wsum -= weight
         queue = self.queue
-        while queue and self.n < self.max_active:
-            waiting, work, weight, seq = queue.popleft()
-            heappush(heap, (self.vclock + work / weight, seq, waiting, weight))
-            self.n += 1
-            self.wsum += weight
-        if self.n > self.max_n:
-            self.max_n = self.n
-        self._reschedule(now)
+        if queue:
+            while queue and n < self.max_active:
+                waiting, work, weight, seq = queue.popleft()
+                heappush(heap, (vclock + work / weight, seq, waiting, weight))
+                n += 1
+                wsum += weight
+            if n > self.max_n:
+                self.max_n = n
+        self.n = n
+        if n:
+            self.wsum = wsum
+            vrate = self.capacity / wsum
+            if vrate > self.cap:
+                vrate = self.cap
+            self.vrate = vrate
+            self.next_times[self.index] = now + (heap[0][0] - vclock) / vrate
+        else:
+            self.wsum = 0.0
+            self.vrate = 0.0
+            self.next_times[self.index] = INF
         return done
 
     def reset_maxima(self) -> None:

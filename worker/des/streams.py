@@ -70,6 +70,9 @@ class WorkStream:
         if not self.left:
             self._refill()
         self.left -= 1
+        if len(self.buffers) == 1:
+            constant = self.constants[0]
+            return [self.buffers[0].pop() if constant is None else constant]
         return [c if c is not None else buf.pop() for c, buf in zip(self.constants, self.buffers, strict=True)]
 
     def _refill(self) -> None:
