@@ -63,8 +63,9 @@ def _run(args: argparse.Namespace) -> int:
             summaries.append(sim.summary())
         first = 1
     if replications > first:
-        rest = run_replications(scenario, replications=replications, seed=seed, processes=args.processes)
-        summaries.extend(rest[first:])
+        summaries.extend(
+            run_replications(scenario, replications=replications, seed=seed, processes=args.processes, first=first)
+        )
     result = aggregate(summaries)
     if args.json:
         json.dump(result, sys.stdout, indent=2)

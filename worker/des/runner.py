@@ -26,13 +26,14 @@ def _replicate(args: tuple[dict[str, Any], str, int, int]) -> dict[str, Any]:
 
 
 def run_replications(
-    scenario: Scenario, *, replications: int, seed: int, processes: int | None = None
+    scenario: Scenario, *, replications: int, seed: int, processes: int | None = None, first: int = 0
 ) -> list[dict[str, Any]]:
-    """Run replications 0..n-1 and return their summaries in replication order."""
-    processes = min(processes or default_processes(), replications)
+    """Run replications ``first`` .. ``replications``-1 and return their summaries in replication order."""
+    indices = range(first, replications)
+    processes = min(processes or default_processes(), len(indices))
     if processes <= 1:
-        return [run_replication(scenario, seed, i) for i in range(replications)]
-    jobs = [(scenario.to_dict(), scenario.source, seed, i) for i in range(replications)]
+        return [run_replication(scenario, seed, i) for i in indices]
+    jobs = [(scenario.to_dict(), scenario.source, seed, i) for i in indices]
     with ProcessPoolExecutor(max_workers=processes) as pool:
         return list(pool.map(_replicate, jobs))
 
