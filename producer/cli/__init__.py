@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from shared.errors import SimfleetError
 
-from . import des, lifecycle
+from . import des, fleet, lifecycle, study, worker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     families = parser.add_subparsers(dest="family", required=True, metavar="COMMAND")
     des.register(families)
     lifecycle.register(families)
+    fleet.register(families)
+    study.register(families)
+    worker.register(families)
     return parser
 
 

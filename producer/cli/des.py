@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from producer.report import sla_table, study_table, validation_table
-from producer.sla import search_sla
+from producer.sla import Evaluator, SlaResult, search_sla
+from shared.settings import PRIORITIES
 from worker.des.aggregate import aggregate
 from worker.des.engine import Simulation
 from worker.des.runner import default_processes, run_replications
@@ -29,6 +30,7 @@ def register(families: Any) -> None:
     run.add_argument("--processes", type=int, help=f"worker processes (default: one per core, {default_processes()})")
     run.add_argument("--trace", type=Path, help="write replication 0's event trace to this file, one line per event")
     run.add_argument("--json", action="store_true", help="print the aggregate as JSON")
+    _fleet_options(run)
     run.set_defaults(handler=_run)
 
     validate = commands.add_parser("validate", help="run the validation table of DES_MODEL.md")
@@ -47,13 +49,22 @@ def register(families: Any) -> None:
     sla.add_argument("--seed", type=int)
     sla.add_argument("--processes", type=int)
     sla.add_argument("--json", action="store_true")
+    _fleet_options(sla)
     sla.set_defaults(handler=_sla)
+
+
+def _fleet_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fleet", action="store_true", help="run the replications on the fleet (Redis + workers)")
+    parser.add_argument("--priority", choices=list(PRIORITIES), default="normal", help="queue priority on the fleet")
+    parser.add_argument("--timeout", type=float, help="seconds to wait for the fleet's answer (default: no limit)")
 
 
 def _run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     replications = args.replications or scenario.replications
     seed = scenario.seed if args.seed is None else args.seed
+    if args.fleet:
+        return _run_on_fleet(args, scenario, replications, seed)
     summaries = []
     first = 0
     if args.trace:
@@ -66,12 +77,42 @@ def _run(args: argparse.Namespace) -> int:
         summaries.extend(
             run_replications(scenario, replications=replications, seed=seed, processes=args.processes, first=first)
         )
-    result = aggregate(summaries)
-    if args.json:
+    _print_study(aggregate(summaries), args.json)
+    return 0
+
+
+def _print_study(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
         json.dump(result, sys.stdout, indent=2)
         print()
     else:
         print(study_table(result))
+
+
+def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: int, seed: int) -> int:
+    from producer.fleet.client import Fleet
+    from producer.progress import ProgressBar
+
+    fleet = Fleet.from_settings()
+    try:
+        study = fleet.run_des(scenario, replications=replications, seed=seed, priority=args.priority)
+        print(f"study {study.id}: {replications} replications of {scenario.name} on the fleet", file=sys.stderr)
+        bar = ProgressBar()
+
+        def show(progress: Any) -> None:
+            bar.update(
+                progress.percent,
+                f"{progress.done}/{progress.total} done, {len(progress.running)} running, "
+                f"{progress.events_per_s / 1e3:.0f}k events/s",
+            )
+
+        try:
+            result = study.wait(timeout=args.timeout, on_progress=show)
+        finally:
+            bar.close()
+    finally:
+        fleet.close()
+    _print_study(result, args.json)
     return 0
 
 
@@ -94,11 +135,35 @@ def _sla(args: argparse.Namespace) -> int:
         print("simfleet: error: give --request-type and --threshold, or an sla block in the scenario", file=sys.stderr)
         return 2
     processes = args.processes
+    fleet = None
+    if args.fleet:
+        from producer.fleet.client import Fleet
 
-    def evaluate(probe: Scenario, replications: int, seed: int) -> list[dict[str, Any]]:
-        return run_replications(probe, replications=replications, seed=seed, processes=processes)
+        fleet = Fleet.from_settings()
+        evaluate = fleet.evaluator(priority=args.priority, timeout_s=args.timeout)
+    else:
 
-    result = search_sla(
+        def evaluate(probe: Scenario, replications: int, seed: int) -> list[dict[str, Any]]:
+            return run_replications(probe, replications=replications, seed=seed, processes=processes)
+
+    try:
+        result = _search(args, scenario, evaluate, request_type, threshold)
+    finally:
+        if fleet is not None:
+            fleet.close()
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        print()
+    else:
+        print(sla_table(result))
+    return 0 if result.converged else 1
+
+
+def _search(
+    args: argparse.Namespace, scenario: Scenario, evaluate: Evaluator, request_type: str, threshold: float
+) -> SlaResult:
+    spec = scenario.sla
+    return search_sla(
         scenario,
         evaluate,
         request_type=request_type,
@@ -109,9 +174,3 @@ def _sla(args: argparse.Namespace) -> int:
         rel_tol=args.rel_tol or (spec.rel_tol if spec else 0.01),
         scale="mix" if args.mix else (spec.scale if spec else "type"),
     )
-    if args.json:
-        json.dump(result.to_dict(), sys.stdout, indent=2)
-        print()
-    else:
-        print(sla_table(result))
-    return 0 if result.converged else 1

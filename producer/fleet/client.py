@@ -1,0 +1,198 @@
+"""The typed client that ETL code (and the command line) uses to publish work to the fleet.
+
+A DES study is published as a Celery chord: one ``des.run`` task per replication (task id ``<study>-<i>``) and a
+``des.aggregate`` callback whose task id is the study id, so the study's answer is simply that task's result. A
+small record of the study (scenario, replications, seed, priority, task ids) is kept in Redis beside the results so
+that ``simfleet study status ID`` can be asked from anywhere later.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+from celery import Celery, chord
+from celery.result import AsyncResult
+
+from shared.celery_app import DES_AGGREGATE, DES_RUN, create_app
+from shared.errors import ConfigError, SimfleetError
+from shared.settings import PRIORITIES, Settings, load_settings
+from worker.des.scenario import Scenario, load_scenario, parse_scenario
+
+from ..sla import Evaluator, SlaResult, search_sla
+
+STUDY_KEY = "simfleet:study:{}"
+
+
+class StudyFailed(SimfleetError):
+    """A study could not produce its answer (a replication failed, or the wait timed out)."""
+
+
+@dataclass(frozen=True)
+class StudyProgress:
+    """Where a study stands: replications done, failed, running (with their PROGRESS figures), waiting."""
+
+    study_id: str
+    total: int
+    done: int
+    failed: int
+    running: list[dict[str, Any]] = field(default_factory=list)
+    finished: bool = False
+
+    @property
+    def percent(self) -> float:
+        """Share of the study's simulated time done, counting running replications by their progress."""
+        partial = sum(float(r.get("percent", 0.0)) for r in self.running) / 100.0
+        return 100.0 * min(self.total, self.done + self.failed + partial) / self.total if self.total else 100.0
+
+    @property
+    def events_per_s(self) -> float:
+        """Summed event rate of the replications running now."""
+        return sum(float(r.get("events_per_s", 0.0)) for r in self.running)
+
+
+class Study:
+    """A handle on a published DES study."""
+
+    def __init__(self, fleet: Fleet, study_id: str, task_ids: list[str], record: dict[str, Any]) -> None:
+        self.fleet = fleet
+        self.id = study_id
+        self.task_ids = task_ids
+        self.record = record
+
+    def progress(self) -> StudyProgress:
+        """Ask the result backend where every replication stands."""
+        done = failed = 0
+        running = []
+        for task_id in self.task_ids:
+            result = AsyncResult(task_id, app=self.fleet.app)
+            state = result.state
+            if state == "SUCCESS":
+                done += 1
+            elif state == "FAILURE":
+                failed += 1
+            elif state == "PROGRESS" and isinstance(result.info, dict):
+                running.append(result.info)
+            elif state == "STARTED":
+                running.append({"percent": 0.0})
+        finished = AsyncResult(self.id, app=self.fleet.app).ready()
+        return StudyProgress(self.id, len(self.task_ids), done, failed, running, finished)
+
+    def result(self, timeout: float | None = None) -> dict[str, Any]:
+        """Wait for and return the aggregate of the study (the same dict the local runner gives)."""
+        try:
+            answer: dict[str, Any] = AsyncResult(self.id, app=self.fleet.app).get(timeout=timeout, propagate=True)
+        except SimfleetError:
+            raise
+        except Exception as exc:
+            raise StudyFailed(f"study {self.id} failed: {type(exc).__name__}: {exc}") from exc
+        return answer
+
+    def summaries(self, timeout: float | None = None) -> list[dict[str, Any]]:
+        """The per-replication summaries, in replication order (waits for the study first)."""
+        self.result(timeout=timeout)
+        return [AsyncResult(t, app=self.fleet.app).get(timeout=timeout) for t in self.task_ids]
+
+    def wait(self, timeout: float | None = None, poll_s: float = 0.5, on_progress: Any = None) -> dict[str, Any]:
+        """Wait for the answer, calling ``on_progress(StudyProgress)`` every ``poll_s`` while waiting."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            progress = self.progress()
+            if on_progress is not None:
+                on_progress(progress)
+            if progress.finished or progress.failed:
+                return self.result(timeout=10.0)
+            if deadline is not None and time.monotonic() > deadline:
+                raise StudyFailed(f"study {self.id} did not finish within {timeout} s")
+            time.sleep(poll_s)
+
+
+class Fleet:
+    """The fleet as seen from a producer: publish studies, follow them, search SLAs with the workers."""
+
+    def __init__(self, settings: Settings, app: Celery | None = None) -> None:
+        self.settings = settings
+        self.app = app or create_app(settings, name="simfleet-producer")
+        self.redis = redis.Redis.from_url(settings.result_backend)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | str | Path | None = None) -> Fleet:
+        """A client from settings, a settings file path, or the default settings lookup."""
+        if not isinstance(settings, Settings):
+            settings = load_settings(settings)
+        return cls(settings)
+
+    def close(self) -> None:
+        """Release connections."""
+        self.redis.close()
+        self.app.close()
+
+    def run_des(
+        self,
+        scenario: Scenario | str | Path | dict[str, Any],
+        *,
+        replications: int | None = None,
+        seed: int | None = None,
+        priority: str = "normal",
+    ) -> Study:
+        """Publish a DES study: replications 0..n-1 of ``scenario`` with ``seed``, then their aggregation."""
+        if priority not in PRIORITIES:
+            raise ConfigError(f"priority must be one of {', '.join(PRIORITIES)}, got {priority!r}", key="priority")
+        if isinstance(scenario, dict):
+            scenario = parse_scenario(scenario)
+        elif not isinstance(scenario, Scenario):
+            scenario = load_scenario(scenario)
+        n = replications or scenario.replications
+        seed = scenario.seed if seed is None else seed
+        study_id = uuid.uuid4().hex
+        level = PRIORITIES[priority]
+        data = scenario.to_dict()
+        task_ids = [f"{study_id}-{i}" for i in range(n)]
+        header = [
+            self.app.signature(DES_RUN, args=(data, seed, i), kwargs={"study_id": study_id}, priority=level).set(
+                task_id=task_id
+            )
+            for i, task_id in enumerate(task_ids)
+        ]
+        callback = self.app.signature(DES_AGGREGATE, kwargs={"study_id": study_id}, priority=level).set(
+            task_id=study_id
+        )
+        record = {
+            "study_id": study_id,
+            "scenario": scenario.name,
+            "source": scenario.source,
+            "replications": n,
+            "seed": seed,
+            "priority": priority,
+            "created": time.time(),
+            "task_ids": task_ids,
+        }
+        self.redis.set(STUDY_KEY.format(study_id), json.dumps(record), ex=self.settings.result_expires_s)
+        chord(header)(callback)
+        return Study(self, study_id, task_ids, record)
+
+    def study(self, study_id: str) -> Study:
+        """A handle on a study published earlier (by anyone)."""
+        raw = self.redis.get(STUDY_KEY.format(study_id))
+        if raw is None:
+            raise SimfleetError(f"no study {study_id!r} is known to this fleet (expired, or never published)")
+        record = json.loads(raw)
+        return Study(self, study_id, list(record["task_ids"]), record)
+
+    def evaluator(self, priority: str = "normal", timeout_s: float | None = None) -> Evaluator:
+        """An SLA-search evaluator that runs each probe's replications in parallel on the fleet."""
+
+        def evaluate(scenario: Scenario, replications: int, seed: int) -> list[dict[str, Any]]:
+            study = self.run_des(scenario, replications=replications, seed=seed, priority=priority)
+            return study.summaries(timeout=timeout_s)
+
+        return evaluate
+
+    def sla_search(self, scenario: Scenario, **kwargs: Any) -> SlaResult:
+        """:func:`producer.sla.search_sla` with every probe's replications run in parallel on the fleet."""
+        return search_sla(scenario, self.evaluator(), **kwargs)

@@ -1,0 +1,68 @@
+"""The fleet as a whole: workers and their pool processes, queue lengths, tasks running and finished, throughput."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from shared.celery_app import create_app
+from shared.settings import Settings
+
+PRIORITY_STEPS = (0, 3, 6, 9)
+
+
+def queue_lengths(client: redis.Redis, queues: list[str]) -> dict[str, int]:
+    """Messages waiting per queue, summed over the Redis priority sub-queues (``name``, ``name:3``, ...)."""
+    lengths = {}
+    for queue in queues:
+        names = [queue] + [f"{queue}:{step}" for step in PRIORITY_STEPS if step]
+        lengths[queue] = sum(int(client.llen(name)) for name in names)
+    return lengths
+
+
+def fleet_status(settings: Settings, timeout_s: float = 1.0) -> dict[str, Any]:
+    """Ask the workers (Celery remote control) and Redis how the fleet stands."""
+    app = create_app(settings, name="simfleet-status")
+    client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2)
+    try:
+        client.ping()
+        inspect = app.control.inspect(timeout=timeout_s)
+        stats = inspect.stats() or {}
+        active = inspect.active() or {}
+        workers = []
+        for name in sorted(stats):
+            info = stats[name]
+            totals = info.get("total", {}) or {}
+            finished = sum(int(v) for v in totals.values())
+            uptime = float(info.get("uptime", 0) or 0)
+            workers.append(
+                {
+                    "name": name,
+                    "pid": info.get("pid"),
+                    "pool_processes": list(info.get("pool", {}).get("processes", [])),
+                    "concurrency": info.get("pool", {}).get("max-concurrency"),
+                    "running": len(active.get(name, [])),
+                    "running_tasks": [
+                        {"id": t.get("id"), "name": t.get("name"), "kwargs": t.get("kwargs")}
+                        for t in active.get(name, [])
+                    ],
+                    "finished": finished,
+                    "finished_by_task": totals,
+                    "uptime_s": uptime,
+                    "throughput_per_min": finished / uptime * 60.0 if uptime > 0 else 0.0,
+                }
+            )
+        memory = client.info("memory")
+        return {
+            "broker": settings.broker_url.split("@")[-1],
+            "redis_used_memory_mb": round(int(memory.get("used_memory", 0)) / 2**20, 1),
+            "queues": queue_lengths(client, settings.queues.all()),
+            "workers": workers,
+            "running": sum(w["running"] for w in workers),
+            "finished": sum(w["finished"] for w in workers),
+            "throughput_per_min": sum(w["throughput_per_min"] for w in workers),
+        }
+    finally:
+        client.close()
+        app.close()

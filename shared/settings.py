@@ -1,0 +1,248 @@
+"""Fleet settings: one YAML file plus ``SIMFLEET_…`` environment overrides, validated when loaded.
+
+The file is ``$SIMFLEET_CONFIG`` when set, else ``config/fleet.yaml`` under the current directory when it exists,
+else the built-in defaults below (a local fleet on this machine). An environment variable overrides one key:
+``SIMFLEET_BROKER_URL`` sets ``broker_url``, and a double underscore goes one level down
+(``SIMFLEET_FLOWER__PASSWORD`` sets ``flower.password``). Values are read as YAML scalars, so ``5`` is a number.
+Every error names the file (or variable) and the dotted key. Environment variables are read here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from shared.errors import ConfigError
+
+ENV_PREFIX = "SIMFLEET_"
+CONFIG_ENV = "SIMFLEET_CONFIG"
+ROLE_ENV = "SIMFLEET_WORKER_ROLE"
+LOG_FORMAT_ENV = "SIMFLEET_LOG_FORMAT"
+RESERVED_ENV = {CONFIG_ENV, ROLE_ENV, LOG_FORMAT_ENV}
+"""Variables with the prefix that are not setting overrides: the settings file, a worker's role, the log format."""
+DEFAULT_FILE = Path("config") / "fleet.yaml"
+SERIALIZERS = ("msgpack", "json")
+PRIORITIES = {"high": 0, "normal": 3, "background": 6}
+"""Celery priority per class name. On Redis a lower number is served first."""
+
+
+@dataclass(frozen=True)
+class QueueNames:
+    """The five queues; each has its own direct exchange and a routing key equal to its name."""
+
+    lifecycle_load: str = "simulation.macroproperty.load"
+    agents_create: str = "simulation.agents.create"
+    run_execute: str = "simulation.run.execute"
+    results_export: str = "simulation.results.export"
+    des_run: str = "des.run"
+
+    def all(self) -> list[str]:
+        """Every queue name, lifecycle stages first."""
+        return [getattr(self, f.name) for f in dataclasses.fields(self)]
+
+
+@dataclass(frozen=True)
+class CpuWorkerSettings:
+    """The CPU worker role (DES replications).
+
+    Attributes:
+        concurrency: pool processes; ``None`` means one per core, leaving one core for the system above 2 cores.
+        pin_cores: pin each pool process to its own core (only when there are more than 2 cores).
+        max_memory_per_replication_mb: a replication whose process grows past this fails with a clear error.
+        progress_interval_s: the least time between two PROGRESS reports of one replication.
+    """
+
+    concurrency: int | None = None
+    pin_cores: bool = True
+    max_memory_per_replication_mb: int = 4096
+    progress_interval_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class FlowerSettings:
+    """Flower, the monitoring UI; basic auth is always on."""
+
+    address: str = "127.0.0.1"
+    port: int = 5555
+    user: str = "simfleet"
+    password: str = "simfleet"
+
+
+@dataclass(frozen=True)
+class LocalFleetSettings:
+    """What ``simfleet fleet up`` starts on this machine."""
+
+    run_dir: str = "runs/fleet"
+    redis_port: int = 6390
+    redis_password: str = "simfleet"
+    cpu_workers: int = 1
+    flower: bool = True
+    start_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Where blobs live."""
+
+    checkpoint_dir: str = "runs/checkpoints"
+    results_dir: str = "runs/results"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a producer or a worker needs to join the fleet.
+
+    Attributes:
+        broker_url: the Redis broker (``redis://:password@host:port/db``).
+        result_backend: the Redis result backend.
+        visibility_timeout_s: how long a reserved, unacknowledged message stays invisible before Redis hands it to
+            another worker; it must exceed the longest task, or long tasks would run twice.
+        result_expires_s: how long results are kept.
+        accept_content: serialisations workers accept; only msgpack and json (pickle is refused).
+    """
+
+    broker_url: str = "redis://:simfleet@127.0.0.1:6390/0"
+    result_backend: str = "redis://:simfleet@127.0.0.1:6390/1"
+    visibility_timeout_s: int = 43_200
+    result_expires_s: int = 7 * 86_400
+    task_serializer: str = "msgpack"
+    result_serializer: str = "msgpack"
+    accept_content: tuple[str, ...] = SERIALIZERS
+    queues: QueueNames = field(default_factory=QueueNames)
+    cpu_worker: CpuWorkerSettings = field(default_factory=CpuWorkerSettings)
+    flower: FlowerSettings = field(default_factory=FlowerSettings)
+    local_fleet: LocalFleetSettings = field(default_factory=LocalFleetSettings)
+    stores: StoreSettings = field(default_factory=StoreSettings)
+    clickhouse_dsn: str = "chdb://runs/clickhouse"
+    source: str = "<defaults>"
+
+    def to_env(self) -> dict[str, str]:
+        """Environment that makes a child process load these same settings."""
+        return {CONFIG_ENV: self.source} if self.source not in ("<defaults>", "") else {}
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Load, override and validate the settings.
+
+    Raises:
+        ConfigError: naming the file or variable and the key of the first problem.
+    """
+    env = os.environ if env is None else env
+    chosen = Path(path) if path is not None else Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else None
+    if chosen is None and DEFAULT_FILE.exists():
+        chosen = DEFAULT_FILE
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    if chosen is not None:
+        source = str(chosen.resolve())
+        try:
+            loaded = yaml.safe_load(chosen.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read settings file: {exc.strerror}", source=str(chosen)) from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"not valid YAML: {exc}", source=str(chosen)) from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError("expected a mapping of settings", source=str(chosen))
+        data = loaded or {}
+    for name, raw in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
+            continue
+        keys = name[len(ENV_PREFIX) :].lower().split("__")
+        target = data
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"{'.'.join(keys[:-1])} is not a section", source=name)
+        try:
+            target[keys[-1]] = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"not a valid value: {exc}", source=name) from exc
+    settings: Settings = dataclasses.replace(_build(Settings, data, "", source), source=source)
+    _validate(settings)
+    return settings
+
+
+def _build(cls: type[Any], data: Any, path: str, source: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping, got {data!r}", source=source, key=path or None)
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
+    unknown = sorted(set(map(str, data)) - known)
+    if unknown:
+        key = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise ConfigError(f"unknown key (allowed: {', '.join(sorted(known))})", source=source, key=key)
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        key = f"{path}.{name}" if path else str(name)
+        values[str(name)] = _coerce(hints[str(name)], value, key, source)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(typing.cast(type[Any], hint), value, key, source)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        hint = next(option for option in options if option is not type(None))
+        origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"expected a list of strings, got {value!r}", source=source, key=key)
+        return tuple(value)
+    expected = {str: (str,), int: (int,), float: (int, float), bool: (bool,)}[hint]
+    if not isinstance(value, expected) or (hint is not bool and isinstance(value, bool)):
+        raise ConfigError(f"expected {hint.__name__}, got {value!r}", source=source, key=key)
+    return float(typing.cast(float, value)) if hint is float else value
+
+
+def _validate(settings: Settings) -> None:
+    source = settings.source
+    for key in ("broker_url", "result_backend"):
+        url = getattr(settings, key)
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(
+                f"expected a Redis URL such as redis://:password@host:6379/0, got {url!r}", source=source, key=key
+            )
+        if parts.scheme != "unix":
+            try:
+                port = parts.port
+            except ValueError as exc:
+                raise ConfigError(f"bad port in {url!r}", source=source, key=key) from exc
+            if not parts.hostname or port is None:
+                raise ConfigError(f"expected host and port in {url!r}", source=source, key=key)
+    for key in ("task_serializer", "result_serializer"):
+        if getattr(settings, key) not in SERIALIZERS:
+            raise ConfigError(
+                f"must be one of {', '.join(SERIALIZERS)}, got {getattr(settings, key)!r}", source=source, key=key
+            )
+    refused = [c for c in settings.accept_content if c not in SERIALIZERS]
+    if refused:
+        reason = (
+            "pickle is refused: anyone who can write to the broker could run code on the workers"
+            if any("pickle" in c for c in refused)
+            else f"only {', '.join(SERIALIZERS)} are accepted, got {refused}"
+        )
+        raise ConfigError(reason, source=source, key="accept_content")
+    if settings.visibility_timeout_s < 60:
+        raise ConfigError(
+            "must be at least 60 s (longer than the longest task)", source=source, key="visibility_timeout_s"
+        )
+    if settings.cpu_worker.concurrency is not None and settings.cpu_worker.concurrency < 1:
+        raise ConfigError("must be at least 1", source=source, key="cpu_worker.concurrency")
+    ports = (("flower.port", settings.flower.port), ("local_fleet.redis_port", settings.local_fleet.redis_port))
+    for key, port in ports:
+        if not 0 < port < 65536:
+            raise ConfigError(f"not a TCP port: {port}", source=source, key=key)

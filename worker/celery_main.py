@@ -1,0 +1,30 @@
+"""Entry module of worker processes and Flower: ``celery -A worker.celery_main:app ...``.
+
+This is a process entry point, so it reads the settings when imported (the one place that does). It also pins
+each pool process of a CPU worker to its own core on machines with more than 2 cores (core 0 stays for the system).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from billiard.process import current_process
+from celery.signals import worker_process_init
+
+from shared.celery_app import create_app
+from shared.logs import install_celery_logging
+from shared.settings import ROLE_ENV
+from worker.runtime import worker_settings
+
+app = create_app(worker_settings())
+install_celery_logging()
+
+
+@worker_process_init.connect
+def _pin_to_core(**_: Any) -> None:
+    cores = os.cpu_count() or 1
+    if cores <= 2 or not worker_settings().cpu_worker.pin_cores or os.environ.get(ROLE_ENV) != "cpu":
+        return
+    index = getattr(current_process(), "index", 0) or 0
+    os.sched_setaffinity(0, {1 + index % (cores - 1)})
