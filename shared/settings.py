@@ -153,10 +153,12 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError("expected a mapping of settings", source=str(chosen))
         data = loaded or {}
+    from_env: dict[str, str] = {}
     for name, raw in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
             continue
         keys = name[len(ENV_PREFIX) :].lower().split("__")
+        from_env[".".join(keys)] = name
         target = data
         for key in keys[:-1]:
             target = target.setdefault(key, {})
@@ -166,8 +168,13 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
             target[keys[-1]] = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError as exc:
             raise ConfigError(f"not a valid value: {exc}", source=name) from exc
-    settings: Settings = dataclasses.replace(_build(Settings, data, "", source), source=source)
-    _validate(settings)
+    try:
+        settings: Settings = dataclasses.replace(_build(Settings, data, "", source), source=source)
+        _validate(settings)
+    except ConfigError as exc:
+        if exc.key in from_env:  # the bad value came from the environment: name the variable, not the file
+            raise ConfigError(exc.reason, source=from_env[exc.key], key=exc.key) from exc
+        raise
     return settings
 
 

@@ -1,0 +1,106 @@
+import base64
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from producer.fleet.client import Fleet
+from shared.settings import CONFIG_ENV, load_settings
+
+from .conftest import free_port, wait_until
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
+
+
+def simfleet(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "producer.cli", *args],
+        env={**os.environ, CONFIG_ENV: str(config)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def flower_get(url: str, user: str | None = None, password: str | None = None):
+    request = urllib.request.Request(url)
+    if user:
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def local_config(tmp_path):
+    port = free_port()
+    config = tmp_path / "fleet.yaml"
+    config.write_text(
+        f"broker_url: redis://:fleet-pw@127.0.0.1:{port}/0\n"
+        f"result_backend: redis://:fleet-pw@127.0.0.1:{port}/1\n"
+        f"local_fleet: {{run_dir: {tmp_path / 'run'}, redis_port: {port}, redis_password: fleet-pw}}\n"
+        f"flower: {{port: {free_port()}, user: watcher, password: flower-pw}}\n"
+    )
+    yield config
+    simfleet("fleet", "down", config=config)
+
+
+def test_fleet_up_starts_everything_flower_sees_it_and_down_stops_exactly_it(local_config):
+    up = simfleet("fleet", "up", "--cpu-workers", "1", "--concurrency", "2", config=local_config)
+    assert up.returncode == 0, up.stderr
+    assert "Flower: http://127.0.0.1:" in up.stdout
+    settings = load_settings(local_config, env={})
+    state = json.loads((Path(settings.local_fleet.run_dir) / "fleet.json").read_text())
+    pids = {p["name"]: p["pid"] for p in state["processes"]}
+    assert set(pids) == {"redis", "cpu-worker-1", "flower"}
+    assert all(psutil.pid_exists(pid) for pid in pids.values())
+
+    fleet = Fleet.from_settings(settings)
+    try:
+        study = fleet.run_des(SCENARIOS / "web_search_load_test.yaml", replications=3)
+        assert study.result(timeout=120)["replications"] == 3
+    finally:
+        fleet.close()
+
+    status = simfleet("fleet", "status", "--json", config=local_config)
+    assert status.returncode == 0, status.stderr
+    view = json.loads(status.stdout)
+    assert len(view["workers"]) == 1 and len(view["workers"][0]["pool_processes"]) == 2
+    assert view["finished"] >= 4 and view["queues"]["des.run"] == 0
+    assert view["local_fleet"]["log_dir"].endswith("logs")
+    assert all(p["alive"] for p in view["local_fleet"]["processes"])
+
+    flower = f"http://127.0.0.1:{settings.flower.port}"
+    workers = flower_get(f"{flower}/api/workers?refresh=1", "watcher", "flower-pw")
+    assert any(name.startswith("cpu1-") for name in workers)
+    tasks = wait_until(
+        lambda: [
+            t
+            for t in flower_get(f"{flower}/api/tasks", "watcher", "flower-pw").values()
+            if t.get("name") == "des.run" and t.get("state") == "SUCCESS"
+        ],
+        "Flower to list the finished replications",
+    )
+    assert len(tasks) == 3
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        flower_get(f"{flower}/api/workers")
+    assert refused.value.code == 401
+
+    down = simfleet("fleet", "down", config=local_config)
+    assert down.returncode == 0, down.stderr
+    wait_until(
+        lambda: not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in pids.values()),
+        "processes to stop",
+    )
+    assert not (Path(settings.local_fleet.run_dir) / "fleet.json").exists()
+
+
+def test_fleet_up_twice_is_refused(local_config):
+    assert simfleet("fleet", "up", "--cpu-workers", "1", "--no-flower", config=local_config).returncode == 0
+    again = simfleet("fleet", "up", "--cpu-workers", "1", "--no-flower", config=local_config)
+    assert again.returncode == 2 and "already up" in again.stderr
