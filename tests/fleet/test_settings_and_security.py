@@ -42,7 +42,7 @@ def test_bad_settings_file_fails_naming_the_file_and_key(tmp_path, content, key,
 def test_environment_overrides_are_validated_and_named(tmp_path):
     settings = load_settings(env={"SIMFLEET_FLOWER__PASSWORD": "s3cret", "SIMFLEET_VISIBILITY_TIMEOUT_S": "7200"})
     assert settings.flower.password == "s3cret" and settings.visibility_timeout_s == 7200
-    with pytest.raises(ConfigError, match="SIMFLEET_FLOWER__PASSWROD: flower.passwrod: unknown key"):
+    with pytest.raises(ConfigError, match=r"SIMFLEET_FLOWER__PASSWROD: flower\.passwrod: unknown key"):
         load_settings(env={"SIMFLEET_FLOWER__PASSWROD": "x"})
 
 
