@@ -3,25 +3,118 @@
 Tables are columnar: a ``dict`` of column name to a one-dimensional numpy array, all of one length.
 Representation, shared by every loader and every backend:
 
-- integers: ``int64`` arrays; a missing value in a nullable column (MP3 ``ll``/``oh``/``br`` overrides) is ``-1``;
+- integers: signed integer arrays, ``int64`` from every loader (the synthetic MP5 uses ``int32`` to halve the size of
+  its aircraft x days rows); a missing value in a nullable column (MP3 ``ll``/``oh``/``br`` overrides) is ``-1``;
 - dates: ``datetime64[D]`` arrays; a missing date (MP3 ``delivery_date`` unless status 0) is ``NaT``;
 - ``ac_type``: a numpy unicode array of ``"mi8"`` / ``"mi17"``.
+
+Rows keep the order of their source; nothing is sorted or deduplicated on load. :func:`load_inputs` loads and
+validates (see :mod:`worker.lifecycle.validation`); a :class:`InputsSource` only loads.
 """
 
 from __future__ import annotations
 
+import abc
+import contextlib
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import yaml
+
+from shared.errors import ConfigError, InputError
 
 Table = dict[str, npt.NDArray[np.generic]]
+
+AC_TYPES = ("mi8", "mi17")
+"""Known aircraft types, in the order backends number them (``mi8`` is 0)."""
+
+TABLES = ("mp1", "mp3", "mp4", "mp5")
+U8, U16, U32 = 2**8 - 1, 2**16 - 1, 2**32 - 1
+MINUTES_PER_DAY = 1440
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an input table.
+
+    Attributes:
+        name: the column name in files and in the columnar table.
+        kind: ``int``, ``date`` or ``ac_type``.
+        unit: what an integer counts (``minutes``, ``days``) or what it identifies; empty for dates and types.
+        high: the largest valid integer (the low end is 0).
+        nullable: a missing value is allowed (``-1`` / ``NaT`` in memory, an empty cell in files).
+    """
+
+    name: str
+    kind: Literal["int", "date", "ac_type"]
+    unit: str = ""
+    high: int = U32
+    nullable: bool = False
+
+    def expected(self) -> str:
+        """The expected form of a value, as error messages state it."""
+        if self.kind == "date":
+            return "a date YYYY-MM-DD" + (" or empty" if self.nullable else "")
+        if self.kind == "ac_type":
+            return "one of " + ", ".join(AC_TYPES)
+        unit = f" ({self.unit})" if self.unit else ""
+        return f"an integer 0..{self.high}{unit}" + (" or empty" if self.nullable else "")
+
+
+COLUMNS: dict[str, tuple[Column, ...]] = {
+    "mp1": (
+        Column("partno", "int", "part number"),
+        Column("ac_type", "ac_type"),
+        Column("ll", "int", "minutes"),
+        Column("oh", "int", "minutes"),
+        Column("br", "int", "minutes"),
+        Column("repair_time", "int", "days", U16),
+        Column("partout_time", "int", "days", U16),
+        Column("assembly_time", "int", "days", U16),
+    ),
+    "mp3": (
+        Column("psn", "int", "serial number"),
+        Column("aircraft_number", "int", "aircraft number"),
+        Column("partno", "int", "part number"),
+        Column("ac_type", "ac_type"),
+        Column("status_id", "int", "status", 6),
+        Column("sne", "int", "minutes"),
+        Column("ppr", "int", "minutes"),
+        Column("repair_days", "int", "days", U16),
+        Column("ll", "int", "minutes", nullable=True),
+        Column("oh", "int", "minutes", nullable=True),
+        Column("br", "int", "minutes", nullable=True),
+        Column("mfg_date", "date"),
+        Column("delivery_date", "date", nullable=True),
+    ),
+    "mp4": (
+        Column("date", "date"),
+        Column("ac_type", "ac_type"),
+        Column("ops_target", "int", "aircraft", U16),
+    ),
+    "mp5": (
+        Column("date", "date"),
+        Column("aircraft_number", "int", "aircraft number"),
+        Column("daily_minutes", "int", "minutes", MINUTES_PER_DAY),
+    ),
+}
+"""Every input table's columns, in file order; the one place their names, kinds and ranges are written."""
+
+_ARROW_TYPES = {"int": pa.int64(), "date": pa.date32(), "ac_type": pa.string()}
 
 
 @dataclass(frozen=True)
 class LifecycleInputs:
-    """Validated inputs of one lifecycle job.
+    """Inputs of one lifecycle job (validated when they come from :func:`load_inputs`).
 
     Attributes:
         version_date: D0, the first simulated day.
@@ -38,3 +131,184 @@ class LifecycleInputs:
     mp3: Table
     mp4: Table
     mp5: Table
+
+    def table(self, name: str) -> Table:
+        """The table called ``name`` (``mp1``, ``mp3``, ``mp4`` or ``mp5``)."""
+        tables: dict[str, Table] = {"mp1": self.mp1, "mp3": self.mp3, "mp4": self.mp4, "mp5": self.mp5}
+        return tables[name]
+
+
+class InputsSource(abc.ABC):
+    """Where a lifecycle job's inputs come from: a directory of files here, a ClickHouse version elsewhere."""
+
+    @abc.abstractmethod
+    def load(self) -> LifecycleInputs:
+        """Read the inputs into the columnar representation, without validating them.
+
+        Raises:
+            InputError: a table cannot be read or lacks a column.
+            ConfigError: the environment (``meta.yaml``) is wrong.
+        """
+
+
+class MemorySource(InputsSource):
+    """Inputs already in memory (tests, synthetic fleets handed straight to a backend)."""
+
+    def __init__(self, inputs: LifecycleInputs) -> None:
+        self.inputs = inputs
+
+    def load(self) -> LifecycleInputs:
+        """Return the inputs given at construction."""
+        return self.inputs
+
+
+class DirectorySource(InputsSource):
+    """An inputs directory: ``meta.yaml`` plus ``mp1``, ``mp3``, ``mp4``, ``mp5`` as ``.csv`` or ``.parquet``.
+
+    Args:
+        path: the directory.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def load(self) -> LifecycleInputs:
+        """Read ``meta.yaml`` and the four tables (see ``docs/lifecycle_inputs.md`` for the format)."""
+        version_date, days = read_meta(self.path / "meta.yaml")
+        tables = {name: read_table(self._table_file(name), name) for name in TABLES}
+        return LifecycleInputs(version_date, days, tables["mp1"], tables["mp3"], tables["mp4"], tables["mp5"])
+
+    def _table_file(self, name: str) -> Path:
+        found = [self.path / f"{name}{ext}" for ext in (".csv", ".parquet") if (self.path / f"{name}{ext}").is_file()]
+        if len(found) != 1:
+            problem = "both .csv and .parquet exist, keep one" if found else "no file"
+            raise InputError(name, [f"{self.path}/{name}.csv or {name}.parquet: {problem}"])
+        return found[0]
+
+
+def load_inputs(path: str | Path, *, days: int | None = None) -> LifecycleInputs:
+    """Load an inputs directory and validate it.
+
+    Args:
+        path: the inputs directory.
+        days: a horizon replacing ``meta.yaml``'s ``days`` (MP4 and MP5 must still cover it).
+
+    Raises:
+        InputError: a table is missing, unreadable or invalid (names the table, row key and field).
+        ConfigError: ``meta.yaml`` is missing or wrong, or ``days`` is not a positive integer.
+    """
+    from .validation import validate_inputs
+
+    inputs = DirectorySource(path).load()
+    if days is not None:
+        if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
+            raise ConfigError(f"expected a positive integer number of days, got {days!r}", key="days")
+        inputs = dataclasses.replace(inputs, days=days)
+    validate_inputs(inputs)
+    return inputs
+
+
+def read_meta(path: Path) -> tuple[dt.date, int]:
+    """Read ``meta.yaml``: ``version_date`` (YYYY-MM-DD, the first simulated day) and ``days`` (the horizon).
+
+    Raises:
+        ConfigError: the file is missing or not YAML, a key is missing or unknown, or a value has the wrong form.
+    """
+    source = str(path)
+    try:
+        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError("missing; expected version_date: YYYY-MM-DD and days: N", source=source) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", source=source) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping with version_date and days", source=source)
+    unknown = sorted(str(key) for key in set(data) - {"version_date", "days"})
+    if unknown:
+        raise ConfigError("unknown key; expected only version_date and days", source=source, key=unknown[0])
+    version_date = data.get("version_date")
+    if isinstance(version_date, str):
+        with contextlib.suppress(ValueError):
+            version_date = dt.date.fromisoformat(version_date)
+    if not isinstance(version_date, dt.date) or isinstance(version_date, dt.datetime):
+        raise ConfigError(f"expected a date YYYY-MM-DD, got {version_date!r}", source=source, key="version_date")
+    days = data.get("days")
+    if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
+        raise ConfigError(f"expected a positive integer, got {days!r}", source=source, key="days")
+    return version_date, days
+
+
+def read_table(path: Path, name: str) -> Table:
+    """Read one table file (``.csv`` or ``.parquet``) into the columnar representation.
+
+    Columns not in :data:`COLUMNS` are ignored; a missing column or a cell that is not of its column's kind is an
+    :class:`InputError` naming the file and the column.
+    """
+    columns = COLUMNS[name]
+    try:
+        if path.suffix == ".csv":
+            types = {column.name: _ARROW_TYPES[column.kind] for column in columns}
+            arrow = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(column_types=types))
+        else:
+            arrow = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(name, [f"{path}: cannot be read: {exc}"]) from exc
+    missing = [column.name for column in columns if column.name not in arrow.column_names]
+    if missing:
+        expected = ", ".join(column.name for column in columns)
+        raise InputError(name, [f"{path}: no column {column}; expected columns {expected}" for column in missing])
+    table: Table = {}
+    for column in columns:
+        try:
+            table[column.name] = _to_numpy(arrow.column(column.name), column)
+        except pa.ArrowException as exc:
+            raise InputError(name, [f"{path}: field {column.name}: {exc}; expected {column.expected()}"]) from exc
+    return table
+
+
+def _to_numpy(values: pa.ChunkedArray, column: Column) -> npt.NDArray[np.generic]:
+    values = values.cast(_ARROW_TYPES[column.kind])
+    if column.kind == "int":
+        result: npt.NDArray[np.generic] = pc.fill_null(values, -1).to_numpy()
+        return result
+    if column.kind == "date":
+        return np.asarray(values.to_numpy(), dtype="datetime64[D]")
+    return np.asarray(pc.fill_null(values, "").to_numpy(zero_copy_only=False).astype(str))
+
+
+def write_inputs(inputs: LifecycleInputs, path: str | Path, fmt: Literal["csv", "parquet"] = "csv") -> Path:
+    """Write inputs as an inputs directory that :class:`DirectorySource` reads back unchanged.
+
+    Args:
+        inputs: the inputs; written as they are, valid or not.
+        path: the directory; created when missing; files of the same names are replaced.
+        fmt: the table format, ``csv`` or ``parquet``.
+
+    Returns:
+        The directory.
+    """
+    if fmt not in ("csv", "parquet"):
+        raise ConfigError(f"expected csv or parquet, got {fmt!r}", key="format")
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {"version_date": inputs.version_date.isoformat(), "days": inputs.days}
+    (directory / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
+    for name in TABLES:
+        arrow = pa.table({column.name: _to_arrow(inputs.table(name)[column.name], column) for column in COLUMNS[name]})
+        other = directory / f"{name}.{'parquet' if fmt == 'csv' else 'csv'}"
+        other.unlink(missing_ok=True)
+        if fmt == "csv":
+            pa_csv.write_csv(arrow, directory / f"{name}.csv")
+        else:
+            pq.write_table(arrow, directory / f"{name}.parquet")
+    return directory
+
+
+def _to_arrow(values: npt.NDArray[Any], column: Column) -> pa.Array:
+    if column.kind == "int":
+        mask = values == -1 if column.nullable else None
+        return pa.array(np.asarray(values, dtype=np.int64), mask=mask)
+    if column.kind == "date":
+        dates = np.asarray(values, dtype="datetime64[D]")
+        return pa.array(dates, type=pa.date32(), mask=np.isnat(dates))
+    return pa.array(np.asarray(values, dtype=str), type=pa.string())
