@@ -208,6 +208,16 @@ def load_inputs(path: str | Path, *, days: int | None = None) -> LifecycleInputs
     return inputs
 
 
+class _MetaLoader(yaml.SafeLoader):
+    """YAML's safe loader, keeping dates as text so that a bad one is a clean error, not a ``ValueError``."""
+
+
+_MetaLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def read_meta(path: Path) -> tuple[dt.date, int]:
     """Read ``meta.yaml``: ``version_date`` (YYYY-MM-DD, the first simulated day) and ``days`` (the horizon).
 
@@ -216,7 +226,7 @@ def read_meta(path: Path) -> tuple[dt.date, int]:
     """
     source = str(path)
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=_MetaLoader)
     except FileNotFoundError as exc:
         raise ConfigError("missing; expected version_date: YYYY-MM-DD and days: N", source=source) from exc
     except yaml.YAMLError as exc:

@@ -21,6 +21,7 @@ Every draw comes from one ``numpy.random.default_rng(seed)`` in a fixed order: s
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +40,8 @@ REPAIR_DAYS_RANGE = (120, 240)
 PARTOUT_DAYS, ASSEMBLY_DAYS = 7, 30
 START_MIX = {0: 0.015, 2: 0.55, 4: 0.03}
 """Initial share per status; status 1 (inactive) takes the rest, about 42%."""
+MIN_FLEET_WITH_DELIVERY = 10
+"""Fleets of at least this size get at least one delivery (status 0)."""
 FLIGHT_MIN_RANGE = (70, 155)
 LL_EXTENSION_SHARE = 0.02
 
@@ -105,6 +108,7 @@ def _initial_state(rng: np.random.Generator, type_code: IntArray, mp1: Table, mp
                    version_date: dt.date, days: int) -> Table:
     aircraft = len(type_code)
     counts = {status: round(aircraft * share) for status, share in START_MIX.items()}
+    counts[0] = math.ceil(aircraft * START_MIX[0]) if aircraft >= MIN_FLEET_WITH_DELIVERY else 0
     counts[1] = aircraft - sum(counts.values())
     status = rng.permutation(np.repeat(np.array(sorted(counts)), [counts[s] for s in sorted(counts)]))
     ll, oh, br = (np.asarray(mp1[field], dtype=np.int64)[mp1_row] for field in ("ll", "oh", "br"))
