@@ -32,14 +32,16 @@ def fleet() -> LifecycleInputs:
 
 def changed(inputs: LifecycleInputs, table: str, column: str, row: int, value: Any) -> LifecycleInputs:
     """A copy of ``inputs`` with one cell changed."""
-    tables = {name: {key: values.copy() for key, values in inputs.table(name).items()} for name in TABLES}
+    tables: dict[str, Any] = {name: {key: values.copy() for key, values in inputs.table(name).items()}
+                              for name in TABLES}
     tables[table][column][row] = value
     return dataclasses.replace(inputs, **tables)
 
 
-def kept(inputs: LifecycleInputs, table: str, keep: np.ndarray) -> LifecycleInputs:
+def kept(inputs: LifecycleInputs, table: str, keep: Any) -> LifecycleInputs:
     """A copy of ``inputs`` with only the rows ``keep`` (a mask or index array) of one table."""
-    return dataclasses.replace(inputs, **{table: {key: values[keep] for key, values in inputs.table(table).items()}})
+    rows: dict[str, Any] = {table: {key: values[keep] for key, values in inputs.table(table).items()}}
+    return dataclasses.replace(inputs, **rows)
 
 
 def error_of(inputs: LifecycleInputs) -> str:
