@@ -1,53 +1,93 @@
-"""``make demo``: the main jobs end to end on this machine.
+"""``make demo``: the main jobs end to end on this machine, through the real fleet.
 
-Today it runs the DES studies through the local process pool (one process per core): the mixed workload with 8
-replications and the deep-research SLA search. The fleet version (Redis, Celery workers, Flower) replaces the local
-pool when the fleet lands; the printed tables stay the same.
+It starts the local fleet (a Redis server, a CPU worker with one process per core, Flower), runs the mixed workload
+with 8 replications through the queues with a progress bar, runs the deep-research SLA search on the fleet (each
+probe's replications in parallel), prints the tables, writes the results (JSON, CSV) and plots (PNG) under
+``runs/demo``, and stops the fleet. A fleet that was already up is used and left running.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from producer.fleet.client import Fleet, StudyProgress
+from producer.fleet.local import LocalFleet
+from producer.progress import ProgressBar
 from producer.report import sla_table, study_table
-from producer.sla import search_sla
-from worker.des.runner import run_replications, run_study
-from worker.des.scenario import Scenario, load_scenario
+from producer.sla import SlaResult
+from shared.settings import load_settings
+from worker.des.scenario import load_scenario
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "config" / "scenarios"
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "config" / "scenarios"
+OUT = ROOT / "runs" / "demo"
 
 
-def _local(scenario: Scenario, replications: int, seed: int) -> list[dict[str, Any]]:
-    return run_replications(scenario, replications=replications, seed=seed)
+def _bar_for(bar: ProgressBar) -> Any:
+    def show(progress: StudyProgress) -> None:
+        bar.update(progress.percent, f"{progress.done}/{progress.total} replications done")
+
+    return show
+
+
+def _write_outputs(study: dict[str, Any], sla: SlaResult) -> list[Path]:
+    OUT.mkdir(parents=True, exist_ok=True)
+    written = [OUT / "mixed_workload.json", OUT / "deep_research_sla.json"]
+    written[0].write_text(json.dumps(study, indent=2))
+    written[1].write_text(json.dumps(sla.to_dict(), indent=2))
+    return written
 
 
 def main() -> int:
     """Run the demo; returns the exit code."""
     started = time.perf_counter()
-    print("== DES study: mixed_workload.yaml, 8 replications, local process pool\n", flush=True)
-    mixed = load_scenario(SCENARIOS / "mixed_workload.yaml")
-    print(study_table(run_study(mixed, replications=8)), flush=True)
+    settings = load_settings()
+    local = LocalFleet(settings)
+    owned = not any(p.alive() for p in local.processes())
+    if owned:
+        print("== starting the local fleet (Redis, CPU worker, Flower)", flush=True)
+        local.up()
+    for process in local.describe()["processes"]:
+        print(f"   {process['name']:<14} pid {process['pid']:<8} log {process['log']}")
+    print(f"   Flower: {local.flower_url} (user {settings.flower.user}, password {settings.flower.password})\n")
+    fleet = Fleet.from_settings(settings)
+    try:
+        print("== DES study: mixed_workload.yaml, 8 replications through the des.run queue", flush=True)
+        bar = ProgressBar(sys.stdout)
+        study = fleet.run_des(load_scenario(SCENARIOS / "mixed_workload.yaml"), replications=8)
+        answer = study.wait(timeout=600, on_progress=_bar_for(bar))
+        bar.close()
+        print(f"study {study.id}\n")
+        print(study_table(answer), flush=True)
 
-    print("\n== DES SLA search: deep_research_sla.yaml (largest rate with p95 < 30 s)\n", flush=True)
-    deep = load_scenario(SCENARIOS / "deep_research_sla.yaml")
-    assert deep.sla is not None
-    result = search_sla(
-        deep,
-        _local,
-        request_type=deep.sla.request_type,
-        metric=deep.sla.metric,
-        threshold_s=deep.sla.threshold_s,
-        replications=deep.sla.replications,
-        seed=deep.seed,
-        rel_tol=deep.sla.rel_tol,
-        scale=deep.sla.scale,
-    )
-    print(sla_table(result))
+        print("\n== DES SLA search on the fleet: largest deep-research rate with p95 < 30 s", flush=True)
+        deep = load_scenario(SCENARIOS / "deep_research_sla.yaml")
+        assert deep.sla is not None
+        sla = fleet.sla_search(
+            deep,
+            request_type=deep.sla.request_type,
+            metric=deep.sla.metric,
+            threshold_s=deep.sla.threshold_s,
+            replications=deep.sla.replications,
+            seed=deep.seed,
+            rel_tol=deep.sla.rel_tol,
+            scale=deep.sla.scale,
+        )
+        print(sla_table(sla))
+        print("\n== results written")
+        for path in _write_outputs(answer, sla):
+            print(f"   {path.relative_to(ROOT)}")
+    finally:
+        fleet.close()
+        if owned:
+            print("\n== stopping the local fleet", flush=True)
+            local.down()
     print(f"\ndemo finished in {time.perf_counter() - started:.1f} s")
-    return 0 if result.converged else 1
+    return 0 if sla.converged else 1
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from typing import Any
 
 import redis
 from celery import Celery, chord
-from celery.result import AsyncResult
 
 from shared.celery_app import DES_AGGREGATE, DES_RUN, create_app
 from shared.errors import ConfigError, SimfleetError
@@ -25,6 +24,7 @@ from shared.settings import PRIORITIES, Settings, load_settings
 from worker.des.scenario import Scenario, load_scenario, parse_scenario
 
 from ..sla import Evaluator, SlaResult, search_sla
+from .backend import polling_backend_url
 
 STUDY_KEY = "simfleet:study:{}"
 
@@ -70,33 +70,28 @@ class Study:
         done = failed = 0
         running = []
         for task_id in self.task_ids:
-            result = AsyncResult(task_id, app=self.fleet.app)
-            state = result.state
+            meta = self.fleet.app.backend.get_task_meta(task_id)
+            state = meta.get("status")
             if state == "SUCCESS":
                 done += 1
             elif state == "FAILURE":
                 failed += 1
-            elif state == "PROGRESS" and isinstance(result.info, dict):
-                running.append(result.info)
+            elif state == "PROGRESS" and isinstance(meta.get("result"), dict):
+                running.append(meta["result"])
             elif state == "STARTED":
                 running.append({"percent": 0.0})
-        finished = AsyncResult(self.id, app=self.fleet.app).ready()
+        finished = self.fleet.app.backend.get_task_meta(self.id).get("status") in ("SUCCESS", "FAILURE", "REVOKED")
         return StudyProgress(self.id, len(self.task_ids), done, failed, running, finished)
 
     def result(self, timeout: float | None = None) -> dict[str, Any]:
         """Wait for and return the aggregate of the study (the same dict the local runner gives)."""
-        try:
-            answer: dict[str, Any] = AsyncResult(self.id, app=self.fleet.app).get(timeout=timeout, propagate=True)
-        except SimfleetError:
-            raise
-        except Exception as exc:
-            raise StudyFailed(f"study {self.id} failed: {type(exc).__name__}: {exc}") from exc
+        answer: dict[str, Any] = self.fleet.wait_for_task(self.id, timeout, what=f"study {self.id}")
         return answer
 
     def summaries(self, timeout: float | None = None) -> list[dict[str, Any]]:
         """The per-replication summaries, in replication order (waits for the study first)."""
         self.result(timeout=timeout)
-        return [AsyncResult(t, app=self.fleet.app).get(timeout=timeout) for t in self.task_ids]
+        return [self.fleet.wait_for_task(t, timeout, what=f"replication {t}") for t in self.task_ids]
 
     def wait(self, timeout: float | None = None, poll_s: float = 0.5, on_progress: Any = None) -> dict[str, Any]:
         """Wait for the answer, calling ``on_progress(StudyProgress)`` every ``poll_s`` while waiting."""
@@ -117,7 +112,10 @@ class Fleet:
 
     def __init__(self, settings: Settings, app: Celery | None = None) -> None:
         self.settings = settings
-        self.app = app or create_app(settings, name="simfleet-producer")
+        if app is None:
+            app = create_app(settings, name="simfleet-producer")
+            app.conf.result_backend = polling_backend_url(settings.result_backend)
+        self.app = app
         self.redis = redis.Redis.from_url(settings.result_backend)
 
     @classmethod
@@ -131,6 +129,27 @@ class Fleet:
         """Release connections."""
         self.redis.close()
         self.app.close()
+
+    def wait_for_task(self, task_id: str, timeout: float | None, *, what: str) -> Any:
+        """Poll the result backend until ``task_id`` is ready and return its result.
+
+        Polling (10 ms growing to 200 ms) rather than ``AsyncResult.get``: ``get`` subscribes to Redis pub/sub, and
+        every result handle collected afterwards unsubscribes over that connection, which outlives the client.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.01
+        while True:
+            meta = self.app.backend.get_task_meta(task_id)
+            status = meta.get("status")
+            if status == "SUCCESS":
+                return meta["result"]
+            if status in ("FAILURE", "REVOKED"):
+                error = meta.get("result")
+                raise StudyFailed(f"{what} failed: {type(error).__name__}: {error}")
+            if deadline is not None and time.monotonic() > deadline:
+                raise StudyFailed(f"{what} did not finish within {timeout} s (state {status})")
+            time.sleep(pause)
+            pause = min(0.2, pause * 1.5)
 
     def run_des(
         self,
@@ -173,7 +192,7 @@ class Fleet:
             "task_ids": task_ids,
         }
         self.redis.set(STUDY_KEY.format(study_id), json.dumps(record), ex=self.settings.result_expires_s)
-        chord(header)(callback)
+        chord(header, body=callback, app=self.app).apply_async()
         return Study(self, study_id, task_ids, record)
 
     def study(self, study_id: str) -> Study:

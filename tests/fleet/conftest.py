@@ -105,9 +105,8 @@ class Worker:
 
 
 @pytest.fixture
-def start_worker(fleet_settings: Settings, tmp_path: Path) -> Iterator[object]:
+def start_worker(fleet_settings: Settings, fleet: Fleet, tmp_path: Path) -> Iterator[object]:
     workers: list[Worker] = []
-    fleet = Fleet.from_settings(fleet_settings)
 
     def start(concurrency: int = 2, **extra_env: str) -> Worker:
         worker = Worker(
@@ -120,7 +119,6 @@ def start_worker(fleet_settings: Settings, tmp_path: Path) -> Iterator[object]:
     yield start
     for worker in workers:
         worker.stop()
-    fleet.close()
 
 
 @pytest.fixture

@@ -71,7 +71,7 @@ def test_a_pickle_message_is_rejected_without_running(fleet, start_worker, redis
     pickled_id = f"pickled-{uuid.uuid4().hex}"
     fleet.app.send_task("des.run", args=(scenario, 1, 0), task_id=pickled_id, serializer="pickle")
     honest = fleet.app.send_task("des.run", args=(scenario, 1, 0))
-    assert honest.get(timeout=60)["replication"] == 0
+    assert fleet.wait_for_task(honest.id, 60, what="the msgpack message")["replication"] == 0
     client = redis_server.client(0)
     deadline = time.monotonic() + 10
     while client.llen("des.run") and time.monotonic() < deadline:
