@@ -1,0 +1,168 @@
+"""One ClickHouse client for both targets: a real server over HTTP and chDB embedded in the process.
+
+The DSN says which: ``http://user:password@host:8123/database`` (or ``https://``) for a server, ``chdb:///abs/path``
+or ``chdb://relative/path`` for chDB (clickhouse-connect drives chDB when the ``chdb`` package is installed). Only
+the construction of the client differs; every query and insert after it is the same code. Driver errors are
+translated at this boundary into :class:`ClickHouseError`, with the driver's exception chained; connection errors
+are retried with capped exponential backoff and jitter first.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from shared.errors import ConfigError, SimfleetError
+
+T = TypeVar("T")
+DEFAULT_DATABASE = "simfleet"
+
+
+class ClickHouseError(SimfleetError):
+    """A ClickHouse operation failed (after retries, for connection errors)."""
+
+
+@dataclass(frozen=True)
+class Dsn:
+    """A parsed ClickHouse DSN."""
+
+    kind: str
+    database: str
+    path: str = ""
+    host: str = ""
+    port: int = 0
+    user: str = "default"
+    password: str = ""
+
+    @property
+    def redacted(self) -> str:
+        """The DSN without its password, for messages and logs."""
+        if self.kind == "chdb":
+            return f"chdb://{self.path}"
+        return f"{self.kind}://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+def parse_dsn(dsn: str, *, key: str = "clickhouse_dsn") -> Dsn:
+    """Parse ``dsn``; errors name the settings key."""
+    parts = urlsplit(dsn)
+    if parts.scheme == "chdb":
+        raw = (parts.netloc + parts.path) if parts.netloc else parts.path
+        if not raw:
+            raise ConfigError(f"expected chdb:///path/to/dir or chdb://relative/dir, got {dsn!r}", key=key)
+        return Dsn("chdb", DEFAULT_DATABASE, path=str(Path(raw).resolve()))
+    if parts.scheme in ("http", "https"):
+        if not parts.hostname:
+            raise ConfigError(f"expected http://user:password@host:8123/database, got {dsn!r}", key=key)
+        try:
+            port = parts.port or (8443 if parts.scheme == "https" else 8123)
+        except ValueError as exc:
+            raise ConfigError(f"bad port in {dsn!r}", key=key) from exc
+        return Dsn(
+            parts.scheme,
+            parts.path.strip("/") or DEFAULT_DATABASE,
+            host=parts.hostname,
+            port=port,
+            user=unquote(parts.username or "default"),
+            password=unquote(parts.password or ""),
+        )
+    raise ConfigError(f"expected a chdb:// or http(s):// DSN, got {dsn!r}", key=key)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` means the server could not be reached (worth retrying), not that the query was wrong."""
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    return isinstance(exc, OperationalError | ConnectionError | TimeoutError)
+
+
+def with_retries(
+    action: Callable[[], T],
+    what: str,
+    *,
+    attempts: int = 5,
+    base_delay_s: float = 0.2,
+    max_delay_s: float = 5.0,
+    rng: random.Random | None = None,
+) -> T:
+    """Run ``action``; retry connection errors with exponential backoff and full jitter, capped.
+
+    Raises:
+        ClickHouseError: naming ``what`` once the attempts are spent, or at once for a non-connection error.
+    """
+    rng = rng or random.Random()
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except Exception as exc:
+            if not is_connection_error(exc):
+                raise ClickHouseError(f"{what} failed: {exc}") from exc
+            if attempt == attempts:
+                raise ClickHouseError(f"{what}: ClickHouse unreachable after {attempts} attempts: {exc}") from exc
+            time.sleep(rng.uniform(0.0, min(max_delay_s, base_delay_s * 2 ** (attempt - 1))))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class ClickHouse:
+    """A connected client plus the database it works in.
+
+    Args:
+        dsn: a DSN as described in the module docstring.
+        attempts: connection attempts before giving up (each operation retries the same way).
+    """
+
+    def __init__(self, dsn: str, *, attempts: int = 5) -> None:
+        import clickhouse_connect
+
+        self.dsn = parse_dsn(dsn)
+        self.database = self.dsn.database
+        self.attempts = attempts
+        if self.dsn.kind == "chdb":
+            Path(self.dsn.path).mkdir(parents=True, exist_ok=True)
+            connect: Callable[[], Any] = lambda: clickhouse_connect.get_client(dsn=f"chdb://{self.dsn.path}")  # noqa: E731
+        else:
+            connect = lambda: clickhouse_connect.get_client(  # noqa: E731
+                host=self.dsn.host,
+                port=self.dsn.port,
+                username=self.dsn.user,
+                password=self.dsn.password,
+                secure=self.dsn.kind == "https",
+                connect_timeout=5,
+            )
+        self.client = with_retries(connect, f"connecting to {self.dsn.redacted}", attempts=attempts)
+        self.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+
+    def command(self, sql: str, **kwargs: Any) -> Any:
+        """Run a statement."""
+        return with_retries(lambda: self.client.command(sql, **kwargs), sql.split("(")[0][:80], attempts=self.attempts)
+
+    def rows(self, sql: str, **kwargs: Any) -> list[tuple[Any, ...]]:
+        """Run a query and return its rows."""
+        result = with_retries(lambda: self.client.query(sql, **kwargs), sql[:80], attempts=self.attempts)
+        return [tuple(row) for row in result.result_rows]
+
+    def insert_columns(self, table: str, columns: dict[str, Any], **kwargs: Any) -> None:
+        """Insert one batch given as columns (numpy arrays or lists), never row by row."""
+        names = list(columns)
+        data = [columns[name] for name in names]
+        with_retries(
+            lambda: self.client.insert(
+                f"{self.database}.{table}", data, column_names=names, column_oriented=True, **kwargs
+            ),
+            f"insert into {table}",
+            attempts=self.attempts,
+        )
+
+    def close(self) -> None:
+        """Close the client (chDB allows one open path per process)."""
+        self.client.close()
+
+    def __enter__(self) -> ClickHouse:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,117 @@
+"""DES studies to ClickHouse: replications, resources and aggregate figures, one partition per study."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .client import ClickHouse
+from .export import ExportReport, export_partition
+from .schema import DES_TABLES, LATENCY
+
+TABLES = {t.name: t for t in DES_TABLES}
+LATENCY_FIELDS = [c.name for c in LATENCY]
+
+
+def replication_columns(
+    study_id: str, summaries: Sequence[dict[str, Any]], rates_per_min: dict[str, float]
+) -> dict[str, list[Any]]:
+    """One row per replication and request type, plus one '(all)' row per replication."""
+    rows: list[dict[str, Any]] = []
+    for summary in sorted(summaries, key=lambda s: int(s["replication"])):
+        blocks = [*summary["types"].items(), ("(all)", summary["overall"])]
+        for name, block in blocks:
+            rate = sum(rates_per_min.values()) if name == "(all)" else rates_per_min.get(name, 0.0)
+            rows.append(
+                {
+                    "study_id": study_id,
+                    "scenario": summary["scenario"],
+                    "seed": int(summary["seed"]),
+                    "replication": int(summary["replication"]),
+                    "request_type": name,
+                    "rate_per_min": float(rate),
+                    **{f: block[f] for f in LATENCY_FIELDS},
+                    "stable": int(bool(summary["stable"])),
+                    "events": int(summary["events"]),
+                    "wall_s": float(summary["wall_s"]),
+                }
+            )
+    return _columns(rows, [c.name for c in TABLES["des_replications"].columns])
+
+
+def resource_columns(study_id: str, summaries: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """One row per replication and resource."""
+    rows = []
+    for summary in sorted(summaries, key=lambda s: int(s["replication"])):
+        for name, res in summary["resources"].items():
+            rows.append(
+                {
+                    "study_id": study_id,
+                    "scenario": summary["scenario"],
+                    "replication": int(summary["replication"]),
+                    "resource": name,
+                    "kind": res["kind"],
+                    "capacity": float(res["capacity"]),
+                    "offered_load": res.get("offered_load"),
+                    "utilisation": float(res["utilisation"]),
+                    "mean_busy": float(res.get("mean_consumers", res.get("mean_in_use", 0.0))),
+                    "max_busy": float(res.get("max_consumers", res.get("max_in_use", 0.0))),
+                    "mean_waiting": float(res["mean_waiting"]),
+                    "max_waiting": int(res["max_waiting"]),
+                }
+            )
+    return _columns(rows, [c.name for c in TABLES["des_resources"].columns])
+
+
+def aggregate_columns(study_id: str, aggregate: dict[str, Any]) -> dict[str, list[Any]]:
+    """One row per figure of the study aggregate, with the merged-sketch value for latency quantiles."""
+    rows = []
+    scopes: list[tuple[str, str, dict[str, Any]]] = [
+        *(("type", name, block) for name, block in aggregate["types"].items()),
+        ("type", "(all)", aggregate["overall"]),
+        *(("resource", name, block) for name, block in aggregate["resources"].items()),
+        ("little", "-", aggregate["little"]),
+        ("run", "-", aggregate["run"]),
+    ]
+    for scope, name, block in scopes:
+        merged = block.get("merged", {})
+        for figure, stat in block.items():
+            if not isinstance(stat, dict) or "mean" not in stat:
+                continue
+            rows.append(
+                {
+                    "study_id": study_id,
+                    "scenario": aggregate["scenario"],
+                    "replications": int(aggregate["replications"]),
+                    "scope": scope,
+                    "name": name,
+                    "figure": figure,
+                    "mean": stat["mean"],
+                    "std": stat["std"],
+                    "ci95": stat["ci95"],
+                    "n": int(stat["n"]),
+                    "merged": merged.get(figure) if figure in merged and figure != "completed" else None,
+                }
+            )
+    return _columns(rows, [c.name for c in TABLES["des_aggregates"].columns])
+
+
+def _columns(rows: list[dict[str, Any]], names: list[str]) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name in names if name != "study_id"}
+
+
+def export_des_study(
+    ch: ClickHouse,
+    study_id: str,
+    summaries: Sequence[dict[str, Any]],
+    aggregate: dict[str, Any],
+    rates_per_min: dict[str, float],
+) -> list[ExportReport]:
+    """Write a study's three tables (each partition replaced as a whole: re-exporting leaves one copy)."""
+    return [
+        export_partition(
+            ch, TABLES["des_replications"], (study_id,), replication_columns(study_id, summaries, rates_per_min)
+        ),
+        export_partition(ch, TABLES["des_resources"], (study_id,), resource_columns(study_id, summaries)),
+        export_partition(ch, TABLES["des_aggregates"], (study_id,), aggregate_columns(study_id, aggregate)),
+    ]

@@ -1,0 +1,74 @@
+"""Versioned schema migrations, applied once each and recorded in ``schema_migrations``.
+
+``simfleet db init`` (and every exporter before its first insert) runs :func:`init_db`: it creates the database and
+the migrations table if missing, applies the migrations whose version is not recorded yet, in order, records each,
+and then brings the field_id dictionary up to date (new columns get the next ids; dropped ones are retired).
+A migration is plain code against the client; statements are written to be safe to re-run (``IF NOT EXISTS``), so
+a migration interrupted half-way can simply be applied again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .client import ClickHouse
+from .field_ids import create_dictionary_objects, sync_field_ids
+from .schema import TableSpec, managed_tables
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema change."""
+
+    version: int
+    description: str
+    apply: Callable[[ClickHouse], None]
+
+
+def _create_tables(tables: Callable[[], list[TableSpec]]) -> Callable[[ClickHouse], None]:
+    def apply(ch: ClickHouse) -> None:
+        for table in tables():
+            ch.command(table.create_sql(ch.database))
+        ch.command(
+            f"CREATE TABLE IF NOT EXISTS {ch.database}.input_versions (version_date Date, version_id UInt32, "
+            "days UInt16, imported_at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY (version_date, version_id) "
+            "COMMENT 'data versions imported into mp1/mp3/mp4/mp5, with their horizon in days'"
+        )
+
+    return apply
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "field_id dictionary table and DICTIONARY object", create_dictionary_objects),
+    Migration(2, "input, DES and MP2 tables", _create_tables(managed_tables)),
+]
+
+
+def applied_versions(ch: ClickHouse) -> set[int]:
+    """Versions recorded in ``schema_migrations``."""
+    return {int(row[0]) for row in ch.rows(f"SELECT version FROM {ch.database}.schema_migrations")}
+
+
+def init_db(
+    ch: ClickHouse, migrations: Sequence[Migration] = MIGRATIONS, tables: Sequence[TableSpec] | None = None
+) -> list[int]:
+    """Apply pending migrations, then sync field_ids for ``tables`` (default: every managed table).
+
+    Returns:
+        The versions applied by this call (empty when the schema was up to date).
+    """
+    ch.command(
+        f"CREATE TABLE IF NOT EXISTS {ch.database}.schema_migrations "
+        "(version UInt32, description String, applied_at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version"
+    )
+    done = applied_versions(ch)
+    applied = []
+    for migration in sorted(migrations, key=lambda m: m.version):
+        if migration.version in done:
+            continue
+        migration.apply(ch)
+        ch.insert_columns("schema_migrations", {"version": [migration.version], "description": [migration.description]})
+        applied.append(migration.version)
+    sync_field_ids(ch, list(tables) if tables is not None else managed_tables())
+    return applied
