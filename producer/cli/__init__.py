@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from shared.errors import SimfleetError
 
-from . import des, fleet, lifecycle, study, worker
+from . import db, des, fleet, lifecycle, study, worker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.register(families)
     study.register(families)
     worker.register(families)
+    db.register(families)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,9 @@ def register(families: Any) -> None:
     run.add_argument("--processes", type=int, help=f"worker processes (default: one per core, {default_processes()})")
     run.add_argument("--trace", type=Path, help="write replication 0's event trace to this file, one line per event")
     run.add_argument("--json", action="store_true", help="print the aggregate as JSON")
+    run.add_argument(
+        "--to-clickhouse", action="store_true", help="also write the study to ClickHouse (settings' clickhouse_dsn)"
+    )
     _fleet_options(run)
     run.set_defaults(handler=_run)
 
@@ -65,6 +69,7 @@ def _run(args: argparse.Namespace) -> int:
     seed = scenario.seed if args.seed is None else args.seed
     if args.fleet:
         return _run_on_fleet(args, scenario, replications, seed)
+    study_id = f"local-{uuid.uuid4().hex}"
     summaries = []
     first = 0
     if args.trace:
@@ -77,8 +82,27 @@ def _run(args: argparse.Namespace) -> int:
         summaries.extend(
             run_replications(scenario, replications=replications, seed=seed, processes=args.processes, first=first)
         )
-    _print_study(aggregate(summaries), args.json)
+    result = aggregate(summaries)
+    _print_study(result, args.json)
+    if args.to_clickhouse:
+        _to_clickhouse(scenario, study_id, summaries, result)
     return 0
+
+
+def _to_clickhouse(scenario: Scenario, study_id: str, summaries: list[dict[str, Any]], result: dict[str, Any]) -> None:
+    from shared.clickhouse.client import ClickHouse
+    from shared.clickhouse.des import export_des_study
+    from shared.clickhouse.migrations import init_db
+    from shared.settings import load_settings
+
+    rates = {name: rt.rate_per_min for name, rt in scenario.request_types.items()}
+    with ClickHouse(load_settings().clickhouse_dsn) as ch:
+        init_db(ch)
+        reports = export_des_study(ch, study_id, summaries, result, rates)
+        print(
+            f"study {study_id} written to {ch.dsn.redacted}: " + ", ".join(f"{r.table} {r.rows} rows" for r in reports),
+            file=sys.stderr,
+        )
 
 
 def _print_study(result: dict[str, Any], as_json: bool) -> None:
@@ -110,9 +134,12 @@ def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: in
             result = study.wait(timeout=args.timeout, on_progress=show)
         finally:
             bar.close()
+        summaries = study.summaries(timeout=60) if args.to_clickhouse else []
     finally:
         fleet.close()
     _print_study(result, args.json)
+    if args.to_clickhouse:
+        _to_clickhouse(scenario, study.id, summaries, result)
     return 0
 
 

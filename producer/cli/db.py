@@ -1,0 +1,74 @@
+"""``simfleet db init|fields|import-inputs``: the ClickHouse schema, its field_id dictionary, and inputs by version."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from shared.clickhouse.client import ClickHouse
+from shared.clickhouse.field_ids import DICTIONARY_TABLE
+from shared.clickhouse.migrations import init_db
+from shared.settings import load_settings
+
+
+def register(families: Any) -> None:
+    """Add the ``db`` command family."""
+    parser: argparse.ArgumentParser = families.add_parser("db", help="ClickHouse schema, field_ids and inputs")
+    parser.add_argument("--dsn", help="ClickHouse DSN (default: clickhouse_dsn of the settings)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    init = commands.add_parser("init", help="create every table, the field_id dictionary and its DICTIONARY")
+    init.set_defaults(handler=_init)
+    fields = commands.add_parser("fields", help="list the field_id dictionary")
+    fields.add_argument("--json", action="store_true")
+    fields.set_defaults(handler=_fields)
+    load = commands.add_parser("import-inputs", help="load an inputs directory into MP1/MP3/MP4/MP5 as a version")
+    load.add_argument("directory", type=Path)
+    load.add_argument("--version-id", type=int, required=True, help="version number within the inputs' version_date")
+    load.set_defaults(handler=_import)
+
+
+def connect(args: argparse.Namespace) -> ClickHouse:
+    """The client for ``--dsn`` or the settings' DSN, with the schema brought up to date."""
+    ch = ClickHouse(args.dsn or load_settings().clickhouse_dsn)
+    init_db(ch)
+    return ch
+
+
+def _init(args: argparse.Namespace) -> int:
+    with connect(args) as ch:
+        count = ch.rows(f"SELECT count() FROM {ch.database}.{DICTIONARY_TABLE} FINAL")[0][0]
+        versions = sorted(v for (v,) in ch.rows(f"SELECT version FROM {ch.database}.schema_migrations"))
+        print(f"{ch.dsn.redacted}: schema at migration {versions[-1]}, {count} field_ids")
+    return 0
+
+
+def _fields(args: argparse.Namespace) -> int:
+    with connect(args) as ch:
+        rows = ch.rows(
+            f"SELECT field_id, table_name, column_name, type, unit, description, retired_at IS NOT NULL "
+            f"FROM {ch.database}.{DICTIONARY_TABLE} FINAL ORDER BY field_id"
+        )
+    if args.json:
+        keys = ("field_id", "table", "column", "type", "unit", "description", "retired")
+        json.dump([dict(zip(keys, row, strict=True)) for row in rows], sys.stdout, indent=2, default=str)
+        print()
+    else:
+        for field_id, table, column, ch_type, unit, description, retired in rows:
+            flag = " (retired)" if retired else ""
+            print(f"{field_id:>5}  {table}.{column}  {ch_type}  [{unit}]  {description}{flag}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from shared.clickhouse.inputs import import_inputs
+    from worker.lifecycle.inputs import load_inputs
+
+    inputs = load_inputs(args.directory)
+    with connect(args) as ch:
+        reports = import_inputs(ch, inputs, args.version_id)
+    for report in reports:
+        print(f"{report.table}: {report.rows} rows (version {inputs.version_date}, {args.version_id})")
+    return 0
