@@ -41,7 +41,7 @@ def test_unreachable_server_fails_after_capped_retries_with_a_clear_error():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     started = time.monotonic()
-    with pytest.raises(ClickHouseError, match=rf"unreachable after 3 attempts"):
+    with pytest.raises(ClickHouseError, match=r"unreachable after 3 attempts"):
         ClickHouse(f"http://default:pw@127.0.0.1:{port}/simfleet", attempts=3)
     assert time.monotonic() - started < 10
 
