@@ -195,9 +195,11 @@ class Simulation:
         ready = self.ready
         limit = INF if until_s is None else until_s
         max_in_flight = self.scenario.max_in_flight
+        events = self.events
+        single = len(next_times) == 1
         try:
             while not self.finished:
-                t_res = min(next_times)
+                t_res = next_times[0] if single else min(next_times)
                 t_ev = heap[0][0] if heap else INF
                 if t_res <= t_ev:
                     if t_res == INF:
@@ -206,11 +208,12 @@ class Simulation:
                     if t_res > limit:
                         return False
                     self.now = t_res
-                    for tool in rates[next_times.index(t_res)].complete(t_res):
+                    for tool in rates[0 if single else next_times.index(t_res)].complete(t_res):
                         tool.parts -= 1
                         if not tool.parts:
-                            ready.append(tool)
-                    self._drain_ready(t_res)
+                            self._finish_tool(tool, t_res)
+                    if ready:
+                        self._drain_ready(t_res)
                 else:
                     if t_ev > limit:
                         return False
@@ -229,14 +232,19 @@ class Simulation:
                         if not self.scenario.drain or self.unstable_reason:
                             self.stopped_at_horizon = True
                             self.finished = True
-                self.events += 1
+                events += 1
             return True
         finally:
+            self.events = events
             self.wall_s += time.perf_counter() - started
 
     def _arrive(self, type_index: int, now: float) -> None:
         rtype = self.types[type_index]
-        following = now + self.arrivals[type_index].next_gap()
+        stream = self.arrivals[type_index]
+        buffer = stream.buffer
+        # ArrivalStream.next_gap() inlined for the common Poisson case: this runs once per request.
+        gap = buffer.pop() * stream.mean_gap_s if stream.poisson and buffer else stream.next_gap()
+        following = now + gap
         seq = self.seq
         if following < self.horizon_s:
             heappush(self.heap, (following, ARRIVAL, seq, type_index))
@@ -299,26 +307,31 @@ class Simulation:
             self.ready.append(tool)
 
     def _drain_ready(self, now: float) -> None:
+        """Finish the tools that completed without work at ``now`` (and those their successors start)."""
         ready = self.ready
         while ready:
-            tool = ready.popleft()
+            self._finish_tool(ready.popleft(), now)
+
+    def _finish_tool(self, tool: _Tool, now: float) -> None:
+        """A tool's work is done: free its space, then finish its request or start the successors it unblocks."""
+        if tool.template.space:
             for index, amount in tool.template.space:
                 for admitted in self.spaces[index].release(amount, now):
                     admitted.space_pos += 1
                     if self._acquire_space(admitted, now):
                         self._start_work(admitted, now)
-            req = tool.req
-            req.left -= 1
-            if self.trace:
-                self.trace.write(f"{now:.9f} done req={req.rid} node={self._node_name(tool)}\n")
-            if not req.left:
-                self._request_done(req, now)
-                continue
-            waiting = req.waiting
-            for succ in req.spec.succs[tool.node]:
-                waiting[succ] -= 1
-                if not waiting[succ]:
-                    self._start(req, succ, now)
+        req = tool.req
+        req.left -= 1
+        if self.trace:
+            self.trace.write(f"{now:.9f} done req={req.rid} node={self._node_name(tool)}\n")
+        if not req.left:
+            self._request_done(req, now)
+            return
+        waiting = req.waiting
+        for succ in req.spec.succs[tool.node]:
+            waiting[succ] -= 1
+            if not waiting[succ]:
+                self._start(req, succ, now)
 
     def _request_done(self, req: _Request, now: float) -> None:
         self.sys_int += self.n_sys * (now - self.sys_t)
