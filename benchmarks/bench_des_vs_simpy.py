@@ -14,6 +14,7 @@ process that keeps the remaining work of its jobs, sleeps until the next complet
 (an event it waits on together with the timeout), charging every job for the time elapsed. Arrivals and
 completions use events and callbacks rather than one process per request where a request is a single job (M/M/1),
 and one process per request for the DAG, where a process is the natural SimPy way to express fork and join.
+Each side runs ``--repeat`` times, alternating, and its fastest run counts (machines here are noisy).
 Reported: simulated requests per wall-clock second for each, and the ratio (targets: >= 3x on M/M/1-PS,
 >= 5x on fork-join). The exit code is 1 only if a model is broken (mean latencies disagree by more than 10%).
 """
@@ -179,22 +180,47 @@ def timed(run: Callable[[], tuple[int, float]]) -> tuple[int, float, float]:
     return completed, mean, time.perf_counter() - started
 
 
+Run = tuple[int, float, float]
+
+
+def best_of(repeat: int, ours_run: Callable[[], Run], peer_run: Callable[[], Run]) -> tuple[Run, Run]:
+    """Alternate the two sides ``repeat`` times and keep each side's fastest run (machines here are noisy)."""
+    best_ours: Run | None = None
+    best_peer: Run | None = None
+    for _ in range(repeat):
+        peer = peer_run()
+        mine = ours_run()
+        if best_peer is None or peer[2] < best_peer[2]:
+            best_peer = peer
+        if best_ours is None or mine[2] < best_ours[2]:
+            best_ours = mine
+    assert best_ours is not None and best_peer is not None
+    return best_ours, best_peer
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mm1-requests", type=int, default=300_000)
     parser.add_argument("--forkjoin-requests", type=int, default=40_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side, alternating; the fastest counts")
     args = parser.parse_args()
 
     rows = []
     lam, work = 0.8, 1.0
-    s_done, s_mean, s_wall = timed(lambda: simpy_mm1(args.mm1_requests, lam, work, seed=1))
-    o_done, o_mean, o_wall = ours(mm1_scenario(args.mm1_requests, lam, work))
-    rows.append(("M/M/1-PS rho=0.8", o_done / o_wall, s_done / s_wall, 3.0, o_mean, s_mean, 1 / (1 / work - lam)))
+    o, s = best_of(
+        args.repeat,
+        lambda: ours(mm1_scenario(args.mm1_requests, lam, work)),
+        lambda: timed(lambda: simpy_mm1(args.mm1_requests, lam, work, seed=1)),
+    )
+    rows.append(("M/M/1-PS rho=0.8", o[0] / o[2], s[0] / s[2], 3.0, o[1], s[1], 1 / (1 / work - lam)))
 
     lam, cpu_mean, net_mean = 0.6, 0.25, 0.2
-    s_done, s_mean, s_wall = timed(lambda: simpy_fork_join(args.forkjoin_requests, lam, cpu_mean, net_mean, seed=1))
-    o_done, o_mean, o_wall = ours(fork_join_scenario(args.forkjoin_requests, lam, cpu_mean, net_mean))
-    rows.append(("fork-join A->{B,C}->D", o_done / o_wall, s_done / s_wall, 5.0, o_mean, s_mean, float("nan")))
+    o, s = best_of(
+        args.repeat,
+        lambda: ours(fork_join_scenario(args.forkjoin_requests, lam, cpu_mean, net_mean)),
+        lambda: timed(lambda: simpy_fork_join(args.forkjoin_requests, lam, cpu_mean, net_mean, seed=1)),
+    )
+    rows.append(("fork-join A->{B,C}->D", o[0] / o[2], s[0] / s[2], 5.0, o[1], s[1], float("nan")))
 
     print(f"{'workload':24}{'ours req/s':>14}{'SimPy req/s':>14}{'ratio':>8}{'target':>8}  verdict   "
           f"{'mean s ours':>12}{'mean s SimPy':>13}{'theory':>8}")  # fmt: skip
