@@ -2,8 +2,8 @@
 
 It starts the local fleet (a Redis server, a CPU worker with one process per core, Flower), runs the mixed workload
 with 8 replications through the queues with a progress bar, runs the deep-research SLA search on the fleet (each
-probe's replications in parallel), prints the tables, writes the results (JSON, CSV) and plots (PNG) under
-``runs/demo``, and stops the fleet. A fleet that was already up is used and left running.
+probe's replications in parallel) and a small rate sweep, prints the tables, writes the results (JSON, CSV) and
+plots (PNG) under ``runs/demo``, and stops the fleet. A fleet that was already up is used and left running.
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from producer.charts import plot_sweep_latency, plot_utilisation_heatmap
+from producer.cli.des import write_sla_outputs
 from producer.fleet.client import Fleet, StudyProgress
 from producer.fleet.local import LocalFleet
 from producer.progress import ProgressBar
+from producer.rate_sweep import SweepResult, sweep_rates
 from producer.report import sla_table, study_table
 from producer.sla import SlaResult
 from shared.settings import load_settings
@@ -34,12 +37,19 @@ def _bar_for(bar: ProgressBar) -> Any:
     return show
 
 
-def _write_outputs(study: dict[str, Any], sla: SlaResult) -> list[Path]:
+def _write_outputs(study: dict[str, Any], sla: SlaResult, sweep: SweepResult) -> list[Path]:
     OUT.mkdir(parents=True, exist_ok=True)
-    written = [OUT / "mixed_workload.json", OUT / "deep_research_sla.json"]
-    written[0].write_text(json.dumps(study, indent=2))
-    written[1].write_text(json.dumps(sla.to_dict(), indent=2))
-    return written
+    (OUT / "mixed_workload.json").write_text(json.dumps(study, indent=2))
+    sweep.write_json(OUT / "mixed_workload_sweep.json")
+    sweep.write_csv(OUT / "mixed_workload_sweep.csv")
+    return [
+        OUT / "mixed_workload.json",
+        *write_sla_outputs(sla, OUT / "deep_research_sla"),
+        OUT / "mixed_workload_sweep.json",
+        OUT / "mixed_workload_sweep.csv",
+        plot_sweep_latency(sweep, OUT / "mixed_workload_latency_vs_rate.png", metric="p95"),
+        plot_utilisation_heatmap(sweep, OUT / "mixed_workload_utilisation.png"),
+    ]
 
 
 def main() -> int:
@@ -58,7 +68,8 @@ def main() -> int:
     try:
         print("== DES study: mixed_workload.yaml, 8 replications through the des.run queue", flush=True)
         bar = ProgressBar(sys.stdout)
-        study = fleet.run_des(load_scenario(SCENARIOS / "mixed_workload.yaml"), replications=8)
+        mixed = load_scenario(SCENARIOS / "mixed_workload.yaml")
+        study = fleet.run_des(mixed, replications=8)
         answer = study.wait(timeout=600, on_progress=_bar_for(bar))
         bar.close()
         print(f"study {study.id}\n")
@@ -78,8 +89,13 @@ def main() -> int:
             scale=deep.sla.scale,
         )
         print(sla_table(sla))
+        print("\n== rate sweep on the fleet: mixed workload at 50, 100, 130 requests/min, 4 replications each")
+        sweep = sweep_rates(mixed, [50.0, 100.0, 130.0], fleet.evaluator(), replications=4, seed=mixed.seed)
+        for row in sweep.to_rows():
+            if row["request_type"] == "(all)":
+                print(f"   {row['rate_per_min']:>6.0f}/min: p95 {row['p95_s']:.2f} s, npu {row['utilisation_npu']:.2f}")
         print("\n== results written")
-        for path in _write_outputs(answer, sla):
+        for path in _write_outputs(answer, sla, sweep):
             print(f"   {path.relative_to(ROOT)}")
     finally:
         fleet.close()

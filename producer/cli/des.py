@@ -53,8 +53,23 @@ def register(families: Any) -> None:
     sla.add_argument("--seed", type=int)
     sla.add_argument("--processes", type=int)
     sla.add_argument("--json", action="store_true")
+    sla.add_argument("--out", type=Path, help="also write probes.json, probes.csv and sla_search.png here")
     _fleet_options(sla)
     sla.set_defaults(handler=_sla)
+
+    sweep = commands.add_parser("sweep", help="the forward question at several arrival rates, with plots")
+    sweep.add_argument("scenario", type=Path)
+    sweep.add_argument("--rates", type=float, nargs="+", required=True, help="arrival rates, requests/min")
+    sweep.add_argument("--request-type", help="scale only this type's rate (default: the whole mix at fixed shares)")
+    sweep.add_argument("--metric", choices=METRICS, default="p95", help="latency metric to plot")
+    sweep.add_argument("--threshold", type=float, help="SLA line on the plot, seconds")
+    sweep.add_argument("--replications", type=int, help="replications per rate (default: the scenario's)")
+    sweep.add_argument("--seed", type=int)
+    sweep.add_argument("--processes", type=int)
+    sweep.add_argument("--out", type=Path, help="output folder (default runs/sweeps/<scenario>)")
+    sweep.add_argument("--json", action="store_true")
+    _fleet_options(sweep)
+    sweep.set_defaults(handler=_sweep)
 
 
 def _fleet_options(parser: argparse.ArgumentParser) -> None:
@@ -161,18 +176,7 @@ def _sla(args: argparse.Namespace) -> int:
     if request_type is None or threshold is None:
         print("simfleet: error: give --request-type and --threshold, or an sla block in the scenario", file=sys.stderr)
         return 2
-    processes = args.processes
-    fleet = None
-    if args.fleet:
-        from producer.fleet.client import Fleet
-
-        fleet = Fleet.from_settings()
-        evaluate = fleet.evaluator(priority=args.priority, timeout_s=args.timeout)
-    else:
-
-        def evaluate(probe: Scenario, replications: int, seed: int) -> list[dict[str, Any]]:
-            return run_replications(probe, replications=replications, seed=seed, processes=processes)
-
+    fleet, evaluate = _evaluator(args)
     try:
         result = _search(args, scenario, evaluate, request_type, threshold)
     finally:
@@ -183,7 +187,83 @@ def _sla(args: argparse.Namespace) -> int:
         print()
     else:
         print(sla_table(result))
+    if args.out:
+        for path in write_sla_outputs(result, args.out):
+            print(f"wrote {path}", file=sys.stderr)
     return 0 if result.converged else 1
+
+
+def write_sla_outputs(result: SlaResult, out: Path) -> list[Path]:
+    """``probes.json``, ``probes.csv`` and ``sla_search.png`` of an SLA search in ``out``."""
+    from producer.charts import plot_sla_search
+    from producer.rate_sweep import sla_rows, write_rows_csv
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "probes.json").write_text(json.dumps(result.to_dict(), indent=2))
+    write_rows_csv(sla_rows(result), out / "probes.csv")
+    return [out / "probes.json", out / "probes.csv", plot_sla_search(result, out / "sla_search.png")]
+
+
+def _evaluator(args: argparse.Namespace) -> tuple[Any, Evaluator]:
+    """The fleet (to close afterwards) and an evaluator: on the fleet with --fleet, else the local pool."""
+    if args.fleet:
+        from producer.fleet.client import Fleet
+
+        fleet = Fleet.from_settings()
+        return fleet, fleet.evaluator(priority=args.priority, timeout_s=args.timeout)
+    processes = args.processes
+
+    def evaluate(probe: Scenario, replications: int, seed: int) -> list[dict[str, Any]]:
+        return run_replications(probe, replications=replications, seed=seed, processes=processes)
+
+    return None, evaluate
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from producer.charts import plot_sweep_latency, plot_utilisation_heatmap
+    from producer.rate_sweep import sweep_rates
+
+    scenario = load_scenario(args.scenario)
+    fleet, evaluate = _evaluator(args)
+    try:
+        sweep = sweep_rates(
+            scenario,
+            args.rates,
+            evaluate,
+            replications=args.replications or scenario.replications,
+            seed=scenario.seed if args.seed is None else args.seed,
+            request_type=args.request_type,
+        )
+    finally:
+        if fleet is not None:
+            fleet.close()
+    out = args.out or Path("runs") / "sweeps" / scenario.name
+    out.mkdir(parents=True, exist_ok=True)
+    sweep.write_json(out / "sweep.json")
+    sweep.write_csv(out / "sweep.csv")
+    figure = "mean_s" if args.metric == "mean" else f"{args.metric}_s"
+    if args.json:
+        json.dump(sweep.to_rows(), sys.stdout, indent=2)
+        print()
+    else:
+        for row in sweep.to_rows():
+            ci = row[f"{figure}_ci95"]
+            value = "-" if row[figure] is None else f"{row[figure]:.3f}" + (f" ±{ci:.3f}" if ci else "")
+            busiest = max(
+                ((k.removeprefix("utilisation_"), v) for k, v in row.items() if k.startswith("utilisation_")),
+                key=lambda item: item[1],
+            )
+            print(
+                f"{row['rate_per_min']:>10.3f}/min  {row['request_type']:<20} {args.metric} {value:<18} "
+                f"busiest {busiest[0]} {busiest[1]:.2f}"
+            )
+    plots = [
+        plot_sweep_latency(sweep, out / "latency_vs_rate.png", metric=args.metric, threshold_s=args.threshold),
+        plot_utilisation_heatmap(sweep, out / "utilisation_heatmap.png"),
+    ]
+    for path in [out / "sweep.json", out / "sweep.csv", *plots]:
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
 
 
 def _search(

@@ -1,0 +1,113 @@
+"""PNG charts of DES answers (matplotlib, no display needed).
+
+- Latency against arrival rate with its 95% confidence band and the SLA threshold, from a rate sweep or from the
+  probes of an SLA search (probes coloured by pass/fail, the answer's bracket shaded).
+- Utilisation heatmap: resource x arrival rate, values written in the cells.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+
+from .rate_sweep import SweepResult
+from .sla import SlaResult
+
+
+def plot_sweep_latency(
+    sweep: SweepResult, path: Path, *, metric: str = "p95", threshold_s: float | None = None
+) -> Path:
+    """Each request type's latency metric against the swept rate, with 95% CI bands and the SLA line."""
+    figure_name = "mean_s" if metric == "mean" else f"{metric}_s"
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name in sweep.request_types():
+        stats = sweep.figure(name, figure_name)
+        means = [s["mean"] if s["mean"] is not None else math.nan for s in stats]
+        half = [s["ci95"] or 0.0 for s in stats]
+        (line,) = ax.plot(sweep.rates_per_min, means, marker="o", label=name)
+        ax.fill_between(
+            sweep.rates_per_min,
+            [m - h for m, h in zip(means, half, strict=True)],
+            [m + h for m, h in zip(means, half, strict=True)],
+            color=line.get_color(),
+            alpha=0.2,
+        )
+    if threshold_s is not None:
+        ax.axhline(threshold_s, color="crimson", linestyle="--", label=f"SLA {metric} < {threshold_s:g} s")
+    scale = "total rate of the mix" if sweep.scale == "mix" else f"rate of {sweep.scale}"
+    ax.set_xlabel(f"arrival rate, requests/min ({scale})")
+    ax.set_ylabel(f"{metric} latency (s), mean ± 95% CI over replications")
+    ax.set_title(f"{sweep.scenario}: {metric} latency against load")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_sla_search(result: SlaResult, path: Path) -> Path:
+    """The probes of an SLA search: metric ± CI against rate, pass/fail, the threshold and the answer bracket."""
+    probes = sorted((p for p in result.probes if p.stable), key=lambda p: p.rate_per_min)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for passed, colour, label in ((True, "seagreen", "meets the SLA"), (False, "crimson", "misses the SLA")):
+        chosen = [p for p in probes if p.passed == passed]
+        if chosen:
+            ax.errorbar(
+                [p.rate_per_min for p in chosen],
+                [p.metric_s for p in chosen],
+                yerr=[p.ci95_s or 0.0 for p in chosen],
+                fmt="o",
+                color=colour,
+                capsize=3,
+                label=label,
+            )
+    if probes:
+        ax.plot([p.rate_per_min for p in probes], [p.metric_s for p in probes], color="grey", alpha=0.4)
+    ax.axhline(result.threshold_s, color="crimson", linestyle="--", label=f"SLA {result.threshold_s:g} s")
+    if result.best_passing and result.first_failing:
+        ax.axvspan(
+            result.best_passing.rate_per_min,
+            result.first_failing.rate_per_min,
+            color="gold",
+            alpha=0.4,
+            label=f"answer: {result.best_passing.rate_per_min:.3f}/min",
+        )
+    unstable = [p for p in result.probes if not p.stable]
+    if unstable:
+        ax.plot([], [], " ", label=f"{len(unstable)} unstable probe(s) not drawn")
+    ax.set_xlabel(f"arrival rate of {result.request_type}, requests/min")
+    ax.set_ylabel(f"{result.metric} latency of {result.request_type} (s), mean ± 95% CI")
+    ax.set_title(f"SLA search: {result.metric} < {result.threshold_s:g} s, {len(result.probes)} probes")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_utilisation_heatmap(sweep: SweepResult, path: Path) -> Path:
+    """Mean utilisation of every resource at every swept rate."""
+    matrix = sweep.utilisation()
+    resources = sweep.resources()
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(sweep.rates_per_min) + 2), 1 + 0.6 * len(resources)))
+    image = ax.imshow(matrix, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(sweep.rates_per_min)), [f"{r:g}" for r in sweep.rates_per_min])
+    ax.set_yticks(range(len(resources)), resources)
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="white" if value < 0.6 else "black")
+    ax.set_xlabel("arrival rate, requests/min")
+    ax.set_title(f"{sweep.scenario}: utilisation by resource and load")
+    fig.colorbar(image, ax=ax, label="mean utilisation")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,113 @@
+"""Rate sweeps (the forward question at several loads) and the results of sweeps and SLA searches as JSON and CSV.
+
+A sweep runs the same scenario at each arrival rate with the same seeds (common random numbers), either scaling one
+request type's rate or the whole mix at fixed shares, and keeps each rate's aggregate. Rows are flat: one per
+(rate, request type) with every latency figure's mean and 95% half-width and each resource's mean utilisation.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from worker.des.aggregate import aggregate
+from worker.des.scenario import Scenario
+
+from .sla import Evaluator, SlaResult
+
+FIGURES = ("mean_s", "p50_s", "p95_s", "p99_s", "throughput_per_min")
+
+
+@dataclass
+class SweepResult:
+    """The aggregate of a study at each swept rate."""
+
+    scenario: str
+    scale: str
+    rates_per_min: list[float]
+    aggregates: list[dict[str, Any]]
+
+    def resources(self) -> list[str]:
+        """Resource names, in scenario order."""
+        return list(self.aggregates[0]["resources"]) if self.aggregates else []
+
+    def request_types(self) -> list[str]:
+        """Request type names plus ``(all)``."""
+        return [*self.aggregates[0]["types"], "(all)"] if self.aggregates else []
+
+    def figure(self, request_type: str, name: str) -> list[dict[str, Any]]:
+        """One figure's statistics (mean, std, ci95, n) for a request type at every rate."""
+        blocks = [a["overall"] if request_type == "(all)" else a["types"][request_type] for a in self.aggregates]
+        return [block[name] for block in blocks]
+
+    def utilisation(self) -> list[list[float]]:
+        """Mean utilisation, one row per resource, one column per rate."""
+        return [[a["resources"][r]["utilisation"]["mean"] for a in self.aggregates] for r in self.resources()]
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """Flat rows: one per (rate, request type)."""
+        rows = []
+        for rate, agg in zip(self.rates_per_min, self.aggregates, strict=True):
+            for name in self.request_types():
+                block = agg["overall"] if name == "(all)" else agg["types"][name]
+                row: dict[str, Any] = {"rate_per_min": rate, "request_type": name, "stable": agg["stable"]}
+                for figure in FIGURES:
+                    row[figure] = block[figure]["mean"]
+                    row[f"{figure}_ci95"] = block[figure]["ci95"]
+                for resource in self.resources():
+                    row[f"utilisation_{resource}"] = agg["resources"][resource]["utilisation"]["mean"]
+                rows.append(row)
+        return rows
+
+    def write_json(self, path: Path) -> None:
+        """Every aggregate, as JSON."""
+        data = {"scenario": self.scenario, "scale": self.scale, "rates_per_min": self.rates_per_min}
+        path.write_text(json.dumps({**data, "aggregates": self.aggregates}, indent=2))
+
+    def write_csv(self, path: Path) -> None:
+        """The flat rows, as CSV."""
+        write_rows_csv(self.to_rows(), path)
+
+
+def sweep_rates(
+    scenario: Scenario,
+    rates_per_min: list[float],
+    evaluate: Evaluator,
+    *,
+    replications: int,
+    seed: int,
+    request_type: str | None = None,
+) -> SweepResult:
+    """Run ``replications`` replications at each rate; ``request_type`` None scales the whole mix."""
+    aggregates = [
+        aggregate(evaluate(scenario.with_rate(rate, request_type), replications, seed)) for rate in rates_per_min
+    ]
+    return SweepResult(scenario.name, request_type or "mix", list(rates_per_min), aggregates)
+
+
+def sla_rows(result: SlaResult) -> list[dict[str, Any]]:
+    """One row per probe of an SLA search, in the order they ran."""
+    return [
+        {
+            "probe": i + 1,
+            "rate_per_min": p.rate_per_min,
+            f"{result.metric}_s": None if math.isinf(p.metric_s) else p.metric_s,
+            "ci95_s": p.ci95_s,
+            "passed": p.passed,
+            "stable": p.stable,
+            "threshold_s": result.threshold_s,
+        }
+        for i, p in enumerate(result.probes)
+    ]
+
+
+def write_rows_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """Rows with the same keys, as CSV with a header."""
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)

@@ -1,0 +1,73 @@
+import csv
+import json
+
+from producer.charts import plot_sla_search, plot_sweep_latency, plot_utilisation_heatmap
+from producer.cli import main
+from producer.rate_sweep import sla_rows, sweep_rates, write_rows_csv
+from producer.sla import search_sla
+from worker.des.runner import run_replications
+from worker.des.scenario import parse_scenario
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def tiny():
+    return parse_scenario(
+        {
+            "name": "tiny",
+            "horizon_s": 3_000,
+            "warmup_s": 100,
+            "resources": {"cpu": {"capacity": 1.0}, "mem": {"kind": "space", "capacity": 8}},
+            "tools": {"job": {"work": {"cpu": {"dist": "exponential", "mean": 1.0}}, "space": {"mem": 1}}},
+            "request_types": {"r": {"rate_per_min": 20, "nodes": {"job": {"tool": "job"}}}},
+        }
+    )
+
+
+def local(scenario, replications, seed):
+    return run_replications(scenario, replications=replications, seed=seed, processes=1)
+
+
+def png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"), len(data)
+
+
+def test_sweep_latency_grows_with_load_and_rows_are_flat(tmp_path):
+    sweep = sweep_rates(tiny(), [12, 30, 45], local, replications=3, seed=4)
+    means = [s["mean"] for s in sweep.figure("r", "mean_s")]
+    assert means[0] < means[1] < means[2]
+    assert [round(u, 1) for u in sweep.utilisation()[0]] == [0.2, 0.5, 0.8]
+    sweep.write_csv(tmp_path / "sweep.csv")
+    rows = list(csv.DictReader((tmp_path / "sweep.csv").open()))
+    assert len(rows) == 3 * 2  # (rate, type) with the type and (all)
+    assert {"rate_per_min", "request_type", "p95_s", "p95_s_ci95", "utilisation_cpu", "utilisation_mem"} <= set(rows[0])
+    sweep.write_json(tmp_path / "sweep.json")
+    assert json.loads((tmp_path / "sweep.json").read_text())["rates_per_min"] == [12, 30, 45]
+
+
+def test_charts_are_real_pngs(tmp_path):
+    sweep = sweep_rates(tiny(), [12, 30, 45], local, replications=2, seed=4)
+    width, height, size = png_size(plot_sweep_latency(sweep, tmp_path / "l.png", metric="p95", threshold_s=5))
+    assert width > 600 and height > 400 and size > 10_000
+    width, height, size = png_size(plot_utilisation_heatmap(sweep, tmp_path / "h.png"))
+    assert width > 400 and size > 5_000
+    result = search_sla(tiny(), local, request_type="r", metric="mean", threshold_s=3.0, replications=2, seed=1)
+    assert png_size(plot_sla_search(result, tmp_path / "s.png"))[2] > 10_000
+    write_rows_csv(sla_rows(result), tmp_path / "probes.csv")
+    probes = list(csv.DictReader((tmp_path / "probes.csv").open()))
+    assert len(probes) == len(result.probes) and probes[0]["threshold_s"] == "3.0"
+
+
+def test_des_sweep_command_writes_results_and_plots(tmp_path, capsys):
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(json.dumps(tiny().to_dict()))
+    out = tmp_path / "out"
+    code = main(["des", "sweep", str(scenario), "--rates", "12", "30", "--replications", "2", "--threshold", "5",
+                 "--out", str(out), "--processes", "1"])  # fmt: skip
+    assert code == 0
+    assert {p.name for p in out.iterdir()} == {
+        "sweep.json", "sweep.csv", "latency_vs_rate.png", "utilisation_heatmap.png"
+    }  # fmt: skip
+    assert "busiest cpu" in capsys.readouterr().out
