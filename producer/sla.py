@@ -135,9 +135,7 @@ def search_sla(
         run_probe(_next_rate(probes, lo, hi, bound, threshold_s, rel_tol))
     lo, hi = _bracket(probes)
     converged = lo is not None and hi is not None and (hi.rate_per_min - lo.rate_per_min) <= rel_tol * lo.rate_per_min
-    return SlaResult(
-        request_type, metric, threshold_s, scale, bound, rel_tol, lo, hi, converged, probes
-    )
+    return SlaResult(request_type, metric, threshold_s, scale, bound, rel_tol, lo, hi, converged, probes)
 
 
 def _bracket(probes: list[Probe]) -> tuple[Probe | None, Probe | None]:

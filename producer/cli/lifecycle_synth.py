@@ -17,12 +17,17 @@ from worker.lifecycle.synth import synthesize
 def register(commands: Any) -> None:
     """Add the ``synth`` subcommand."""
     parser: argparse.ArgumentParser = commands.add_parser(
-        "synth", help="write a plausible synthetic fleet as an inputs directory")
+        "synth", help="write a plausible synthetic fleet as an inputs directory"
+    )
     parser.add_argument("--aircraft", type=int, default=279, help="airframes (default 279, the reference fleet)")
     parser.add_argument("--days", type=int, default=3650, help="horizon in days (default 3650)")
     parser.add_argument("--seed", type=int, default=1, help="random seed; same seed, same files (default 1)")
-    parser.add_argument("--version-date", type=dt.date.fromisoformat, default=dt.date(2025, 1, 1),
-                        help="first simulated day, YYYY-MM-DD (default 2025-01-01)")
+    parser.add_argument(
+        "--version-date",
+        type=dt.date.fromisoformat,
+        default=dt.date(2025, 1, 1),
+        help="first simulated day, YYYY-MM-DD (default 2025-01-01)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="the inputs directory to write")
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="table format")
     parser.set_defaults(handler=_synth)
@@ -33,7 +38,9 @@ def _synth(args: argparse.Namespace) -> int:
     inputs = synthesize(args.aircraft, args.days, args.seed, args.version_date)
     write_inputs(inputs, args.out, args.format)
     per_type = ", ".join(f"{int(np.sum(inputs.mp3['ac_type'] == ac_type))} {ac_type}" for ac_type in AC_TYPES)
-    print(f"wrote {args.out}: {args.aircraft} aircraft ({per_type}), {args.days} days from {args.version_date}, "
-          f"{len(inputs.mp5['date']):,} mp5 rows, {args.format}, seed {args.seed}, "
-          f"{time.perf_counter() - started:.1f} s")
+    print(
+        f"wrote {args.out}: {args.aircraft} aircraft ({per_type}), {args.days} days from {args.version_date}, "
+        f"{len(inputs.mp5['date']):,} mp5 rows, {args.format}, seed {args.seed}, "
+        f"{time.perf_counter() - started:.1f} s"
+    )
     return 0

@@ -263,7 +263,5 @@ class LocalFleet:
             "state_file": str(self.state_file),
             "log_dir": str(self.log_dir),
             "flower_url": self.flower_url,
-            "processes": [
-                {"name": p.name, "pid": p.pid, "alive": p.alive(), "log": p.log} for p in self.processes()
-            ],
+            "processes": [{"name": p.name, "pid": p.pid, "alive": p.alive(), "log": p.log} for p in self.processes()],
         }
