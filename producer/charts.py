@@ -20,6 +20,15 @@ from .rate_sweep import SweepResult
 from .sla import SlaResult
 
 
+def _save(fig: plt.Figure, ax: plt.Axes, path: Path) -> Path:
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_sweep_latency(
     sweep: SweepResult, path: Path, *, metric: str = "p95", threshold_s: float | None = None
 ) -> Path:
@@ -44,12 +53,7 @@ def plot_sweep_latency(
     ax.set_xlabel(f"arrival rate, requests/min ({scale})")
     ax.set_ylabel(f"{metric} latency (s), mean ± 95% CI over replications")
     ax.set_title(f"{sweep.scenario}: {metric} latency against load")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path)
 
 
 def plot_sla_search(result: SlaResult, path: Path) -> Path:
@@ -85,12 +89,7 @@ def plot_sla_search(result: SlaResult, path: Path) -> Path:
     ax.set_xlabel(f"arrival rate of {result.request_type}, requests/min")
     ax.set_ylabel(f"{result.metric} latency of {result.request_type} (s), mean ± 95% CI")
     ax.set_title(f"SLA search: {result.metric} < {result.threshold_s:g} s, {len(result.probes)} probes")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path)
 
 
 def plot_utilisation_heatmap(sweep: SweepResult, path: Path) -> Path:
