@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -20,7 +21,7 @@ from .rate_sweep import SweepResult
 from .sla import SlaResult
 
 
-def _save(fig: plt.Figure, ax: plt.Axes, path: Path) -> Path:
+def _save(fig: Any, ax: Any, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
