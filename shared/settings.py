@@ -107,7 +107,8 @@ class Settings:
         visibility_timeout_s: how long a reserved, unacknowledged message stays invisible before Redis hands it to
             another worker; it must exceed the longest task, or long tasks would run twice.
         result_expires_s: how long results are kept.
-        accept_content: serialisations workers accept; only msgpack and json (pickle is refused).
+        accept_content: serialisations workers accept: msgpack and json only.
+            Python's own serialisation is refused, since a message could then run code on a worker.
     """
 
     broker_url: str = "redis://:simfleet@127.0.0.1:6390/0"
