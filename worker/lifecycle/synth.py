@@ -92,8 +92,8 @@ def _normatives(rng: np.random.Generator) -> Table:
     types = np.repeat(np.array(AC_TYPES), PARTNOS_PER_TYPE)
     limits = np.array([LIMITS_MIN[ac_type] for ac_type in types], dtype=np.int64)
     return {
-        "partno": np.array([PARTNO_BASE[ac_type] for ac_type in types], dtype=np.int64) + np.tile(
-            np.arange(PARTNOS_PER_TYPE), len(AC_TYPES)),
+        "partno": np.array([PARTNO_BASE[ac_type] for ac_type in types], dtype=np.int64)
+        + np.tile(np.arange(PARTNOS_PER_TYPE), len(AC_TYPES)),
         "ac_type": types,
         "ll": limits[:, 0],
         "oh": limits[:, 1],
@@ -104,8 +104,9 @@ def _normatives(rng: np.random.Generator) -> Table:
     }
 
 
-def _initial_state(rng: np.random.Generator, type_code: IntArray, mp1: Table, mp1_row: IntArray,
-                   version_date: dt.date, days: int) -> Table:
+def _initial_state(
+    rng: np.random.Generator, type_code: IntArray, mp1: Table, mp1_row: IntArray, version_date: dt.date, days: int
+) -> Table:
     aircraft = len(type_code)
     counts = {status: round(aircraft * share) for status, share in START_MIX.items()}
     counts[0] = math.ceil(aircraft * START_MIX[0]) if aircraft >= MIN_FLEET_WITH_DELIVERY else 0
@@ -146,8 +147,13 @@ def _initial_state(rng: np.random.Generator, type_code: IntArray, mp1: Table, mp
     }
 
 
-def _plan(rng: np.random.Generator, type_code: IntArray, dates: npt.NDArray[np.datetime64],
-          month_index: IntArray, season: npt.NDArray[np.float64]) -> Table:
+def _plan(
+    rng: np.random.Generator,
+    type_code: IntArray,
+    dates: npt.NDArray[np.datetime64],
+    month_index: IntArray,
+    season: npt.NDArray[np.float64],
+) -> Table:
     months = len(season)
     fleet = np.bincount(type_code, minlength=len(AC_TYPES))
     share = 0.52 + 0.25 * (season[None, :] - 1.0) + rng.normal(0.0, 0.03, (len(AC_TYPES), months))
@@ -160,8 +166,13 @@ def _plan(rng: np.random.Generator, type_code: IntArray, dates: npt.NDArray[np.d
     }
 
 
-def _flights(rng: np.random.Generator, aircraft_number: IntArray, dates: npt.NDArray[np.datetime64],
-             month_index: IntArray, season: npt.NDArray[np.float64]) -> Table:
+def _flights(
+    rng: np.random.Generator,
+    aircraft_number: IntArray,
+    dates: npt.NDArray[np.datetime64],
+    month_index: IntArray,
+    season: npt.NDArray[np.float64],
+) -> Table:
     aircraft = len(aircraft_number)
     level = rng.uniform(90.0, 120.0, aircraft).astype(np.float32)
     noise = rng.normal(0.0, 8.0, (len(season), aircraft)).astype(np.float32)

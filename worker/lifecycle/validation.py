@@ -91,8 +91,9 @@ def _show(value: object) -> str:
 
 def _check_shape(name: str, table: Table) -> None:
     expected = ", ".join(column.name for column in COLUMNS[name])
-    offences = [f"no column {column.name}; expected columns {expected}" for column in COLUMNS[name]
-                if column.name not in table]
+    offences = [
+        f"no column {column.name}; expected columns {expected}" for column in COLUMNS[name] if column.name not in table
+    ]
     lengths = {column.name: len(table[column.name]) for column in COLUMNS[name] if column.name in table}
     if len(set(lengths.values())) > 1:
         offences.append(f"columns of different lengths {lengths}; expected one length")
@@ -170,8 +171,10 @@ def dense_rank(values: IntArray, keys: IntArray) -> IntArray:
 def _add_duplicates(offences: _Offences, name: str, table: Table, key: IntArray, what: str) -> None:
     rows, first = duplicates(key)
     firsts = dict(zip(rows[:LIMIT].tolist(), first[:LIMIT].tolist(), strict=True))
-    offences.add(rows, lambda row: f"{row_key(name, table, row)}: duplicate of row {firsts[row] + 1}; "
-                                   f"expected one row per {what}")
+    offences.add(
+        rows,
+        lambda row: f"{row_key(name, table, row)}: duplicate of row {firsts[row] + 1}; expected one row per {what}",
+    )
 
 
 def _check_mp1(mp1: Table) -> None:
@@ -179,8 +182,13 @@ def _check_mp1(mp1: Table) -> None:
     key = np.asarray(mp1["partno"], dtype=np.int64) * 2 + _type_code(mp1["ac_type"])
     _add_duplicates(offences, "mp1", mp1, key, "(partno, ac_type)")
     oh, br, ll = (np.asarray(mp1[field], dtype=np.int64) for field in ("oh", "br", "ll"))
-    offences.add(np.flatnonzero((oh >= br) | (br > ll)), lambda row: f"{row_key('mp1', mp1, row)}: fields oh = "
-                 f"{oh[row]}, br = {br[row]}, ll = {ll[row]}; expected oh < br <= ll (minutes)")
+    offences.add(
+        np.flatnonzero((oh >= br) | (br > ll)),
+        lambda row: (
+            f"{row_key('mp1', mp1, row)}: fields oh = "
+            f"{oh[row]}, br = {br[row]}, ll = {ll[row]}; expected oh < br <= ll (minutes)"
+        ),
+    )
     offences.raise_if_any()
 
 
@@ -195,31 +203,60 @@ def _check_mp3(mp3: Table, mp1: Table, version_date: dt.date) -> None:
     psn = np.asarray(mp3["psn"], dtype=np.int64)
     rows, first = duplicates(psn)
     firsts = dict(zip(rows[:LIMIT].tolist(), first[:LIMIT].tolist(), strict=True))
-    offences.add(rows, lambda row: f"{key_of(row)}: field psn = {psn[row]} repeats row {firsts[row] + 1}; "
-                                   "expected one airframe per psn")
+    offences.add(
+        rows,
+        lambda row: (
+            f"{key_of(row)}: field psn = {psn[row]} repeats row {firsts[row] + 1}; expected one airframe per psn"
+        ),
+    )
 
     status = np.asarray(mp3["status_id"])
     delivery = np.asarray(mp3["delivery_date"], dtype="datetime64[D]")
     undated = (status == 0) & np.isnat(delivery)
-    offences.add(np.flatnonzero(undated), lambda row: f"{key_of(row)}: field delivery_date = <empty>; expected a "
-                 "date YYYY-MM-DD when status_id is 0 (not yet delivered)")
+    offences.add(
+        np.flatnonzero(undated),
+        lambda row: (
+            f"{key_of(row)}: field delivery_date = <empty>; expected a "
+            "date YYYY-MM-DD when status_id is 0 (not yet delivered)"
+        ),
+    )
     dated = (status != 0) & ~np.isnat(delivery)
-    offences.add(np.flatnonzero(dated), lambda row: f"{key_of(row)}: field delivery_date = {delivery[row]}; "
-                 f"expected empty when status_id is {status[row]} (a date only for status 0, not yet delivered)")
+    offences.add(
+        np.flatnonzero(dated),
+        lambda row: (
+            f"{key_of(row)}: field delivery_date = {delivery[row]}; "
+            f"expected empty when status_id is {status[row]} (a date only for status 0, not yet delivered)"
+        ),
+    )
     early = (status == 0) & (delivery < np.datetime64(version_date, "D"))
-    offences.add(np.flatnonzero(early), lambda row: f"{key_of(row)}: field delivery_date = {delivery[row]}; "
-                 f"expected a date on or after version_date {version_date} (an earlier delivery is status 3)")
+    offences.add(
+        np.flatnonzero(early),
+        lambda row: (
+            f"{key_of(row)}: field delivery_date = {delivery[row]}; "
+            f"expected a date on or after version_date {version_date} (an earlier delivery is status 3)"
+        ),
+    )
     sne, ppr = np.asarray(mp3["sne"], dtype=np.int64), np.asarray(mp3["ppr"], dtype=np.int64)
-    offences.add(np.flatnonzero(ppr > sne), lambda row: f"{key_of(row)}: field ppr = {ppr[row]}; expected at most "
-                 f"sne = {sne[row]} (minutes since overhaul cannot exceed minutes since new)")
+    offences.add(
+        np.flatnonzero(ppr > sne),
+        lambda row: (
+            f"{key_of(row)}: field ppr = {ppr[row]}; expected at most "
+            f"sne = {sne[row]} (minutes since overhaul cannot exceed minutes since new)"
+        ),
+    )
 
     mp1_key = np.asarray(mp1["partno"], dtype=np.int64) * 2 + _type_code(mp1["ac_type"])
     order = np.argsort(mp1_key, kind="stable")
     mp3_key = np.asarray(mp3["partno"], dtype=np.int64) * 2 + _type_code(mp3["ac_type"])
     rank = dense_rank(mp3_key, mp1_key[order])
-    offences.add(np.flatnonzero(rank < 0), lambda row: f"{key_of(row)}: field partno = {mp3['partno'][row]}: no "
-                 f"mp1 row for partno={mp3['partno'][row]}, ac_type={mp3['ac_type'][row]}; expected every "
-                 "airframe's (partno, ac_type) in mp1")
+    offences.add(
+        np.flatnonzero(rank < 0),
+        lambda row: (
+            f"{key_of(row)}: field partno = {mp3['partno'][row]}: no "
+            f"mp1 row for partno={mp3['partno'][row]}, ac_type={mp3['ac_type'][row]}; expected every "
+            "airframe's (partno, ac_type) in mp1"
+        ),
+    )
     found = rank >= 0
     mp1_row = order[np.where(found, rank, 0)]
     effective: dict[str, IntArray] = {}
@@ -231,8 +268,10 @@ def _check_mp3(mp3: Table, mp1: Table, version_date: dt.date) -> None:
     oh, br, ll = effective["oh"], effective["br"], effective["ll"]
 
     def limits(row: int) -> str:
-        shown = ", ".join(f"{field} = {effective[field][row]} ({'mp3' if source[field][row] else 'mp1'})"
-                          for field in ("oh", "br", "ll"))
+        shown = ", ".join(
+            f"{field} = {effective[field][row]} ({'mp3' if source[field][row] else 'mp1'})"
+            for field in ("oh", "br", "ll")
+        )
         return f"{key_of(row)}: fields {shown}; expected oh < br <= ll (minutes, mp3 overrides else mp1)"
 
     offences.add(np.flatnonzero(found & ((oh >= br) | (br > ll))), limits)
@@ -252,8 +291,10 @@ def _check_mp4(mp4: Table, version_date: dt.date, days: int) -> None:
             missing = np.flatnonzero(~present)
             first = version_date + dt.timedelta(days=int(missing[0]))
             last = version_date + dt.timedelta(days=days)
-            offences.note(f"ac_type={ac_type}: no row for date={first} (first missing; {len(missing)} of the "
-                          f"{days + 1} dates {version_date} .. {last} missing); expected one row per ac_type and date")
+            offences.note(
+                f"ac_type={ac_type}: no row for date={first} (first missing; {len(missing)} of the "
+                f"{days + 1} dates {version_date} .. {last} missing); expected one row per ac_type and date"
+            )
     offences.raise_if_any()
 
 
@@ -261,8 +302,13 @@ def _check_mp5(mp5: Table, mp3: Table, version_date: dt.date, days: int) -> None
     offences = _Offences("mp5")
     numbers = np.asarray(mp3["aircraft_number"], dtype=np.int64)
     rank = dense_rank(np.asarray(mp5["aircraft_number"], dtype=np.int64), np.sort(numbers))
-    offences.add(np.flatnonzero(rank < 0), lambda row: f"{row_key('mp5', mp5, row)}: field aircraft_number = "
-                 f"{mp5['aircraft_number'][row]}; expected an aircraft_number of mp3")
+    offences.add(
+        np.flatnonzero(rank < 0),
+        lambda row: (
+            f"{row_key('mp5', mp5, row)}: field aircraft_number = "
+            f"{mp5['aircraft_number'][row]}; expected an aircraft_number of mp3"
+        ),
+    )
     offences.raise_if_any()
 
     day = _day_numbers(mp5["date"])
@@ -273,6 +319,8 @@ def _check_mp5(mp5: Table, mp3: Table, version_date: dt.date, days: int) -> None
     if last < start + days:
         first = version_date + dt.timedelta(days=max(last + 1 - start, 0))
         end = version_date + dt.timedelta(days=days)
-        offences.note(f"aircraft_number=<any>: no row for date={first} or later (first missing date); expected dates "
-                      f"through {end} (version_date + days; inside that range a missing row means 0 minutes)")
+        offences.note(
+            f"aircraft_number=<any>: no row for date={first} or later (first missing date); expected dates "
+            f"through {end} (version_date + days; inside that range a missing row means 0 minutes)"
+        )
     offences.raise_if_any()

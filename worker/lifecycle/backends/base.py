@@ -1,0 +1,52 @@
+"""The interface every lifecycle backend implements (numpy, cupy, flamegpu).
+
+A backend holds one simulation: build it from an :class:`Environment`, create the population, step it day by day,
+hand out MP2 in chunks, and export/import its whole state as plain data (numpy arrays and Python scalars, in
+``idx`` order, so any backend can continue another's run).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import numpy.typing as npt
+
+from ..environment import Environment
+
+Columns = dict[str, npt.NDArray[Any]]
+
+
+class LifecycleBackend(abc.ABC):
+    """One live lifecycle simulation."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def build(self, env: Environment, *, log: str = "full") -> None:
+        """Take the environment; ``log`` is ``full`` (per airframe and day) or ``aggregates`` (per type only)."""
+
+    @abc.abstractmethod
+    def create(self) -> None:
+        """Create the population from the initial state (with the pre-day-0 check)."""
+
+    @abc.abstractmethod
+    def step(self, days: int) -> None:
+        """Simulate the next ``days`` days (never past the horizon)."""
+
+    @property
+    @abc.abstractmethod
+    def day(self) -> int:
+        """The next day to simulate (days done so far)."""
+
+    @abc.abstractmethod
+    def read_chunk(self) -> tuple[Columns, Columns]:
+        """MP2 since the last read: (per airframe and day, per type and day), rows ordered by (day, idx/type)."""
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """The whole state as plain data: the day and every agent variable, in idx order."""
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` (after :meth:`build` with the same environment)."""
