@@ -32,8 +32,9 @@ def fleet() -> LifecycleInputs:
 
 def changed(inputs: LifecycleInputs, table: str, column: str, row: int, value: Any) -> LifecycleInputs:
     """A copy of ``inputs`` with one cell changed."""
-    tables: dict[str, Any] = {name: {key: values.copy() for key, values in inputs.table(name).items()}
-                              for name in TABLES}
+    tables: dict[str, Any] = {
+        name: {key: values.copy() for key, values in inputs.table(name).items()} for name in TABLES
+    }
     tables[table][column][row] = value
     return dataclasses.replace(inputs, **tables)
 
@@ -98,8 +99,14 @@ def test_synthetic_fleet_is_valid(fleet: LifecycleInputs) -> None:
 # One test per kind of bad input: each message names the table, the row key and the field, and the expected form.
 
 
-@pytest.mark.parametrize(("table", "key"), [("mp1", "partno=8100000, ac_type=mi26 (row 1)"),
-                                            ("mp3", "aircraft_number="), ("mp4", "date=2025-01-01, ac_type=mi26")])
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ("mp1", "partno=8100000, ac_type=mi26 (row 1)"),
+        ("mp3", "aircraft_number="),
+        ("mp4", "date=2025-01-01, ac_type=mi26"),
+    ],
+)
 def test_unknown_ac_type(fleet: LifecycleInputs, table: str, key: str) -> None:
     message = error_of(changed(fleet, table, "ac_type", 0, "mi26"))
     assert message.startswith(f"{table}: 1 invalid row(s)")
@@ -151,17 +158,21 @@ def test_limits_of_mp1_itself(fleet: LifecycleInputs) -> None:
     assert "partno=8100001, ac_type=mi8 (row 2): fields oh = 1600000, br = 1550000, ll = 1800000" in message
 
 
-@pytest.mark.parametrize(("table", "column", "value", "shown", "expected"), [
-    ("mp3", "sne", -5, "-5", "an integer 0..4294967295 (minutes)"),
-    ("mp3", "ppr", -1, "<empty>", "an integer 0..4294967295 (minutes)"),
-    ("mp3", "ll", -7, "-7", "an integer 0..4294967295 (minutes) or empty"),
-    ("mp3", "mfg_date", np.datetime64("NaT"), "<empty>", "a date YYYY-MM-DD"),
-    ("mp1", "repair_time", 70_000, "70000", "an integer 0..65535 (days)"),
-    ("mp4", "ops_target", -1, "<empty>", "an integer 0..65535 (aircraft)"),
-    ("mp5", "daily_minutes", 1441, "1441", "an integer 0..1440 (minutes)"),
-])
-def test_negative_missing_or_out_of_range_value(fleet: LifecycleInputs, table: str, column: str, value: Any,
-                                                shown: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("table", "column", "value", "shown", "expected"),
+    [
+        ("mp3", "sne", -5, "-5", "an integer 0..4294967295 (minutes)"),
+        ("mp3", "ppr", -1, "<empty>", "an integer 0..4294967295 (minutes)"),
+        ("mp3", "ll", -7, "-7", "an integer 0..4294967295 (minutes) or empty"),
+        ("mp3", "mfg_date", np.datetime64("NaT"), "<empty>", "a date YYYY-MM-DD"),
+        ("mp1", "repair_time", 70_000, "70000", "an integer 0..65535 (days)"),
+        ("mp4", "ops_target", -1, "<empty>", "an integer 0..65535 (aircraft)"),
+        ("mp5", "daily_minutes", 1441, "1441", "an integer 0..1440 (minutes)"),
+    ],
+)
+def test_negative_missing_or_out_of_range_value(
+    fleet: LifecycleInputs, table: str, column: str, value: Any, shown: str, expected: str
+) -> None:
     message = error_of(changed(fleet, table, column, 0, value))
     assert message.startswith(f"{table}: 1 invalid row(s)")
     assert f"(row 1): field {column} = {shown}; expected {expected}" in message
@@ -211,8 +222,10 @@ def test_duplicate_date_and_aircraft_in_mp5(fleet: LifecycleInputs) -> None:
 def test_mp5_names_an_aircraft_not_in_mp3(fleet: LifecycleInputs) -> None:
     message = error_of(changed(fleet, "mp5", "aircraft_number", 3, 77))
     assert "mp5: 1 invalid row(s)" in message
-    assert "date=2025-01-01, aircraft_number=77 (row 4): field aircraft_number = 77; expected an aircraft_number " \
-           "of mp3" in message
+    assert (
+        "date=2025-01-01, aircraft_number=77 (row 4): field aircraft_number = 77; expected an aircraft_number "
+        "of mp3" in message
+    )
 
 
 def test_mp4_missing_a_type_on_a_date(fleet: LifecycleInputs) -> None:
@@ -298,14 +311,17 @@ def test_a_cell_of_the_wrong_kind_names_the_file_and_field(fleet: LifecycleInput
         load_inputs(tmp_path)
 
 
-@pytest.mark.parametrize(("meta", "key"), [
-    ("days: 30\n", "version_date"),
-    ("version_date: 2025-01-01\n", "days"),
-    ("version_date: 2025-13-01\ndays: 30\n", "version_date"),
-    ("version_date: 2025-01-01\ndays: 0\n", "days"),
-    ("version_date: 2025-01-01\ndays: ten\n", "days"),
-    ("version_date: 2025-01-01\ndays: 30\nhorizon_days: 30\n", "horizon_days"),
-])
+@pytest.mark.parametrize(
+    ("meta", "key"),
+    [
+        ("days: 30\n", "version_date"),
+        ("version_date: 2025-01-01\n", "days"),
+        ("version_date: 2025-13-01\ndays: 30\n", "version_date"),
+        ("version_date: 2025-01-01\ndays: 0\n", "days"),
+        ("version_date: 2025-01-01\ndays: ten\n", "days"),
+        ("version_date: 2025-01-01\ndays: 30\nhorizon_days: 30\n", "horizon_days"),
+    ],
+)
 def test_bad_meta_yaml_names_the_key(fleet: LifecycleInputs, tmp_path: Path, meta: str, key: str) -> None:
     write_inputs(fleet, tmp_path, "parquet")
     (tmp_path / "meta.yaml").write_text(meta)

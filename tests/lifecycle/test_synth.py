@@ -119,8 +119,24 @@ def test_a_one_day_single_aircraft_fleet_is_valid() -> None:
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_cli_writes_an_inputs_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str) -> None:
     out = tmp_path / "fleet"
-    code = main(["lifecycle", "synth", "--aircraft", "30", "--days", "60", "--seed", "2", "--out", str(out),
-                 "--format", fmt, "--version-date", "2026-03-01"])
+    code = main(
+        [
+            "lifecycle",
+            "synth",
+            "--aircraft",
+            "30",
+            "--days",
+            "60",
+            "--seed",
+            "2",
+            "--out",
+            str(out),
+            "--format",
+            fmt,
+            "--version-date",
+            "2026-03-01",
+        ]
+    )
     assert code == 0
     summary = capsys.readouterr().out
     assert summary.count("\n") == 1
