@@ -173,8 +173,8 @@ class NumpyBackend(LifecycleBackend):
             host = np.asarray(running.get() if hasattr(running, "get") else running)
             base = np.where(self.block_start > 0, host[before], 0)
             total = np.where(empty, 0, host[last] - base)
-            rank = running - xp.asarray(base)[self.type]
-            granted |= members & (rank <= xp.asarray(remaining)[self.type])
+            # Within its type's block, a member's rank is running - base: granted while rank <= remaining.
+            granted |= members & (running <= xp.asarray(base + remaining)[self.type])
             eligible += total
             remaining -= np.minimum(total, remaining)
         return granted, remaining, eligible
