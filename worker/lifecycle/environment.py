@@ -84,6 +84,20 @@ def _type_codes(ac_type: npt.NDArray[np.generic]) -> I64:
     return codes
 
 
+def _ranks(sorted_numbers: I64, numbers: npt.NDArray[np.integer]) -> npt.NDArray[np.intp]:
+    """The idx of each aircraft number.
+
+    A lookup table when the numbers are small (fast over MP5's days x airframes rows), else a binary search.
+    """
+    top = int(sorted_numbers[-1]) if len(sorted_numbers) else 0
+    if top < 50_000_000:
+        table = np.zeros(top + 1, dtype=np.intp)
+        table[sorted_numbers] = np.arange(len(sorted_numbers))
+        ranks: npt.NDArray[np.intp] = table[numbers]
+        return ranks
+    return np.searchsorted(sorted_numbers, numbers)
+
+
 def build_environment(inputs: LifecycleInputs, days: int | None = None) -> Environment:
     """Dense arrays from validated inputs (``days`` may shorten the horizon)."""
     days = inputs.days if days is None else days
@@ -108,7 +122,7 @@ def build_environment(inputs: LifecycleInputs, days: int | None = None) -> Envir
     targets[day[keep], _type_codes(mp4["ac_type"])[keep]] = np.asarray(mp4["ops_target"], dtype=np.int64)[keep]
     minutes = np.zeros((days + 1, len(acn)), dtype=np.uint16)
     day = day_numbers(mp5["date"]) - d0
-    idx = np.searchsorted(acn, np.asarray(mp5["aircraft_number"], dtype=np.int64))
+    idx = _ranks(acn, np.asarray(mp5["aircraft_number"]))
     keep = (day >= 0) & (day <= days)
     minutes[day[keep], idx[keep]] = np.asarray(mp5["daily_minutes"])[keep]
     return Environment(
