@@ -40,7 +40,8 @@ class NumpyBackend(LifecycleBackend):
         self.xp = xp
         self.debug = debug
         self._day = 0
-        self._airframe_chunks: list[Columns] = []
+        self._airframe_chunks: list[dict[str, Any]] = []
+        self._airframe_days: list[int] = []
         self._daily_chunks: list[Columns] = []
 
     @property
@@ -160,24 +161,24 @@ class NumpyBackend(LifecycleBackend):
         self._day = s + 1
 
     def _grant(self, classes: tuple[Any, ...], quota: Any) -> tuple[Any, Any, Any]:
-        """Grant ``quota`` per type in class order, then ascending idx: (granted mask, unfilled, eligible)."""
+        """Grant ``quota`` per type in class order, then ascending idx: (granted mask, unfilled, eligible).
+
+        One cumulative sum over all four classes at once: ``running[k, i]`` counts class-k members up to i. Within
+        a type's block, member i of class k has rank ``running[k, i] - base[k, type]``; the class's share of the
+        quota is what the earlier classes left, so it is granted when ``running <= base + take``.
+        """
         xp = self.xp
-        remaining = np.array(quota, dtype=np.int64)
-        eligible = np.zeros(self.n_types, dtype=np.int64)
-        granted = xp.zeros(self.env.n, dtype=bool)
-        before = np.maximum(self.block_start - 1, 0)
-        last = np.maximum(self.block_end - 1, 0)
-        empty = self.block_end == self.block_start
-        for members in classes:
-            running = xp.cumsum(members.astype(xp.int64))
-            host = np.asarray(running.get() if hasattr(running, "get") else running)
-            base = np.where(self.block_start > 0, host[before], 0)
-            total = np.where(empty, 0, host[last] - base)
-            # Within its type's block, a member's rank is running - base: granted while rank <= remaining.
-            granted |= members & (running <= xp.asarray(base + remaining)[self.type])
-            eligible += total
-            remaining -= np.minimum(total, remaining)
-        return granted, remaining, eligible
+        members = xp.stack(classes)
+        running = xp.cumsum(members, axis=1)
+        host = _host(running)
+        base = np.where(self.block_start > 0, host[:, np.maximum(self.block_start - 1, 0)], 0)
+        total = np.where(self.block_end > self.block_start, host[:, np.maximum(self.block_end - 1, 0)] - base, 0)
+        quota = np.asarray(quota, dtype=np.int64)
+        up_to = np.cumsum(total, axis=0)
+        take = np.minimum(up_to, quota) - np.minimum(up_to - total, quota)
+        limit = xp.asarray(base + take)[:, self.type]
+        granted = xp.any(members & (running <= limit), axis=0)
+        return granted, quota - take.sum(axis=0), total.sum(axis=0)
 
     # --------------------------------------------------------------------------------------------- output
 
@@ -202,32 +203,42 @@ class NumpyBackend(LifecycleBackend):
         self._daily_chunks.append(daily)
         if self.log != "full":
             return
-        order = self.inverse
-        values = {
-            "status_id": st,
-            "next_status": nxt,
-            "daily_flight": flight,
-            "sne": self.sne,
-            "ppr": self.ppr,
-            "repair_days": self.repair_days,
-            "partout_date": self.partout_date,
-            "assembly_date": self.assembly_date,
-            "active_date": self.active_date,
-        }
-        row: Columns = {name: _host(v)[order] for name, v in values.items()}
-        row["day"] = np.full(env.n, s)
-        row["idx"] = np.arange(env.n)
-        row["date"] = np.full(env.n, env.d0 + s)
-        row["psn"] = env.psn
-        row["aircraft_number"] = env.aircraft_number
-        row["ac_type"] = env.type_code
-        self._airframe_chunks.append(row)
+        # Internal-order arrays are kept as they are (each day makes new ones); read_chunk puts them in idx order
+        # with one gather per column and chunk rather than one per column and day.
+        self._airframe_chunks.append(
+            {
+                "status_id": st,
+                "next_status": nxt,
+                "daily_flight": flight,
+                "sne": self.sne,
+                "ppr": self.ppr,
+                "repair_days": self.repair_days,
+                "partout_date": self.partout_date,
+                "assembly_date": self.assembly_date,
+                "active_date": self.active_date,
+            }
+        )
+        self._airframe_days.append(s)
 
     def read_chunk(self) -> tuple[Columns, Columns]:
         """MP2 of the days stepped since the last read, as typed columns."""
-        airframe = _concat(self._airframe_chunks, AIRFRAME_COLUMNS) if self._airframe_chunks else {}
+        airframe: Columns = {}
+        if self._airframe_chunks:
+            env = self.env
+            days = np.asarray(self._airframe_days)
+            raw: Columns = {}
+            for name in self._airframe_chunks[0]:
+                stacked = np.stack([_host(chunk[name]) for chunk in self._airframe_chunks])
+                raw[name] = stacked[:, self.inverse].ravel()
+            raw["day"] = np.repeat(days, env.n)
+            raw["idx"] = np.tile(np.arange(env.n), len(days))
+            raw["date"] = raw["day"] + env.d0
+            raw["psn"] = np.tile(env.psn, len(days))
+            raw["aircraft_number"] = np.tile(env.aircraft_number, len(days))
+            raw["ac_type"] = np.tile(env.type_code, len(days))
+            airframe = _concat([raw], AIRFRAME_COLUMNS)
         daily = _concat(self._daily_chunks, DAILY_COLUMNS) if self._daily_chunks else {}
-        self._airframe_chunks, self._daily_chunks = [], []
+        self._airframe_chunks, self._daily_chunks, self._airframe_days = [], [], []
         return airframe, daily
 
     # ---------------------------------------------------------------------------------------------- state
@@ -249,7 +260,7 @@ class NumpyBackend(LifecycleBackend):
                 raise InvariantError(f"state field {name} has shape {values.shape}, expected ({self.env.n},)")
             setattr(self, name, xp.asarray(values[self.perm]))
         self._day = int(state["day"])
-        self._airframe_chunks, self._daily_chunks = [], []
+        self._airframe_chunks, self._daily_chunks, self._airframe_days = [], [], []
 
     # --------------------------------------------------------------------------------------------- debug
 
