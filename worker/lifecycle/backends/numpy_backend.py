@@ -161,24 +161,24 @@ class NumpyBackend(LifecycleBackend):
         self._day = s + 1
 
     def _grant(self, classes: tuple[Any, ...], quota: Any) -> tuple[Any, Any, Any]:
-        """Grant ``quota`` per type in class order, then ascending idx: (granted mask, unfilled, eligible).
-
-        One cumulative sum over all four classes at once: ``running[k, i]`` counts class-k members up to i. Within
-        a type's block, member i of class k has rank ``running[k, i] - base[k, type]``; the class's share of the
-        quota is what the earlier classes left, so it is granted when ``running <= base + take``.
-        """
+        """Grant ``quota`` per type in class order, then ascending idx: (granted mask, unfilled, eligible)."""
         xp = self.xp
-        members = xp.stack(classes)
-        running = xp.cumsum(members, axis=1)
-        host = _host(running)
-        base = np.where(self.block_start > 0, host[:, np.maximum(self.block_start - 1, 0)], 0)
-        total = np.where(self.block_end > self.block_start, host[:, np.maximum(self.block_end - 1, 0)] - base, 0)
-        quota = np.asarray(quota, dtype=np.int64)
-        up_to = np.cumsum(total, axis=0)
-        take = np.minimum(up_to, quota) - np.minimum(up_to - total, quota)
-        limit = xp.asarray(base + take)[:, self.type]
-        granted = xp.any(members & (running <= limit), axis=0)
-        return granted, quota - take.sum(axis=0), total.sum(axis=0)
+        remaining = np.array(quota, dtype=np.int64)
+        eligible = np.zeros(self.n_types, dtype=np.int64)
+        granted = xp.zeros(self.env.n, dtype=bool)
+        before = np.maximum(self.block_start - 1, 0)
+        last = np.maximum(self.block_end - 1, 0)
+        empty = self.block_end == self.block_start
+        for members in classes:
+            running = xp.cumsum(members.astype(xp.int64))
+            host = np.asarray(running.get() if hasattr(running, "get") else running)
+            base = np.where(self.block_start > 0, host[before], 0)
+            total = np.where(empty, 0, host[last] - base)
+            # Within its type's block, a member's rank is running - base: granted while rank <= remaining.
+            granted |= members & (running <= xp.asarray(base + remaining)[self.type])
+            eligible += total
+            remaining -= np.minimum(total, remaining)
+        return granted, remaining, eligible
 
     # --------------------------------------------------------------------------------------------- output
 
