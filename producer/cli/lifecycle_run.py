@@ -23,17 +23,46 @@ def register(commands: Any) -> None:
     parser.add_argument("--backend", default="numpy", help="numpy (default), cupy, flamegpu")
     parser.add_argument("--debug", action="store_true", help="check every invariant after each day")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--to-clickhouse", action="store_true", help="also write MP2 to ClickHouse (clickhouse_dsn)")
+    parser.add_argument("--job-id", help="MP2 partition in ClickHouse (default: local-<version_date>-<random>)")
     parser.set_defaults(handler=_run)
+
+
+def _export(args: argparse.Namespace, inputs: Any, report: Any, sink: Any) -> None:
+    import uuid
+
+    from shared.clickhouse.client import ClickHouse
+    from shared.clickhouse.migrations import init_db
+    from shared.clickhouse.mp2 import export_mp2
+    from shared.settings import load_settings
+
+    job_id = args.job_id or f"local-{inputs.version_date}-{uuid.uuid4().hex[:8]}"
+    with ClickHouse(load_settings().clickhouse_dsn) as ch:
+        init_db(ch)
+        exported = export_mp2(
+            ch,
+            job_id,
+            sink.sinks[1].table("mp2"),
+            sink.sinks[1].table("mp2_daily"),
+            airframes=report.airframes if report.log == "full" else None,
+            days=report.days,
+        )
+    print(
+        f"job {job_id} written to {ch.dsn.redacted}: " + ", ".join(f"{r.table} {r.rows} rows" for r in exported),
+        file=sys.stderr,
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
     from worker.lifecycle.inputs import load_inputs
-    from worker.lifecycle.run import ParquetSink, Sink, run_local
+    from worker.lifecycle.run import MemorySink, ParquetSink, Sink, TeeSink, run_local
 
     started = time.perf_counter()
     inputs = load_inputs(args.inputs, days=args.days)
     load_s = time.perf_counter() - started
     sink: Sink = ParquetSink(args.out) if args.out else Sink()
+    if args.to_clickhouse:
+        sink = TeeSink(sink, MemorySink())
     report = run_local(
         inputs,
         log=args.log,
@@ -43,6 +72,8 @@ def _run(args: argparse.Namespace) -> int:
         debug=args.debug,
         load_s=load_s,
     )
+    if args.to_clickhouse:
+        _export(args, inputs, report, sink)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         print()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .client import ClickHouse
 from .field_ids import create_dictionary_objects, sync_field_ids
-from .schema import TableSpec, managed_tables
+from .schema import DES_TABLES, TableSpec, input_tables, managed_tables, mp2_tables
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ def _create_tables(tables: Callable[[], list[TableSpec]]) -> Callable[[ClickHous
 
 MIGRATIONS: list[Migration] = [
     Migration(1, "field_id dictionary table and DICTIONARY object", create_dictionary_objects),
-    Migration(2, "input, DES and MP2 tables", _create_tables(managed_tables)),
+    Migration(2, "input and DES tables", _create_tables(lambda: [*input_tables(), *DES_TABLES])),
+    Migration(3, "MP2 tables (per airframe and day, per type and day)", _create_tables(mp2_tables)),
 ]
 
 

@@ -10,6 +10,7 @@ The input tables follow the column contract of :mod:`worker.lifecycle.inputs`; t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,35 @@ DES_TABLES = [
 ]
 
 
+def mp2_tables() -> list[TableSpec]:
+    """MP2 per airframe and day, and per type and day, one partition per lifecycle job."""
+    from worker.lifecycle.schema import AIRFRAME_COLUMNS, DAILY_COLUMNS
+
+    job = ColumnSpec("job_id", "String", "lifecycle job id (with its data version)")
+
+    def columns(specs: Any) -> tuple[ColumnSpec, ...]:
+        return (job, *(ColumnSpec(c.name, c.ch_type, c.description, c.unit, c.low, c.high) for c in specs))
+
+    return [
+        TableSpec(
+            "mp2",
+            "MP2: each airframe on each simulated day",
+            columns(AIRFRAME_COLUMNS),
+            order_by=("job_id", "day", "idx"),
+            partition_by=("job_id",),
+            row_key=("day", "idx"),
+        ),
+        TableSpec(
+            "mp2_daily",
+            "MP2 aggregates: each aircraft type on each simulated day",
+            columns(DAILY_COLUMNS),
+            order_by=("job_id", "day", "ac_type"),
+            partition_by=("job_id",),
+            row_key=("day", "ac_type"),
+        ),
+    ]
+
+
 def managed_tables() -> list[TableSpec]:
     """Every table simfleet exports to, in field_id assignment order."""
-    return [*input_tables(), *DES_TABLES]
+    return [*input_tables(), *DES_TABLES, *mp2_tables()]

@@ -55,6 +55,23 @@ class MemorySink(Sink):
         return {column: np.concatenate([c[column] for c in chunks]) for column in chunks[0]}
 
 
+class TeeSink(Sink):
+    """Hands every chunk to several sinks, in order."""
+
+    def __init__(self, *sinks: Sink) -> None:
+        self.sinks = sinks
+
+    def write(self, first_day: int, airframe: Columns, daily: Columns) -> None:
+        """Pass the chunk on."""
+        for sink in self.sinks:
+            sink.write(first_day, airframe, daily)
+
+    def close(self) -> None:
+        """Close every sink."""
+        for sink in self.sinks:
+            sink.close()
+
+
 class ParquetSink(Sink):
     """Writes ``<dir>/mp2/part-<first day>.parquet`` and ``<dir>/mp2_daily/part-<first day>.parquet``."""
 

@@ -1,0 +1,46 @@
+"""MP2 to ClickHouse: one partition per lifecycle job in ``mp2`` and ``mp2_daily``, replaced as a whole."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .client import ClickHouse
+from .export import ExportReport, export_partition
+from .schema import mp2_tables
+
+
+def _for_insert(values: np.ndarray[Any, Any]) -> Any:
+    """Dates with NaT become objects with None (NULL); everything else goes as it is."""
+    if values.dtype.kind == "M":
+        if np.isnat(values).any():
+            boxed = values.astype("datetime64[D]").astype(object)
+            boxed[np.isnat(values)] = None
+            return boxed
+        return values.astype("datetime64[D]")
+    return values
+
+
+def export_mp2(
+    ch: ClickHouse,
+    job_id: str,
+    airframe: dict[str, np.ndarray[Any, Any]],
+    daily: dict[str, np.ndarray[Any, Any]],
+    *,
+    airframes: int | None = None,
+    days: int | None = None,
+    batch_rows: int = 1_000_000,
+) -> list[ExportReport]:
+    """Write a job's MP2; with ``airframes`` and ``days`` the row count is checked (airframes x days) first."""
+    tables = {t.name: t for t in mp2_tables()}
+    reports = []
+    if airframe:
+        expected = airframes * days if airframes is not None and days is not None else None
+        columns = {name: _for_insert(np.asarray(values)) for name, values in airframe.items()}
+        reports.append(
+            export_partition(ch, tables["mp2"], (job_id,), columns, expected_rows=expected, batch_rows=batch_rows)
+        )
+    columns = {name: _for_insert(np.asarray(values)) for name, values in daily.items()}
+    reports.append(export_partition(ch, tables["mp2_daily"], (job_id,), columns, batch_rows=batch_rows))
+    return reports

@@ -1,0 +1,68 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from shared.clickhouse.mp2 import export_mp2
+from worker.des.aggregate import aggregate
+from worker.des.runner import run_replications
+from worker.des.scenario import load_scenario
+from worker.lifecycle.run import MemorySink, run_local
+from worker.lifecycle.synth import synthesize
+
+ROOT = Path(__file__).resolve().parents[2]
+QUERIES = dict(re.findall(r"```sql\n-- name: ([^\n]+)\n(.*?)```", (ROOT / "docs" / "bi.md").read_text(), flags=re.S))
+
+
+@pytest.fixture
+def loaded(ch):
+    inputs = synthesize(30, 90, seed=4)
+    sink = MemorySink()
+    report = run_local(inputs, sink=sink)
+    export_mp2(ch, "job-7", sink.table("mp2"), sink.table("mp2_daily"), airframes=30, days=90)
+    export_mp2(ch, "job-7", sink.table("mp2"), sink.table("mp2_daily"), airframes=30, days=90)
+    scenario = load_scenario(ROOT / "config" / "scenarios" / "web_search_load_test.yaml")
+    summaries = run_replications(scenario, replications=2, seed=1, processes=1)
+    from shared.clickhouse.des import export_des_study
+
+    export_des_study(ch, "study-9", summaries, aggregate(summaries), {"web-search": 100.0})
+    return ch, report
+
+
+def run(ch, name):
+    return ch.rows(QUERIES[name].replace("{job_id}", "job-7"))
+
+
+def test_the_guide_has_every_query_the_issue_asks_for():
+    assert {"field by id", "status counts per day", "fleet availability per month"} <= set(QUERIES)
+
+
+def test_a_field_is_found_by_its_id_and_its_comment_carries_it(loaded):
+    ch, _ = loaded
+    assert run(ch, "field by id") == [("mp2", "sne", "minutes")]
+    ((field_id, comment),) = run(ch, "id of a column, and its comment")
+    assert comment.startswith(f"field_id: {field_id};")
+
+
+def test_status_counts_per_day_cover_the_fleet_once(loaded):
+    ch, _ = loaded
+    rows = run(ch, "status counts per day")
+    per_day = {}
+    for date, _, airframes in rows:
+        per_day[date] = per_day.get(date, 0) + airframes
+    assert len(per_day) == 90 and set(per_day.values()) == {30}  # exported twice, one copy
+
+
+def test_availability_per_month_is_a_share(loaded):
+    ch, _ = loaded
+    rows = run(ch, "fleet availability per month")
+    assert len(rows) == 3 * 2  # three months, two types
+    assert all(0 <= in_operation <= available <= 1 for _, _, in_operation, available in rows)
+
+
+def test_plan_and_des_queries_run(loaded):
+    ch, _ = loaded
+    assert len(run(ch, "plan against operation per day (aggregates table)")) == 90 * 2
+    rows = run(ch, "p95 latency per request type of every study")
+    assert [(r[0], r[2]) for r in rows] == [("study-9", "(all)"), ("study-9", "web-search")]
+    assert all(r[3] > 0 and r[4] > 0 and r[5] > 0 for r in rows)
