@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+import numpy as np
+import pyarrow as pa
+
 from shared.errors import ConfigError, SimfleetError
 
 T = TypeVar("T")
@@ -107,6 +110,16 @@ def with_retries(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _arrow(values: Any) -> pa.Array:
+    """One column as an Arrow array; ``datetime64`` NaT and Python ``None`` become NULL."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "M":
+        days = values.astype("datetime64[D]")
+        return pa.array(days, type=pa.date32(), mask=np.isnat(days))
+    if isinstance(values, np.ndarray) and values.dtype.kind != "O":
+        return pa.array(values)
+    return pa.array(list(values) if not isinstance(values, list) else values)
+
+
 class ClickHouse:
     """A connected client plus the database it works in.
 
@@ -145,14 +158,15 @@ class ClickHouse:
         result = with_retries(lambda: self.client.query(sql, **kwargs), sql[:80], attempts=self.attempts)
         return [tuple(row) for row in result.result_rows]
 
-    def insert_columns(self, table: str, columns: dict[str, Any], **kwargs: Any) -> None:
-        """Insert one batch given as columns (numpy arrays or lists), never row by row."""
-        names = list(columns)
-        data = [columns[name] for name in names]
+    def insert_columns(self, table: str, columns: dict[str, Any]) -> None:
+        """Insert one batch given as columns (numpy arrays or lists), never row by row.
+
+        The batch travels as one Arrow table: columnar end to end, with NULLs as validity bitmaps (a NaT date is
+        NULL), which is several times faster than clickhouse-connect's per-column Python conversion.
+        """
+        batch = pa.table({name: _arrow(values) for name, values in columns.items()})
         with_retries(
-            lambda: self.client.insert(
-                f"{self.database}.{table}", data, column_names=names, column_oriented=True, **kwargs
-            ),
+            lambda: self.client.insert_arrow(f"{self.database}.{table}", batch),
             f"insert into {table}",
             attempts=self.attempts,
         )

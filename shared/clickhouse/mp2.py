@@ -11,17 +11,6 @@ from .export import ExportReport, export_partition
 from .schema import mp2_tables
 
 
-def _for_insert(values: np.ndarray[Any, Any]) -> Any:
-    """Dates with NaT become objects with None (NULL); everything else goes as it is."""
-    if values.dtype.kind == "M":
-        if np.isnat(values).any():
-            boxed = values.astype("datetime64[D]").astype(object)
-            boxed[np.isnat(values)] = None
-            return boxed
-        return values.astype("datetime64[D]")
-    return values
-
-
 def export_mp2(
     ch: ClickHouse,
     job_id: str,
@@ -37,10 +26,8 @@ def export_mp2(
     reports = []
     if airframe:
         expected = airframes * days if airframes is not None and days is not None else None
-        columns = {name: _for_insert(np.asarray(values)) for name, values in airframe.items()}
         reports.append(
-            export_partition(ch, tables["mp2"], (job_id,), columns, expected_rows=expected, batch_rows=batch_rows)
+            export_partition(ch, tables["mp2"], (job_id,), airframe, expected_rows=expected, batch_rows=batch_rows)
         )
-    columns = {name: _for_insert(np.asarray(values)) for name, values in daily.items()}
-    reports.append(export_partition(ch, tables["mp2_daily"], (job_id,), columns, batch_rows=batch_rows))
+    reports.append(export_partition(ch, tables["mp2_daily"], (job_id,), daily, batch_rows=batch_rows))
     return reports
