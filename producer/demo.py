@@ -3,7 +3,8 @@
 It starts the local fleet (a Redis server, a CPU worker with one process per core, Flower), runs the mixed workload
 with 8 replications through the queues with a progress bar, runs the deep-research SLA search on the fleet (each
 probe's replications in parallel) and a small rate sweep, prints the tables, writes the results (JSON, CSV) and
-plots (PNG) under ``runs/demo``, and stops the fleet. A fleet that was already up is used and left running.
+plots (PNG) under ``runs/demo``, writes the study to ClickHouse (chDB by default) and prints one BI query's answer,
+and stops the fleet. A fleet that was already up is used and left running.
 """
 
 from __future__ import annotations
@@ -52,6 +53,25 @@ def _write_outputs(study: dict[str, Any], sla: SlaResult, sweep: SweepResult) ->
     ]
 
 
+def _to_clickhouse(dsn: str, study_id: str, summaries: Any, answer: dict[str, Any], scenario: Any) -> None:
+    """Write the study to ClickHouse (chDB by default) and answer one BI question from it."""
+    from shared.clickhouse.client import ClickHouse
+    from shared.clickhouse.des import export_des_study
+    from shared.clickhouse.migrations import init_db
+
+    rates = {name: rt.rate_per_min for name, rt in scenario.request_types.items()}
+    with ClickHouse(dsn) as ch:
+        init_db(ch)
+        export_des_study(ch, study_id, summaries, answer, rates)
+        rows = ch.rows(
+            f"SELECT name, round(mean, 2), round(ci95, 2), round(merged, 2) FROM {ch.database}.des_aggregates "
+            f"WHERE study_id = '{study_id}' AND scope = 'type' AND figure = 'p95_s' ORDER BY name"
+        )
+        print(f"\n== study written to ClickHouse ({ch.dsn.redacted}); BI query: p95 latency per request type")
+        for name, mean, ci95, merged in rows:
+            print(f"   {name:<18} p95 {mean} s ± {ci95} (merged sketches {merged} s)")
+
+
 def main() -> int:
     """Run the demo; returns the exit code."""
     started = time.perf_counter()
@@ -97,6 +117,7 @@ def main() -> int:
         print("\n== results written")
         for path in _write_outputs(answer, sla, sweep):
             print(f"   {path.relative_to(ROOT)}")
+        _to_clickhouse(settings.clickhouse_dsn, study.id, study.summaries(timeout=60), answer, mixed)
     finally:
         fleet.close()
         if owned:
