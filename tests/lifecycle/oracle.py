@@ -1,8 +1,8 @@
 """A straightforward per-airframe implementation of LIFECYCLE_MODEL.md: the oracle the vectorised backend must equal.
 
 It reads the inputs directly (not the backend's environment), walks airframes one by one in aircraft-number order
-and grants quota with plain counters, following the rules and the documented choices of the numpy backend (delivery
-makes an airframe serviceable on its delivery date; the pre-day-0 check decides as of D0 - 1; MP2 holds
+and grants quota with plain counters, following the rules and the documented choices of the numpy backend (a delivery
+is decided on the delivery date and takes effect the day after; the pre-day-0 check decides as of D0 - 1; MP2 holds
 end-of-day values).
 """
 
@@ -85,7 +85,7 @@ def oracle_run(inputs: LifecycleInputs, days: int | None = None) -> tuple[dict[s
         return None
 
     for plane in planes:
-        if plane["status"] == 0 and plane["delivery"] is not None and plane["delivery"] <= d0:
+        if plane["status"] == 0 and plane["delivery"] is not None and plane["delivery"] < d0:
             plane.update(status=3, sne=0, ppr=0)
         if plane["status"] == 2:
             decided = checks(plane, flight(d0, plane), d0 - dt.timedelta(days=1))
@@ -103,7 +103,7 @@ def oracle_run(inputs: LifecycleInputs, days: int | None = None) -> tuple[dict[s
         classes: list[list[int]] = [[], [], [], []]
         for i, plane in enumerate(planes):
             st = start[i]
-            if st == 0 and plane["delivery"] == tomorrow:
+            if st == 0 and plane["delivery"] == today:
                 nxt[i] = 3
                 plane["sne"] = plane["ppr"] = 0
             elif st == 4:

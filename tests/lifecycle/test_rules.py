@@ -86,16 +86,26 @@ def test_inactive_airframe_is_admitted_only_from_day_repair_time_minus_one():
     assert airframe["active_date"][2] == np.datetime64(D0)
 
 
-def test_delivery_makes_the_airframe_serviceable_on_its_date():
+def test_delivery_is_decided_on_the_delivery_date_and_serviceable_from_the_day_after():
     inputs = make_inputs(
         [{"aircraft_number": 4, "status": 0, "sne": 77, "ppr": 77, "delivery": D0 + dt.timedelta(days=2)}],
-        days=4,
-        targets={"mi8": [0] * 5},
+        days=5,
+        targets={"mi8": [1] * 6},
     )
     airframe, daily = run_model(inputs)
-    assert column(airframe, "status_id") == [0, 0, 3, 3]
-    assert column(airframe, "sne")[1:] == [0, 0, 0]
-    assert daily["trans_0_3"][daily["ac_type"] == 0].tolist() == [0, 1, 0, 0]
+    # Day 2 is the delivery date: spent in 0, next status 3 with sne = ppr = 0; first requests quota on day 3.
+    assert column(airframe, "status_id") == [0, 0, 0, 3, 2]
+    assert column(airframe, "next_status") == [0, 0, 3, 2, 2]
+    assert column(airframe, "sne") == [77, 77, 0, 0, 100]
+    assert column(airframe, "ppr")[2] == 0
+    assert daily["trans_0_3"][daily["ac_type"] == 0].tolist() == [0, 0, 1, 0, 0]
+
+
+def test_delivery_on_the_first_day_is_a_transition_of_day_zero():
+    inputs = make_inputs([{"aircraft_number": 4, "status": 0, "delivery": D0}], days=2, targets={"mi8": [0] * 3})
+    airframe, daily = run_model(inputs)
+    assert column(airframe, "status_id") == [0, 3]
+    assert daily["trans_0_3"][daily["ac_type"] == 0].tolist() == [1, 0]
 
 
 def test_pre_day_zero_check_keeps_airframes_from_starting_a_day_they_cannot_fly():

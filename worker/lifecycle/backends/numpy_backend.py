@@ -1,18 +1,30 @@
 """The vectorised backend: each day is a fixed sequence of array operations over all airframes.
 
-No Python loop runs over airframes. Internally the airframes are held in type-major order (by type, then idx), so
-that within a type idx order is aircraft-number order and a per-type running count is one cumulative sum minus the
-count before the type's block: that is how quota is granted in priority class and aircraft-number order without a
-sort. The code uses only the part of the numpy API that CuPy shares, with the array module as a parameter.
+No Python loop runs over airframes (the only loops are over the two aircraft types and the four priority classes).
+Internally airframes are held in type-major order (by type, then idx): inside a type, idx order is aircraft-number
+order, so a type is a contiguous block and "the first r requesters of a class by aircraft number" is one cumulative
+sum over that class's mask in the block. Quota is granted per type class by class: every class that fits in what is
+left is granted whole (a mask, no arithmetic); only the class where the quota runs out, at most one per type and day,
+needs the cumulative sum. Per-type counts come from ``count_nonzero`` over a block; the status counts per type are a
+host-side tally kept up to date with the day's transitions.
+
+Agent variables use narrow types (status ``uint8``, minutes and days ``int32``, dates as ``int32`` day numbers since
+1970-01-01 with :data:`NO_DATE` for "none"); a day's next status is computed with modular ``uint8`` arithmetic over
+the masks rather than masked assignments, which vectorise poorly. The code uses only the part of the numpy API that
+CuPy shares, with the array module as a parameter (``xp``).
 
 Choices where LIFECYCLE_MODEL.md is silent (also in docs/lifecycle.md):
-- A status-0 airframe is in status 3 on its delivery date: the day before, its next status is 3 (sne = ppr = 0).
-  One delivered on D0 starts in status 3.
-- The pre-day-0 check decides as of D0 - 1: an airframe sent to repair then gets partout and assembly dates from
-  D0 - 1. Its status at D0 is the decided one; it is not counted as a transition of any simulated day.
-- MP2's sne, ppr and repair_days are end-of-day values; status_id is the status spent on D, next_status the one
-  for D+1; dates never set are NULL.
-- Status counts and ops_current describe D (start-of-day statuses); granted and shortfall are for D+1.
+
+- Delivery: like every change, it is decided on day D (``D == delivery_date``) and takes effect for D+1. A status-0
+  airframe spends its delivery date in status 0 (``next_status`` 3, ``sne = ppr = 0`` at the end of that day) and is
+  serviceable from the day after; its first quota request is the day after that. Validated inputs have no delivery
+  before D0; one there anyway is taken as already done (status 3 at D0, sne = ppr = 0).
+- The pre-day-0 check decides as of D0 - 1: an airframe sent to repair gets partout and assembly dates counted from
+  D0 - 1. Its status at D0 is the decided one; it is not a transition of any simulated day. MP4's target for D0 is
+  not applied: D0 starts with MP3's airframes in operation (after the check).
+- MP2's sne, ppr and repair_days are end-of-day values; status_id is the status spent on D, next_status the one for
+  D+1; dates never set are NULL (NaT). Status counts and ops_current describe D; granted and shortfall are for D+1;
+  transition counts are those decided on D.
 """
 
 from __future__ import annotations
@@ -21,18 +33,31 @@ from typing import Any
 
 import numpy as np
 
-from shared.errors import InvariantError
+from shared.errors import InvariantError, SimulationError
 
 from ..environment import NO_DATE, Environment
-from ..schema import AIRFRAME_COLUMNS, DAILY_COLUMNS, TRANSITIONS
+from ..schema import TRANSITIONS
 from .base import Columns, LifecycleBackend
+from .invariants import check_day
+from .mp2_log import DayRecord, Mp2Log
 
 STATE_FIELDS = ("status", "sne", "ppr", "repair_days", "partout_date", "assembly_date", "active_date")
-ALLOWED = {(0, 3), (1, 2), (2, 3), (2, 4), (2, 6), (3, 2), (4, 5), (5, 2)}
+MINUTES_WINDOW_DAYS = 64
+"""MP5 rows are put in internal order this many days at a time (a full permuted copy would double the memory)."""
+INT32_HEADROOM = 2**31 - 1
+FLOWS = np.zeros((7, len(TRANSITIONS)), dtype=np.int64)
+"""``FLOWS @ transitions`` is the change of the per-status counts that a day's transition counts make."""
+for _kind, (_source, _target) in enumerate(TRANSITIONS):
+    FLOWS[_source, _kind], FLOWS[_target, _kind] = -1, 1
 
 
 class NumpyBackend(LifecycleBackend):
-    """The default backend (numpy on the CPU; CuPy on a GPU with ``xp=cupy``)."""
+    """The default backend (numpy on the CPU; CuPy on a GPU with ``xp=cupy``).
+
+    Args:
+        xp: the array module (numpy, or a module with the same API such as cupy).
+        debug: check every invariant of LIFECYCLE_MODEL.md after each day (:mod:`.invariants`).
+    """
 
     name = "numpy"
 
@@ -40,271 +65,233 @@ class NumpyBackend(LifecycleBackend):
         self.xp = xp
         self.debug = debug
         self._day = 0
-        self._airframe_chunks: list[dict[str, Any]] = []
-        self._airframe_days: list[int] = []
-        self._daily_chunks: list[Columns] = []
 
     @property
     def day(self) -> int:
-        """The next day to simulate."""
+        """The next day to simulate (days done so far)."""
         return self._day
 
-    # ------------------------------------------------------------------------------------------------ build
-
     def build(self, env: Environment, *, log: str = "full") -> None:
-        """Move the environment into type-major device arrays."""
-        xp = self.xp
+        """Put the static per-airframe arrays in type-major order on the array module's device."""
         if log not in ("full", "aggregates"):
             raise ValueError(f"log must be full or aggregates, got {log!r}")
-        self.env = env
-        self.log = log
+        largest = max((int(a.max()) for a in (env.ll, env.oh, env.br, env.sne, env.ppr) if a.size), default=0)
+        if largest + 1440 * (env.days + 1) > INT32_HEADROOM:
+            raise SimulationError(f"minutes up to {largest:,} would overflow int32 over {env.days} days")
+        xp = self.xp
+        self.env, self.log = env, log
         self.perm = np.argsort(env.type_code, kind="stable")
         self.inverse = np.argsort(self.perm, kind="stable")
-        self.n_types = env.n_types
         types = env.type_code[self.perm]
         starts = np.searchsorted(types, np.arange(env.n_types))
         ends = np.searchsorted(types, np.arange(env.n_types), side="right")
-        self.type = xp.asarray(types)
-        self.block_start, self.block_end = starts, ends
-        take = self.perm
-        self.ll, self.oh, self.br = (xp.asarray(a[take]) for a in (env.ll, env.oh, env.br))
-        self.repair_time = xp.asarray(env.repair_time[take])
-        self.partout_time = xp.asarray(env.partout_time[take])
-        self.assembly_time = xp.asarray(env.assembly_time[take])
-        self.delivery_day = xp.asarray(env.delivery_day[take])
-        self.minutes = xp.asarray(env.minutes[:, take])
-        self.targets = env.targets
-        self.idx = xp.asarray(take.astype(np.int64))
+        self.blocks = [slice(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
+        self.acn_internal = env.aircraft_number[self.perm]
 
-    # ----------------------------------------------------------------------------------------------- create
+        def device(values: np.ndarray[Any, Any]) -> Any:
+            return xp.asarray(values[self.perm].astype(np.int32))
+
+        self.ll, self.oh, self.br = device(env.ll), device(env.oh), device(env.br)
+        self.repair_time, self.partout_time = device(env.repair_time), device(env.partout_time)
+        self.repair_minus_assembly = device(env.repair_time - env.assembly_time)
+        self.repair_time_range = (int(env.repair_time.min(initial=0)), int(env.repair_time.max(initial=0)))
+        self.targets = env.targets.tolist()
+        self._window_start, self._window = -1, xp.zeros((0, env.n), dtype=xp.uint16)
+        # Deliveries are static: a status-0 airframe leaves 0 only on its delivery date.
+        day = env.delivery_day[self.perm] - env.d0
+        due = np.flatnonzero((env.status[self.perm] == 0) & (day >= 0) & (day < env.days))
+        due = due[np.argsort(day[due], kind="stable")]
+        self.delivery_pos = due
+        self.delivery_type = types[due]
+        self.delivery_bounds = np.searchsorted(day[due], np.arange(env.days + 1))
 
     def create(self) -> None:
-        """The population at D0, after the pre-day-0 check of airframes starting in operation."""
+        """The population at D0: MP3's state, earlier deliveries done, then the pre-day-0 check."""
         xp, env = self.xp, self.env
         take = self.perm
-        self.status = xp.asarray(env.status[take].copy())
-        self.sne = xp.asarray(env.sne[take].copy())
-        self.ppr = xp.asarray(env.ppr[take].copy())
-        self.repair_days = xp.asarray(env.repair_days[take].copy())
-        self.partout_date = xp.full(env.n, NO_DATE, dtype=xp.int64)
-        self.assembly_date = xp.full(env.n, NO_DATE, dtype=xp.int64)
-        self.active_date = xp.full(env.n, NO_DATE, dtype=xp.int64)
+        status = env.status[take].copy()
+        sne, ppr = env.sne[take].copy(), env.ppr[take].copy()
+        delivered = (status == 0) & (env.delivery_day[take] != NO_DATE) & (env.delivery_day[take] < env.d0)
+        status[delivered], sne[delivered], ppr[delivered] = 3, 0, 0
+        self.status = xp.asarray(status.astype(np.uint8))
+        self.sne, self.ppr = xp.asarray(sne.astype(np.int32)), xp.asarray(ppr.astype(np.int32))
+        self.repair_days = xp.asarray(env.repair_days[take].astype(np.int32))
+        self.partout_date, self.assembly_date, self.active_date = (
+            xp.full(env.n, NO_DATE, dtype=xp.int32) for _ in range(3)
+        )
         self._day = 0
-        delivered = (self.status == 0) & (self.delivery_day <= env.d0)
-        self.status = xp.where(delivered, 3, self.status)
-        self.sne = xp.where(delivered, 0, self.sne)
-        self.ppr = xp.where(delivered, 0, self.ppr)
-        dn = self.minutes[0].astype(xp.int64)
-        to4, to6 = self._limits(self.status == 2, dn)
+        dn = self._minutes(0)
+        to4, to6 = self._limits(self.status == 2, self.sne + dn, self.ppr + dn)
         self._enter_repair(to4, env.d0 - 1)
-        self.status = xp.where(to6, 6, xp.where(to4, 4, self.status))
+        self.status = self.status + to4.astype(xp.uint8) * xp.uint8(2) + to6.astype(xp.uint8) * xp.uint8(4)
+        self._reset_counters()
 
-    def _limits(self, flying: Any, dn: Any) -> tuple[Any, Any]:
-        """Step 3's checks for tomorrow: (to repair, to storage) among ``flying``."""
-        life = flying & (self.sne + dn > self.ll)
-        overhaul = flying & ~life & (self.ppr + dn > self.oh)
-        to4 = overhaul & (self.sne + dn < self.br)
-        return to4, life | (overhaul & ~to4)
+    def _reset_counters(self) -> None:
+        t = self.env.n_types
+        self.transitions = np.zeros((8, t), dtype=np.int64)
+        self.shortfall_days = np.zeros(t, dtype=np.int64)
+        self._recount()
+        self._log = Mp2Log(self.env, self.inverse, full=self.log == "full")
+
+    def _recount(self) -> None:
+        status = _host(self.status)
+        self.tally = np.array([[int(np.count_nonzero(status[b] == c)) for b in self.blocks] for c in range(7)])
+
+    def _minutes(self, s: int) -> Any:
+        """MP5 row ``s`` in internal order (as uint16)."""
+        if not self._window_start <= s < self._window_start + self._window.shape[0]:
+            rows = self.env.minutes[s : s + MINUTES_WINDOW_DAYS]
+            self._window = self.xp.asarray(np.take(rows, self.perm, axis=1))
+            self._window_start = s
+        return self._window[s - self._window_start]
+
+    def _limits(self, flying: Any, sne_tomorrow: Any, ppr_tomorrow: Any) -> tuple[Any, Any]:
+        """Step 3's checks for tomorrow among ``flying``: (to repair, to storage)."""
+        life = sne_tomorrow > self.ll
+        leaving = flying & (life | (ppr_tomorrow > self.oh))
+        to4 = leaving & ~life & (sne_tomorrow < self.br)
+        return to4, leaving ^ to4
 
     def _enter_repair(self, to4: Any, decided_on: int) -> None:
+        """Repair entry dates; copy-on-write, so MP2 chunks may keep references to earlier days' arrays."""
         xp = self.xp
-        self.repair_days = xp.where(to4, 0, self.repair_days)
-        self.partout_date = xp.where(to4, decided_on + self.partout_time, self.partout_date)
-        self.assembly_date = xp.where(to4, decided_on + self.repair_time - self.assembly_time, self.assembly_date)
-
-    # ------------------------------------------------------------------------------------------------- step
+        self.repair_days = self.repair_days * ~to4
+        self.partout_date = self.partout_date.copy()
+        xp.copyto(self.partout_date, self.partout_time + decided_on, where=to4)
+        self.assembly_date = self.assembly_date.copy()
+        xp.copyto(self.assembly_date, self.repair_minus_assembly + decided_on, where=to4)
 
     def step(self, days: int) -> None:
         """Simulate ``days`` more days (stopping at the horizon)."""
-        for _ in range(min(days, self.env.days - self._day)):
+        for _ in range(max(0, min(days, self.env.days - self._day))):
             self._one_day()
 
     def _one_day(self) -> None:
-        xp, env = self.xp, self.env
-        s = self._day
-        today = env.d0 + s
+        xp, s = self.xp, self._day
+        today = self.env.d0 + s
         st = self.status
-        old_sne, old_ppr = self.sne, self.ppr
-        dt = self.minutes[s].astype(xp.int64)
-        dn = self.minutes[s + 1].astype(xp.int64)
-        nxt = st.copy()
-
-        deliver = (st == 0) & (self.delivery_day == today + 1)
-        nxt = xp.where(deliver, 3, nxt)
-        sne = xp.where(deliver, 0, self.sne)
-        ppr = xp.where(deliver, 0, self.ppr)
-
-        repairing = st == 4
+        dt, dn = self._minutes(s), self._minutes(s + 1)
+        flying, repairing = st == 2, st == 4
+        flight = dt * flying
+        sne, ppr = self.sne + flight, self.ppr + flight
         repair_days = self.repair_days + repairing
         repaired = repairing & (repair_days >= self.repair_time)
-        nxt = xp.where(repaired, 5, nxt)
-        ppr = xp.where(repaired, 0, ppr)
-        self.repair_days = xp.where(repaired, 0, repair_days)
-
-        flying = st == 2
-        flight = xp.where(flying, dt, 0)
-        self.sne, self.ppr = sne + flight, ppr + flight
-        to4, to6 = self._limits(flying, dn)
-        nxt = xp.where(to6, 6, xp.where(to4, 4, nxt))
-        self._enter_repair(to4, today)
-
+        ppr *= ~repaired
+        repair_days *= ~repaired
+        self.repair_days = repair_days
+        to4, to6 = self._limits(flying, sne + dn, ppr + dn)
+        classes = (flying & ~(to4 | to6), st == 3, st == 5, self._inactive_ready(st, s))
         quota = self.targets[s + 1]
-        classes = (flying & ~to4 & ~to6, st == 3, st == 5, (st == 1) & (s + 1 >= self.repair_time))
-        granted, remaining, eligible = self._grant(classes, quota)
-        nxt = xp.where(granted, 2, xp.where(classes[0], 3, nxt))
-        self.active_date = xp.where(granted & (st == 1), today + 1 - self.repair_time, self.active_date)
+        granted, per_class, eligible, shortfall = self._grant(classes, quota)
 
+        nxt = st + flying  # every flyer to 3 unless changed below
+        nxt += to4
+        nxt += to6 * xp.uint8(3)
+        nxt += repaired
+        nxt += (xp.uint8(2) - nxt) * granted
+        lo, hi = int(self.delivery_bounds[s]), int(self.delivery_bounds[s + 1])
+        delivering = self.delivery_pos[lo:hi]
+        if hi > lo:
+            nxt[delivering], sne[delivering], ppr[delivering] = 3, 0, 0
+
+        counts = [[int(xp.count_nonzero(m[b])) for b in self.blocks] for m in (to4, to6, repaired)]
+        if any(counts[0]):
+            self._enter_repair(to4, today)
+        if any(per_class[3]):
+            self.active_date = self.active_date.copy()
+            xp.copyto(self.active_date, (today + 1) - self.repair_time, where=granted & (st == 1))
+        delivered = np.bincount(self.delivery_type[lo:hi], minlength=self.env.n_types)
+        transitions = np.array(
+            [
+                [e - g for e, g in zip(eligible[0], per_class[0], strict=True)],
+                counts[0],
+                counts[1],
+                per_class[1],
+                per_class[2],
+                per_class[3],
+                counts[2],
+                delivered,
+            ],
+            dtype=np.int64,
+        )
+        record = DayRecord(s, st, nxt, flight, sne, ppr, self.repair_days, self.partout_date, self.assembly_date,
+                           self.active_date, quota, shortfall, self.tally.copy(), transitions)  # fmt: skip
         if self.debug:
-            self._check(s, st, nxt, old_sne, old_ppr, quota, eligible)
-        self._record(s, st, nxt, flight, quota, remaining)
-        self.status = nxt
+            check_day(self, record, self.sne, self.ppr, eligible)
+        self._log.add(record)
+        self.transitions += transitions
+        self.shortfall_days += np.asarray(shortfall) > 0
+        self.tally += FLOWS @ transitions
+        self.status, self.sne, self.ppr = nxt, sne, ppr
         self._day = s + 1
 
-    def _grant(self, classes: tuple[Any, ...], quota: Any) -> tuple[Any, Any, Any]:
-        """Grant ``quota`` per type in class order, then ascending idx: (granted mask, unfilled, eligible)."""
+    def _inactive_ready(self, st: Any, s: int) -> Any:
+        """Class (d): status 1 with ``s + 1 >= repair_time`` (no per-airframe test when all or none qualify)."""
+        low, high = self.repair_time_range
+        if s + 1 >= high:
+            return st == 1
+        if s + 1 < low:
+            return self.xp.zeros(st.shape, dtype=bool)
+        return (st == 1) & (self.repair_time <= s + 1)
+
+    def _grant(
+        self, classes: tuple[Any, ...], quota: list[int]
+    ) -> tuple[Any, list[list[int]], list[list[int]], list[int]]:
+        """Grant ``quota`` per type in class order, then ascending aircraft number.
+
+        Returns:
+            The granted mask, the number granted per class and type, the number eligible per class and type, and
+            the unfilled quota per type.
+        """
         xp = self.xp
-        remaining = np.array(quota, dtype=np.int64)
-        eligible = np.zeros(self.n_types, dtype=np.int64)
         granted = xp.zeros(self.env.n, dtype=bool)
-        before = np.maximum(self.block_start - 1, 0)
-        last = np.maximum(self.block_end - 1, 0)
-        empty = self.block_end == self.block_start
-        for members in classes:
-            running = xp.cumsum(members.astype(xp.int64))
-            host = np.asarray(running.get() if hasattr(running, "get") else running)
-            base = np.where(self.block_start > 0, host[before], 0)
-            total = np.where(empty, 0, host[last] - base)
-            # Within its type's block, a member's rank is running - base: granted while rank <= remaining.
-            granted |= members & (running <= xp.asarray(base + remaining)[self.type])
-            eligible += total
-            remaining -= np.minimum(total, remaining)
-        return granted, remaining, eligible
-
-    # --------------------------------------------------------------------------------------------- output
-
-    def _record(self, s: int, st: Any, nxt: Any, flight: Any, quota: Any, remaining: Any) -> None:
-        xp, env = self.xp, self.env
-        t = self.n_types
-        counts = _host(xp.bincount(st * t + self.type, minlength=7 * t)).reshape(7, t)
-        pairs = _host(xp.bincount((st * 7 + nxt) * t + self.type, minlength=49 * t)).reshape(49, t)
-        daily: Columns = {
-            "day": np.full(t, s),
-            "date": np.full(t, env.d0 + s),
-            "ac_type": np.arange(t),
-            "ops_target": env.targets[s],
-            "ops_current": counts[2],
-            "granted": np.asarray(quota) - remaining,
-            "shortfall": remaining,
-        }
-        for code in range(7):
-            daily[f"count_{code}"] = counts[code]
-        for a, b in TRANSITIONS:
-            daily[f"trans_{a}_{b}"] = pairs[a * 7 + b]
-        self._daily_chunks.append(daily)
-        if self.log != "full":
-            return
-        # Internal-order arrays are kept as they are (each day makes new ones); read_chunk puts them in idx order
-        # with one gather per column and chunk rather than one per column and day.
-        self._airframe_chunks.append(
-            {
-                "status_id": st,
-                "next_status": nxt,
-                "daily_flight": flight,
-                "sne": self.sne,
-                "ppr": self.ppr,
-                "repair_days": self.repair_days,
-                "partout_date": self.partout_date,
-                "assembly_date": self.assembly_date,
-                "active_date": self.active_date,
-            }
-        )
-        self._airframe_days.append(s)
+        eligible = [[int(xp.count_nonzero(members[b])) for b in self.blocks] for members in classes]
+        per_class = [[0] * len(self.blocks) for _ in classes]
+        shortfall = []
+        for t, block in enumerate(self.blocks):
+            remaining = quota[t]
+            for k, members in enumerate(classes):
+                take = min(eligible[k][t], remaining)
+                if take == 0:
+                    continue
+                part = members[block]
+                if take < eligible[k][t]:
+                    part = part & (xp.cumsum(part, dtype=xp.int32) <= take)
+                xp.bitwise_or(granted[block], part, out=granted[block])
+                per_class[k][t], remaining = take, remaining - take
+            shortfall.append(remaining)
+        return granted, per_class, eligible, shortfall
 
     def read_chunk(self) -> tuple[Columns, Columns]:
-        """MP2 of the days stepped since the last read, as typed columns."""
-        airframe: Columns = {}
-        if self._airframe_chunks:
-            env = self.env
-            days = np.asarray(self._airframe_days)
-            raw: Columns = {}
-            for name in self._airframe_chunks[0]:
-                stacked = np.stack([_host(chunk[name]) for chunk in self._airframe_chunks])
-                raw[name] = stacked[:, self.inverse].ravel()
-            raw["day"] = np.repeat(days, env.n)
-            raw["idx"] = np.tile(np.arange(env.n), len(days))
-            raw["date"] = raw["day"] + env.d0
-            raw["psn"] = np.tile(env.psn, len(days))
-            raw["aircraft_number"] = np.tile(env.aircraft_number, len(days))
-            raw["ac_type"] = np.tile(env.type_code, len(days))
-            airframe = _concat([raw], AIRFRAME_COLUMNS)
-        daily = _concat(self._daily_chunks, DAILY_COLUMNS) if self._daily_chunks else {}
-        self._airframe_chunks, self._daily_chunks, self._airframe_days = [], [], []
-        return airframe, daily
-
-    # ---------------------------------------------------------------------------------------------- state
+        """MP2 of the days stepped since the last read: (per airframe and day, per type and day)."""
+        return self._log.take()
 
     def state_dict(self) -> dict[str, Any]:
-        """Day and agent variables in idx order (numpy arrays), plus the backend name."""
-        order = self.inverse
+        """The day, every agent variable (int64, idx order; dates as day numbers, NO_DATE for none), counters."""
         state: dict[str, Any] = {"day": self._day, "backend": self.name}
         for name in STATE_FIELDS:
-            state[name] = _host(getattr(self, name))[order].copy()
+            state[name] = _host(getattr(self, name)).astype(np.int64)[self.inverse]
+        state["transitions"] = self.transitions.copy()
+        state["shortfall_days"] = self.shortfall_days.copy()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from ``state``; pending MP2 chunks are dropped (they belong to the saved run)."""
-        xp = self.xp
+        """Continue from ``state`` (after :meth:`build` with the same environment); pending MP2 is dropped."""
+        xp, n = self.xp, self.env.n
+        dtypes = {"status": np.uint8}
         for name in STATE_FIELDS:
             values = np.asarray(state[name], dtype=np.int64)
-            if values.shape != (self.env.n,):
-                raise InvariantError(f"state field {name} has shape {values.shape}, expected ({self.env.n},)")
-            setattr(self, name, xp.asarray(values[self.perm]))
+            if values.shape != (n,):
+                raise InvariantError(f"state field {name} has shape {values.shape}, expected ({n},)")
+            setattr(self, name, xp.asarray(values[self.perm].astype(dtypes.get(name, np.int32))))
         self._day = int(state["day"])
-        self._airframe_chunks, self._daily_chunks, self._airframe_days = [], [], []
-
-    # --------------------------------------------------------------------------------------------- debug
-
-    def _check(self, s: int, st: Any, nxt: Any, old_sne: Any, old_ppr: Any, quota: Any, eligible: Any) -> None:
-        """Every invariant of LIFECYCLE_MODEL.md for day ``s``; raises naming the day, airframe and rule."""
-        st_h, nxt_h = _host(st), _host(nxt)
-        delivered = (st_h == 0) & (nxt_h == 3)
-
-        def fail(mask: Any, rule: str) -> None:
-            where = np.flatnonzero(mask)
-            if where.size:
-                acn = self.env.aircraft_number[self.perm][where[0]]
-                raise InvariantError(f"day {s}: aircraft_number {acn}: {rule} ({where.size} airframe(s))")
-
-        fail((_host(self.sne) < _host(old_sne)) & ~delivered, "sne decreased")
-        fail((_host(self.ppr) < _host(old_ppr)) & ~delivered & ~((st_h == 4) & (nxt_h == 5)),
-             "ppr decreased other than by the 4->5 reset")  # fmt: skip
-        fail((st_h == 6) & (nxt_h != 6), "status 6 is terminal")
-        pairs = st_h * 7 + nxt_h
-        allowed = np.isin(pairs, [a * 7 + b for a, b in ALLOWED]) | (st_h == nxt_h)
-        fail(~allowed, "not a transition of the model")
-        operating = np.bincount(self.env.type_code[self.perm][nxt_h == 2], minlength=self.n_types)
-        expected = np.minimum(np.asarray(quota), eligible)
-        for t in np.flatnonzero(operating != expected):
-            raise InvariantError(
-                f"day {s}: type {t}: {operating[t]} in operation for D+1, expected min(Q={quota[t]}, "
-                f"eligible={eligible[t]}) = {expected[t]}"
-            )
-        if np.any(operating > np.asarray(quota)):
-            raise InvariantError(f"day {s}: granted more than the quota")
+        if not 0 <= self._day <= self.env.days:
+            raise InvariantError(f"state day {self._day} is outside the horizon 0..{self.env.days}")
+        self._reset_counters()
+        self.transitions[:] = np.asarray(state.get("transitions", self.transitions), dtype=np.int64)
+        self.shortfall_days[:] = np.asarray(state.get("shortfall_days", self.shortfall_days), dtype=np.int64)
 
 
 def _host(values: Any) -> np.ndarray[Any, Any]:
+    """A numpy array from a numpy or CuPy one."""
     return np.asarray(values.get() if hasattr(values, "get") else values)
-
-
-def _concat(chunks: list[Columns], columns: Any) -> Columns:
-    out: Columns = {}
-    for column in columns:
-        values = np.concatenate([chunk[column.name] for chunk in chunks])
-        if column.dtype == "datetime64[D]":
-            dates = values.astype("datetime64[D]")
-            dates[values == NO_DATE] = np.datetime64("NaT")
-            out[column.name] = dates
-        else:
-            out[column.name] = values.astype(column.dtype)
-    return out
