@@ -55,12 +55,13 @@ def _export(args: argparse.Namespace, inputs: Any, report: Any, sink: Any) -> No
 
 def _run(args: argparse.Namespace) -> int:
     from worker.lifecycle.inputs import load_inputs
-    from worker.lifecycle.run import MemorySink, ParquetSink, Sink, TeeSink, run_local
+    from worker.lifecycle.run import run_local
+    from worker.lifecycle.sinks import MemorySink, NullSink, ParquetSink, Sink, TeeSink
 
     started = time.perf_counter()
     inputs = load_inputs(args.inputs, days=args.days)
     load_s = time.perf_counter() - started
-    sink: Sink = ParquetSink(args.out) if args.out else Sink()
+    sink: Sink = ParquetSink(args.out) if args.out else NullSink()
     if args.to_clickhouse:
         sink = TeeSink(sink, MemorySink())
     report = run_local(

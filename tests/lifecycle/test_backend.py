@@ -1,18 +1,18 @@
-import json
+"""The numpy backend on whole fleets: plausibility, determinism, aggregates-only mode, debug mode, sinks."""
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from producer.cli import main
-from shared.errors import SimulationError
+from shared.errors import InvariantError, SimulationError
 from worker.lifecycle.backends import get_backend
+from worker.lifecycle.backends.numpy_backend import NumpyBackend
 from worker.lifecycle.environment import build_environment
-from worker.lifecycle.inputs import write_inputs
-from worker.lifecycle.run import MemorySink, run_local
+from worker.lifecycle.run import run_local
+from worker.lifecycle.sinks import MemorySink, ParquetSink
 from worker.lifecycle.synth import synthesize
 
-from .fleets import random_inputs
+from .fleets import make_inputs, random_inputs
 
 
 @pytest.fixture(scope="module")
@@ -59,55 +59,56 @@ def test_aggregates_only_gives_the_same_daily_table_without_the_per_airframe_log
         np.testing.assert_array_equal(full_daily[name], daily[name])
 
 
-@pytest.mark.parametrize("cut", [0, 1, 7, 18, 29])
-def test_state_saved_after_any_day_continues_into_identical_mp2(cut):
-    inputs = random_inputs(np.random.default_rng(cut + 11), 12, 30)
-    env = build_environment(inputs)
-    whole = get_backend(debug=True)
-    whole.build(env)
-    whole.create()
-    whole.step(30)
-    want, want_daily = whole.read_chunk()
-
-    first = get_backend(debug=True)
-    first.build(env)
-    first.create()
-    first.step(cut)
-    head, head_daily = first.read_chunk()
-    state = json.loads(
-        json.dumps({k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in first.state_dict().items()})
-    )
-    second = get_backend(debug=True)
-    second.build(build_environment(inputs))
-    second.load_state_dict(state)
-    assert second.day == cut
-    second.step(30)
-    tail, tail_daily = second.read_chunk()
-    for name in want:
-        joined = np.concatenate([head[name], tail[name]]) if head else tail[name]
-        np.testing.assert_array_equal(joined, want[name], err_msg=name)
-    for name in want_daily:
-        joined = np.concatenate([head_daily[name], tail_daily[name]]) if head_daily else tail_daily[name]
-        np.testing.assert_array_equal(joined, want_daily[name], err_msg=name)
-
-
 @pytest.mark.parametrize("name", ["cupy", "flamegpu", "fortran"])
 def test_backends_that_cannot_run_here_say_so(name):
     with pytest.raises(SimulationError, match=name):
         get_backend(name)
 
 
-def test_lifecycle_run_command_writes_parquet_and_reports(tmp_path, capsys):
-    inputs = synthesize(30, 100, seed=3)
-    write_inputs(inputs, tmp_path / "in", "csv")
-    assert main(["lifecycle", "run", "--inputs", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--json",
-                 "--chunk-days", "40"]) == 0  # fmt: skip
-    report = json.loads(capsys.readouterr().out)
-    assert report["airframe_rows"] == 30 * 100
-    assert set(report["timings_s"]) == {"load", "create", "run", "collect"}
-    parts = sorted((tmp_path / "out" / "mp2").glob("*.parquet"))
-    assert [p.name for p in parts] == ["part-00000.parquet", "part-00040.parquet", "part-00080.parquet"]
-    assert sum(pq.read_metadata(p).num_rows for p in parts) == 3000
-    assert not list((tmp_path / "out").rglob("*.tmp"))
-    assert main(["lifecycle", "run", "--inputs", str(tmp_path / "in"), "--days", "10", "--log", "aggregates"]) == 0
-    assert "transitions:" in capsys.readouterr().out
+class GreedyBackend(NumpyBackend):
+    """A broken backend: grants one more than the quota whenever it can."""
+
+    def _grant(self, classes, quota):
+        return super()._grant(classes, [q + 1 for q in quota])
+
+
+class ForgetfulBackend(NumpyBackend):
+    """A broken backend: never lets a repair finish."""
+
+    def build(self, env, *, log="full"):
+        super().build(env, log=log)
+        self.repair_time = self.repair_time + 10_000
+
+
+def test_debug_mode_names_the_day_the_airframe_and_the_rule():
+    planes = [{"aircraft_number": n, "status": 2} for n in (30, 10, 20)]
+    env = build_environment(make_inputs(planes, days=3, targets={"mi8": [3, 3, 1, 1]}))
+    sim = GreedyBackend(debug=True)
+    sim.build(env)
+    sim.create()
+    sim.step(1)  # quota 3 for day 1: three flyers, nothing to break
+    # Day 1 grants 2 of quota 1 for day 2; the second by aircraft number, 20, is the one too many.
+    with pytest.raises(InvariantError, match=r"^day 1 \(2025-01-02\): aircraft_number 20: granted 2 > Q = 1"):
+        sim.step(1)
+
+
+def test_debug_mode_is_silent_about_a_backend_that_only_breaks_the_plan_not_an_invariant():
+    # A never-ending repair breaks no invariant (the rules, not the checks, say when a repair ends).
+    env = build_environment(random_inputs(np.random.default_rng(6), 12, 20))
+    sim = ForgetfulBackend(debug=True)
+    sim.build(env)
+    sim.create()
+    sim.step(20)
+    assert sim.day == 20
+
+
+def test_parquet_sink_writes_each_chunk_once_and_atomically(tmp_path):
+    inputs = synthesize(20, 50, seed=8)
+    sink = ParquetSink(tmp_path)
+    run_local(inputs, sink=sink, chunk_days=20)
+    names = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert names == [f"{table}/part-{day:05d}.parquet" for table in ("mp2", "mp2_daily") for day in (0, 20, 40)]
+    memory = MemorySink()
+    run_local(inputs, sink=memory, chunk_days=50)
+    table = pq.read_table(tmp_path / "mp2").to_pydict()
+    np.testing.assert_array_equal(np.array(table["sne"]), memory.table("mp2")["sne"])

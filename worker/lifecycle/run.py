@@ -1,96 +1,25 @@
-"""A local lifecycle run: load, create, run in chunks of days, hand MP2 to a sink; with timings and a summary.
+"""A local lifecycle run: build, create, run in chunks of days, hand MP2 to a sink; with timings and a summary.
 
-Sinks receive MP2 chunk by chunk while the run goes on, so memory does not grow with days x airframes (with
-``log="aggregates"`` the per-airframe log is not produced at all). :class:`MemorySink` keeps everything (tests,
-small runs); :class:`ParquetSink` writes one file per chunk and table, each written under a temporary name and
-renamed, so a directory never holds half a file.
+The sink receives MP2 chunk by chunk while the run goes on (:mod:`worker.lifecycle.sinks`), so memory does not grow
+with days x airframes unless the sink keeps everything; with ``log="aggregates"`` the per-airframe log is not
+produced at all. The sinks are re-exported here for callers that import them from the run module.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .backends import get_backend
-from .backends.base import Columns
 from .environment import build_environment
 from .inputs import AC_TYPES, LifecycleInputs
 from .schema import TRANSITIONS
+from .sinks import MemorySink, NullSink, ParquetSink, Sink, TeeSink
 
-
-class Sink:
-    """Receives MP2 chunks: per airframe and day (empty with aggregates only), and per type and day."""
-
-    def write(self, first_day: int, airframe: Columns, daily: Columns) -> None:
-        """Take one chunk of days."""
-
-    def close(self) -> None:
-        """The run is over."""
-
-
-class MemorySink(Sink):
-    """Keeps every chunk; :meth:`table` concatenates them."""
-
-    def __init__(self) -> None:
-        self.airframe: list[Columns] = []
-        self.daily: list[Columns] = []
-
-    def write(self, first_day: int, airframe: Columns, daily: Columns) -> None:
-        """Keep the chunk."""
-        if airframe:
-            self.airframe.append(airframe)
-        self.daily.append(daily)
-
-    def table(self, name: str) -> Columns:
-        """``mp2`` (per airframe) or ``mp2_daily`` (per type), all chunks concatenated."""
-        chunks = self.airframe if name == "mp2" else self.daily
-        if not chunks:
-            return {}
-        return {column: np.concatenate([c[column] for c in chunks]) for column in chunks[0]}
-
-
-class TeeSink(Sink):
-    """Hands every chunk to several sinks, in order."""
-
-    def __init__(self, *sinks: Sink) -> None:
-        self.sinks = sinks
-
-    def write(self, first_day: int, airframe: Columns, daily: Columns) -> None:
-        """Pass the chunk on."""
-        for sink in self.sinks:
-            sink.write(first_day, airframe, daily)
-
-    def close(self) -> None:
-        """Close every sink."""
-        for sink in self.sinks:
-            sink.close()
-
-
-class ParquetSink(Sink):
-    """Writes ``<dir>/mp2/part-<first day>.parquet`` and ``<dir>/mp2_daily/part-<first day>.parquet``."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-        self.files: list[Path] = []
-
-    def write(self, first_day: int, airframe: Columns, daily: Columns) -> None:
-        """Write the chunk's tables atomically."""
-        for name, columns in (("mp2", airframe), ("mp2_daily", daily)):
-            if not columns:
-                continue
-            folder = self.directory / name
-            folder.mkdir(parents=True, exist_ok=True)
-            target = folder / f"part-{first_day:05d}.parquet"
-            partial = target.with_suffix(".parquet.tmp")
-            pq.write_table(pa.table(columns), partial)
-            partial.replace(target)
-            self.files.append(target)
+__all__ = ["MemorySink", "NullSink", "ParquetSink", "RunReport", "Sink", "TeeSink", "run_local"]
 
 
 @dataclass
@@ -131,7 +60,26 @@ def run_local(
     debug: bool = False,
     load_s: float = 0.0,
 ) -> RunReport:
-    """Run the model over ``inputs`` (all its days unless ``days``), chunk by chunk into ``sink``."""
+    """Run the model over validated ``inputs``, chunk by chunk into ``sink``.
+
+    Args:
+        inputs: validated inputs (see :func:`worker.lifecycle.inputs.load_inputs`).
+        days: horizon (default: the inputs' own); shorter is allowed, longer is not.
+        log: ``full`` (per airframe and per type) or ``aggregates`` (per type only).
+        sink: where MP2 chunks go (default: dropped, for the report alone).
+        chunk_days: days per chunk handed to the sink.
+        backend: a name known to :func:`worker.lifecycle.backends.get_backend`.
+        debug: check every invariant after each day.
+        load_s: time the caller spent loading the inputs, reported as ``load``.
+
+    Returns:
+        The report: transitions by kind, status counts at the end, days with a shortfall, timings (load / create /
+        run / collect, in seconds).
+    """
+    if chunk_days < 1:
+        raise ValueError(f"chunk_days must be at least 1, got {chunk_days}")
+    if days is not None and not 0 <= days <= inputs.days:
+        raise ValueError(f"days must be in 0..{inputs.days} (the inputs' horizon), got {days}")
     timings = {"load": load_s}
     started = time.perf_counter()
     env = build_environment(inputs, days)
@@ -139,9 +87,7 @@ def run_local(
     sim.build(env, log=log)
     sim.create()
     timings["create"] = time.perf_counter() - started
-    sink = sink or Sink()
-    transitions = {f"{a}->{b}": 0 for a, b in TRANSITIONS}
-    shortfall = {name: 0 for name in AC_TYPES}
+    sink = sink or NullSink()
     rows = 0
     run_s = collect_s = 0.0
     while sim.day < env.days:
@@ -154,20 +100,18 @@ def run_local(
         run_s += tock - tick
         collect_s += time.perf_counter() - tock
         rows += len(airframe.get("day", ()))
-        for a, b in TRANSITIONS:
-            transitions[f"{a}->{b}"] += int(daily[f"trans_{a}_{b}"].sum())
-        for code, name in enumerate(AC_TYPES):
-            shortfall[name] += int(((daily["ac_type"] == code) & (daily["shortfall"] > 0)).sum())
     sink.close()
     timings["run"], timings["collect"] = run_s, collect_s
-    status = np.bincount(np.asarray(sim.state_dict()["status"]), minlength=7)
+    state = sim.state_dict()
+    status = np.bincount(np.asarray(state["status"], dtype=np.int64), minlength=7)
+    by_kind = np.asarray(state["transitions"]).sum(axis=1)
     return RunReport(
         airframes=env.n,
         days=env.days,
         log=log,
-        transitions=transitions,
-        status_counts_end={code: int(n) for code, n in enumerate(status)},
-        shortfall_days=shortfall,
+        transitions={f"{a}->{b}": int(count) for (a, b), count in zip(TRANSITIONS, by_kind, strict=True)},
+        status_counts_end={code: int(count) for code, count in enumerate(status)},
+        shortfall_days={name: int(count) for name, count in zip(AC_TYPES, state["shortfall_days"], strict=True)},
         timings_s=timings,
         airframe_rows=rows,
     )

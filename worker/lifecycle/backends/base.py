@@ -8,19 +8,33 @@ hand out MP2 in chunks, and export/import its whole state as plain data (numpy a
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy.typing as npt
 
-from ..environment import Environment
+from ..environment import Environment, build_environment
+
+if TYPE_CHECKING:
+    from ..inputs import LifecycleInputs
 
 Columns = dict[str, npt.NDArray[Any]]
 
 
 class LifecycleBackend(abc.ABC):
-    """One live lifecycle simulation."""
+    """One live lifecycle simulation.
+
+    The life of one: :meth:`build` (or :meth:`build_from_inputs`), then :meth:`create` or :meth:`load_state_dict`,
+    then :meth:`step` and :meth:`read_chunk` in turns until :attr:`day` reaches the horizon. With :attr:`debug` set,
+    every invariant of LIFECYCLE_MODEL.md is checked after each day (an :class:`~shared.errors.InvariantError`
+    names the day, the airframe and the rule).
+    """
 
     name: str = ""
+    debug: bool = False
+
+    def build_from_inputs(self, inputs: LifecycleInputs, *, days: int | None = None, log: str = "full") -> None:
+        """Build the dense environment from validated inputs, then :meth:`build`."""
+        self.build(build_environment(inputs, days), log=log)
 
     @abc.abstractmethod
     def build(self, env: Environment, *, log: str = "full") -> None:
