@@ -140,3 +140,49 @@ def test_plan_or_flight_not_reaching_d0_plus_days_is_an_input_error(table):
     broken = type(inputs)(**{**inputs.__dict__, table: shortened})
     with pytest.raises(InputError, match=table):
         validate_inputs(broken)
+
+
+def test_br_zero_sends_every_overhaul_to_storage():
+    # sne + dn < 0 never holds, so an airframe past its overhaul interval is not worth repairing.
+    inputs = make_inputs([{"aircraft_number": 1, "sne": 100, "ppr": 850, "br": 0}], days=1)
+    airframe, daily = run_model(inputs)
+    assert column(airframe, "next_status") == [6]
+    assert daily["trans_2_6"][0] == 1
+
+
+def test_mp3_limits_override_mp1_only_where_set():
+    # MP1 ll is 10,000; airframe 2 carries its own 9,000, airframe 1 falls back to MP1.
+    planes = [{"aircraft_number": 1, "sne": 8_850}, {"aircraft_number": 2, "sne": 8_850, "ll": 9_000}]
+    airframe, _ = run_model(make_inputs(planes, days=1, targets={"mi8": [2, 2]}))
+    assert column(airframe, "next_status") == [2, 6]
+
+
+def test_a_full_overhaul_cycle_flies_repairs_rests_and_flies_again():
+    # oh 1,000: ppr 900 + 100 today + 100 tomorrow > 1,000 -> repair (3 days) -> reserve -> granted again.
+    inputs = make_inputs([{"aircraft_number": 5, "sne": 900, "ppr": 900}], days=7, targets={"mi8": [1] * 8})
+    airframe, daily = run_model(inputs)
+    assert column(airframe, "status_id") == [2, 4, 4, 4, 5, 2, 2]
+    assert column(airframe, "ppr") == [1_000, 1_000, 1_000, 0, 0, 100, 200]
+    assert column(airframe, "repair_days") == [0, 1, 2, 0, 0, 0, 0]
+    assert column(airframe, "daily_flight") == [100, 0, 0, 0, 0, 100, 100]
+    # Shortfall is for D+1: days 1-4 want one airframe and nobody is eligible (a 4->5 asks from the day after).
+    assert daily["shortfall"][daily["ac_type"] == 0].tolist() == [1, 1, 1, 1, 0, 0, 0]
+    assert [daily[f"trans_{k}"][daily["ac_type"] == 0].sum() for k in ("2_4", "4_5", "5_2")] == [1, 1, 1]
+
+
+def test_zero_quota_sends_every_flyer_to_serviceable_and_a_large_quota_reports_the_shortfall():
+    planes = [{"aircraft_number": 1}, {"aircraft_number": 2, "status": 3}, {"aircraft_number": 3, "ac_type": "mi17"}]
+    airframe, daily = run_model(make_inputs(planes, days=1, targets={"mi8": [1, 0], "mi17": [1, 50]}))
+    assert column(airframe, "next_status") == [3, 3, 2]
+    assert daily["granted"].tolist() == [0, 1]
+    assert daily["shortfall"].tolist() == [0, 49]
+    assert daily["trans_2_3"].tolist() == [1, 0]
+
+
+def test_shortfall_goes_to_status_one_only_after_repair_time():
+    # Quota 2 with one serviceable and one inactive airframe: the inactive one waits until s + 1 >= repair_time.
+    planes = [{"aircraft_number": 1, "status": 3}, {"aircraft_number": 2, "status": 1}]
+    airframe, daily = run_model(make_inputs(planes, days=3, targets={"mi8": [0, 2, 2, 2]}, repair_time=2))
+    assert column(airframe, "next_status", 2) == [1, 2, 2]
+    assert daily["shortfall"].tolist()[::2] == [1, 0, 0]
+    assert daily["trans_1_2"].tolist()[::2] == [0, 1, 0]
