@@ -101,7 +101,7 @@ class NumpyBackend(LifecycleBackend):
         day = env.delivery_day[self.perm] - env.d0
         due = np.flatnonzero((env.status[self.perm] == 0) & (day >= 0) & (day < env.days))
         due = due[np.argsort(day[due], kind="stable")]
-        self.delivery_pos = due
+        self.delivery_pos = xp.asarray(due)  # on the device: it indexes device arrays
         self.delivery_type = types[due]
         self.delivery_bounds = np.searchsorted(day[due], np.arange(env.days + 1))
 
