@@ -239,8 +239,7 @@ class LocalFleet:
     @staticmethod
     def _stop(processes: list[Managed], timeout_s: float = 30.0) -> None:
         # Workers and Flower first, Redis last, so workers can acknowledge what they finish.
-        ordered = sorted(processes, key=lambda p: p.name == "redis")
-        for group in ([p for p in ordered if p.name != "redis"], [p for p in ordered if p.name == "redis"]):
+        for group in ([p for p in processes if p.name != "redis"], [p for p in processes if p.name == "redis"]):
             alive = [p for p in group if p.alive()]
             for p in alive:
                 try:
