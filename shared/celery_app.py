@@ -8,19 +8,71 @@
   longer than the longest task, or Redis would hand a running task to a second worker.
 - Task events and sent events on (Flower needs them); results are summaries and references, never bulk arrays.
 - Priorities: Redis priority steps 0, 3, 6, 9; ``high`` = 0 is served first (see ``shared.settings.PRIORITIES``).
+- Lifecycle stages after load are routed by :class:`StageRouter` to the queue of the worker that owns the job while
+  its heartbeat lives, else to the stage's shared queue (see :mod:`shared.jobs`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import redis
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
+from .jobs import Jobs
 from .settings import Settings
 
-TASK_MODULES = ["worker.tasks.des"]
+TASK_MODULES = ["worker.tasks.des", "worker.tasks.lifecycle"]
 
 DES_RUN = "des.run"
 DES_AGGREGATE = "des.aggregate"
+LIFECYCLE_LOAD = "lifecycle.load"
+LIFECYCLE_CREATE = "lifecycle.create"
+LIFECYCLE_EXECUTE = "lifecycle.execute"
+LIFECYCLE_EXPORT = "lifecycle.export"
+
+
+def stage_queues(settings: Settings) -> dict[str, str]:
+    """The shared queue of each lifecycle stage."""
+    queues = settings.queues
+    return {
+        LIFECYCLE_LOAD: queues.lifecycle_load,
+        LIFECYCLE_CREATE: queues.agents_create,
+        LIFECYCLE_EXECUTE: queues.run_execute,
+        LIFECYCLE_EXPORT: queues.results_export,
+    }
+
+
+def _route(queue: str) -> dict[str, str]:
+    return {"queue": queue, "exchange": queue, "routing_key": queue}
+
+
+class StageRouter:
+    """Routes a job's create/execute/export to its live owner's own queue, else to the stage's shared queue."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.shared = stage_queues(settings)
+        self._jobs: Jobs | None = None
+
+    @property
+    def jobs(self) -> Jobs:
+        """Job records (connected on first use, in the process that routes)."""
+        if self._jobs is None:
+            self._jobs = Jobs(redis.Redis.from_url(self.settings.result_backend))
+        return self._jobs
+
+    def __call__(self, name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **_: Any) -> Any:
+        """Celery's router protocol: a route for lifecycle stages, ``None`` for anything else."""
+        if name not in self.shared:
+            return None
+        job_id = (kwargs or {}).get("job_id")
+        if name != LIFECYCLE_LOAD and job_id:
+            owner_queue = self.jobs.live_queue(job_id)
+            if owner_queue:
+                return _route(owner_queue)
+        return _route(self.shared[name])
 
 
 def create_app(settings: Settings, *, name: str = "simfleet") -> Celery:
@@ -38,10 +90,10 @@ def create_app(settings: Settings, *, name: str = "simfleet") -> Celery:
         task_default_queue=queues.des_run,
         task_default_exchange=queues.des_run,
         task_default_routing_key=queues.des_run,
-        task_routes={
-            DES_RUN: {"queue": queues.des_run, "exchange": queues.des_run, "routing_key": queues.des_run},
-            DES_AGGREGATE: {"queue": queues.des_run, "exchange": queues.des_run, "routing_key": queues.des_run},
-        },
+        task_routes=(
+            StageRouter(settings),
+            {DES_RUN: _route(queues.des_run), DES_AGGREGATE: _route(queues.des_run)},
+        ),
         task_serializer=settings.task_serializer,
         result_serializer=settings.result_serializer,
         accept_content=list(settings.accept_content),

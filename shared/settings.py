@@ -27,8 +27,10 @@ ENV_PREFIX = "SIMFLEET_"
 CONFIG_ENV = "SIMFLEET_CONFIG"
 ROLE_ENV = "SIMFLEET_WORKER_ROLE"
 LOG_FORMAT_ENV = "SIMFLEET_LOG_FORMAT"
-RESERVED_ENV = {CONFIG_ENV, ROLE_ENV, LOG_FORMAT_ENV}
-"""Variables with the prefix that are not setting overrides: the settings file, a worker's role, the log format."""
+NODE_ENV = "SIMFLEET_NODE"
+RESERVED_ENV = {CONFIG_ENV, ROLE_ENV, LOG_FORMAT_ENV, NODE_ENV}
+"""Variables with the prefix that are not setting overrides: the settings file, a worker's role and node name, the
+log format."""
 DEFAULT_FILE = Path("config") / "fleet.yaml"
 SERIALIZERS = ("msgpack", "json")
 PRIORITIES = {"high": 0, "normal": 3, "background": 6}
@@ -68,6 +70,33 @@ class CpuWorkerSettings:
 
 
 @dataclass(frozen=True)
+class GpuWorkerSettings:
+    """The GPU worker role (lifecycle jobs kept alive in memory between their stages).
+
+    Attributes:
+        backend: the lifecycle backend jobs run on unless they name one (numpy, cupy, numba, flamegpu).
+        memory_budget_mb: live jobs one worker process keeps; past it the least recently used job is dropped from
+            memory (it is checkpointed at every stage end, so it is restored when its next stage comes).
+        heartbeat_interval_s: how often the worker refreshes its heartbeat key.
+        heartbeat_ttl_s: how long the key lives: a worker silent this long is taken for dead by the watchdog.
+        watchdog_interval_s: how often the worker's watchdog thread looks for dead owners (one at a time fleet-wide,
+            under a Redis lock).
+        progress_interval_s: the least time between two PROGRESS reports of an execute chunk.
+        checkpoint_keep: progress checkpoints kept per job (older ones are pruned).
+        checkpoint_level: zstd level of checkpoints.
+    """
+
+    backend: str = "numpy"
+    memory_budget_mb: int = 8192
+    heartbeat_interval_s: float = 2.0
+    heartbeat_ttl_s: float = 10.0
+    watchdog_interval_s: float = 5.0
+    progress_interval_s: float = 1.0
+    checkpoint_keep: int = 3
+    checkpoint_level: int = 3
+
+
+@dataclass(frozen=True)
 class FlowerSettings:
     """Flower, the monitoring UI; basic auth is always on."""
 
@@ -85,6 +114,7 @@ class LocalFleetSettings:
     redis_port: int = 6390
     redis_password: str = "simfleet"
     cpu_workers: int = 1
+    gpu_workers: int = 1
     flower: bool = True
     start_timeout_s: float = 60.0
 
@@ -120,6 +150,7 @@ class Settings:
     accept_content: tuple[str, ...] = SERIALIZERS
     queues: QueueNames = field(default_factory=QueueNames)
     cpu_worker: CpuWorkerSettings = field(default_factory=CpuWorkerSettings)
+    gpu_worker: GpuWorkerSettings = field(default_factory=GpuWorkerSettings)
     flower: FlowerSettings = field(default_factory=FlowerSettings)
     local_fleet: LocalFleetSettings = field(default_factory=LocalFleetSettings)
     stores: StoreSettings = field(default_factory=StoreSettings)
@@ -250,6 +281,21 @@ def _validate(settings: Settings) -> None:
         )
     if settings.cpu_worker.concurrency is not None and settings.cpu_worker.concurrency < 1:
         raise ConfigError("must be at least 1", source=source, key="cpu_worker.concurrency")
+    gpu = settings.gpu_worker
+    if gpu.heartbeat_ttl_s <= gpu.heartbeat_interval_s:
+        raise ConfigError(
+            f"must exceed gpu_worker.heartbeat_interval_s ({gpu.heartbeat_interval_s})",
+            source=source,
+            key="gpu_worker.heartbeat_ttl_s",
+        )
+    for key, value in (
+        ("gpu_worker.checkpoint_keep", gpu.checkpoint_keep),
+        ("gpu_worker.memory_budget_mb", gpu.memory_budget_mb),
+    ):
+        if value < 1:
+            raise ConfigError("must be at least 1", source=source, key=key)
+    if not 1 <= gpu.checkpoint_level <= 22:
+        raise ConfigError("zstd levels are 1..22", source=source, key="gpu_worker.checkpoint_level")
     ports = (("flower.port", settings.flower.port), ("local_fleet.redis_port", settings.local_fleet.redis_port))
     for key, port in ports:
         if not 0 < port < 65536:

@@ -1,7 +1,9 @@
 """Entry module of worker processes and Flower: ``celery -A worker.celery_main:app ...``.
 
 This is a process entry point, so it reads the settings when imported (the one place that does). It also pins
-each pool process of a CPU worker to its own core on machines with more than 2 cores (core 0 stays for the system).
+each pool process of a CPU worker to its own core on machines with more than 2 cores (core 0 stays for the system),
+and starts the liveness threads in a worker's main process once it is ready: the heartbeat (GPU role) and the
+watchdog (every role). Nothing here touches a device: backends are created in the pool process, on first use.
 """
 
 from __future__ import annotations
@@ -10,15 +12,33 @@ import os
 from typing import Any
 
 from billiard.process import current_process
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from shared.celery_app import create_app
+from shared.jobs import worker_queue
 from shared.logs import install_celery_logging
 from shared.settings import ROLE_ENV
 from worker.runtime import worker_settings
+from worker.stages import node_name
+from worker.watchdog import Liveness
 
 app = create_app(worker_settings())
 install_celery_logging()
+_liveness: list[Liveness] = []
+
+
+@worker_ready.connect
+def _start_liveness(**_: Any) -> None:
+    node = node_name()
+    liveness = Liveness(worker_settings(), node, worker_queue(node), heartbeat=os.environ.get(ROLE_ENV) == "gpu")
+    liveness.start()
+    _liveness.append(liveness)
+
+
+@worker_shutdown.connect
+def _stop_liveness(**_: Any) -> None:
+    while _liveness:
+        _liveness.pop().stop()
 
 
 @worker_process_init.connect

@@ -20,11 +20,13 @@ from celery import Celery, chord
 
 from shared.celery_app import DES_AGGREGATE, DES_RUN, create_app
 from shared.errors import ConfigError, SimfleetError
+from shared.jobs import Jobs
 from shared.settings import PRIORITIES, Settings, load_settings
 from worker.des.scenario import Scenario, load_scenario, parse_scenario
 
 from ..sla import Evaluator, SlaResult, search_sla
 from .backend import polling_backend_url
+from .lifecycle import LifecycleJob, job_spec, new_job_id, publish_lifecycle
 
 STUDY_KEY = "simfleet:study:{}"
 
@@ -117,6 +119,7 @@ class Fleet:
             app.conf.result_backend = polling_backend_url(settings.result_backend)
         self.app = app
         self.redis = redis.Redis.from_url(settings.result_backend)
+        self.jobs = Jobs(self.redis, expires_s=settings.result_expires_s)
 
     @classmethod
     def from_settings(cls, settings: Settings | str | Path | None = None) -> Fleet:
@@ -194,6 +197,53 @@ class Fleet:
         self.redis.set(STUDY_KEY.format(study_id), json.dumps(record), ex=self.settings.result_expires_s)
         chord(header, body=callback, app=self.app).apply_async()
         return Study(self, study_id, task_ids, record)
+
+    def run_lifecycle(
+        self,
+        *,
+        inputs: str | Path | dict[str, Any],
+        days: int | None = None,
+        chunk_days: int = 365,
+        persistent: bool = True,
+        out: str | Path | None = None,
+        sink: dict[str, Any] | None = None,
+        backend: str | None = None,
+        log: str = "full",
+        priority: str = "normal",
+        job_id: str | None = None,
+    ) -> LifecycleJob:
+        """Publish a lifecycle job: load, create, execute in chunks of ``chunk_days``, export.
+
+        Args:
+            inputs: an inputs directory, or ``{"kind": "clickhouse", "dsn", "version_date", "version_id"}``.
+            days: the horizon (default: the inputs' own; required for ClickHouse inputs).
+            chunk_days: days per execute stage (a checkpoint at the end of each).
+            persistent: keep the simulation alive in the owner's memory between stages; ``False`` restores it
+                from the checkpoints at every stage (the fallback mode, and the baseline of the benchmark).
+            out: write MP2 as Parquet here (``mp2/`` and ``mp2_daily/``).
+            sink: where MP2 goes otherwise: ``{"kind": "clickhouse", "dsn": ...}`` or ``{"kind": "none"}``.
+            backend: the lifecycle backend (default: the worker's ``gpu_worker.backend``).
+            log: ``full`` (per airframe and day) or ``aggregates``.
+            priority: high, normal or background.
+            job_id: the job's id (default: a fresh one).
+        """
+        job_id = job_id or new_job_id()
+        spec = job_spec(job_id, inputs, days=days, chunk_days=chunk_days, persistent=persistent, out=out, sink=sink,
+                        backend=backend, log=log)  # fmt: skip
+        horizon = days
+        if horizon is None:
+            if spec["inputs"]["kind"] != "directory":
+                raise ConfigError("days is required for inputs that are not a directory", key="days")
+            from worker.lifecycle.inputs import read_meta
+
+            horizon = read_meta(Path(spec["inputs"]["path"]) / "meta.yaml")[1]
+        return publish_lifecycle(self, spec, horizon=horizon, priority=priority)
+
+    def job(self, job_id: str) -> LifecycleJob:
+        """A handle on a lifecycle job published earlier (by anyone)."""
+        handle = LifecycleJob(self, job_id)
+        handle.record()
+        return handle
 
     def study(self, study_id: str) -> Study:
         """A handle on a study published earlier (by anyone)."""

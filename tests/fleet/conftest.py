@@ -62,6 +62,9 @@ def fleet_settings(redis_server: RedisServer, tmp_path: Path, monkeypatch: pytes
         f"broker_url: {redis_server.url}/0\n"
         f"result_backend: {redis_server.url}/1\n"
         "cpu_worker: {progress_interval_s: 0.2}\n"
+        "gpu_worker: {heartbeat_interval_s: 0.3, heartbeat_ttl_s: 1.5, watchdog_interval_s: 0.3,"
+        " progress_interval_s: 0.2}\n"
+        f"stores: {{checkpoint_dir: {tmp_path / 'checkpoints'}, results_dir: {tmp_path / 'results'}}}\n"
         f"local_fleet: {{run_dir: {tmp_path / 'run'}, redis_port: {redis_server.port}}}\n"
         f"flower: {{port: {free_port()}, user: tester, password: flower-secret}}\n"
     )
@@ -70,14 +73,16 @@ def fleet_settings(redis_server: RedisServer, tmp_path: Path, monkeypatch: pytes
 
 
 class Worker:
-    """A `simfleet worker --role cpu` process and its log file."""
+    """A `simfleet worker --role cpu|gpu` process and its log file."""
 
-    def __init__(self, settings: Settings, log: Path, concurrency: int, extra_env: dict[str, str]) -> None:
-        self.name = f"cpu-test-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
+    def __init__(
+        self, settings: Settings, log: Path, concurrency: int, extra_env: dict[str, str], role: str = "cpu"
+    ) -> None:
+        self.name = f"{role}-test-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
         self.log = log
         env = {**os.environ, CONFIG_ENV: settings.source, "SIMFLEET_LOG_FORMAT": "json", **extra_env}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "producer.cli", "worker", "--role", "cpu", "--concurrency", str(concurrency),
+            [sys.executable, "-m", "producer.cli", "worker", "--role", role, "--concurrency", str(concurrency),
              "--name", self.name, "--logfile", str(log)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
@@ -108,9 +113,9 @@ class Worker:
 def start_worker(fleet_settings: Settings, fleet: Fleet, tmp_path: Path) -> Iterator[object]:
     workers: list[Worker] = []
 
-    def start(concurrency: int = 2, **extra_env: str) -> Worker:
+    def start(concurrency: int = 2, role: str = "cpu", **extra_env: str) -> Worker:
         worker = Worker(
-            fleet_settings, tmp_path / f"worker-{len(workers)}.log", concurrency, {ROLE_ENV: "cpu", **extra_env}
+            fleet_settings, tmp_path / f"worker-{len(workers)}.log", concurrency, {ROLE_ENV: role, **extra_env}, role
         )
         workers.append(worker)
         worker.wait_ready(fleet)

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 
 from .backends import get_backend
-from .environment import build_environment
+from .environment import Environment, build_environment
 from .inputs import AC_TYPES, LifecycleInputs
 from .schema import TRANSITIONS
 from .sinks import MemorySink, NullSink, ParquetSink, Sink, TeeSink
 
-__all__ = ["MemorySink", "NullSink", "ParquetSink", "RunReport", "Sink", "TeeSink", "run_local"]
+__all__ = ["MemorySink", "NullSink", "ParquetSink", "RunReport", "Sink", "TeeSink", "run_local", "summarize"]
 
 
 @dataclass
@@ -102,7 +102,13 @@ def run_local(
         rows += len(airframe.get("day", ()))
     sink.close()
     timings["run"], timings["collect"] = run_s, collect_s
-    state = sim.state_dict()
+    report = summarize(env, sim.state_dict(), log=log, airframe_rows=rows)
+    report.timings_s = timings
+    return report
+
+
+def summarize(env: Environment, state: dict[str, Any], *, log: str, airframe_rows: int = 0) -> RunReport:
+    """The report of a run from its final :meth:`~worker.lifecycle.backends.LifecycleBackend.state_dict`."""
     status = np.bincount(np.asarray(state["status"], dtype=np.int64), minlength=7)
     by_kind = np.asarray(state["transitions"]).sum(axis=1)
     return RunReport(
@@ -112,6 +118,5 @@ def run_local(
         transitions={f"{a}->{b}": int(count) for (a, b), count in zip(TRANSITIONS, by_kind, strict=True)},
         status_counts_end={code: int(count) for code, count in enumerate(status)},
         shortfall_days={name: int(count) for name, count in zip(AC_TYPES, state["shortfall_days"], strict=True)},
-        timings_s=timings,
-        airframe_rows=rows,
+        airframe_rows=airframe_rows,
     )
