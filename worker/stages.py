@@ -323,6 +323,7 @@ class Stages:
             "days_per_s": (day - first) / elapsed_s if elapsed_s > 0 else 0.0,
             "rss_mb": self.process.memory_info().rss / 2**20,
             "worker": self.node,
+            "pid": os.getpid(),
         }
 
     def _result_chunks(self, session: Session) -> list[ResultChunk]:

@@ -11,6 +11,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from celery import chain
+
+from producer.fleet.lifecycle import job_spec
+from shared.celery_app import LIFECYCLE_CREATE, LIFECYCLE_EXECUTE, LIFECYCLE_EXPORT, LIFECYCLE_LOAD
 from shared.checkpoints import Checkpoints, DirectoryStore
 from worker.lifecycle.inputs import load_inputs, write_inputs
 from worker.lifecycle.run import MemorySink, run_local
@@ -59,3 +63,163 @@ def test_a_job_through_the_fleet_gives_the_local_runs_mp2(fleet, start_worker, i
     record = job.record()
     assert record.state == "done" and record.owner == "" and record.epoch == 1
     assert any(p.figures.get("days_per_s", 0) > 0 for p in seen)
+
+
+@pytest.fixture
+def big_inputs(tmp_path: Path) -> Path:
+    path = tmp_path / "big-inputs"
+    write_inputs(synthesize(4000, 1095, seed=3), path, "parquet")
+    return path
+
+
+def wait_started(fleet, task_id: str) -> dict:
+    """The STARTED/PROGRESS meta of a task (Celery's STARTED meta names the pool process's pid)."""
+
+    def started():
+        meta = fleet.app.backend.get_task_meta(task_id)
+        return meta if meta.get("status") in ("STARTED", "PROGRESS") else None
+
+    return wait_until(started, f"task {task_id} to start", timeout_s=120, interval_s=0.01)
+
+
+def test_killing_the_owners_pool_process_mid_execute_resumes_from_the_checkpoint(
+    fleet, start_worker, big_inputs, tmp_path
+):
+    worker = start_worker(role="gpu")
+    out = tmp_path / "out"
+    job = fleet.run_lifecycle(inputs=big_inputs, chunk_days=365, out=out)
+    meta = wait_started(fleet, f"{job.id}-run-1")
+    os.kill(meta["result"]["pid"], signal.SIGKILL)
+    summary = job.result(timeout=240)
+    assert summary["restores"] >= 1 and summary["epoch"] >= 2
+    log = worker.log.read_text()
+    assert "WorkerLostError" in log and f"job {job.id} restored at day 365" in log
+    want_airframe, want_daily = local_mp2(big_inputs)
+    got = read_sink(out, "mp2")
+    assert len(got["day"]) == 4000 * 1095  # every (day, airframe) once
+    assert_same(got, want_airframe)
+    assert_same(read_sink(out, "mp2_daily"), want_daily)
+
+
+def test_killing_the_whole_owner_lets_a_second_worker_finish(fleet, start_worker, big_inputs, tmp_path):
+    first = start_worker(role="gpu")
+    second = start_worker(role="gpu")
+    out = tmp_path / "out"
+    job = fleet.run_lifecycle(inputs=big_inputs, chunk_days=365, out=out)
+    wait_started(fleet, f"{job.id}-run-1")
+    owner = job.record().owner
+    victim, survivor = (first, second) if owner == first.name else (second, first)
+    assert owner == victim.name
+    os.killpg(victim.process.pid, signal.SIGKILL)
+    summary = job.result(timeout=240)
+    assert summary["worker"] == survivor.name and summary["restores"] >= 1
+    lines = [json.loads(line) for line in survivor.log.read_text().splitlines() if line.startswith("{")]
+    assert any(f"worker {victim.name} is silent" in line["message"] for line in lines)
+    want_airframe, want_daily = local_mp2(big_inputs)
+    assert_same(read_sink(out, "mp2"), want_airframe)
+    assert_same(read_sink(out, "mp2_daily"), want_daily)
+
+
+def stage_chain(fleet, spec: dict, ends: list[int], *, load: bool = True, export: bool = False):
+    """Some of a job's stages, as the producer would chain them (for tests that stop a job half way)."""
+    job_id = spec["job_id"]
+    app = fleet.app
+    steps = []
+    if load:
+        steps += [
+            app.signature(LIFECYCLE_LOAD, args=(spec,), kwargs={"job_id": job_id}).set(task_id=f"{job_id}-load"),
+            app.signature(LIFECYCLE_CREATE, kwargs={"job_id": job_id}).set(task_id=f"{job_id}-create"),
+        ]
+    steps += [
+        app.signature(LIFECYCLE_EXECUTE, kwargs={"job_id": job_id, "until": end}).set(task_id=f"{job_id}-run-{end}")
+        for end in ends
+    ]
+    if export:
+        steps.append(app.signature(LIFECYCLE_EXPORT, kwargs={"job_id": job_id}).set(task_id=job_id))
+    return chain(*steps)
+
+
+def checkpoints_of(fleet, settings) -> Checkpoints:
+    return Checkpoints(fleet.redis, DirectoryStore(settings.stores.checkpoint_dir))
+
+
+def test_a_stage_with_a_stale_epoch_is_refused(fleet, start_worker, inputs_dir, fleet_settings, tmp_path):
+    worker = start_worker(role="gpu")
+    job = fleet.run_lifecycle(inputs=inputs_dir, chunk_days=200, out=tmp_path / "out")
+    job.result(timeout=120)
+    refs_before = checkpoints_of(fleet, fleet_settings).refs(job.id)
+    stale = fleet.app.signature(LIFECYCLE_EXECUTE, args=({"job_id": job.id, "epoch": 0, "day": 0},),
+                                kwargs={"job_id": job.id, "until": 400}).set(task_id="stale-stage")  # fmt: skip
+    stale.apply_async()
+    meta = wait_until(
+        lambda: (m := fleet.app.backend.get_task_meta("stale-stage"))["status"] == "REJECTED" and m, "a refusal"
+    )
+    assert "epoch 0" in meta["result"]["reason"] and "epoch 1" in meta["result"]["reason"]
+    assert checkpoints_of(fleet, fleet_settings).refs(job.id) == refs_before
+    assert job.record().state == "done"
+    assert "refused: job" in worker.log.read_text()
+
+
+def test_a_corrupted_latest_checkpoint_falls_back_to_the_previous_one(
+    fleet, start_worker, inputs_dir, fleet_settings, tmp_path
+):
+    worker = start_worker(role="gpu")
+    out = tmp_path / "out"
+    spec = job_spec("corrupt-job", inputs_dir, days=None, chunk_days=100, persistent=False, out=out, sink=None,
+                    backend=None, log="full")  # fmt: skip
+    fleet.jobs.create(spec["job_id"], spec, task_ids=[spec["job_id"]])
+    stage_chain(fleet, spec, [200, 300]).apply_async()
+    wait_until(lambda: fleet.app.backend.get_task_meta("corrupt-job-run-300")["status"] == "SUCCESS", "day 300")
+    store = checkpoints_of(fleet, fleet_settings)
+    latest = [ref for ref in store.refs("corrupt-job") if ref.kind == "progress"][-1]
+    assert latest.day == 300
+    path = DirectoryStore.path(latest.uri)
+    damaged = bytearray(path.read_bytes())
+    damaged[-10] ^= 0xFF
+    path.write_bytes(bytes(damaged))
+    handoff = fleet.app.backend.get_task_meta("corrupt-job-run-300")["result"]
+    rest = stage_chain(fleet, spec, [400], load=False, export=True)
+    rest.apply_async(args=(handoff,))
+    summary = fleet.job("corrupt-job").result(timeout=120)
+    assert summary["airframe_rows"] == 60 * 400
+    log = worker.log.read_text()
+    assert "skipping progress checkpoint of day 300" in log and "sha256 mismatch" in log
+    assert "restored at day 200" in log
+    want_airframe, want_daily = local_mp2(inputs_dir)
+    assert_same(read_sink(out, "mp2"), want_airframe)
+    assert_same(read_sink(out, "mp2_daily"), want_daily)
+
+
+def test_two_jobs_on_two_workers_at_once_never_mix(fleet, start_worker, tmp_path):
+    first, second = start_worker(role="gpu"), start_worker(role="gpu")
+    dirs = []
+    for seed, n in ((11, 50), (12, 70)):
+        path = tmp_path / f"inputs-{seed}"
+        write_inputs(synthesize(n, 500, seed=seed), path, "csv")
+        dirs.append(path)
+    jobs = [fleet.run_lifecycle(inputs=d, chunk_days=50, out=tmp_path / f"out-{i}") for i, d in enumerate(dirs)]
+    summaries = [job.result(timeout=180) for job in jobs]
+    assert {s["worker"] for s in summaries} <= {first.name, second.name}
+    for i, path in enumerate(dirs):
+        want_airframe, want_daily = local_mp2(path)
+        assert_same(read_sink(tmp_path / f"out-{i}", "mp2"), want_airframe)
+        assert_same(read_sink(tmp_path / f"out-{i}", "mp2_daily"), want_daily)
+
+
+def test_invalid_inputs_fail_at_load_and_leave_no_owner_or_checkpoint(
+    fleet, start_worker, inputs_dir, fleet_settings
+):
+    start_worker(role="gpu")
+    mp3 = pq.read_table(inputs_dir / "mp3.parquet").to_pydict()
+    mp3["sne"][3] = -5
+    import pyarrow as pa
+
+    pq.write_table(pa.table(mp3), inputs_dir / "mp3.parquet")
+    job = fleet.run_lifecycle(inputs=inputs_dir, chunk_days=100)
+    with pytest.raises(Exception, match="mp3") as failure:
+        job.result(timeout=60)
+    assert "sne" in str(failure.value)
+    record = job.record()
+    assert record.state == "failed" and record.owner == "" and record.epoch == 0
+    assert checkpoints_of(fleet, fleet_settings).refs(job.id) == []
+    assert not (Path(fleet_settings.stores.checkpoint_dir) / job.id).exists()
