@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from shared.errors import SimfleetError
 
-from . import db, des, fleet, lifecycle, study, worker
+from . import checkpoint, db, des, fleet, job, lifecycle, study, worker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     lifecycle.register(families)
     fleet.register(families)
     study.register(families)
+    job.register(families)
+    checkpoint.register(families)
     worker.register(families)
     db.register(families)
     return parser

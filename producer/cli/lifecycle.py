@@ -1,11 +1,11 @@
-"""``simfleet lifecycle ...``: local runs and synthetic inputs of the fleet lifecycle model."""
+"""``simfleet lifecycle ...``: synthetic inputs, local runs and fleet jobs of the fleet lifecycle model."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from . import lifecycle_run, lifecycle_synth
+from . import lifecycle_run, lifecycle_submit, lifecycle_synth
 
 
 def register(families: Any) -> None:
@@ -14,3 +14,4 @@ def register(families: Any) -> None:
     commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     lifecycle_synth.register(commands)
     lifecycle_run.register(commands)
+    lifecycle_submit.register(commands)

@@ -53,6 +53,16 @@ def _export(args: argparse.Namespace, inputs: Any, report: Any, sink: Any) -> No
     )
 
 
+def print_summary(summary: dict[str, Any]) -> None:
+    """The lines a person reads after a run: size, transitions, final status counts, shortfall days, timings."""
+    print(f"{summary['airframes']} airframes x {summary['days']} days, log {summary['log']}")
+    print("transitions: " + ", ".join(f"{k} {v}" for k, v in summary["transitions"].items()))
+    counts = summary["status_counts_end"].items()
+    print("status at the end: " + ", ".join(f"{k} {STATUSES[int(k)]} {v}" for k, v in counts))
+    print("days with a shortfall: " + ", ".join(f"{k} {v}" for k, v in summary["shortfall_days"].items()))
+    print("time: " + ", ".join(f"{k} {v:.3f} s" for k, v in summary["timings_s"].items()))
+
+
 def _run(args: argparse.Namespace) -> int:
     from worker.lifecycle.inputs import load_inputs
     from worker.lifecycle.run import run_local
@@ -79,11 +89,7 @@ def _run(args: argparse.Namespace) -> int:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         print()
         return 0
-    print(f"{report.airframes} airframes x {report.days} days, log {report.log}")
-    print("transitions: " + ", ".join(f"{k} {v}" for k, v in report.transitions.items()))
-    print("status at the end: " + ", ".join(f"{k} {STATUSES[k]} {v}" for k, v in report.status_counts_end.items()))
-    print("days with a shortfall: " + ", ".join(f"{k} {v}" for k, v in report.shortfall_days.items()))
-    print("time: " + ", ".join(f"{k} {v:.3f} s" for k, v in report.timings_s.items()))
+    print_summary(report.to_dict())
     if args.out:
         print(f"MP2 written to {args.out} ({report.airframe_rows} airframe rows)")
     return 0

@@ -40,6 +40,10 @@ def register(families: Any) -> None:
     parser.add_argument("--loglevel", default="INFO")
     parser.add_argument("--logfile", help="log file (default: standard error)")
     parser.set_defaults(handler=_worker)
+    watchdog = families.add_parser("watchdog", help="hand the jobs of dead GPU workers to the rest of the fleet")
+    watchdog.add_argument("--once", action="store_true", help="one sweep, print what it did, exit")
+    watchdog.add_argument("--interval", type=float, help="seconds between sweeps (default gpu_worker's)")
+    watchdog.set_defaults(handler=_watchdog)
 
 
 def worker_argv(role: str, name: str, concurrency: int, queue: str, max_memory_kb: int, loglevel: str) -> list[str]:
@@ -73,3 +77,22 @@ def _worker(args: argparse.Namespace) -> NoReturn:
     os.environ.update(settings.to_env())
     sys.stdout.flush()
     os.execv(sys.executable, argv)
+
+
+def _watchdog(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from worker.watchdog import Watchdog
+
+    settings = load_settings()
+    dog = Watchdog(settings)
+    try:
+        while True:
+            for handover in dog.sweep():
+                print(json.dumps(handover.to_dict()), flush=True)
+            if args.once:
+                return 0
+            time.sleep(args.interval or settings.gpu_worker.watchdog_interval_s)
+    finally:
+        dog.close()

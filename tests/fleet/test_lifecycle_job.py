@@ -223,3 +223,38 @@ def test_invalid_inputs_fail_at_load_and_leave_no_owner_or_checkpoint(
     assert record.state == "failed" and record.owner == "" and record.epoch == 0
     assert checkpoints_of(fleet, fleet_settings).refs(job.id) == []
     assert not (Path(fleet_settings.stores.checkpoint_dir) / job.id).exists()
+
+
+def test_the_command_line_submits_follows_and_inspects_a_job(fleet, start_worker, inputs_dir, tmp_path, capsys):
+    from producer.cli import main
+
+    start_worker(role="gpu")
+    out = tmp_path / "cli-out"
+    assert main(["lifecycle", "submit", "--inputs", str(inputs_dir), "--chunk-days", "150", "--out", str(out),
+                 "--fleet", "--json"]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    job_id = summary["job_id"]
+    assert "100.0%" in captured.err and summary["airframe_rows"] == 60 * 400
+    assert_same(read_sink(out, "mp2"), local_mp2(inputs_dir)[0])
+
+    assert main(["job", "status", job_id, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["state"] == "done" and status["day"] == 400 and status["result"]["job_id"] == job_id
+
+    assert main(["checkpoint", "list", job_id, "--json"]) == 0
+    refs = json.loads(capsys.readouterr().out)
+    kinds = [ref["kind"] for ref in refs]
+    assert kinds.count("environment") == 1 and kinds.count("population") == 1 and kinds.count("result") == 3
+    assert [ref["day"] for ref in refs if ref["kind"] == "progress"] == [150, 300, 400]
+    assert main(["checkpoint", "verify", job_id]) == 0
+    assert "8 checkpoint(s), 0 bad" in capsys.readouterr().out  # environment, population, 3 results, 3 progress
+    assert main(["checkpoint", "show", job_id, "--index", "0"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["ref"]["kind"] == "environment" and shown["payload"]["tables"]["mp3"]["aircraft_number"].startswith(
+        "array int"
+    )
+    damaged = DirectoryStore.path(refs[-1]["uri"])
+    damaged.write_bytes(damaged.read_bytes()[:-3])
+    assert main(["checkpoint", "verify", job_id]) == 1
+    assert "8 checkpoint(s), 1 bad" in capsys.readouterr().out

@@ -1,0 +1,102 @@
+"""``simfleet checkpoint list|show|verify JOB``: a job's checkpoints as the references in Redis describe them."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+import numpy as np
+import redis
+
+from shared.checkpoints import CheckpointError, CheckpointRef, Checkpoints, DirectoryStore
+from shared.settings import load_settings
+
+
+def register(families: Any) -> None:
+    """Add the ``checkpoint`` command family."""
+    parser: argparse.ArgumentParser = families.add_parser("checkpoint", help="checkpoints of lifecycle jobs")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    listing = commands.add_parser("list", help="every checkpoint of a job, oldest first")
+    show = commands.add_parser("show", help="one checkpoint's header and what its payload holds")
+    show.add_argument("--index", type=int, default=-1, help="position in the list (default: the newest)")
+    verify = commands.add_parser("verify", help="read every checkpoint of a job and check its sha256")
+    for command, handler in ((listing, _list), (show, _show), (verify, _verify)):
+        command.add_argument("job_id")
+        command.add_argument("--json", action="store_true")
+        command.set_defaults(handler=handler)
+
+
+def _store() -> Checkpoints:
+    settings = load_settings()
+    client = redis.Redis.from_url(settings.result_backend)
+    return Checkpoints(client, DirectoryStore(settings.stores.checkpoint_dir), keep=settings.gpu_worker.checkpoint_keep)
+
+
+def _when(ref: CheckpointRef) -> str:
+    return dt.datetime.fromtimestamp(ref.created, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _list(args: argparse.Namespace) -> int:
+    refs = _store().refs(args.job_id)
+    if args.json:
+        json.dump([ref.__dict__ for ref in refs], sys.stdout, indent=2)
+        print()
+        return 0
+    if not refs:
+        print(f"job {args.job_id} has no checkpoints")
+        return 0
+    print(f"{'#':>3}  {'kind':<12} {'days':>11}  {'size':>10}  {'epoch':>5}  {'created (UTC)':<19}  sha256")
+    for i, ref in enumerate(refs):
+        days = f"{ref.first_day}..{ref.day}" if ref.kind == "result" else str(ref.day)
+        print(f"{i:>3}  {ref.kind:<12} {days:>11}  {ref.size:>10,}  {ref.epoch:>5}  {_when(ref)}  {ref.sha256[:16]}")
+    return 0
+
+
+def _describe(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return f"array {value.dtype} {list(value.shape)}"
+    if isinstance(value, dict):
+        return {key: _describe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return f"list of {len(value)}"
+    return value if isinstance(value, int | float | str | bool) or value is None else str(value)
+
+
+def _show(args: argparse.Namespace) -> int:
+    store = _store()
+    refs = store.refs(args.job_id)
+    if not refs:
+        raise CheckpointError(f"job {args.job_id} has no checkpoints")
+    try:
+        ref = refs[args.index]
+    except IndexError as exc:
+        raise CheckpointError(f"job {args.job_id} has {len(refs)} checkpoints; no index {args.index}") from exc
+    document = store.read(ref)
+    shown = {"ref": ref.__dict__, "format": document["format"], "payload": _describe(document["payload"])}
+    json.dump(shown, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    store = _store()
+    results = []
+    for ref in store.refs(args.job_id):
+        try:
+            store.read(ref)
+            results.append({"uri": ref.uri, "kind": ref.kind, "day": ref.day, "ok": True, "error": ""})
+        except CheckpointError as exc:
+            results.append({"uri": ref.uri, "kind": ref.kind, "day": ref.day, "ok": False, "error": str(exc)})
+    if args.json:
+        json.dump(results, sys.stdout, indent=2)
+        print()
+    else:
+        for result in results:
+            print(f"{'ok ' if result['ok'] else 'BAD'}  {result['kind']:<12} day {result['day']:>5}  "
+                  f"{result['error'] or result['uri']}")  # fmt: skip
+        bad = sum(not r["ok"] for r in results)
+        print(f"{len(results)} checkpoint(s), {bad} bad")
+    return 1 if any(not r["ok"] for r in results) else 0
