@@ -16,8 +16,9 @@ def register(families: Any) -> None:
     """Add the ``fleet`` command family."""
     parser: argparse.ArgumentParser = families.add_parser("fleet", help="start, inspect and stop the fleet")
     commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
-    up = commands.add_parser("up", help="start a local fleet (Redis, CPU workers, Flower) in the background")
+    up = commands.add_parser("up", help="start a local fleet (Redis, CPU and GPU workers, Flower) in the background")
     up.add_argument("--cpu-workers", type=int, help="CPU worker processes (default: local_fleet.cpu_workers)")
+    up.add_argument("--gpu-workers", type=int, help="GPU-role worker processes (default: local_fleet.gpu_workers)")
     up.add_argument("--concurrency", type=int, help="pool processes per worker (default: one per core)")
     up.add_argument("--no-flower", action="store_true", help="do not start Flower")
     up.set_defaults(handler=_up)
@@ -31,7 +32,12 @@ def register(families: Any) -> None:
 def _up(args: argparse.Namespace) -> int:
     settings = load_settings()
     fleet = LocalFleet(settings)
-    fleet.up(cpu_workers=args.cpu_workers, flower=False if args.no_flower else None, concurrency=args.concurrency)
+    fleet.up(
+        cpu_workers=args.cpu_workers,
+        gpu_workers=args.gpu_workers,
+        flower=False if args.no_flower else None,
+        concurrency=args.concurrency,
+    )
     for process in fleet.describe()["processes"]:
         print(f"  {process['name']:<14} pid {process['pid']:<8} log {process['log']}")
     if not args.no_flower and settings.local_fleet.flower:

@@ -1,4 +1,4 @@
-"""A local fleet without Docker: a Redis server, CPU worker processes and Flower on this machine.
+"""A local fleet without Docker: a Redis server, CPU and GPU-role worker processes and Flower on this machine.
 
 ``up`` starts the processes in their own sessions (they outlive the command), waits until every one answers (Redis
 PING, a Celery ping per worker, Flower's API with its credentials) and records them in ``<run_dir>/fleet.json`` with
@@ -137,8 +137,18 @@ class LocalFleet:
         env.setdefault("SIMFLEET_LOG_FORMAT", "json")
         return env
 
-    def up(self, *, cpu_workers: int | None = None, flower: bool | None = None, concurrency: int | None = None) -> None:
-        """Start Redis (if this fleet's broker is local and not running), CPU workers and Flower; wait for them."""
+    def up(
+        self,
+        *,
+        cpu_workers: int | None = None,
+        gpu_workers: int | None = None,
+        flower: bool | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        """Start Redis (if this fleet's broker is local and not running), workers and Flower; wait for them.
+
+        GPU-role workers get devices 0, 1, ...; on a machine without a GPU they run the numpy backend on the CPU.
+        """
         if any(p.alive() for p in self.processes()):
             raise FleetError(f"a local fleet is already up (see {self.state_file}); run 'simfleet fleet down' first")
         local = self.settings.local_fleet
@@ -153,6 +163,11 @@ class LocalFleet:
                 names.append(node)
                 command = self.worker_command(node, concurrency)
                 started.append(self._spawn(f"cpu-worker-{i + 1}", command, {**env, ROLE_ENV: "cpu"}))
+            for device in range(gpu_workers if gpu_workers is not None else local.gpu_workers):
+                node = f"gpu{device}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
+                names.append(node)
+                command = self.worker_command(node, role="gpu", device=device)
+                started.append(self._spawn(f"gpu-worker-{device}", command, {**env, ROLE_ENV: "gpu"}))
             if flower if flower is not None else local.flower:
                 started.append(self._spawn("flower", self.flower_command(), env))
             self._save(started)
@@ -164,10 +179,14 @@ class LocalFleet:
             self.state_file.unlink(missing_ok=True)
             raise
 
-    def worker_command(self, node: str, concurrency: int | None = None) -> list[str]:
-        """The command of one CPU worker (through ``simfleet worker``)."""
-        command = [sys.executable, "-m", "producer.cli", "worker", "--role", "cpu", "--name", node]
-        if concurrency is not None:
+    def worker_command(
+        self, node: str, concurrency: int | None = None, *, role: str = "cpu", device: int = 0
+    ) -> list[str]:
+        """The command of one worker (through ``simfleet worker``)."""
+        command = [sys.executable, "-m", "producer.cli", "worker", "--role", role, "--name", node]
+        if role == "gpu":
+            command += ["--device", str(device)]
+        elif concurrency is not None:
             command += ["--concurrency", str(concurrency)]
         return command
 
@@ -215,7 +234,7 @@ class LocalFleet:
             return not pending
 
         try:
-            wait_for(all_answer, f"CPU workers {sorted(pending)}", timeout, interval_s=0.2)
+            wait_for(all_answer, f"workers {sorted(pending)}", timeout, interval_s=0.2)
         finally:
             app.close()
 

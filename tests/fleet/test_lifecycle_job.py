@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from celery import chain
 
 from producer.fleet.lifecycle import job_spec

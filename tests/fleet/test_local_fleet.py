@@ -12,6 +12,8 @@ import pytest
 
 from producer.fleet.client import Fleet
 from shared.settings import CONFIG_ENV, load_settings
+from worker.lifecycle.inputs import write_inputs
+from worker.lifecycle.synth import synthesize
 
 from .conftest import free_port, wait_until
 
@@ -45,33 +47,40 @@ def local_config(tmp_path):
         f"result_backend: redis://:fleet-pw@127.0.0.1:{port}/1\n"
         f"local_fleet: {{run_dir: {tmp_path / 'run'}, redis_port: {port}, redis_password: fleet-pw}}\n"
         f"flower: {{port: {free_port()}, user: watcher, password: flower-pw}}\n"
+        f"stores: {{checkpoint_dir: {tmp_path / 'checkpoints'}, results_dir: {tmp_path / 'results'}}}\n"
     )
     yield config
     simfleet("fleet", "down", config=config)
 
 
-def test_fleet_up_starts_everything_flower_sees_it_and_down_stops_exactly_it(local_config):
+def test_fleet_up_starts_everything_flower_sees_it_and_down_stops_exactly_it(local_config, tmp_path):
     up = simfleet("fleet", "up", "--cpu-workers", "1", "--concurrency", "2", config=local_config)
     assert up.returncode == 0, up.stderr
     assert "Flower: http://127.0.0.1:" in up.stdout
     settings = load_settings(local_config, env={})
     state = json.loads((Path(settings.local_fleet.run_dir) / "fleet.json").read_text())
     pids = {p["name"]: p["pid"] for p in state["processes"]}
-    assert set(pids) == {"redis", "cpu-worker-1", "flower"}
+    assert set(pids) == {"redis", "cpu-worker-1", "gpu-worker-0", "flower"}
     assert all(psutil.pid_exists(pid) for pid in pids.values())
 
+    inputs = tmp_path / "inputs"
+    write_inputs(synthesize(30, 200, seed=5), inputs, "csv")
     fleet = Fleet.from_settings(settings)
     try:
         study = fleet.run_des(SCENARIOS / "web_search_load_test.yaml", replications=3)
+        job = fleet.run_lifecycle(inputs=inputs, chunk_days=100)
         assert study.result(timeout=120)["replications"] == 3
+        summary = job.result(timeout=120)
+        assert summary["airframe_rows"] == 30 * 200 and summary["worker"].startswith("gpu0-")
     finally:
         fleet.close()
 
     status = simfleet("fleet", "status", "--json", config=local_config)
     assert status.returncode == 0, status.stderr
     view = json.loads(status.stdout)
-    assert len(view["workers"]) == 1 and len(view["workers"][0]["pool_processes"]) == 2
-    assert view["finished"] >= 4 and view["queues"]["des.run"] == 0
+    pools = {w["name"][:4]: len(w["pool_processes"]) for w in view["workers"]}
+    assert pools == {"cpu1": 2, "gpu0": 1}
+    assert view["finished"] >= 4 + 5 and view["queues"]["des.run"] == 0
     assert view["local_fleet"]["log_dir"].endswith("logs")
     assert all(p["alive"] for p in view["local_fleet"]["processes"])
 
