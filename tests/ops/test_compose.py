@@ -28,7 +28,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 REDIS_CONF = ROOT / "ops" / "redis" / "redis.conf"
 K8S_CPU_WORKER = ROOT / "ops" / "k8s" / "cpu-worker.yaml"
-FLEET_SERVICES = {"redis", "clickhouse", "cpu-worker", "flower", "producer"}
+FLEET_SERVICES = {"redis", "clickhouse", "gpu-worker", "cpu-worker", "flower", "producer", "lifecycle-producer"}
 # ${VAR}, ${VAR:-default}, ${VAR-default}, or the escaped dollar $$.
 _INTERPOLATION = re.compile(r"\$\$|\$\{(?P<name>\w+)(?::?-(?P<default>[^}]*))?\}")
 
@@ -53,6 +53,14 @@ PROJECT_SERVICES = sorted(name for name, service in SERVICES.items() if "build" 
 def command_of(service: dict[str, Any]) -> list[str]:
     command = service["command"]
     return [expand(part) for part in command] if isinstance(command, list) else shlex.split(expand(command))
+
+
+def commands_of(service: dict[str, Any]) -> list[list[str]]:
+    """The commands a service runs: its command, or each ``&&`` step of a ``sh -c`` script."""
+    if service.get("entrypoint") == ["sh", "-c"]:
+        (script,) = service["command"]
+        return [shlex.split(expand(step)) for step in script.split("&&")]
+    return [command_of(service)]
 
 
 def environment_of(service: dict[str, Any]) -> dict[str, str]:
@@ -88,9 +96,29 @@ def redis_settings() -> dict[str, str]:
 # ----------------------------------------------------------------------------------------------------- the file
 
 
-def test_compose_file_has_the_fleet_services_and_no_gpu_worker_yet() -> None:
+def test_compose_file_has_the_fleet_services() -> None:
     assert set(SERVICES) >= FLEET_SERVICES
-    assert not any("gpu" in name for name in SERVICES)
+
+
+def test_gpu_worker_reserves_a_device_and_shares_the_checkpoint_volume() -> None:
+    gpu = SERVICES["gpu-worker"]
+    args = build_parser().parse_args(command_of(gpu)[1:])
+    assert (args.family, args.role, args.device) == ("worker", "gpu", 0)
+    (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert device["capabilities"] == ["gpu"] and device["device_ids"] == ["0"]
+    assert "checkpoints:/checkpoints" in gpu["volumes"]
+    env = environment_of(gpu)
+    assert env["SIMFLEET_STORES__CHECKPOINT_DIR"] == "/checkpoints"
+    settings = load_settings(ROOT / "config" / "fleet.yaml", env=env)
+    assert settings.stores.checkpoint_dir == "/checkpoints" and settings.gpu_worker.backend == "numpy"
+
+
+def test_lifecycle_producer_synthesizes_then_submits_through_the_fleet() -> None:
+    synth, submit = commands_of(SERVICES["lifecycle-producer"])
+    synth_args = build_parser().parse_args(synth[1:])
+    submit_args = build_parser().parse_args(submit[1:])
+    assert (synth_args.aircraft, synth_args.days) == (279, 3650)
+    assert submit_args.fleet and submit_args.to_clickhouse and str(submit_args.inputs) == str(synth_args.out)
 
 
 def test_every_compose_variable_has_a_default_so_no_env_file_is_needed() -> None:
@@ -204,14 +232,14 @@ def test_producer_is_a_one_shot_example_that_runs_after_the_workers() -> None:
 
 @pytest.mark.parametrize("service", PROJECT_SERVICES)
 def test_project_service_commands_name_a_real_entry_point(service: str) -> None:
-    argv = command_of(SERVICES[service])
-    if argv[0] == "simfleet":
-        args = build_parser().parse_args(argv[1:])
-        assert callable(args.handler)
-    elif argv[0] == "celery":
-        assert_celery_command(argv)
-    else:
-        pytest.fail(f"{service} runs {argv[0]!r}, neither simfleet nor celery")
+    for argv in commands_of(SERVICES[service]):
+        if argv[0] == "simfleet":
+            args = build_parser().parse_args(argv[1:])
+            assert callable(args.handler)
+        elif argv[0] == "celery":
+            assert_celery_command(argv)
+        else:
+            pytest.fail(f"{service} runs {argv[0]!r}, neither simfleet nor celery")
 
 
 def assert_celery_command(argv: list[str]) -> None:
