@@ -1,10 +1,12 @@
 """``make demo``: the main jobs end to end on this machine, through the real fleet.
 
-It starts the local fleet (a Redis server, a CPU worker with one process per core, Flower), runs the mixed workload
-with 8 replications through the queues with a progress bar, runs the deep-research SLA search on the fleet (each
-probe's replications in parallel) and a small rate sweep, prints the tables, writes the results (JSON, CSV) and
-plots (PNG) under ``runs/demo``, writes the study to ClickHouse (chDB by default) and prints one BI query's answer,
-and stops the fleet. A fleet that was already up is used and left running.
+It starts the local fleet (a Redis server, a CPU worker with one process per core, a GPU-role worker running the
+numpy backend, Flower), runs the synthetic 279-airframe fleet over 3,650 days as a lifecycle job through the four
+stage queues (MP2 to ClickHouse, chDB by default) and prints its summary, timings and a BI query on its MP2; then runs
+the mixed workload with 8 replications through the queues with a progress bar, the deep-research SLA search on the
+fleet (each probe's replications in parallel) and a small rate sweep, prints the tables, writes the results (JSON,
+CSV) and plots (PNG) under ``runs/demo``, writes the study to ClickHouse and prints one BI query's answer, and stops
+the fleet. A fleet that was already up is used and left running.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from producer.charts import plot_sweep_latency, plot_utilisation_heatmap
 from producer.cli.des import write_sla_outputs
+from producer.cli.lifecycle_run import print_summary
 from producer.fleet.client import Fleet, StudyProgress
 from producer.fleet.local import LocalFleet
 from producer.progress import ProgressBar
@@ -72,6 +75,44 @@ def _to_clickhouse(dsn: str, study_id: str, summaries: Any, answer: dict[str, An
             print(f"   {name:<18} p95 {mean} s ± {ci95} (merged sketches {merged} s)")
 
 
+def _lifecycle_job(fleet: Fleet, dsn: str) -> None:
+    """The synthetic reference fleet (279 airframes, 10 years) through the four stage queues, MP2 to ClickHouse."""
+    from worker.lifecycle.inputs import write_inputs
+    from worker.lifecycle.synth import synthesize
+
+    inputs = OUT / "lifecycle_inputs"
+    if not (inputs / "meta.yaml").exists():
+        write_inputs(synthesize(279, 3650, seed=1), inputs, "parquet")
+    print(f"== lifecycle job: 279 airframes x 3,650 days ({inputs.relative_to(ROOT)}) through the four stage queues",
+          flush=True)  # fmt: skip
+    bar = ProgressBar(sys.stdout)
+    job = fleet.run_lifecycle(inputs=inputs, chunk_days=365, sink={"kind": "clickhouse", "dsn": dsn})
+
+    def show(progress: Any) -> None:
+        figures = progress.figures
+        label = f"{progress.state}, day {figures.get('day', progress.day)}"
+        if figures.get("days_per_s"):
+            label += f", {figures['days_per_s']:,.0f} days/s"
+        bar.update(progress.percent, label)
+
+    summary = job.result(timeout=600, on_progress=show)
+    bar.close()
+    print(f"job {job.id} on {summary['worker']}: {summary['end_to_end_s']:.2f} s end to end")
+    print_summary(summary)
+    from shared.clickhouse.client import ClickHouse
+
+    with ClickHouse(dsn) as ch:
+        rows = ch.rows(
+            "SELECT toYear(date) AS year, round(avg(ops), 1), round(avg(target), 1), sum(short) FROM ("
+            "SELECT date, sum(ops_current) AS ops, sum(ops_target) AS target, countIf(shortfall > 0) AS short "
+            f"FROM {ch.database}.mp2_daily WHERE job_id = '{job.id}' GROUP BY date) GROUP BY year ORDER BY year"
+        )
+    print("BI query on MP2 in ClickHouse: airframes in operation per day (both types), by year")
+    for year, ops, target, short in rows:
+        print(f"   {year}: {ops} in operation on average against a target of {target}; {short} type-days short")
+    print()
+
+
 def main() -> int:
     """Run the demo; returns the exit code."""
     started = time.perf_counter()
@@ -79,13 +120,14 @@ def main() -> int:
     local = LocalFleet(settings)
     owned = not any(p.alive() for p in local.processes())
     if owned:
-        print("== starting the local fleet (Redis, CPU worker, Flower)", flush=True)
+        print("== starting the local fleet (Redis, CPU worker, GPU-role worker, Flower)", flush=True)
         local.up()
     for process in local.describe()["processes"]:
         print(f"   {process['name']:<14} pid {process['pid']:<8} log {process['log']}")
     print(f"   Flower: {local.flower_url} (user {settings.flower.user}, password {settings.flower.password})\n")
     fleet = Fleet.from_settings(settings)
     try:
+        _lifecycle_job(fleet, settings.clickhouse_dsn)
         print("== DES study: mixed_workload.yaml, 8 replications through the des.run queue", flush=True)
         bar = ProgressBar(sys.stdout)
         mixed = load_scenario(SCENARIOS / "mixed_workload.yaml")

@@ -26,7 +26,9 @@ class ProgressBar:
         if self.tty:
             self.stream.write("\r" + text.ljust(len(self._last_text)))
             self.stream.flush()
-        elif time.monotonic() - self._last_plain >= self.plain_every_s or percent >= 100.0:
+        elif text != self._last_text and (
+            time.monotonic() - self._last_plain >= self.plain_every_s or percent >= 100.0
+        ):
             self._last_plain = time.monotonic()
             self.stream.write(text + "\n")
             self.stream.flush()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from celery import chain
 
 from shared.celery_app import LIFECYCLE_CREATE, LIFECYCLE_EXECUTE, LIFECYCLE_EXPORT, LIFECYCLE_LOAD
+from shared.clickhouse.client import portable_dsn
 from shared.errors import ConfigError, SimfleetError
 from shared.jobs import JobView
 from shared.settings import PRIORITIES
@@ -120,11 +121,16 @@ def job_spec(
         raise ConfigError(f"must be a positive number of days, got {days}", key="days")
     if log not in ("full", "aggregates"):
         raise ConfigError(f"must be full or aggregates, got {log!r}", key="log")
+    sink = dict(sink) if sink else None
     source = dict(inputs) if isinstance(inputs, dict) else {"kind": "directory", "path": str(Path(inputs).resolve())}
     if source.get("kind") == "directory" and not Path(source["path"]).is_dir():
         raise ConfigError(f"not a directory: {source['path']}", key="inputs")
     if out is not None:
         sink = {"kind": "parquet", "path": str(Path(out).resolve())}
+    # The workers may run elsewhere (another directory, another machine): relative paths are resolved here.
+    for part in (source, sink or {}):
+        if part.get("kind") == "clickhouse":
+            part["dsn"] = portable_dsn(part["dsn"])
     return {
         "job_id": job_id,
         "epoch": 0,

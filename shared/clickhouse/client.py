@@ -76,6 +76,12 @@ def parse_dsn(dsn: str, *, key: str = "clickhouse_dsn") -> Dsn:
     raise ConfigError(f"expected a chdb:// or http(s):// DSN, got {dsn!r}", key=key)
 
 
+def portable_dsn(dsn: str) -> str:
+    """``dsn`` as another process can use it: a relative chDB path made absolute; a server DSN unchanged."""
+    parsed = parse_dsn(dsn)
+    return f"chdb://{parsed.path}" if parsed.kind == "chdb" else dsn
+
+
 def is_connection_error(exc: BaseException) -> bool:
     """Whether ``exc`` means the server could not be reached (worth retrying), not that the query was wrong."""
     from clickhouse_connect.driver.exceptions import OperationalError
