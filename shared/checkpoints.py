@@ -1,9 +1,12 @@
 """Checkpoints of lifecycle jobs: a self-checking file format, a blob store, and the references kept in Redis.
 
 Format (version :data:`FORMAT_VERSION`): ``MAGIC``, one byte of format version, the 32-byte sha256 of the rest, then
-the rest: zstd-compressed msgpack of ``{"format", "kind", "job_id", "day", "created", "payload"}``. In the payload a
-numpy array is ``{"__nd__": [dtype, shape, raw little-endian bytes]}`` and a date ``{"__date__": "YYYY-MM-DD"}``;
-everything else is plain msgpack data. Nothing is unpickled, so a checkpoint cannot run code when it is read.
+the rest: zstd-compressed, a msgpack header ``{"format", "kind", "job_id", "day", "created", "payload"}`` followed by
+the raw little-endian bytes of every array in the payload. In the header an array is ``{"__nd__": [dtype, shape,
+nbytes]}`` (its bytes follow the header in order) and a date ``{"__date__": "YYYY-MM-DD"}``; everything else is plain
+msgpack data. Arrays never pass through msgpack, so a chunk of MP2 is not copied on its way to the compressor, and
+arrays read back are read-only views of the decompressed body. Nothing is unpickled, so reading a checkpoint cannot
+run code.
 
 Kinds: ``environment`` (the validated inputs), ``population`` (agent state at day 0), ``progress`` (agent state and
 counters at the end of a chunk), ``result`` (the MP2 of one chunk of days, before export).
@@ -57,30 +60,51 @@ class StaleOwner(SimfleetError):
 # ----------------------------------------------------------------------------------------------------- the format
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        if value.dtype.hasobject:
-            raise CheckpointError(f"cannot checkpoint an array of Python objects (dtype {value.dtype})")
-        little = value.astype(value.dtype.newbyteorder("<"), copy=False)
-        return {"__nd__": [little.dtype.str, list(value.shape), np.ascontiguousarray(little).tobytes()]}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dt.date):
-        return {"__date__": value.isoformat()}
-    raise CheckpointError(f"cannot checkpoint a value of type {type(value).__name__}")
+class _Packer:
+    """msgpack for everything but array data, which is collected and appended raw after the header (no copies)."""
+
+    def __init__(self) -> None:
+        self.buffers: list[np.ndarray[Any, Any]] = []
+
+    def default(self, value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            if value.dtype.hasobject:
+                raise CheckpointError(f"cannot checkpoint an array of Python objects (dtype {value.dtype})")
+            little = np.ascontiguousarray(value.astype(value.dtype.newbyteorder("<"), copy=False))
+            self.buffers.append(little)
+            return {"__nd__": [little.dtype.str, list(value.shape), little.nbytes]}
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, dt.date):
+            return {"__date__": value.isoformat()}
+        raise CheckpointError(f"cannot checkpoint a value of type {type(value).__name__}")
 
 
-def _hook(value: dict[str, Any]) -> Any:
-    if "__nd__" in value:
-        dtype, shape, raw = value["__nd__"]
-        return np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape).copy()
-    if "__date__" in value:
-        return dt.date.fromisoformat(value["__date__"])
-    return value
+class _Unpacker:
+    """The inverse of :class:`_Packer`: arrays are read-only views into the decompressed body, in order."""
+
+    def __init__(self, body: bytes, offset: int) -> None:
+        self.body = body
+        self.offset = offset
+
+    def hook(self, value: dict[str, Any]) -> Any:
+        if "__nd__" in value:
+            dtype, shape, nbytes = value["__nd__"]
+            array = np.frombuffer(self.body, dtype=np.dtype(dtype), count=nbytes // np.dtype(dtype).itemsize,
+                                  offset=self.offset)  # fmt: skip
+            self.offset += nbytes
+            return array.reshape(shape)
+        if "__date__" in value:
+            return dt.date.fromisoformat(value["__date__"])
+        return value
 
 
 def encode(kind: str, job_id: str, day: int, payload: Any, *, level: int = 3) -> bytes:
-    """One checkpoint file's bytes."""
+    """One checkpoint file's bytes.
+
+    The compressed body is: the msgpack header's length (8 bytes, little-endian), the header (the document, each
+    array replaced by ``{"__nd__": [dtype, shape, nbytes]}``), then every array's little-endian bytes in order.
+    """
     if kind not in KINDS:
         raise CheckpointError(f"unknown checkpoint kind {kind!r} (known: {', '.join(KINDS)})")
     document = {
@@ -91,7 +115,14 @@ def encode(kind: str, job_id: str, day: int, payload: Any, *, level: int = 3) ->
         "created": time.time(),
         "payload": payload,
     }
-    body = zstandard.ZstdCompressor(level=level).compress(msgpack.packb(document, default=_default))
+    packer = _Packer()
+    header = msgpack.packb(document, default=packer.default)
+    total = 8 + len(header) + sum(b.nbytes for b in packer.buffers)
+    compressor = zstandard.ZstdCompressor(level=level).compressobj(size=total)
+    parts = [compressor.compress(len(header).to_bytes(8, "little") + header)]
+    parts += [compressor.compress(b.reshape(-1).view(np.uint8).data) for b in packer.buffers if b.nbytes]
+    parts.append(compressor.flush())
+    body = b"".join(parts)
     return MAGIC + bytes([FORMAT_VERSION]) + hashlib.sha256(body).digest() + body
 
 
@@ -119,8 +150,11 @@ def decode(blob: bytes, *, where: str = "checkpoint") -> dict[str, Any]:
     """The document of a checkpoint file, after :func:`verify`."""
     verify(blob, where=where)
     try:
-        raw = zstandard.ZstdDecompressor().decompress(blob[_HEADER:])
-        document: dict[str, Any] = msgpack.unpackb(raw, object_hook=_hook, strict_map_key=False)
+        raw = zstandard.ZstdDecompressor().decompress(memoryview(blob)[_HEADER:])
+        length = int.from_bytes(raw[:8], "little")
+        unpacker = _Unpacker(raw, 8 + length)
+        document: dict[str, Any] = msgpack.unpackb(raw[8 : 8 + length], object_hook=unpacker.hook,
+                                                   strict_map_key=False)  # fmt: skip
     except (zstandard.ZstdError, ValueError, msgpack.ExtraData) as exc:
         raise CheckpointError(f"{where}: cannot decode: {exc}") from exc
     return document

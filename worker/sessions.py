@@ -1,40 +1,26 @@
 """The per-process session registry of a GPU-role worker: live lifecycle jobs, kept across their stages.
 
-A session is one job's live simulation (its environment, its backend with the population, and the MP2 chunks it
-computed but has not exported yet). Several jobs can be live in one process; their estimated memory is bounded by a
-budget, and when a new or grown session goes over it, the least recently used other sessions are dropped. Dropping
-loses nothing: every stage ends with a checkpoint, so a dropped job is restored from its checkpoints when its next
-stage arrives (the same path as after a crash).
+A session is one job's live simulation: its environment and its backend with the population (MP2 goes to result
+checkpoints chunk by chunk, so a session does not grow with the days simulated). Several jobs can be live in one
+process; their estimated memory is bounded by a budget, and when a new or grown session goes over it, the least
+recently used other sessions are dropped. Dropping loses nothing: every stage ends with a checkpoint, so a dropped
+job is restored from its checkpoints when its next stage arrives (the same path as after a crash).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from worker.lifecycle.backends.base import Columns, LifecycleBackend
+from worker.lifecycle.backends.base import LifecycleBackend
 from worker.lifecycle.environment import Environment
 from worker.lifecycle.inputs import LifecycleInputs
 
 log = logging.getLogger(__name__)
-
-
-def _columns_bytes(columns: Columns) -> int:
-    return sum(int(np.asarray(values).nbytes) for values in columns.values())
-
-
-@dataclass
-class ResultChunk:
-    """MP2 of days ``first_day .. end_day - 1``, computed by this process."""
-
-    first_day: int
-    end_day: int
-    airframe: Columns
-    daily: Columns
 
 
 @dataclass
@@ -49,7 +35,6 @@ class Session:
         env: the dense environment.
         backend: the live simulation (built; populated once ``created``).
         created: whether the population exists.
-        results: MP2 chunks computed here and not exported yet, by first day.
     """
 
     job_id: str
@@ -59,14 +44,12 @@ class Session:
     backend: LifecycleBackend
     inputs: LifecycleInputs | None = None
     created: bool = False
-    results: dict[int, ResultChunk] = field(default_factory=dict)
 
     def nbytes(self) -> int:
-        """Estimated memory: environment arrays, agent state and kept MP2."""
+        """Estimated memory: environment arrays and agent state."""
         env = sum(int(value.nbytes) for value in vars(self.env).values() if isinstance(value, np.ndarray))
         state = 64 * self.env.n  # seven agent variables plus the backend's static copies, about 64 bytes an airframe
-        kept = sum(_columns_bytes(c.airframe) + _columns_bytes(c.daily) for c in self.results.values())
-        return env + state + kept
+        return env + state
 
 
 class SessionRegistry:

