@@ -22,8 +22,9 @@ def register(commands: Any) -> None:
                         help="read the inputs from ClickHouse instead: version_date/version_id (see db import-inputs)")
     parser.add_argument("--days", type=int, help="horizon in days (default: the inputs' own)")
     parser.add_argument("--chunk-days", type=int, default=365, help="days per execute stage (default 365)")
-    parser.add_argument("--out", type=Path, help="write MP2 here as Parquet (mp2/, mp2_daily/)")
-    parser.add_argument("--to-clickhouse", action="store_true", help="write MP2 to ClickHouse (clickhouse_dsn)")
+    parser.add_argument("--out", type=Path, help="write MP2 here as Parquet (mp2/, mp2_daily/) instead of ClickHouse")
+    parser.add_argument("--to-clickhouse", action="store_true",
+                        help="write MP2 to ClickHouse (clickhouse_dsn; the default when --out is not given)")
     parser.add_argument("--log", choices=("full", "aggregates"), default="full", help="per-airframe MP2 or not")
     parser.add_argument("--backend", help="lifecycle backend (default: the worker's gpu_worker.backend)")
     parser.add_argument("--no-persist", action="store_true",

@@ -48,6 +48,7 @@ def local_config(tmp_path):
         f"local_fleet: {{run_dir: {tmp_path / 'run'}, redis_port: {port}, redis_password: fleet-pw}}\n"
         f"flower: {{port: {free_port()}, user: watcher, password: flower-pw}}\n"
         f"stores: {{checkpoint_dir: {tmp_path / 'checkpoints'}, results_dir: {tmp_path / 'results'}}}\n"
+        f"clickhouse_dsn: chdb://{tmp_path / 'clickhouse'}\n"
     )
     yield config
     simfleet("fleet", "down", config=config)
