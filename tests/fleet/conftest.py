@@ -65,6 +65,7 @@ def fleet_settings(redis_server: RedisServer, tmp_path: Path, monkeypatch: pytes
         "gpu_worker: {heartbeat_interval_s: 0.3, heartbeat_ttl_s: 1.5, watchdog_interval_s: 0.3,"
         " progress_interval_s: 0.2}\n"
         f"stores: {{checkpoint_dir: {tmp_path / 'checkpoints'}, results_dir: {tmp_path / 'results'}}}\n"
+        f"clickhouse_dsn: chdb://{tmp_path / 'clickhouse'}\n"
         f"local_fleet: {{run_dir: {tmp_path / 'run'}, redis_port: {redis_server.port}}}\n"
         f"flower: {{port: {free_port()}, user: tester, password: flower-secret}}\n"
     )
