@@ -226,9 +226,9 @@ class Stages:
         if sink.get("kind", "none") == "none":  # nothing to hand over: MP2 stays in the result checkpoints
             rows, target = env.n * env.days if full else 0, ""
         else:
-            chunks = self._result_chunks(session)
+            chunks = read_results(self.checkpoints, session.job_id, env.days)
             rows = sum(len(c.airframe.get("day", ())) for c in chunks)
-            target = self._write_sink(session, sink, chunks)
+            target = write_mp2(sink, session.job_id, chunks, airframes=env.n if full else None, days=env.days)
         timings["export"] = time.perf_counter() - tick
         job = self.jobs.get(session.job_id)
         summary = summarize(env, sim.state_dict(), log=session.spec.get("log", "full"), airframe_rows=rows).to_dict()
@@ -332,37 +332,49 @@ class Stages:
             "pid": os.getpid(),
         }
 
-    def _result_chunks(self, session: Session) -> list[ResultChunk]:
-        chunks = []
-        for ref in self.checkpoints.result_refs(session.job_id, session.env.days):
-            payload = self.checkpoints.read(ref)["payload"]
-            chunks.append(ResultChunk(ref.first_day, ref.day, payload["airframe"], payload["daily"]))
-        return chunks
 
-    def _write_sink(self, session: Session, sink: dict[str, Any], chunks: list[ResultChunk]) -> str:
-        kind = sink.get("kind", "none")
-        if kind == "none":
-            return ""
-        if kind == "parquet":
-            parquet = ParquetSink(Path(sink["path"]))
-            for chunk in chunks:
-                parquet.write(chunk.first_day, chunk.airframe, chunk.daily)
-            parquet.close()
-            return str(parquet.directory)
-        if kind == "clickhouse":
-            from shared.clickhouse.client import ClickHouse
-            from shared.clickhouse.migrations import init_db
-            from shared.clickhouse.mp2 import export_mp2
 
-            airframe = _concat([c.airframe for c in chunks])
-            daily = _concat([c.daily for c in chunks])
-            with ClickHouse(sink["dsn"]) as ch:
-                init_db(ch)
-                full = session.spec.get("log", "full") == "full"
-                export_mp2(ch, session.job_id, airframe, daily, airframes=session.env.n if full else None,
-                           days=session.env.days, batch_rows=int(sink.get("batch_rows", 1_000_000)))  # fmt: skip
-            return str(sink["dsn"])
-        raise ConfigError(f"unknown sink kind {kind!r} (none, parquet or clickhouse)", key="sink.kind")
+def read_results(checkpoints: Checkpoints, job_id: str, days: int) -> list[ResultChunk]:
+    """The MP2 of days ``0 .. days - 1`` from the job's result checkpoints, chunk by chunk in day order.
+
+    Raises:
+        CheckpointError: a day is not covered, or a chunk is unreadable.
+    """
+    chunks = []
+    for ref in checkpoints.result_refs(job_id, days):
+        payload = checkpoints.read(ref)["payload"]
+        chunks.append(ResultChunk(ref.first_day, ref.day, payload["airframe"], payload["daily"]))
+    return chunks
+
+
+def write_mp2(sink: dict[str, Any], job_id: str, chunks: list[ResultChunk], *, airframes: int | None, days: int) -> str:
+    """Hand a job's MP2 chunks to ``sink`` (parquet, clickhouse or none); return where it went.
+
+    Both sinks are idempotent: Parquet parts are replaced by first day, the ClickHouse partition of the job as a
+    whole. ``airframes`` (with a full log) makes the ClickHouse export check the row count first.
+    """
+    kind = sink.get("kind", "none")
+    if kind == "none":
+        return ""
+    if kind == "parquet":
+        parquet = ParquetSink(Path(sink["path"]))
+        for chunk in chunks:
+            parquet.write(chunk.first_day, chunk.airframe, chunk.daily)
+        parquet.close()
+        return str(parquet.directory)
+    if kind == "clickhouse":
+        from shared.clickhouse.client import ClickHouse
+        from shared.clickhouse.migrations import init_db
+        from shared.clickhouse.mp2 import export_mp2
+
+        airframe = _concat([c.airframe for c in chunks])
+        daily = _concat([c.daily for c in chunks])
+        with ClickHouse(sink["dsn"]) as ch:
+            init_db(ch)
+            export_mp2(ch, job_id, airframe, daily, airframes=airframes, days=days,
+                       batch_rows=int(sink.get("batch_rows", 1_000_000)))  # fmt: skip
+        return str(sink["dsn"])
+    raise ConfigError(f"unknown sink kind {kind!r} (none, parquet or clickhouse)", key="sink.kind")
 
 
 def node_name() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from .lifecycle_run import print_summary
@@ -18,6 +19,10 @@ def register(families: Any) -> None:
     status.add_argument("job_id")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_status)
+    export = commands.add_parser("export", help="write a job's MP2 again from its result checkpoints")
+    export.add_argument("job_id")
+    export.add_argument("--out", type=Path, help="as Parquet here (default: ClickHouse, clickhouse_dsn)")
+    export.set_defaults(handler=_export)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -61,3 +66,37 @@ def _status(args: argparse.Namespace) -> int:
         print_summary(record.result)
         print(f"end to end: {record.result['end_to_end_s']:.2f} s")
     return 1 if record.state == "failed" else 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import redis
+
+    from shared.checkpoints import Checkpoints, DirectoryStore
+    from shared.clickhouse.client import portable_dsn
+    from shared.errors import SimfleetError
+    from shared.jobs import Jobs
+    from shared.settings import load_settings
+    from worker.stages import read_results, write_mp2
+
+    settings = load_settings()
+    client = redis.Redis.from_url(settings.result_backend)
+    try:
+        record = Jobs(client).get(args.job_id)
+        if record is None:
+            raise SimfleetError(f"no job {args.job_id!r} is known to this fleet (expired, or never submitted)")
+        if not record.days:
+            raise SimfleetError(f"job {args.job_id} was never loaded; nothing to export")
+        chunks = read_results(Checkpoints(client, DirectoryStore(settings.stores.checkpoint_dir)), record.job_id,
+                              record.days)  # fmt: skip
+    finally:
+        client.close()
+    sink = (
+        {"kind": "parquet", "path": str(args.out.resolve())}
+        if args.out
+        else {"kind": "clickhouse", "dsn": portable_dsn(settings.clickhouse_dsn)}
+    )
+    full = record.spec.get("log", "full") == "full"
+    target = write_mp2(sink, record.job_id, chunks, airframes=record.airframes if full else None, days=record.days)
+    rows = sum(len(chunk.airframe.get("day", ())) for chunk in chunks)
+    print(f"job {record.job_id}: {rows} airframe rows and {len(chunks)} chunk(s) written to {target}")
+    return 0

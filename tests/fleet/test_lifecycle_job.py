@@ -271,7 +271,32 @@ def test_the_command_line_submits_follows_and_inspects_a_job(fleet, start_worker
     assert shown["ref"]["kind"] == "environment" and shown["payload"]["tables"]["mp3"]["aircraft_number"].startswith(
         "array int"
     )
+    again = tmp_path / "again"
+    assert main(["job", "export", job_id, "--out", str(again)]) == 0
+    assert "24000 airframe rows and 3 chunk(s)" in capsys.readouterr().out
+    assert_same(read_sink(again, "mp2"), read_sink(out, "mp2"))
     damaged = DirectoryStore.path(refs[-1]["uri"])
     damaged.write_bytes(damaged.read_bytes()[:-3])
     assert main(["checkpoint", "verify", job_id]) == 1
     assert "8 checkpoint(s), 1 bad" in capsys.readouterr().out
+
+
+def test_the_watchdog_command_hands_a_dead_owners_job_to_the_next_worker(fleet, start_worker, big_inputs, tmp_path,
+                                                                          capsys):  # fmt: skip
+    from producer.cli import main
+
+    victim = start_worker(role="gpu")
+    out = tmp_path / "out"
+    job = fleet.run_lifecycle(inputs=big_inputs, chunk_days=365, out=out)
+    wait_started(fleet, f"{job.id}-run-1")
+    os.killpg(victim.process.pid, signal.SIGKILL)
+    wait_until(lambda: not fleet.jobs.alive(victim.name), "the heartbeat to expire", timeout_s=10)
+    assert main(["watchdog", "--once"]) == 0
+    (handover,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert handover["owner"] == victim.name and handover["jobs"] == {job.id: 2} and handover["moved"] >= 1
+    record = job.record()
+    assert record.owner == "" and record.epoch == 2
+    heir = start_worker(role="gpu")
+    summary = job.result(timeout=240)
+    assert summary["worker"] == heir.name and summary["epoch"] == 3
+    assert_same(read_sink(out, "mp2"), local_mp2(big_inputs)[0])
