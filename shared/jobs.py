@@ -6,10 +6,11 @@ exporting, done, failed), ``owner`` and ``owner_queue`` (the worker holding it l
 ``simfleet:jobs:active``. A worker proves it is alive with ``simfleet:worker:<node>:heartbeat``, a key with a TTL
 that a thread refreshes.
 
-The epoch fences writers. Claiming a job (the load stage, or a worker restoring it from a checkpoint) increments
-it, only if it still holds the value the claimer saw; a watchdog increments it when the owner's heartbeat expired.
-Every write a worker makes on a job's behalf (a checkpoint reference, the job's progress, its result) is done by
-a server-side script that first checks the epoch, so a worker that lost its job cannot write twice.
+The epoch fences writers. A watchdog increments it when the owner's heartbeat expired (and clears the owner); a
+worker claiming a job from another owner increments it too. Claiming (the load stage, or a worker restoring the job
+from a checkpoint) succeeds only while the epoch is still the one the claimer saw. Every write a worker makes on a
+job's behalf (a checkpoint reference, the job's progress, its result) is done by a server-side script that first
+checks the epoch, so a worker that lost its job cannot write twice.
 """
 
 from __future__ import annotations
@@ -30,14 +31,18 @@ WATCHDOG_LOCK = "simfleet:watchdog:lock"
 WORKER_QUEUE_PREFIX = "simfleet.worker."
 FINAL_STATES = ("done", "failed")
 
-# KEYS[1] job hash; ARGV: expected epoch, owner, owner queue. Returns the new epoch, or -1.
+# KEYS[1] job hash; ARGV: expected epoch, owner, owner queue. Returns the epoch, or -1. Taking the job from another
+# owner increments the epoch (that owner is fenced off); the same owner claiming again (a restarted pool process)
+# or a job without owner keeps it, so a message redelivered after a crash still carries the current epoch.
 _CLAIM = """
 local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '-1')
 if epoch ~= tonumber(ARGV[1]) then return -1 end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'done' or state == 'failed' then return -1 end
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= '' and owner ~= ARGV[2] then epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1) end
 redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'owner_queue', ARGV[3])
-return redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+return epoch
 """
 
 # KEYS[1] job hash; ARGV: expected epoch, then field/value pairs. Returns 1 if written.
@@ -161,7 +166,7 @@ class Jobs:
         return (JOB_KEY.format(job_id), "epoch", epoch)
 
     def claim(self, job_id: str, node: str, queue: str, *, seen_epoch: int) -> int:
-        """Become the job's owner if its epoch is still ``seen_epoch``; return the new epoch.
+        """Become the job's owner if its epoch is still ``seen_epoch``; return the epoch it is held at.
 
         Raises:
             StaleOwner: someone else changed the epoch first, or the job is finished.

@@ -4,11 +4,12 @@ Each later stage receives a *handoff* from the one before: ``{"job_id", "epoch",
 anything a stage checks the epoch: an epoch older than the job's is refused (:class:`StaleEpoch`): the message was
 sent by an owner that has since lost the job. Then it takes the job's live session from this process's registry; if
 this process does not hold the job at the current epoch (it was never here, the process was restarted, the session
-was evicted, or the job runs without persistence) it restores it from the latest checkpoints and claims it, which
-bumps the epoch. Every write (checkpoint references, progress, the result) is fenced by that epoch.
+was evicted, or the job runs without persistence) it restores it from the latest checkpoints and claims it (taking it
+from another owner bumps the epoch). Every write (checkpoint references, progress, the result) is fenced by the
+epoch.
 
-- load: read and validate the inputs (a failure leaves no owner and no checkpoint), claim the job (epoch 1), build
-  the environment and the backend, write the ``environment`` checkpoint (the validated inputs).
+- load: read and validate the inputs (a failure leaves no owner and no checkpoint), claim the job, build the
+  environment and the backend, write the ``environment`` checkpoint (the validated inputs).
 - create: create the population, write the ``population`` checkpoint.
 - execute: step to the chunk's last day, reporting progress; write the chunk's MP2 as a ``result`` checkpoint, then
   the ``progress`` checkpoint (state at the chunk's end). A result chunk is published before the progress that
@@ -146,7 +147,9 @@ class Stages:
         """Validate the inputs, claim the job, build its environment, checkpoint the inputs."""
         job_id = spec["job_id"]
         started = time.perf_counter()
-        current = self._check_epoch(job_id, int(spec.get("epoch", 0)))
+        # A load message has no predecessor that could have lost the job: only the producer publishes it, so a
+        # second copy is a redelivery (the process died mid-load) and simply loads again at the current epoch.
+        current = self._check_epoch(job_id, self.jobs.epoch(job_id))
         self.jobs.update(job_id, current, state="loading")
         inputs = load_job_inputs(spec)  # raises before anything is claimed or written
         epoch = self.jobs.claim(job_id, self.node, self.queue, seen_epoch=current)

@@ -60,7 +60,7 @@ def test_a_job_through_the_fleet_gives_the_local_runs_mp2(fleet, start_worker, i
     assert summary["worker"] == worker.name and summary["restores"] == 0
     assert summary["end_to_end_s"] > 0 and {"load", "create", "run", "export"} <= set(summary["timings_s"])
     record = job.record()
-    assert record.state == "done" and record.owner == "" and record.epoch == 1
+    assert record.state == "done" and record.owner == "" and record.epoch == 0
     assert any(p.figures.get("days_per_s", 0) > 0 for p in seen)
 
 
@@ -90,7 +90,7 @@ def test_killing_the_owners_pool_process_mid_execute_resumes_from_the_checkpoint
     meta = wait_started(fleet, f"{job.id}-run-1")
     os.kill(meta["result"]["pid"], signal.SIGKILL)
     summary = job.result(timeout=240)
-    assert summary["restores"] >= 1 and summary["epoch"] >= 2
+    assert summary["restores"] >= 1 and summary["epoch"] == 0  # restored by the same worker: nobody to fence off
     log = worker.log.read_text()
     assert "WorkerLostError" in log and f"job {job.id} restored at day 365" in log
     want_airframe, want_daily = local_mp2(big_inputs)
@@ -144,19 +144,32 @@ def checkpoints_of(fleet, settings) -> Checkpoints:
 
 def test_a_stage_with_a_stale_epoch_is_refused(fleet, start_worker, inputs_dir, fleet_settings, tmp_path):
     worker = start_worker(role="gpu")
-    job = fleet.run_lifecycle(inputs=inputs_dir, chunk_days=200, out=tmp_path / "out")
-    job.result(timeout=120)
-    refs_before = checkpoints_of(fleet, fleet_settings).refs(job.id)
-    stale = fleet.app.signature(LIFECYCLE_EXECUTE, args=({"job_id": job.id, "epoch": 0, "day": 0},),
-                                kwargs={"job_id": job.id, "until": 400}).set(task_id="stale-stage")  # fmt: skip
+    out = tmp_path / "out"
+    spec = job_spec("fenced-job", inputs_dir, days=None, chunk_days=200, persistent=True, out=out, sink=None,
+                    backend=None, log="full")  # fmt: skip
+    fleet.jobs.create("fenced-job", spec, task_ids=["fenced-job"])
+    stage_chain(fleet, spec, [200]).apply_async()
+    wait_until(lambda: fleet.app.backend.get_task_meta("fenced-job-run-200")["status"] == "SUCCESS", "day 200")
+    old_handoff = fleet.app.backend.get_task_meta("fenced-job-run-200")["result"]
+    # The owner is declared dead (what the watchdog does): the epoch moves on, so its messages are stale.
+    assert fleet.jobs.release("fenced-job", worker.name) == old_handoff["epoch"] + 1
+    refs_before = checkpoints_of(fleet, fleet_settings).refs("fenced-job")
+    stale = fleet.app.signature(LIFECYCLE_EXECUTE, args=(old_handoff,),
+                                kwargs={"job_id": "fenced-job", "until": 400}).set(task_id="stale-stage")  # fmt: skip
     stale.apply_async()
     meta = wait_until(
         lambda: (m := fleet.app.backend.get_task_meta("stale-stage"))["status"] == "REJECTED" and m, "a refusal"
     )
-    assert "epoch 0" in meta["result"]["reason"] and "epoch 1" in meta["result"]["reason"]
-    assert checkpoints_of(fleet, fleet_settings).refs(job.id) == refs_before
-    assert job.record().state == "done"
-    assert "refused: job" in worker.log.read_text()
+    assert "carries epoch 0, the job is at epoch 1" in meta["result"]["reason"]
+    assert checkpoints_of(fleet, fleet_settings).refs("fenced-job") == refs_before
+    assert fleet.job("fenced-job").record().day == 200
+    assert "refused: job fenced-job" in worker.log.read_text()
+    # The message with the current epoch carries on: restored from the day-200 checkpoint, exported whole.
+    current = {**old_handoff, "epoch": 1}
+    stage_chain(fleet, spec, [400], load=False, export=True).apply_async(args=(current,))
+    summary = fleet.job("fenced-job").result(timeout=120)
+    assert summary["epoch"] == 1 and summary["restores"] == 1
+    assert_same(read_sink(out, "mp2"), local_mp2(inputs_dir)[0])
 
 
 def test_a_corrupted_latest_checkpoint_falls_back_to_the_previous_one(
@@ -293,10 +306,10 @@ def test_the_watchdog_command_hands_a_dead_owners_job_to_the_next_worker(fleet, 
     wait_until(lambda: not fleet.jobs.alive(victim.name), "the heartbeat to expire", timeout_s=10)
     assert main(["watchdog", "--once"]) == 0
     (handover,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert handover["owner"] == victim.name and handover["jobs"] == {job.id: 2} and handover["moved"] >= 1
+    assert handover["owner"] == victim.name and handover["jobs"] == {job.id: 1} and handover["moved"] >= 1
     record = job.record()
-    assert record.owner == "" and record.epoch == 2
+    assert record.owner == "" and record.epoch == 1
     heir = start_worker(role="gpu")
     summary = job.result(timeout=240)
-    assert summary["worker"] == heir.name and summary["epoch"] == 3
+    assert summary["worker"] == heir.name and summary["epoch"] == 1
     assert_same(read_sink(out, "mp2"), local_mp2(big_inputs)[0])
