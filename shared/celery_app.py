@@ -25,6 +25,9 @@ from .settings import Settings
 
 TASK_MODULES = ["worker.tasks.des", "worker.tasks.lifecycle"]
 
+PRIORITY_STEPS = (0, 3, 6, 9)
+"""Redis priority steps; a queue's messages of step ``s > 0`` live in the list ``<queue>:<s>``."""
+
 DES_RUN = "des.run"
 DES_AGGREGATE = "des.aggregate"
 LIFECYCLE_LOAD = "lifecycle.load"
@@ -42,6 +45,12 @@ def stage_queues(settings: Settings) -> dict[str, str]:
         LIFECYCLE_EXECUTE: queues.run_execute,
         LIFECYCLE_EXPORT: queues.results_export,
     }
+
+
+def priority_list(queue: str, priority: int | None) -> str:
+    """The Redis list kombu keeps ``queue``'s messages of ``priority`` in."""
+    step = max(s for s in PRIORITY_STEPS if s <= (priority or 0))
+    return f"{queue}:{step}" if step else queue
 
 
 def _route(queue: str) -> dict[str, str]:
@@ -81,7 +90,7 @@ def create_app(settings: Settings, *, name: str = "simfleet") -> Celery:
     queues = settings.queues
     transport = {
         "visibility_timeout": settings.visibility_timeout_s,
-        "priority_steps": [0, 3, 6, 9],
+        "priority_steps": list(PRIORITY_STEPS),
         "sep": ":",
         "queue_order_strategy": "priority",
     }

@@ -16,7 +16,6 @@ it. Messages are moved in Redis transactions: a message is either still where it
 from __future__ import annotations
 
 import base64
-import bisect
 import json
 import logging
 import threading
@@ -26,21 +25,14 @@ from typing import Any
 import msgpack
 import redis
 
-from shared.celery_app import stage_queues
+from shared.celery_app import PRIORITY_STEPS, priority_list, stage_queues
 from shared.jobs import WATCHDOG_LOCK, Jobs
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PRIORITY_STEPS = (0, 3, 6, 9)
-"""Kombu's Redis priority steps, as configured in :func:`shared.celery_app.create_app` (separator ``:``)."""
 UNACKED, UNACKED_INDEX = "unacked", "unacked_index"
-
-
-def priority_key(queue: str, priority: int | None) -> str:
-    """The Redis list kombu uses for ``queue`` at ``priority``."""
-    step = PRIORITY_STEPS[bisect.bisect(PRIORITY_STEPS, priority or 0) - 1]
-    return f"{queue}:{step}" if step else queue
+"""Kombu's Redis transport keeps taken, unacknowledged messages here (hash and its time index)."""
 
 
 def _unpack(payload: dict[str, Any]) -> tuple[list[Any], dict[str, Any], Any]:
@@ -124,7 +116,7 @@ class Watchdog:
         """Move the messages of ``queue`` and the unacknowledged ones of ``epochs``' jobs to the shared queues."""
         moved = 0
         for step in PRIORITY_STEPS:
-            key = priority_key(queue, step)
+            key = priority_list(queue, step)
             while True:
                 raw = self.broker.lindex(key, -1)
                 if raw is None:
@@ -171,7 +163,7 @@ class Watchdog:
         properties = payload.setdefault("properties", {})
         properties["delivery_info"] = {"exchange": queue, "routing_key": queue}
         payload.setdefault("headers", {})["redelivered"] = True
-        return priority_key(queue, properties.get("priority"))
+        return priority_list(queue, properties.get("priority"))
 
 
 class Liveness:

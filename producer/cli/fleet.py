@@ -70,6 +70,9 @@ def _status(args: argparse.Namespace) -> int:
             f"  {w['name']}: pid {w['pid']}, pool {w['pool_processes']}, running {w['running']}, "
             f"finished {w['finished']}, up {w['uptime_s']:.0f} s"
         )
+    for job in state["lifecycle_jobs"]:
+        owner = f"{job['owner']} ({'alive' if job['owner_alive'] else 'SILENT'})" if job["owner"] else "no owner"
+        print(f"  job {job['job_id']}: {job['state']}, day {job['day']}/{job['days']}, epoch {job['epoch']}, {owner}")
     if local["processes"]:
         print(f"local fleet processes (logs in {local['log_dir']}):")
         for p in local["processes"]:

@@ -1,4 +1,4 @@
-"""The fleet as a whole: workers and their pool processes, queue lengths, tasks running and finished, throughput."""
+"""The fleet as a whole: workers, pool processes, queue lengths, tasks, throughput, lifecycle jobs under way."""
 
 from __future__ import annotations
 
@@ -6,19 +6,30 @@ from typing import Any
 
 import redis
 
-from shared.celery_app import create_app
+from shared.celery_app import PRIORITY_STEPS, create_app, priority_list
+from shared.jobs import Jobs
 from shared.settings import Settings
-
-PRIORITY_STEPS = (0, 3, 6, 9)
 
 
 def queue_lengths(client: redis.Redis, queues: list[str]) -> dict[str, int]:
     """Messages waiting per queue, summed over the Redis priority sub-queues (``name``, ``name:3``, ...)."""
-    lengths = {}
-    for queue in queues:
-        names = [queue] + [f"{queue}:{step}" for step in PRIORITY_STEPS if step]
-        lengths[queue] = sum(int(client.llen(name)) for name in names)
-    return lengths
+    return {queue: sum(int(client.llen(priority_list(queue, step))) for step in PRIORITY_STEPS) for queue in queues}
+
+
+def active_jobs(settings: Settings) -> list[dict[str, Any]]:
+    """Lifecycle jobs not finished: state, day, owner (and whether its heartbeat lives), epoch."""
+    jobs = Jobs(redis.Redis.from_url(settings.result_backend, socket_connect_timeout=2))
+    try:
+        found = []
+        for job_id in jobs.active():
+            view = jobs.get(job_id)
+            if view is not None:
+                alive = jobs.alive(view.owner)
+                found.append({"job_id": job_id, "state": view.state, "day": view.day, "days": view.days,
+                              "owner": view.owner, "owner_alive": alive, "epoch": view.epoch})  # fmt: skip
+        return found
+    finally:
+        jobs.redis.close()
 
 
 def fleet_status(settings: Settings, timeout_s: float = 1.0) -> dict[str, Any]:
@@ -62,6 +73,7 @@ def fleet_status(settings: Settings, timeout_s: float = 1.0) -> dict[str, Any]:
             "running": sum(w["running"] for w in workers),
             "finished": sum(w["finished"] for w in workers),
             "throughput_per_min": sum(w["throughput_per_min"] for w in workers),
+            "lifecycle_jobs": active_jobs(settings),
         }
     finally:
         client.close()

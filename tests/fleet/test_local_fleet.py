@@ -82,6 +82,7 @@ def test_fleet_up_starts_everything_flower_sees_it_and_down_stops_exactly_it(loc
     pools = {w["name"][:4]: len(w["pool_processes"]) for w in view["workers"]}
     assert pools == {"cpu1": 2, "gpu0": 1}
     assert view["finished"] >= 4 + 5 and view["queues"]["des.run"] == 0
+    assert view["lifecycle_jobs"] == []  # the finished job left the active set
     assert view["local_fleet"]["log_dir"].endswith("logs")
     assert all(p["alive"] for p in view["local_fleet"]["processes"])
 
