@@ -89,11 +89,7 @@ def _lifecycle_job(fleet: Fleet, dsn: str) -> None:
     job = fleet.run_lifecycle(inputs=inputs, chunk_days=365, sink={"kind": "clickhouse", "dsn": dsn})
 
     def show(progress: Any) -> None:
-        figures = progress.figures
-        label = f"{progress.state}, day {figures.get('day', progress.day)}"
-        if figures.get("days_per_s"):
-            label += f", {figures['days_per_s']:,.0f} days/s"
-        bar.update(progress.percent, label)
+        bar.update(progress.percent, progress.label)
 
     summary = job.result(timeout=600, on_progress=show)
     bar.close()

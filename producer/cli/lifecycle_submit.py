@@ -80,11 +80,7 @@ def _submit(args: argparse.Namespace) -> int:
         bar = ProgressBar()
 
         def show(progress: Any) -> None:
-            figures = progress.figures
-            label = f"{progress.state}, day {figures.get('day', progress.day)}/{progress.days}"
-            if figures.get("days_per_s"):
-                label += f", {figures['days_per_s']:,.0f} days/s"
-            bar.update(progress.percent, label)
+            bar.update(progress.percent, progress.label)
 
         try:
             summary = job.result(timeout=args.timeout, on_progress=show)

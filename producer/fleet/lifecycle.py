@@ -54,6 +54,14 @@ class JobProgress:
         day = int(self.figures.get("day", self.day))
         return 100.0 * day / self.days if self.days else 0.0
 
+    @property
+    def label(self) -> str:
+        """One line for a progress bar: state, day, days per second."""
+        text = f"{self.state}, day {self.figures.get('day', self.day)}/{self.days}"
+        if self.figures.get("days_per_s"):
+            text += f", {self.figures['days_per_s']:,.0f} days/s"
+        return text
+
 
 class LifecycleJob:
     """A handle on a lifecycle job published to the fleet."""
