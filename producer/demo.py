@@ -86,7 +86,7 @@ def _lifecycle_job(fleet: Fleet, dsn: str) -> None:
     print(f"== lifecycle job: 279 airframes x 3,650 days ({inputs.relative_to(ROOT)}) through the four stage queues",
           flush=True)  # fmt: skip
     bar = ProgressBar(sys.stdout)
-    job = fleet.run_lifecycle(inputs=inputs, chunk_days=365, sink={"kind": "clickhouse", "dsn": dsn})
+    job = fleet.run_lifecycle(inputs=inputs, chunk_days=365)  # MP2 to the workers' ClickHouse (the same chDB here)
 
     def show(progress: Any) -> None:
         bar.update(progress.percent, progress.label)

@@ -35,6 +35,7 @@ class Session:
         env: the dense environment.
         backend: the live simulation (built; populated once ``created``).
         created: whether the population exists.
+        restored: whether the stage running now restored it from checkpoints (counted in the job's summary).
     """
 
     job_id: str
@@ -44,6 +45,7 @@ class Session:
     backend: LifecycleBackend
     inputs: LifecycleInputs | None = None
     created: bool = False
+    restored: bool = False
 
     def nbytes(self) -> int:
         """Estimated memory: environment arrays and agent state."""

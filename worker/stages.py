@@ -54,8 +54,12 @@ class StaleEpoch(StaleOwner):
     """A stage message older than the job's epoch: refused (another worker holds the job now)."""
 
 
-def load_job_inputs(spec: dict[str, Any]) -> LifecycleInputs:
+def load_job_inputs(spec: dict[str, Any], clickhouse_dsn: str = "") -> LifecycleInputs:
     """The validated inputs a job spec names: ``{"kind": "directory", "path"}`` or a ClickHouse version.
+
+    A ClickHouse version is read from the spec's ``dsn`` if it names one, else from ``clickhouse_dsn`` (the
+    worker's own setting: job messages need not carry credentials).
+
 
     Raises:
         InputError, ConfigError: the inputs are missing or invalid (the message names table, row and field).
@@ -70,7 +74,7 @@ def load_job_inputs(spec: dict[str, Any]) -> LifecycleInputs:
         from shared.clickhouse.client import ClickHouse
         from shared.clickhouse.inputs import ClickHouseSource
 
-        with ClickHouse(source["dsn"]) as ch:
+        with ClickHouse(source.get("dsn") or clickhouse_dsn) as ch:
             version_date = dt.date.fromisoformat(source["version_date"])
             inputs = ClickHouseSource(ch, version_date, int(source["version_id"])).load()
     else:
@@ -121,6 +125,7 @@ class Stages:
         checkpoints: the checkpoint store and its references.
         registry: this process's live sessions.
         default_backend: the backend of jobs that do not name one.
+        clickhouse_dsn: where ClickHouse inputs and sinks are, unless a job names its own DSN.
     """
 
     def __init__(
@@ -132,6 +137,7 @@ class Stages:
         registry: SessionRegistry,
         *,
         default_backend: str = "numpy",
+        clickhouse_dsn: str = "",
     ) -> None:
         self.node = node
         self.queue = queue
@@ -139,6 +145,7 @@ class Stages:
         self.checkpoints = checkpoints
         self.registry = registry
         self.default_backend = default_backend
+        self.clickhouse_dsn = clickhouse_dsn
         self.process = psutil.Process()
 
     # ----------------------------------------------------------------------------------------------- stages
@@ -151,7 +158,7 @@ class Stages:
         # second copy is a redelivery (the process died mid-load) and simply loads again at the current epoch.
         current = self._check_epoch(job_id, self.jobs.epoch(job_id))
         self.jobs.update(job_id, current, state="loading")
-        inputs = load_job_inputs(spec)  # raises before anything is claimed or written
+        inputs = load_job_inputs(spec, self.clickhouse_dsn)  # raises before anything is claimed or written
         epoch = self.jobs.claim(job_id, self.node, self.queue, seen_epoch=current)
         session = self._build(job_id, epoch, spec, inputs)
         timings = {"load": time.perf_counter() - started}
@@ -164,7 +171,7 @@ class Stages:
         self.jobs.update(job_id, epoch, state="loaded", airframes=session.env.n, days=session.env.days)
         self._keep(session)
         log.info("job %s loaded: %d airframes, %d days (epoch %d)", job_id, session.env.n, session.env.days, epoch)
-        return self._handoff(session, timings)
+        return self._handoff(session, timings, {})
 
     def create(self, handoff: dict[str, Any]) -> dict[str, Any]:
         """Create the population (day 0) and checkpoint it."""
@@ -179,7 +186,7 @@ class Stages:
             timings["checkpoint"] = timings.get("checkpoint", 0.0) + time.perf_counter() - tick
         self.jobs.update(session.job_id, session.epoch, state="created", day=session.backend.day)
         self._keep(session)
-        return self._handoff(session, timings)
+        return self._handoff(session, timings, handoff)
 
     def execute(self, handoff: dict[str, Any], until: int, report: Report | None = None) -> dict[str, Any]:
         """Step to day ``until`` (no further than the horizon), checkpoint MP2 and state, report progress."""
@@ -189,7 +196,7 @@ class Stages:
         first = sim.day
         if first >= until:
             self._keep(session)
-            return self._handoff(session, timings)
+            return self._handoff(session, timings, handoff)
         started = time.perf_counter()
         last_report = 0.0
         while sim.day < until:
@@ -214,7 +221,7 @@ class Stages:
         self._keep(session)
         log.info("job %s: days %d..%d in %.2f s, checkpoints %.2f s", session.job_id, first, until - 1, run_s,
                  checkpoint_s)  # fmt: skip
-        return self._handoff(session, timings)
+        return self._handoff(session, timings, handoff)
 
     def export(self, handoff: dict[str, Any]) -> dict[str, Any]:
         """Hand every MP2 chunk to the job's sink in day order; record the summary; finish the job."""
@@ -231,18 +238,19 @@ class Stages:
         else:
             chunks = read_results(self.checkpoints, session.job_id, env.days)
             rows = sum(len(c.airframe.get("day", ())) for c in chunks)
-            target = write_mp2(sink, session.job_id, chunks, airframes=env.n if full else None, days=env.days)
+            target = write_mp2(sink, session.job_id, chunks, airframes=env.n if full else None, days=env.days,
+                               clickhouse_dsn=self.clickhouse_dsn)  # fmt: skip
         timings["export"] = time.perf_counter() - tick
         job = self.jobs.get(session.job_id)
         summary = summarize(env, sim.state_dict(), log=session.spec.get("log", "full"), airframe_rows=rows).to_dict()
         summary.update(
             job_id=session.job_id,
-            sink={**sink, "target": target},
+            sink={"kind": sink.get("kind", "none"), "target": target},
             timings_s=timings,
             end_to_end_s=time.time() - (job.created if job else time.time()),
             worker=self.node,
             epoch=session.epoch,
-            restores=int(timings.get("restores", 0)),
+            restores=int(handoff.get("restores", 0)) + int(session.restored),
         )
         self.jobs.finish(session.job_id, session.epoch, summary)
         self.registry.drop(session.job_id)
@@ -270,13 +278,14 @@ class Stages:
         current = self._check_epoch(job_id, int(handoff["epoch"]))
         session = self.registry.get(job_id)
         if session is not None and session.epoch == current:
+            session.restored = False
             return session, timings
         self.registry.drop(job_id)
         tick = time.perf_counter()
         session = self._restore(job_id)
         session.epoch = self.jobs.claim(job_id, self.node, self.queue, seen_epoch=current)
         timings["restore"] = timings.get("restore", 0.0) + time.perf_counter() - tick
-        timings["restores"] = timings.get("restores", 0.0) + 1
+        session.restored = True
         log.info("job %s restored at day %d and claimed (epoch %d)", job_id, session.backend.day, session.epoch)
         return session, timings
 
@@ -318,8 +327,10 @@ class Stages:
         else:
             self.registry.drop(session.job_id)
 
-    def _handoff(self, session: Session, timings: dict[str, float]) -> dict[str, Any]:
-        return {"job_id": session.job_id, "epoch": session.epoch, "day": session.backend.day, "timings": timings}
+    def _handoff(self, session: Session, timings: dict[str, float], previous: dict[str, Any]) -> dict[str, Any]:
+        restores = int(previous.get("restores", 0)) + int(session.restored)
+        return {"job_id": session.job_id, "epoch": session.epoch, "day": session.backend.day, "timings": timings,
+                "restores": restores}  # fmt: skip
 
     def _progress(self, session: Session, first: int, elapsed_s: float) -> dict[str, Any]:
         day, days = session.backend.day, session.env.days
@@ -350,11 +361,20 @@ def read_results(checkpoints: Checkpoints, job_id: str, days: int) -> list[Resul
     return chunks
 
 
-def write_mp2(sink: dict[str, Any], job_id: str, chunks: list[ResultChunk], *, airframes: int | None, days: int) -> str:
-    """Hand a job's MP2 chunks to ``sink`` (parquet, clickhouse or none); return where it went.
+def write_mp2(
+    sink: dict[str, Any],
+    job_id: str,
+    chunks: list[ResultChunk],
+    *,
+    airframes: int | None,
+    days: int,
+    clickhouse_dsn: str = "",
+) -> str:
+    """Hand a job's MP2 chunks to ``sink`` (parquet, clickhouse or none); return where it went (no password).
 
     Both sinks are idempotent: Parquet parts are replaced by first day, the ClickHouse partition of the job as a
-    whole. ``airframes`` (with a full log) makes the ClickHouse export check the row count first.
+    whole. ``airframes`` (with a full log) makes the ClickHouse export check the row count first. A ClickHouse sink
+    goes to its own ``dsn`` if it names one, else to ``clickhouse_dsn``.
     """
     kind = sink.get("kind", "none")
     if kind == "none":
@@ -372,11 +392,11 @@ def write_mp2(sink: dict[str, Any], job_id: str, chunks: list[ResultChunk], *, a
 
         airframe = _concat([c.airframe for c in chunks])
         daily = _concat([c.daily for c in chunks])
-        with ClickHouse(sink["dsn"]) as ch:
+        with ClickHouse(sink.get("dsn") or clickhouse_dsn) as ch:
             init_db(ch)
             export_mp2(ch, job_id, airframe, daily, airframes=airframes, days=days,
                        batch_rows=int(sink.get("batch_rows", 1_000_000)))  # fmt: skip
-        return str(sink["dsn"])
+            return ch.dsn.redacted
     raise ConfigError(f"unknown sink kind {kind!r} (none, parquet or clickhouse)", key="sink.kind")
 
 

@@ -93,7 +93,7 @@ def _export(args: argparse.Namespace) -> int:
     sink = (
         {"kind": "parquet", "path": str(args.out.resolve())}
         if args.out
-        else {"kind": "clickhouse", "dsn": portable_dsn(settings.clickhouse_dsn)}
+        else {"kind": "clickhouse", "dsn": portable_dsn(settings.clickhouse_dsn)}  # this process's own DSN
     )
     full = record.spec.get("log", "full") == "full"
     target = write_mp2(sink, record.job_id, chunks, airframes=record.airframes if full else None, days=record.days)

@@ -37,7 +37,7 @@ def register(commands: Any) -> None:
     parser.set_defaults(handler=_submit)  # fmt: skip
 
 
-def inputs_of(args: argparse.Namespace, dsn: str) -> str | Path | dict[str, Any]:
+def inputs_of(args: argparse.Namespace) -> str | Path | dict[str, Any]:
     """An inputs directory or a ClickHouse version, from ``--inputs`` / ``--inputs-version``."""
     if (args.inputs is None) == (args.inputs_version is None):
         raise ConfigError("give exactly one of --inputs DIR and --inputs-version DATE/ID", key="inputs")
@@ -49,7 +49,7 @@ def inputs_of(args: argparse.Namespace, dsn: str) -> str | Path | dict[str, Any]
         number = int(version_id)
     except ValueError as exc:
         raise ConfigError(f"expected DATE/ID such as 2025-07-04/1, got {args.inputs_version!r}", key="inputs") from exc
-    return {"kind": "clickhouse", "dsn": dsn, "version_date": date, "version_id": number}
+    return {"kind": "clickhouse", "version_date": date, "version_id": number}
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -58,12 +58,11 @@ def _submit(args: argparse.Namespace) -> int:
 
     fleet = Fleet.from_settings()
     try:
-        dsn = fleet.settings.clickhouse_dsn
-        sink = {"kind": "clickhouse", "dsn": dsn} if args.to_clickhouse else None
+        sink = {"kind": "clickhouse"} if args.to_clickhouse else None
         if args.out and args.to_clickhouse:
             raise ConfigError("choose one sink: --out DIR or --to-clickhouse", key="sink")
         job = fleet.run_lifecycle(
-            inputs=inputs_of(args, dsn),
+            inputs=inputs_of(args),
             days=args.days,
             chunk_days=args.chunk_days,
             persistent=not args.no_persist,

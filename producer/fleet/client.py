@@ -215,14 +215,16 @@ class Fleet:
         """Publish a lifecycle job: load, create, execute in chunks of ``chunk_days``, export.
 
         Args:
-            inputs: an inputs directory, or ``{"kind": "clickhouse", "dsn", "version_date", "version_id"}``.
+            inputs: an inputs directory, or ``{"kind": "clickhouse", "version_date", "version_id"}`` (read from the
+                workers' ``clickhouse_dsn``, or from a ``dsn`` given there).
             days: the horizon (default: the inputs' own; required for ClickHouse inputs).
             chunk_days: days per execute stage (a checkpoint at the end of each).
             persistent: keep the simulation alive in the owner's memory between stages; ``False`` restores it
                 from the checkpoints at every stage (the fallback mode, and the baseline of the benchmark).
             out: write MP2 as Parquet here (``mp2/`` and ``mp2_daily/``) instead of ClickHouse.
-            sink: where MP2 goes otherwise: by default ClickHouse (``clickhouse_dsn`` of the settings, one partition
-                per job id in ``mp2`` and ``mp2_daily``); ``{"kind": "none"}`` leaves it in the result checkpoints.
+            sink: where MP2 goes otherwise: by default ClickHouse (``{"kind": "clickhouse"}``: the workers'
+                ``clickhouse_dsn``, or a ``dsn`` given there; one partition per job id in ``mp2`` and ``mp2_daily``);
+                ``{"kind": "none"}`` leaves it in the result checkpoints.
             backend: the lifecycle backend (default: the worker's ``gpu_worker.backend``).
             log: ``full`` (per airframe and day) or ``aggregates``.
             priority: high, normal or background.
@@ -230,7 +232,7 @@ class Fleet:
         """
         job_id = job_id or new_job_id()
         if sink is None and out is None:
-            sink = {"kind": "clickhouse", "dsn": self.settings.clickhouse_dsn}
+            sink = {"kind": "clickhouse"}
         spec = job_spec(job_id, inputs, days=days, chunk_days=chunk_days, persistent=persistent, out=out, sink=sink,
                         backend=backend, log=log)  # fmt: skip
         horizon = days

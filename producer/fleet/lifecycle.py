@@ -135,9 +135,10 @@ def job_spec(
         raise ConfigError(f"not a directory: {source['path']}", key="inputs")
     if out is not None:
         sink = {"kind": "parquet", "path": str(Path(out).resolve())}
-    # The workers may run elsewhere (another directory, another machine): relative paths are resolved here.
+    # The workers may run elsewhere (another directory, another machine): relative paths are resolved here. A DSN
+    # is only sent when the caller names one; otherwise workers use their own (messages then carry no password).
     for part in (source, sink or {}):
-        if part.get("kind") == "clickhouse":
+        if part.get("kind") == "clickhouse" and part.get("dsn"):
             part["dsn"] = portable_dsn(part["dsn"])
     return {
         "job_id": job_id,

@@ -20,11 +20,12 @@ def test_inputs_from_a_clickhouse_version_and_mp2_into_clickhouse(fleet, fleet_s
     with ClickHouse(fleet_settings.clickhouse_dsn) as ch:
         init_db(ch)
         import_inputs(ch, inputs, version_id=7)
-    source = {"kind": "clickhouse", "dsn": fleet_settings.clickhouse_dsn,
-              "version_date": inputs.version_date.isoformat(), "version_id": 7}  # fmt: skip
+    source = {"kind": "clickhouse", "version_date": inputs.version_date.isoformat(), "version_id": 7}
     job = fleet.run_lifecycle(inputs=source, days=300, chunk_days=120)  # no --out: MP2 goes to ClickHouse
     summary = job.result(timeout=120)
     assert summary["sink"]["kind"] == "clickhouse" and summary["airframe_rows"] == 45 * 300
+    assert summary["sink"]["target"] == fleet_settings.clickhouse_dsn  # chdb:// + the workers' absolute path
+    assert "dsn" not in job.record().spec["sink"] and "dsn" not in job.record().spec["inputs"]
 
     local = MemorySink()
     run_local(inputs, sink=local)

@@ -41,6 +41,7 @@ def stages() -> Stages:
         ),
         SessionRegistry(gpu.memory_budget_mb * 2**20),
         default_backend=gpu.backend,
+        clickhouse_dsn=settings.clickhouse_dsn,
     )
     runner.progress_interval_s = gpu.progress_interval_s
     return runner
