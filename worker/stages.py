@@ -334,6 +334,7 @@ class Stages:
 
     def _progress(self, session: Session, first: int, elapsed_s: float) -> dict[str, Any]:
         day, days = session.backend.day, session.env.days
+        device = session.backend.device_memory_bytes()
         return {
             "job_id": session.job_id,
             "day": day,
@@ -342,6 +343,7 @@ class Stages:
             "percent": 100.0 * day / days if days else 100.0,
             "days_per_s": (day - first) / elapsed_s if elapsed_s > 0 else 0.0,
             "rss_mb": self.process.memory_info().rss / 2**20,
+            "device_memory_mb": None if device is None else device / 2**20,
             "worker": self.node,
             "pid": os.getpid(),
         }

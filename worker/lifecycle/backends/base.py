@@ -57,6 +57,10 @@ class LifecycleBackend(abc.ABC):
     def read_chunk(self) -> tuple[Columns, Columns]:
         """MP2 since the last read: (per airframe and day, per type and day), rows ordered by (day, idx/type)."""
 
+    def device_memory_bytes(self) -> int | None:
+        """Device memory the backend holds, for progress reports; ``None`` for a backend on the host."""
+        return None
+
     @abc.abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """The whole state as plain data: the day and every agent variable, in idx order."""

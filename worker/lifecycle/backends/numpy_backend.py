@@ -262,6 +262,12 @@ class NumpyBackend(LifecycleBackend):
             shortfall.append(remaining)
         return granted, per_class, eligible, shortfall
 
+    def device_memory_bytes(self) -> int | None:
+        """With CuPy, the bytes its memory pool holds; ``None`` on the host."""
+        if self.xp is np:
+            return None
+        return int(self.xp.get_default_memory_pool().used_bytes())
+
     def read_chunk(self) -> tuple[Columns, Columns]:
         """MP2 of the days stepped since the last read: (per airframe and day, per type and day)."""
         return self._log.take()
