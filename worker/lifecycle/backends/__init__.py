@@ -34,14 +34,10 @@ def _cupy(*, debug: bool = False) -> LifecycleBackend:
     return NumpyBackend(xp=xp, debug=debug)
 
 
-def _flamegpu(*, debug: bool = False) -> LifecycleBackend:
-    raise SimulationError("backend 'flamegpu' needs pyflamegpu (not on PyPI; install it separately); not written yet")
-
-
 REGISTRY: dict[str, str | Callable[..., LifecycleBackend]] = {
     "numpy": _numpy,
     "cupy": _cupy,
-    "flamegpu": _flamegpu,
+    "flamegpu": ".flamegpu_backend:create",
 }
 """Backend name -> factory, or ``"module:factory"`` (relative to this package) imported on first use."""
 
