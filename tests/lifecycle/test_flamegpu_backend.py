@@ -124,7 +124,7 @@ def test_the_rtc_sources_have_every_size_filled_in_and_log_rows_only_when_asked(
     for source in (*with_rows.values(), *without_rows.values()):
         assert "$" not in source
         assert source.count("{") == source.count("}")
-    assert 'getMacroProperty<uint16_t, 11, 300>("minutes")' in with_rows["decide"]
-    assert 'getMacroProperty<unsigned int, 8, 2>("block_requests")' in with_rows["apply"]
-    assert "mp2_rows" in with_rows["apply"]
-    assert "mp2_rows" not in without_rows["apply"]
+    assert 'getMacroProperty<uint16_t, 11, 300>("minutes")' in with_rows["decide_day"]
+    assert 'getMacroProperty<unsigned int, 8, 2>("block_requests")' in with_rows["apply_grant"]
+    assert "mp2_rows" in with_rows["apply_grant"]
+    assert "mp2_rows" not in without_rows["apply_grant"]

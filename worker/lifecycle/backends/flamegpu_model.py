@@ -3,14 +3,15 @@
 One simulated day is one FLAME GPU step of five layers:
 
 1. ``begin_day`` (host): zero the day's counters; on the first day, load MP5 into the ``minutes`` macro property.
-2. ``decide`` (agent, RTC): rules 1-3 of LIFECYCLE_MODEL.md for each airframe from its start-of-day state
-   (delivery, repair progress, flight, limit checks), and its quota request class (a)-(d), if any. Requesters stamp
-   themselves into the ``requests`` macro property and count themselves per block of airframes and per class.
+2. ``decide`` (RTC agent function ``decide_day``): rules 1-3 of LIFECYCLE_MODEL.md for each airframe from its
+   start-of-day state (delivery, repair progress, flight, limit checks), and its quota request class (a)-(d), if
+   any. Requesters stamp themselves into the ``requests`` macro property and count themselves per block of
+   airframes and per class.
 3. ``grant`` (host): from the number eligible per type and class, how many each class gets of the MP4 target for
    D+1 (class by class until the target is used up), published as the environment arrays ``take`` and ``eligible``.
-4. ``apply`` (agent, RTC): a requester is granted when its whole class is, or when fewer requesters of its class and
-   type come before it in ``idx`` (= aircraft-number) order than its class takes; the next status becomes current
-   and the airframe's MP2 row is written to the ``mp2_rows`` macro property.
+4. ``apply`` (RTC agent function ``apply_grant``): a requester is granted when its whole class is, or when fewer
+   requesters of its class and type come before it in ``idx`` (= aircraft-number) order than its class takes; the
+   next status becomes current and the airframe's MP2 row is written to the ``mp2_rows`` macro property.
 5. ``export_log`` (host, only when rows are logged): on the days the backend asks, write ``mp2_rows`` to a raw
    binary file, which the backend reads with numpy.
 
@@ -74,7 +75,7 @@ TALLY_COLUMNS = DELIVERED_COLUMN + 1
 then the day's 2->4, 2->6, 4->5 and 0->3 decisions."""
 
 DECIDE = """
-FLAMEGPU_AGENT_FUNCTION(decide, flamegpu::MessageNone, flamegpu::MessageNone) {
+FLAMEGPU_AGENT_FUNCTION(decide_day, flamegpu::MessageNone, flamegpu::MessageNone) {
     const unsigned int day = FLAMEGPU->environment.getProperty<unsigned int>("day");
     const int today = FLAMEGPU->environment.getProperty<int>("d0") + static_cast<int>(day);
     const unsigned int idx = FLAMEGPU->getVariable<unsigned int>("idx");
@@ -156,7 +157,7 @@ FLAMEGPU_AGENT_FUNCTION(decide, flamegpu::MessageNone, flamegpu::MessageNone) {
 """
 
 APPLY = """
-FLAMEGPU_AGENT_FUNCTION(apply, flamegpu::MessageNone, flamegpu::MessageNone) {
+FLAMEGPU_AGENT_FUNCTION(apply_grant, flamegpu::MessageNone, flamegpu::MessageNone) {
     const unsigned int idx = FLAMEGPU->getVariable<unsigned int>("idx");
     const unsigned int status = FLAMEGPU->getVariable<unsigned int>("status");
     const unsigned int request_class = FLAMEGPU->getVariable<unsigned int>("request_class");
@@ -272,7 +273,7 @@ class Layout:
 
 
 def rtc_sources(layout: Layout) -> dict[str, str]:
-    """The CUDA C++ source of each agent function, with the layout's sizes filled in."""
+    """The CUDA C++ source of each agent function by name, with the layout's sizes filled in."""
     values = layout.substitutions()
     log_row = ""
     if layout.log_rows:
@@ -281,8 +282,8 @@ def rtc_sources(layout: Layout) -> dict[str, str]:
         ]
         log_row = string.Template(LOG_ROW_HEAD).substitute(values) + "\n".join(lines)
     return {
-        "decide": string.Template(DECIDE).substitute(values),
-        "apply": string.Template(APPLY).substitute(values, LOG_ROW=log_row),
+        "decide_day": string.Template(DECIDE).substitute(values),
+        "apply_grant": string.Template(APPLY).substitute(values, LOG_ROW=log_row),
     }
 
 
@@ -396,8 +397,8 @@ def describe(fg: Any, env: Environment, layout: Layout, bus: DayBus) -> tuple[An
     if layout.log_rows:
         environment.newMacroPropertyInt("mp2_rows", layout.window_days, len(AIRFRAME_STATE), layout.airframes)
     sources = rtc_sources(layout)
-    decide = agent.newRTCFunction("decide", sources["decide"])
-    apply = agent.newRTCFunction("apply", sources["apply"])
+    decide = agent.newRTCFunction("decide_day", sources["decide_day"])
+    apply = agent.newRTCFunction("apply_grant", sources["apply_grant"])
     model.newLayer("begin_day").addHostFunction(host_function(fg, begin_day, bus))
     model.newLayer("decide").addAgentFunction(decide)
     model.newLayer("grant").addHostFunction(host_function(fg, grant, bus))
