@@ -1,5 +1,7 @@
 """The numpy backend on whole fleets: plausibility, determinism, aggregates-only mode, debug mode, sinks."""
 
+import importlib.util
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -59,8 +61,10 @@ def test_aggregates_only_gives_the_same_daily_table_without_the_per_airframe_log
         np.testing.assert_array_equal(full_daily[name], daily[name])
 
 
-@pytest.mark.parametrize("name", ["cupy", "flamegpu", "fortran"])
-def test_backends_that_cannot_run_here_say_so(name):
+@pytest.mark.parametrize(("name", "module"), [("cupy", "cupy"), ("flamegpu", "pyflamegpu"), ("fortran", None)])
+def test_backends_that_cannot_run_here_say_so(name, module):
+    if module is not None and importlib.util.find_spec(module) is not None:
+        pytest.skip(f"{module} is installed here: the conformance suite runs {name} instead")
     with pytest.raises(SimulationError, match=name):
         get_backend(name)
 
