@@ -2,16 +2,17 @@
 
 The DSN says which: ``http://user:password@host:8123/database`` (or ``https://``) for a server, ``chdb:///abs/path``
 or ``chdb://relative/path`` for chDB (clickhouse-connect drives chDB when the ``chdb`` package is installed). Only
-the construction of the client differs; every query and insert after it is the same code. Driver errors are
-translated at this boundary into :class:`ClickHouseError`, with the driver's exception chained; connection errors
-are retried with capped exponential backoff and jitter first.
+the construction of the client and the last step of an insert differ; every query after it is the same code, and
+every insert is built the same way (one Arrow table per batch) before it travels. Driver errors are translated at
+this boundary into :class:`ClickHouseError`, with the driver's exception chained; connection errors are retried
+with capped exponential backoff and jitter first.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -116,14 +117,36 @@ def with_retries(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def sql_literal(value: Any) -> str:
+    """``value`` as a ClickHouse SQL literal (strings quoted and escaped, dates as ISO strings, NULL for None)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, np.datetime64):
+        return f"'{np.datetime_as_string(value, unit='D')}'"
+    if hasattr(value, "isoformat"):
+        return f"'{value.isoformat()}'"
+    return str(int(value)) if isinstance(value, int | np.integer) else repr(value)
+
+
 def _arrow(values: Any) -> pa.Array:
-    """One column as an Arrow array; ``datetime64`` NaT and Python ``None`` become NULL."""
+    """One column as an Arrow array; ``datetime64`` NaT and Python ``None`` become NULL.
+
+    Numeric numpy columns are wrapped without a copy; dates become ``date32`` (one int32 pass plus a null mask).
+    """
     if isinstance(values, np.ndarray) and values.dtype.kind == "M":
-        days = values.astype("datetime64[D]")
-        return pa.array(days, type=pa.date32(), mask=np.isnat(days))
+        days = values.astype("datetime64[D]", copy=False)
+        nat = np.isnat(days)
+        return pa.array(days.view(np.int64).astype(np.int32), type=pa.date32(), mask=nat if nat.any() else None)
     if isinstance(values, np.ndarray) and values.dtype.kind != "O":
         return pa.array(values)
     return pa.array(list(values) if not isinstance(values, list) else values)
+
+
+def arrow_batch(columns: Mapping[str, Any]) -> pa.Table:
+    """A batch of columns (numpy arrays or lists, all of one length) as one Arrow table."""
+    return pa.table({name: _arrow(values) for name, values in columns.items()})
 
 
 class ClickHouse:
@@ -164,17 +187,41 @@ class ClickHouse:
         result = with_retries(lambda: self.client.query(sql, **kwargs), sql[:80], attempts=self.attempts)
         return [tuple(row) for row in result.result_rows]
 
-    def insert_columns(self, table: str, columns: dict[str, Any]) -> None:
+    def insert_columns(
+        self, table: str, columns: Mapping[str, Any], *, constants: Mapping[str, Any] | None = None
+    ) -> None:
         """Insert one batch given as columns (numpy arrays or lists), never row by row.
 
-        The batch travels as one Arrow table: columnar end to end, with NULLs as validity bitmaps (a NaT date is
-        NULL), which is several times faster than clickhouse-connect's per-column Python conversion.
+        The batch is one Arrow table: columnar end to end, with NULLs as validity bitmaps (a NaT date is NULL),
+        several times faster than clickhouse-connect's per-column Python conversion. ``constants`` are columns
+        with one value in every row (an export's partition key), which chDB takes as a literal rather than a
+        column of copies.
+
+        chDB reads the Arrow table where it lies, through its ``Python()`` table function in an
+        ``INSERT … SELECT`` on this client: no serialisation, no temporary file, and the engine's threads
+        convert and write in parallel (about twice the rate of ``insert_arrow``, which writes an Arrow file
+        that chDB then reads back). A server gets the same table as an Arrow stream over HTTP.
         """
-        batch = pa.table({name: _arrow(values) for name, values in columns.items()})
-        with_retries(
-            lambda: self.client.insert_arrow(f"{self.database}.{table}", batch),
-            f"insert into {table}",
-            attempts=self.attempts,
+        batch = arrow_batch(columns)
+        if batch.num_rows == 0:
+            return
+        insert = self._insert_in_process if self.dsn.kind == "chdb" else self._insert_arrow
+        with_retries(lambda: insert(table, batch, constants or {}), f"insert into {table}", attempts=self.attempts)
+
+    def _insert_arrow(self, table: str, batch: pa.Table, constants: Mapping[str, Any]) -> None:
+        """Send ``batch`` as an Arrow stream; each constant travels as a one-entry dictionary column."""
+        for name, value in constants.items():
+            indices = pa.array(np.zeros(batch.num_rows, dtype=np.int8))
+            batch = batch.append_column(name, pa.DictionaryArray.from_arrays(indices, _arrow(np.asarray([value]))))
+        self.client.insert_arrow(f"{self.database}.{table}", batch)
+
+    def _insert_in_process(self, table: str, batch: pa.Table, constants: Mapping[str, Any]) -> None:
+        """``INSERT … SELECT`` from ``batch`` in this process's memory (chDB's ``Python()`` table function)."""
+        simfleet_insert_batch = batch  # noqa: F841  (chDB finds the table by this name in the caller's frames)
+        targets = ", ".join(f"`{name}`" for name in [*constants, *batch.column_names])
+        values = ", ".join([*(sql_literal(v) for v in constants.values()), *(f"`{n}`" for n in batch.column_names)])
+        self.client.command(
+            f"INSERT INTO {self.database}.{table} ({targets}) SELECT {values} FROM Python(simfleet_insert_batch)"
         )
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .client import ClickHouse
-from .export import ExportReport, export_partition
+from .export import DEFAULT_BATCH_ROWS, ExportReport, export_partition
 from .schema import mp2_tables
 
 
@@ -19,9 +19,12 @@ def export_mp2(
     *,
     airframes: int | None = None,
     days: int | None = None,
-    batch_rows: int = 1_000_000,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> list[ExportReport]:
-    """Write a job's MP2; with ``airframes`` and ``days`` the row count is checked (airframes x days) first."""
+    """Write a job's MP2; with ``airframes`` and ``days`` the row count is checked (airframes x days) first.
+
+    ``batch_rows`` bounds each insert; the default is the fastest measured on chDB (see ``DEFAULT_BATCH_ROWS``).
+    """
     tables = {t.name: t for t in mp2_tables()}
     reports = []
     if airframe:

@@ -3,17 +3,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shared.clickhouse.client import arrow_batch
 from shared.clickhouse.des import TABLES, export_des_study
-from shared.clickhouse.export import ExportValidationError, export_partition
+from shared.clickhouse.export import ExportValidationError, export_partition, validate_columns
 from shared.clickhouse.inputs import ClickHouseSource, import_inputs
+from shared.clickhouse.mp2 import export_mp2
+from shared.clickhouse.schema import ColumnSpec, TableSpec, mp2_tables
 from worker.des.aggregate import aggregate
 from worker.des.runner import run_replications
 from worker.des.scenario import load_scenario
+from worker.lifecycle.run import MemorySink, run_local
 from worker.lifecycle.synth import synthesize
 from worker.lifecycle.validation import validate_inputs
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 RESOURCES = TABLES["des_resources"]
+MP2 = {table.name: table for table in mp2_tables()}["mp2"]
+MP2_REPAIR_DATES = ("partout_date", "assembly_date", "active_date")
 
 
 def count(ch, table, where="1"):
@@ -126,3 +132,99 @@ def test_inputs_import_round_trips_and_reimport_replaces_the_version(ch):
             ours = np.sort(np.asarray(values).astype(str))
             theirs = np.sort(np.asarray(back.table(name)[column]).astype(str))
             assert np.array_equal(ours, theirs), (name, column)
+
+
+@pytest.fixture(scope="module")
+def mp2():
+    sink = MemorySink()
+    run_local(synthesize(25, 60, seed=5), sink=sink)
+    return sink.table("mp2"), sink.table("mp2_daily")
+
+
+def test_mp2_round_trips_every_value_null_dates_included_in_batches(ch, mp2):
+    airframe, daily = mp2
+    reports = export_mp2(ch, "job-rt", airframe, daily, airframes=25, days=60, batch_rows=400)
+    assert [(r.rows, r.batches) for r in reports] == [(25 * 60, 4), (len(daily["day"]), 1)]
+    names = list(airframe)
+    back = ch.rows(f"SELECT job_id, {', '.join(names)} FROM {ch.database}.mp2 ORDER BY day, idx")
+    assert {row[0] for row in back} == {"job-rt"}
+    order = np.lexsort((airframe["idx"], airframe["day"]))
+    for position, name in enumerate(names, start=1):
+        ours = airframe[name][order]
+        theirs = [row[position] for row in back]
+        if ours.dtype.kind == "M":
+            ours = [None if np.isnat(v) else v.astype(object) for v in ours]
+            assert any(v is None for v in ours) or name == "date", name
+        assert list(ours) == theirs, name
+
+
+def test_the_arrow_stream_a_server_gets_carries_the_partition_value_in_every_row(ch, mp2):
+    airframe, _ = mp2
+    ch.command(f"CREATE TABLE {ch.database}.mp2_copy AS {ch.database}.mp2")
+    ch._insert_arrow("mp2_copy", arrow_batch(airframe), {"job_id": "server-path"})
+    rows = ch.rows(
+        f"SELECT job_id, count(), countIf(partout_date IS NULL), sum(sne) FROM {ch.database}.mp2_copy GROUP BY job_id"
+    )
+    assert rows == [("server-path", 25 * 60, int(np.isnat(airframe["partout_date"]).sum()), int(airframe["sne"].sum()))]
+
+
+def mp2_rows(days, airframes):
+    day, idx = np.divmod(np.arange(days * airframes), airframes)
+    n = len(day)
+    columns = {name: np.zeros(n, dtype=np.uint32) for name in ("psn", "aircraft_number", "daily_flight", "sne", "ppr")}
+    columns.update(
+        day=day.astype(np.uint16),
+        idx=idx.astype(np.uint32),
+        date=np.datetime64("2025-01-01") + day,
+        ac_type=np.zeros(n, dtype=np.uint8),
+        status_id=np.full(n, 2, dtype=np.uint8),
+        next_status=np.full(n, 2, dtype=np.uint8),
+        repair_days=np.zeros(n, dtype=np.uint16),
+        **{name: np.full(n, np.datetime64("NaT"), dtype="datetime64[D]") for name in MP2_REPAIR_DATES},
+    )
+    return columns
+
+
+def test_a_repeated_key_is_named_wherever_it_lies(ch):
+    columns = mp2_rows(days=400, airframes=1000)  # 400,000 rows in key order
+    assert validate_columns(MP2, columns, ("ok",), expected_rows=400_000) == 400_000
+    boundary = 1 << 18  # the first row of the second slice of the in-order check repeats the last of the first
+    columns["idx"][boundary] = columns["idx"][boundary - 1]
+    columns["day"][boundary] = columns["day"][boundary - 1]
+    with pytest.raises(ExportValidationError, match=r"day=262, idx=143: duplicate key \(day, idx\)"):
+        validate_columns(MP2, columns, ("dup",))
+    shuffled = {name: values[::-1].copy() for name, values in mp2_rows(days=3, airframes=4).items()}
+    assert validate_columns(MP2, shuffled, ("reversed",)) == 12
+    shuffled["idx"][5] = shuffled["idx"][0]
+    with pytest.raises(ExportValidationError, match=r"(?s)1 invalid row.*day=1, idx=3: duplicate key"):
+        export_partition(ch, MP2, ("reversed",), shuffled)
+    assert count(ch, "mp2") == 0
+
+
+def test_a_value_the_column_type_cannot_hold_is_named_not_wrapped():
+    columns = mp2_rows(days=2, airframes=3)
+    columns["sne"] = columns["sne"].astype(np.int64)
+    columns["sne"][4] = 2**32
+    with pytest.raises(ExportValidationError, match=r"day=1, idx=1: sne=4294967296 outside \[0, 4294967295\]"):
+        validate_columns(MP2, columns, ("wide",))
+
+
+def test_keys_too_wide_to_pack_into_one_integer_are_still_checked():
+    table = TableSpec(
+        "wide_keys",
+        "two UInt64 keys whose ranges multiply past what one int64 holds",
+        (
+            ColumnSpec("a", "UInt64", "first key"),
+            ColumnSpec("b", "UInt64", "second key"),
+            ColumnSpec("p", "String", ""),
+        ),
+        order_by=("p", "a", "b"),
+        partition_by=("p",),
+        row_key=("a", "b"),
+    )
+    a = np.array([0, 2**40, 2**40, 7, 2**41], dtype=np.uint64)
+    b = np.array([5, 0, 2**40, 5, 2**41], dtype=np.uint64)
+    assert validate_columns(table, {"a": a, "b": b}, ("x",)) == 5
+    a[3] = 0
+    with pytest.raises(ExportValidationError, match=r"a=0, b=5: duplicate key \(a, b\)"):
+        validate_columns(table, {"a": a, "b": b}, ("x",))
