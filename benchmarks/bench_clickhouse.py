@@ -1,11 +1,13 @@
 """MP2 export into embedded ClickHouse (chDB): our columnar, checked, idempotent export against row-wise inserts.
 
-Run: ``.venv/bin/python benchmarks/bench_clickhouse.py [--aircraft 20000] [--days 365] [--sample 20000]``.
+Run: ``.venv/bin/python benchmarks/bench_clickhouse.py [--aircraft 20000] [--days 365] [--sample 2000]
+[--batch-rows N] [--repeat 3]``.
 
 The MP2 of a synthetic fleet (20,000 airframes x 365 days = 7.3 M rows by default) is exported with
-``shared.clickhouse.mp2.export_mp2`` (checks, Arrow batches into a staging table, partition swap). The peer is a
-row-by-row insert of a sample of the same rows through the same client (one INSERT per row, as a naive ETL loop would
-do), extrapolated to rows per second. Prints both rates and the ratio (target for ours: >= 2 M rows/s).
+``shared.clickhouse.mp2.export_mp2`` (checks, Arrow batches into a staging table, partition swap), ``--repeat`` times
+into the same job (each run replaces the partition; the best run is the figure, since the machine is shared). The
+peer is a row-by-row insert of a sample of the same rows through the same client (one INSERT per row, as a naive ETL
+loop would do), extrapolated to rows per second. Prints both rates and the ratio (target for ours: >= 2 M rows/s).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from shared.clickhouse.client import ClickHouse  # noqa: E402
+from shared.clickhouse.export import DEFAULT_BATCH_ROWS  # noqa: E402
 from shared.clickhouse.migrations import init_db  # noqa: E402
 from shared.clickhouse.mp2 import export_mp2  # noqa: E402
 from worker.lifecycle.run import MemorySink, run_local  # noqa: E402
@@ -33,6 +36,8 @@ def main() -> int:
     parser.add_argument("--aircraft", type=int, default=20_000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--sample", type=int, default=2_000, help="rows inserted one by one for the peer figure")
+    parser.add_argument("--batch-rows", type=int, default=DEFAULT_BATCH_ROWS, help="rows per insert of our export")
+    parser.add_argument("--repeat", type=int, default=3, help="exports of the same job; the best one counts")
     args = parser.parse_args()
 
     sink = MemorySink()
@@ -42,10 +47,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, ClickHouse(f"chdb://{tmp}/ch") as ch:
         init_db(ch)
         export_mp2(ch, "warm-up", {}, daily)  # the embedded engine's first insert pays its start-up
-        started = time.perf_counter()
-        export_mp2(ch, "bench", airframe, daily, airframes=args.aircraft, days=args.days)
-        ours_s = time.perf_counter() - started
-        assert ch.rows(f"SELECT count() FROM {ch.database}.mp2")[0][0] == rows
+        runs_s = []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            export_mp2(
+                ch, "bench", airframe, daily, airframes=args.aircraft, days=args.days, batch_rows=args.batch_rows
+            )
+            runs_s.append(time.perf_counter() - started)
+            assert ch.rows(f"SELECT count() FROM {ch.database}.mp2")[0][0] == rows  # one copy after every run
+        ours_s = min(runs_s)
+        # The peer starts on a table without our parts, so their background merges do not slow it down.
+        ch.command(f"ALTER TABLE {ch.database}.mp2 DROP PARTITION 'bench'")
 
         names = list(airframe)
         started = time.perf_counter()
@@ -59,9 +71,10 @@ def main() -> int:
 
     ours = rows / ours_s
     peer = args.sample / rowwise_s
-    print(f"MP2 of {args.aircraft:,} x {args.days} = {rows:,} rows into chDB")
+    print(f"MP2 of {args.aircraft:,} x {args.days} = {rows:,} rows into chDB, {args.batch_rows:,} rows per insert")
     print(f"  ours (checks + Arrow batches + partition swap): {ours_s:.2f} s, {ours / 1e6:.2f} M rows/s "
-          f"(target >= 2 M rows/s: {'PASS' if ours >= 2e6 else 'BELOW'})")  # fmt: skip
+          f"(target >= 2 M rows/s: {'PASS' if ours >= 2e6 else 'BELOW'}; "
+          f"best of {', '.join(f'{s:.2f}' for s in runs_s)} s)")  # fmt: skip
     print(f"  row-wise INSERTs, {args.sample:,}-row sample: {peer:,.0f} rows/s")
     print(f"  ratio: {ours / peer:,.0f}x")
     return 0
