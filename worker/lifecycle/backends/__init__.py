@@ -38,6 +38,7 @@ REGISTRY: dict[str, str | Callable[..., LifecycleBackend]] = {
     "numpy": _numpy,
     "cupy": _cupy,
     "flamegpu": ".flamegpu_backend:create",
+    "numba": ".numba_backend:create",
 }
 """Backend name -> factory, or ``"module:factory"`` (relative to this package) imported on first use."""
 

@@ -1,0 +1,292 @@
+"""The compiled CPU backend: a whole chunk of days is one call of a numba-compiled kernel.
+
+The numpy backend pays some 35-45 us of Python and numpy call overhead per simulated day, whatever the fleet size;
+here :func:`.numba_kernels.simulate_days` runs every day of a chunk in machine code, so a small fleet costs a few
+nanoseconds per airframe-day instead of tens of microseconds per day, and a large one is no slower than numpy's
+vectorised day. It follows the numpy backend rule for rule, including the choices where LIFECYCLE_MODEL.md is silent
+(see :mod:`.numpy_backend`), and gives its MP2 bit for bit; how a day is laid out is in :mod:`.numba_kernels`.
+
+MP2 rows are written by the kernel into preallocated columns of the schema's dtypes, already in idx order, so
+reading a chunk is a few ``repeat``/``tile`` calls for the static columns and nothing per day. The state is held in
+idx order with narrow types (status ``uint8``, the rest ``int32``); :meth:`NumbaBackend.state_dict` and
+:meth:`~NumbaBackend.load_state_dict` use the numpy backend's format, so either backend can continue the other's run.
+
+The kernels are compiled on first use and cached on disk (numba's ``cache=True``, under ``__pycache__``): a fresh
+process loads them in well under a second; the first compile on a machine takes several seconds. With ``debug`` set,
+days run one kernel call each and each day is checked by :func:`.invariants.check_day`, like the numpy backend's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from shared.errors import InvariantError, SimulationError
+
+from ..environment import NO_DATE, Environment
+from ..schema import AIRFRAME_COLUMNS, DAILY_COLUMNS, TRANSITIONS
+from .base import Columns, LifecycleBackend
+from .invariants import check_day
+from .mp2_log import AIRFRAME_STATE, DayRecord, _typed
+from .numba_kernels import CLASSES, STATIC_FIELDS, check_before_day_zero, simulate_days
+from .numpy_backend import INT32_HEADROOM, STATE_FIELDS, NumpyBackend
+
+I64 = npt.NDArray[np.int64]
+Arrays = tuple[npt.NDArray[Any], ...]
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """What one kernel call produced: MP2 rows (none without the per-airframe log) and per-type figures."""
+
+    first: int
+    rows: Arrays
+    granted: I64
+    shortfall: I64
+    counts: I64
+    transitions: I64
+    eligible: I64
+
+    @property
+    def days(self) -> int:
+        """How many days the chunk holds."""
+        return int(self.granted.shape[0])
+
+    def totals(self) -> Arrays:
+        """The per-type arrays in the kernel's order."""
+        return self.granted, self.shortfall, self.counts, self.transitions, self.eligible
+
+
+def create(*, debug: bool = False) -> LifecycleBackend:
+    """A new numba backend (the registry's factory)."""
+    return NumbaBackend(debug=debug)
+
+
+class NumbaBackend(LifecycleBackend):
+    """The lifecycle model compiled with numba, on one CPU core (see the module docstring).
+
+    Args:
+        debug: check every invariant of LIFECYCLE_MODEL.md after each day (:mod:`.invariants`).
+    """
+
+    name = "numba"
+    transitions: I64
+    shortfall_days: I64
+
+    def __init__(self, *, debug: bool = False) -> None:
+        self.debug = debug
+        self._day = 0
+        self._chunks: list[_Chunk] = []
+
+    @property
+    def day(self) -> int:
+        """The next day to simulate (days done so far)."""
+        return self._day
+
+    def build(self, env: Environment, *, log: str = "full") -> None:
+        """Keep the environment's arrays in the kernels' layout (idx order, narrow types)."""
+        if log not in ("full", "aggregates"):
+            raise ValueError(f"log must be full or aggregates, got {log!r}")
+        largest = max((int(a.max()) for a in (env.ll, env.oh, env.br, env.sne, env.ppr) if a.size), default=0)
+        if largest + 1440 * (env.days + 1) > INT32_HEADROOM:  # the numpy backend's limit: the same fleets run
+            raise SimulationError(f"minutes up to {largest:,} would overflow int32 over {env.days} days")
+        self.env, self.log = env, log
+        self.minutes = np.ascontiguousarray(env.minutes)
+        self.targets = np.ascontiguousarray(env.targets, dtype=np.int64)
+        columns: dict[str, I64] = {
+            name: env.repair_time - env.assembly_time if name == "repair_minus_assembly" else getattr(env, name)
+            for name in STATIC_FIELDS
+        }
+        self.static = tuple(
+            values.astype(np.uint8 if name == "type_code" else np.int32) for name, values in columns.items()
+        )
+        self.ready_range = (int(env.repair_time.min(initial=0)), int(env.repair_time.max(initial=0)))
+        n = env.n
+        self._work: Arrays = (
+            np.zeros(-(-n // 8) * 8, dtype=np.uint8),
+            *(np.zeros(n, dtype=np.int32) for _ in range(3)),
+            np.zeros(1, dtype=np.int64),
+        )
+        # check_day reads env, acn_internal and blocks (index arrays here: airframes stay in idx order).
+        self.acn_internal = env.aircraft_number
+        self.blocks = [np.flatnonzero(env.type_code == t) for t in range(env.n_types)]
+        self._airframe_static: dict[str, npt.NDArray[Any]] = {
+            "idx": np.arange(n, dtype=np.uint32),
+            "psn": env.psn.astype(np.uint32),
+            "aircraft_number": env.aircraft_number.astype(np.uint32),
+            "ac_type": env.type_code.astype(np.uint8),
+        }
+
+    def create(self) -> None:
+        """The population at D0: MP3's state, earlier deliveries done, then the pre-day-0 check."""
+        env = self.env
+        no_date = np.full(env.n, NO_DATE)
+        self._set_state([env.status, env.sne, env.ppr, env.repair_days, no_date, no_date, no_date], day=0)
+        check_before_day_zero(env.d0, self.minutes, self.static, self._state)
+        self._reset_counters()
+
+    def _set_state(self, values: list[I64], *, day: int) -> None:
+        self._state = tuple(
+            column.astype(np.uint8 if name == "status" else np.int32)
+            for name, column in zip(STATE_FIELDS, values, strict=True)
+        )
+        self._day = day
+
+    def _reset_counters(self) -> None:
+        """Zero counters and no pending MP2; the status tally, repair list and delivery schedule from the state."""
+        env = self.env
+        self.transitions = np.zeros((len(TRANSITIONS), env.n_types), dtype=np.int64)
+        self.shortfall_days = np.zeros(env.n_types, dtype=np.int64)
+        self._chunks = []
+        status = self._state[0].astype(np.int64)
+        self._tally = np.zeros((7, env.n_types), dtype=np.int64)
+        np.add.at(self._tally, (status, env.type_code), 1)
+        repairing, sizes = self._work[3], self._work[4]
+        in_repair = np.flatnonzero(status == 4)
+        repairing[: in_repair.size], sizes[0] = in_repair, in_repair.size
+        day = env.delivery_day - env.d0
+        due = np.flatnonzero((status == 0) & (day >= self._day) & (day < env.days))
+        due = due[np.argsort(day[due], kind="stable")]
+        self._deliveries = (due.astype(np.int32), np.searchsorted(day[due], np.arange(env.days + 1)).astype(np.int64))
+
+    def step(self, days: int) -> None:
+        """Simulate ``days`` more days (stopping at the horizon): one kernel call, or one a day in debug mode."""
+        days = max(0, min(days, self.env.days - self._day))
+        if days and not self.debug:
+            self._run(days, keep_rows=self.log == "full")
+        for _ in range(days if self.debug else 0):
+            sne, ppr = self._state[1].copy(), self._state[2].copy()
+            chunk = self._run(1, keep_rows=True)
+            self._check(chunk, sne, ppr)
+            if self.log != "full":
+                self._chunks[-1] = _Chunk(chunk.first, (), *chunk.totals())
+
+    def _run(self, days: int, *, keep_rows: bool) -> _Chunk:
+        n, types, first = self.env.n, self.env.n_types, self._day
+        rows = tuple(
+            np.empty(days * n if keep_rows else 0, dtype=np.int64 if column.dtype == "datetime64[D]" else column.dtype)
+            for column in AIRFRAME_COLUMNS
+            if column.name in AIRFRAME_STATE
+        )
+        chunk = _Chunk(
+            first,
+            rows,
+            granted=np.zeros((days, types), dtype=np.int64),
+            shortfall=np.zeros((days, types), dtype=np.int64),
+            counts=np.zeros((days, 7, types), dtype=np.int64),
+            transitions=np.zeros((days, len(TRANSITIONS), types), dtype=np.int64),
+            eligible=np.zeros((days, CLASSES, types), dtype=np.int64),
+        )
+        simulate_days(
+            first,
+            self.env.d0,
+            self.minutes,
+            self.targets,
+            self.static,
+            self.ready_range,
+            self._deliveries,
+            self._state,
+            self._tally,
+            self._work,
+            rows,
+            chunk.totals(),
+        )
+        self._chunks.append(chunk)
+        self.transitions += chunk.transitions.sum(axis=0)
+        self.shortfall_days += np.count_nonzero(chunk.shortfall > 0, axis=0)
+        self._day = first + days
+        return chunk
+
+    def _check(self, chunk: _Chunk, sne: npt.NDArray[Any], ppr: npt.NDArray[Any]) -> None:
+        """Debug mode: the invariants of one day, by the numpy backend's checks (``sne``, ``ppr``: before it)."""
+        s = chunk.first
+        record = DayRecord(
+            day=s,
+            quota=self.env.targets[s + 1].tolist(),
+            shortfall=chunk.shortfall[0].tolist(),
+            counts=chunk.counts[0],
+            transitions=chunk.transitions[0],
+            **dict(zip(AIRFRAME_STATE, chunk.rows, strict=True)),
+        )
+        check_day(cast(NumpyBackend, self), record, sne, ppr, chunk.eligible[0].tolist())
+
+    def read_chunk(self) -> tuple[Columns, Columns]:
+        """MP2 of the days stepped since the last read: (per airframe and day, per type and day)."""
+        chunks, self._chunks = self._chunks, []
+        if not chunks:
+            return {}, {}
+        first = chunks[0].first
+        days = np.arange(first, first + sum(chunk.days for chunk in chunks), dtype=np.int64)
+        airframe = self._airframe(chunks, days) if self.log == "full" else {}
+        return airframe, self._daily(chunks, days)
+
+    def _airframe(self, chunks: list[_Chunk], days: I64) -> Columns:
+        n = self.env.n
+        state = {
+            name: chunks[0].rows[k] if len(chunks) == 1 else np.concatenate([chunk.rows[k] for chunk in chunks])
+            for k, name in enumerate(AIRFRAME_STATE)
+        }
+        out: Columns = {}
+        for column in AIRFRAME_COLUMNS:
+            if column.name in state:
+                values = state[column.name]
+            elif column.name == "day":
+                values = np.repeat(days.astype(np.uint16), n)
+            elif column.name == "date":
+                values = np.repeat(days + self.env.d0, n)
+            else:
+                values = np.tile(self._airframe_static[column.name], len(days))
+            out[column.name] = values.view(column.dtype) if column.dtype == "datetime64[D]" else values
+        return out
+
+    def _daily(self, chunks: list[_Chunk], days: I64) -> Columns:
+        """Per type and day, rows ordered by (day, type), as :class:`~.mp2_log.Mp2Log` lays them out."""
+        types = self.env.n_types
+
+        def joined(name: str) -> I64:
+            return np.concatenate([getattr(chunk, name) for chunk in chunks])
+
+        counts, transitions = joined("counts"), joined("transitions")
+        raw: Columns = {
+            "day": np.repeat(days, types),
+            "ac_type": np.tile(np.arange(types), len(days)),
+            "ops_target": self.env.targets[days].ravel(),
+            "ops_current": counts[:, 2].ravel(),
+            "granted": joined("granted").ravel(),
+            "shortfall": joined("shortfall").ravel(),
+        }
+        raw["date"] = raw["day"] + self.env.d0
+        for code in range(7):
+            raw[f"count_{code}"] = counts[:, code].ravel()
+        for kind, (a, b) in enumerate(TRANSITIONS):
+            raw[f"trans_{a}_{b}"] = transitions[:, kind].ravel()
+        return _typed(raw, DAILY_COLUMNS)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The day, every agent variable (int64, idx order; dates as day numbers, NO_DATE for none), counters."""
+        state: dict[str, Any] = {"day": self._day, "backend": self.name}
+        for name, values in zip(STATE_FIELDS, self._state, strict=True):
+            state[name] = values.astype(np.int64)
+        state["transitions"] = self.transitions.copy()
+        state["shortfall_days"] = self.shortfall_days.copy()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (after :meth:`build` with the same environment); pending MP2 is dropped."""
+        n = self.env.n
+        values = [np.asarray(state[name], dtype=np.int64) for name in STATE_FIELDS]
+        for name, column in zip(STATE_FIELDS, values, strict=True):
+            if column.shape != (n,):
+                raise InvariantError(f"state field {name} has shape {column.shape}, expected ({n},)")
+        if n and not 0 <= values[0].min() <= values[0].max() <= 6:
+            raise InvariantError(f"state field status holds {values[0].min()}..{values[0].max()}, expected 0..6")
+        day = int(state["day"])
+        if not 0 <= day <= self.env.days:
+            raise InvariantError(f"state day {day} is outside the horizon 0..{self.env.days}")
+        self._set_state(values, day=day)
+        self._reset_counters()
+        self.transitions[:] = np.asarray(state.get("transitions", self.transitions), dtype=np.int64)
+        self.shortfall_days[:] = np.asarray(state.get("shortfall_days", self.shortfall_days), dtype=np.int64)

@@ -1,0 +1,293 @@
+"""The day rules of LIFECYCLE_MODEL.md as numba-compiled kernels, for :mod:`.numba_backend`.
+
+One call of :func:`simulate_days` runs a whole chunk of days. Airframes stay in ``idx`` order (aircraft-number
+order). What costs time in a compiled loop over a fleet of random statuses is the branch on the status, mispredicted
+about every other airframe; so a day is laid out to keep the work that touches every airframe free of branches, and
+to reach the rare events through short lists:
+
+1. :func:`_fly`, the only loop over every airframe: flying (``sne``/``ppr`` += the day's minutes, 0 unless in
+   status 2) and step 3's test for tomorrow, as selects with no branch, so the compiler may vectorise it. It flags
+   the flyers that must leave operation.
+2. The repairs under way (an unordered list of the airframes in status 4) count down; the day's deliveries come from
+   a schedule made when the population is set. Both are applied to the status only after the grant, so that a
+   status of 3 or 5 during the grant still means "requests as class (b) or (c)".
+3. The flagged flyers leave (to 4 or 6; see :func:`_leave`).
+4. The quota: per type, requesters per class come from the status tally kept up to date with each day's transitions
+   (class (a): the flyers minus those leaving), so no loop counts them; class by class until Q is used up gives how
+   many of each class are granted. :func:`_grant` then finds them: the first ones of classes (b), (c), (d) by a scan
+   from the first airframe that stops when it has them all, and the refused flyers of class (a), the last ones, by a
+   scan from the end.
+
+A day's per-airframe MP2 row is written by :func:`_log_day` after the day, in the schema's dtypes (dates as int64
+day numbers with NaT for none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import numba
+import numpy as np
+
+from ..environment import NO_DATE
+from ..schema import TRANSITIONS
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+NAT = np.iinfo(np.int64).min
+"""What a date column of MP2 holds for "no date" (``datetime64[D]`` NaT)."""
+CLASSES = 4
+"""Quota priority classes: (a) flying and fit, (b) serviceable, (c) reserve, (d) inactive and ready."""
+STATIC_FIELDS = ("type_code", "ll", "oh", "br", "repair_time", "partout_time", "repair_minus_assembly", "delivery_day")
+"""The per-airframe constants the kernels read, in this order (``type_code`` as uint8, the rest int32)."""
+TRANSITION_PAIRS = TRANSITIONS
+T23, T24, T26, T32, T52, T12, T45, T03 = (
+    TRANSITIONS.index(pair) for pair in ((2, 3), (2, 4), (2, 6), (3, 2), (5, 2), (1, 2), (4, 5), (0, 3))
+)
+"""Where each transition the kernels count sits in :data:`~worker.lifecycle.schema.TRANSITIONS`."""
+REQUESTING = ((1, 3), (2, 5), (3, 1))
+"""Classes (b), (c), (d) and the status their members are in."""
+
+
+def _compiled(function: F) -> F:
+    """``numba.njit`` with the on-disk cache, keeping the function's type for mypy."""
+    return cast(F, numba.njit(cache=True, nogil=True)(function))
+
+
+@_compiled
+def _leaving(sne_tomorrow: int, ppr_tomorrow: int, ll: int, oh: int, br: int) -> int:
+    """Step 3's checks for tomorrow: 0 (may go on flying), 4 (to repair) or 6 (to storage)."""
+    if sne_tomorrow > ll:
+        return 6
+    if ppr_tomorrow > oh:
+        return 4 if sne_tomorrow < br else 6
+    return 0
+
+
+@_compiled
+def check_before_day_zero(d0: int, minutes: Any, static: Any, state: Any) -> None:
+    """MP3's state to the population at D0: earlier deliveries done, then step 3's checks as of D0 - 1."""
+    _, ll, oh, br, _, partout_time, repair_minus_assembly, delivery_day = static
+    status, sne, ppr, repair_days, partout, assembly, _ = state
+    for i in range(status.shape[0]):
+        if status[i] == 0 and delivery_day[i] != NO_DATE and delivery_day[i] < d0:
+            status[i], sne[i], ppr[i] = 3, 0, 0
+        elif status[i] == 2:
+            decided = _leaving(sne[i] + minutes[0, i], ppr[i] + minutes[0, i], ll[i], oh[i], br[i])
+            if decided == 4:
+                repair_days[i] = 0
+                partout[i] = d0 - 1 + partout_time[i]
+                assembly[i] = d0 - 1 + repair_minus_assembly[i]
+            if decided:
+                status[i] = decided
+
+
+@_compiled
+def simulate_days(
+    first: int,
+    d0: int,
+    minutes: Any,
+    targets: Any,
+    static: Any,
+    ready_range: tuple[int, int],
+    deliveries: Any,
+    state: Any,
+    tally: Any,
+    work: Any,
+    rows: Any,
+    totals: Any,
+) -> None:
+    """Simulate days ``first .. first + len(totals[0]) - 1``, changing ``state``, ``tally`` and ``work`` in place.
+
+    Args:
+        first: the first day index.
+        d0: day number of D0.
+        minutes: MP5 as ``[day, idx]``.
+        targets: MP4 as ``[day, type]``.
+        static: the per-airframe constants, in :data:`STATIC_FIELDS` order.
+        ready_range: the smallest and largest ``repair_time`` (from day ``largest - 1`` on, every status 1 requests).
+        deliveries: the airframes in status 0 by delivery day, and where each day starts in that list.
+        state: the agent variables, in :data:`~.numpy_backend.STATE_FIELDS` order.
+        tally: airframes per status and type, ``[7, types]``, kept up to date with the day's transitions.
+        work: the flags of leaving flyers (``uint8``, padded to whole 8-byte words), two scratch lists (``int32[n]``),
+            the airframes in status 4 (``int32[n]``) and how many there are (``int64[1]``).
+        rows: the per-airframe MP2 columns of :data:`~.mp2_log.AIRFRAME_STATE`, each ``days * n`` long (rows by day,
+            then idx), or zero-length columns for no per-airframe log.
+        totals: per day and type, zero-filled on entry: granted ``[days, types]``, shortfall ``[days, types]``,
+            status counts ``[days, 7, types]``, transitions ``[days, 8, types]``, requesters ``[days, 4, types]``.
+    """
+    ac_type, ll, oh, _, repair_time, _, _, _ = static
+    status, sne, ppr, repair_days, _, _, _ = state
+    delivery_order, delivery_bounds = deliveries
+    flags, chosen, deferred, repairing, sizes = work
+    granted, shortfall, counts, transitions, eligible = totals
+    n, types = status.shape[0], targets.shape[1]
+    full = rows[0].shape[0] > 0
+    left = np.zeros((CLASSES, types), dtype=np.int64)
+    for r in range(granted.shape[0]):
+        s = first + r
+        today = d0 + s
+        counts[r] = tally
+        if full:
+            rows[0][r * n : (r + 1) * n] = status
+        _fly(minutes[s], minutes[s + 1], status, sne, ppr, ll, oh, flags)
+        n_deferred = _count_down(repairing, sizes, repair_days, repair_time, ppr, ac_type, deferred, transitions[r])
+        for j in range(delivery_bounds[s], delivery_bounds[s + 1]):
+            i = delivery_order[j]
+            if status[i] == 0:
+                sne[i], ppr[i] = 0, 0
+                transitions[r, T03, ac_type[i]] += 1
+                deferred[n_deferred] = i
+                n_deferred += 1
+        _leave(today, minutes[s + 1], static, state, flags, repairing, sizes, transitions[r])
+        if ready_range[0] <= s + 1 < ready_range[1]:
+            for i in range(n):
+                if status[i] == 1 and s + 1 >= repair_time[i]:
+                    eligible[r, 3, ac_type[i]] += 1
+        for t in range(types):
+            eligible[r, 0, t] = tally[2, t] - transitions[r, T24, t] - transitions[r, T26, t]
+            eligible[r, 1, t], eligible[r, 2, t] = tally[3, t], tally[5, t]
+            if s + 1 >= ready_range[1]:
+                eligible[r, 3, t] = tally[1, t]
+            remaining = targets[s + 1, t]
+            for cls in range(CLASSES):
+                left[cls, t] = min(eligible[r, cls, t], remaining)
+                remaining -= left[cls, t]
+            granted[r, t], shortfall[r, t] = targets[s + 1, t] - remaining, remaining
+            transitions[r, T32, t], transitions[r, T52, t], transitions[r, T12, t] = left[1, t], left[2, t], left[3, t]
+            left[0, t] = eligible[r, 0, t] - left[0, t]  # class (a): from here, how many are refused
+            transitions[r, T23, t] = left[0, t]
+        _grant(s, today, left, status, ac_type, repair_time, state[6], chosen)
+        for j in range(n_deferred):
+            i = deferred[j]
+            status[i] = 5 if status[i] == 4 else 3
+        for t in range(types):
+            for kind, (a, b) in enumerate(TRANSITION_PAIRS):
+                tally[a, t] -= transitions[r, kind, t]
+                tally[b, t] += transitions[r, kind, t]
+        if full:
+            _log_day(r * n, minutes[s], state, rows)
+
+
+@_compiled
+def _fly(today: Any, tomorrow: Any, status: Any, sne: Any, ppr: Any, ll: Any, oh: Any, flags: Any) -> None:
+    """Every airframe: fly the day's minutes if in status 2; flag the flyers that cannot fly tomorrow's."""
+    for i in range(status.shape[0]):
+        flying = status[i] == 2
+        flight = np.int32(today[i]) if flying else np.int32(0)
+        sne_end, ppr_end = sne[i] + flight, ppr[i] + flight
+        sne[i], ppr[i] = sne_end, ppr_end
+        dn = np.int32(tomorrow[i])
+        flags[i] = flying & ((sne_end + dn > ll[i]) | (ppr_end + dn > oh[i]))
+
+
+@_compiled
+def _count_down(
+    repairing: Any,
+    sizes: Any,
+    repair_days: Any,
+    repair_time: Any,
+    ppr: Any,
+    ac_type: Any,
+    deferred: Any,
+    transitions: Any,
+) -> int:
+    """Rule 2 for every airframe in repair; the finished ones leave the list and go into ``deferred`` (4 -> 5).
+
+    Returns:
+        How many went into ``deferred``.
+    """
+    done = 0
+    j, count = 0, sizes[0]
+    while j < count:
+        i = repairing[j]
+        repair_days[i] += 1
+        if repair_days[i] >= repair_time[i]:
+            repair_days[i], ppr[i] = 0, 0
+            transitions[T45, ac_type[i]] += 1
+            deferred[done] = i
+            done += 1
+            count -= 1
+            repairing[j] = repairing[count]  # not counted down yet today: stay on j
+        else:
+            j += 1
+    sizes[0] = count
+    return done
+
+
+@_compiled
+def _leave(today: int, tomorrow: Any, static: Any, state: Any, flags: Any, repairing: Any, sizes: Any, tr: Any) -> None:
+    """The flagged flyers go to repair (with its dates, and into the repair list) or to storage."""
+    ac_type, ll, oh, br, _, partout_time, repair_minus_assembly, _ = static
+    status, sne, ppr, repair_days, partout, assembly, _ = state
+    words = flags.view(np.uint64)
+    for w in range(words.shape[0]):
+        if words[w] == 0:
+            continue
+        for i in range(8 * w, 8 * w + 8):
+            if flags[i] == 0:
+                continue
+            decided = _leaving(sne[i] + tomorrow[i], ppr[i] + tomorrow[i], ll[i], oh[i], br[i])
+            if decided == 4:
+                tr[T24, ac_type[i]] += 1
+                status[i], repair_days[i] = 4, 0
+                partout[i] = today + partout_time[i]
+                assembly[i] = today + repair_minus_assembly[i]
+                repairing[sizes[0]] = i
+                sizes[0] += 1
+            else:
+                tr[T26, ac_type[i]] += 1
+                status[i] = 6
+
+
+@_compiled
+def _grant(
+    s: int, today: int, left: Any, status: Any, ac_type: Any, repair_time: Any, active: Any, chosen: Any
+) -> None:
+    """Apply the quota decided in ``left[class, type]``: how many to grant of classes (b), (c), (d), to refuse of (a).
+
+    The granted ones of (b), (c), (d) are the first of their class and type by aircraft number, found by a scan from
+    the start that stops as soon as it has them all; they move to 2 only once the refused flyers, the last of class
+    (a) of their type, are found by a scan from the end (every airframe in status 2 then is a class-(a) flyer).
+    """
+    n = status.shape[0]
+    n_chosen = 0
+    for cls, member in REQUESTING:
+        pending = left[cls].sum()
+        i = 0
+        while pending > 0 and i < n:
+            if status[i] == member and left[cls, ac_type[i]] > 0 and (member != 1 or s + 1 >= repair_time[i]):
+                left[cls, ac_type[i]] -= 1
+                pending -= 1
+                chosen[n_chosen] = i
+                n_chosen += 1
+            i += 1
+    pending = left[0].sum()
+    i = n - 1
+    while pending > 0 and i >= 0:
+        if status[i] == 2 and left[0, ac_type[i]] > 0:
+            status[i] = 3
+            left[0, ac_type[i]] -= 1
+            pending -= 1
+        i -= 1
+    for j in range(n_chosen):
+        i = chosen[j]
+        if status[i] == 1:
+            active[i] = today + 1 - repair_time[i]
+        status[i] = 2
+
+
+@_compiled
+def _log_day(base: int, today: Any, state: Any, rows: Any) -> None:
+    """The day's per-airframe MP2 rows (``status_id``, the status spent on the day, is written before it starts)."""
+    status, sne, ppr, repair_days, partout, assembly, active = state
+    status_id, next_status, daily_flight, sne_log, ppr_log, repair_log, partout_log, assembly_log, active_log = rows
+    for i in range(status.shape[0]):
+        row = base + i
+        next_status[row] = status[i]
+        daily_flight[row] = today[i] if status_id[row] == 2 else 0
+        sne_log[row], ppr_log[row], repair_log[row] = sne[i], ppr[i], repair_days[i]
+        partout_log[row] = NAT if partout[i] == NO_DATE else partout[i]
+        assembly_log[row] = NAT if assembly[i] == NO_DATE else assembly[i]
+        active_log[row] = NAT if active[i] == NO_DATE else active[i]
