@@ -389,6 +389,7 @@ def write_mp2(
         return str(parquet.directory)
     if kind == "clickhouse":
         from shared.clickhouse.client import ClickHouse
+        from shared.clickhouse.export import DEFAULT_BATCH_ROWS
         from shared.clickhouse.migrations import init_db
         from shared.clickhouse.mp2 import export_mp2
 
@@ -397,7 +398,7 @@ def write_mp2(
         with ClickHouse(sink.get("dsn") or clickhouse_dsn) as ch:
             init_db(ch)
             export_mp2(ch, job_id, airframe, daily, airframes=airframes, days=days,
-                       batch_rows=int(sink.get("batch_rows", 1_000_000)))  # fmt: skip
+                       batch_rows=int(sink.get("batch_rows", DEFAULT_BATCH_ROWS)))  # fmt: skip
             return ch.dsn.redacted
     raise ConfigError(f"unknown sink kind {kind!r} (none, parquet or clickhouse)", key="sink.kind")
 

@@ -20,7 +20,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--out", type=Path, help="write MP2 here as Parquet (mp2/, mp2_daily/)")
     parser.add_argument("--log", choices=("full", "aggregates"), default="full", help="per-airframe log or not")
     parser.add_argument("--chunk-days", type=int, default=365, help="days per MP2 chunk handed to the sink")
-    parser.add_argument("--backend", default="numpy", help="numpy (default), cupy, flamegpu")
+    parser.add_argument("--backend", default="numpy", help="numpy (default), numba, cupy, flamegpu")
     parser.add_argument("--debug", action="store_true", help="check every invariant after each day")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--to-clickhouse", action="store_true", help="also write MP2 to ClickHouse (clickhouse_dsn)")
