@@ -10,9 +10,10 @@ warm-up job, then the same job through the four stage queues in both modes, alte
   environment, population) as if the process had died, which is what the persistent worker saves.
 
 Both write MP2 (full log) into the result checkpoints; the sink is ``none`` so that neither side pays for a
-Parquet or ClickHouse export that is the same work in both. Printed per backend and size: end-to-end wall time of each, their
-ratio (target >= 2x), and the Celery overhead per stage in milliseconds (end-to-end time minus the work the stages
-report, over the number of stages). End-to-end time is the job's own record: from publication to the end of export.
+Parquet or ClickHouse export that is the same work in both. Printed per backend and size: end-to-end wall time of
+each, their ratio (target >= 2x), and the Celery overhead per stage in milliseconds (end-to-end time minus the work
+the stages report, over the number of stages). End-to-end time is the job's own record: from publication to the
+end of export.
 """
 
 from __future__ import annotations
@@ -67,8 +68,12 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=3650)
     parser.add_argument("--chunk-days", type=int, default=365)
     parser.add_argument("--repeats", type=int, default=2, help="pairs per size (best of each side is kept)")
-    parser.add_argument("--backends", nargs="+", default=["numpy", "numba"],
-                        help="lifecycle backends of the jobs, each measured at every size (default numpy numba)")
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        default=["numpy", "numba"],
+        help="lifecycle backends of the jobs, each measured at every size (default numpy numba)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -96,8 +101,8 @@ def main() -> int:
         fleet = Fleet.from_settings(settings)
         try:
             wait_for(lambda: bool(fleet.app.control.ping(destination=[node], timeout=0.5)), "the GPU worker", 60)
-            print(f"{'backend':<8}  {'airframes':>9} x {'days':<5}  {'persistent s':>12}  {'reload s':>9}  {'ratio':>6}  "
-                  f"{'overhead ms/stage (p / r)':>26}  restores (p / r)")  # fmt: skip
+            print(f"{'backend':<8}  {'airframes':>9} x {'days':<5}  {'persistent s':>12}  {'reload s':>9}  "
+                  f"{'ratio':>6}  {'overhead ms/stage (p / r)':>26}  restores (p / r)")  # fmt: skip
             for size in args.sizes:
                 inputs = tmp / f"inputs-{size}"
                 write_inputs(synthesize(size, args.days, seed=1), inputs, "parquet")
