@@ -49,7 +49,7 @@ class InputError(SimfleetError):
         self.offences = list(offences)
         shown = self.offences[:limit]
         rest = len(self.offences) - len(shown)
-        lines = [f"{table}: {len(self.offences)} invalid row(s)"] + [f"  - {line}" for line in shown]
+        lines = [f"{table}: {len(self.offences)} problem(s)"] + [f"  - {line}" for line in shown]
         if rest:
             lines.append(f"  ... and {rest} more")
         super().__init__("\n".join(lines))

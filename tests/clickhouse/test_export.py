@@ -196,7 +196,7 @@ def test_a_repeated_key_is_named_wherever_it_lies(ch):
     shuffled = {name: values[::-1].copy() for name, values in mp2_rows(days=3, airframes=4).items()}
     assert validate_columns(MP2, shuffled, ("reversed",)) == 12
     shuffled["idx"][5] = shuffled["idx"][0]
-    with pytest.raises(ExportValidationError, match=r"(?s)1 invalid row.*day=1, idx=3: duplicate key"):
+    with pytest.raises(ExportValidationError, match=r"(?s)1 problem.*day=1, idx=3: duplicate key"):
         export_partition(ch, MP2, ("reversed",), shuffled)
     assert count(ch, "mp2") == 0
 

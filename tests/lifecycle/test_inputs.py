@@ -109,7 +109,7 @@ def test_synthetic_fleet_is_valid(fleet: LifecycleInputs) -> None:
 )
 def test_unknown_ac_type(fleet: LifecycleInputs, table: str, key: str) -> None:
     message = error_of(changed(fleet, table, "ac_type", 0, "mi26"))
-    assert message.startswith(f"{table}: 1 invalid row(s)")
+    assert message.startswith(f"{table}: 1 problem(s)")
     assert key in message and "field ac_type = mi26; expected one of mi8, mi17" in message
 
 
@@ -142,7 +142,7 @@ def test_delivery_before_the_first_day(fleet: LifecycleInputs) -> None:
 def test_oh_not_below_br_uses_the_mp3_override_over_mp1(fleet: LifecycleInputs) -> None:
     number = fleet.mp3["aircraft_number"][2]
     message = error_of(changed(fleet, "mp3", "br", 2, 200_000))
-    assert message.startswith("mp3: 1 invalid row(s)")
+    assert message.startswith("mp3: 1 problem(s)")
     assert f"aircraft_number={number} (row 3): fields oh = 270000 (mp1), br = 200000 (mp3)" in message
     assert "expected oh < br <= ll" in message
 
@@ -154,7 +154,7 @@ def test_br_above_ll_uses_the_mp3_override_over_mp1(fleet: LifecycleInputs) -> N
 
 def test_limits_of_mp1_itself(fleet: LifecycleInputs) -> None:
     message = error_of(changed(fleet, "mp1", "oh", 1, 1_600_000))
-    assert "mp1: 1 invalid row(s)" in message
+    assert "mp1: 1 problem(s)" in message
     assert "partno=8100001, ac_type=mi8 (row 2): fields oh = 1600000, br = 1550000, ll = 1800000" in message
 
 
@@ -174,7 +174,7 @@ def test_negative_missing_or_out_of_range_value(
     fleet: LifecycleInputs, table: str, column: str, value: Any, shown: str, expected: str
 ) -> None:
     message = error_of(changed(fleet, table, column, 0, value))
-    assert message.startswith(f"{table}: 1 invalid row(s)")
+    assert message.startswith(f"{table}: 1 problem(s)")
     assert f"(row 1): field {column} = {shown}; expected {expected}" in message
 
 
@@ -193,7 +193,7 @@ def test_missing_mp1_row_for_an_airframe(fleet: LifecycleInputs) -> None:
 def test_duplicate_aircraft_number(fleet: LifecycleInputs) -> None:
     number = fleet.mp3["aircraft_number"][0]
     message = error_of(changed(fleet, "mp3", "aircraft_number", 5, number))
-    assert f"mp3: 1 invalid row(s)\n  - aircraft_number={number} (row 6): duplicate of row 1; " in message
+    assert f"mp3: 1 problem(s)\n  - aircraft_number={number} (row 6): duplicate of row 1; " in message
     assert "expected one row per aircraft_number" in message
 
 
@@ -205,7 +205,7 @@ def test_duplicate_psn(fleet: LifecycleInputs) -> None:
 
 def test_duplicate_partno_and_type_in_mp1(fleet: LifecycleInputs) -> None:
     message = error_of(changed(fleet, "mp1", "partno", 2, 8100000))
-    assert "mp1: 1 invalid row(s)\n  - partno=8100000, ac_type=mi8 (row 3): duplicate of row 1" in message
+    assert "mp1: 1 problem(s)\n  - partno=8100000, ac_type=mi8 (row 3): duplicate of row 1" in message
 
 
 def test_duplicate_date_and_type_in_mp4(fleet: LifecycleInputs) -> None:
@@ -221,7 +221,7 @@ def test_duplicate_date_and_aircraft_in_mp5(fleet: LifecycleInputs) -> None:
 
 def test_mp5_names_an_aircraft_not_in_mp3(fleet: LifecycleInputs) -> None:
     message = error_of(changed(fleet, "mp5", "aircraft_number", 3, 77))
-    assert "mp5: 1 invalid row(s)" in message
+    assert "mp5: 1 problem(s)" in message
     assert (
         "date=2025-01-01, aircraft_number=77 (row 4): field aircraft_number = 77; expected an aircraft_number "
         "of mp3" in message
@@ -232,7 +232,7 @@ def test_mp4_missing_a_type_on_a_date(fleet: LifecycleInputs) -> None:
     gap = (fleet.mp4["ac_type"] == "mi17") & (fleet.mp4["date"] >= np.datetime64("2025-01-10"))
     gap &= fleet.mp4["date"] <= np.datetime64("2025-01-11")
     message = error_of(kept(fleet, "mp4", ~gap))
-    assert "mp4: 1 invalid row(s)" in message
+    assert "mp4: 1 problem(s)" in message
     assert "ac_type=mi17: no row for date=2025-01-10 (first missing; 2 of the 31 dates" in message
 
 
@@ -244,7 +244,7 @@ def test_mp4_not_reaching_the_last_date(fleet: LifecycleInputs) -> None:
 
 def test_mp5_not_reaching_the_last_date(fleet: LifecycleInputs) -> None:
     message = error_of(kept(fleet, "mp5", fleet.mp5["date"] < np.datetime64("2025-01-29")))
-    assert "mp5: 1 invalid row(s)" in message
+    assert "mp5: 1 problem(s)" in message
     assert "no row for date=2025-01-29 or later (first missing date); expected dates through 2025-01-31" in message
 
 
@@ -256,7 +256,7 @@ def test_at_most_20_offences_are_listed_with_a_count_of_the_rest(fleet: Lifecycl
     bad = dataclasses.replace(fleet, mp5={**fleet.mp5, "daily_minutes": np.full(len(fleet.mp5["date"]), -3)})
     message = error_of(bad)
     rows = len(fleet.mp5["date"])
-    assert message.startswith(f"mp5: {rows} invalid row(s)")
+    assert message.startswith(f"mp5: {rows} problem(s)")
     assert message.count("\n  - ") == 20 and message.endswith(f"\n  ... and {rows - 20} more")
     assert "(row 20): field daily_minutes = -3" in message and "(row 21)" not in message
 

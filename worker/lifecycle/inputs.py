@@ -266,7 +266,7 @@ def read_table(path: Path, name: str) -> Table:
     missing = [column.name for column in columns if column.name not in arrow.column_names]
     if missing:
         expected = ", ".join(column.name for column in columns)
-        raise InputError(name, [f"{path}: no column {column}; expected columns {expected}" for column in missing])
+        raise InputError(name, [f"{path}: no column {', '.join(missing)}; expected columns {expected}"])
     table: Table = {}
     for column in columns:
         try:

@@ -91,9 +91,8 @@ def _show(value: object) -> str:
 
 def _check_shape(name: str, table: Table) -> None:
     expected = ", ".join(column.name for column in COLUMNS[name])
-    offences = [
-        f"no column {column.name}; expected columns {expected}" for column in COLUMNS[name] if column.name not in table
-    ]
+    missing = [column.name for column in COLUMNS[name] if column.name not in table]
+    offences = [f"no column {', '.join(missing)}; expected columns {expected}"] if missing else []
     lengths = {column.name: len(table[column.name]) for column in COLUMNS[name] if column.name in table}
     if len(set(lengths.values())) > 1:
         offences.append(f"columns of different lengths {lengths}; expected one length")
