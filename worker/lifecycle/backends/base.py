@@ -1,4 +1,4 @@
-"""The interface every lifecycle backend implements (numpy, cupy, flamegpu).
+"""The interface every lifecycle backend implements (numpy, cupy, numba, flamegpu).
 
 A backend holds one simulation: build it from an :class:`Environment`, create the population, step it day by day,
 hand out MP2 in chunks, and export/import its whole state as plain data (numpy arrays and Python scalars, in
@@ -12,12 +12,26 @@ from typing import TYPE_CHECKING, Any
 
 import numpy.typing as npt
 
+from shared.errors import SimulationError
+
 from ..environment import Environment, build_environment
 
 if TYPE_CHECKING:
     from ..inputs import LifecycleInputs
 
 Columns = dict[str, npt.NDArray[Any]]
+LOG_MODES = ("full", "aggregates")
+INT32_HEADROOM = 2**31 - 1
+"""Minutes are held in int32 on every backend: the largest starting value plus ten years of flying must fit."""
+
+
+def check_build(env: Environment, log: str) -> None:
+    """The checks every backend's ``build`` makes: a known log mode, and minutes that int32 holds to the last day."""
+    if log not in LOG_MODES:
+        raise ValueError(f"log must be full or aggregates, got {log!r}")
+    largest = max((int(a.max()) for a in (env.ll, env.oh, env.br, env.sne, env.ppr) if a.size), default=0)
+    if largest + 1440 * (env.days + 1) > INT32_HEADROOM:
+        raise SimulationError(f"minutes up to {largest:,} would overflow int32 over {env.days} days")
 
 
 class LifecycleBackend(abc.ABC):

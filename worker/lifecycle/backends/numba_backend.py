@@ -25,15 +25,15 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from shared.errors import InvariantError, SimulationError
+from shared.errors import InvariantError
 
 from ..environment import NO_DATE, Environment
 from ..schema import AIRFRAME_COLUMNS, DAILY_COLUMNS, TRANSITIONS
-from .base import Columns, LifecycleBackend
+from .base import Columns, LifecycleBackend, check_build
 from .invariants import check_day
 from .mp2_log import AIRFRAME_STATE, DayRecord, _typed
 from .numba_kernels import CLASSES, STATIC_FIELDS, check_before_day_zero, simulate_days
-from .numpy_backend import INT32_HEADROOM, STATE_FIELDS, NumpyBackend
+from .numpy_backend import STATE_FIELDS, NumpyBackend
 
 I64 = npt.NDArray[np.int64]
 Arrays = tuple[npt.NDArray[Any], ...]
@@ -89,11 +89,7 @@ class NumbaBackend(LifecycleBackend):
 
     def build(self, env: Environment, *, log: str = "full") -> None:
         """Keep the environment's arrays in the kernels' layout (idx order, narrow types)."""
-        if log not in ("full", "aggregates"):
-            raise ValueError(f"log must be full or aggregates, got {log!r}")
-        largest = max((int(a.max()) for a in (env.ll, env.oh, env.br, env.sne, env.ppr) if a.size), default=0)
-        if largest + 1440 * (env.days + 1) > INT32_HEADROOM:  # the numpy backend's limit: the same fleets run
-            raise SimulationError(f"minutes up to {largest:,} would overflow int32 over {env.days} days")
+        check_build(env, log)  # the numpy backend's limits: the same fleets run on both
         self.env, self.log = env, log
         self.minutes = np.ascontiguousarray(env.minutes)
         self.targets = np.ascontiguousarray(env.targets, dtype=np.int64)

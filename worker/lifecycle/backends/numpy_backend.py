@@ -33,18 +33,17 @@ from typing import Any
 
 import numpy as np
 
-from shared.errors import InvariantError, SimulationError
+from shared.errors import InvariantError
 
 from ..environment import NO_DATE, Environment
 from ..schema import TRANSITIONS
-from .base import Columns, LifecycleBackend
+from .base import Columns, LifecycleBackend, check_build
 from .invariants import check_day
 from .mp2_log import DayRecord, Mp2Log
 
 STATE_FIELDS = ("status", "sne", "ppr", "repair_days", "partout_date", "assembly_date", "active_date")
 MINUTES_WINDOW_DAYS = 64
 """MP5 rows are put in internal order this many days at a time (a full permuted copy would double the memory)."""
-INT32_HEADROOM = 2**31 - 1
 FLOWS = np.zeros((7, len(TRANSITIONS)), dtype=np.int64)
 """``FLOWS @ transitions`` is the change of the per-status counts that a day's transition counts make."""
 for _kind, (_source, _target) in enumerate(TRANSITIONS):
@@ -73,11 +72,7 @@ class NumpyBackend(LifecycleBackend):
 
     def build(self, env: Environment, *, log: str = "full") -> None:
         """Put the static per-airframe arrays in type-major order on the array module's device."""
-        if log not in ("full", "aggregates"):
-            raise ValueError(f"log must be full or aggregates, got {log!r}")
-        largest = max((int(a.max()) for a in (env.ll, env.oh, env.br, env.sne, env.ppr) if a.size), default=0)
-        if largest + 1440 * (env.days + 1) > INT32_HEADROOM:
-            raise SimulationError(f"minutes up to {largest:,} would overflow int32 over {env.days} days")
+        check_build(env, log)
         xp = self.xp
         self.env, self.log = env, log
         self.perm = np.argsort(env.type_code, kind="stable")
