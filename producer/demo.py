@@ -58,13 +58,11 @@ def _write_outputs(study: dict[str, Any], sla: SlaResult, sweep: SweepResult) ->
 
 def _to_clickhouse(dsn: str, study_id: str, summaries: Any, answer: dict[str, Any], scenario: Any) -> None:
     """Write the study to ClickHouse (chDB by default) and answer one BI question from it."""
-    from shared.clickhouse.client import ClickHouse
     from shared.clickhouse.des import export_des_study
-    from shared.clickhouse.migrations import init_db
+    from shared.clickhouse.migrations import open_db
 
     rates = {name: rt.rate_per_min for name, rt in scenario.request_types.items()}
-    with ClickHouse(dsn) as ch:
-        init_db(ch)
+    with open_db(dsn) as ch:
         export_des_study(ch, study_id, summaries, answer, rates)
         rows = ch.rows(
             f"SELECT name, round(mean, 2), round(ci95, 2), round(merged, 2) FROM {ch.database}.des_aggregates "

@@ -388,15 +388,13 @@ def write_mp2(
         parquet.close()
         return str(parquet.directory)
     if kind == "clickhouse":
-        from shared.clickhouse.client import ClickHouse
         from shared.clickhouse.export import DEFAULT_BATCH_ROWS
-        from shared.clickhouse.migrations import init_db
+        from shared.clickhouse.migrations import open_db
         from shared.clickhouse.mp2 import export_mp2
 
         airframe = _concat([c.airframe for c in chunks])
         daily = _concat([c.daily for c in chunks])
-        with ClickHouse(sink.get("dsn") or clickhouse_dsn) as ch:
-            init_db(ch)
+        with open_db(sink.get("dsn") or clickhouse_dsn) as ch:
             export_mp2(ch, job_id, airframe, daily, airframes=airframes, days=days,
                        batch_rows=int(sink.get("batch_rows", DEFAULT_BATCH_ROWS)))  # fmt: skip
             return ch.dsn.redacted

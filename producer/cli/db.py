@@ -10,8 +10,7 @@ from typing import Any
 
 from shared.clickhouse.client import ClickHouse
 from shared.clickhouse.field_ids import DICTIONARY_TABLE
-from shared.clickhouse.migrations import init_db
-from shared.settings import load_settings
+from shared.clickhouse.migrations import open_db
 
 
 def register(families: Any) -> None:
@@ -32,9 +31,7 @@ def register(families: Any) -> None:
 
 def connect(args: argparse.Namespace) -> ClickHouse:
     """The client for ``--dsn`` or the settings' DSN, with the schema brought up to date."""
-    ch = ClickHouse(args.dsn or load_settings().clickhouse_dsn)
-    init_db(ch)
-    return ch
+    return open_db(args.dsn)
 
 
 def _init(args: argparse.Namespace) -> int:

@@ -105,19 +105,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _to_clickhouse(scenario: Scenario, study_id: str, summaries: list[dict[str, Any]], result: dict[str, Any]) -> None:
-    from shared.clickhouse.client import ClickHouse
     from shared.clickhouse.des import export_des_study
-    from shared.clickhouse.migrations import init_db
-    from shared.settings import load_settings
+    from shared.clickhouse.export import describe
+    from shared.clickhouse.migrations import open_db
 
     rates = {name: rt.rate_per_min for name, rt in scenario.request_types.items()}
-    with ClickHouse(load_settings().clickhouse_dsn) as ch:
-        init_db(ch)
+    with open_db() as ch:
         reports = export_des_study(ch, study_id, summaries, result, rates)
-        print(
-            f"study {study_id} written to {ch.dsn.redacted}: " + ", ".join(f"{r.table} {r.rows} rows" for r in reports),
-            file=sys.stderr,
-        )
+    print(f"study {study_id} written to {ch.dsn.redacted}: {describe(reports)}", file=sys.stderr)
 
 
 def _print_study(result: dict[str, Any], as_json: bool) -> None:

@@ -31,14 +31,12 @@ def register(commands: Any) -> None:
 def _export(args: argparse.Namespace, inputs: Any, report: Any, sink: Any) -> None:
     import uuid
 
-    from shared.clickhouse.client import ClickHouse
-    from shared.clickhouse.migrations import init_db
+    from shared.clickhouse.export import describe
+    from shared.clickhouse.migrations import open_db
     from shared.clickhouse.mp2 import export_mp2
-    from shared.settings import load_settings
 
     job_id = args.job_id or f"local-{inputs.version_date}-{uuid.uuid4().hex[:8]}"
-    with ClickHouse(load_settings().clickhouse_dsn) as ch:
-        init_db(ch)
+    with open_db() as ch:
         exported = export_mp2(
             ch,
             job_id,
@@ -47,10 +45,7 @@ def _export(args: argparse.Namespace, inputs: Any, report: Any, sink: Any) -> No
             airframes=report.airframes if report.log == "full" else None,
             days=report.days,
         )
-    print(
-        f"job {job_id} written to {ch.dsn.redacted}: " + ", ".join(f"{r.table} {r.rows} rows" for r in exported),
-        file=sys.stderr,
-    )
+    print(f"job {job_id} written to {ch.dsn.redacted}: {describe(exported)}", file=sys.stderr)
 
 
 def print_summary(summary: dict[str, Any]) -> None:

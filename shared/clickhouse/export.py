@@ -40,6 +40,11 @@ class ExportReport:
     batches: int
 
 
+def describe(reports: Sequence[ExportReport]) -> str:
+    """``mp2 1018350 rows, mp2_daily 7300 rows``: the line commands print after an export."""
+    return ", ".join(f"{r.table} {r.rows} rows" for r in reports)
+
+
 def partition_literal(values: Sequence[Any]) -> str:
     """The PARTITION expression of one partition value (a tuple when the key has several columns)."""
     return sql_literal(values[0]) if len(values) == 1 else "(" + ", ".join(sql_literal(v) for v in values) + ")"

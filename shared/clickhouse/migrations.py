@@ -73,3 +73,19 @@ def init_db(
         applied.append(migration.version)
     sync_field_ids(ch, list(tables) if tables is not None else managed_tables())
     return applied
+
+
+def open_db(dsn: str | None = None) -> ClickHouse:
+    """A client for ``dsn`` (default: the settings' ``clickhouse_dsn``) with the schema brought up to date.
+
+    What every command and stage that writes calls first; use it as a context manager to close the client.
+    """
+    from shared.settings import load_settings
+
+    ch = ClickHouse(dsn or load_settings().clickhouse_dsn)
+    try:
+        init_db(ch)
+    except BaseException:
+        ch.close()
+        raise
+    return ch
