@@ -42,14 +42,16 @@ class InputError(SimfleetError):
         table: the input table (``mp3``) or file.
         offences: one line per offending row; at most ``limit`` are shown, with a count of the rest.
         limit: how many offences to list.
+        unlisted: offences found but not described (a check that names only its first few), counted with the rest.
     """
 
-    def __init__(self, table: str, offences: Sequence[str], *, limit: int = 20) -> None:
+    def __init__(self, table: str, offences: Sequence[str], *, limit: int = 20, unlisted: int = 0) -> None:
         self.table = table
         self.offences = list(offences)
+        self.count = len(self.offences) + unlisted
         shown = self.offences[:limit]
-        rest = len(self.offences) - len(shown)
-        lines = [f"{table}: {len(self.offences)} problem(s)"] + [f"  - {line}" for line in shown]
+        rest = self.count - len(shown)
+        lines = [f"{table}: {self.count} problem(s)"] + [f"  - {line}" for line in shown]
         if rest:
             lines.append(f"  ... and {rest} more")
         super().__init__("\n".join(lines))

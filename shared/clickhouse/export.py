@@ -68,7 +68,13 @@ def _bounds(spec: ColumnSpec) -> tuple[float | None, float | None]:
     return low, high
 
 
-def _value_offences(table: TableSpec, columns: Mapping[str, Any], spec: ColumnSpec, n: int) -> list[str]:
+LISTED = 20
+"""Offending rows each check describes; the rest are counted."""
+Offences = tuple[list[str], int]
+"""The first offences a check found, described, and how many more it found."""
+
+
+def _value_offences(table: TableSpec, columns: Mapping[str, Any], spec: ColumnSpec, n: int) -> Offences:
     """Values out of the column's range (NaN where NULL is not allowed), or NULLs in a column without them.
 
     The common case, every value in range, costs one min and one max; masks are built only when they fail.
@@ -76,13 +82,14 @@ def _value_offences(table: TableSpec, columns: Mapping[str, Any], spec: ColumnSp
     values = np.asarray(columns[spec.name])
     if values.dtype.kind == "O" and not spec.nullable:
         nulls = np.flatnonzero(np.array([v is None for v in values], dtype=bool))
-        return [f"{_describe_row(table, columns, int(r))}: {spec.name} is NULL" for r in nulls[:20]]
+        described = [f"{_describe_row(table, columns, int(r))}: {spec.name} is NULL" for r in nulls[:LISTED]]
+        return described, len(nulls) - len(described)
     if values.dtype.kind not in "iuf" or n == 0:
-        return []
+        return [], 0
     low, high = _bounds(spec)
     smallest, largest = values.min(), values.max()  # NaN when any value is NaN
     if not np.isnan(smallest) and (low is None or smallest >= low) and (high is None or largest <= high):
-        return []
+        return [], 0
     bad = np.isnan(values) & (not spec.nullable) if values.dtype.kind == "f" else np.zeros(n, dtype=bool)
     with np.errstate(invalid="ignore"):
         if low is not None:
@@ -90,11 +97,11 @@ def _value_offences(table: TableSpec, columns: Mapping[str, Any], spec: ColumnSp
         if high is not None:
             bad |= values > high
     rows = np.flatnonzero(bad)
-    offences = [
+    described = [
         f"{_describe_row(table, columns, int(row))}: {spec.name}={values[row]} outside [{low}, {high}]"
-        for row in rows[:20]
+        for row in rows[:LISTED]
     ]
-    return offences + [f"{spec.name}: more out of range"] * max(0, len(rows) - 20)
+    return described, len(rows) - len(described)
 
 
 _CHECK_ROWS = 1 << 18
@@ -116,7 +123,7 @@ def _key_codes(values: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], Any,
     return inverse.ravel(), 0, len(uniques)
 
 
-def _duplicate_key_offences(table: TableSpec, columns: Mapping[str, Any], n: int) -> list[str]:
+def _duplicate_key_offences(table: TableSpec, columns: Mapping[str, Any], n: int) -> Offences:
     """Rows whose key (``table.key``) an earlier row already has.
 
     The key columns are packed into one integer per row (mixed radix). Rows in key order, as exports produce
@@ -125,7 +132,7 @@ def _duplicate_key_offences(table: TableSpec, columns: Mapping[str, Any], n: int
     """
     key = [k for k in table.key if k in columns]
     if not key or n < 2:
-        return []
+        return [], 0
     codes = [_key_codes(np.asarray(columns[k])) for k in key]
     span = np.prod([float(radix) for _, _, radix in codes])
     if span < 2**62:
@@ -143,7 +150,7 @@ def _duplicate_key_offences(table: TableSpec, columns: Mapping[str, Any], n: int
             return bool(np.all(part[1:] > part[:-1]))
 
         if all(increasing(start) for start in range(0, n, _CHECK_ROWS)):
-            return []
+            return [], 0
         whole = packed(0, n)
         order = np.argsort(whole, kind="stable")
         ordered = whole[order]
@@ -153,9 +160,11 @@ def _duplicate_key_offences(table: TableSpec, columns: Mapping[str, Any], n: int
         order = np.lexsort(ranks[::-1])
         stacked = np.stack(ranks)[:, order]
         same = np.all(stacked[:, 1:] == stacked[:, :-1], axis=0)
-    return [
-        f"{_describe_row(table, columns, int(row))}: duplicate key ({', '.join(key)})" for row in order[1:][same][:20]
+    repeats = order[1:][same]
+    described = [
+        f"{_describe_row(table, columns, int(row))}: duplicate key ({', '.join(key)})" for row in repeats[:LISTED]
     ]
+    return described, len(repeats) - len(described)
 
 
 def validate_columns(
@@ -167,6 +176,7 @@ def validate_columns(
         ExportValidationError: naming the table and the offending rows (the first 20, with a count of the rest).
     """
     offences: list[str] = []
+    unlisted = 0
     missing = [c.name for c in table.columns if c.name not in columns and c.name not in table.partition_by]
     unknown = [name for name in columns if name not in {c.name for c in table.columns}]
     if missing or unknown:
@@ -179,12 +189,13 @@ def validate_columns(
         raise ExportValidationError(table.name, [f"columns of different lengths: {lengths}"])
     if expected_rows is not None and n != expected_rows:
         offences.append(f"row count {n}, expected {expected_rows}")
-    for spec in table.columns:
-        if spec.name in columns:
-            offences.extend(_value_offences(table, columns, spec, n))
-    offences.extend(_duplicate_key_offences(table, columns, n))
+    checks = [_value_offences(table, columns, spec, n) for spec in table.columns if spec.name in columns]
+    for described, more in [*checks, _duplicate_key_offences(table, columns, n)]:
+        offences.extend(described)
+        unlisted += more
     if offences:
-        raise ExportValidationError(f"{table.name} partition {partition_literal(partition)}", offences)
+        where = f"{table.name} partition {partition_literal(partition)}"
+        raise ExportValidationError(where, offences, unlisted=unlisted)
     return n
 
 

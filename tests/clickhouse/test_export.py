@@ -119,6 +119,19 @@ def test_out_of_range_values_and_a_wrong_row_count_are_named(ch):
     assert count(ch, "des_resources", "study_id = 'bad'") == 0
 
 
+def test_many_offences_list_twenty_and_count_every_one(ch):
+    columns = resource_columns(1000)
+    columns["utilisation"] = np.where(np.arange(1000) % 2 == 0, -0.5, 0.5)  # 500 out of range
+    columns["replication"] = np.repeat(np.arange(500, dtype=np.uint32), 2)  # 500 repeated keys
+    with pytest.raises(ExportValidationError) as info:
+        export_partition(ch, RESOURCES, ("many",), columns)
+    message = str(info.value)
+    assert message.startswith("des_resources partition 'many': 1000 problem(s)")
+    assert len([line for line in message.splitlines() if line.startswith("  - ")]) == 20
+    assert message.endswith("  ... and 980 more")
+    assert count(ch, "des_resources", "study_id = 'many'") == 0
+
+
 def test_inputs_import_round_trips_and_reimport_replaces_the_version(ch):
     inputs = synthesize(40, 90, seed=3)
     import_inputs(ch, inputs, version_id=1)
