@@ -87,32 +87,14 @@ class Mp2Log:
         airframe = self._airframe() if self._days else {}
         daily: Columns = {}
         if self._daily:
-            daily = _typed(self._daily_rows(), DAILY_COLUMNS)
+            day = np.array([entry[0] for entry in self._daily], dtype=np.int64)
+            quota = np.array([entry[1] for entry in self._daily], dtype=np.int64)
+            shortfall = np.array([entry[2] for entry in self._daily], dtype=np.int64)
+            counts = np.stack([entry[3] for entry in self._daily])  # [days, 7, types]
+            transitions = np.stack([entry[4] for entry in self._daily])  # [days, 8, types]
+            daily = daily_columns(self.env, day, quota - shortfall, shortfall, counts, transitions)
         self._days, self._daily = [], []
         return airframe, daily
-
-    def _daily_rows(self) -> Columns:
-        """Per type and day, rows ordered by (day, type)."""
-        types = self.env.n_types
-        day = np.array([entry[0] for entry in self._daily], dtype=np.int64)
-        quota = np.array([entry[1] for entry in self._daily], dtype=np.int64)
-        shortfall = np.array([entry[2] for entry in self._daily], dtype=np.int64)
-        counts = np.stack([entry[3] for entry in self._daily])  # [days, 7, types]
-        transitions = np.stack([entry[4] for entry in self._daily])  # [days, 8, types]
-        raw: Columns = {
-            "day": np.repeat(day, types),
-            "ac_type": np.tile(np.arange(types), len(day)),
-            "ops_target": self.env.targets[day].ravel(),
-            "ops_current": counts[:, 2].ravel(),
-            "granted": (quota - shortfall).ravel(),
-            "shortfall": shortfall.ravel(),
-        }
-        raw["date"] = raw["day"] + self.env.d0
-        for code in range(7):
-            raw[f"count_{code}"] = counts[:, code].ravel()
-        for kind, (a, b) in enumerate(TRANSITIONS):
-            raw[f"trans_{a}_{b}"] = transitions[:, kind].ravel()
-        return raw
 
     def _airframe(self) -> Columns:
         env, n = self.env, self.env.n
@@ -128,6 +110,36 @@ class Mp2Log:
         raw["aircraft_number"] = np.tile(env.aircraft_number, len(days))
         raw["ac_type"] = np.tile(env.type_code, len(days))
         return _typed(raw, AIRFRAME_COLUMNS)
+
+
+def daily_columns(
+    env: Environment,
+    day: npt.NDArray[np.int64],
+    granted: npt.NDArray[np.int64],
+    shortfall: npt.NDArray[np.int64],
+    counts: npt.NDArray[np.int64],
+    transitions: npt.NDArray[np.int64],
+) -> Columns:
+    """MP2 per type and day, rows ordered by (day, type), in schema order and dtype.
+
+    ``day`` holds the days; ``granted`` and ``shortfall`` are [days, types], ``counts`` [days, 7, types] and
+    ``transitions`` [days, 8, types]. Every backend lays out its aggregates through this one function.
+    """
+    types = env.n_types
+    raw: Columns = {
+        "day": np.repeat(day, types),
+        "ac_type": np.tile(np.arange(types), len(day)),
+        "ops_target": env.targets[day].ravel(),
+        "ops_current": counts[:, 2].ravel(),
+        "granted": granted.ravel(),
+        "shortfall": shortfall.ravel(),
+    }
+    raw["date"] = raw["day"] + env.d0
+    for code in range(7):
+        raw[f"count_{code}"] = counts[:, code].ravel()
+    for kind, (a, b) in enumerate(TRANSITIONS):
+        raw[f"trans_{a}_{b}"] = transitions[:, kind].ravel()
+    return _typed(raw, DAILY_COLUMNS)
 
 
 def _host(values: Any) -> npt.NDArray[Any]:

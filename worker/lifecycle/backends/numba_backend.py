@@ -28,10 +28,10 @@ import numpy.typing as npt
 from shared.errors import InvariantError
 
 from ..environment import NO_DATE, Environment
-from ..schema import AIRFRAME_COLUMNS, DAILY_COLUMNS, TRANSITIONS
+from ..schema import AIRFRAME_COLUMNS, TRANSITIONS
 from .base import Columns, LifecycleBackend, check_build
 from .invariants import check_day
-from .mp2_log import AIRFRAME_STATE, DayRecord, _typed
+from .mp2_log import AIRFRAME_STATE, DayRecord, daily_columns
 from .numba_kernels import CLASSES, STATIC_FIELDS, check_before_day_zero, simulate_days
 from .numpy_backend import STATE_FIELDS, NumpyBackend
 
@@ -241,26 +241,12 @@ class NumbaBackend(LifecycleBackend):
 
     def _daily(self, chunks: list[_Chunk], days: I64) -> Columns:
         """Per type and day, rows ordered by (day, type), as :class:`~.mp2_log.Mp2Log` lays them out."""
-        types = self.env.n_types
 
         def joined(name: str) -> I64:
             return np.concatenate([getattr(chunk, name) for chunk in chunks])
 
         counts, transitions = joined("counts"), joined("transitions")
-        raw: Columns = {
-            "day": np.repeat(days, types),
-            "ac_type": np.tile(np.arange(types), len(days)),
-            "ops_target": self.env.targets[days].ravel(),
-            "ops_current": counts[:, 2].ravel(),
-            "granted": joined("granted").ravel(),
-            "shortfall": joined("shortfall").ravel(),
-        }
-        raw["date"] = raw["day"] + self.env.d0
-        for code in range(7):
-            raw[f"count_{code}"] = counts[:, code].ravel()
-        for kind, (a, b) in enumerate(TRANSITIONS):
-            raw[f"trans_{a}_{b}"] = transitions[:, kind].ravel()
-        return _typed(raw, DAILY_COLUMNS)
+        return daily_columns(self.env, days, joined("granted"), joined("shortfall"), counts, transitions)
 
     def state_dict(self) -> dict[str, Any]:
         """The day, every agent variable (int64, idx order; dates as day numbers, NO_DATE for none), counters."""
