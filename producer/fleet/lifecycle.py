@@ -56,7 +56,9 @@ class JobProgress:
 
     @property
     def label(self) -> str:
-        """One line for a progress bar: state, day, days per second."""
+        """One line for a progress bar: state, day, days per second (the state alone until load knows the days)."""
+        if not self.days:
+            return self.state
         text = f"{self.state}, day {self.figures.get('day', self.day)}/{self.days}"
         if self.figures.get("days_per_s"):
             text += f", {self.figures['days_per_s']:,.0f} days/s"
