@@ -50,11 +50,12 @@ def sync_field_ids(ch: ClickHouse, tables: Sequence[TableSpec]) -> dict[tuple[st
     """Give every live column of ``tables`` an id (new ones the next free), retire vanished ones, write COMMENTs.
 
     The live columns are read from ``system.columns``, so a column a migration added or dropped is seen as it is.
+    Only what differs is written: on an up-to-date schema this is two reads (exporters call it before each export).
     """
     db = ch.database
     names = {t.name: t for t in tables}
     live = ch.rows(
-        f"SELECT table, name, type FROM system.columns WHERE database = '{db}' "
+        f"SELECT table, name, type, comment FROM system.columns WHERE database = '{db}' "
         f"AND table IN ({', '.join(repr(n) for n in names) or repr('')}) ORDER BY table, position"
     )
     order = {name: i for i, name in enumerate(names)}
@@ -64,7 +65,8 @@ def sync_field_ids(ch: ClickHouse, tables: Sequence[TableSpec]) -> dict[tuple[st
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     changes: list[tuple[int, str, str, str, str, str, bool, dt.datetime]] = []
     ids: dict[tuple[str, str], int] = {}
-    for table, column, ch_type in live:
+    comments: list[tuple[str, str, str]] = []
+    for table, column, ch_type, current_comment in live:
         spec = names[table]
         try:
             described = spec.column(column)
@@ -81,6 +83,10 @@ def sync_field_ids(ch: ClickHouse, tables: Sequence[TableSpec]) -> dict[tuple[st
             if recorded[1]:
                 changes.append((field_id, table, column, description, unit, ch_type, False, recorded[2]))
         ids[(table, column)] = field_id
+        comment = f"field_id: {field_id}" + (f"; {description}" if description else "") + (f" [{unit}]" if unit else "")
+        comment = comment.replace("'", "")
+        if comment != current_comment:
+            comments.append((table, column, comment))
     live_keys = set(ids)
     for (table, column), (field_id, retired, added_at) in known.items():
         if table in names and (table, column) not in live_keys and not retired:
@@ -101,14 +107,8 @@ def sync_field_ids(ch: ClickHouse, tables: Sequence[TableSpec]) -> dict[tuple[st
                 "updated_at": [stamp for _ in changes],
             },
         )
-    for (table, column), field_id in ids.items():
-        spec_column = names[table]
-        try:
-            text = spec_column.column(column).description
-            unit = spec_column.column(column).unit
-        except KeyError:
-            text, unit = "", ""
-        comment = f"field_id: {field_id}" + (f"; {text}" if text else "") + (f" [{unit}]" if unit else "")
-        ch.command(f"ALTER TABLE {db}.{table} COMMENT COLUMN `{column}` '{comment.replace(chr(39), '')}'")
-    ch.command(f"SYSTEM RELOAD DICTIONARY {db}.{DICTIONARY}")
+    for table, column, comment in comments:
+        ch.command(f"ALTER TABLE {db}.{table} COMMENT COLUMN `{column}` '{comment}'")
+    if changes or comments:
+        ch.command(f"SYSTEM RELOAD DICTIONARY {db}.{DICTIONARY}")
     return ids

@@ -37,6 +37,13 @@ def test_every_exported_column_comment_carries_its_field_id(ch):
             assert int(match.group(1)) == recorded[(table.name, column)][0]
 
 
+def test_init_puts_back_a_comment_someone_changed_and_leaves_the_rest(ch):
+    before = comments(ch, "mp2")
+    ch.command(f"ALTER TABLE {ch.database}.mp2 COMMENT COLUMN `sne` 'edited by hand'")
+    init_db(ch)
+    assert comments(ch, "mp2") == before
+
+
 def test_field_ids_survive_reinitialisation(ch):
     before = field_rows(ch)
     init_db(ch)
