@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from worker.lifecycle.schema import STATUSES
+from worker.lifecycle.schema import LOG_MODES, STATUSES
 
 
 def register(commands: Any) -> None:
@@ -18,7 +18,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--inputs", type=Path, required=True, help="inputs directory (mp1, mp3, mp4, mp5, meta.yaml)")
     parser.add_argument("--days", type=int, help="horizon in days (default: meta.yaml's)")
     parser.add_argument("--out", type=Path, help="write MP2 here as Parquet (mp2/, mp2_daily/)")
-    parser.add_argument("--log", choices=("full", "aggregates"), default="full", help="per-airframe log or not")
+    parser.add_argument("--log", choices=LOG_MODES, default="full", help="per-airframe log or not")
     parser.add_argument("--chunk-days", type=int, default=365, help="days per MP2 chunk handed to the sink")
     parser.add_argument("--backend", default="numpy", help="numpy (default), numba, cupy, flamegpu")
     parser.add_argument("--debug", action="store_true", help="check every invariant after each day")

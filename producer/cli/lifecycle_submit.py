@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import ConfigError
+from worker.lifecycle.schema import LOG_MODES
 
 from .lifecycle_run import print_summary
 
@@ -25,7 +26,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--out", type=Path, help="write MP2 here as Parquet (mp2/, mp2_daily/) instead of ClickHouse")
     parser.add_argument("--to-clickhouse", action="store_true",
                         help="write MP2 to ClickHouse (clickhouse_dsn; the default when --out is not given)")
-    parser.add_argument("--log", choices=("full", "aggregates"), default="full", help="per-airframe MP2 or not")
+    parser.add_argument("--log", choices=LOG_MODES, default="full", help="per-airframe MP2 or not")
     parser.add_argument("--backend", help="lifecycle backend (default: the worker's gpu_worker.backend)")
     parser.add_argument("--no-persist", action="store_true",
                         help="restore from checkpoints at every stage (the fallback mode) instead of keeping it live")

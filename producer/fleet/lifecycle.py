@@ -21,6 +21,7 @@ from shared.clickhouse.client import portable_dsn
 from shared.errors import ConfigError, SimfleetError
 from shared.jobs import JobView
 from shared.settings import PRIORITIES
+from worker.lifecycle.schema import LOG_MODES
 
 if TYPE_CHECKING:
     from .client import Fleet
@@ -129,7 +130,7 @@ def job_spec(
         raise ConfigError(f"must be at least 1, got {chunk_days}", key="chunk_days")
     if days is not None and days < 1:
         raise ConfigError(f"must be a positive number of days, got {days}", key="days")
-    if log not in ("full", "aggregates"):
+    if log not in LOG_MODES:
         raise ConfigError(f"must be full or aggregates, got {log!r}", key="log")
     sink = dict(sink) if sink else None
     source = dict(inputs) if isinstance(inputs, dict) else {"kind": "directory", "path": str(Path(inputs).resolve())}

@@ -18,6 +18,8 @@ STATUSES = {
     5: "reserve",
     6: "storage",
 }
+LOG_MODES = ("full", "aggregates")
+"""What a run logs: MP2 per airframe and day and per type and day, or the per-type aggregates only."""
 TRANSITIONS = ((2, 3), (2, 4), (2, 6), (3, 2), (5, 2), (1, 2), (4, 5), (0, 3))
 """The transitions counted per type and day, as (from, to)."""
 

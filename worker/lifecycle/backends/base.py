@@ -15,12 +15,12 @@ import numpy.typing as npt
 from shared.errors import SimulationError
 
 from ..environment import Environment, build_environment
+from ..schema import LOG_MODES
 
 if TYPE_CHECKING:
     from ..inputs import LifecycleInputs
 
 Columns = dict[str, npt.NDArray[Any]]
-LOG_MODES = ("full", "aggregates")
 INT32_HEADROOM = 2**31 - 1
 """Minutes are held in int32 on every backend: the largest starting value plus ten years of flying must fit."""
 
