@@ -126,6 +126,7 @@ class Stages:
         registry: this process's live sessions.
         default_backend: the backend of jobs that do not name one.
         clickhouse_dsn: where ClickHouse inputs and sinks are, unless a job names its own DSN.
+        progress_interval_s: the least time between two PROGRESS reports of an execute chunk.
     """
 
     def __init__(
@@ -138,6 +139,7 @@ class Stages:
         *,
         default_backend: str = "numpy",
         clickhouse_dsn: str = "",
+        progress_interval_s: float = 1.0,
     ) -> None:
         self.node = node
         self.queue = queue
@@ -146,6 +148,7 @@ class Stages:
         self.registry = registry
         self.default_backend = default_backend
         self.clickhouse_dsn = clickhouse_dsn
+        self.progress_interval_s = progress_interval_s
         self.process = psutil.Process()
 
     # ----------------------------------------------------------------------------------------------- stages
@@ -250,7 +253,7 @@ class Stages:
             end_to_end_s=time.time() - (job.created if job else time.time()),
             worker=self.node,
             epoch=session.epoch,
-            restores=int(handoff.get("restores", 0)) + int(session.restored),
+            restores=_restores(session, handoff),
         )
         self.jobs.finish(session.job_id, session.epoch, summary)
         self.registry.drop(session.job_id)
@@ -258,8 +261,6 @@ class Stages:
         return summary
 
     # ------------------------------------------------------------------------------------------------ helpers
-
-    progress_interval_s = 1.0
 
     def _check_epoch(self, job_id: str, epoch: int) -> int:
         current = self.jobs.epoch(job_id)
@@ -328,9 +329,8 @@ class Stages:
             self.registry.drop(session.job_id)
 
     def _handoff(self, session: Session, timings: dict[str, float], previous: dict[str, Any]) -> dict[str, Any]:
-        restores = int(previous.get("restores", 0)) + int(session.restored)
         return {"job_id": session.job_id, "epoch": session.epoch, "day": session.backend.day, "timings": timings,
-                "restores": restores}  # fmt: skip
+                "restores": _restores(session, previous)}  # fmt: skip
 
     def _progress(self, session: Session, first: int, elapsed_s: float) -> dict[str, Any]:
         day, days = session.backend.day, session.env.days
@@ -348,6 +348,10 @@ class Stages:
             "pid": os.getpid(),
         }
 
+
+def _restores(session: Session, previous: dict[str, Any]) -> int:
+    """Restores of the job so far: the earlier stages' count, plus one if this stage restored it."""
+    return int(previous.get("restores", 0)) + int(session.restored)
 
 
 def read_results(checkpoints: Checkpoints, job_id: str, days: int) -> list[ResultChunk]:

@@ -32,7 +32,7 @@ def stages() -> Stages:
     gpu = settings.gpu_worker
     client = redis.Redis.from_url(settings.result_backend)
     node = node_name()
-    runner = Stages(
+    return Stages(
         node,
         worker_queue(node),
         Jobs(client, expires_s=settings.result_expires_s),
@@ -42,9 +42,8 @@ def stages() -> Stages:
         SessionRegistry(gpu.memory_budget_mb * 2**20),
         default_backend=gpu.backend,
         clickhouse_dsn=settings.clickhouse_dsn,
+        progress_interval_s=gpu.progress_interval_s,
     )
-    runner.progress_interval_s = gpu.progress_interval_s
-    return runner
 
 
 class StageTask(Task):  # type: ignore[misc]
