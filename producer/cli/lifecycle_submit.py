@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import ConfigError
+from shared.settings import PRIORITIES
 from worker.lifecycle.schema import LOG_MODES
 
 from .lifecycle_run import print_summary
@@ -30,7 +31,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--backend", help="lifecycle backend (default: the worker's gpu_worker.backend)")
     parser.add_argument("--no-persist", action="store_true",
                         help="restore from checkpoints at every stage (the fallback mode) instead of keeping it live")
-    parser.add_argument("--priority", choices=("high", "normal", "background"), default="normal")
+    parser.add_argument("--priority", choices=list(PRIORITIES), default="normal")
     parser.add_argument("--fleet", action="store_true", required=True, help="run on the fleet (required)")
     parser.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
     parser.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
