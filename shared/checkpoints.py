@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import msgpack
@@ -39,6 +39,9 @@ import redis
 import zstandard
 
 from .errors import SimfleetError
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +277,13 @@ class Checkpoints:
         self.keep = keep
         self.level = level
         self._push = client.register_script(_FENCED_PUSH)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, client: redis.Redis) -> Checkpoints:
+        """The fleet's checkpoints: ``stores.checkpoint_dir``, with ``gpu_worker``'s keep count and zstd level."""
+        gpu = settings.gpu_worker
+        store = DirectoryStore(settings.stores.checkpoint_dir)
+        return cls(client, store, keep=gpu.checkpoint_keep, level=gpu.checkpoint_level)
 
     def save(
         self,

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import redis
 
-from shared.checkpoints import CheckpointError, CheckpointRef, Checkpoints, DirectoryStore
+from shared.checkpoints import CheckpointError, CheckpointRef, Checkpoints
 from shared.settings import load_settings
 
 
@@ -32,7 +32,7 @@ def register(families: Any) -> None:
 def _store() -> Checkpoints:
     settings = load_settings()
     client = redis.Redis.from_url(settings.result_backend)
-    return Checkpoints(client, DirectoryStore(settings.stores.checkpoint_dir), keep=settings.gpu_worker.checkpoint_keep)
+    return Checkpoints.from_settings(settings, client)
 
 
 def _when(ref: CheckpointRef) -> str:

@@ -71,7 +71,7 @@ def _status(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import redis
 
-    from shared.checkpoints import Checkpoints, DirectoryStore
+    from shared.checkpoints import Checkpoints
     from shared.clickhouse.client import portable_dsn
     from shared.errors import SimfleetError
     from shared.jobs import Jobs
@@ -86,8 +86,7 @@ def _export(args: argparse.Namespace) -> int:
             raise SimfleetError(f"no job {args.job_id!r} is known to this fleet (expired, or never submitted)")
         if not record.days:
             raise SimfleetError(f"job {args.job_id} was never loaded; nothing to export")
-        chunks = read_results(Checkpoints(client, DirectoryStore(settings.stores.checkpoint_dir)), record.job_id,
-                              record.days)  # fmt: skip
+        chunks = read_results(Checkpoints.from_settings(settings, client), record.job_id, record.days)
     finally:
         client.close()
     sink = (

@@ -16,7 +16,7 @@ from celery.exceptions import Ignore
 from celery.utils.log import get_task_logger
 
 from shared.celery_app import LIFECYCLE_CREATE, LIFECYCLE_EXECUTE, LIFECYCLE_EXPORT, LIFECYCLE_LOAD
-from shared.checkpoints import Checkpoints, DirectoryStore, StaleOwner
+from shared.checkpoints import Checkpoints, StaleOwner
 from shared.jobs import Jobs, worker_queue
 from worker.runtime import worker_settings
 from worker.sessions import SessionRegistry
@@ -36,9 +36,7 @@ def stages() -> Stages:
         node,
         worker_queue(node),
         Jobs(client, expires_s=settings.result_expires_s),
-        Checkpoints(
-            client, DirectoryStore(settings.stores.checkpoint_dir), keep=gpu.checkpoint_keep, level=gpu.checkpoint_level
-        ),
+        Checkpoints.from_settings(settings, client),
         SessionRegistry(gpu.memory_budget_mb * 2**20),
         default_backend=gpu.backend,
         clickhouse_dsn=settings.clickhouse_dsn,
