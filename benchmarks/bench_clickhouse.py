@@ -4,8 +4,8 @@ Run: ``.venv/bin/python benchmarks/bench_clickhouse.py [--aircraft 20000] [--day
 [--batch-rows N] [--repeat 3]``.
 
 The MP2 of a synthetic fleet (20,000 airframes x 365 days = 7.3 M rows by default) is exported with
-``shared.clickhouse.mp2.export_mp2`` (checks, Arrow batches into a staging table, partition swap), ``--repeat`` times
-into the same job (each run replaces the partition; the best run is the figure, since the machine is shared). The
+``simfleet.shared.clickhouse.mp2.export_mp2`` (checks, Arrow batches into a staging table, partition swap), ``--repeat``
+times into the same job (each run replaces the partition; the best run is the figure, since the machine is shared). The
 peer is a row-by-row insert of a sample of the same rows through the same client (one INSERT per row, as a naive ETL
 loop would do), extrapolated to rows per second. Prints both rates and the ratio (target for ours: >= 2 M rows/s).
 """
@@ -23,12 +23,12 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from shared.clickhouse.client import ClickHouse  # noqa: E402
-from shared.clickhouse.export import DEFAULT_BATCH_ROWS  # noqa: E402
-from shared.clickhouse.migrations import init_db  # noqa: E402
-from shared.clickhouse.mp2 import export_mp2  # noqa: E402
-from worker.lifecycle.run import MemorySink, run_local  # noqa: E402
-from worker.lifecycle.synth import synthesize  # noqa: E402
+from simfleet.shared.clickhouse.client import ClickHouse  # noqa: E402
+from simfleet.shared.clickhouse.export import DEFAULT_BATCH_ROWS  # noqa: E402
+from simfleet.shared.clickhouse.migrations import init_db  # noqa: E402
+from simfleet.shared.clickhouse.mp2 import export_mp2  # noqa: E402
+from simfleet.worker.lifecycle.run import MemorySink, run_local  # noqa: E402
+from simfleet.worker.lifecycle.synth import synthesize  # noqa: E402
 
 
 def main() -> int:

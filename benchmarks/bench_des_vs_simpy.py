@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import simpy
 
-from worker.des.engine import run_replication
-from worker.des.scenario import parse_scenario
+from simfleet.worker.des.engine import run_replication
+from simfleet.worker.des.scenario import parse_scenario
 
 EPS = 1e-9
 

@@ -26,12 +26,12 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
-from producer.fleet.client import Fleet  # noqa: E402
-from producer.fleet.local import redis_server_binary, wait_for  # noqa: E402
-from shared.settings import CONFIG_ENV, ROLE_ENV, load_settings  # noqa: E402
-from worker.des.aggregate import aggregate  # noqa: E402
-from worker.des.runner import run_replications  # noqa: E402
-from worker.des.scenario import load_scenario, parse_scenario  # noqa: E402
+from simfleet.producer.fleet.client import Fleet  # noqa: E402
+from simfleet.producer.fleet.local import redis_server_binary, wait_for  # noqa: E402
+from simfleet.shared.settings import CONFIG_ENV, ROLE_ENV, load_settings  # noqa: E402
+from simfleet.worker.des.aggregate import aggregate  # noqa: E402
+from simfleet.worker.des.runner import run_replications  # noqa: E402
+from simfleet.worker.des.scenario import load_scenario, parse_scenario  # noqa: E402
 
 
 def free_port() -> int:
@@ -43,7 +43,7 @@ def free_port() -> int:
 def start_worker(config: Path, concurrency: int, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, CONFIG_ENV: str(config), ROLE_ENV: "cpu", "SIMFLEET_LOG_FORMAT": "json"}
     return subprocess.Popen(
-        [sys.executable, "-m", "producer.cli", "worker", "--role", "cpu", "--concurrency", str(concurrency),
+        [sys.executable, "-m", "simfleet.producer.cli", "worker", "--role", "cpu", "--concurrency", str(concurrency),
          "--name", f"bench-{concurrency}@{socket.gethostname()}", "--logfile", str(log), "--loglevel", "WARNING"],
         env=env, start_new_session=True, cwd=ROOT,
     )  # fmt: skip

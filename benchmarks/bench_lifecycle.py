@@ -38,12 +38,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from simfleet.worker.lifecycle.backends import get_backend  # noqa: E402
+from simfleet.worker.lifecycle.environment import Environment, build_environment  # noqa: E402
+from simfleet.worker.lifecycle.inputs import load_inputs, write_inputs  # noqa: E402
+from simfleet.worker.lifecycle.run import MemorySink, run_local  # noqa: E402
+from simfleet.worker.lifecycle.synth import synthesize  # noqa: E402
 from tests.lifecycle.oracle import oracle_run  # noqa: E402
-from worker.lifecycle.backends import get_backend  # noqa: E402
-from worker.lifecycle.environment import Environment, build_environment  # noqa: E402
-from worker.lifecycle.inputs import load_inputs, write_inputs  # noqa: E402
-from worker.lifecycle.run import MemorySink, run_local  # noqa: E402
-from worker.lifecycle.synth import synthesize  # noqa: E402
 
 REFERENCE_S = 22.0 + 5.0
 
@@ -54,7 +54,7 @@ def jit_first_call() -> tuple[float, str]:
     started = time.perf_counter()
     run_local(inputs, backend="numba")
     elapsed = time.perf_counter() - started
-    from worker.lifecycle.backends.numba_kernels import simulate_days
+    from simfleet.worker.lifecycle.backends.numba_kernels import simulate_days
 
     compiled = sum(simulate_days.stats.cache_misses.values())
     return elapsed, "compiled: no usable cache" if compiled else "loaded from numba's on-disk cache"
@@ -66,8 +66,8 @@ sys.path.insert(0, {root!r})
 started = time.perf_counter()
 import numba
 imported = time.perf_counter()
-from worker.lifecycle.run import run_local
-from worker.lifecycle.synth import synthesize
+from simfleet.worker.lifecycle.run import run_local
+from simfleet.worker.lifecycle.synth import synthesize
 inputs = synthesize(5, 3, seed=1)
 ready = time.perf_counter()
 run_local(inputs, backend="numba")

@@ -30,11 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from producer.fleet.client import Fleet  # noqa: E402
-from producer.fleet.local import redis_server_binary, wait_for  # noqa: E402
-from shared.settings import CONFIG_ENV, ROLE_ENV, load_settings  # noqa: E402
-from worker.lifecycle.inputs import write_inputs  # noqa: E402
-from worker.lifecycle.synth import synthesize  # noqa: E402
+from simfleet.producer.fleet.client import Fleet  # noqa: E402
+from simfleet.producer.fleet.local import redis_server_binary, wait_for  # noqa: E402
+from simfleet.shared.settings import CONFIG_ENV, ROLE_ENV, load_settings  # noqa: E402
+from simfleet.worker.lifecycle.inputs import write_inputs  # noqa: E402
+from simfleet.worker.lifecycle.synth import synthesize  # noqa: E402
 
 WORK_KEYS = ("load", "create", "run", "checkpoint", "restore", "export")
 
@@ -94,7 +94,7 @@ def main() -> int:
         env = {**os.environ, CONFIG_ENV: str(config), ROLE_ENV: "gpu", "SIMFLEET_LOG_FORMAT": "json"}
         worker_log = (tmp / "worker.out").open("wb")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "producer.cli", "worker", "--role", "gpu", "--name", node,
+            [sys.executable, "-m", "simfleet.producer.cli", "worker", "--role", "gpu", "--name", node,
              "--logfile", str(tmp / "worker.log"), "--loglevel", "WARNING"],
             env=env, start_new_session=True, cwd=ROOT, stdout=worker_log, stderr=subprocess.STDOUT,
         )  # fmt: skip

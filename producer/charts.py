@@ -17,8 +17,8 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
-from .rate_sweep import SweepResult
-from .sla import SlaResult
+from simfleet.producer.rate_sweep import SweepResult
+from simfleet.producer.sla import SlaResult
 
 
 def _save(fig: Any, ax: Any, path: Path) -> Path:

@@ -17,17 +17,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from producer.charts import plot_sweep_latency, plot_utilisation_heatmap
-from producer.cli.des import write_sla_outputs
-from producer.cli.lifecycle_run import print_summary
-from producer.fleet.client import Fleet, StudyProgress
-from producer.fleet.local import LocalFleet
-from producer.progress import ProgressBar
-from producer.rate_sweep import SweepResult, sweep_rates
-from producer.report import sla_table, study_table
-from producer.sla import SlaResult
-from shared.settings import load_settings
-from worker.des.scenario import load_scenario
+from simfleet.producer.charts import plot_sweep_latency, plot_utilisation_heatmap
+from simfleet.producer.cli.des import write_sla_outputs
+from simfleet.producer.cli.lifecycle_run import print_summary
+from simfleet.producer.fleet.client import Fleet, StudyProgress
+from simfleet.producer.fleet.local import LocalFleet
+from simfleet.producer.progress import ProgressBar
+from simfleet.producer.rate_sweep import SweepResult, sweep_rates
+from simfleet.producer.report import sla_table, study_table
+from simfleet.producer.sla import SlaResult
+from simfleet.shared.settings import load_settings
+from simfleet.worker.des.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "config" / "scenarios"
@@ -58,8 +58,8 @@ def _write_outputs(study: dict[str, Any], sla: SlaResult, sweep: SweepResult) ->
 
 def _to_clickhouse(dsn: str, study_id: str, summaries: Any, answer: dict[str, Any], scenario: Any) -> None:
     """Write the study to ClickHouse (chDB by default) and answer one BI question from it."""
-    from shared.clickhouse.des import export_des_study
-    from shared.clickhouse.migrations import open_db
+    from simfleet.shared.clickhouse.des import export_des_study
+    from simfleet.shared.clickhouse.migrations import open_db
 
     rates = {name: rt.rate_per_min for name, rt in scenario.request_types.items()}
     with open_db(dsn) as ch:
@@ -75,8 +75,8 @@ def _to_clickhouse(dsn: str, study_id: str, summaries: Any, answer: dict[str, An
 
 def _lifecycle_job(fleet: Fleet, dsn: str) -> None:
     """The synthetic reference fleet (279 airframes, 10 years) through the four stage queues, MP2 to ClickHouse."""
-    from worker.lifecycle.inputs import write_inputs
-    from worker.lifecycle.synth import synthesize
+    from simfleet.worker.lifecycle.inputs import write_inputs
+    from simfleet.worker.lifecycle.synth import synthesize
 
     inputs = OUT / "lifecycle_inputs"
     if not (inputs / "meta.yaml").exists():
@@ -93,7 +93,7 @@ def _lifecycle_job(fleet: Fleet, dsn: str) -> None:
     bar.close()
     print(f"job {job.id} on {summary['worker']}: {summary['end_to_end_s']:.2f} s end to end")
     print_summary(summary)
-    from shared.clickhouse.client import ClickHouse
+    from simfleet.shared.clickhouse.client import ClickHouse
 
     with ClickHouse(dsn) as ch:
         rows = ch.rows(

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worker.des.aggregate import aggregate
-from worker.des.scenario import Scenario
-
-from .sla import Evaluator, SlaResult
+from simfleet.producer.sla import Evaluator, SlaResult
+from simfleet.worker.des.aggregate import aggregate
+from simfleet.worker.des.scenario import Scenario
 
 FIGURES = ("mean_s", "p50_s", "p95_s", "p99_s", "throughput_per_min")
 

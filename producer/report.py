@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from worker.des.validation import CaseResult
-
-from .sla import SlaResult
+from simfleet.producer.sla import SlaResult
+from simfleet.worker.des.validation import CaseResult
 
 
 def _fmt(stat: dict[str, Any] | None, digits: int = 3) -> str:

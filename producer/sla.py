@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from shared.errors import ConfigError
-from worker.des.aggregate import scalar_stats
-from worker.des.scenario import METRICS, Scenario
+from simfleet.shared.errors import ConfigError
+from simfleet.worker.des.aggregate import scalar_stats
+from simfleet.worker.des.scenario import METRICS, Scenario
 
 Evaluator = Callable[[Scenario, int, int], list[dict[str, Any]]]
 """Runs ``replications`` replications of a scenario with a seed and returns their summaries."""

@@ -7,9 +7,9 @@
 - The visibility timeout is set in the broker options, the result backend options and the app config; it must be
   longer than the longest task, or Redis would hand a running task to a second worker.
 - Task events and sent events on (Flower needs them); results are summaries and references, never bulk arrays.
-- Priorities: Redis priority steps 0, 3, 6, 9; ``high`` = 0 is served first (see ``shared.settings.PRIORITIES``).
+- Priorities: Redis priority steps 0, 3, 6, 9; ``high`` = 0 is served first (``settings.PRIORITIES``).
 - Lifecycle stages after load are routed by :class:`StageRouter` to the queue of the worker that owns the job while
-  its heartbeat lives, else to the stage's shared queue (see :mod:`shared.jobs`).
+  its heartbeat lives, else to the stage's shared queue (see :mod:`simfleet.shared.jobs`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import redis
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
-from .jobs import Jobs
-from .settings import Settings
+from simfleet.shared.jobs import Jobs
+from simfleet.shared.settings import Settings
 
-TASK_MODULES = ["worker.tasks.des", "worker.tasks.lifecycle"]
+TASK_MODULES = ["simfleet.worker.tasks.des", "simfleet.worker.tasks.lifecycle"]
 
 PRIORITY_STEPS = (0, 3, 6, 9)
 """Redis priority steps; a queue's messages of step ``s > 0`` live in the list ``<queue>:<s>``."""

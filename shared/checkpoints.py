@@ -38,10 +38,10 @@ import numpy as np
 import redis
 import zstandard
 
-from .errors import SimfleetError
+from simfleet.shared.errors import SimfleetError
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from simfleet.shared.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import redis
 
-from .checkpoints import StaleOwner
+from simfleet.shared.checkpoints import StaleOwner
 
 JOB_KEY = "simfleet:job:{}"
 ACTIVE_KEY = "simfleet:jobs:active"
@@ -162,7 +162,7 @@ class Jobs:
     # ------------------------------------------------------------------------------------------------- fencing
 
     def fence(self, job_id: str, epoch: int) -> tuple[str, str, int]:
-        """The fence for :meth:`shared.checkpoints.Checkpoints.save`: the job's epoch must still be ``epoch``."""
+        """The fence for ``Checkpoints.save``: the job's epoch must still be ``epoch``."""
         return (JOB_KEY.format(job_id), "epoch", epoch)
 
     def claim(self, job_id: str, node: str, queue: str, *, seen_epoch: int) -> int:

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import IO, Any
 
-from .settings import LOG_FORMAT_ENV
+from simfleet.shared.settings import LOG_FORMAT_ENV
 
 _HOST = socket.gethostname()
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from shared.errors import ConfigError
+from simfleet.shared.errors import ConfigError
 
 ENV_PREFIX = "SIMFLEET_"
 CONFIG_ENV = "SIMFLEET_CONFIG"

@@ -1,4 +1,4 @@
-"""Entry module of worker processes and Flower: ``celery -A worker.celery_main:app ...``.
+"""Entry module of worker processes and Flower: ``celery -A simfleet.worker.celery_main:app ...``.
 
 This is a process entry point, so it reads the settings when imported (the one place that does). It also pins
 each pool process of a CPU worker to its own core on machines with more than 2 cores (core 0 stays for the system),
@@ -14,13 +14,13 @@ from typing import Any
 from billiard.process import current_process
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
-from shared.celery_app import create_app
-from shared.jobs import worker_queue
-from shared.logs import install_celery_logging
-from shared.settings import ROLE_ENV
-from worker.runtime import worker_settings
-from worker.stages import node_name
-from worker.watchdog import Liveness
+from simfleet.shared.celery_app import create_app
+from simfleet.shared.jobs import worker_queue
+from simfleet.shared.logs import install_celery_logging
+from simfleet.shared.settings import ROLE_ENV
+from simfleet.worker.runtime import worker_settings
+from simfleet.worker.stages import node_name
+from simfleet.worker.watchdog import Liveness
 
 app = create_app(worker_settings())
 install_celery_logging()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from shared.settings import Settings, load_settings
+from simfleet.shared.settings import Settings, load_settings
 
 
 @lru_cache(maxsize=1)

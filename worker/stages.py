@@ -32,17 +32,17 @@ from typing import Any
 import numpy as np
 import psutil
 
-from shared.checkpoints import CheckpointError, Checkpoints, StaleOwner
-from shared.errors import ConfigError
-from shared.jobs import Jobs
-from worker.lifecycle.backends import get_backend
-from worker.lifecycle.backends.base import Columns
-from worker.lifecycle.environment import build_environment
-from worker.lifecycle.inputs import TABLES, DirectorySource, LifecycleInputs
-from worker.lifecycle.run import summarize
-from worker.lifecycle.sinks import ParquetSink
-from worker.lifecycle.validation import validate_inputs
-from worker.sessions import Session, SessionRegistry
+from simfleet.shared.checkpoints import CheckpointError, Checkpoints, StaleOwner
+from simfleet.shared.errors import ConfigError
+from simfleet.shared.jobs import Jobs
+from simfleet.worker.lifecycle.backends import get_backend
+from simfleet.worker.lifecycle.backends.base import Columns
+from simfleet.worker.lifecycle.environment import build_environment
+from simfleet.worker.lifecycle.inputs import TABLES, DirectorySource, LifecycleInputs
+from simfleet.worker.lifecycle.run import summarize
+from simfleet.worker.lifecycle.sinks import ParquetSink
+from simfleet.worker.lifecycle.validation import validate_inputs
+from simfleet.worker.sessions import Session, SessionRegistry
 
 log = logging.getLogger(__name__)
 Report = Callable[[dict[str, Any]], None]
@@ -71,8 +71,8 @@ def load_job_inputs(spec: dict[str, Any], clickhouse_dsn: str = "") -> Lifecycle
     elif kind == "clickhouse":
         import datetime as dt
 
-        from shared.clickhouse.client import ClickHouse
-        from shared.clickhouse.inputs import ClickHouseSource
+        from simfleet.shared.clickhouse.client import ClickHouse
+        from simfleet.shared.clickhouse.inputs import ClickHouseSource
 
         with ClickHouse(source.get("dsn") or clickhouse_dsn) as ch:
             version_date = dt.date.fromisoformat(source["version_date"])
@@ -392,9 +392,9 @@ def write_mp2(
         parquet.close()
         return str(parquet.directory)
     if kind == "clickhouse":
-        from shared.clickhouse.export import DEFAULT_BATCH_ROWS
-        from shared.clickhouse.migrations import open_db
-        from shared.clickhouse.mp2 import export_mp2
+        from simfleet.shared.clickhouse.export import DEFAULT_BATCH_ROWS
+        from simfleet.shared.clickhouse.migrations import open_db
+        from simfleet.shared.clickhouse.mp2 import export_mp2
 
         airframe = _concat([c.airframe for c in chunks])
         daily = _concat([c.daily for c in chunks])

@@ -25,9 +25,9 @@ from typing import Any
 import msgpack
 import redis
 
-from shared.celery_app import PRIORITY_STEPS, priority_list, stage_queues
-from shared.jobs import WATCHDOG_LOCK, Jobs
-from shared.settings import Settings
+from simfleet.shared.celery_app import PRIORITY_STEPS, priority_list, stage_queues
+from simfleet.shared.jobs import WATCHDOG_LOCK, Jobs
+from simfleet.shared.settings import Settings
 
 log = logging.getLogger(__name__)
 

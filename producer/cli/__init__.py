@@ -10,9 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from shared.errors import SimfleetError
-
-from . import checkpoint, db, des, fleet, job, lifecycle, study, worker
+from simfleet.producer.cli import checkpoint, db, des, fleet, job, lifecycle, study, worker
+from simfleet.shared.errors import SimfleetError
 
 
 def build_parser() -> argparse.ArgumentParser:

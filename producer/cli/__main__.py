@@ -1,7 +1,7 @@
-"""Allow ``python -m producer.cli``."""
+"""Allow ``python -m simfleet.producer.cli``."""
 
 import sys
 
-from producer.cli import main
+from simfleet.producer.cli import main
 
 sys.exit(main())

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import redis
 
-from shared.checkpoints import CheckpointError, CheckpointRef, Checkpoints
-from shared.settings import load_settings
+from simfleet.shared.checkpoints import CheckpointError, CheckpointRef, Checkpoints
+from simfleet.shared.settings import load_settings
 
 
 def register(families: Any) -> None:

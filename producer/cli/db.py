@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.clickhouse.client import ClickHouse
-from shared.clickhouse.field_ids import DICTIONARY_TABLE
-from shared.clickhouse.migrations import open_db
+from simfleet.shared.clickhouse.client import ClickHouse
+from simfleet.shared.clickhouse.field_ids import DICTIONARY_TABLE
+from simfleet.shared.clickhouse.migrations import open_db
 
 
 def register(families: Any) -> None:
@@ -60,8 +60,8 @@ def _fields(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from shared.clickhouse.inputs import import_inputs
-    from worker.lifecycle.inputs import load_inputs
+    from simfleet.shared.clickhouse.inputs import import_inputs
+    from simfleet.worker.lifecycle.inputs import load_inputs
 
     inputs = load_inputs(args.directory)
     with connect(args) as ch:

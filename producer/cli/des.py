@@ -9,14 +9,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from producer.report import sla_table, study_table, validation_table
-from producer.sla import Evaluator, SlaResult, search_sla
-from shared.settings import PRIORITIES
-from worker.des.aggregate import aggregate
-from worker.des.engine import Simulation
-from worker.des.runner import default_processes, run_replications
-from worker.des.scenario import METRICS, Scenario, load_scenario
-from worker.des.validation import run_validation
+from simfleet.producer.report import sla_table, study_table, validation_table
+from simfleet.producer.sla import Evaluator, SlaResult, search_sla
+from simfleet.shared.settings import PRIORITIES
+from simfleet.worker.des.aggregate import aggregate
+from simfleet.worker.des.engine import Simulation
+from simfleet.worker.des.runner import default_processes, run_replications
+from simfleet.worker.des.scenario import METRICS, Scenario, load_scenario
+from simfleet.worker.des.validation import run_validation
 
 
 def register(families: Any) -> None:
@@ -105,9 +105,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _to_clickhouse(scenario: Scenario, study_id: str, summaries: list[dict[str, Any]], result: dict[str, Any]) -> None:
-    from shared.clickhouse.des import export_des_study
-    from shared.clickhouse.export import describe
-    from shared.clickhouse.migrations import open_db
+    from simfleet.shared.clickhouse.des import export_des_study
+    from simfleet.shared.clickhouse.export import describe
+    from simfleet.shared.clickhouse.migrations import open_db
 
     rates = {name: rt.rate_per_min for name, rt in scenario.request_types.items()}
     with open_db() as ch:
@@ -124,8 +124,8 @@ def _print_study(result: dict[str, Any], as_json: bool) -> None:
 
 
 def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: int, seed: int) -> int:
-    from producer.fleet.client import Fleet
-    from producer.progress import ProgressBar
+    from simfleet.producer.fleet.client import Fleet
+    from simfleet.producer.progress import ProgressBar
 
     fleet = Fleet.from_settings()
     try:
@@ -190,8 +190,8 @@ def _sla(args: argparse.Namespace) -> int:
 
 def write_sla_outputs(result: SlaResult, out: Path) -> list[Path]:
     """``probes.json``, ``probes.csv`` and ``sla_search.png`` of an SLA search in ``out``."""
-    from producer.charts import plot_sla_search
-    from producer.rate_sweep import sla_rows, write_rows_csv
+    from simfleet.producer.charts import plot_sla_search
+    from simfleet.producer.rate_sweep import sla_rows, write_rows_csv
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "probes.json").write_text(json.dumps(result.to_dict(), indent=2))
@@ -202,7 +202,7 @@ def write_sla_outputs(result: SlaResult, out: Path) -> list[Path]:
 def _evaluator(args: argparse.Namespace) -> tuple[Any, Evaluator]:
     """The fleet (to close afterwards) and an evaluator: on the fleet with --fleet, else the local pool."""
     if args.fleet:
-        from producer.fleet.client import Fleet
+        from simfleet.producer.fleet.client import Fleet
 
         fleet = Fleet.from_settings()
         return fleet, fleet.evaluator(priority=args.priority, timeout_s=args.timeout)
@@ -215,8 +215,8 @@ def _evaluator(args: argparse.Namespace) -> tuple[Any, Evaluator]:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from producer.charts import plot_sweep_latency, plot_utilisation_heatmap
-    from producer.rate_sweep import sweep_rates
+    from simfleet.producer.charts import plot_sweep_latency, plot_utilisation_heatmap
+    from simfleet.producer.rate_sweep import sweep_rates
 
     scenario = load_scenario(args.scenario)
     fleet, evaluate = _evaluator(args)

@@ -7,9 +7,9 @@ import json
 import sys
 from typing import Any
 
-from producer.fleet.local import LocalFleet
-from producer.fleet.status import fleet_status
-from shared.settings import load_settings
+from simfleet.producer.fleet.local import LocalFleet
+from simfleet.producer.fleet.status import fleet_status
+from simfleet.shared.settings import load_settings
 
 
 def register(families: Any) -> None:

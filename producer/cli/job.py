@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .lifecycle_run import print_summary
+from simfleet.producer.cli.lifecycle_run import print_summary
 
 
 def register(families: Any) -> None:
@@ -26,7 +26,7 @@ def register(families: Any) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from producer.fleet.client import Fleet
+    from simfleet.producer.fleet.client import Fleet
 
     fleet = Fleet.from_settings()
     try:
@@ -71,12 +71,12 @@ def _status(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import redis
 
-    from shared.checkpoints import Checkpoints
-    from shared.clickhouse.client import portable_dsn
-    from shared.errors import SimfleetError
-    from shared.jobs import Jobs
-    from shared.settings import load_settings
-    from worker.stages import read_results, write_mp2
+    from simfleet.shared.checkpoints import Checkpoints
+    from simfleet.shared.clickhouse.client import portable_dsn
+    from simfleet.shared.errors import SimfleetError
+    from simfleet.shared.jobs import Jobs
+    from simfleet.shared.settings import load_settings
+    from simfleet.worker.stages import read_results, write_mp2
 
     settings = load_settings()
     client = redis.Redis.from_url(settings.result_backend)

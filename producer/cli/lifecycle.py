@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import lifecycle_run, lifecycle_submit, lifecycle_synth
+from simfleet.producer.cli import lifecycle_run, lifecycle_submit, lifecycle_synth
 
 
 def register(families: Any) -> None:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from worker.lifecycle.schema import LOG_MODES, STATUSES
+from simfleet.worker.lifecycle.schema import LOG_MODES, STATUSES
 
 
 def register(commands: Any) -> None:
@@ -31,9 +31,9 @@ def register(commands: Any) -> None:
 def _export(args: argparse.Namespace, inputs: Any, report: Any, sink: Any) -> None:
     import uuid
 
-    from shared.clickhouse.export import describe
-    from shared.clickhouse.migrations import open_db
-    from shared.clickhouse.mp2 import export_mp2
+    from simfleet.shared.clickhouse.export import describe
+    from simfleet.shared.clickhouse.migrations import open_db
+    from simfleet.shared.clickhouse.mp2 import export_mp2
 
     job_id = args.job_id or f"local-{inputs.version_date}-{uuid.uuid4().hex[:8]}"
     with open_db() as ch:
@@ -59,9 +59,9 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from worker.lifecycle.inputs import load_inputs
-    from worker.lifecycle.run import run_local
-    from worker.lifecycle.sinks import MemorySink, NullSink, ParquetSink, Sink, TeeSink
+    from simfleet.worker.lifecycle.inputs import load_inputs
+    from simfleet.worker.lifecycle.run import run_local
+    from simfleet.worker.lifecycle.sinks import MemorySink, NullSink, ParquetSink, Sink, TeeSink
 
     started = time.perf_counter()
     inputs = load_inputs(args.inputs, days=args.days)

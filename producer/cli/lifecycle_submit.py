@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.errors import ConfigError
-from shared.settings import PRIORITIES
-from worker.lifecycle.schema import LOG_MODES
-
-from .lifecycle_run import print_summary
+from simfleet.producer.cli.lifecycle_run import print_summary
+from simfleet.shared.errors import ConfigError
+from simfleet.shared.settings import PRIORITIES
+from simfleet.worker.lifecycle.schema import LOG_MODES
 
 
 def register(commands: Any) -> None:
@@ -55,8 +54,8 @@ def inputs_of(args: argparse.Namespace) -> str | Path | dict[str, Any]:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from producer.fleet.client import Fleet
-    from producer.progress import ProgressBar
+    from simfleet.producer.fleet.client import Fleet
+    from simfleet.producer.progress import ProgressBar
 
     fleet = Fleet.from_settings()
     try:

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from worker.lifecycle.inputs import AC_TYPES, write_inputs
-from worker.lifecycle.synth import synthesize
+from simfleet.worker.lifecycle.inputs import AC_TYPES, write_inputs
+from simfleet.worker.lifecycle.synth import synthesize
 
 
 def register(commands: Any) -> None:

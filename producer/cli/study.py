@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from producer.fleet.client import Fleet
+from simfleet.producer.fleet.client import Fleet
 
 
 def register(families: Any) -> None:
@@ -49,7 +49,7 @@ def _status(args: argparse.Namespace) -> int:
             + (" - finished" if state["finished"] else "")
         )
         if "result" in state:
-            from producer.report import study_table
+            from simfleet.producer.report import study_table
 
             print(study_table(state["result"]))
     return 0

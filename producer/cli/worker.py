@@ -15,11 +15,11 @@ import sys
 import uuid
 from typing import Any, NoReturn
 
-from shared.celery_app import stage_queues
-from shared.jobs import worker_queue
-from shared.settings import NODE_ENV, ROLE_ENV, load_settings
+from simfleet.shared.celery_app import stage_queues
+from simfleet.shared.jobs import worker_queue
+from simfleet.shared.settings import NODE_ENV, ROLE_ENV, load_settings
 
-WORKER_APP = "worker.celery_main:app"
+WORKER_APP = "simfleet.worker.celery_main:app"
 
 
 def default_concurrency(cores: int | None = None) -> int:
@@ -83,7 +83,7 @@ def _watchdog(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from worker.watchdog import Watchdog
+    from simfleet.worker.watchdog import Watchdog
 
     settings = load_settings()
     dog = Watchdog(settings)

@@ -1,9 +1,9 @@
 """The producer's result backend: Celery's Redis backend, minus the pub/sub subscription.
 
-Celery's Redis backend subscribes a pub/sub channel for every task a client publishes (and for every member of a
-group) and keeps a handle per task until a result message is drained. A producer that polls, as
-:class:`producer.fleet.client.Fleet` does, never drains them: handles pile up in a long-lived client, and each one
-collected after the connection closed tries to unsubscribe over it. This subclass reads results exactly like its
+Celery's Redis backend subscribes a pub/sub channel for every task a client publishes (and for every member of a group)
+and keeps a handle per task until a result message is drained. A producer that polls, as
+:class:`~simfleet.producer.fleet.client.Fleet` does, never drains them: handles pile up in a long-lived client, and each
+one collected after the connection closed tries to unsubscribe over it. This subclass reads results exactly like its
 parent but never subscribes. It is selected with Celery's ``module:Class+redis://…`` backend URL form.
 """
 

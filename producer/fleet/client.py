@@ -18,15 +18,14 @@ from typing import Any
 import redis
 from celery import Celery, chord
 
-from shared.celery_app import DES_AGGREGATE, DES_RUN, create_app
-from shared.errors import ConfigError, SimfleetError
-from shared.jobs import Jobs
-from shared.settings import PRIORITIES, Settings, load_settings
-from worker.des.scenario import Scenario, load_scenario, parse_scenario
-
-from ..sla import Evaluator, SlaResult, search_sla
-from .backend import polling_backend_url
-from .lifecycle import LifecycleJob, job_spec, new_job_id, publish_lifecycle
+from simfleet.producer.fleet.backend import polling_backend_url
+from simfleet.producer.fleet.lifecycle import LifecycleJob, job_spec, new_job_id, publish_lifecycle
+from simfleet.producer.sla import Evaluator, SlaResult, search_sla
+from simfleet.shared.celery_app import DES_AGGREGATE, DES_RUN, create_app
+from simfleet.shared.errors import ConfigError, SimfleetError
+from simfleet.shared.jobs import Jobs
+from simfleet.shared.settings import PRIORITIES, Settings, load_settings
+from simfleet.worker.des.scenario import Scenario, load_scenario, parse_scenario
 
 STUDY_KEY = "simfleet:study:{}"
 
@@ -239,7 +238,7 @@ class Fleet:
         if horizon is None:
             if spec["inputs"]["kind"] != "directory":
                 raise ConfigError("days is required for inputs that are not a directory", key="days")
-            from worker.lifecycle.inputs import read_meta
+            from simfleet.worker.lifecycle.inputs import read_meta
 
             horizon = read_meta(Path(spec["inputs"]["path"]) / "meta.yaml")[1]
         return publish_lifecycle(self, spec, horizon=horizon, priority=priority)
@@ -268,5 +267,5 @@ class Fleet:
         return evaluate
 
     def sla_search(self, scenario: Scenario, **kwargs: Any) -> SlaResult:
-        """:func:`producer.sla.search_sla` with every probe's replications run in parallel on the fleet."""
+        """:func:`simfleet.producer.sla.search_sla` with every probe's replications run in parallel on the fleet."""
         return search_sla(scenario, self.evaluator(), **kwargs)

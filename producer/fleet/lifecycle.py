@@ -2,7 +2,7 @@
 
 The chain is load -> create -> execute x ceil(days / chunk_days) -> export. Task ids are ``<job>-load``,
 ``<job>-create``, ``<job>-run-<k>`` and the job id itself for export, whose result is the job's summary. The job
-record in Redis (:mod:`shared.jobs`) says where the job stands whichever worker runs it.
+record in Redis (:mod:`simfleet.shared.jobs`) says where the job stands whichever worker runs it.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from celery import chain
 
-from shared.celery_app import LIFECYCLE_CREATE, LIFECYCLE_EXECUTE, LIFECYCLE_EXPORT, LIFECYCLE_LOAD
-from shared.clickhouse.client import portable_dsn
-from shared.errors import ConfigError, SimfleetError
-from shared.jobs import JobView
-from shared.settings import PRIORITIES
-from worker.lifecycle.schema import LOG_MODES
+from simfleet.shared.celery_app import LIFECYCLE_CREATE, LIFECYCLE_EXECUTE, LIFECYCLE_EXPORT, LIFECYCLE_LOAD
+from simfleet.shared.clickhouse.client import portable_dsn
+from simfleet.shared.errors import ConfigError, SimfleetError
+from simfleet.shared.jobs import JobView
+from simfleet.shared.settings import PRIORITIES
+from simfleet.worker.lifecycle.schema import LOG_MODES
 
 if TYPE_CHECKING:
-    from .client import Fleet
+    from simfleet.producer.fleet.client import Fleet
 
 
 class JobFailed(SimfleetError):

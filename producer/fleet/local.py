@@ -30,10 +30,10 @@ from urllib.parse import urlsplit
 import psutil
 import redis
 
-from shared.errors import SimfleetError
-from shared.settings import ROLE_ENV, Settings
+from simfleet.shared.errors import SimfleetError
+from simfleet.shared.settings import ROLE_ENV, Settings
 
-WORKER_APP = "worker.celery_main:app"
+WORKER_APP = "simfleet.worker.celery_main:app"
 
 
 class FleetError(SimfleetError):
@@ -183,7 +183,7 @@ class LocalFleet:
         self, node: str, concurrency: int | None = None, *, role: str = "cpu", device: int = 0
     ) -> list[str]:
         """The command of one worker (through ``simfleet worker``)."""
-        command = [sys.executable, "-m", "producer.cli", "worker", "--role", role, "--name", node]
+        command = [sys.executable, "-m", "simfleet.producer.cli", "worker", "--role", role, "--name", node]
         if role == "gpu":
             command += ["--device", str(device)]
         elif concurrency is not None:
@@ -223,7 +223,7 @@ class LocalFleet:
         return [managed]
 
     def _wait_workers(self, names: list[str], timeout: float) -> None:
-        from shared.celery_app import create_app
+        from simfleet.shared.celery_app import create_app
 
         app = create_app(self.settings, name="simfleet-fleet-up")
         pending = set(names)

@@ -6,9 +6,9 @@ from typing import Any
 
 import redis
 
-from shared.celery_app import PRIORITY_STEPS, create_app, priority_list
-from shared.jobs import Jobs
-from shared.settings import Settings
+from simfleet.shared.celery_app import PRIORITY_STEPS, create_app, priority_list
+from simfleet.shared.jobs import Jobs
+from simfleet.shared.settings import Settings
 
 
 def queue_lengths(client: redis.Redis, queues: list[str]) -> dict[str, int]:

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 import pyarrow as pa
 
-from shared.errors import ConfigError, SimfleetError
+from simfleet.shared.errors import ConfigError, SimfleetError
 
 T = TypeVar("T")
 DEFAULT_DATABASE = "simfleet"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .client import ClickHouse
-from .export import ExportReport, export_partition
-from .schema import DES_TABLES, LATENCY
+from simfleet.shared.clickhouse.client import ClickHouse
+from simfleet.shared.clickhouse.export import ExportReport, export_partition
+from simfleet.shared.clickhouse.schema import DES_TABLES, LATENCY
 
 TABLES = {t.name: t for t in DES_TABLES}
 LATENCY_FIELDS = [c.name for c in LATENCY]

@@ -17,10 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from shared.errors import InputError
-
-from .client import ClickHouse, sql_literal
-from .schema import ColumnSpec, TableSpec
+from simfleet.shared.clickhouse.client import ClickHouse, sql_literal
+from simfleet.shared.clickhouse.schema import ColumnSpec, TableSpec
+from simfleet.shared.errors import InputError
 
 DEFAULT_BATCH_ROWS = 2_000_000
 """Rows per insert: chDB writes 2 M-row inserts about a third faster than 1 M-row ones (its part writes overlap)."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from .client import ClickHouse
-from .schema import TableSpec
+from simfleet.shared.clickhouse.client import ClickHouse
+from simfleet.shared.clickhouse.schema import TableSpec
 
 DICTIONARY_TABLE = "field_dictionary"
 DICTIONARY = "field_dict"

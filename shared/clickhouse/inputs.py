@@ -12,15 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from shared.errors import InputError
-
-from .client import ClickHouse
-from .export import ExportReport, export_partition
-from .schema import input_tables
+from simfleet.shared.clickhouse.client import ClickHouse
+from simfleet.shared.clickhouse.export import ExportReport, export_partition
+from simfleet.shared.clickhouse.schema import input_tables
+from simfleet.shared.errors import InputError
 
 
 def import_inputs(ch: ClickHouse, inputs: Any, version_id: int, *, batch_rows: int = 1_000_000) -> list[ExportReport]:
-    """Write validated :class:`worker.lifecycle.inputs.LifecycleInputs` as version (version_date, version_id)."""
+    """Write validated lifecycle inputs (``LifecycleInputs``) as version (version_date, version_id)."""
     reports = []
     partition = (inputs.version_date, int(version_id))
     for table in input_tables():
@@ -55,7 +54,7 @@ class ClickHouseSource:
 
     def load(self) -> Any:
         """Read the four tables of the version as columnar numpy tables."""
-        from worker.lifecycle.inputs import LifecycleInputs
+        from simfleet.worker.lifecycle.inputs import LifecycleInputs
 
         where = f"version_date = '{self.version_date.isoformat()}' AND version_id = {int(self.version_id)}"
         tables: dict[str, dict[str, Any]] = {}

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .client import ClickHouse
-from .field_ids import create_dictionary_objects, sync_field_ids
-from .schema import DES_TABLES, TableSpec, input_tables, managed_tables, mp2_tables
+from simfleet.shared.clickhouse.client import ClickHouse
+from simfleet.shared.clickhouse.field_ids import create_dictionary_objects, sync_field_ids
+from simfleet.shared.clickhouse.schema import DES_TABLES, TableSpec, input_tables, managed_tables, mp2_tables
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def open_db(dsn: str | None = None) -> ClickHouse:
 
     What every command and stage that writes calls first; use it as a context manager to close the client.
     """
-    from shared.settings import load_settings
+    from simfleet.shared.settings import load_settings
 
     ch = ClickHouse(dsn or load_settings().clickhouse_dsn)
     try:

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from .client import ClickHouse
-from .export import DEFAULT_BATCH_ROWS, ExportReport, export_partition
-from .schema import mp2_tables
+from simfleet.shared.clickhouse.client import ClickHouse
+from simfleet.shared.clickhouse.export import DEFAULT_BATCH_ROWS, ExportReport, export_partition
+from simfleet.shared.clickhouse.schema import mp2_tables
 
 
 def export_mp2(

@@ -3,8 +3,8 @@
 Types are as narrow as the data allows (UInt8 status, UInt16 days, UInt32 minutes, Date). Sorting keys start with
 the job, study or data version, then the day. Every result table is partitioned by its job/study (inputs by their
 data version) so that an export replaces exactly one partition atomically: that is what makes exports idempotent.
-The input tables follow the column contract of :mod:`worker.lifecycle.inputs`; the MP2 tables follow
-:mod:`worker.lifecycle.schema`; each column's description and unit go to the field_id dictionary.
+The input tables follow the column contract of :mod:`simfleet.worker.lifecycle.inputs`; the MP2 tables follow
+:mod:`simfleet.worker.lifecycle.schema`; each column's description and unit go to the field_id dictionary.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ VERSION_COLUMNS = (
 
 def input_tables() -> list[TableSpec]:
     """MP1, MP3, MP4, MP5 as the upstream ETL provides them, keyed by data version."""
-    from worker.lifecycle.inputs import COLUMNS
+    from simfleet.worker.lifecycle.inputs import COLUMNS
 
     keys = {
         "mp1": ("partno", "ac_type"),
@@ -198,7 +198,7 @@ DES_TABLES = [
 
 def mp2_tables() -> list[TableSpec]:
     """MP2 per airframe and day, and per type and day, one partition per lifecycle job."""
-    from worker.lifecycle.schema import AIRFRAME_COLUMNS, DAILY_COLUMNS
+    from simfleet.worker.lifecycle.schema import AIRFRAME_COLUMNS, DAILY_COLUMNS
 
     job = ColumnSpec("job_id", "String", "lifecycle job id (with its data version)")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.clickhouse.client import ClickHouse
-from shared.clickhouse.migrations import init_db
+from simfleet.shared.clickhouse.client import ClickHouse
+from simfleet.shared.clickhouse.migrations import init_db
 
 
 @pytest.fixture

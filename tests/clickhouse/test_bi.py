@@ -3,12 +3,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.clickhouse.mp2 import export_mp2
-from worker.des.aggregate import aggregate
-from worker.des.runner import run_replications
-from worker.des.scenario import load_scenario
-from worker.lifecycle.run import MemorySink, run_local
-from worker.lifecycle.synth import synthesize
+from simfleet.shared.clickhouse.mp2 import export_mp2
+from simfleet.worker.des.aggregate import aggregate
+from simfleet.worker.des.runner import run_replications
+from simfleet.worker.des.scenario import load_scenario
+from simfleet.worker.lifecycle.run import MemorySink, run_local
+from simfleet.worker.lifecycle.synth import synthesize
 
 ROOT = Path(__file__).resolve().parents[2]
 QUERIES = dict(re.findall(r"```sql\n-- name: ([^\n]+)\n(.*?)```", (ROOT / "docs" / "bi.md").read_text(), flags=re.S))
@@ -23,7 +23,7 @@ def loaded(ch):
     export_mp2(ch, "job-7", sink.table("mp2"), sink.table("mp2_daily"), airframes=30, days=90)
     scenario = load_scenario(ROOT / "config" / "scenarios" / "web_search_load_test.yaml")
     summaries = run_replications(scenario, replications=2, seed=1, processes=1)
-    from shared.clickhouse.des import export_des_study
+    from simfleet.shared.clickhouse.des import export_des_study
 
     export_des_study(ch, "study-9", summaries, aggregate(summaries), {"web-search": 100.0})
     return ch, report

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from producer.cli import main
-from shared.clickhouse.client import ClickHouse
-from worker.lifecycle.inputs import write_inputs
-from worker.lifecycle.synth import synthesize
+from simfleet.producer.cli import main
+from simfleet.shared.clickhouse.client import ClickHouse
+from simfleet.worker.lifecycle.inputs import write_inputs
+from simfleet.worker.lifecycle.synth import synthesize
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 

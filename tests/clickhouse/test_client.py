@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from shared.clickhouse.client import ClickHouseError, parse_dsn, with_retries
-from shared.errors import ConfigError
+from simfleet.shared.clickhouse.client import ClickHouseError, parse_dsn, with_retries
+from simfleet.shared.errors import ConfigError
 
 
 def test_server_dsn_carries_user_password_host_port_and_database():
@@ -35,7 +35,7 @@ def test_bad_dsn_is_a_config_error_naming_the_key(dsn):
 
 
 def test_unreachable_server_fails_after_capped_retries_with_a_clear_error():
-    from shared.clickhouse.client import ClickHouse
+    from simfleet.shared.clickhouse.client import ClickHouse
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

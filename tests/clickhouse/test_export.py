@@ -3,18 +3,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.clickhouse.client import arrow_batch
-from shared.clickhouse.des import TABLES, export_des_study
-from shared.clickhouse.export import ExportValidationError, export_partition, validate_columns
-from shared.clickhouse.inputs import ClickHouseSource, import_inputs
-from shared.clickhouse.mp2 import export_mp2
-from shared.clickhouse.schema import ColumnSpec, TableSpec, mp2_tables
-from worker.des.aggregate import aggregate
-from worker.des.runner import run_replications
-from worker.des.scenario import load_scenario
-from worker.lifecycle.run import MemorySink, run_local
-from worker.lifecycle.synth import synthesize
-from worker.lifecycle.validation import validate_inputs
+from simfleet.shared.clickhouse.client import arrow_batch
+from simfleet.shared.clickhouse.des import TABLES, export_des_study
+from simfleet.shared.clickhouse.export import ExportValidationError, export_partition, validate_columns
+from simfleet.shared.clickhouse.inputs import ClickHouseSource, import_inputs
+from simfleet.shared.clickhouse.mp2 import export_mp2
+from simfleet.shared.clickhouse.schema import ColumnSpec, TableSpec, mp2_tables
+from simfleet.worker.des.aggregate import aggregate
+from simfleet.worker.des.runner import run_replications
+from simfleet.worker.des.scenario import load_scenario
+from simfleet.worker.lifecycle.run import MemorySink, run_local
+from simfleet.worker.lifecycle.synth import synthesize
+from simfleet.worker.lifecycle.validation import validate_inputs
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 RESOURCES = TABLES["des_resources"]

@@ -2,9 +2,9 @@ import re
 
 import pytest
 
-from shared.clickhouse.field_ids import DICTIONARY_TABLE, field_rows, sync_field_ids
-from shared.clickhouse.migrations import Migration, init_db
-from shared.clickhouse.schema import managed_tables
+from simfleet.shared.clickhouse.field_ids import DICTIONARY_TABLE, field_rows, sync_field_ids
+from simfleet.shared.clickhouse.migrations import Migration, init_db
+from simfleet.shared.clickhouse.schema import managed_tables
 
 
 def comments(ch, table):
@@ -60,7 +60,7 @@ def test_a_migration_adding_a_column_gives_it_the_next_id_and_keeps_the_others(c
     def add_column(client):
         client.command(f"ALTER TABLE {client.database}.des_resources ADD COLUMN IF NOT EXISTS queue_p95 Float64")
 
-    assert init_db(ch, [*__import__("shared.clickhouse.migrations", fromlist=["MIGRATIONS"]).MIGRATIONS,
+    assert init_db(ch, [*__import__("simfleet.shared.clickhouse.migrations", fromlist=["MIGRATIONS"]).MIGRATIONS,
                         Migration(99, "add des_resources.queue_p95", add_column)]) == [99]  # fmt: skip
     after = field_rows(ch)
     assert after[("des_resources", "queue_p95")][0] == top + 1

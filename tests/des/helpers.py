@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.des.scenario import Scenario, parse_scenario
+from simfleet.worker.des.scenario import Scenario, parse_scenario
 
 
 def one_queue(rate_per_min: float, work: Any, horizon_s: float = 5_000.0, **resource: Any) -> Scenario:

@@ -4,9 +4,9 @@ import random
 import pytest
 from scipy import stats
 
-from worker.des.aggregate import aggregate, scalar_stats
-from worker.des.engine import run_replication
-from worker.des.runner import run_replications, run_study
+from simfleet.worker.des.aggregate import aggregate, scalar_stats
+from simfleet.worker.des.engine import run_replication
+from simfleet.worker.des.runner import run_replications, run_study
 
 from .helpers import fork_join
 

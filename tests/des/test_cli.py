@@ -1,7 +1,7 @@
 import json
 from pathlib import Path
 
-from producer.cli import main
+from simfleet.producer.cli import main
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 

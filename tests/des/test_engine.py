@@ -2,8 +2,8 @@ import tracemalloc
 
 import pytest
 
-from worker.des.engine import Simulation, run_replication
-from worker.des.scenario import parse_scenario
+from simfleet.worker.des.engine import Simulation, run_replication
+from simfleet.worker.des.scenario import parse_scenario
 
 from .helpers import fork_join, one_queue, without_wall_clock
 

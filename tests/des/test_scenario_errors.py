@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.errors import ConfigError, ScenarioError
-from worker.des.scenario import load_scenario
+from simfleet.shared.errors import ConfigError, ScenarioError
+from simfleet.worker.des.scenario import load_scenario
 
 Mutation = Callable[[dict[str, Any]], None]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.des.engine import run_replication
-from worker.des.scenario import Scenario, load_scenario, parse_scenario
+from simfleet.worker.des.engine import run_replication
+from simfleet.worker.des.scenario import Scenario, load_scenario, parse_scenario
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 SCENARIO_FILES = sorted(SCENARIO_DIR.glob("*.yaml"))

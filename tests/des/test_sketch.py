@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from worker.des.sketch import LatencySketch
+from simfleet.worker.des.sketch import LatencySketch
 
 
 def test_quantiles_are_within_one_percent_of_the_exact_ones():

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from producer.cli import main
-from producer.sla import search_sla
-from worker.des.runner import run_replications
+from simfleet.producer.cli import main
+from simfleet.producer.sla import search_sla
+from simfleet.worker.des.runner import run_replications
 
 from .helpers import one_queue
 

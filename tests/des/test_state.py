@@ -1,8 +1,8 @@
 import msgpack
 import pytest
 
-from shared.errors import SimulationError
-from worker.des.engine import Simulation
+from simfleet.shared.errors import SimulationError
+from simfleet.worker.des.engine import Simulation
 
 from .helpers import fork_join, without_wall_clock
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from producer.fleet.client import Fleet
-from producer.fleet.local import redis_server_binary, wait_for
-from shared.settings import CONFIG_ENV, ROLE_ENV, Settings, load_settings
+from simfleet.producer.fleet.client import Fleet
+from simfleet.producer.fleet.local import redis_server_binary, wait_for
+from simfleet.shared.settings import CONFIG_ENV, ROLE_ENV, Settings, load_settings
 
 PASSWORD = "test-secret"
 
@@ -83,7 +83,7 @@ class Worker:
         self.log = log
         env = {**os.environ, CONFIG_ENV: settings.source, "SIMFLEET_LOG_FORMAT": "json", **extra_env}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "producer.cli", "worker", "--role", role, "--concurrency", str(concurrency),
+            [sys.executable, "-m", "simfleet.producer.cli", "worker", "--role", role, "--concurrency", str(concurrency),
              "--name", self.name, "--logfile", str(log)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

@@ -7,8 +7,8 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from shared.checkpoints import CheckpointError, Checkpoints, DirectoryStore, StaleOwner, decode, encode, verify
-from shared.jobs import Jobs
+from simfleet.shared.checkpoints import CheckpointError, Checkpoints, DirectoryStore, StaleOwner, decode, encode, verify
+from simfleet.shared.jobs import Jobs
 
 
 @pytest.fixture

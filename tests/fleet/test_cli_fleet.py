@@ -1,10 +1,10 @@
 import json
 from pathlib import Path
 
-from producer.cli import main
-from producer.sla import search_sla
-from worker.des.runner import run_replications
-from worker.des.scenario import load_scenario
+from simfleet.producer.cli import main
+from simfleet.producer.sla import search_sla
+from simfleet.worker.des.runner import run_replications
+from simfleet.worker.des.scenario import load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.clickhouse.client import ClickHouse
-from shared.clickhouse.inputs import import_inputs
-from shared.clickhouse.migrations import init_db
-from worker.lifecycle.inputs import load_inputs, write_inputs
-from worker.lifecycle.run import MemorySink, run_local
-from worker.lifecycle.synth import synthesize
+from simfleet.shared.clickhouse.client import ClickHouse
+from simfleet.shared.clickhouse.inputs import import_inputs
+from simfleet.shared.clickhouse.migrations import init_db
+from simfleet.worker.lifecycle.inputs import load_inputs, write_inputs
+from simfleet.worker.lifecycle.run import MemorySink, run_local
+from simfleet.worker.lifecycle.synth import synthesize
 
 
 def test_inputs_from_a_clickhouse_version_and_mp2_into_clickhouse(fleet, fleet_settings, start_worker, tmp_path):

@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 from celery import chain
 
-from producer.fleet.lifecycle import job_spec
-from shared.celery_app import LIFECYCLE_CREATE, LIFECYCLE_EXECUTE, LIFECYCLE_EXPORT, LIFECYCLE_LOAD
-from shared.checkpoints import Checkpoints, DirectoryStore
-from worker.lifecycle.inputs import load_inputs, write_inputs
-from worker.lifecycle.run import MemorySink, run_local
-from worker.lifecycle.synth import synthesize
+from simfleet.producer.fleet.lifecycle import job_spec
+from simfleet.shared.celery_app import LIFECYCLE_CREATE, LIFECYCLE_EXECUTE, LIFECYCLE_EXPORT, LIFECYCLE_LOAD
+from simfleet.shared.checkpoints import Checkpoints, DirectoryStore
+from simfleet.worker.lifecycle.inputs import load_inputs, write_inputs
+from simfleet.worker.lifecycle.run import MemorySink, run_local
+from simfleet.worker.lifecycle.synth import synthesize
 
 from .conftest import wait_until
 
@@ -256,7 +256,7 @@ def test_invalid_inputs_fail_at_load_and_leave_no_owner_or_checkpoint(
 
 
 def test_the_command_line_submits_follows_and_inspects_a_job(fleet, start_worker, inputs_dir, tmp_path, capsys):
-    from producer.cli import main
+    from simfleet.producer.cli import main
 
     start_worker(role="gpu")
     out = tmp_path / "cli-out"
@@ -296,7 +296,7 @@ def test_the_command_line_submits_follows_and_inspects_a_job(fleet, start_worker
 
 def test_the_watchdog_command_hands_a_dead_owners_job_to_the_next_worker(fleet, start_worker, big_inputs, tmp_path,
                                                                           capsys):  # fmt: skip
-    from producer.cli import main
+    from simfleet.producer.cli import main
 
     victim = start_worker(role="gpu")
     out = tmp_path / "out"

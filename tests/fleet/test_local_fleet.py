@@ -10,10 +10,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from producer.fleet.client import Fleet
-from shared.settings import CONFIG_ENV, load_settings
-from worker.lifecycle.inputs import write_inputs
-from worker.lifecycle.synth import synthesize
+from simfleet.producer.fleet.client import Fleet
+from simfleet.shared.settings import CONFIG_ENV, load_settings
+from simfleet.worker.lifecycle.inputs import write_inputs
+from simfleet.worker.lifecycle.synth import synthesize
 
 from .conftest import free_port, wait_until
 
@@ -22,7 +22,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 
 def simfleet(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "producer.cli", *args],
+        [sys.executable, "-m", "simfleet.producer.cli", *args],
         env={**os.environ, CONFIG_ENV: str(config)},
         capture_output=True,
         text=True,

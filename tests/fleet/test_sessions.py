@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from worker.lifecycle.backends import get_backend
-from worker.lifecycle.environment import build_environment
-from worker.lifecycle.synth import synthesize
-from worker.sessions import Session, SessionRegistry
+from simfleet.worker.lifecycle.backends import get_backend
+from simfleet.worker.lifecycle.environment import build_environment
+from simfleet.worker.lifecycle.synth import synthesize
+from simfleet.worker.sessions import Session, SessionRegistry
 
 
 def session(job_id: str, aircraft: int = 40) -> Session:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from celery.result import AsyncResult
 
-from shared.errors import ConfigError
-from shared.settings import CONFIG_ENV, load_settings
-from worker.des.scenario import load_scenario
+from simfleet.shared.errors import ConfigError
+from simfleet.shared.settings import CONFIG_ENV, load_settings
+from simfleet.worker.des.scenario import load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 
@@ -55,7 +55,7 @@ def test_worker_with_bad_settings_fails_at_start_with_a_clear_message(tmp_path):
     config = tmp_path / "fleet.yaml"
     config.write_text("accept_content: [json, pickle]\n")
     done = subprocess.run(
-        [sys.executable, "-m", "producer.cli", "worker", "--role", "cpu"],
+        [sys.executable, "-m", "simfleet.producer.cli", "worker", "--role", "cpu"],
         env={**os.environ, CONFIG_ENV: str(config)},
         capture_output=True,
         text=True,
@@ -84,7 +84,7 @@ def test_a_pickle_message_is_rejected_without_running(fleet, start_worker, redis
 
 
 def test_the_shipped_fleet_yaml_loads_and_documents_the_defaults():
-    from shared.settings import Settings
+    from simfleet.shared.settings import Settings
 
     path = Path(__file__).resolve().parents[2] / "config" / "fleet.yaml"
     settings = load_settings(path, env={})

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from celery.result import AsyncResult
 
-from producer.fleet.client import StudyFailed
-from worker.des.runner import run_study
-from worker.des.scenario import load_scenario, parse_scenario
+from simfleet.producer.fleet.client import StudyFailed
+from simfleet.worker.des.runner import run_study
+from simfleet.worker.des.scenario import load_scenario, parse_scenario
 
 from .conftest import wait_until
 
@@ -85,7 +85,7 @@ def test_a_replication_over_the_memory_limit_fails_with_a_clear_message(fleet, s
 
 
 def test_study_status_command_reports_progress_and_answer(fleet, start_worker, capsys):
-    from producer.cli import main
+    from simfleet.producer.cli import main
 
     start_worker()
     study = fleet.run_des(SCENARIOS / "web_search_load_test.yaml", replications=2)

@@ -5,7 +5,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from worker.lifecycle.backends.numpy_backend import NumpyBackend
+from simfleet.worker.lifecycle.backends.numpy_backend import NumpyBackend
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from worker.lifecycle.inputs import LifecycleInputs
+from simfleet.worker.lifecycle.inputs import LifecycleInputs
 
 D0 = dt.date(2025, 1, 1)
 
@@ -127,7 +127,7 @@ def random_inputs(rng: np.random.Generator, n: int, days: int) -> LifecycleInput
 
 def run_model(inputs: LifecycleInputs, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """MP2 (per airframe, per type) of a run of the numpy backend with every invariant checked."""
-    from worker.lifecycle.run import MemorySink, run_local
+    from simfleet.worker.lifecycle.run import MemorySink, run_local
 
     sink = MemorySink()
     run_local(inputs, sink=sink, debug=True, **kwargs)

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from worker.lifecycle.inputs import AC_TYPES, LifecycleInputs
-from worker.lifecycle.schema import AIRFRAME_COLUMNS, DAILY_COLUMNS, TRANSITIONS
+from simfleet.worker.lifecycle.inputs import AC_TYPES, LifecycleInputs
+from simfleet.worker.lifecycle.schema import AIRFRAME_COLUMNS, DAILY_COLUMNS, TRANSITIONS
 
 
 def _date(value: Any) -> dt.date | None:

@@ -6,13 +6,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from shared.errors import InvariantError, SimulationError
-from worker.lifecycle.backends import get_backend
-from worker.lifecycle.backends.numpy_backend import NumpyBackend
-from worker.lifecycle.environment import build_environment
-from worker.lifecycle.run import run_local
-from worker.lifecycle.sinks import MemorySink, ParquetSink
-from worker.lifecycle.synth import synthesize
+from simfleet.shared.errors import InvariantError, SimulationError
+from simfleet.worker.lifecycle.backends import get_backend
+from simfleet.worker.lifecycle.backends.numpy_backend import NumpyBackend
+from simfleet.worker.lifecycle.environment import build_environment
+from simfleet.worker.lifecycle.run import run_local
+from simfleet.worker.lifecycle.sinks import MemorySink, ParquetSink
+from simfleet.worker.lifecycle.synth import synthesize
 
 from .fleets import make_inputs, random_inputs
 

@@ -6,9 +6,9 @@ Here only ``numpy`` runs (no CuPy, no GPU, no pyflamegpu); on a machine with CuP
 import numpy as np
 import pytest
 
-from shared.errors import SimulationError
-from worker.lifecycle.backends import BACKENDS, get_backend
-from worker.lifecycle.environment import build_environment
+from simfleet.shared.errors import SimulationError
+from simfleet.worker.lifecycle.backends import BACKENDS, get_backend
+from simfleet.worker.lifecycle.environment import build_environment
 
 from .fleets import random_inputs
 

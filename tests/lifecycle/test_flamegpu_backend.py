@@ -13,15 +13,15 @@ import sys
 
 import pytest
 
-from shared.errors import SimulationError
-from worker.lifecycle.backends import get_backend
-from worker.lifecycle.backends.flamegpu_backend import (
+from simfleet.shared.errors import SimulationError
+from simfleet.worker.lifecycle.backends import get_backend
+from simfleet.worker.lifecycle.backends.flamegpu_backend import (
     USAGE_STATISTICS_VARIABLE,
     disable_usage_statistics,
     process_sigint_action,
     sigint_guard,
 )
-from worker.lifecycle.backends.flamegpu_model import Layout, grant_quota, rtc_sources
+from simfleet.worker.lifecycle.backends.flamegpu_model import Layout, grant_quota, rtc_sources
 
 PYFLAMEGPU_MISSING = importlib.util.find_spec("pyflamegpu") is None
 
@@ -44,8 +44,8 @@ def test_the_factory_says_pyflamegpu_is_missing_and_how_to_install_it(monkeypatc
 def test_importing_the_backends_and_the_flamegpu_module_does_not_import_pyflamegpu():
     code = (
         "import sys\n"
-        "import worker.lifecycle.backends\n"
-        "import worker.lifecycle.backends.flamegpu_backend\n"
+        "import simfleet.worker.lifecycle.backends\n"
+        "import simfleet.worker.lifecycle.backends.flamegpu_backend\n"
         "assert 'pyflamegpu' not in sys.modules, 'pyflamegpu was imported'\n"
         "assert 'FLAMEGPU_SHARE_USAGE_STATISTICS' not in __import__('os').environ\n"
     )

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared.errors import ConfigError, InputError
-from worker.lifecycle.inputs import (
+from simfleet.shared.errors import ConfigError, InputError
+from simfleet.worker.lifecycle.inputs import (
     TABLES,
     DirectorySource,
     LifecycleInputs,
@@ -19,8 +19,8 @@ from worker.lifecycle.inputs import (
     load_inputs,
     write_inputs,
 )
-from worker.lifecycle.synth import synthesize
-from worker.lifecycle.validation import validate_inputs
+from simfleet.worker.lifecycle.synth import synthesize
+from simfleet.worker.lifecycle.validation import validate_inputs
 
 D0 = dt.date(2025, 1, 1)
 

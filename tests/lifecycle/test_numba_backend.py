@@ -9,12 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.errors import InvariantError, SimulationError
-from worker.lifecycle.backends import get_backend
-from worker.lifecycle.backends.numba_backend import NumbaBackend
-from worker.lifecycle.environment import build_environment
-from worker.lifecycle.run import MemorySink, run_local
-from worker.lifecycle.synth import synthesize
+from simfleet.shared.errors import InvariantError, SimulationError
+from simfleet.worker.lifecycle.backends import get_backend
+from simfleet.worker.lifecycle.backends.numba_backend import NumbaBackend
+from simfleet.worker.lifecycle.environment import build_environment
+from simfleet.worker.lifecycle.run import MemorySink, run_local
+from simfleet.worker.lifecycle.synth import synthesize
 
 from .fleets import make_inputs, random_inputs
 from .oracle import oracle_run

@@ -5,9 +5,9 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from shared.errors import InputError
-from worker.lifecycle.synth import synthesize
-from worker.lifecycle.validation import validate_inputs
+from simfleet.shared.errors import InputError
+from simfleet.worker.lifecycle.synth import synthesize
+from simfleet.worker.lifecycle.validation import validate_inputs
 
 from .fleets import D0, make_inputs, run_model
 

@@ -5,10 +5,10 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from producer.cli import main
-from worker.lifecycle.inputs import write_inputs
-from worker.lifecycle.schema import AIRFRAME_COLUMNS, DAILY_COLUMNS
-from worker.lifecycle.synth import synthesize
+from simfleet.producer.cli import main
+from simfleet.worker.lifecycle.inputs import write_inputs
+from simfleet.worker.lifecycle.schema import AIRFRAME_COLUMNS, DAILY_COLUMNS
+from simfleet.worker.lifecycle.synth import synthesize
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import msgpack
 import numpy as np
 import pytest
 
-from shared.errors import InvariantError
-from worker.lifecycle.backends import get_backend
-from worker.lifecycle.environment import build_environment
-from worker.lifecycle.synth import synthesize
+from simfleet.shared.errors import InvariantError
+from simfleet.worker.lifecycle.backends import get_backend
+from simfleet.worker.lifecycle.environment import build_environment
+from simfleet.worker.lifecycle.synth import synthesize
 
 from .fleets import random_inputs
 

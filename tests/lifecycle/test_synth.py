@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from producer.cli import main
-from shared.errors import ConfigError
-from worker.lifecycle.inputs import TABLES, LifecycleInputs, load_inputs, write_inputs
-from worker.lifecycle.synth import synthesize
-from worker.lifecycle.validation import validate_inputs
+from simfleet.producer.cli import main
+from simfleet.shared.errors import ConfigError
+from simfleet.worker.lifecycle.inputs import TABLES, LifecycleInputs, load_inputs, write_inputs
+from simfleet.worker.lifecycle.synth import synthesize
+from simfleet.worker.lifecycle.validation import validate_inputs
 
 
 @pytest.fixture(scope="module")

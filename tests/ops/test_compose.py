@@ -19,9 +19,9 @@ import pytest
 import yaml
 from celery.bin.celery import celery as celery_cli
 
-from producer.cli import build_parser
-from shared.celery_app import create_app
-from shared.settings import Settings, load_settings
+from simfleet.producer.cli import build_parser
+from simfleet.shared.celery_app import create_app
+from simfleet.shared.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -245,7 +245,7 @@ def test_project_service_commands_name_a_real_entry_point(service: str) -> None:
 def assert_celery_command(argv: list[str]) -> None:
     app_index = argv.index("-A") + 1
     module, _, attribute = argv[app_index].partition(":")
-    assert (module, attribute) == ("worker.celery_main", "app")
+    assert (module, attribute) == ("simfleet.worker.celery_main", "app")
     assert importlib.util.find_spec(module) is not None
     subcommand = argv[app_index + 1]
     assert subcommand in celery_cli.list_commands(click.Context(celery_cli))  # flower arrives as a celery plugin

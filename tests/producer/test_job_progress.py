@@ -1,6 +1,6 @@
 """The progress line a person watches while a lifecycle job runs."""
 
-from producer.fleet.lifecycle import JobProgress
+from simfleet.producer.fleet.lifecycle import JobProgress
 
 
 def progress(**fields):

@@ -1,12 +1,12 @@
 import csv
 import json
 
-from producer.charts import plot_sla_search, plot_sweep_latency, plot_utilisation_heatmap
-from producer.cli import main
-from producer.rate_sweep import sla_rows, sweep_rates, write_rows_csv
-from producer.sla import search_sla
-from worker.des.runner import run_replications
-from worker.des.scenario import parse_scenario
+from simfleet.producer.charts import plot_sla_search, plot_sweep_latency, plot_utilisation_heatmap
+from simfleet.producer.cli import main
+from simfleet.producer.rate_sweep import sla_rows, sweep_rates, write_rows_csv
+from simfleet.producer.sla import search_sla
+from simfleet.worker.des.runner import run_replications
+from simfleet.worker.des.scenario import parse_scenario
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from scipy import stats
 
-from .sketch import LatencySketch
-from .summary import QUANTILES
+from simfleet.worker.des.sketch import LatencySketch
+from simfleet.worker.des.summary import QUANTILES
 
 SKIP = {"sketch"}
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from shared.errors import ScenarioError
+from simfleet.shared.errors import ScenarioError
 
 KINDS = ("deterministic", "exponential", "lognormal", "uniform", "empirical")
 

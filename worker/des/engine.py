@@ -25,10 +25,10 @@ from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import IO, Any
 
-from .resources import INF, RateResource, SpaceResource
-from .scenario import Scenario
-from .sketch import LatencySketch
-from .streams import ArrivalStream, WorkStream, make_generators
+from simfleet.worker.des.resources import INF, RateResource, SpaceResource
+from simfleet.worker.des.scenario import Scenario
+from simfleet.worker.des.sketch import LatencySketch
+from simfleet.worker.des.streams import ArrivalStream, WorkStream, make_generators
 
 WARMUP, ARRIVAL, HORIZON = 0, 1, 2
 FLUSH_EVERY = 4096
@@ -393,15 +393,15 @@ class Simulation:
             buffer.clear()
 
     def summary(self) -> dict[str, Any]:
-        """The replication's figures as plain data (see :mod:`worker.des.summary`)."""
-        from .summary import build_summary
+        """The replication's figures as plain data (see :mod:`simfleet.worker.des.summary`)."""
+        from simfleet.worker.des.summary import build_summary
 
         self.flush()
         return build_summary(self)
 
     def state_dict(self) -> dict[str, Any]:
-        """The whole engine state as msgpack-serialisable data (see :mod:`worker.des.state`)."""
-        from .state import save_state
+        """The whole engine state as msgpack-serialisable data (see :mod:`simfleet.worker.des.state`)."""
+        from simfleet.worker.des.state import save_state
 
         return save_state(self)
 
@@ -415,7 +415,7 @@ class Simulation:
         observer: RequestObserver | None = None,
     ) -> Simulation:
         """A simulation that continues exactly where the one that produced ``state`` stopped."""
-        from .state import load_state
+        from simfleet.worker.des.state import load_state
 
         sim = cls(scenario, int(state["seed"]), int(state["replication"]), trace=trace, observer=observer)
         load_state(sim, state)

@@ -10,9 +10,9 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from .aggregate import aggregate
-from .engine import run_replication
-from .scenario import Scenario, parse_scenario
+from simfleet.worker.des.aggregate import aggregate
+from simfleet.worker.des.engine import run_replication
+from simfleet.worker.des.scenario import Scenario, parse_scenario
 
 
 def default_processes() -> int:

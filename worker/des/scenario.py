@@ -17,9 +17,8 @@ from typing import Any
 import networkx as nx
 import yaml
 
-from shared.errors import ScenarioError
-
-from .distributions import Distribution, parse_distribution
+from simfleet.shared.errors import ScenarioError
+from simfleet.worker.des.distributions import Distribution, parse_distribution
 
 METRICS = ("mean", "p50", "p95", "p99")
 

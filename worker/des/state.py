@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import SimulationError
-
-from .sketch import LatencySketch
-from .streams import generator_state, restore_generator
+from simfleet.shared.errors import SimulationError
+from simfleet.worker.des.sketch import LatencySketch
+from simfleet.worker.des.streams import generator_state, restore_generator
 
 if TYPE_CHECKING:
-    from .engine import Simulation, _Tool
+    from simfleet.worker.des.engine import Simulation, _Tool
 
 
 def _in_flight_tools(sim: Simulation) -> list[_Tool]:
@@ -105,7 +104,7 @@ def save_state(sim: Simulation) -> dict[str, Any]:
 
 def load_state(sim: Simulation, state: dict[str, Any]) -> None:
     """Overwrite a freshly built ``sim`` (same scenario, seed, replication) with a saved state."""
-    from .engine import _Request, _Tool
+    from simfleet.worker.des.engine import _Request, _Tool
 
     if state.get("version") != 1:
         raise SimulationError(f"unsupported DES state version {state.get('version')!r} (expected 1)")

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .distributions import Distribution
+from simfleet.worker.des.distributions import Distribution
 
 BLOCK = 2048
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .sketch import LatencySketch
+from simfleet.worker.des.sketch import LatencySketch
 
 if TYPE_CHECKING:
-    from .engine import Simulation
+    from simfleet.worker.des.engine import Simulation
 
 QUANTILES = {"p50_s": 0.50, "p95_s": 0.95, "p99_s": 0.99}
 

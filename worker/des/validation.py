@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .engine import Simulation, run_replication
-from .scenario import Scenario, parse_scenario
+from simfleet.worker.des.engine import Simulation, run_replication
+from simfleet.worker.des.scenario import Scenario, parse_scenario
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ Representation, shared by every loader and every backend:
 - ``ac_type``: a numpy unicode array of ``"mi8"`` / ``"mi17"``.
 
 Rows keep the order of their source; nothing is sorted or deduplicated on load. :func:`load_inputs` loads and
-validates (see :mod:`worker.lifecycle.validation`); a :class:`InputsSource` only loads.
+validates (see :mod:`simfleet.worker.lifecycle.validation`); a :class:`InputsSource` only loads.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import yaml
 
-from shared.errors import ConfigError, InputError
+from simfleet.shared.errors import ConfigError, InputError
 
 Table = dict[str, npt.NDArray[np.generic]]
 
@@ -197,7 +197,7 @@ def load_inputs(path: str | Path, *, days: int | None = None) -> LifecycleInputs
         InputError: a table is missing, unreadable or invalid (names the table, row key and field).
         ConfigError: ``meta.yaml`` is missing or wrong, or ``days`` is not a positive integer.
     """
-    from .validation import validate_inputs
+    from simfleet.worker.lifecycle.validation import validate_inputs
 
     inputs = DirectorySource(path).load()
     if days is not None:

@@ -1,7 +1,7 @@
 """A local lifecycle run: build, create, run in chunks of days, hand MP2 to a sink; with timings and a summary.
 
-The sink receives MP2 chunk by chunk while the run goes on (:mod:`worker.lifecycle.sinks`), so memory does not grow
-with days x airframes unless the sink keeps everything; with ``log="aggregates"`` the per-airframe log is not
+The sink receives MP2 chunk by chunk while the run goes on (:mod:`~simfleet.worker.lifecycle.sinks`), so memory does
+not grow with days x airframes unless the sink keeps everything; with ``log="aggregates"`` the per-airframe log is not
 produced at all. The sinks are re-exported here for callers that import them from the run module.
 """
 
@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from .backends import get_backend
-from .environment import Environment, build_environment
-from .inputs import AC_TYPES, LifecycleInputs
-from .schema import TRANSITIONS
-from .sinks import MemorySink, NullSink, ParquetSink, Sink, TeeSink
+from simfleet.worker.lifecycle.backends import get_backend
+from simfleet.worker.lifecycle.environment import Environment, build_environment
+from simfleet.worker.lifecycle.inputs import AC_TYPES, LifecycleInputs
+from simfleet.worker.lifecycle.schema import TRANSITIONS
+from simfleet.worker.lifecycle.sinks import MemorySink, NullSink, ParquetSink, Sink, TeeSink
 
 __all__ = ["MemorySink", "NullSink", "ParquetSink", "RunReport", "Sink", "TeeSink", "run_local", "summarize"]
 
@@ -63,12 +63,12 @@ def run_local(
     """Run the model over validated ``inputs``, chunk by chunk into ``sink``.
 
     Args:
-        inputs: validated inputs (see :func:`worker.lifecycle.inputs.load_inputs`).
+        inputs: validated inputs (see :func:`simfleet.worker.lifecycle.inputs.load_inputs`).
         days: horizon (default: the inputs' own); shorter is allowed, longer is not.
         log: ``full`` (per airframe and per type) or ``aggregates`` (per type only).
         sink: where MP2 chunks go (default: dropped, for the report alone).
         chunk_days: days per chunk handed to the sink.
-        backend: a name known to :func:`worker.lifecycle.backends.get_backend`.
+        backend: a name known to :func:`simfleet.worker.lifecycle.backends.get_backend`.
         debug: check every invariant after each day.
         load_s: time the caller spent loading the inputs, reported as ``load``.
 
@@ -108,7 +108,7 @@ def run_local(
 
 
 def summarize(env: Environment, state: dict[str, Any], *, log: str, airframe_rows: int = 0) -> RunReport:
-    """The report of a run from its final :meth:`~worker.lifecycle.backends.LifecycleBackend.state_dict`."""
+    """The report of a run from its final :meth:`~simfleet.worker.lifecycle.backends.LifecycleBackend.state_dict`."""
     status = np.bincount(np.asarray(state["status"], dtype=np.int64), minlength=7)
     by_kind = np.asarray(state["transitions"]).sum(axis=1)
     return RunReport(

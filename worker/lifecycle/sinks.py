@@ -1,7 +1,7 @@
 """Where MP2 goes while a lifecycle run goes on: sinks receive it chunk by chunk (a few hundred days at a time).
 
-A chunk is two columnar tables (dicts of numpy arrays, columns and dtypes of :mod:`worker.lifecycle.schema`): per
-airframe and day (empty when the run logs aggregates only) and per type and day. A sink that writes each chunk out
+A chunk is two columnar tables (dicts of numpy arrays, columns and dtypes of :mod:`~simfleet.worker.lifecycle.schema`):
+per airframe and day (empty when the run logs aggregates only) and per type and day. A sink that writes each chunk out
 and forgets it keeps a run's memory flat however long it is. :class:`MemorySink` keeps everything (tests, small
 runs); :class:`ParquetSink` writes one file per chunk and table under a temporary name, then renames it, so a reader
 never sees half a file; :class:`NullSink` drops everything (a run for its report only); :class:`TeeSink` fans out.
@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .backends.base import Columns
+from simfleet.worker.lifecycle.backends.base import Columns
 
 TABLES = ("mp2", "mp2_daily")
 """The two MP2 tables: per airframe and day, per type and day."""

@@ -26,9 +26,8 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from shared.errors import ConfigError
-
-from .inputs import AC_TYPES, U16, LifecycleInputs, Table
+from simfleet.shared.errors import ConfigError
+from simfleet.worker.lifecycle.inputs import AC_TYPES, U16, LifecycleInputs, Table
 
 IntArray = npt.NDArray[np.int64]
 REFERENCE_FLEET = {"mi8": 163, "mi17": 116}
@@ -56,8 +55,8 @@ def synthesize(aircraft: int, days: int, seed: int, version_date: dt.date = dt.d
         version_date: D0, the first simulated day.
 
     Returns:
-        Inputs that pass :func:`worker.lifecycle.validation.validate_inputs`. MP5 holds aircraft x (days + 1) rows
-        sorted by (date, aircraft_number), its integer columns ``int32``.
+        Inputs that pass :func:`~simfleet.worker.lifecycle.validation.validate_inputs`. MP5 holds aircraft x
+        (days + 1) rows sorted by (date, aircraft_number), its integer columns ``int32``.
 
     Raises:
         ConfigError: ``aircraft`` or ``days`` is not a positive integer.

@@ -15,9 +15,8 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from shared.errors import ConfigError, InputError
-
-from .inputs import AC_TYPES, COLUMNS, Column, LifecycleInputs, Table
+from simfleet.shared.errors import ConfigError, InputError
+from simfleet.worker.lifecycle.inputs import AC_TYPES, COLUMNS, Column, LifecycleInputs, Table
 
 LIMIT = 20
 """How many offences an error formats; the rest are counted."""

@@ -17,11 +17,11 @@ import psutil
 from celery import Task, shared_task
 from celery.utils.log import get_task_logger
 
-from shared.errors import SimfleetError
-from worker.des.aggregate import aggregate
-from worker.des.engine import Simulation
-from worker.des.scenario import Scenario, parse_scenario
-from worker.runtime import worker_settings
+from simfleet.shared.errors import SimfleetError
+from simfleet.worker.des.aggregate import aggregate
+from simfleet.worker.des.engine import Simulation
+from simfleet.worker.des.scenario import Scenario, parse_scenario
+from simfleet.worker.runtime import worker_settings
 
 logger = get_task_logger(__name__)
 SLICES = 50

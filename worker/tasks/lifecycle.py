@@ -1,4 +1,4 @@
-"""The four stages of a lifecycle job as Celery tasks (thin: the work is in :mod:`worker.stages`).
+"""The four stages of a lifecycle job as Celery tasks (thin: the work is in :mod:`simfleet.worker.stages`).
 
 Each task takes the previous stage's handoff (the load stage: the job spec) and the ``job_id`` keyword (for the
 logs). A stage refused for a stale epoch ends in the ``REJECTED`` state with the reason and is not retried: the job
@@ -15,12 +15,12 @@ from celery import Task, shared_task
 from celery.exceptions import Ignore
 from celery.utils.log import get_task_logger
 
-from shared.celery_app import LIFECYCLE_CREATE, LIFECYCLE_EXECUTE, LIFECYCLE_EXPORT, LIFECYCLE_LOAD
-from shared.checkpoints import Checkpoints, StaleOwner
-from shared.jobs import Jobs, worker_queue
-from worker.runtime import worker_settings
-from worker.sessions import SessionRegistry
-from worker.stages import Stages, node_name
+from simfleet.shared.celery_app import LIFECYCLE_CREATE, LIFECYCLE_EXECUTE, LIFECYCLE_EXPORT, LIFECYCLE_LOAD
+from simfleet.shared.checkpoints import Checkpoints, StaleOwner
+from simfleet.shared.jobs import Jobs, worker_queue
+from simfleet.worker.runtime import worker_settings
+from simfleet.worker.sessions import SessionRegistry
+from simfleet.worker.stages import Stages, node_name
 
 logger = get_task_logger(__name__)
 

@@ -6,7 +6,7 @@ so an optional dependency (CuPy, pyflamegpu) is never imported by a process that
 - ``numpy``: the default, on the CPU (:mod:`.numpy_backend`);
 - ``cupy``: the numpy backend's code with CuPy as its array module (needs CuPy and a GPU);
 - further backends register in :data:`REGISTRY` as ``name -> "module:factory"``; a factory takes ``debug`` and
-  raises :class:`~shared.errors.SimulationError` saying what is missing when it cannot run here.
+  raises :class:`~simfleet.shared.errors.SimulationError` saying what is missing when it cannot run here.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from shared.errors import SimulationError
-
-from .base import LifecycleBackend
-from .numpy_backend import NumpyBackend
+from simfleet.shared.errors import SimulationError
+from simfleet.worker.lifecycle.backends.base import LifecycleBackend
+from simfleet.worker.lifecycle.backends.numpy_backend import NumpyBackend
 
 
 def _numpy(*, debug: bool = False) -> LifecycleBackend:

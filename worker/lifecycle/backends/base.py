@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy.typing as npt
 
-from shared.errors import SimulationError
-
-from ..environment import Environment, build_environment
-from ..schema import LOG_MODES
+from simfleet.shared.errors import SimulationError
+from simfleet.worker.lifecycle.environment import Environment, build_environment
+from simfleet.worker.lifecycle.schema import LOG_MODES
 
 if TYPE_CHECKING:
-    from ..inputs import LifecycleInputs
+    from simfleet.worker.lifecycle.inputs import LifecycleInputs
 
 Columns = dict[str, npt.NDArray[Any]]
 INT32_HEADROOM = 2**31 - 1
@@ -39,7 +38,7 @@ class LifecycleBackend(abc.ABC):
 
     The life of one: :meth:`build` (or :meth:`build_from_inputs`), then :meth:`create` or :meth:`load_state_dict`,
     then :meth:`step` and :meth:`read_chunk` in turns until :attr:`day` reaches the horizon. With :attr:`debug` set,
-    every invariant of LIFECYCLE_MODEL.md is checked after each day (an :class:`~shared.errors.InvariantError`
+    every invariant of LIFECYCLE_MODEL.md is checked after each day (an :class:`~simfleet.shared.errors.InvariantError`
     names the day, the airframe and the rule).
     """
 

@@ -1,9 +1,9 @@
 """The FLAME GPU 2 backend (pyflamegpu): the day rules as RTC agent functions, MP2 collected on the host.
 
 pyflamegpu is optional and separately installed (it is not on PyPI; AGPL-3.0 from 2.0.0-rc.3): it is imported by
-:func:`create` only, never when :mod:`worker.lifecycle.backends` is imported. Before the import, usage statistics
-are switched off (``FLAMEGPU_SHARE_USAGE_STATISTICS=OFF`` unless the operator set the variable), and the process's
-SIGINT handler is kept across the import and the creation of the simulation, which registers a C-level handler
+:func:`create` only, never when :mod:`simfleet.worker.lifecycle.backends` is imported. Before the import, usage
+statistics are switched off (``FLAMEGPU_SHARE_USAGE_STATISTICS=OFF`` unless the operator set the variable), and the
+process's SIGINT handler is kept across the import and the creation of the simulation, which registers a C-level handler
 that exits the process (:func:`sigint_guard`): a Celery worker must keep its own warm shutdown.
 
 The model is described in :mod:`.flamegpu_model`. This module drives it: one FLAME GPU step per day, the day index
@@ -41,11 +41,9 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from shared.errors import InvariantError, SimulationError
-
-from ..environment import Environment
-from .base import Columns, LifecycleBackend
-from .flamegpu_model import (
+from simfleet.shared.errors import InvariantError, SimulationError
+from simfleet.worker.lifecycle.backends.base import Columns, LifecycleBackend
+from simfleet.worker.lifecycle.backends.flamegpu_model import (
     CLASSES,
     COUNT_COLUMN,
     DELIVERED_COLUMN,
@@ -59,9 +57,10 @@ from .flamegpu_model import (
     Layout,
     describe,
 )
-from .invariants import check_day
-from .mp2_log import AIRFRAME_STATE, DayRecord, Mp2Log
-from .numpy_backend import STATE_FIELDS, NumpyBackend
+from simfleet.worker.lifecycle.backends.invariants import check_day
+from simfleet.worker.lifecycle.backends.mp2_log import AIRFRAME_STATE, DayRecord, Mp2Log
+from simfleet.worker.lifecycle.backends.numpy_backend import STATE_FIELDS, NumpyBackend
+from simfleet.worker.lifecycle.environment import Environment
 
 log = logging.getLogger(__name__)
 

@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..environment import Environment
-from .mp2_log import AIRFRAME_STATE
+from simfleet.worker.lifecycle.backends.mp2_log import AIRFRAME_STATE
+from simfleet.worker.lifecycle.environment import Environment
 
 AGENT = "airframe"
 UINT_VARIABLES = ("idx", "ac_type", "status", "next_status", "request_class")

@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from shared.errors import InvariantError
-
-from ..schema import TRANSITIONS
-from .mp2_log import DayRecord
+from simfleet.shared.errors import InvariantError
+from simfleet.worker.lifecycle.backends.mp2_log import DayRecord
+from simfleet.worker.lifecycle.schema import TRANSITIONS
 
 if TYPE_CHECKING:
-    from .numpy_backend import NumpyBackend
+    from simfleet.worker.lifecycle.backends.numpy_backend import NumpyBackend
 
 ALLOWED = frozenset(TRANSITIONS)
 """The only status changes of the model (each is one change; no airframe changes twice in a day)."""

@@ -2,7 +2,7 @@
 
 A record keeps references to the day's arrays (in the backend's internal order); the backend never changes an array
 in place once a record refers to it, so nothing is copied per day. :meth:`Mp2Log.take` stacks the days of a chunk,
-puts each column in idx order with one gather, and casts it to the dtype of :mod:`worker.lifecycle.schema`.
+puts each column in idx order with one gather, and casts it to the dtype of :mod:`simfleet.worker.lifecycle.schema`.
 With the per-airframe log off, a record's arrays are dropped at once: memory does not grow with days x airframes.
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..environment import NO_DATE, Environment
-from ..schema import AIRFRAME_COLUMNS, DAILY_COLUMNS, TRANSITIONS
-from .base import Columns
+from simfleet.worker.lifecycle.backends.base import Columns
+from simfleet.worker.lifecycle.environment import NO_DATE, Environment
+from simfleet.worker.lifecycle.schema import AIRFRAME_COLUMNS, DAILY_COLUMNS, TRANSITIONS
 
 AIRFRAME_STATE = (
     "status_id",

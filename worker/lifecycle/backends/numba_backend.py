@@ -25,15 +25,19 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from shared.errors import InvariantError
-
-from ..environment import NO_DATE, Environment
-from ..schema import AIRFRAME_COLUMNS, TRANSITIONS
-from .base import Columns, LifecycleBackend, check_build
-from .invariants import check_day
-from .mp2_log import AIRFRAME_STATE, DayRecord, daily_columns
-from .numba_kernels import CLASSES, STATIC_FIELDS, check_before_day_zero, simulate_days
-from .numpy_backend import STATE_FIELDS, NumpyBackend
+from simfleet.shared.errors import InvariantError
+from simfleet.worker.lifecycle.backends.base import Columns, LifecycleBackend, check_build
+from simfleet.worker.lifecycle.backends.invariants import check_day
+from simfleet.worker.lifecycle.backends.mp2_log import AIRFRAME_STATE, DayRecord, daily_columns
+from simfleet.worker.lifecycle.backends.numba_kernels import (
+    CLASSES,
+    STATIC_FIELDS,
+    check_before_day_zero,
+    simulate_days,
+)
+from simfleet.worker.lifecycle.backends.numpy_backend import STATE_FIELDS, NumpyBackend
+from simfleet.worker.lifecycle.environment import NO_DATE, Environment
+from simfleet.worker.lifecycle.schema import AIRFRAME_COLUMNS, TRANSITIONS
 
 I64 = npt.NDArray[np.int64]
 Arrays = tuple[npt.NDArray[Any], ...]

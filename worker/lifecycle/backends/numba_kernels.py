@@ -30,8 +30,8 @@ from typing import Any, TypeVar, cast
 import numba
 import numpy as np
 
-from ..environment import NO_DATE
-from ..schema import TRANSITIONS
+from simfleet.worker.lifecycle.environment import NO_DATE
+from simfleet.worker.lifecycle.schema import TRANSITIONS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,7 +45,7 @@ TRANSITION_PAIRS = TRANSITIONS
 T23, T24, T26, T32, T52, T12, T45, T03 = (
     TRANSITIONS.index(pair) for pair in ((2, 3), (2, 4), (2, 6), (3, 2), (5, 2), (1, 2), (4, 5), (0, 3))
 )
-"""Where each transition the kernels count sits in :data:`~worker.lifecycle.schema.TRANSITIONS`."""
+"""Where each transition the kernels count sits in :data:`~simfleet.worker.lifecycle.schema.TRANSITIONS`."""
 REQUESTING = ((1, 3), (2, 5), (3, 1))
 """Classes (b), (c), (d) and the status their members are in."""
 

@@ -33,13 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from shared.errors import InvariantError
-
-from ..environment import NO_DATE, Environment
-from ..schema import TRANSITIONS
-from .base import Columns, LifecycleBackend, check_build
-from .invariants import check_day
-from .mp2_log import DayRecord, Mp2Log
+from simfleet.shared.errors import InvariantError
+from simfleet.worker.lifecycle.backends.base import Columns, LifecycleBackend, check_build
+from simfleet.worker.lifecycle.backends.invariants import check_day
+from simfleet.worker.lifecycle.backends.mp2_log import DayRecord, Mp2Log
+from simfleet.worker.lifecycle.environment import NO_DATE, Environment
+from simfleet.worker.lifecycle.schema import TRANSITIONS
 
 STATE_FIELDS = ("status", "sne", "ppr", "repair_days", "partout_date", "assembly_date", "active_date")
 MINUTES_WINDOW_DAYS = 64
