@@ -25,7 +25,8 @@ def test_every_package_folder_is_listed_under_its_simfleet_name():
 
 def test_the_wheel_holds_only_the_simfleet_namespace(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path)],
         check=True,
     )
     (wheel,) = tmp_path.glob("simfleet-*.whl")

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from simfleet.shared.lifecycle_contract import LifecycleInputs
 from simfleet.worker.lifecycle.backends.base import LifecycleBackend
 from simfleet.worker.lifecycle.environment import Environment
-from simfleet.worker.lifecycle.inputs import LifecycleInputs
 
 log = logging.getLogger(__name__)
 

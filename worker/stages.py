@@ -35,10 +35,11 @@ import psutil
 from simfleet.shared.checkpoints import CheckpointError, Checkpoints, StaleOwner
 from simfleet.shared.errors import ConfigError
 from simfleet.shared.jobs import Jobs
+from simfleet.shared.lifecycle_contract import TABLES, LifecycleInputs
 from simfleet.worker.lifecycle.backends import get_backend
 from simfleet.worker.lifecycle.backends.base import Columns
 from simfleet.worker.lifecycle.environment import build_environment
-from simfleet.worker.lifecycle.inputs import TABLES, DirectorySource, LifecycleInputs
+from simfleet.worker.lifecycle.inputs import DirectorySource
 from simfleet.worker.lifecycle.run import summarize
 from simfleet.worker.lifecycle.sinks import ParquetSink
 from simfleet.worker.lifecycle.validation import validate_inputs

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from simfleet.worker.lifecycle.schema import LOG_MODES, STATUSES
+from simfleet.shared.lifecycle_contract import LOG_MODES, STATUSES
 
 
 def register(commands: Any) -> None:

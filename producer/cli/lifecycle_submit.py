@@ -11,8 +11,8 @@ from typing import Any
 
 from simfleet.producer.cli.lifecycle_run import print_summary
 from simfleet.shared.errors import ConfigError
+from simfleet.shared.lifecycle_contract import LOG_MODES
 from simfleet.shared.settings import PRIORITIES
-from simfleet.worker.lifecycle.schema import LOG_MODES
 
 
 def register(commands: Any) -> None:

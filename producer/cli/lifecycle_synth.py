@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from simfleet.worker.lifecycle.inputs import AC_TYPES, write_inputs
+from simfleet.shared.lifecycle_contract import AC_TYPES
+from simfleet.worker.lifecycle.inputs import write_inputs
 from simfleet.worker.lifecycle.synth import synthesize
 
 

@@ -20,8 +20,8 @@ from simfleet.shared.celery_app import LIFECYCLE_CREATE, LIFECYCLE_EXECUTE, LIFE
 from simfleet.shared.clickhouse.client import portable_dsn
 from simfleet.shared.errors import ConfigError, SimfleetError
 from simfleet.shared.jobs import JobView
+from simfleet.shared.lifecycle_contract import LOG_MODES
 from simfleet.shared.settings import PRIORITIES
-from simfleet.worker.lifecycle.schema import LOG_MODES
 
 if TYPE_CHECKING:
     from simfleet.producer.fleet.client import Fleet

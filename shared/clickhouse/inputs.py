@@ -54,7 +54,7 @@ class ClickHouseSource:
 
     def load(self) -> Any:
         """Read the four tables of the version as columnar numpy tables."""
-        from simfleet.worker.lifecycle.inputs import LifecycleInputs
+        from simfleet.shared.lifecycle_contract import LifecycleInputs
 
         where = f"version_date = '{self.version_date.isoformat()}' AND version_id = {int(self.version_id)}"
         tables: dict[str, dict[str, Any]] = {}

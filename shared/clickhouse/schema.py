@@ -80,7 +80,7 @@ VERSION_COLUMNS = (
 
 def input_tables() -> list[TableSpec]:
     """MP1, MP3, MP4, MP5 as the upstream ETL provides them, keyed by data version."""
-    from simfleet.worker.lifecycle.inputs import COLUMNS
+    from simfleet.shared.lifecycle_contract import COLUMNS
 
     keys = {
         "mp1": ("partno", "ac_type"),
@@ -198,7 +198,7 @@ DES_TABLES = [
 
 def mp2_tables() -> list[TableSpec]:
     """MP2 per airframe and day, and per type and day, one partition per lifecycle job."""
-    from simfleet.worker.lifecycle.schema import AIRFRAME_COLUMNS, DAILY_COLUMNS
+    from simfleet.shared.lifecycle_contract import AIRFRAME_COLUMNS, DAILY_COLUMNS
 
     job = ColumnSpec("job_id", "String", "lifecycle job id (with its data version)")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from simfleet.worker.lifecycle.inputs import LifecycleInputs
+from simfleet.shared.lifecycle_contract import LifecycleInputs
 
 D0 = dt.date(2025, 1, 1)
 

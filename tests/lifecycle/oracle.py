@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from simfleet.worker.lifecycle.inputs import AC_TYPES, LifecycleInputs
-from simfleet.worker.lifecycle.schema import AIRFRAME_COLUMNS, DAILY_COLUMNS, TRANSITIONS
+from simfleet.shared.lifecycle_contract import AC_TYPES, AIRFRAME_COLUMNS, DAILY_COLUMNS, TRANSITIONS, LifecycleInputs
 
 
 def _date(value: Any) -> dt.date | None:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from simfleet.shared.errors import SimulationError
-from simfleet.worker.lifecycle.backends import BACKENDS, get_backend
+from simfleet.shared.lifecycle_contract import BACKENDS
+from simfleet.worker.lifecycle.backends import REGISTRY, get_backend
 from simfleet.worker.lifecycle.environment import build_environment
 
 from .fleets import random_inputs
@@ -35,3 +36,7 @@ def test_every_available_backend_gives_the_numpy_mp2(name, seed):
         np.testing.assert_array_equal(airframe[column], want_airframe[column], err_msg=column)
     for column in want_daily:
         np.testing.assert_array_equal(daily[column], want_daily[column], err_msg=column)
+
+
+def test_the_registry_implements_exactly_the_contracts_backends():
+    assert tuple(REGISTRY) == BACKENDS

@@ -11,14 +11,8 @@ import numpy as np
 import pytest
 
 from simfleet.shared.errors import ConfigError, InputError
-from simfleet.worker.lifecycle.inputs import (
-    TABLES,
-    DirectorySource,
-    LifecycleInputs,
-    MemorySource,
-    load_inputs,
-    write_inputs,
-)
+from simfleet.shared.lifecycle_contract import TABLES, LifecycleInputs
+from simfleet.worker.lifecycle.inputs import DirectorySource, MemorySource, load_inputs, write_inputs
 from simfleet.worker.lifecycle.synth import synthesize
 from simfleet.worker.lifecycle.validation import validate_inputs
 

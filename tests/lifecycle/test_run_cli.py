@@ -6,8 +6,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from simfleet.producer.cli import main
+from simfleet.shared.lifecycle_contract import AIRFRAME_COLUMNS, DAILY_COLUMNS
 from simfleet.worker.lifecycle.inputs import write_inputs
-from simfleet.worker.lifecycle.schema import AIRFRAME_COLUMNS, DAILY_COLUMNS
 from simfleet.worker.lifecycle.synth import synthesize
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from simfleet.producer.cli import main
 from simfleet.shared.errors import ConfigError
-from simfleet.worker.lifecycle.inputs import TABLES, LifecycleInputs, load_inputs, write_inputs
+from simfleet.shared.lifecycle_contract import TABLES, LifecycleInputs
+from simfleet.worker.lifecycle.inputs import load_inputs, write_inputs
 from simfleet.worker.lifecycle.synth import synthesize
 from simfleet.worker.lifecycle.validation import validate_inputs
 

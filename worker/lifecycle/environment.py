@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from simfleet.worker.lifecycle.inputs import AC_TYPES, LifecycleInputs
+from simfleet.shared.lifecycle_contract import AC_TYPES, LifecycleInputs
 
 NO_DATE = np.int64(-(2**31))
 """The day number of a date that is not set (rendered as NaT)."""

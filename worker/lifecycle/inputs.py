@@ -18,7 +18,6 @@ import abc
 import contextlib
 import dataclasses
 import datetime as dt
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,111 +30,9 @@ import pyarrow.parquet as pq
 import yaml
 
 from simfleet.shared.errors import ConfigError, InputError
-
-Table = dict[str, npt.NDArray[np.generic]]
-
-AC_TYPES = ("mi8", "mi17")
-"""Known aircraft types, in the order backends number them (``mi8`` is 0)."""
-
-TABLES = ("mp1", "mp3", "mp4", "mp5")
-U8, U16, U32 = 2**8 - 1, 2**16 - 1, 2**32 - 1
-MINUTES_PER_DAY = 1440
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column of an input table.
-
-    Attributes:
-        name: the column name in files and in the columnar table.
-        kind: ``int``, ``date`` or ``ac_type``.
-        unit: what an integer counts (``minutes``, ``days``) or what it identifies; empty for dates and types.
-        high: the largest valid integer (the low end is 0).
-        nullable: a missing value is allowed (``-1`` / ``NaT`` in memory, an empty cell in files).
-    """
-
-    name: str
-    kind: Literal["int", "date", "ac_type"]
-    unit: str = ""
-    high: int = U32
-    nullable: bool = False
-
-    def expected(self) -> str:
-        """The expected form of a value, as error messages state it."""
-        if self.kind == "date":
-            return "a date YYYY-MM-DD" + (" or empty" if self.nullable else "")
-        if self.kind == "ac_type":
-            return "one of " + ", ".join(AC_TYPES)
-        unit = f" ({self.unit})" if self.unit else ""
-        return f"an integer 0..{self.high}{unit}" + (" or empty" if self.nullable else "")
-
-
-COLUMNS: dict[str, tuple[Column, ...]] = {
-    "mp1": (
-        Column("partno", "int", "part number"),
-        Column("ac_type", "ac_type"),
-        Column("ll", "int", "minutes"),
-        Column("oh", "int", "minutes"),
-        Column("br", "int", "minutes"),
-        Column("repair_time", "int", "days", U16),
-        Column("partout_time", "int", "days", U16),
-        Column("assembly_time", "int", "days", U16),
-    ),
-    "mp3": (
-        Column("psn", "int", "serial number"),
-        Column("aircraft_number", "int", "aircraft number"),
-        Column("partno", "int", "part number"),
-        Column("ac_type", "ac_type"),
-        Column("status_id", "int", "status", 6),
-        Column("sne", "int", "minutes"),
-        Column("ppr", "int", "minutes"),
-        Column("repair_days", "int", "days", U16),
-        Column("ll", "int", "minutes", nullable=True),
-        Column("oh", "int", "minutes", nullable=True),
-        Column("br", "int", "minutes", nullable=True),
-        Column("mfg_date", "date"),
-        Column("delivery_date", "date", nullable=True),
-    ),
-    "mp4": (
-        Column("date", "date"),
-        Column("ac_type", "ac_type"),
-        Column("ops_target", "int", "aircraft", U16),
-    ),
-    "mp5": (
-        Column("date", "date"),
-        Column("aircraft_number", "int", "aircraft number"),
-        Column("daily_minutes", "int", "minutes", MINUTES_PER_DAY),
-    ),
-}
-"""Every input table's columns, in file order; the one place their names, kinds and ranges are written."""
+from simfleet.shared.lifecycle_contract import COLUMNS, TABLES, Column, LifecycleInputs, Table
 
 _ARROW_TYPES = {"int": pa.int64(), "date": pa.date32(), "ac_type": pa.string()}
-
-
-@dataclass(frozen=True)
-class LifecycleInputs:
-    """Inputs of one lifecycle job (validated when they come from :func:`load_inputs`).
-
-    Attributes:
-        version_date: D0, the first simulated day.
-        days: the horizon in days (day indices 0 .. days-1).
-        mp1: normatives per (partno, ac_type).
-        mp3: initial state per airframe.
-        mp4: daily plan in long form (date, ac_type, ops_target).
-        mp5: daily flight in long form (date, aircraft_number, daily_minutes).
-    """
-
-    version_date: dt.date
-    days: int
-    mp1: Table
-    mp3: Table
-    mp4: Table
-    mp5: Table
-
-    def table(self, name: str) -> Table:
-        """The table called ``name`` (``mp1``, ``mp3``, ``mp4`` or ``mp5``)."""
-        tables: dict[str, Table] = {"mp1": self.mp1, "mp3": self.mp3, "mp4": self.mp4, "mp5": self.mp5}
-        return tables[name]
 
 
 class InputsSource(abc.ABC):

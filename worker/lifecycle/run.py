@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from simfleet.shared.lifecycle_contract import AC_TYPES, TRANSITIONS, LifecycleInputs
 from simfleet.worker.lifecycle.backends import get_backend
 from simfleet.worker.lifecycle.environment import Environment, build_environment
-from simfleet.worker.lifecycle.inputs import AC_TYPES, LifecycleInputs
-from simfleet.worker.lifecycle.schema import TRANSITIONS
 from simfleet.worker.lifecycle.sinks import MemorySink, NullSink, ParquetSink, Sink, TeeSink
 
 __all__ = ["MemorySink", "NullSink", "ParquetSink", "RunReport", "Sink", "TeeSink", "run_local", "summarize"]

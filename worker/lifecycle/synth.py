@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from simfleet.shared.errors import ConfigError
-from simfleet.worker.lifecycle.inputs import AC_TYPES, U16, LifecycleInputs, Table
+from simfleet.shared.lifecycle_contract import AC_TYPES, U16, LifecycleInputs, Table
 
 IntArray = npt.NDArray[np.int64]
 REFERENCE_FLEET = {"mi8": 163, "mi17": 116}

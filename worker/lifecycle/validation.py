@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from simfleet.shared.errors import ConfigError, InputError
-from simfleet.worker.lifecycle.inputs import AC_TYPES, COLUMNS, Column, LifecycleInputs, Table
+from simfleet.shared.lifecycle_contract import AC_TYPES, COLUMNS, ROW_KEYS, Column, LifecycleInputs, Table
 
 LIMIT = 20
 """How many offences an error formats; the rest are counted."""
@@ -70,13 +70,7 @@ def validate_inputs(inputs: LifecycleInputs) -> None:
 
 def row_key(name: str, table: Table, row: int) -> str:
     """How a message names one row: its key columns and its 1-based data row number."""
-    key_columns = {
-        "mp1": ("partno", "ac_type"),
-        "mp3": ("aircraft_number",),
-        "mp4": ("date", "ac_type"),
-        "mp5": ("date", "aircraft_number"),
-    }[name]
-    parts = ", ".join(f"{column}={_show(table[column][row])}" for column in key_columns if column in table)
+    parts = ", ".join(f"{column}={_show(table[column][row])}" for column in ROW_KEYS[name] if column in table)
     return f"{parts} (row {row + 1})"
 
 

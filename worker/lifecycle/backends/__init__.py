@@ -39,7 +39,8 @@ REGISTRY: dict[str, str | Callable[..., LifecycleBackend]] = {
     "flamegpu": ".flamegpu_backend:create",
     "numba": ".numba_backend:create",
 }
-"""Backend name -> factory, or ``"module:factory"`` (relative to this package) imported on first use."""
+"""Backend name -> factory, or ``"module:factory"`` (relative to this package) imported on first use; the names are
+the contract's :data:`~simfleet.shared.lifecycle_contract.BACKENDS` (checked by the tests)."""
 
 
 def backend_names() -> tuple[str, ...]:
@@ -63,6 +64,4 @@ def get_backend(name: str = "numpy", *, debug: bool = False) -> LifecycleBackend
     return factory(debug=debug)
 
 
-BACKENDS = backend_names()
-
-__all__ = ["BACKENDS", "REGISTRY", "LifecycleBackend", "NumpyBackend", "backend_names", "get_backend"]
+__all__ = ["REGISTRY", "LifecycleBackend", "NumpyBackend", "backend_names", "get_backend"]

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 import numpy.typing as npt
 
 from simfleet.shared.errors import SimulationError
+from simfleet.shared.lifecycle_contract import LOG_MODES
 from simfleet.worker.lifecycle.environment import Environment, build_environment
-from simfleet.worker.lifecycle.schema import LOG_MODES
 
 if TYPE_CHECKING:
-    from simfleet.worker.lifecycle.inputs import LifecycleInputs
+    from simfleet.shared.lifecycle_contract import LifecycleInputs
 
 Columns = dict[str, npt.NDArray[Any]]
 INT32_HEADROOM = 2**31 - 1

@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from simfleet.shared.errors import InvariantError, SimulationError
+from simfleet.shared.lifecycle_contract import STATE_FIELDS
 from simfleet.worker.lifecycle.backends.base import Columns, LifecycleBackend
 from simfleet.worker.lifecycle.backends.flamegpu_model import (
     CLASSES,
@@ -59,7 +60,7 @@ from simfleet.worker.lifecycle.backends.flamegpu_model import (
 )
 from simfleet.worker.lifecycle.backends.invariants import check_day
 from simfleet.worker.lifecycle.backends.mp2_log import AIRFRAME_STATE, DayRecord, Mp2Log
-from simfleet.worker.lifecycle.backends.numpy_backend import STATE_FIELDS, NumpyBackend
+from simfleet.worker.lifecycle.backends.numpy_backend import NumpyBackend
 from simfleet.worker.lifecycle.environment import Environment
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 from simfleet.shared.errors import InvariantError
+from simfleet.shared.lifecycle_contract import TRANSITIONS
 from simfleet.worker.lifecycle.backends.mp2_log import DayRecord
-from simfleet.worker.lifecycle.schema import TRANSITIONS
 
 if TYPE_CHECKING:
     from simfleet.worker.lifecycle.backends.numpy_backend import NumpyBackend

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from simfleet.shared.lifecycle_contract import AIRFRAME_COLUMNS, DAILY_COLUMNS, TRANSITIONS
 from simfleet.worker.lifecycle.backends.base import Columns
 from simfleet.worker.lifecycle.environment import NO_DATE, Environment
-from simfleet.worker.lifecycle.schema import AIRFRAME_COLUMNS, DAILY_COLUMNS, TRANSITIONS
 
 AIRFRAME_STATE = (
     "status_id",

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from simfleet.shared.errors import InvariantError
+from simfleet.shared.lifecycle_contract import AIRFRAME_COLUMNS, STATE_FIELDS, TRANSITIONS
 from simfleet.worker.lifecycle.backends.base import Columns, LifecycleBackend, check_build
 from simfleet.worker.lifecycle.backends.invariants import check_day
 from simfleet.worker.lifecycle.backends.mp2_log import AIRFRAME_STATE, DayRecord, daily_columns
@@ -35,9 +36,8 @@ from simfleet.worker.lifecycle.backends.numba_kernels import (
     check_before_day_zero,
     simulate_days,
 )
-from simfleet.worker.lifecycle.backends.numpy_backend import STATE_FIELDS, NumpyBackend
+from simfleet.worker.lifecycle.backends.numpy_backend import NumpyBackend
 from simfleet.worker.lifecycle.environment import NO_DATE, Environment
-from simfleet.worker.lifecycle.schema import AIRFRAME_COLUMNS, TRANSITIONS
 
 I64 = npt.NDArray[np.int64]
 Arrays = tuple[npt.NDArray[Any], ...]

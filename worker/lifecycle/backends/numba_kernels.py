@@ -30,8 +30,8 @@ from typing import Any, TypeVar, cast
 import numba
 import numpy as np
 
+from simfleet.shared.lifecycle_contract import TRANSITIONS
 from simfleet.worker.lifecycle.environment import NO_DATE
-from simfleet.worker.lifecycle.schema import TRANSITIONS
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -34,13 +34,12 @@ from typing import Any
 import numpy as np
 
 from simfleet.shared.errors import InvariantError
+from simfleet.shared.lifecycle_contract import STATE_FIELDS, TRANSITIONS
 from simfleet.worker.lifecycle.backends.base import Columns, LifecycleBackend, check_build
 from simfleet.worker.lifecycle.backends.invariants import check_day
 from simfleet.worker.lifecycle.backends.mp2_log import DayRecord, Mp2Log
 from simfleet.worker.lifecycle.environment import NO_DATE, Environment
-from simfleet.worker.lifecycle.schema import TRANSITIONS
 
-STATE_FIELDS = ("status", "sne", "ppr", "repair_days", "partout_date", "assembly_date", "active_date")
 MINUTES_WINDOW_DAYS = 64
 """MP5 rows are put in internal order this many days at a time (a full permuted copy would double the memory)."""
 FLOWS = np.zeros((7, len(TRANSITIONS)), dtype=np.int64)
