@@ -206,5 +206,5 @@ DAILY_COLUMNS: tuple[Mp2Column, ...] = (
 STATE_FIELDS = ("status", "sne", "ppr", "repair_days", "partout_date", "assembly_date", "active_date")
 """The agent variables of a backend's state (``state_dict``): int64 arrays in idx order, dates as day numbers."""
 
-BACKENDS = ("numpy", "cupy", "numba", "flamegpu")
+BACKENDS = ("numpy", "cupy", "flamegpu", "numba")
 """The lifecycle backends a job may name (the worker's registry implements exactly these)."""
