@@ -38,7 +38,7 @@ import numpy as np
 import redis
 import zstandard
 
-from simfleet.shared.errors import SimfleetError
+from simfleet.shared.errors import CheckpointError, StaleOwner
 
 if TYPE_CHECKING:
     from simfleet.shared.settings import Settings
@@ -52,12 +52,6 @@ REFS_KEY = "simfleet:job:{}:checkpoints"
 _HEADER = len(MAGIC) + 1 + 32
 
 
-class CheckpointError(SimfleetError):
-    """A checkpoint cannot be written, found or trusted (names the job, the file and what is wrong)."""
-
-
-class StaleOwner(SimfleetError):
-    """A write was refused because the writer's epoch is no longer the job's epoch (it lost the job)."""
 
 
 # ----------------------------------------------------------------------------------------------------- the format

@@ -22,7 +22,7 @@ from typing import Any
 
 import redis
 
-from simfleet.shared.checkpoints import StaleOwner
+from simfleet.shared.errors import StaleOwner
 
 JOB_KEY = "simfleet:job:{}"
 ACTIVE_KEY = "simfleet:jobs:active"

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import psutil
 
-from simfleet.shared.checkpoints import CheckpointError, Checkpoints, StaleOwner
-from simfleet.shared.errors import ConfigError
+from simfleet.shared.checkpoints import Checkpoints
+from simfleet.shared.errors import CheckpointError, ConfigError, StaleEpoch
 from simfleet.shared.jobs import Jobs
 from simfleet.shared.lifecycle_contract import TABLES, LifecycleInputs
 from simfleet.worker.lifecycle.backends import get_backend
@@ -50,9 +50,6 @@ Report = Callable[[dict[str, Any]], None]
 SLICE_DAYS = 30
 """Days stepped between two looks at the clock for PROGRESS reports."""
 
-
-class StaleEpoch(StaleOwner):
-    """A stage message older than the job's epoch: refused (another worker holds the job now)."""
 
 
 def load_job_inputs(spec: dict[str, Any], clickhouse_dsn: str = "") -> LifecycleInputs:

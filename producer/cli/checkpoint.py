@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import redis
 
-from simfleet.shared.checkpoints import CheckpointError, CheckpointRef, Checkpoints
+from simfleet.shared.checkpoints import CheckpointRef, Checkpoints
+from simfleet.shared.errors import CheckpointError
 from simfleet.shared.settings import load_settings
 
 

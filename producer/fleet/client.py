@@ -22,16 +22,13 @@ from simfleet.producer.fleet.backend import polling_backend_url
 from simfleet.producer.fleet.lifecycle import LifecycleJob, job_spec, new_job_id, publish_lifecycle
 from simfleet.producer.sla import Evaluator, SlaResult, search_sla
 from simfleet.shared.celery_app import DES_AGGREGATE, DES_RUN, create_app
-from simfleet.shared.errors import ConfigError, SimfleetError
+from simfleet.shared.errors import ConfigError, SimfleetError, StudyFailed
 from simfleet.shared.jobs import Jobs
 from simfleet.shared.settings import PRIORITIES, Settings, load_settings
 from simfleet.worker.des.scenario import Scenario, load_scenario, parse_scenario
 
 STUDY_KEY = "simfleet:study:{}"
 
-
-class StudyFailed(SimfleetError):
-    """A study could not produce its answer (a replication failed, or the wait timed out)."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +101,7 @@ class Study:
             if progress.finished or progress.failed:
                 return self.result(timeout=10.0)
             if deadline is not None and time.monotonic() > deadline:
-                raise StudyFailed(f"study {self.id} did not finish within {timeout} s")
+                raise StudyFailed(self.id, f"did not finish within {timeout} s", error_type="Timeout", timed_out=True)
             time.sleep(poll_s)
 
 
@@ -147,9 +144,10 @@ class Fleet:
                 return meta["result"]
             if status in ("FAILURE", "REVOKED"):
                 error = meta.get("result")
-                raise StudyFailed(f"{what} failed: {type(error).__name__}: {error}")
+                raise StudyFailed(what, str(error), error_type=type(error).__name__)
             if deadline is not None and time.monotonic() > deadline:
-                raise StudyFailed(f"{what} did not finish within {timeout} s (state {status})")
+                raise StudyFailed(what, f"did not finish within {timeout} s (state {status})", error_type="Timeout",
+                                  timed_out=True)  # fmt: skip
             time.sleep(pause)
             pause = min(0.2, pause * 1.5)
 

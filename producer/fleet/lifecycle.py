@@ -18,7 +18,7 @@ from celery import chain
 
 from simfleet.shared.celery_app import LIFECYCLE_CREATE, LIFECYCLE_EXECUTE, LIFECYCLE_EXPORT, LIFECYCLE_LOAD
 from simfleet.shared.clickhouse.client import portable_dsn
-from simfleet.shared.errors import ConfigError, SimfleetError
+from simfleet.shared.errors import ConfigError, JobFailed
 from simfleet.shared.jobs import JobView
 from simfleet.shared.lifecycle_contract import LOG_MODES
 from simfleet.shared.settings import PRIORITIES
@@ -26,9 +26,6 @@ from simfleet.shared.settings import PRIORITIES
 if TYPE_CHECKING:
     from simfleet.producer.fleet.client import Fleet
 
-
-class JobFailed(SimfleetError):
-    """A lifecycle job failed, or did not finish in the time given."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +74,7 @@ class LifecycleJob:
         """The job's record in Redis."""
         view = self.fleet.jobs.get(self.id)
         if view is None:
-            raise JobFailed(f"no job {self.id!r} is known to this fleet (expired, or never submitted)")
+            raise JobFailed(self.id, "not known to this fleet (expired, or never submitted)", error_type="UnknownJob")
         return view
 
     def progress(self) -> JobProgress:
@@ -103,13 +100,14 @@ class LifecycleJob:
             if on_progress is not None:
                 on_progress(progress)
             if progress.state == "failed":
-                raise JobFailed(f"job {self.id} failed: {progress.error}")
+                raise JobFailed(self.id, progress.error)
             if progress.state == "done":
                 view = self.record()
                 if view.result is not None:
                     return view.result
             if deadline is not None and time.monotonic() > deadline:
-                raise JobFailed(f"job {self.id} did not finish within {timeout} s (state {progress.state})")
+                raise JobFailed(self.id, f"did not finish within {timeout} s (state {progress.state})",
+                                error_type="Timeout", timed_out=True)  # fmt: skip
             time.sleep(poll_s)
 
 

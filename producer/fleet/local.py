@@ -30,14 +30,11 @@ from urllib.parse import urlsplit
 import psutil
 import redis
 
-from simfleet.shared.errors import SimfleetError
+from simfleet.shared.errors import FleetError
 from simfleet.shared.settings import ROLE_ENV, Settings
 
 WORKER_APP = "simfleet.worker.celery_main:app"
 
-
-class FleetError(SimfleetError):
-    """The local fleet could not be started, reached or stopped."""
 
 
 def redis_server_binary() -> str:

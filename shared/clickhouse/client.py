@@ -21,14 +21,11 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 import pyarrow as pa
 
-from simfleet.shared.errors import ConfigError, SimfleetError
+from simfleet.shared.errors import ClickHouseError, ConfigError
 
 T = TypeVar("T")
 DEFAULT_DATABASE = "simfleet"
 
-
-class ClickHouseError(SimfleetError):
-    """A ClickHouse operation failed (after retries, for connection errors)."""
 
 
 @dataclass(frozen=True)

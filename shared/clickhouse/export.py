@@ -19,14 +19,11 @@ import numpy as np
 
 from simfleet.shared.clickhouse.client import ClickHouse, sql_literal
 from simfleet.shared.clickhouse.schema import ColumnSpec, TableSpec
-from simfleet.shared.errors import InputError
+from simfleet.shared.errors import ExportValidationError
 
 DEFAULT_BATCH_ROWS = 2_000_000
 """Rows per insert: chDB writes 2 M-row inserts about a third faster than 1 M-row ones (its part writes overlap)."""
 
-
-class ExportValidationError(InputError):
-    """The rows of an export break the table's rules; nothing was written."""
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from simfleet.shared.clickhouse.client import ClickHouseError, parse_dsn, with_retries
-from simfleet.shared.errors import ConfigError
+from simfleet.shared.clickhouse.client import parse_dsn, with_retries
+from simfleet.shared.errors import ClickHouseError, ConfigError
 
 
 def test_server_dsn_carries_user_password_host_port_and_database():

@@ -5,10 +5,11 @@ import pytest
 
 from simfleet.shared.clickhouse.client import arrow_batch
 from simfleet.shared.clickhouse.des import TABLES, export_des_study
-from simfleet.shared.clickhouse.export import ExportValidationError, export_partition, validate_columns
+from simfleet.shared.clickhouse.export import export_partition, validate_columns
 from simfleet.shared.clickhouse.inputs import ClickHouseSource, import_inputs
 from simfleet.shared.clickhouse.mp2 import export_mp2
 from simfleet.shared.clickhouse.schema import ColumnSpec, TableSpec, mp2_tables
+from simfleet.shared.errors import ExportValidationError
 from simfleet.worker.des.aggregate import aggregate
 from simfleet.worker.des.runner import run_replications
 from simfleet.worker.des.scenario import load_scenario

@@ -7,7 +7,8 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from simfleet.shared.checkpoints import CheckpointError, Checkpoints, DirectoryStore, StaleOwner, decode, encode, verify
+from simfleet.shared.checkpoints import Checkpoints, DirectoryStore, decode, encode, verify
+from simfleet.shared.errors import CheckpointError, StaleOwner
 from simfleet.shared.jobs import Jobs
 
 

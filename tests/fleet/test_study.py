@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from celery.result import AsyncResult
 
-from simfleet.producer.fleet.client import StudyFailed
+from simfleet.shared.errors import StudyFailed
 from simfleet.worker.des.runner import run_study
 from simfleet.worker.des.scenario import load_scenario, parse_scenario
 

@@ -17,7 +17,7 @@ import psutil
 from celery import Task, shared_task
 from celery.utils.log import get_task_logger
 
-from simfleet.shared.errors import SimfleetError
+from simfleet.shared.errors import MemoryLimitExceeded
 from simfleet.worker.des.aggregate import aggregate
 from simfleet.worker.des.engine import Simulation
 from simfleet.worker.des.scenario import Scenario, parse_scenario
@@ -28,9 +28,6 @@ SLICES = 50
 MEMORY_CHECK_EVERY_S = 0.1
 """Reading the resident size costs tens of microseconds: check it at most this often (and at the first slice)."""
 
-
-class MemoryLimitExceeded(SimfleetError):
-    """A replication grew past the per-replication memory limit of the CPU worker role."""
 
 
 @lru_cache(maxsize=8)

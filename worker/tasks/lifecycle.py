@@ -16,7 +16,8 @@ from celery.exceptions import Ignore
 from celery.utils.log import get_task_logger
 
 from simfleet.shared.celery_app import LIFECYCLE_CREATE, LIFECYCLE_EXECUTE, LIFECYCLE_EXPORT, LIFECYCLE_LOAD
-from simfleet.shared.checkpoints import Checkpoints, StaleOwner
+from simfleet.shared.checkpoints import Checkpoints
+from simfleet.shared.errors import StaleOwner
 from simfleet.shared.jobs import Jobs, worker_queue
 from simfleet.worker.runtime import worker_settings
 from simfleet.worker.sessions import SessionRegistry

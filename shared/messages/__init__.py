@@ -1,0 +1,50 @@
+"""Everything that crosses the broker, declared: msgspec Structs on the fleet's msgpack (or JSON) wire format.
+
+A message is built as a Struct, put on the wire as plain data (:func:`to_wire`: maps, lists, numbers, strings), and
+validated when it is read (:func:`decode`): a missing or mistyped field, an unknown field, or a value out of its
+declared range is a :class:`~simfleet.shared.errors.MessageError` that names the message and the field
+(``$.epoch``). Defaults live in the Struct definitions and nowhere else.
+
+- :mod:`.lifecycle`: a lifecycle job's spec, the message of each of its stages, its progress and its summary;
+- :mod:`.des`: the figures of a DES replication and the aggregate of a study;
+- :mod:`.study`: what a ``des.run`` task receives, and a replication's progress.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+
+from simfleet.shared.errors import MessageError
+
+
+class Message(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """Base of every declared message: keyword construction, immutable, unknown fields refused on decode."""
+
+
+T = TypeVar("T")
+
+
+def decode(kind: type[T], value: Any, *, what: str | None = None) -> T:
+    """``value`` (plain data off the wire) as a ``kind``, validated.
+
+    Raises:
+        MessageError: naming ``what`` (default: the type's name), the field and what is wrong with it.
+    """
+    try:
+        return msgspec.convert(value, kind)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        reason, _, path = text.rpartition(" - at `")
+        if not reason:
+            reason, path = text, ""
+        raise MessageError(what or getattr(kind, "__name__", str(kind)), reason, path=path.rstrip("`")) from exc
+
+
+def to_wire(message: Any) -> Any:
+    """A message as plain data for the broker's serialiser (msgpack or JSON)."""
+    return msgspec.to_builtins(message)
+
+
+__all__ = ["Message", "decode", "to_wire"]
