@@ -1,0 +1,262 @@
+"""The figures of a DES replication and the aggregate of a study, as declared messages.
+
+A replication's :class:`ReplicationSummary` is what ``des.run`` returns and what the local runner collects; a study's
+:class:`StudyAggregate` is what ``des.aggregate`` (and the local runner) makes of the summaries. Both cross the
+broker as plain data (:func:`~simfleet.shared.messages.to_wire`) and are read back with
+:func:`~simfleet.shared.messages.decode`; their plain form is also the JSON that ``simfleet des`` prints.
+
+Units are in the field names (``_s`` seconds, ``_per_min`` per minute of the measurement window). Only requests
+arriving in [warmup, horizon) are counted. A latency figure is ``None`` when nothing completed; a figure divided by
+the length of the measurement window is NaN when that window is empty (a replication summarised before it
+started), so those are plain floats that may be NaN. The statistics of a study (:class:`Stat`) leave NaN out.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from simfleet.shared.messages import Message
+
+Count = Annotated[int, msgspec.Meta(ge=0)]
+"""A number of things (requests, events, replications): never negative."""
+
+
+class SketchData(Message):
+    """A DDSketch of latencies as plain data: its non-empty buckets and the exact count, sum, min and max.
+
+    ``keys`` and ``counts`` are parallel lists of bucket keys and their counts; ``min`` and ``max`` are ``None`` when
+    the sketch is empty. Merging two sketches adds their bucket counts, so the quantiles of many replications come
+    out as if they were one run.
+    """
+
+    relative_accuracy: float
+    keys: list[int]
+    counts: list[float]
+    zero_count: float
+    count: Count
+    sum: float
+    min: float | None
+    max: float | None
+
+
+class LatencyFigures(Message):
+    """Latency figures of one request type (or of all) in one replication.
+
+    Attributes:
+        arrived: counted arrivals.
+        completed: counted completions.
+        unfinished: requests in flight when the run stopped, counted or not.
+        mean_s: mean latency; this and the quantiles and ``max_s`` are ``None`` when nothing completed.
+        throughput_per_min: counted completions per minute of the measurement window (0 when it is empty).
+        sketch: the mergeable sketch of the latencies.
+    """
+
+    arrived: Count
+    completed: Count
+    unfinished: Count
+    mean_s: float | None
+    p50_s: float | None
+    p95_s: float | None
+    p99_s: float | None
+    max_s: float | None
+    throughput_per_min: float
+    sketch: SketchData
+
+
+class RateResourceFigures(Message, tag_field="kind", tag="rate"):
+    """A rate resource (processor sharing of a capacity) over the measurement window.
+
+    Attributes:
+        capacity: the resource's capacity (work units per second).
+        offered_load: the utilisation the scenario's rates would give (λ·E[work] / capacity).
+        utilisation: measured busy share of the capacity.
+        mean_consumers, max_consumers: tools being served at once.
+        mean_waiting, max_waiting: tools queued for a service slot.
+    """
+
+    capacity: float
+    offered_load: float
+    utilisation: float
+    mean_consumers: float
+    max_consumers: Count
+    mean_waiting: float
+    max_waiting: Count
+
+    @property
+    def kind(self) -> str:
+        """``rate`` (the message's tag)."""
+        return "rate"
+
+
+class SpaceResourceFigures(Message, tag_field="kind", tag="space"):
+    """A space resource (held while a tool runs) over the measurement window.
+
+    Attributes:
+        capacity: the space there is.
+        utilisation: measured share of the space in use.
+        mean_in_use, max_in_use: space in use.
+        mean_waiting, max_waiting: tools queued for space.
+    """
+
+    capacity: float
+    utilisation: float
+    mean_in_use: float
+    max_in_use: float
+    mean_waiting: float
+    max_waiting: Count
+
+    @property
+    def kind(self) -> str:
+        """``space`` (the message's tag)."""
+        return "space"
+
+
+ResourceFigures = RateResourceFigures | SpaceResourceFigures
+"""A resource's figures, told apart on the wire by their ``kind`` field."""
+
+
+class LittleFigures(Message):
+    """Little's law over the measurement window: L (``mean_in_system``) against λ·W (``lambda_w``)."""
+
+    mean_in_system: float
+    arrival_rate_per_s: float
+    mean_latency_s: float
+    lambda_w: float
+
+
+class ReplicationSummary(Message):
+    """The figures of one replication.
+
+    All but ``wall_s`` and ``events_per_s`` are a pure function of (scenario, seed, replication).
+
+    Attributes:
+        stable: false when the run was stopped as unstable; ``unstable_reason`` says why.
+        stopped_at_horizon: the run reached its horizon (rather than running out of work).
+        in_flight: requests in the system when the run stopped.
+        end_time_s: simulated time when the run stopped.
+        window_s: length of the measurement window [warmup, end].
+        types: latency figures per request type, in scenario order; ``overall`` over every type.
+        resources: figures per resource, in scenario order (rate resources first).
+        events: events processed; ``wall_s`` the time they took, ``events_per_s`` their rate.
+    """
+
+    scenario: str
+    seed: int
+    replication: Count
+    stable: bool
+    unstable_reason: str | None
+    stopped_at_horizon: bool
+    in_flight: Count
+    end_time_s: float
+    window_s: float
+    types: dict[str, LatencyFigures]
+    overall: LatencyFigures
+    resources: dict[str, ResourceFigures]
+    little: LittleFigures
+    events: Count
+    wall_s: float
+    events_per_s: float
+
+
+class Stat(Message):
+    """A figure over the replications: mean, sample standard deviation, 95% Student-t half-width, count.
+
+    ``n`` is the number of replications that had a value (not ``None``, not NaN). ``mean`` needs one value, ``std``
+    and ``ci95`` two; each is ``None`` without them.
+    """
+
+    mean: float | None
+    std: float | None
+    ci95: float | None
+    n: Count
+
+
+class MergedLatency(Message):
+    """Latency figures of the merged sketch, as if all replications were one run (``None`` when nothing completed)."""
+
+    completed: Count
+    mean_s: float | None
+    p50_s: float | None
+    p95_s: float | None
+    p99_s: float | None
+    max_s: float | None
+
+
+class LatencyAggregate(Message):
+    """A request type's (or all types') latency figures over the replications, their merged sketch and its figures."""
+
+    arrived: Stat
+    completed: Stat
+    unfinished: Stat
+    mean_s: Stat
+    p50_s: Stat
+    p95_s: Stat
+    p99_s: Stat
+    max_s: Stat
+    throughput_per_min: Stat
+    merged: MergedLatency
+    sketch: SketchData
+
+
+class LittleAggregate(Message):
+    """Little's law figures over the replications."""
+
+    mean_in_system: Stat
+    arrival_rate_per_s: Stat
+    mean_latency_s: Stat
+    lambda_w: Stat
+
+
+class RunAggregate(Message):
+    """How the replications ran: events, wall-clock time and speed, in flight at the end, end time."""
+
+    events: Stat
+    wall_s: Stat
+    events_per_s: Stat
+    in_flight: Stat
+    end_time_s: Stat
+
+
+class StudyAggregate(Message, omit_defaults=True):
+    """The answer of a study: every figure of its replications as a :class:`Stat`.
+
+    Attributes:
+        seed: the study seed; replication ``i`` ran with (seed, i).
+        replications: how many were aggregated.
+        stable: every replication was stable; ``unstable_replications`` counts those that were not and
+            ``unstable_reasons`` lists their distinct reasons, sorted.
+        resources: per resource, each figure of its kind (``capacity``, ``utilisation``, ...) by name.
+        study_id: the fleet's study id (set by the fleet's aggregation; empty, and left off the wire, for a local run).
+    """
+
+    scenario: str
+    seed: int
+    replications: Count
+    stable: bool
+    unstable_replications: Count
+    unstable_reasons: list[str]
+    types: dict[str, LatencyAggregate]
+    overall: LatencyAggregate
+    resources: dict[str, dict[str, Stat]]
+    little: LittleAggregate
+    run: RunAggregate
+    study_id: str = ""
+
+
+__all__ = [
+    "LatencyAggregate",
+    "LatencyFigures",
+    "LittleAggregate",
+    "LittleFigures",
+    "MergedLatency",
+    "RateResourceFigures",
+    "ReplicationSummary",
+    "ResourceFigures",
+    "RunAggregate",
+    "SketchData",
+    "SpaceResourceFigures",
+    "Stat",
+    "StudyAggregate",
+]
