@@ -43,8 +43,8 @@ def plot_sweep_latency(
     fig, ax = plt.subplots(figsize=(8, 5))
     for name in sweep.request_types():
         stats = sweep.figure(name, figure_name)
-        means = [s["mean"] if s["mean"] is not None else math.nan for s in stats]
-        half = [s["ci95"] or 0.0 for s in stats]
+        means = [s.mean if s.mean is not None else math.nan for s in stats]
+        half = [s.ci95 or 0.0 for s in stats]
         (line,) = ax.plot(sweep.rates_per_min, means, marker="o", label=name)
         ax.fill_between(
             sweep.rates_per_min,

@@ -25,7 +25,9 @@ from simfleet.producer.fleet.local import LocalFleet
 from simfleet.producer.progress import ProgressBar
 from simfleet.producer.rate_sweep import SweepResult, sweep_rates
 from simfleet.producer.report import sla_table, study_table
-from simfleet.producer.sla import SlaResult
+from simfleet.producer.sla import SlaResult, reading_summaries, search_sla
+from simfleet.shared.messages import decode, to_wire
+from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
 from simfleet.shared.settings import load_settings
 from simfleet.worker.des.scenario import load_scenario
 
@@ -41,9 +43,9 @@ def _bar_for(bar: ProgressBar) -> Any:
     return show
 
 
-def _write_outputs(study: dict[str, Any], sla: SlaResult, sweep: SweepResult) -> list[Path]:
+def _write_outputs(study: StudyAggregate, sla: SlaResult, sweep: SweepResult) -> list[Path]:
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "mixed_workload.json").write_text(json.dumps(study, indent=2))
+    (OUT / "mixed_workload.json").write_text(json.dumps(to_wire(study), indent=2))
     sweep.write_json(OUT / "mixed_workload_sweep.json")
     sweep.write_csv(OUT / "mixed_workload_sweep.csv")
     return [
@@ -56,7 +58,9 @@ def _write_outputs(study: dict[str, Any], sla: SlaResult, sweep: SweepResult) ->
     ]
 
 
-def _to_clickhouse(dsn: str, study_id: str, summaries: Any, answer: dict[str, Any], scenario: Any) -> None:
+def _to_clickhouse(
+    dsn: str, study_id: str, summaries: list[ReplicationSummary], answer: StudyAggregate, scenario: Any
+) -> None:
     """Write the study to ClickHouse (chDB by default) and answer one BI question from it."""
     from simfleet.shared.clickhouse.des import export_des_study
     from simfleet.shared.clickhouse.migrations import open_db
@@ -126,7 +130,7 @@ def main() -> int:
         bar = ProgressBar(sys.stdout)
         mixed = load_scenario(SCENARIOS / "mixed_workload.yaml")
         study = fleet.run_des(mixed, replications=8)
-        answer = study.wait(timeout=600, on_progress=_bar_for(bar))
+        answer = decode(StudyAggregate, study.wait(timeout=600, on_progress=_bar_for(bar)))
         bar.close()
         print(f"study {study.id}\n")
         print(study_table(answer), flush=True)
@@ -134,8 +138,9 @@ def main() -> int:
         print("\n== DES SLA search on the fleet: largest deep-research rate with p95 < 30 s", flush=True)
         deep = load_scenario(SCENARIOS / "deep_research_sla.yaml")
         assert deep.sla is not None
-        sla = fleet.sla_search(
+        sla = search_sla(
             deep,
+            reading_summaries(fleet.evaluator()),
             request_type=deep.sla.request_type,
             metric=deep.sla.metric,
             threshold_s=deep.sla.threshold_s,
@@ -146,14 +151,16 @@ def main() -> int:
         )
         print(sla_table(sla))
         print("\n== rate sweep on the fleet: mixed workload at 50, 100, 130 requests/min, 4 replications each")
-        sweep = sweep_rates(mixed, [50.0, 100.0, 130.0], fleet.evaluator(), replications=4, seed=mixed.seed)
+        evaluate = reading_summaries(fleet.evaluator())
+        sweep = sweep_rates(mixed, [50.0, 100.0, 130.0], evaluate, replications=4, seed=mixed.seed)
         for row in sweep.to_rows():
             if row["request_type"] == "(all)":
                 print(f"   {row['rate_per_min']:>6.0f}/min: p95 {row['p95_s']:.2f} s, npu {row['utilisation_npu']:.2f}")
         print("\n== results written")
         for path in _write_outputs(answer, sla, sweep):
             print(f"   {path.relative_to(ROOT)}")
-        _to_clickhouse(settings.clickhouse_dsn, study.id, study.summaries(timeout=60), answer, mixed)
+        summaries = [decode(ReplicationSummary, s) for s in study.summaries(timeout=60)]
+        _to_clickhouse(settings.clickhouse_dsn, study.id, summaries, answer, mixed)
     finally:
         fleet.close()
         if owned:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from simfleet.producer.sla import Evaluator, SlaResult
+from simfleet.shared.messages import to_wire
+from simfleet.shared.messages.des import LatencyAggregate, Stat, StudyAggregate
 from simfleet.worker.des.aggregate import aggregate
 from simfleet.worker.des.scenario import Scenario
 
@@ -28,48 +30,53 @@ class SweepResult:
     scenario: str
     scale: str
     rates_per_min: list[float]
-    aggregates: list[dict[str, Any]]
+    aggregates: list[StudyAggregate]
 
     def resources(self) -> list[str]:
         """Resource names, in scenario order."""
-        return list(self.aggregates[0]["resources"]) if self.aggregates else []
+        return list(self.aggregates[0].resources) if self.aggregates else []
 
     def request_types(self) -> list[str]:
         """Request type names plus ``(all)``."""
-        return [*self.aggregates[0]["types"], "(all)"] if self.aggregates else []
+        return [*self.aggregates[0].types, "(all)"] if self.aggregates else []
 
-    def figure(self, request_type: str, name: str) -> list[dict[str, Any]]:
+    def figure(self, request_type: str, name: str) -> list[Stat]:
         """One figure's statistics (mean, std, ci95, n) for a request type at every rate."""
-        blocks = [a["overall"] if request_type == "(all)" else a["types"][request_type] for a in self.aggregates]
-        return [block[name] for block in blocks]
+        return [_block(a, request_type).figure(name) for a in self.aggregates]
 
     def utilisation(self) -> list[list[float]]:
-        """Mean utilisation, one row per resource, one column per rate."""
-        return [[a["resources"][r]["utilisation"]["mean"] for a in self.aggregates] for r in self.resources()]
+        """Mean utilisation, one row per resource, one column per rate (NaN where no replication measured it)."""
+        means = [[a.resources[r]["utilisation"].mean for a in self.aggregates] for r in self.resources()]
+        return [[math.nan if m is None else m for m in row] for row in means]
 
     def to_rows(self) -> list[dict[str, Any]]:
         """Flat rows: one per (rate, request type)."""
         rows = []
         for rate, agg in zip(self.rates_per_min, self.aggregates, strict=True):
             for name in self.request_types():
-                block = agg["overall"] if name == "(all)" else agg["types"][name]
-                row: dict[str, Any] = {"rate_per_min": rate, "request_type": name, "stable": agg["stable"]}
+                block = _block(agg, name)
+                row: dict[str, Any] = {"rate_per_min": rate, "request_type": name, "stable": agg.stable}
                 for figure in FIGURES:
-                    row[figure] = block[figure]["mean"]
-                    row[f"{figure}_ci95"] = block[figure]["ci95"]
+                    row[figure] = block.figure(figure).mean
+                    row[f"{figure}_ci95"] = block.figure(figure).ci95
                 for resource in self.resources():
-                    row[f"utilisation_{resource}"] = agg["resources"][resource]["utilisation"]["mean"]
+                    row[f"utilisation_{resource}"] = agg.resources[resource]["utilisation"].mean
                 rows.append(row)
         return rows
 
     def write_json(self, path: Path) -> None:
         """Every aggregate, as JSON."""
         data = {"scenario": self.scenario, "scale": self.scale, "rates_per_min": self.rates_per_min}
-        path.write_text(json.dumps({**data, "aggregates": self.aggregates}, indent=2))
+        path.write_text(json.dumps({**data, "aggregates": [to_wire(a) for a in self.aggregates]}, indent=2))
 
     def write_csv(self, path: Path) -> None:
         """The flat rows, as CSV."""
         write_rows_csv(self.to_rows(), path)
+
+
+def _block(agg: StudyAggregate, request_type: str) -> LatencyAggregate:
+    """A request type's latency block of an aggregate, or the overall one for ``(all)``."""
+    return agg.overall if request_type == "(all)" else agg.types[request_type]
 
 
 def sweep_rates(

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from simfleet.producer.sla import SlaResult
+from simfleet.shared.messages.des import Stat, StudyAggregate
 from simfleet.worker.des.validation import CaseResult
 
 
-def _fmt(stat: dict[str, Any] | None, digits: int = 3) -> str:
-    if not stat or stat.get("mean") is None:
+def _fmt(stat: Stat | None, digits: int = 3) -> str:
+    if stat is None or stat.mean is None:
         return "-"
-    text = f"{stat['mean']:.{digits}f}"
-    if stat.get("ci95") is not None:
-        text += f" ±{stat['ci95']:.{digits}f}"
+    text = f"{stat.mean:.{digits}f}"
+    if stat.ci95 is not None:
+        text += f" ±{stat.ci95:.{digits}f}"
     return text
 
 
@@ -25,25 +25,25 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def study_table(agg: dict[str, Any]) -> str:
+def study_table(agg: StudyAggregate) -> str:
     """The aggregate of a study: latency per type and overall, resources, Little's law, speed."""
-    status = "stable" if agg["stable"] else f"UNSTABLE in {agg['unstable_replications']} replication(s)"
-    head = f"scenario {agg['scenario']}: {agg['replications']} replication(s), seed {agg['seed']}, {status}"
-    if agg["unstable_reasons"]:
-        head += f" ({'; '.join(agg['unstable_reasons'])})"
+    status = "stable" if agg.stable else f"UNSTABLE in {agg.unstable_replications} replication(s)"
+    head = f"scenario {agg.scenario}: {agg.replications} replication(s), seed {agg.seed}, {status}"
+    if agg.unstable_reasons:
+        head += f" ({'; '.join(agg.unstable_reasons)})"
     latency_rows = []
-    for name, block in [*agg["types"].items(), ("(all)", agg["overall"])]:
+    for name, block in [*agg.types.items(), ("(all)", agg.overall)]:
         latency_rows.append(
             [
                 name,
-                _fmt(block["completed"], 0),
-                _fmt(block["throughput_per_min"], 2),
-                _fmt(block["mean_s"]),
-                _fmt(block["p50_s"]),
-                _fmt(block["p95_s"]),
-                _fmt(block["p99_s"]),
-                _fmt(block["max_s"]),
-                f"{block['merged']['p95_s']:.3f}" if block["merged"]["p95_s"] is not None else "-",
+                _fmt(block.completed, 0),
+                _fmt(block.throughput_per_min, 2),
+                _fmt(block.mean_s),
+                _fmt(block.p50_s),
+                _fmt(block.p95_s),
+                _fmt(block.p99_s),
+                _fmt(block.max_s),
+                f"{block.merged.p95_s:.3f}" if block.merged.p95_s is not None else "-",
             ]
         )
     latency = _table(
@@ -59,17 +59,17 @@ def study_table(agg: dict[str, Any]) -> str:
             _fmt(res.get("mean_waiting"), 2),
             _fmt(res.get("max_waiting"), 1),
         ]
-        for name, res in agg["resources"].items()
+        for name, res in agg.resources.items()
     ]
     resources = _table(
         ["resource", "utilisation", "mean busy", "max busy", "mean waiting", "max waiting"], resource_rows
     )
-    little = agg["little"]
-    run = agg["run"]
+    little = agg.little
+    run = agg.run
     tail = (
-        f"Little's law: L = {_fmt(little['mean_in_system'])}, lambda*W = {_fmt(little['lambda_w'])}\n"
-        f"events per replication {_fmt(run['events'], 0)}, events/s {_fmt(run['events_per_s'], 0)}, "
-        f"wall s per replication {_fmt(run['wall_s'], 2)}"
+        f"Little's law: L = {_fmt(little.mean_in_system)}, lambda*W = {_fmt(little.lambda_w)}\n"
+        f"events per replication {_fmt(run.events, 0)}, events/s {_fmt(run.events_per_s, 0)}, "
+        f"wall s per replication {_fmt(run.wall_s, 2)}"
     )
     return "\n\n".join([head, latency, resources, tail])
 

@@ -18,16 +18,31 @@ unstable probe fails.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from simfleet.shared.errors import ConfigError
+from simfleet.shared.messages import decode
+from simfleet.shared.messages.des import ReplicationSummary, Stat
 from simfleet.worker.des.aggregate import scalar_stats
 from simfleet.worker.des.scenario import METRICS, Scenario
 
-Evaluator = Callable[[Scenario, int, int], list[dict[str, Any]]]
+Evaluator = Callable[[Scenario, int, int], list[ReplicationSummary]]
 """Runs ``replications`` replications of a scenario with a seed and returns their summaries."""
+
+
+def reading_summaries(evaluate: Callable[[Scenario, int, int], Sequence[Any]]) -> Evaluator:
+    """An evaluator that reads the summaries ``evaluate`` gives as declared :class:`ReplicationSummary` messages.
+
+    For summaries that arrive as plain data off the broker (validated: a malformed one is a ``MessageError``);
+    summaries that already are messages pass through unchanged.
+    """
+
+    def evaluate_and_read(scenario: Scenario, replications: int, seed: int) -> list[ReplicationSummary]:
+        return [decode(ReplicationSummary, s) for s in evaluate(scenario, replications, seed)]
+
+    return evaluate_and_read
 
 
 @dataclass(frozen=True)
@@ -70,11 +85,11 @@ class SlaResult:
         return data
 
 
-def metric_of(summary: dict[str, Any], request_type: str, metric: str) -> float:
+def metric_of(summary: ReplicationSummary, request_type: str, metric: str) -> float:
     """The SLA metric (seconds) of one replication summary; infinite when unstable or nothing completed."""
-    if not summary["stable"]:
+    if not summary.stable:
         return math.inf
-    value = summary["types"][request_type]["mean_s" if metric == "mean" else f"{metric}_s"]
+    value = summary.types[request_type].figure("mean_s" if metric == "mean" else f"{metric}_s")
     return math.inf if value is None else float(value)
 
 
@@ -123,9 +138,9 @@ def search_sla(
         summaries = evaluate(probe_scenario, replications, seed)
         values = [metric_of(s, request_type, metric) for s in summaries]
         stable = all(math.isfinite(v) for v in values)
-        stat = scalar_stats(values) if stable else {"mean": math.inf, "ci95": None}
-        mean = math.inf if stat["mean"] is None else float(stat["mean"])
-        probes.append(Probe(rate, mean, stat["ci95"], stable and mean <= threshold_s, stable))
+        stat = scalar_stats(values) if stable else Stat(mean=math.inf, std=None, ci95=None, n=0)
+        mean = math.inf if stat.mean is None else float(stat.mean)
+        probes.append(Probe(rate, mean, stat.ci95, stable and mean <= threshold_s, stable))
 
     run_probe(bound / 2.0)
     while len(probes) < max_probes:

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from simfleet.producer.report import sla_table, study_table, validation_table
-from simfleet.producer.sla import Evaluator, SlaResult, search_sla
+from simfleet.producer.sla import Evaluator, SlaResult, reading_summaries, search_sla
+from simfleet.shared.messages import decode, to_wire
+from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
 from simfleet.shared.settings import PRIORITIES
 from simfleet.worker.des.aggregate import aggregate
 from simfleet.worker.des.engine import Simulation
@@ -85,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.fleet:
         return _run_on_fleet(args, scenario, replications, seed)
     study_id = f"local-{uuid.uuid4().hex}"
-    summaries = []
+    summaries: list[ReplicationSummary] = []
     first = 0
     if args.trace:
         with args.trace.open("w", encoding="utf-8") as trace:
@@ -104,7 +106,9 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _to_clickhouse(scenario: Scenario, study_id: str, summaries: list[dict[str, Any]], result: dict[str, Any]) -> None:
+def _to_clickhouse(
+    scenario: Scenario, study_id: str, summaries: list[ReplicationSummary], result: StudyAggregate
+) -> None:
     from simfleet.shared.clickhouse.des import export_des_study
     from simfleet.shared.clickhouse.export import describe
     from simfleet.shared.clickhouse.migrations import open_db
@@ -115,9 +119,9 @@ def _to_clickhouse(scenario: Scenario, study_id: str, summaries: list[dict[str, 
     print(f"study {study_id} written to {ch.dsn.redacted}: {describe(reports)}", file=sys.stderr)
 
 
-def _print_study(result: dict[str, Any], as_json: bool) -> None:
+def _print_study(result: StudyAggregate, as_json: bool) -> None:
     if as_json:
-        json.dump(result, sys.stdout, indent=2)
+        json.dump(to_wire(result), sys.stdout, indent=2)
         print()
     else:
         print(study_table(result))
@@ -141,10 +145,10 @@ def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: in
             )
 
         try:
-            result = study.wait(timeout=args.timeout, on_progress=show)
+            result = decode(StudyAggregate, study.wait(timeout=args.timeout, on_progress=show))
         finally:
             bar.close()
-        summaries = study.summaries(timeout=60) if args.to_clickhouse else []
+        summaries = [decode(ReplicationSummary, s) for s in study.summaries(timeout=60)] if args.to_clickhouse else []
     finally:
         fleet.close()
     _print_study(result, args.json)
@@ -205,10 +209,10 @@ def _evaluator(args: argparse.Namespace) -> tuple[Any, Evaluator]:
         from simfleet.producer.fleet.client import Fleet
 
         fleet = Fleet.from_settings()
-        return fleet, fleet.evaluator(priority=args.priority, timeout_s=args.timeout)
+        return fleet, reading_summaries(fleet.evaluator(priority=args.priority, timeout_s=args.timeout))
     processes = args.processes
 
-    def evaluate(probe: Scenario, replications: int, seed: int) -> list[dict[str, Any]]:
+    def evaluate(probe: Scenario, replications: int, seed: int) -> list[ReplicationSummary]:
         return run_replications(probe, replications=replications, seed=seed, processes=processes)
 
     return None, evaluate

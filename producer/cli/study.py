@@ -50,6 +50,8 @@ def _status(args: argparse.Namespace) -> int:
         )
         if "result" in state:
             from simfleet.producer.report import study_table
+            from simfleet.shared.messages import decode
+            from simfleet.shared.messages.des import StudyAggregate
 
-            print(study_table(state["result"]))
+            print(study_table(decode(StudyAggregate, state["result"])))
     return 0

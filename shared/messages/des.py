@@ -22,8 +22,16 @@ from simfleet.shared.messages import Message
 Count = Annotated[int, msgspec.Meta(ge=0)]
 """A number of things (requests, events, replications): never negative."""
 
+LATENCY_FIGURES = (
+    "arrived", "completed", "unfinished", "mean_s", "p50_s", "p95_s", "p99_s", "max_s", "throughput_per_min"
+)  # fmt: skip
+"""The scalar latency figures, in order; :class:`LatencyFigures` and :class:`LatencyAggregate` have a field of each."""
 
-class SketchData(Message):
+# ``frozen=True`` is inherited from Message at run time; each class repeats it because mypy's reading of msgspec's
+# dataclass_transform takes a subclass without it for a non-frozen dataclass of a frozen one (an error).
+
+
+class SketchData(Message, frozen=True):
     """A DDSketch of latencies as plain data: its non-empty buckets and the exact count, sum, min and max.
 
     ``keys`` and ``counts`` are parallel lists of bucket keys and their counts; ``min`` and ``max`` are ``None`` when
@@ -41,7 +49,7 @@ class SketchData(Message):
     max: float | None
 
 
-class LatencyFigures(Message):
+class LatencyFigures(Message, frozen=True):
     """Latency figures of one request type (or of all) in one replication.
 
     Attributes:
@@ -64,8 +72,15 @@ class LatencyFigures(Message):
     throughput_per_min: float
     sketch: SketchData
 
+    def figure(self, name: str) -> float | None:
+        """The latency figure called ``name`` (one of :data:`LATENCY_FIGURES`)."""
+        if name not in LATENCY_FIGURES:
+            raise KeyError(name)
+        value: float | None = getattr(self, name)
+        return value
 
-class RateResourceFigures(Message, tag_field="kind", tag="rate"):
+
+class RateResourceFigures(Message, frozen=True, tag_field="kind", tag="rate"):
     """A rate resource (processor sharing of a capacity) over the measurement window.
 
     Attributes:
@@ -89,8 +104,18 @@ class RateResourceFigures(Message, tag_field="kind", tag="rate"):
         """``rate`` (the message's tag)."""
         return "rate"
 
+    @property
+    def mean_busy(self) -> float:
+        """Mean use of the resource: tools being served (``mean_consumers``)."""
+        return self.mean_consumers
 
-class SpaceResourceFigures(Message, tag_field="kind", tag="space"):
+    @property
+    def max_busy(self) -> float:
+        """Most use of the resource: tools being served (``max_consumers``)."""
+        return self.max_consumers
+
+
+class SpaceResourceFigures(Message, frozen=True, tag_field="kind", tag="space"):
     """A space resource (held while a tool runs) over the measurement window.
 
     Attributes:
@@ -112,12 +137,22 @@ class SpaceResourceFigures(Message, tag_field="kind", tag="space"):
         """``space`` (the message's tag)."""
         return "space"
 
+    @property
+    def mean_busy(self) -> float:
+        """Mean use of the resource: space in use (``mean_in_use``)."""
+        return self.mean_in_use
+
+    @property
+    def max_busy(self) -> float:
+        """Most use of the resource: space in use (``max_in_use``)."""
+        return self.max_in_use
+
 
 ResourceFigures = RateResourceFigures | SpaceResourceFigures
-"""A resource's figures, told apart on the wire by their ``kind`` field."""
+"""A resource's figures, told apart on the wire by their ``kind`` field; both have ``mean_busy`` and ``max_busy``."""
 
 
-class LittleFigures(Message):
+class LittleFigures(Message, frozen=True):
     """Little's law over the measurement window: L (``mean_in_system``) against λ·W (``lambda_w``)."""
 
     mean_in_system: float
@@ -126,7 +161,7 @@ class LittleFigures(Message):
     lambda_w: float
 
 
-class ReplicationSummary(Message):
+class ReplicationSummary(Message, frozen=True):
     """The figures of one replication.
 
     All but ``wall_s`` and ``events_per_s`` are a pure function of (scenario, seed, replication).
@@ -160,7 +195,7 @@ class ReplicationSummary(Message):
     events_per_s: float
 
 
-class Stat(Message):
+class Stat(Message, frozen=True):
     """A figure over the replications: mean, sample standard deviation, 95% Student-t half-width, count.
 
     ``n`` is the number of replications that had a value (not ``None``, not NaN). ``mean`` needs one value, ``std``
@@ -173,7 +208,7 @@ class Stat(Message):
     n: Count
 
 
-class MergedLatency(Message):
+class MergedLatency(Message, frozen=True):
     """Latency figures of the merged sketch, as if all replications were one run (``None`` when nothing completed)."""
 
     completed: Count
@@ -184,7 +219,7 @@ class MergedLatency(Message):
     max_s: float | None
 
 
-class LatencyAggregate(Message):
+class LatencyAggregate(Message, frozen=True):
     """A request type's (or all types') latency figures over the replications, their merged sketch and its figures."""
 
     arrived: Stat
@@ -199,8 +234,15 @@ class LatencyAggregate(Message):
     merged: MergedLatency
     sketch: SketchData
 
+    def figure(self, name: str) -> Stat:
+        """The statistics of the latency figure called ``name`` (one of :data:`LATENCY_FIGURES`)."""
+        if name not in LATENCY_FIGURES:
+            raise KeyError(name)
+        stat: Stat = getattr(self, name)
+        return stat
 
-class LittleAggregate(Message):
+
+class LittleAggregate(Message, frozen=True):
     """Little's law figures over the replications."""
 
     mean_in_system: Stat
@@ -209,7 +251,7 @@ class LittleAggregate(Message):
     lambda_w: Stat
 
 
-class RunAggregate(Message):
+class RunAggregate(Message, frozen=True):
     """How the replications ran: events, wall-clock time and speed, in flight at the end, end time."""
 
     events: Stat
@@ -219,7 +261,7 @@ class RunAggregate(Message):
     end_time_s: Stat
 
 
-class StudyAggregate(Message, omit_defaults=True):
+class StudyAggregate(Message, frozen=True, omit_defaults=True):
     """The answer of a study: every figure of its replications as a :class:`Stat`.
 
     Attributes:
@@ -246,6 +288,7 @@ class StudyAggregate(Message, omit_defaults=True):
 
 
 __all__ = [
+    "LATENCY_FIGURES",
     "LatencyAggregate",
     "LatencyFigures",
     "LittleAggregate",

@@ -44,9 +44,9 @@ def test_des_study_export_writes_one_row_per_replication_type_and_figure(ch, stu
     assert [r.rows for r in reports] == [3 * 4, 3 * 5, reports[2].rows]
     p95 = ch.rows(f"SELECT p95_s FROM {ch.database}.des_replications WHERE request_type = 'deep-research' "
                   "ORDER BY replication")  # fmt: skip
-    assert [row[0] for row in p95] == [s["types"]["deep-research"]["p95_s"] for s in summaries]
+    assert [row[0] for row in p95] == [s.types["deep-research"].p95_s for s in summaries]
     merged = ch.rows(f"SELECT merged FROM {ch.database}.des_aggregates WHERE name = '(all)' AND figure = 'p95_s'")
-    assert merged[0][0] == pytest.approx(agg["overall"]["merged"]["p95_s"])
+    assert merged[0][0] == pytest.approx(agg.overall.merged.p95_s)
 
 
 def test_exporting_the_same_study_twice_leaves_one_copy(ch, study):

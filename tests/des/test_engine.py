@@ -15,9 +15,9 @@ def test_same_scenario_and_seed_give_identical_output():
 
 
 def test_other_seed_or_replication_changes_the_draws():
-    base = run_replication(fork_join(), seed=5)["overall"]["mean_s"]
-    assert run_replication(fork_join(), seed=6)["overall"]["mean_s"] != base
-    assert run_replication(fork_join(), seed=5, replication=1)["overall"]["mean_s"] != base
+    base = run_replication(fork_join(), seed=5).overall.mean_s
+    assert run_replication(fork_join(), seed=6).overall.mean_s != base
+    assert run_replication(fork_join(), seed=5, replication=1).overall.mean_s != base
 
 
 def two_independent_types(rate_a: float):
@@ -41,8 +41,8 @@ def two_independent_types(rate_a: float):
 def test_changing_one_types_rate_leaves_the_other_types_draws_unchanged():
     slow = run_replication(two_independent_types(20), seed=11)
     fast = run_replication(two_independent_types(80), seed=11)
-    assert slow["types"]["a"]["completed"] != fast["types"]["a"]["completed"]
-    assert slow["types"]["b"] == fast["types"]["b"]
+    assert slow.types["a"].completed != fast.types["a"].completed
+    assert slow.types["b"] == fast.types["b"]
 
 
 def test_weighted_sharing_gives_each_consumer_its_share():
@@ -61,8 +61,8 @@ def test_weighted_sharing_gives_each_consumer_its_share():
     summary = run_replication(scenario, seed=0)
     # Both arrive at t=100: heavy runs at 3/4 of 4 = 3 units/s and ends after 1 s; light did 1 unit by then and
     # finishes its last 2 units alone at 4 units/s.
-    assert summary["types"]["heavy"]["max_s"] == pytest.approx(1.0, abs=1e-12)
-    assert summary["types"]["light"]["max_s"] == pytest.approx(1.5, abs=1e-12)
+    assert summary.types["heavy"].max_s == pytest.approx(1.0, abs=1e-12)
+    assert summary.types["light"].max_s == pytest.approx(1.5, abs=1e-12)
 
 
 def test_per_tool_cap_limits_a_lone_tool():
@@ -75,7 +75,7 @@ def test_per_tool_cap_limits_a_lone_tool():
             "request_types": {"r": {"rate_per_min": 0.6, "arrival": "deterministic", "nodes": {"n": {"tool": "t"}}}},
         }
     )
-    assert run_replication(scenario, seed=0)["overall"]["max_s"] == pytest.approx(3.0, abs=1e-12)
+    assert run_replication(scenario, seed=0).overall.max_s == pytest.approx(3.0, abs=1e-12)
 
 
 def test_space_resource_admits_fifo_and_holds_for_the_whole_run():
@@ -96,26 +96,26 @@ def test_space_resource_admits_fifo_and_holds_for_the_whole_run():
     )
     summary = run_replication(scenario, seed=0)
     # Only one tool fits: the second waits for the first (0.2 s at 10 units/s) then runs its own 0.2 s.
-    assert summary["overall"]["max_s"] == pytest.approx(0.4, abs=1e-12)
-    assert summary["resources"]["gpu_mem"]["max_waiting"] == 1
+    assert summary.overall.max_s == pytest.approx(0.4, abs=1e-12)
+    assert summary.resources["gpu_mem"].max_waiting == 1
 
 
 def test_warmup_requests_are_simulated_but_not_counted():
     summary = run_replication(fork_join(), seed=1)
-    arrived = summary["overall"]["arrived"]
+    arrived = summary.overall.arrived
     # 90 requests a minute over the 2,900 s window, not the 3,000 s horizon.
     assert arrived == pytest.approx(90 / 60 * 2_900, rel=0.05)
-    assert summary["overall"]["completed"] == arrived
+    assert summary.overall.completed == arrived
 
 
 def test_saturated_system_stops_at_the_horizon_and_reports_unstable():
     summary = run_replication(one_queue(90, {"dist": "exponential", "mean": 1.0}, horizon_s=2_000), seed=2)
-    assert summary["stable"] is False
-    assert "cpu" in summary["unstable_reason"]
-    assert summary["stopped_at_horizon"] is True
-    assert summary["end_time_s"] == 2_000
-    assert summary["in_flight"] > 500
-    assert summary["overall"]["unfinished"] == summary["in_flight"]
+    assert summary.stable is False
+    assert "cpu" in summary.unstable_reason
+    assert summary.stopped_at_horizon is True
+    assert summary.end_time_s == 2_000
+    assert summary.in_flight > 500
+    assert summary.overall.unfinished == summary.in_flight
 
 
 def test_in_flight_guard_stops_a_runaway_run_early():
@@ -132,31 +132,31 @@ def test_in_flight_guard_stops_a_runaway_run_early():
         }
     )
     summary = run_replication(scenario, seed=0)
-    assert summary["stable"] is False
-    assert summary["unstable_reason"] == "more than 50 requests in flight"
-    assert summary["end_time_s"] < 10_000
+    assert summary.stable is False
+    assert summary.unstable_reason == "more than 50 requests in flight"
+    assert summary.end_time_s < 10_000
 
 
 def test_without_drain_the_run_stops_at_the_horizon_with_requests_unfinished():
     drained = run_replication(one_queue(54, {"dist": "exponential", "mean": 1.0}, horizon_s=2_000), seed=3)
-    assert drained["stable"] and drained["in_flight"] == 0
-    assert drained["end_time_s"] > 2_000
+    assert drained.stable and drained.in_flight == 0
+    assert drained.end_time_s > 2_000
     data = one_queue(54, {"dist": "exponential", "mean": 1.0}, horizon_s=2_000).to_dict()
     stopped = run_replication(parse_scenario({**data, "drain": False}), seed=3)
-    assert stopped["stopped_at_horizon"] is True
-    assert stopped["end_time_s"] == 2_000
-    assert stopped["in_flight"] > 0
-    assert stopped["overall"]["completed"] + stopped["in_flight"] == drained["overall"]["completed"]
+    assert stopped.stopped_at_horizon is True
+    assert stopped.end_time_s == 2_000
+    assert stopped.in_flight > 0
+    assert stopped.overall.completed + stopped.in_flight == drained.overall.completed
 
 
 def test_resource_figures_match_the_offered_load():
     summary = run_replication(one_queue(42, {"dist": "exponential", "mean": 1.0}, horizon_s=50_000), seed=4)
-    cpu = summary["resources"]["cpu"]
-    assert cpu["offered_load"] == pytest.approx(0.7)
-    assert cpu["utilisation"] == pytest.approx(0.7, rel=0.03)
-    assert cpu["mean_consumers"] == pytest.approx(0.7 / 0.3, rel=0.1)
-    assert summary["events_per_s"] > 0
-    assert summary["events"] == 2 * summary["overall"]["completed"] + 2
+    cpu = summary.resources["cpu"]
+    assert cpu.offered_load == pytest.approx(0.7)
+    assert cpu.utilisation == pytest.approx(0.7, rel=0.03)
+    assert cpu.mean_consumers == pytest.approx(0.7 / 0.3, rel=0.1)
+    assert summary.events_per_s > 0
+    assert summary.events == 2 * summary.overall.completed + 2
 
 
 def test_trace_writes_one_line_per_event_kind():
@@ -182,6 +182,6 @@ def test_memory_does_not_grow_with_the_number_of_requests():
 
 
 def test_latency_quantiles_are_ordered_and_bounded_by_the_maximum():
-    figures = run_replication(one_queue(30, 1.0, horizon_s=20_000, max_active=1), seed=0)["overall"]
-    assert 1.0 <= figures["p50_s"] <= figures["p95_s"] <= figures["p99_s"] <= figures["max_s"] * 1.01
-    assert figures["mean_s"] >= 1.0
+    figures = run_replication(one_queue(30, 1.0, horizon_s=20_000, max_active=1), seed=0).overall
+    assert 1.0 <= figures.p50_s <= figures.p95_s <= figures.p99_s <= figures.max_s * 1.01
+    assert figures.mean_s >= 1.0

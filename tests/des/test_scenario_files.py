@@ -97,9 +97,9 @@ def test_scenarios_share_one_resource_set_and_identical_tool_templates() -> None
 def test_a_short_replication_of_every_scenario_is_stable_with_plausible_latencies(path: Path) -> None:
     scenario = dataclasses.replace(load_scenario(path), horizon_s=600.0, warmup_s=60.0)
     summary = run_replication(scenario, seed=scenario.seed)
-    assert summary["stable"]
-    assert summary["overall"]["unfinished"] == 0
+    assert summary.stable
+    assert summary.overall.unfinished == 0
     for name in scenario.request_types:
-        figures = summary["types"][name]
-        assert figures["completed"] > 0, name
-        assert 0.5 < figures["mean_s"] < 30.0, name
+        figures = summary.types[name]
+        assert figures.completed > 0, name
+        assert 0.5 < figures.mean_s < 30.0, name

@@ -24,16 +24,16 @@ def test_merged_sketches_equal_the_sketch_of_the_union():
     right.add_many(b)
     union.add_many(a + b)
     left.merge(right)
-    merged, whole = left.to_dict(), union.to_dict()
-    assert merged["keys"] == whole["keys"] and merged["counts"] == whole["counts"]
+    merged, whole = left.to_data(), union.to_data()
+    assert merged.keys == whole.keys and merged.counts == whole.counts
     assert left.quantile(0.95) == union.quantile(0.95)
 
 
 def test_plain_data_round_trip_keeps_every_bucket_and_figure():
     sketch = LatencySketch()
     sketch.add_many([0.0, 0.0, 1e-3, 0.5, 2.0, 2.0, 130.0])
-    again = LatencySketch.from_dict(sketch.to_dict())
-    assert again.to_dict() == sketch.to_dict()
+    again = LatencySketch.from_data(sketch.to_data())
+    assert again.to_data() == sketch.to_data()
     assert again.quantile(0.5) == sketch.quantile(0.5)
 
 
@@ -42,4 +42,5 @@ def test_empty_sketch_reports_nothing():
     sketch.add_many([])
     assert sketch.count == 0
     assert np.isnan(sketch.quantile(0.5))
-    assert LatencySketch.from_dict(sketch.to_dict()).count == 0
+    assert sketch.to_data().min is None and sketch.to_data().max is None
+    assert LatencySketch.from_data(sketch.to_data()).count == 0

@@ -36,7 +36,7 @@ def png_size(path):
 
 def test_sweep_latency_grows_with_load_and_rows_are_flat(tmp_path):
     sweep = sweep_rates(tiny(), [12, 30, 45], local, replications=3, seed=4)
-    means = [s["mean"] for s in sweep.figure("r", "mean_s")]
+    means = [s.mean for s in sweep.figure("r", "mean_s")]
     assert means[0] < means[1] < means[2]
     assert [round(u, 1) for u in sweep.utilisation()[0]] == [0.2, 0.5, 0.8]
     sweep.write_csv(tmp_path / "sweep.csv")

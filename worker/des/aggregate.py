@@ -2,85 +2,110 @@
 
 For every scalar figure of the replication summaries (latency figures per type and overall, resource figures,
 Little's law figures, event counts) the aggregate gives the mean, the standard deviation, the 95% Student-t
-confidence half-width and the number of replications that had a value. Quantiles are given twice: from the merged
-sketches (as if all replications were one run) and as the mean of the per-replication quantiles (with its CI).
-Summaries are sorted by replication index first, so any arrival order of the results gives the same aggregate, to
-the last bit; this is what lets the fleet's chord callback and the local runner agree exactly.
+confidence half-width and the number of replications that had a value (a :class:`Stat`). Quantiles are given twice:
+from the merged sketches (as if all replications were one run) and as the mean of the per-replication quantiles
+(with its CI). Summaries are sorted by replication index first, so any arrival order of the results gives the same
+aggregate, to the last bit; this is what lets the fleet's chord callback and the local runner agree exactly.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
 
+import msgspec
 from scipy import stats
 
+from simfleet.shared.messages.des import (
+    LatencyAggregate,
+    LatencyFigures,
+    LittleAggregate,
+    MergedLatency,
+    ReplicationSummary,
+    ResourceFigures,
+    RunAggregate,
+    Stat,
+    StudyAggregate,
+)
 from simfleet.worker.des.sketch import LatencySketch
 from simfleet.worker.des.summary import QUANTILES
 
-SKIP = {"sketch"}
 
-
-def scalar_stats(values: Iterable[float | None]) -> dict[str, Any]:
+def scalar_stats(values: Iterable[float | None]) -> Stat:
     """Mean, sample standard deviation, 95% Student-t half-width and count of the non-missing values."""
     present = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     n = len(present)
     if n == 0:
-        return {"mean": None, "std": None, "ci95": None, "n": 0}
+        return Stat(mean=None, std=None, ci95=None, n=0)
     mean = math.fsum(present) / n
     if n == 1:
-        return {"mean": mean, "std": None, "ci95": None, "n": 1}
+        return Stat(mean=mean, std=None, ci95=None, n=1)
     std = math.sqrt(math.fsum((v - mean) ** 2 for v in present) / (n - 1))
     half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-    return {"mean": mean, "std": std, "ci95": half, "n": n}
+    return Stat(mean=mean, std=std, ci95=half, n=n)
 
 
-def _aggregate_mapping(items: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in items[0].items():
-        if key in SKIP:
-            continue
-        if isinstance(value, bool | str):
-            continue
-        if isinstance(value, int | float) or value is None:
-            out[key] = scalar_stats(item.get(key) for item in items)
-    return out
-
-
-def _latency_block(items: list[dict[str, Any]]) -> dict[str, Any]:
-    block = _aggregate_mapping(items)
+def _latency_block(items: Sequence[LatencyFigures]) -> LatencyAggregate:
     merged = LatencySketch()
     for item in items:
-        merged.merge(LatencySketch.from_dict(item["sketch"]))
-    block["merged"] = {
-        "completed": merged.count,
-        "mean_s": merged.mean if merged.count else None,
-        **{name: (merged.quantile(q) if merged.count else None) for name, q in QUANTILES.items()},
-        "max_s": merged.max if merged.count else None,
-    }
-    block["sketch"] = merged.to_dict()
-    return block
+        merged.merge(LatencySketch.from_data(item.sketch))
+    empty = merged.count == 0
+    return LatencyAggregate(
+        arrived=scalar_stats(i.arrived for i in items),
+        completed=scalar_stats(i.completed for i in items),
+        unfinished=scalar_stats(i.unfinished for i in items),
+        mean_s=scalar_stats(i.mean_s for i in items),
+        p50_s=scalar_stats(i.p50_s for i in items),
+        p95_s=scalar_stats(i.p95_s for i in items),
+        p99_s=scalar_stats(i.p99_s for i in items),
+        max_s=scalar_stats(i.max_s for i in items),
+        throughput_per_min=scalar_stats(i.throughput_per_min for i in items),
+        merged=MergedLatency(
+            completed=merged.count,
+            mean_s=None if empty else merged.mean,
+            p50_s=None if empty else merged.quantile(QUANTILES["p50_s"]),
+            p95_s=None if empty else merged.quantile(QUANTILES["p95_s"]),
+            p99_s=None if empty else merged.quantile(QUANTILES["p99_s"]),
+            max_s=None if empty else merged.max,
+        ),
+        sketch=merged.to_data(),
+    )
 
 
-def aggregate(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def _resource_block(items: Sequence[ResourceFigures]) -> dict[str, Stat]:
+    """Every figure of the first replication's resource (its kind's fields, in order), over the replications."""
+    names = [f.name for f in msgspec.structs.fields(items[0])]
+    return {name: scalar_stats(getattr(item, name) for item in items) for name in names}
+
+
+def aggregate(summaries: Iterable[ReplicationSummary]) -> StudyAggregate:
     """Combine replication summaries of one scenario into the study answer."""
-    runs = sorted(summaries, key=lambda s: int(s["replication"]))
+    runs = sorted(summaries, key=lambda s: s.replication)
     if not runs:
         raise ValueError("no replication summaries to aggregate")
     first = runs[0]
-    return {
-        "scenario": first["scenario"],
-        "seed": first["seed"],
-        "replications": len(runs),
-        "stable": all(r["stable"] for r in runs),
-        "unstable_replications": sum(1 for r in runs if not r["stable"]),
-        "unstable_reasons": sorted({r["unstable_reason"] for r in runs if r["unstable_reason"]}),
-        "types": {name: _latency_block([r["types"][name] for r in runs]) for name in first["types"]},
-        "overall": _latency_block([r["overall"] for r in runs]),
-        "resources": {name: _aggregate_mapping([r["resources"][name] for r in runs]) for name in first["resources"]},
-        "little": _aggregate_mapping([r["little"] for r in runs]),
-        "run": _aggregate_mapping(
-            [{k: r[k] for k in ("events", "wall_s", "events_per_s", "in_flight", "end_time_s")} for r in runs]
+    little = [r.little for r in runs]
+    return StudyAggregate(
+        scenario=first.scenario,
+        seed=first.seed,
+        replications=len(runs),
+        stable=all(r.stable for r in runs),
+        unstable_replications=sum(1 for r in runs if not r.stable),
+        unstable_reasons=sorted({r.unstable_reason for r in runs if r.unstable_reason}),
+        types={name: _latency_block([r.types[name] for r in runs]) for name in first.types},
+        overall=_latency_block([r.overall for r in runs]),
+        resources={name: _resource_block([r.resources[name] for r in runs]) for name in first.resources},
+        little=LittleAggregate(
+            mean_in_system=scalar_stats(x.mean_in_system for x in little),
+            arrival_rate_per_s=scalar_stats(x.arrival_rate_per_s for x in little),
+            mean_latency_s=scalar_stats(x.mean_latency_s for x in little),
+            lambda_w=scalar_stats(x.lambda_w for x in little),
         ),
-    }
+        run=RunAggregate(
+            events=scalar_stats(r.events for r in runs),
+            wall_s=scalar_stats(r.wall_s for r in runs),
+            events_per_s=scalar_stats(r.events_per_s for r in runs),
+            in_flight=scalar_stats(r.in_flight for r in runs),
+            end_time_s=scalar_stats(r.end_time_s for r in runs),
+        ),
+    )

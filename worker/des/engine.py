@@ -25,6 +25,7 @@ from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import IO, Any
 
+from simfleet.shared.messages.des import ReplicationSummary
 from simfleet.worker.des.resources import INF, RateResource, SpaceResource
 from simfleet.worker.des.scenario import Scenario
 from simfleet.worker.des.sketch import LatencySketch
@@ -392,8 +393,8 @@ class Simulation:
             sketch.add_many(buffer)
             buffer.clear()
 
-    def summary(self) -> dict[str, Any]:
-        """The replication's figures as plain data (see :mod:`simfleet.worker.des.summary`)."""
+    def summary(self) -> ReplicationSummary:
+        """The replication's figures (see :mod:`simfleet.worker.des.summary`)."""
         from simfleet.worker.des.summary import build_summary
 
         self.flush()
@@ -424,15 +425,15 @@ class Simulation:
 
 def run_replication(
     scenario: Scenario, seed: int, replication: int = 0, *, trace: IO[str] | None = None
-) -> dict[str, Any]:
+) -> ReplicationSummary:
     """Run one replication to its end and return its summary."""
     sim = Simulation(scenario, seed, replication, trace=trace)
     sim.run()
     return sim.summary()
 
 
-def little_error(summary: dict[str, Any]) -> float:
+def little_error(summary: ReplicationSummary) -> float:
     """Relative gap between the measured L and λW of a summary (Little's law check)."""
-    little = summary["little"]
-    lam_w = little["lambda_w"]
-    return abs(little["mean_in_system"] - lam_w) / lam_w if lam_w else math.nan
+    little = summary.little
+    lam_w = little.lambda_w
+    return abs(little.mean_in_system - lam_w) / lam_w if lam_w else math.nan

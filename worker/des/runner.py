@@ -10,6 +10,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
 from simfleet.worker.des.aggregate import aggregate
 from simfleet.worker.des.engine import run_replication
 from simfleet.worker.des.scenario import Scenario, parse_scenario
@@ -20,14 +21,14 @@ def default_processes() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _replicate(args: tuple[dict[str, Any], str, int, int]) -> dict[str, Any]:
+def _replicate(args: tuple[dict[str, Any], str, int, int]) -> ReplicationSummary:
     data, source, seed, replication = args
     return run_replication(parse_scenario(data, source), seed, replication)
 
 
 def run_replications(
     scenario: Scenario, *, replications: int, seed: int, processes: int | None = None, first: int = 0
-) -> list[dict[str, Any]]:
+) -> list[ReplicationSummary]:
     """Run replications ``first`` .. ``replications``-1 and return their summaries in replication order."""
     indices = range(first, replications)
     processes = min(processes or default_processes(), len(indices))
@@ -40,7 +41,7 @@ def run_replications(
 
 def run_study(
     scenario: Scenario, *, replications: int | None = None, seed: int | None = None, processes: int | None = None
-) -> dict[str, Any]:
+) -> StudyAggregate:
     """Run a study locally and return its aggregate (the scenario's replications and seed unless given)."""
     summaries = run_replications(
         scenario,

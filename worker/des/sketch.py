@@ -4,7 +4,7 @@ A replication cannot keep every latency (10 million requests must cost no more m
 fleet must report quantiles of many replications as if they came from one run. DDSketch solves both: logarithmic
 buckets with a relative accuracy guarantee, merged by adding bucket counts. This wrapper adds what the engine and
 the messages need: batched insertion (the engine buffers latencies and flushes them with numpy), exact count, sum,
-min and max, and a plain-data form for msgpack/JSON.
+min and max, and a plain-data form for msgpack/JSON (:class:`~simfleet.shared.messages.des.SketchData`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import numpy as np
 from ddsketch.ddsketch import BaseDDSketch
 from ddsketch.mapping import LogarithmicMapping
 from ddsketch.store import DenseStore
+
+from simfleet.shared.messages.des import SketchData
 
 RELATIVE_ACCURACY = 0.005
 """Quantiles are within 0.5% of the true value (the model asks for 1% or better)."""
@@ -84,31 +86,31 @@ class LatencySketch:
         """Exact mean of the added values; NaN when empty."""
         return self.sum / self.count if self.count else math.nan
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_data(self) -> SketchData:
         """Plain data: the non-empty buckets as parallel key and count lists, plus the exact figures."""
         bins = self._store.bins
         keys = [i + self._store.offset for i, n in enumerate(bins) if n]
-        return {
-            "relative_accuracy": self.relative_accuracy,
-            "keys": keys,
-            "counts": [bins[k - self._store.offset] for k in keys],
-            "zero_count": self._sketch._zero_count,
-            "count": self.count,
-            "sum": self.sum,
-            "min": self.min if self.count else None,
-            "max": self.max if self.count else None,
-        }
+        return SketchData(
+            relative_accuracy=self.relative_accuracy,
+            keys=keys,
+            counts=[bins[k - self._store.offset] for k in keys],
+            zero_count=self._sketch._zero_count,
+            count=self.count,
+            sum=self.sum,
+            min=self.min if self.count else None,
+            max=self.max if self.count else None,
+        )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LatencySketch:
-        """Rebuild a sketch from :meth:`to_dict` output."""
-        sketch = cls(float(data["relative_accuracy"]))
-        for key, n in zip(data["keys"], data["counts"], strict=True):
+    def from_data(cls, data: SketchData) -> LatencySketch:
+        """Rebuild a sketch from :meth:`to_data` output."""
+        sketch = cls(float(data.relative_accuracy))
+        for key, n in zip(data.keys, data.counts, strict=True):
             sketch._sketch.add(sketch._mapping.value(int(key)), float(n))
-        if data["zero_count"]:
-            sketch._sketch.add(0.0, float(data["zero_count"]))
-        sketch.count = int(data["count"])
-        sketch.sum = float(data["sum"])
-        sketch.min = math.inf if data["min"] is None else float(data["min"])
-        sketch.max = -math.inf if data["max"] is None else float(data["max"])
+        if data.zero_count:
+            sketch._sketch.add(0.0, float(data.zero_count))
+        sketch.count = int(data.count)
+        sketch.sum = float(data.sum)
+        sketch.min = math.inf if data.min is None else float(data.min)
+        sketch.max = -math.inf if data.max is None else float(data.max)
         return sketch

@@ -13,6 +13,8 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from simfleet.shared.errors import SimulationError
+from simfleet.shared.messages import decode, to_wire
+from simfleet.shared.messages.des import SketchData
 from simfleet.worker.des.sketch import LatencySketch
 from simfleet.worker.des.streams import generator_state, restore_generator
 
@@ -96,7 +98,7 @@ def save_state(sim: Simulation) -> dict[str, Any]:
         "inflight": list(sim.inflight),
         "counted_arrivals": list(sim.counted_arrivals),
         "lat_buffers": [list(b) for b in sim.lat_buffers],
-        "sketches": [s.to_dict() for s in sim.sketches],
+        "sketches": [to_wire(s.to_data()) for s in sim.sketches],
         "window": sim.window,
         "wall_s": sim.wall_s,
     }
@@ -149,6 +151,6 @@ def load_state(sim: Simulation, state: dict[str, Any]) -> None:
     sim.inflight = list(state["inflight"])
     sim.counted_arrivals = list(state["counted_arrivals"])
     sim.lat_buffers = [list(b) for b in state["lat_buffers"]]
-    sim.sketches = [LatencySketch.from_dict(s) for s in state["sketches"]]
+    sim.sketches = [LatencySketch.from_data(decode(SketchData, s, what="DES state sketch")) for s in state["sketches"]]
     sim.window = dict(state["window"])
     sim.wall_s = state["wall_s"]

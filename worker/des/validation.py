@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from simfleet.shared.messages.des import ReplicationSummary
 from simfleet.worker.des.engine import Simulation, run_replication
 from simfleet.worker.des.scenario import Scenario, parse_scenario
 
@@ -50,9 +51,14 @@ def _single_resource(
     )
 
 
-def _mean_over(scenario: Scenario, replications: int, field: str = "mean_s") -> tuple[float, list[dict[str, Any]]]:
+def _figure(value: float | None) -> float:
+    """A latency figure as a number: NaN (a failed case) when nothing completed."""
+    return math.nan if value is None else value
+
+
+def _mean_over(scenario: Scenario, replications: int) -> tuple[float, list[ReplicationSummary]]:
     runs = [run_replication(scenario, 2026, i) for i in range(replications)]
-    return sum(r["overall"][field] for r in runs) / replications, runs
+    return sum(_figure(r.overall.mean_s) for r in runs) / replications, runs
 
 
 def _relative(case: str, theory: float, measured: float, tolerance: float, detail: str = "") -> CaseResult:
@@ -66,14 +72,14 @@ def _mm1_ps(rho: float, tolerance: float, scale: float) -> list[CaseResult]:
     mean, runs = _mean_over(scenario, 4)
     results = [_relative(f"M/M/1-PS rho={rho}: mean latency", 1.0 / (1.0 - rho), mean, tolerance)]
     if rho > 0.6:
-        little = runs[0]["little"]
+        little = runs[0].little
         results.append(
             _relative(
                 "Little's law L = lambda W (M/M/1-PS rho=0.8)",
-                little["lambda_w"],
-                little["mean_in_system"],
+                little.lambda_w,
+                little.mean_in_system,
                 0.01,
-                f"lambda={little['arrival_rate_per_s']:.4f}/s W={little['mean_latency_s']:.4f}s",
+                f"lambda={little.arrival_rate_per_s:.4f}/s W={little.mean_latency_s:.4f}s",
             )
         )
     return results
@@ -124,7 +130,7 @@ def _fifo(scale: float) -> list[CaseResult]:
         lam, {"dist": "exponential", "mean": 1.0}, horizon, {"max_active": 1}, warmup_s=horizon * 0.02
     )
     mean, runs = _mean_over(scenario, 4)
-    p95 = sum(r["overall"]["p95_s"] for r in runs) / len(runs)
+    p95 = sum(_figure(r.overall.p95_s) for r in runs) / len(runs)
     return [
         _relative("FIFO M/M/1 rho=0.7: mean latency", 1.0 / (1.0 - lam), mean, 0.03),
         _relative("FIFO M/M/1 rho=0.7: p95 latency", math.log(20.0) / (1.0 - lam), p95, 0.03),
@@ -176,7 +182,7 @@ def _tandem(scale: float) -> list[CaseResult]:
     return [_relative("tandem A->B, PS rho=0.5 then 0.6: mean latency", theory, mean, 0.03)]
 
 
-def _one_request(resources: dict[str, Any], tools: dict[str, Any], nodes: dict[str, Any]) -> dict[str, Any]:
+def _one_request(resources: dict[str, Any], tools: dict[str, Any], nodes: dict[str, Any]) -> ReplicationSummary:
     """Run a scenario with exactly one request, arriving at t = 100 s, and return its summary."""
     scenario = parse_scenario(
         {
@@ -199,12 +205,12 @@ def _exact(case: str, theory: float, measured: float, tolerance: float, detail: 
 def _constructed() -> list[CaseResult]:
     results = []
     single = _one_request({"cpu": {"capacity": 2.0}}, {"t": {"work": {"cpu": 3.0}}}, {"a": {"tool": "t"}})
-    results.append(_exact("1 request, 1 tool, 1 resource: work / capacity", 1.5, single["overall"]["max_s"], 1e-9))
+    results.append(_exact("1 request, 1 tool, 1 resource: work / capacity", 1.5, _figure(single.overall.max_s), 1e-9))
     twins = _one_request(
         {"cpu": {"capacity": 2.0}}, {"t": {"work": {"cpu": 3.0}}}, {"a": {"tool": "t"}, "b": {"tool": "t"}}
     )
     results.append(
-        _exact("two identical tools on one resource: both end at 2w/C", 3.0, twins["overall"]["max_s"], 1e-9)
+        _exact("two identical tools on one resource: both end at 2w/C", 3.0, _figure(twins.overall.max_s), 1e-9)
     )
     join = _one_request(
         {"x": {"capacity": 1.0}, "y": {"capacity": 1.0}, "z": {"capacity": 1.0}},
@@ -212,12 +218,12 @@ def _constructed() -> list[CaseResult]:
         {"a": {"tool": "a"}, "b": {"tool": "b"}, "c": {"tool": "c", "after": ["a", "b"]}},
     )
     results.append(
-        _exact("A -> C <- B: C starts at max(finish A, finish B) = 3, ends at 5", 5.0, join["overall"]["max_s"], 0.0)
+        _exact("A -> C <- B: C starts at max(finish A, finish B) = 3, ends at 5", 5.0, _figure(join.overall.max_s), 0.0)
     )
     chain_nodes = {f"n{i:02d}": {"tool": "t", **({"after": [f"n{i - 1:02d}"]} if i else {})} for i in range(50)}
     chain = _one_request({"cpu": {"capacity": 1.0}}, {"t": {"work": {"cpu": 1.0}}}, chain_nodes)
-    results.append(_exact("50-tool chain: latency 50", 50.0, chain["overall"]["max_s"], 1e-9))
-    results.append(_exact("50-tool chain: events (warmup, arrival, 50 completions, horizon)", 53, chain["events"], 0))
+    results.append(_exact("50-tool chain: latency 50", 50.0, _figure(chain.overall.max_s), 1e-9))
+    results.append(_exact("50-tool chain: events (warmup, arrival, 50 completions, horizon)", 53, chain.events, 0))
     width = 1200
     wide = _one_request(
         {"cpu": {"capacity": 10_000.0}},
@@ -229,12 +235,12 @@ def _constructed() -> list[CaseResult]:
         _exact(
             f"{width} concurrently active tools: last ends at total work / C",
             total,
-            wide["overall"]["max_s"],
+            _figure(wide.overall.max_s),
             1e-9 * total,
-            f"max consumers {wide['resources']['cpu']['max_consumers']}",
+            f"max consumers {wide.resources['cpu'].max_busy}",
         )
     )
-    results.append(_exact(f"{width} concurrently active tools: events", width + 3, wide["events"], 0))
+    results.append(_exact(f"{width} concurrently active tools: events", width + 3, wide.events, 0))
     return results
 
 
