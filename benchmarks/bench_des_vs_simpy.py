@@ -140,7 +140,8 @@ def ours(scenario: dict[str, Any]) -> tuple[int, float, float]:
     started = time.perf_counter()
     summary = run_replication(parse_scenario(scenario, source="<benchmark>"), seed=1)
     wall = time.perf_counter() - started
-    return summary["overall"]["completed"], summary["overall"]["mean_s"], wall
+    mean = summary.overall.mean_s
+    return summary.overall.completed, float("nan") if mean is None else mean, wall
 
 
 def mm1_scenario(requests: int, lam: float, mean_work: float) -> dict[str, Any]:

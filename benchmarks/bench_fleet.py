@@ -92,7 +92,7 @@ def main() -> int:
             summaries = run_replications(scenario, replications=args.replications, seed=7, processes=cores)
             aggregate(summaries)  # the study's answer, as the fleet's chord callback computes it
             local_s = time.perf_counter() - local_started
-            work_s = sum(s["wall_s"] for s in summaries)
+            work_s = sum(s.wall_s for s in summaries)
 
             results: dict[int, float] = {}
             for concurrency in (cores, 1) if cores >= 2 else (1,):
