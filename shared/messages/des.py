@@ -285,21 +285,3 @@ class StudyAggregate(Message, frozen=True, omit_defaults=True):
     little: LittleAggregate
     run: RunAggregate
     study_id: str = ""
-
-
-__all__ = [
-    "LATENCY_FIGURES",
-    "LatencyAggregate",
-    "LatencyFigures",
-    "LittleAggregate",
-    "LittleFigures",
-    "MergedLatency",
-    "RateResourceFigures",
-    "ReplicationSummary",
-    "ResourceFigures",
-    "RunAggregate",
-    "SketchData",
-    "SpaceResourceFigures",
-    "Stat",
-    "StudyAggregate",
-]
