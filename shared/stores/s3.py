@@ -141,20 +141,22 @@ class S3Store(BlobStore):
             # Never echo the URL: it holds a secret.
             raise ConfigError("credentials are never part of an s3:// URL (s3://user:secret@bucket was given); use "
                               "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or an instance role")  # fmt: skip
+        # Messages show the URL without its query: a value given under a wrong name might be a secret.
+        shown = f"s3://{parts.netloc}{parts.path}"
         if not parts.netloc:
-            raise ConfigError(f"no bucket in {url!r} (expected s3://bucket[/prefix][?endpoint_url=...&region=...])")
+            raise ConfigError(f"no bucket in {shown!r} (expected s3://bucket[/prefix][?endpoint_url=...&region=...])")
         if ":" in parts.netloc:
-            raise ConfigError(f"a bucket has no port ({url!r}); give the service as ?endpoint_url=http://host:port")
+            raise ConfigError(f"a bucket has no port ({shown!r}); give the service as ?endpoint_url=http://host:port")
         if parts.fragment:
-            raise ConfigError(f"unexpected '#' fragment in {url!r}")
+            raise ConfigError(f"unexpected '#' fragment in {shown!r}")
         options: dict[str, str] = {}
         for name, value in parse_qsl(parts.query, keep_blank_values=True):
             if name not in QUERY_KEYS:
-                raise ConfigError(f"unknown query key {name!r} in {url!r} (known: {', '.join(QUERY_KEYS)})", key=name)
+                raise ConfigError(f"unknown query key {name!r} in {shown!r} (known: {', '.join(QUERY_KEYS)})", key=name)
             if name in options:
-                raise ConfigError(f"query key {name!r} given twice in {url!r}", key=name)
+                raise ConfigError(f"query key {name!r} given twice in {shown!r}", key=name)
             if not value:
-                raise ConfigError(f"query key {name!r} has no value in {url!r}", key=name)
+                raise ConfigError(f"query key {name!r} has no value in {shown!r}", key=name)
             options[name] = value
         timeouts: dict[str, Any] = {}
         for name, kind in (("connect_timeout", float), ("read_timeout", float), ("max_attempts", int)):
@@ -162,7 +164,7 @@ class S3Store(BlobStore):
                 try:
                     timeouts[name] = kind(options[name])
                 except ValueError as exc:
-                    raise ConfigError(f"{name} must be a number, got {options[name]!r} in {url!r}", key=name) from exc
+                    raise ConfigError(f"{name} must be a number, got {options[name]!r}", key=name) from exc
         return cls(
             parts.netloc,
             parts.path,
