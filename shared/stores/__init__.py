@@ -6,6 +6,8 @@ URL                                         store
 ``file:///abs/path``, ``path/to/dir``       :class:`~simfleet.shared.stores.directory.DirectoryStore`
 ``s3://bucket/prefix?endpoint_url=...``     :class:`~simfleet.shared.stores.s3.S3Store` (needs boto3)
 ``memory://name``                           :class:`~simfleet.shared.stores.memory.MemoryStore`
+``clickhouse+chdb:///path?table=...``       :class:`~simfleet.shared.stores.clickhouse.ClickHouseStore`
+``clickhouse+http://host:8123/db?table=``   :class:`~simfleet.shared.stores.clickhouse.ClickHouseStore`
 ==========================================  ================================================================
 
 Importing this package imports neither boto3 nor any store's driver: a store's module is imported when a URL of
@@ -29,6 +31,9 @@ SCHEMES: dict[str, tuple[str, str]] = {
     "file": ("simfleet.shared.stores.directory", "DirectoryStore"),
     "memory": ("simfleet.shared.stores.memory", "MemoryStore"),
     "s3": ("simfleet.shared.stores.s3", "S3Store"),
+    "clickhouse+chdb": ("simfleet.shared.stores.clickhouse", "ClickHouseStore"),
+    "clickhouse+http": ("simfleet.shared.stores.clickhouse", "ClickHouseStore"),
+    "clickhouse+https": ("simfleet.shared.stores.clickhouse", "ClickHouseStore"),
 }
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 

@@ -1,5 +1,8 @@
 """One fixture, ``store``, yielding every kind of blob store in turn, so the same tests run against all of them.
 
+The ClickHouse store runs on chDB, the ClickHouse embedded in the process (no ClickHouse server can run here
+either); its HTTP form is only parsed and checked to fail cleanly against an endpoint nobody listens on.
+
 The S3 store runs against moto's standalone server, a real S3-compatible HTTP service started as a subprocess on a
 free 127.0.0.1 port for the session (it stands in for MinIO or a cloud bucket: no S3 server can run on the build
 machine). boto3 talks to it over HTTP with dummy credentials set through the environment, exactly as it would talk
@@ -123,14 +126,20 @@ def s3_url(endpoint: str, bucket: str, prefix: str = "", **query: Any) -> str:
     return f"s3://{bucket}{'/' + prefix if prefix else ''}?endpoint_url={endpoint}&region={REGION}{options}"
 
 
-@pytest.fixture(params=["directory", "memory", pytest.param("s3", marks=needs_moto)])
+@pytest.fixture(params=["directory", "memory", pytest.param("s3", marks=needs_moto), "clickhouse"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
-    """Each kind of store, empty: a directory in tmp_path, a fresh memory store, a fresh bucket on moto's server."""
+    """Each kind of store, empty.
+
+    A directory in tmp_path, a fresh memory store, a fresh bucket on moto's server, a table in a chDB (embedded
+    ClickHouse) in tmp_path.
+    """
     kind = request.param
     if kind == "directory":
         opened = open_store((tmp_path / "blobs").as_uri())
     elif kind == "memory":
         opened = open_store(f"memory://test-{uuid.uuid4().hex}")
+    elif kind == "clickhouse":
+        opened = open_store(f"clickhouse+chdb://{tmp_path / 'clickhouse'}?table=blobs")
     else:
         endpoint = request.getfixturevalue("s3_endpoint")
         bucket = request.getfixturevalue("s3_bucket")

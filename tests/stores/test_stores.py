@@ -16,6 +16,7 @@ import pytest
 
 from simfleet.shared.errors import CheckpointError, ConfigError
 from simfleet.shared.stores import SCHEMES, BlobStore, open_store
+from simfleet.shared.stores.clickhouse import ClickHouseStore, parse_url
 from simfleet.shared.stores.directory import DirectoryStore
 from simfleet.shared.stores.memory import MemoryStore
 
@@ -367,7 +368,8 @@ def test_importing_the_stores_does_not_import_boto3() -> None:
         "import sys, simfleet.shared.stores as stores\n"
         "stores.open_store('memory://x').put('job-1/a', b'x')\n"
         "import simfleet.shared.stores.s3\n"
-        "print(sorted(name for name in ('boto3', 'botocore', 's3transfer') if name in sys.modules))"
+        "print(sorted(name for name in ('boto3', 'botocore', 's3transfer', 'chdb', 'clickhouse_connect')\n"
+        "             if name in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -473,4 +475,60 @@ def test_credentials_in_a_store_url_are_refused_and_not_echoed(url: str) -> None
 
 
 def test_the_schemes_listed() -> None:
-    assert set(SCHEMES) == {"file", "memory", "s3"}
+    assert set(SCHEMES) == {"file", "memory", "s3", "clickhouse+chdb", "clickhouse+http", "clickhouse+https"}
+
+
+# ------------------------------------------------------------------------------------------------- ClickHouse
+
+
+def test_clickhouse_store_on_chdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_store("clickhouse+chdb://state/ch?table=fleet_blobs")
+    assert isinstance(store, ClickHouseStore)
+    assert store.url == f"clickhouse+chdb://{tmp_path / 'state' / 'ch'}?table=fleet_blobs"
+    store.put("job-1/a", b"\x00'\\x")
+    # A second handle on the same chDB path (one path per process) is the same table.
+    other = open_store(f"clickhouse+chdb://{tmp_path / 'state' / 'ch'}?table=fleet_blobs")
+    assert other.get("job-1/a") == b"\x00'\\x"
+    other.close()
+    store.close()
+
+
+def test_clickhouse_url_parsing() -> None:
+    assert parse_url("clickhouse+chdb:///var/simfleet/ch") == ("chdb:///var/simfleet/ch", "checkpoint_blobs", 3)
+    assert parse_url("clickhouse+https://fleet:pw@ch.example.org:8443/sim?table=blobs&attempts=5") == (
+        "https://fleet:pw@ch.example.org:8443/sim",
+        "blobs",
+        5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("clickhouse+chdb://", "bad ClickHouse store URL"),
+        ("clickhouse+http://fleet:hunter2secret@:8123/db", "bad ClickHouse store URL"),
+        ("clickhouse+http://fleet:hunter2secret@host:99999/db", "bad ClickHouse store URL"),
+        ("clickhouse+http://fleet:hunter2secret@host/db?tabel=x", "unknown query key 'tabel'.*known: table, attempts"),
+        ("clickhouse+http://fleet:hunter2secret@host/db?table=a;DROP", "table must be a plain identifier"),
+        ("clickhouse+chdb:///x?attempts=many", "attempts must be a whole number"),
+        ("clickhouse+chdb:///x?attempts=0", "attempts must be at least 1"),
+        ("clickhouse+chdb:///x?table=a&table=b", "query key 'table' given twice"),
+        ("clickhouse+tcp://host:9000/db", "unknown checkpoint store scheme 'clickhouse\\+tcp'"),
+    ],
+)
+def test_clickhouse_url_errors_name_the_problem_without_the_password(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as refused:
+        open_store(url)
+    assert "hunter2secret" not in str(refused.value)
+    assert refused.value.__cause__ is None or "hunter2secret" not in str(refused.value.__cause__)
+
+
+def test_clickhouse_server_unreachable_is_a_checkpoint_error_without_the_password() -> None:
+    port = free_port()
+    started = time.monotonic()
+    with pytest.raises(CheckpointError, match="cannot open") as failed:
+        open_store(f"clickhouse+http://fleet:hunter2secret@127.0.0.1:{port}/sim?attempts=1")
+    assert time.monotonic() - started < 10.0
+    assert f"clickhouse+http://fleet@127.0.0.1:{port}/sim?table=checkpoint_blobs" in str(failed.value)
+    assert "hunter2secret" not in str(failed.value)
