@@ -50,7 +50,7 @@ def check_key(key: str) -> str:
     """
     problem = _problem(key) if isinstance(key, str) else f"not a string ({type(key).__name__})"
     if problem:
-        raise ConfigError(f"bad blob key {key!r}: {problem} ({KEY_RULES})", key="key")
+        raise ConfigError(f"bad blob key {key!r}: {problem} ({KEY_RULES})")
     return key
 
 
@@ -61,12 +61,12 @@ def check_prefix(prefix: str) -> str:
         ConfigError: naming the prefix and what is wrong with it.
     """
     if not isinstance(prefix, str):
-        raise ConfigError(f"bad key prefix {prefix!r}: not a string ({type(prefix).__name__})", key="prefix")
+        raise ConfigError(f"bad key prefix {prefix!r}: not a string ({type(prefix).__name__})")
     if prefix:
         # A prefix may end with '/' or inside a segment: it is valid when some key that starts with it is.
         problem = _problem(prefix + "x")
         if problem:
-            raise ConfigError(f"bad key prefix {prefix!r}: {problem} ({KEY_RULES})", key="prefix")
+            raise ConfigError(f"bad key prefix {prefix!r}: {problem} ({KEY_RULES})")
     return prefix
 
 

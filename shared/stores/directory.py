@@ -4,6 +4,9 @@ For one machine, or a fleet whose machines share a filesystem (NFS, a compose vo
 goes to a temporary file in the target's own folder (``.<name>.<random>.tmp``, which no key can name), is fsynced,
 renamed over the target (atomic on POSIX), and the folder is fsynced, so after a crash a key holds the old blob, the
 new one, or nothing, and never part of one. Temporary files never show in :meth:`DirectoryStore.keys`.
+
+As in a filesystem, and unlike the other stores, a key cannot be both a blob and the folder of other keys
+(``job-1/a`` and ``job-1/a/b``): the second put fails with :class:`~simfleet.shared.errors.CheckpointError`.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ class DirectoryStore(BlobStore):
             os.replace(partial, target)
             _fsync_folder(folder)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
             raise self._fail(key, "write", exc) from exc
 
     def get(self, key: str) -> bytes:
@@ -60,7 +64,7 @@ class DirectoryStore(BlobStore):
         path = self._path(key)
         try:
             return path.read_bytes()
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, NotADirectoryError) as exc:  # NotADirectory: a blob where a folder would be
             raise CheckpointError(f"{self.url}: {key}: no such blob") from exc
         except OSError as exc:
             raise self._fail(key, "read", exc) from exc
@@ -70,6 +74,8 @@ class DirectoryStore(BlobStore):
         path = self._path(key)
         try:
             path.unlink(missing_ok=True)
+        except NotADirectoryError:
+            return  # a blob where a folder of the key would be: the key is missing
         except OSError as exc:
             if exc.errno in (errno.EISDIR, errno.EPERM) and path.is_dir():
                 return  # a folder of other keys, not a blob

@@ -109,7 +109,7 @@ class S3Store(BlobStore):
         self.region = region
         query = {"endpoint_url": endpoint_url, "region": region}
         self.url = f"s3://{bucket}/{prefix}".rstrip("/") + (
-            "?" + urlencode({k: v for k, v in query.items() if v}) if any(query.values()) else ""
+            "?" + urlencode({k: v for k, v in query.items() if v}, safe=":/") if any(query.values()) else ""
         )
         boto3 = _boto3()
         from botocore.config import Config

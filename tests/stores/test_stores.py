@@ -222,6 +222,17 @@ def test_directory_delete_prefix_keeps_folders_with_other_keys(tmp_path: Path) -
     assert store.keys("") == ["job-1/result-1"]
 
 
+def test_directory_key_cannot_be_blob_and_folder(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path)
+    store.put("job-1/a", b"x")
+    with pytest.raises(CheckpointError, match="job-1/a/b: cannot write"):
+        store.put("job-1/a/b", b"y")
+    with pytest.raises(CheckpointError, match="job-1/a/b: no such blob"):
+        store.get("job-1/a/b")
+    store.delete("job-1/a/b")
+    assert store.keys("") == ["job-1/a"]
+
+
 def test_directory_unreadable_blob_is_a_checkpoint_error(tmp_path: Path) -> None:
     store = DirectoryStore(tmp_path)
     store.put("job-1/a", b"x")
@@ -406,7 +417,8 @@ def test_open_s3_urls() -> None:
     assert isinstance(store, S3Store)
     assert (store.bucket, store.prefix, store.endpoint_url, store.region) == ("ckpt", "fleet/a", "http://minio:9000",
                                                                                "eu-west-1")  # fmt: skip
-    assert store.url == "s3://ckpt/fleet/a?endpoint_url=http%3A%2F%2Fminio%3A9000&region=eu-west-1"
+    assert store.url == "s3://ckpt/fleet/a?endpoint_url=http://minio:9000&region=eu-west-1"
+    assert open_store(store.url).url == store.url
     config = store._client.meta.config
     assert (config.connect_timeout, config.read_timeout) == (2.5, 10.0)
     assert config.retries == {"mode": "standard", "total_max_attempts": 3}
