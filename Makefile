@@ -23,6 +23,7 @@ lint: $(STAMP)
 	mkdir -p build/typecheck/simfleet
 	for package in shared worker producer; do ln -sfn ../../../$$package build/typecheck/simfleet/$$package; done
 	set -o pipefail; $(BIN)/mypy 2>&1 | sed 's|build/typecheck/simfleet/||'
+	$(BIN)/lint-imports --no-cache
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

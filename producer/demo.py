@@ -12,6 +12,7 @@ the fleet. A fleet that was already up is used and left running.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,12 +22,12 @@ from simfleet.producer.charts import plot_sweep_latency, plot_utilisation_heatma
 from simfleet.producer.cli.des import write_sla_outputs
 from simfleet.producer.cli.lifecycle_run import print_summary
 from simfleet.producer.fleet.client import Fleet, StudyProgress
-from simfleet.producer.fleet.local import LocalFleet
 from simfleet.producer.progress import ProgressBar
 from simfleet.producer.rate_sweep import SweepResult, sweep_rates
 from simfleet.producer.report import sla_table, study_table
-from simfleet.producer.sla import SlaResult, reading_summaries, search_sla
-from simfleet.shared.messages import decode, to_wire
+from simfleet.producer.sla import SlaResult, search_sla
+from simfleet.shared.errors import FleetError
+from simfleet.shared.messages import to_wire
 from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
 from simfleet.shared.settings import load_settings
 from simfleet.worker.des.scenario import load_scenario
@@ -93,9 +94,9 @@ def _lifecycle_job(fleet: Fleet, dsn: str) -> None:
     def show(progress: Any) -> None:
         bar.update(progress.percent, progress.label)
 
-    summary = job.result(timeout=600, on_progress=show)
+    summary = job.wait(timeout=600, on_progress=show)
     bar.close()
-    print(f"job {job.id} on {summary['worker']}: {summary['end_to_end_s']:.2f} s end to end")
+    print(f"job {job.id} on {summary.worker}: {summary.end_to_end_s:.2f} s end to end")
     print_summary(summary)
     from simfleet.shared.clickhouse.client import ClickHouse
 
@@ -111,18 +112,31 @@ def _lifecycle_job(fleet: Fleet, dsn: str) -> None:
     print()
 
 
+def _fleet_command(command: str) -> bool:
+    """Run ``simfleet fleet <command>`` as an operator would (a process of its own); whether it started a fleet.
+
+    The demo is a producer: it starts and stops the local fleet through the operators' command, not by importing
+    the worker side. A fleet already up is used and left running.
+    """
+    done = subprocess.run([sys.executable, "-m", "simfleet.producer.cli", "fleet", command],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    for line in done.stdout.splitlines():
+        print(f"   {line}")
+    if done.returncode != 0:
+        if command == "up" and "already up" in done.stderr:
+            print("   a local fleet is already up: using it")
+            return False
+        raise FleetError(f"simfleet fleet {command} failed: {done.stderr.strip()}")
+    return True
+
+
 def main() -> int:
     """Run the demo; returns the exit code."""
     started = time.perf_counter()
     settings = load_settings()
-    local = LocalFleet(settings)
-    owned = not any(p.alive() for p in local.processes())
-    if owned:
-        print("== starting the local fleet (Redis, CPU worker, GPU-role worker, Flower)", flush=True)
-        local.up()
-    for process in local.describe()["processes"]:
-        print(f"   {process['name']:<14} pid {process['pid']:<8} log {process['log']}")
-    print(f"   Flower: {local.flower_url} (user {settings.flower.user}, password {settings.flower.password})\n")
+    print("== starting the local fleet (Redis, CPU worker, GPU-role worker, Flower)", flush=True)
+    owned = _fleet_command("up")
+    print(f"   Flower password: {settings.flower.password}\n")
     fleet = Fleet.from_settings(settings)
     try:
         _lifecycle_job(fleet, settings.clickhouse_dsn)
@@ -130,7 +144,7 @@ def main() -> int:
         bar = ProgressBar(sys.stdout)
         mixed = load_scenario(SCENARIOS / "mixed_workload.yaml")
         study = fleet.run_des(mixed, replications=8)
-        answer = decode(StudyAggregate, study.wait(timeout=600, on_progress=_bar_for(bar)))
+        answer = study.wait(timeout=600, on_progress=_bar_for(bar))
         bar.close()
         print(f"study {study.id}\n")
         print(study_table(answer), flush=True)
@@ -140,7 +154,7 @@ def main() -> int:
         assert deep.sla is not None
         sla = search_sla(
             deep,
-            reading_summaries(fleet.evaluator()),
+            fleet.evaluator(),
             request_type=deep.sla.request_type,
             metric=deep.sla.metric,
             threshold_s=deep.sla.threshold_s,
@@ -151,7 +165,7 @@ def main() -> int:
         )
         print(sla_table(sla))
         print("\n== rate sweep on the fleet: mixed workload at 50, 100, 130 requests/min, 4 replications each")
-        evaluate = reading_summaries(fleet.evaluator())
+        evaluate = fleet.evaluator()
         sweep = sweep_rates(mixed, [50.0, 100.0, 130.0], evaluate, replications=4, seed=mixed.seed)
         for row in sweep.to_rows():
             if row["request_type"] == "(all)":
@@ -159,13 +173,13 @@ def main() -> int:
         print("\n== results written")
         for path in _write_outputs(answer, sla, sweep):
             print(f"   {path.relative_to(ROOT)}")
-        summaries = [decode(ReplicationSummary, s) for s in study.summaries(timeout=60)]
+        summaries = study.summaries(timeout=60)
         _to_clickhouse(settings.clickhouse_dsn, study.id, summaries, answer, mixed)
     finally:
         fleet.close()
         if owned:
             print("\n== stopping the local fleet", flush=True)
-            local.down()
+            _fleet_command("down")
     print(f"\ndemo finished in {time.perf_counter() - started:.1f} s")
     return 0 if sla.converged else 1
 

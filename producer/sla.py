@@ -18,31 +18,17 @@ unstable probe fails.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from simfleet.shared.errors import ConfigError
-from simfleet.shared.messages import decode
 from simfleet.shared.messages.des import ReplicationSummary, Stat
 from simfleet.worker.des.aggregate import scalar_stats
 from simfleet.worker.des.scenario import METRICS, Scenario
 
 Evaluator = Callable[[Scenario, int, int], list[ReplicationSummary]]
 """Runs ``replications`` replications of a scenario with a seed and returns their summaries."""
-
-
-def reading_summaries(evaluate: Callable[[Scenario, int, int], Sequence[Any]]) -> Evaluator:
-    """An evaluator that reads the summaries ``evaluate`` gives as declared :class:`ReplicationSummary` messages.
-
-    For summaries that arrive as plain data off the broker (validated: a malformed one is a ``MessageError``);
-    summaries that already are messages pass through unchanged.
-    """
-
-    def evaluate_and_read(scenario: Scenario, replications: int, seed: int) -> list[ReplicationSummary]:
-        return [decode(ReplicationSummary, s) for s in evaluate(scenario, replications, seed)]
-
-    return evaluate_and_read
 
 
 @dataclass(frozen=True)

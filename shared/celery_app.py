@@ -8,20 +8,22 @@
   longer than the longest task, or Redis would hand a running task to a second worker.
 - Task events and sent events on (Flower needs them); results are summaries and references, never bulk arrays.
 - Priorities: Redis priority steps 0, 3, 6, 9; ``high`` = 0 is served first (``settings.PRIORITIES``).
-- Lifecycle stages after load are routed by :class:`StageRouter` to the queue of the worker that owns the job while
-  its heartbeat lives, else to the stage's shared queue (see :mod:`simfleet.shared.jobs`).
+- Lifecycle stages go to their shared queue unless published to a worker's own queue: the owner of a job publishes
+  its later stages there itself (see :mod:`simfleet.worker.stages`).
+- Results are small and expire (``result_expires_s``); task arguments are not kept with them (``result_extended``
+  off), so a large or poisoned message is not stored again as its result.
+- Redis outages: the broker connection is retried without end, result-backend writes are retried with backoff
+  (``result_backend_always_retry``), and running tasks are not cancelled when the broker connection drops.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import redis
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
-from simfleet.shared.jobs import Jobs
-from simfleet.shared.settings import Settings
+from simfleet.shared.messages import to_wire
+from simfleet.shared.messages.lifecycle import StageMessage
+from simfleet.shared.settings import PRIORITIES, Settings
 
 TASK_MODULES = ["simfleet.worker.tasks.des", "simfleet.worker.tasks.lifecycle"]
 
@@ -34,6 +36,32 @@ LIFECYCLE_LOAD = "lifecycle.load"
 LIFECYCLE_CREATE = "lifecycle.create"
 LIFECYCLE_EXECUTE = "lifecycle.execute"
 LIFECYCLE_EXPORT = "lifecycle.export"
+
+
+STAGE_TASKS = {
+    "load": LIFECYCLE_LOAD,
+    "create": LIFECYCLE_CREATE,
+    "execute": LIFECYCLE_EXECUTE,
+    "export": LIFECYCLE_EXPORT,
+}
+"""The task of each lifecycle stage."""
+
+
+def stage_task_id(message: StageMessage) -> str:
+    """The Celery task id of a stage message: one per job, stage and epoch (publishing it again keeps it)."""
+    return f"{message.job_id}-{message.seq}-e{message.epoch}"
+
+
+def publish_stage(app: Celery, message: StageMessage, queue: str, priority: str) -> None:
+    """Publish a lifecycle stage message to ``queue`` (a stage's shared queue, or a worker's own queue)."""
+    app.send_task(
+        STAGE_TASKS[message.stage],
+        args=(to_wire(message),),
+        kwargs={"job_id": message.job_id},
+        queue=queue,
+        priority=PRIORITIES[priority],
+        task_id=stage_task_id(message),
+    )
 
 
 def stage_queues(settings: Settings) -> dict[str, str]:
@@ -57,33 +85,6 @@ def _route(queue: str) -> dict[str, str]:
     return {"queue": queue, "exchange": queue, "routing_key": queue}
 
 
-class StageRouter:
-    """Routes a job's create/execute/export to its live owner's own queue, else to the stage's shared queue."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.shared = stage_queues(settings)
-        self._jobs: Jobs | None = None
-
-    @property
-    def jobs(self) -> Jobs:
-        """Job records (connected on first use, in the process that routes)."""
-        if self._jobs is None:
-            self._jobs = Jobs(redis.Redis.from_url(self.settings.result_backend))
-        return self._jobs
-
-    def __call__(self, name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **_: Any) -> Any:
-        """Celery's router protocol: a route for lifecycle stages, ``None`` for anything else."""
-        if name not in self.shared:
-            return None
-        job_id = (kwargs or {}).get("job_id")
-        if name != LIFECYCLE_LOAD and job_id:
-            owner_queue = self.jobs.live_queue(job_id)
-            if owner_queue:
-                return _route(owner_queue)
-        return _route(self.shared[name])
-
-
 def create_app(settings: Settings, *, name: str = "simfleet") -> Celery:
     """A configured Celery app (workers import the task modules listed in ``TASK_MODULES``)."""
     app = Celery(name, broker=settings.broker_url, backend=settings.result_backend, include=TASK_MODULES)
@@ -99,10 +100,11 @@ def create_app(settings: Settings, *, name: str = "simfleet") -> Celery:
         task_default_queue=queues.des_run,
         task_default_exchange=queues.des_run,
         task_default_routing_key=queues.des_run,
-        task_routes=(
-            StageRouter(settings),
-            {DES_RUN: _route(queues.des_run), DES_AGGREGATE: _route(queues.des_run)},
-        ),
+        task_routes={
+            DES_RUN: _route(queues.des_run),
+            DES_AGGREGATE: _route(queues.des_run),
+            **{name: _route(queue) for name, queue in stage_queues(settings).items()},
+        },
         task_serializer=settings.task_serializer,
         result_serializer=settings.result_serializer,
         accept_content=list(settings.accept_content),
@@ -115,12 +117,22 @@ def create_app(settings: Settings, *, name: str = "simfleet") -> Celery:
         result_backend_transport_options={"visibility_timeout": settings.visibility_timeout_s},
         visibility_timeout=settings.visibility_timeout_s,
         broker_connection_retry_on_startup=True,
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        result_backend_always_retry=True,
+        result_backend_max_retries=float("inf"),
+        result_backend_base_sleep_between_retries_ms=50,
+        result_backend_max_sleep_between_retries_ms=2000,
+        redis_socket_connect_timeout=3,
+        redis_socket_timeout=30,
+        redis_retry_on_timeout=True,
         task_default_priority=3,
         task_track_started=True,
         task_send_sent_event=True,
         worker_send_task_events=True,
         result_expires=settings.result_expires_s,
-        result_extended=True,
+        result_extended=False,
         worker_hijack_root_logger=False,
         timezone="UTC",
     )

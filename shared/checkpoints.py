@@ -1,43 +1,32 @@
-"""Checkpoints of lifecycle jobs: a self-checking file format, a blob store, and the references kept in Redis.
+"""Checkpoints of lifecycle jobs: blobs in the fleet's checkpoint store, references in Redis.
 
-Format (version :data:`FORMAT_VERSION`): ``MAGIC``, one byte of format version, the 32-byte sha256 of the rest, then
-the rest: zstd-compressed, a msgpack header ``{"format", "kind", "job_id", "day", "created", "payload"}`` followed by
-the raw little-endian bytes of every array in the payload. In the header an array is ``{"__nd__": [dtype, shape,
-nbytes]}`` (its bytes follow the header in order) and a date ``{"__date__": "YYYY-MM-DD"}``; everything else is plain
-msgpack data. Arrays never pass through msgpack, so a chunk of MP2 is not copied on its way to the compressor, and
-arrays read back are read-only views of the decompressed body. Nothing is unpickled, so reading a checkpoint cannot
-run code.
+A checkpoint is a file of :mod:`simfleet.shared.checkpoint_format` (self-checking, compressed) kept in the fleet's
+checkpoint store (:mod:`simfleet.shared.stores`: a directory, an S3-compatible bucket, ...) under the key
+``<job id>/<kind>-<first day>-<day>-<random>.ckpt``. A store writes atomically: a reader sees a whole blob or
+none. Only once a blob is whole is its reference published in Redis (list ``simfleet:job:<id>:checkpoints``, oldest
+first): the key, kind, day, size and sha256, never a path, so a worker on another machine reads the blob through its
+own store. Publication can be fenced: it happens only while a Redis hash field still holds an expected value (the
+job's epoch), in one server-side script, so a worker that lost its job cannot add a reference. Restoring walks the
+references from the newest back and skips (with a warning) any blob that is missing or fails its checksum.
 
-Kinds: ``environment`` (the validated inputs), ``population`` (agent state at day 0), ``progress`` (agent state and
-counters at the end of a chunk), ``result`` (the MP2 of one chunk of days, before export).
-
-Writes are atomic: a temporary file in the same folder, fsync, rename, fsync of the folder; only then is the
-reference published in Redis (list ``simfleet:job:<id>:checkpoints``, oldest first). Publication can be fenced: it
-happens only while a Redis hash field still holds an expected value (the job's epoch), in one server-side script, so
-a worker that lost its job cannot add a reference. Restoring walks the references from the newest back and skips
-(with a warning) any blob that is missing or fails its checksum.
+Retention: progress checkpoints beyond the newest ``keep`` of a job are pruned as it runs; once a job has ended,
+:meth:`Checkpoints.expire` drops all its checkpoints ``retention_s`` after it finished (``simfleet checkpoint
+prune``, and the watchdog's sweeps).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
 import logging
-import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING, Any, Protocol
 
-import msgpack
-import numpy as np
 import redis
-import zstandard
 
+from simfleet.shared.checkpoint_format import KINDS, checksum, decode, encode
 from simfleet.shared.errors import CheckpointError, StaleOwner
 
 if TYPE_CHECKING:
@@ -45,179 +34,46 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"SFCKPT"
-FORMAT_VERSION = 1
-KINDS = ("environment", "population", "progress", "result")
 REFS_KEY = "simfleet:job:{}:checkpoints"
-_HEADER = len(MAGIC) + 1 + 32
 
 
+class BlobStore(Protocol):
+    """What checkpoints need of a store (see :class:`simfleet.shared.stores.BlobStore`)."""
 
+    url: str
 
-# ----------------------------------------------------------------------------------------------------- the format
+    def put(self, key: str, blob: bytes) -> None:
+        """Write atomically."""
 
+    def get(self, key: str) -> bytes:
+        """Read; :class:`CheckpointError` when missing."""
 
-class _Packer:
-    """msgpack for everything but array data, which is collected and appended raw after the header (no copies)."""
+    def delete(self, key: str) -> None:
+        """Remove (missing is fine)."""
 
-    def __init__(self) -> None:
-        self.buffers: list[np.ndarray[Any, Any]] = []
+    def keys(self, prefix: str) -> list[str]:
+        """Keys under ``prefix``, sorted."""
 
-    def default(self, value: Any) -> Any:
-        if isinstance(value, np.ndarray):
-            if value.dtype.hasobject:
-                raise CheckpointError(f"cannot checkpoint an array of Python objects (dtype {value.dtype})")
-            little = np.ascontiguousarray(value.astype(value.dtype.newbyteorder("<"), copy=False))
-            self.buffers.append(little)
-            return {"__nd__": [little.dtype.str, list(value.shape), little.nbytes]}
-        if isinstance(value, np.generic):
-            return value.item()
-        if isinstance(value, dt.date):
-            return {"__date__": value.isoformat()}
-        raise CheckpointError(f"cannot checkpoint a value of type {type(value).__name__}")
-
-
-class _Unpacker:
-    """The inverse of :class:`_Packer`: arrays are read-only views into the decompressed body, in order."""
-
-    def __init__(self, body: bytes, offset: int) -> None:
-        self.body = body
-        self.offset = offset
-
-    def hook(self, value: dict[str, Any]) -> Any:
-        if "__nd__" in value:
-            dtype, shape, nbytes = value["__nd__"]
-            array = np.frombuffer(self.body, dtype=np.dtype(dtype), count=nbytes // np.dtype(dtype).itemsize,
-                                  offset=self.offset)  # fmt: skip
-            self.offset += nbytes
-            return array.reshape(shape)
-        if "__date__" in value:
-            return dt.date.fromisoformat(value["__date__"])
-        return value
-
-
-def encode(kind: str, job_id: str, day: int, payload: Any, *, level: int = 3) -> bytes:
-    """One checkpoint file's bytes.
-
-    The compressed body is: the msgpack header's length (8 bytes, little-endian), the header (the document, each
-    array replaced by ``{"__nd__": [dtype, shape, nbytes]}``), then every array's little-endian bytes in order.
-    """
-    if kind not in KINDS:
-        raise CheckpointError(f"unknown checkpoint kind {kind!r} (known: {', '.join(KINDS)})")
-    document = {
-        "format": FORMAT_VERSION,
-        "kind": kind,
-        "job_id": job_id,
-        "day": int(day),
-        "created": time.time(),
-        "payload": payload,
-    }
-    packer = _Packer()
-    header = msgpack.packb(document, default=packer.default)
-    total = 8 + len(header) + sum(b.nbytes for b in packer.buffers)
-    compressor = zstandard.ZstdCompressor(level=level).compressobj(size=total)
-    parts = [compressor.compress(len(header).to_bytes(8, "little") + header)]
-    parts += [compressor.compress(b.reshape(-1).view(np.uint8).data) for b in packer.buffers if b.nbytes]
-    parts.append(compressor.flush())
-    body = b"".join(parts)
-    return MAGIC + bytes([FORMAT_VERSION]) + hashlib.sha256(body).digest() + body
-
-
-def checksum(blob: bytes) -> str:
-    """The sha256 (hex) a checkpoint file carries for its body."""
-    return blob[len(MAGIC) + 1 : _HEADER].hex()
-
-
-def verify(blob: bytes, *, where: str = "checkpoint") -> None:
-    """Check magic, format version and checksum.
-
-    Raises:
-        CheckpointError: naming ``where`` and what does not match.
-    """
-    if len(blob) < _HEADER or not blob.startswith(MAGIC):
-        raise CheckpointError(f"{where}: not a simfleet checkpoint (bad header, {len(blob)} bytes)")
-    if blob[len(MAGIC)] != FORMAT_VERSION:
-        raise CheckpointError(f"{where}: format version {blob[len(MAGIC)]}, this build reads {FORMAT_VERSION}")
-    actual = hashlib.sha256(blob[_HEADER:]).hexdigest()
-    if actual != checksum(blob):
-        raise CheckpointError(f"{where}: sha256 mismatch (file says {checksum(blob)[:12]}, body is {actual[:12]})")
-
-
-def decode(blob: bytes, *, where: str = "checkpoint") -> dict[str, Any]:
-    """The document of a checkpoint file, after :func:`verify`."""
-    verify(blob, where=where)
-    try:
-        raw = zstandard.ZstdDecompressor().decompress(memoryview(blob)[_HEADER:])
-        length = int.from_bytes(raw[:8], "little")
-        unpacker = _Unpacker(raw, 8 + length)
-        document: dict[str, Any] = msgpack.unpackb(raw[8 : 8 + length], object_hook=unpacker.hook,
-                                                   strict_map_key=False)  # fmt: skip
-    except (zstandard.ZstdError, ValueError, msgpack.ExtraData) as exc:
-        raise CheckpointError(f"{where}: cannot decode: {exc}") from exc
-    return document
-
-
-# ------------------------------------------------------------------------------------------------------ the store
-
-
-class DirectoryStore:
-    """Blobs as files under ``root/<job id>/``; URIs are ``file://`` paths (shared storage in a fleet)."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).resolve()
-
-    def write(self, job_id: str, name: str, blob: bytes) -> str:
-        """Write atomically and return the URI."""
-        folder = self.root / job_id
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / name
-        partial = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-        with open(partial, "wb") as out:
-            out.write(blob)
-            out.flush()
-            os.fsync(out.fileno())
-        partial.replace(target)
-        descriptor = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        return target.as_uri()
-
-    @staticmethod
-    def path(uri: str) -> Path:
-        """The file of a ``file://`` URI."""
-        parts = urlsplit(uri)
-        if parts.scheme != "file":
-            raise CheckpointError(f"{uri}: only file:// checkpoint URIs are supported by the directory store")
-        return Path(unquote(parts.path))
-
-    def read(self, uri: str) -> bytes:
-        """The blob at ``uri``."""
-        try:
-            return self.path(uri).read_bytes()
-        except OSError as exc:
-            raise CheckpointError(f"{uri}: cannot read: {exc.strerror}") from exc
-
-    def delete(self, uri: str) -> None:
-        """Remove the blob (missing is fine)."""
-        self.path(uri).unlink(missing_ok=True)
-
-    def delete_job(self, job_id: str) -> None:
-        """Remove a job's folder if it is empty."""
-        folder = self.root / job_id
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-
-
-# ------------------------------------------------------------------------------------------------- the references
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every key under ``prefix``."""
 
 
 @dataclass(frozen=True)
 class CheckpointRef:
-    """What Redis keeps about one checkpoint."""
+    """What Redis keeps about one checkpoint.
 
-    uri: str
+    Attributes:
+        key: the blob's key in the checkpoint store.
+        kind: one of ``KINDS``.
+        day: the day it stands at (days done; for a result chunk, its end).
+        size: the blob's size in bytes.
+        sha256: the checksum of the blob's body.
+        created: when it was written (Unix seconds).
+        first_day: for a result chunk, its first day.
+        epoch: the job's epoch when it was published.
+    """
+
+    key: str
     kind: str
     day: int
     size: int
@@ -253,31 +109,97 @@ return 1
 
 
 class Checkpoints:
-    """Save, list, restore and prune the checkpoints of jobs.
+    """Write, publish, list, restore and prune the checkpoints of jobs.
 
     Args:
         client: the Redis that keeps references.
         store: where blobs go.
-        keep: progress checkpoints kept per job (older ones are pruned); environment, population and result
-            checkpoints are kept until the job's checkpoints are dropped as a whole.
+        keep: progress checkpoints kept per job while it runs (older ones are pruned).
         level: zstd level.
+        retention_s: how long the checkpoints of an ended job are kept.
     """
 
-    def __init__(self, client: redis.Redis, store: DirectoryStore, *, keep: int = 3, level: int = 3) -> None:
+    def __init__(
+        self, client: redis.Redis, store: BlobStore, *, keep: int = 3, level: int = 3, retention_s: float = 7 * 86_400
+    ) -> None:
         if keep < 1:
             raise ValueError(f"keep must be at least 1, got {keep}")
         self.redis = client
         self.store = store
         self.keep = keep
         self.level = level
+        self.retention_s = retention_s
         self._push = client.register_script(_FENCED_PUSH)
 
     @classmethod
     def from_settings(cls, settings: Settings, client: redis.Redis) -> Checkpoints:
-        """The fleet's checkpoints: ``stores.checkpoint_dir``, with ``gpu_worker``'s keep count and zstd level."""
+        """The fleet's checkpoints: the store at ``stores.checkpoint_url``, ``gpu_worker``'s keep and zstd level."""
+        from simfleet.shared.stores import open_store
+
         gpu = settings.gpu_worker
-        store = DirectoryStore(settings.stores.checkpoint_dir)
-        return cls(client, store, keep=gpu.checkpoint_keep, level=gpu.checkpoint_level)
+        return cls(
+            client,
+            open_store(settings.stores.checkpoint_url),
+            keep=gpu.checkpoint_keep,
+            level=gpu.checkpoint_level,
+            retention_s=settings.stores.checkpoint_retention_s,
+        )
+
+    # ---------------------------------------------------------------------------------------------- writing
+
+    def write(self, job_id: str, kind: str, day: int, payload: Any, *, first_day: int = 0) -> CheckpointRef:
+        """Write a checkpoint's blob (not yet published: nobody restores from it before :meth:`publish`)."""
+        if kind not in KINDS:
+            raise CheckpointError(f"unknown checkpoint kind {kind!r} (known: {', '.join(KINDS)})")
+        blob = encode(kind, job_id, day, payload, level=self.level)
+        key = f"{job_id}/{kind}-{first_day:05d}-{int(day):05d}-{uuid.uuid4().hex[:8]}.ckpt"
+        self.store.put(key, blob)
+        return CheckpointRef(key, kind, int(day), len(blob), checksum(blob), time.time(), int(first_day))
+
+    def publish(self, job_id: str, ref: CheckpointRef, *, fence: tuple[str, str, int] | None = None) -> CheckpointRef:
+        """Publish ``ref`` (written by :meth:`write`), fenced; prune old progress checkpoints.
+
+        Raises:
+            StaleOwner: the fence no longer holds; the blob is removed again.
+        """
+        key, field, value = fence if fence else ("", "", 0)
+        ref = CheckpointRef(**{**asdict(ref), "epoch": value})
+        keys = [REFS_KEY.format(job_id), key or REFS_KEY.format(job_id)]
+        if not self._push(keys=keys, args=[ref.to_json(), field, str(value)]):
+            self.store.delete(ref.key)
+            raise StaleOwner(f"job {job_id}: epoch {value} is stale; {ref.kind} checkpoint of day {ref.day} refused")
+        if ref.kind == "progress":
+            self.prune(job_id)
+        return ref
+
+    def adopt(
+        self, job_id: str, key: str, kind: str, day: int, *, fence: tuple[str, str, int] | None = None
+    ) -> CheckpointRef:
+        """Publish a blob written by someone else (a producer's inputs blob) as a checkpoint of the job, once.
+
+        Raises:
+            CheckpointError: the blob is missing or not a checkpoint of this job and kind.
+            StaleOwner: the fence no longer holds.
+        """
+        for ref in self.refs(job_id):
+            if ref.key == key:
+                return ref
+        blob = self.store.get(key)
+        document = decode(blob, where=f"{self.store.url} {key}")
+        if (document["job_id"], document["kind"]) != (job_id, kind):
+            raise CheckpointError(
+                f"{self.store.url} {key}: holds a {document['kind']} checkpoint of job "
+                f"{document['job_id']}, not the {kind} of job {job_id}"
+            )
+        ref = CheckpointRef(key, kind, int(day), len(blob), checksum(blob), time.time())
+        key_field = fence or ("", "", 0)
+        pushed = self._push(
+            keys=[REFS_KEY.format(job_id), key_field[0] or REFS_KEY.format(job_id)],
+            args=[ref.to_json(), key_field[1], str(key_field[2])],
+        )
+        if not pushed:
+            raise StaleOwner(f"job {job_id}: epoch {key_field[2]} is stale; {kind} checkpoint refused")
+        return ref
 
     def save(
         self,
@@ -289,55 +211,44 @@ class Checkpoints:
         first_day: int = 0,
         fence: tuple[str, str, int] | None = None,
     ) -> CheckpointRef:
-        """Write a checkpoint and publish its reference; prune old progress checkpoints.
+        """:meth:`write` then :meth:`publish`.
 
         Args:
             job_id: the job.
-            kind: one of :data:`KINDS`.
+            kind: one of ``KINDS``.
             day: the day the checkpoint stands at (days done; for a result chunk, its end).
             payload: plain data (dicts, lists, scalars, numpy arrays, dates).
             first_day: for a result chunk, the first day it covers.
             fence: ``(hash key, field, value)``: publish only while that field equals the value (the job's epoch).
-
-        Raises:
-            StaleOwner: the fence no longer holds; the blob written is removed again.
         """
-        blob = encode(kind, job_id, day, payload, level=self.level)
-        seq = uuid.uuid4().hex[:8]
-        name = f"{kind}-{first_day:05d}-{day:05d}-{seq}.ckpt"
-        uri = self.store.write(job_id, name, blob)
-        ref = CheckpointRef(
-            uri, kind, int(day), len(blob), checksum(blob), time.time(), int(first_day), fence[2] if fence else 0
-        )
-        key, field, value = fence if fence else ("", "", 0)
-        keys = [REFS_KEY.format(job_id), key or REFS_KEY.format(job_id)]
-        if not self._push(keys=keys, args=[ref.to_json(), field, str(value)]):
-            self.store.delete(uri)
-            raise StaleOwner(f"job {job_id}: epoch {value} is stale; {kind} checkpoint of day {day} refused")
-        if kind == "progress":
-            self.prune(job_id)
-        return ref
+        return self.publish(job_id, self.write(job_id, kind, day, payload, first_day=first_day), fence=fence)
+
+    # ---------------------------------------------------------------------------------------------- reading
 
     def refs(self, job_id: str) -> list[CheckpointRef]:
         """Every reference of the job, oldest first."""
         return [CheckpointRef.from_json(raw) for raw in self.redis.lrange(REFS_KEY.format(job_id), 0, -1)]
 
     def read(self, ref: CheckpointRef) -> dict[str, Any]:
-        """The document of ``ref``, checked against the file's own checksum and the reference's.
+        """The document of ``ref``, checked against the blob's own checksum and the reference's.
 
         Raises:
-            CheckpointError: missing file, bad header, checksum mismatch.
+            CheckpointError: missing blob, bad header, checksum mismatch.
         """
-        blob = self.store.read(ref.uri)
+        where = f"{self.store.url} {ref.key}"
+        blob = self.store.get(ref.key)
         if checksum(blob) != ref.sha256 or len(blob) != ref.size:
-            raise CheckpointError(f"{ref.uri}: does not match its reference (size or sha256 changed)")
-        return decode(blob, where=ref.uri)
+            raise CheckpointError(f"{where}: does not match its reference (size or sha256 changed)")
+        return decode(blob, where=where)
 
-    def latest(self, job_id: str, kinds: Iterable[str]) -> Restored | None:
-        """The newest readable checkpoint of one of ``kinds``; unreadable newer ones are skipped with a warning."""
+    def latest(self, job_id: str, kinds: Iterable[str], *, at_most_day: int | None = None) -> Restored | None:
+        """The newest readable checkpoint of one of ``kinds`` (at ``at_most_day`` or earlier, if given).
+
+        Unreadable newer ones are skipped with a warning.
+        """
         wanted = set(kinds)
         for ref in reversed(self.refs(job_id)):
-            if ref.kind not in wanted:
+            if ref.kind not in wanted or (at_most_day is not None and ref.day > at_most_day):
                 continue
             try:
                 document = self.read(ref)
@@ -369,18 +280,34 @@ class Checkpoints:
             raise CheckpointError(f"job {job_id}: result checkpoints end on day {day}, expected {until}")
         return found
 
+    def result_chunks(self, job_id: str, until: int) -> Iterator[tuple[CheckpointRef, dict[str, Any]]]:
+        """Each result chunk's reference and payload (``{"airframe", "daily"}``), in day order, one at a time.
+
+        Raises:
+            CheckpointError: a day is not covered, or a chunk is unreadable.
+        """
+        for ref in self.result_refs(job_id, until):
+            yield ref, self.read(ref)["payload"]
+
+    # ---------------------------------------------------------------------------------------------- pruning
+
     def prune(self, job_id: str) -> list[CheckpointRef]:
         """Drop progress checkpoints beyond the newest ``keep``; return what was dropped."""
         progress = [ref for ref in self.refs(job_id) if ref.kind == "progress"]
         dropped = progress[: max(0, len(progress) - self.keep)]
         for ref in dropped:
             self.redis.lrem(REFS_KEY.format(job_id), 1, ref.to_json())
-            self.store.delete(ref.uri)
+            self.store.delete(ref.key)
         return dropped
 
-    def drop(self, job_id: str) -> None:
-        """Forget every checkpoint of the job: references and blobs."""
-        for ref in self.refs(job_id):
-            self.store.delete(ref.uri)
+    def drop(self, job_id: str) -> int:
+        """Forget every checkpoint of the job, references and blobs; return how many blobs went."""
         self.redis.delete(REFS_KEY.format(job_id))
-        self.store.delete_job(job_id)
+        return self.store.delete_prefix(f"{job_id}/")
+
+    def expire(self, job_id: str, finished: float, *, now: float | None = None) -> bool:
+        """Drop the checkpoints of a job that ended at ``finished`` once ``retention_s`` has passed; whether it did."""
+        if (now if now is not None else time.time()) - finished < self.retention_s:
+            return False
+        self.drop(job_id)
+        return True

@@ -154,8 +154,9 @@ class WorkFailed(SimfleetError):
 
     kind = "work"
 
-    def __init__(self, work_id: str, reason: str, *, stage: str = "", error_type: str = "",
-                 timed_out: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, work_id: str, reason: str, *, stage: str = "", error_type: str = "", timed_out: bool = False
+    ) -> None:
         self.work_id = work_id
         self.stage = stage
         self.error_type = error_type

@@ -1,66 +1,129 @@
-"""Lifecycle jobs in Redis: the job record, its owner and epoch, worker heartbeats.
+"""Lifecycle jobs in Redis: the job record, its owner, its epoch and its due stage.
 
-One hash per job, ``simfleet:job:<id>``: the job's spec (JSON), ``state`` (queued, loading, created, running,
-exporting, done, failed), ``owner`` and ``owner_queue`` (the worker holding it live), ``epoch``, ``day``, the last
-``progress`` figures (JSON), timestamps, ``error`` and ``result`` (JSON). Unfinished jobs are listed in the set
-``simfleet:jobs:active``. A worker proves it is alive with ``simfleet:worker:<node>:heartbeat``, a key with a TTL
-that a thread refreshes.
+One hash per job, ``simfleet:job:<id>``: the :class:`~simfleet.shared.messages.lifecycle.JobSpec` (JSON),
+``state`` (queued, loading, loaded, created, running, exporting, then done, failed or cancelled), ``owner`` and
+``owner_queue`` (the worker holding the job live), ``epoch``, ``seq`` (the stage due, see
+:meth:`JobSpec.stage_of`), ``due`` (the :class:`StageMessage` of that stage) and ``sent`` (``"<epoch>:<seq>"`` of
+the due message last published), ``day``, the last ``progress``, timestamps, the ``failure`` or the ``result``.
+Unfinished jobs are listed in ``simfleet:jobs:active``; every job in ``simfleet:jobs:index`` (by creation time).
 
-The epoch fences writers. A watchdog increments it when the owner's heartbeat expired (and clears the owner); a
-worker claiming a job from another owner increments it too. Claiming (the load stage, or a worker restoring the job
-from a checkpoint) succeeds only while the epoch is still the one the claimer saw. Every write a worker makes on a
-job's behalf (a checkpoint reference, the job's progress, its result) is done by a server-side script that first
-checks the epoch, so a worker that lost its job cannot write twice.
+The record is the truth about where a job stands; messages are only how work reaches a worker. The epoch fences
+writers: it moves on when the watchdog takes a job from a dead owner, and when an operator cancels. Every write a
+worker makes for a job (checkpoint references, progress, the next stage, the result, a failure) runs in a
+server-side script that checks the epoch first, so a worker that lost its job cannot write once it lost it.
+Each stage ends by advancing ``seq`` and recording the next stage's message in one fenced step, then publishing
+it: whoever finds the due message unsent (the owner after a crash, or the watchdog when the owner died) can publish
+it again from the record, and a copy that arrives later is refused by its ``(epoch, seq)``.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import redis
 
 from simfleet.shared.errors import StaleOwner
+from simfleet.shared.heartbeats import HEARTBEAT_PREFIX
+from simfleet.shared.messages import decode_json
+from simfleet.shared.messages.lifecycle import JobFailure, JobSpec, JobSummary, StageMessage, StageProgress
 
 JOB_KEY = "simfleet:job:{}"
 ACTIVE_KEY = "simfleet:jobs:active"
-HEARTBEAT_KEY = "simfleet:worker:{}:heartbeat"
+INDEX_KEY = "simfleet:jobs:index"
 WATCHDOG_LOCK = "simfleet:watchdog:lock"
 WORKER_QUEUE_PREFIX = "simfleet.worker."
-FINAL_STATES = ("done", "failed")
+FINAL_STATES = ("done", "failed", "cancelled")
 
-# KEYS[1] job hash; ARGV: expected epoch, owner, owner queue. Returns the epoch, or -1. Taking the job from another
-# owner increments the epoch (that owner is fenced off); the same owner claiming again (a restarted pool process)
-# or a job without owner keeps it, so a message redelivered after a crash still carries the current epoch.
-_CLAIM = """
-local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '-1')
-if epoch ~= tonumber(ARGV[1]) then return -1 end
-local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'done' or state == 'failed' then return -1 end
-local owner = redis.call('HGET', KEYS[1], 'owner')
-if owner and owner ~= '' and owner ~= ARGV[2] then epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1) end
-redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'owner_queue', ARGV[3])
-return epoch
+_json = msgspec.json.Encoder()
+
+# KEYS[1] job hash, KEYS[2] active set, KEYS[3] index; ARGV: created, then field/value pairs. 1 if created, 0 if
+# the id is taken: one step, so two producers racing for one id cannot both succeed.
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('SADD', KEYS[2], string.sub(KEYS[1], 14))
+redis.call('ZADD', KEYS[3], ARGV[1], string.sub(KEYS[1], 14))
+return 1
 """
 
-# KEYS[1] job hash; ARGV: expected epoch, then field/value pairs. Returns 1 if written.
+# KEYS[1] job hash; ARGV: epoch, seq, owner, owner queue, heartbeat key prefix. The claimer becomes the owner if the
+# message is the job's due one and the job has no owner, or is already its owner (a restarted pool process of the
+# same worker). A job held by another worker is never taken here: only the watchdog takes a job from a dead owner.
+# Returns 1, or a negative reason: -1 finished, -2 epoch, -3 seq, -4 held by a live other owner, -5 by a dead one.
+_CLAIM = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return -1 end
+if state == 'done' or state == 'failed' or state == 'cancelled' then return -1 end
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return -2 end
+if redis.call('HGET', KEYS[1], 'seq') ~= ARGV[2] then return -3 end
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= '' and owner ~= ARGV[3] then
+  if redis.call('EXISTS', ARGV[5] .. owner .. ':heartbeat') == 1 then return -4 end
+  return -5
+end
+redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'owner_queue', ARGV[4])
+return 1
+"""
+
+# KEYS[1] job hash; ARGV: epoch, then field/value pairs. 1 if written (the epoch still holds, the job unfinished).
 _FENCED_SET = """
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'done' or state == 'failed' or state == 'cancelled' then return 0 end
 for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1
 """
 
-# KEYS[1] job hash; ARGV: the owner seen dead. Bumps the epoch and clears the owner; returns the new epoch or -1.
+# KEYS[1] job hash; ARGV: epoch, seq, next seq, due message, then field/value pairs. Ends stage ``seq``: the record
+# moves to the next stage and holds its message, in one fenced step.
+_ADVANCE = """
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'seq') ~= ARGV[2] then return 0 end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'done' or state == 'failed' or state == 'cancelled' then return 0 end
+redis.call('HSET', KEYS[1], 'seq', ARGV[3], 'due', ARGV[4])
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
+# KEYS[1] job hash, KEYS[2] active set; ARGV: epoch (or '' for an operator's cancel), expiry, then field/value pairs.
+# Ends the job (done, failed or cancelled): fenced unless it is a cancel, which bumps the epoch instead so that the
+# owner's next write is refused. Returns the job's epoch afterwards, or -1 if refused.
+_END = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or state == 'done' or state == 'failed' or state == 'cancelled' then return -1 end
+local epoch
+if ARGV[1] == '' then
+  epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+else
+  if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return -1 end
+  epoch = tonumber(ARGV[1])
+end
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HDEL', KEYS[1], 'owner', 'owner_queue')
+redis.call('SREM', KEYS[2], string.sub(KEYS[1], 14))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return epoch
+"""
+
+# KEYS[1] job hash; ARGV: the owner seen dead. Bumps the epoch, clears the owner, and rewrites the due message's
+# epoch (given as ARGV[2]: the message JSON with the placeholder epoch) so the record and what will be published
+# agree. Returns the new epoch, or -1 if the owner changed meanwhile.
 _RELEASE = """
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return -1 end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'done' or state == 'failed' or state == 'cancelled' then return -1 end
 redis.call('HDEL', KEYS[1], 'owner', 'owner_queue')
 return redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 """
 
 
-def _text(value: bytes | str) -> str:
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
     return value.decode() if isinstance(value, bytes) else value
 
 
@@ -70,85 +133,150 @@ def worker_queue(node: str) -> str:
 
 
 @dataclass(frozen=True)
-class JobView:
-    """A job record as read from Redis."""
+class JobRecord:
+    """A job record as read from Redis, typed.
+
+    Attributes:
+        job_id: the job.
+        spec: what the job is.
+        state: queued, loading, loaded, created, running, exporting, done, failed or cancelled.
+        epoch: the fencing epoch.
+        seq: the stage due (or running).
+        due: the message of that stage (``None`` once the job ended).
+        sent: ``"<epoch>:<seq>"`` of the due message last published.
+        owner: the worker holding the job live (empty when none does).
+        owner_queue: that worker's own queue.
+        day: days simulated and checkpointed.
+        airframes: the fleet's size (0 until loaded).
+        progress: the last figures a stage reported.
+        result: the summary of a finished job.
+        failure: why a job failed or was cancelled.
+        created: submission time (Unix seconds).
+        updated: the last time a stage moved it on.
+        finished: when it ended (0 while it runs).
+    """
 
     job_id: str
+    spec: JobSpec
     state: str
     epoch: int
+    seq: int
+    due: StageMessage | None
+    sent: str
     owner: str
     owner_queue: str
     day: int
-    days: int
     airframes: int
-    spec: dict[str, Any]
-    progress: dict[str, Any]
-    result: dict[str, Any] | None
-    error: str
+    progress: StageProgress | None
+    result: JobSummary | None
+    failure: JobFailure | None
     created: float
+    updated: float
     finished: float
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON."""
-        return dict(self.__dict__)
+    @property
+    def days(self) -> int:
+        """The horizon."""
+        return self.spec.days
+
+    @property
+    def ended(self) -> bool:
+        """Done, failed or cancelled."""
+        return self.state in FINAL_STATES
+
+    @property
+    def due_sent(self) -> bool:
+        """Whether the due stage's message was published at the current epoch."""
+        return self.sent == f"{self.epoch}:{self.seq}"
 
 
 class Jobs:
-    """Job records, ownership and heartbeats in one Redis (the result backend's)."""
+    """Job records and ownership in one Redis (the result backend's).
+
+    Args:
+        client: the Redis (from :func:`simfleet.shared.redis_client.connect`).
+        expires_s: how long an ended job's record is kept.
+    """
 
     def __init__(self, client: redis.Redis, *, expires_s: int = 7 * 86_400) -> None:
         self.redis = client
         self.expires_s = expires_s
+        self._create = client.register_script(_CREATE)
         self._claim = client.register_script(_CLAIM)
         self._set = client.register_script(_FENCED_SET)
+        self._advance = client.register_script(_ADVANCE)
+        self._end = client.register_script(_END)
         self._release = client.register_script(_RELEASE)
 
     # ------------------------------------------------------------------------------------------------ records
 
-    def create(self, job_id: str, spec: dict[str, Any], *, task_ids: list[str]) -> None:
-        """Record a new job (epoch 0, no owner) and list it as active."""
-        key = JOB_KEY.format(job_id)
-        if self.redis.exists(key):
-            raise ValueError(f"job {job_id} already exists")
-        fields: dict[Any, Any] = {
-            "spec": json.dumps(spec),
-            "state": "queued",
-            "epoch": 0,
-            "day": 0,
-            "created": time.time(),
-            "task_ids": json.dumps(task_ids),
-        }
-        with self.redis.pipeline() as pipe:
-            pipe.hset(key, mapping=fields)
-            pipe.sadd(ACTIVE_KEY, job_id)
-            pipe.execute()
+    def create(self, spec: JobSpec) -> StageMessage:
+        """Record a new job (epoch 0, its load stage due) and return that stage's message, to be published.
 
-    def get(self, job_id: str) -> JobView | None:
-        """The job's record, or ``None`` if unknown."""
+        Raises:
+            ValueError: a job with this id exists.
+        """
+        first = StageMessage(job_id=spec.job_id, epoch=0, seq=0, stage="load")
+        now = time.time()
+        fields: list[Any] = [
+            "spec",
+            _json.encode(spec),
+            "state",
+            "queued",
+            "epoch",
+            0,
+            "seq",
+            0,
+            "due",
+            _json.encode(first),
+            "sent",
+            "",
+            "day",
+            0,
+            "airframes",
+            0,
+            "created",
+            now,
+            "updated",
+            now,
+        ]
+        keys = [JOB_KEY.format(spec.job_id), ACTIVE_KEY, INDEX_KEY]
+        if not self._create(keys=keys, args=[now, *fields]):
+            raise ValueError(f"job {spec.job_id} already exists")
+        return first
+
+    def get(self, job_id: str) -> JobRecord | None:
+        """The job's record, or ``None`` if unknown (never submitted, deleted, or expired).
+
+        Raises:
+            MessageError: the record does not hold what it should (written by a foreign or older program).
+        """
         raw = {_text(k): _text(v) for k, v in self.redis.hgetall(JOB_KEY.format(job_id)).items()}
         if not raw:
             return None
-        return JobView(
+
+        def typed(kind: type[Any], field: str) -> Any:
+            return decode_json(kind, raw[field], what=f"job {job_id} record field {field}") if raw.get(field) else None
+
+        return JobRecord(
             job_id=job_id,
+            spec=typed(JobSpec, "spec"),
             state=raw.get("state", ""),
-            epoch=int(raw.get("epoch", 0)),
+            epoch=int(raw.get("epoch") or 0),
+            seq=int(raw.get("seq") or 0),
+            due=typed(StageMessage, "due"),
+            sent=raw.get("sent", ""),
             owner=raw.get("owner", ""),
             owner_queue=raw.get("owner_queue", ""),
-            day=int(raw.get("day", 0)),
-            days=int(raw.get("days", 0)),
-            airframes=int(raw.get("airframes", 0)),
-            spec=json.loads(raw.get("spec", "{}")),
-            progress=json.loads(raw.get("progress", "{}")),
-            result=json.loads(raw["result"]) if raw.get("result") else None,
-            error=raw.get("error", ""),
-            created=float(raw.get("created", 0.0)),
-            finished=float(raw.get("finished", 0.0)),
+            day=int(raw.get("day") or 0),
+            airframes=int(raw.get("airframes") or 0),
+            progress=typed(StageProgress, "progress"),
+            result=typed(JobSummary, "result"),
+            failure=typed(JobFailure, "failure"),
+            created=float(raw.get("created") or 0.0),
+            updated=float(raw.get("updated") or 0.0),
+            finished=float(raw.get("finished") or 0.0),
         )
-
-    def task_ids(self, job_id: str) -> list[str]:
-        """The Celery task ids of the job's stages, in order."""
-        raw = self.redis.hget(JOB_KEY.format(job_id), "task_ids")
-        return list(json.loads(raw)) if raw else []
 
     def epoch(self, job_id: str) -> int:
         """The job's current epoch (-1 for an unknown job)."""
@@ -156,8 +284,39 @@ class Jobs:
         return int(raw) if raw is not None else -1
 
     def active(self) -> list[str]:
-        """Jobs not finished yet."""
+        """Jobs not ended yet."""
         return sorted(_text(member) for member in self.redis.smembers(ACTIVE_KEY))
+
+    def listed(self, limit: int = 100) -> list[str]:
+        """The newest ``limit`` jobs whose record still exists, newest first."""
+        found = []
+        for member in self.redis.zrevrange(INDEX_KEY, 0, -1):
+            job_id = _text(member)  # type: ignore[arg-type]
+            if self.redis.exists(JOB_KEY.format(job_id)):
+                found.append(job_id)
+                if len(found) >= limit:
+                    break
+            else:
+                self.redis.zrem(INDEX_KEY, job_id)
+        return found
+
+    def delete(self, job_id: str) -> bool:
+        """Remove an ended job's record (its checkpoints are the store's business). Refused while it runs.
+
+        Raises:
+            ValueError: the job has not ended (cancel it first).
+        """
+        record = self.get(job_id)
+        if record is None:
+            return False
+        if not record.ended:
+            raise ValueError(f"job {job_id} is {record.state}; cancel it before deleting it")
+        with self.redis.pipeline() as pipe:
+            pipe.delete(JOB_KEY.format(job_id))
+            pipe.srem(ACTIVE_KEY, job_id)
+            pipe.zrem(INDEX_KEY, job_id)
+            pipe.execute()
+        return True
 
     # ------------------------------------------------------------------------------------------------- fencing
 
@@ -165,69 +324,85 @@ class Jobs:
         """The fence for ``Checkpoints.save``: the job's epoch must still be ``epoch``."""
         return (JOB_KEY.format(job_id), "epoch", epoch)
 
-    def claim(self, job_id: str, node: str, queue: str, *, seen_epoch: int) -> int:
-        """Become the job's owner if its epoch is still ``seen_epoch``; return the epoch it is held at.
+    def claim(self, job_id: str, node: str, queue: str, *, epoch: int, seq: int) -> None:
+        """Become the job's owner for its due stage ``seq`` at ``epoch`` (or stay it).
 
         Raises:
-            StaleOwner: someone else changed the epoch first, or the job is finished.
+            StaleOwner: the job ended, the epoch or the stage moved on, or another worker holds it.
         """
-        epoch = int(self._claim(keys=[JOB_KEY.format(job_id)], args=[seen_epoch, node, queue]))
-        if epoch < 0:
-            raise StaleOwner(f"job {job_id}: cannot claim at epoch {seen_epoch} (now {self.epoch(job_id)})")
-        return epoch
+        reason = int(
+            self._claim(
+                keys=[JOB_KEY.format(job_id)],
+                args=[epoch, seq, node, queue, HEARTBEAT_PREFIX],
+            )
+        )
+        if reason == 1:
+            return
+        why = {
+            -1: "the job has ended or is unknown",
+            -2: f"its epoch is now {self.epoch(job_id)}",
+            -3: "that stage is no longer due",
+            -4: "another live worker holds it",
+            -5: "its owner stopped beating; the watchdog will hand it on",
+        }.get(reason, f"refused ({reason})")
+        raise StaleOwner(f"job {job_id}: cannot claim stage {seq} at epoch {epoch}: {why}")
 
     def update(self, job_id: str, epoch: int, **fields: Any) -> None:
-        """Set fields of the job while ``epoch`` is current (dicts and lists are stored as JSON).
+        """Set fields of the job while ``epoch`` is current (Structs are stored as JSON).
 
         Raises:
-            StaleOwner: the epoch moved on.
+            StaleOwner: the epoch moved on, or the job ended.
         """
-        args: list[Any] = [epoch]
-        for name, value in fields.items():
-            args += [name, json.dumps(value) if isinstance(value, dict | list) else value]
-        if not self._set(keys=[JOB_KEY.format(job_id)], args=args):
+        if not self._set(keys=[JOB_KEY.format(job_id)], args=[epoch, *self._pairs(fields)]):
             raise StaleOwner(f"job {job_id}: epoch {epoch} is stale (now {self.epoch(job_id)}); update refused")
 
-    def finish(self, job_id: str, epoch: int, result: dict[str, Any]) -> None:
-        """Mark the job done with its result (fenced) and stop listing it as active."""
-        self.update(job_id, epoch, state="done", result=result, finished=time.time())
-        with self.redis.pipeline() as pipe:
-            pipe.hdel(JOB_KEY.format(job_id), "owner", "owner_queue")
-            pipe.srem(ACTIVE_KEY, job_id)
-            pipe.expire(JOB_KEY.format(job_id), self.expires_s)
-            pipe.execute()
+    def advance(self, job_id: str, epoch: int, seq: int, due: StageMessage, **fields: Any) -> None:
+        """End stage ``seq``: record ``due`` (the next stage's message) as the job's due stage, with ``fields``.
 
-    def fail(self, job_id: str, error: str) -> None:
-        """Mark the job failed (not fenced: any worker that sees it fail says so) and release it."""
-        key = JOB_KEY.format(job_id)
-        with self.redis.pipeline() as pipe:
-            pipe.hset(key, mapping={"state": "failed", "error": error, "finished": time.time()})
-            pipe.hdel(key, "owner", "owner_queue")
-            pipe.srem(ACTIVE_KEY, job_id)
-            pipe.expire(key, self.expires_s)
-            pipe.execute()
+        Raises:
+            StaleOwner: the epoch or the stage moved on, or the job ended.
+        """
+        args = [epoch, seq, due.seq, _json.encode(due), "updated", time.time(), *self._pairs(fields)]
+        if not self._advance(keys=[JOB_KEY.format(job_id)], args=args):
+            raise StaleOwner(f"job {job_id}: stage {seq} at epoch {epoch} is no longer current; not advanced")
+
+    def mark_sent(self, job_id: str, epoch: int, seq: int) -> None:
+        """Record that the due message ``(epoch, seq)`` was published (fenced; a refusal is harmless)."""
+        self._set(keys=[JOB_KEY.format(job_id)], args=[epoch, "sent", f"{epoch}:{seq}"])
+
+    def finish(self, job_id: str, epoch: int, summary: JobSummary) -> None:
+        """Mark the job done with its summary (fenced) and stop listing it as active.
+
+        Raises:
+            StaleOwner: the epoch moved on, or the job ended otherwise.
+        """
+        fields = {"state": "done", "result": summary, "finished": time.time(), "due": ""}
+        if self._end(keys=[JOB_KEY.format(job_id), ACTIVE_KEY], args=[epoch, self.expires_s, *self._pairs(fields)]) < 0:
+            raise StaleOwner(f"job {job_id}: epoch {epoch} is stale; not marked done")
+
+    def fail(self, job_id: str, epoch: int, failure: JobFailure) -> bool:
+        """Mark the job failed (fenced by ``epoch``: a worker that lost the job cannot fail it); whether it did."""
+        fields = {"state": "failed", "failure": failure, "finished": time.time(), "due": ""}
+        return bool(
+            self._end(keys=[JOB_KEY.format(job_id), ACTIVE_KEY], args=[epoch, self.expires_s, *self._pairs(fields)])
+            >= 0
+        )
+
+    def cancel(self, job_id: str, reason: str = "cancelled by an operator") -> bool:
+        """End the job as cancelled and bump its epoch (its owner's next write is refused); whether it did."""
+        failure = JobFailure(stage="", error_type="Cancelled", message=reason)
+        fields = {"state": "cancelled", "failure": failure, "finished": time.time(), "due": ""}
+        return bool(
+            self._end(keys=[JOB_KEY.format(job_id), ACTIVE_KEY], args=["", self.expires_s, *self._pairs(fields)]) >= 0
+        )
 
     def release(self, job_id: str, dead_owner: str) -> int:
         """Bump the epoch and clear the owner if it is still ``dead_owner``; return the new epoch (-1 if not)."""
         return int(self._release(keys=[JOB_KEY.format(job_id)], args=[dead_owner]))
 
-    # ----------------------------------------------------------------------------------------------- liveness
-
-    def beat(self, node: str, ttl_s: float, info: dict[str, Any] | None = None) -> None:
-        """Refresh ``node``'s heartbeat for ``ttl_s`` seconds."""
-        self.redis.set(HEARTBEAT_KEY.format(node), json.dumps(info or {}), px=int(ttl_s * 1000))
-
-    def stop_beating(self, node: str) -> None:
-        """Remove ``node``'s heartbeat (a clean shutdown: the watchdog may reassign its jobs at once)."""
-        self.redis.delete(HEARTBEAT_KEY.format(node))
-
-    def alive(self, node: str) -> bool:
-        """Whether ``node``'s heartbeat has not expired."""
-        return bool(node) and bool(self.redis.exists(HEARTBEAT_KEY.format(node)))
-
-    def live_queue(self, job_id: str) -> str | None:
-        """The queue of the job's owner if that owner is alive."""
-        owner, queue = self.redis.hmget(JOB_KEY.format(job_id), ["owner", "owner_queue"])
-        if owner and queue and self.alive(_text(owner)):
-            return _text(queue)
-        return None
+    @staticmethod
+    def _pairs(fields: dict[str, Any]) -> list[Any]:
+        pairs: list[Any] = []
+        for name, value in fields.items():
+            pairs += [name, _json.encode(value) if isinstance(value, msgspec.Struct) else value]
+        return pairs

@@ -121,10 +121,17 @@ class LocalFleetSettings:
 
 @dataclass(frozen=True)
 class StoreSettings:
-    """Where blobs live."""
+    """Where blobs live: the checkpoint store every worker and producer of the fleet shares.
 
-    checkpoint_dir: str = "runs/checkpoints"
-    results_dir: str = "runs/results"
+    Attributes:
+        checkpoint_url: a directory (a path, or ``file:///abs/path``; one machine, or a mount every machine shares),
+            an S3-compatible bucket (``s3://bucket/prefix?endpoint_url=http://minio:9000``; credentials from the
+            standard AWS variables), or ``memory://name`` (one process; tests). See docs/stores.md.
+        checkpoint_retention_s: how long the checkpoints of an ended job are kept (then pruned).
+    """
+
+    checkpoint_url: str = "runs/checkpoints"
+    checkpoint_retention_s: float = 7 * 86_400.0
 
 
 @dataclass(frozen=True)
@@ -136,7 +143,10 @@ class Settings:
         result_backend: the Redis result backend.
         visibility_timeout_s: how long a reserved, unacknowledged message stays invisible before Redis hands it to
             another worker; it must exceed the longest task, or long tasks would run twice.
-        result_expires_s: how long results are kept.
+        result_expires_s: how long Celery keeps task results (replication summaries, stage states).
+        records_expire_s: how long the records of ended lifecycle jobs and of DES studies are kept.
+        redis_retry_s: how long a Redis command retries a lost connection, with backoff, before the fleet is
+            reported unavailable (a Redis restart shorter than this goes unnoticed).
         accept_content: serialisations workers accept: msgpack and json only.
             Python's own serialisation is refused, since a message could then run code on a worker.
     """
@@ -144,7 +154,9 @@ class Settings:
     broker_url: str = "redis://:simfleet@127.0.0.1:6390/0"
     result_backend: str = "redis://:simfleet@127.0.0.1:6390/1"
     visibility_timeout_s: int = 43_200
-    result_expires_s: int = 7 * 86_400
+    result_expires_s: int = 86_400
+    records_expire_s: int = 7 * 86_400
+    redis_retry_s: float = 30.0
     task_serializer: str = "msgpack"
     result_serializer: str = "msgpack"
     accept_content: tuple[str, ...] = SERIALIZERS

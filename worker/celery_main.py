@@ -2,20 +2,21 @@
 
 This is a process entry point, so it reads the settings when imported (the one place that does). It also pins
 each pool process of a CPU worker to its own core on machines with more than 2 cores (core 0 stays for the system),
-and starts the liveness threads in a worker's main process once it is ready: the heartbeat (GPU role) and the
-watchdog (every role). Nothing here touches a device: backends are created in the pool process, on first use.
+and starts the liveness threads in a worker's main process once it is ready: the heartbeat and the watchdog (both
+roles; the heartbeat says which role and queues the worker has). Nothing here touches a device: backends are
+created in the pool process, on first use.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 from billiard.process import current_process
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from simfleet.shared.celery_app import create_app
-from simfleet.shared.jobs import worker_queue
 from simfleet.shared.logs import install_celery_logging
 from simfleet.shared.settings import ROLE_ENV
 from simfleet.worker.runtime import worker_settings
@@ -28,9 +29,12 @@ _liveness: list[Liveness] = []
 
 
 @worker_ready.connect
-def _start_liveness(**_: Any) -> None:
+def _start_liveness(sender: Any = None, **_: Any) -> None:
     node = node_name()
-    liveness = Liveness(worker_settings(), node, worker_queue(node), heartbeat=os.environ.get(ROLE_ENV) == "gpu")
+    consumer = getattr(sender, "task_consumer", None)
+    queues = sorted(q.name for q in getattr(consumer, "queues", [])) if consumer is not None else []
+    info = {"role": os.environ.get(ROLE_ENV, ""), "queues": queues, "pid": os.getpid(), "host": socket.gethostname()}
+    liveness = Liveness(worker_settings(), node, info)
     liveness.start()
     _liveness.append(liveness)
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from simfleet.shared.lifecycle_contract import LifecycleInputs
+from simfleet.shared.messages.lifecycle import JobSpec
 from simfleet.worker.lifecycle.backends.base import LifecycleBackend
 from simfleet.worker.lifecycle.environment import Environment
 
@@ -31,7 +30,6 @@ class Session:
         job_id: the job.
         epoch: the epoch under which this process holds it (set by the claim).
         spec: the job's spec (inputs, days, chunk size, sink, backend, log, persistence).
-        inputs: the validated inputs (kept for the environment checkpoint; dropped once that is written).
         env: the dense environment.
         backend: the live simulation (built; populated once ``created``).
         created: whether the population exists.
@@ -40,10 +38,9 @@ class Session:
 
     job_id: str
     epoch: int
-    spec: dict[str, Any]
+    spec: JobSpec
     env: Environment
     backend: LifecycleBackend
-    inputs: LifecycleInputs | None = None
     created: bool = False
     restored: bool = False
 

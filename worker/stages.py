@@ -1,22 +1,23 @@
 """The four stages of a lifecycle job, as a GPU-role worker process runs them (Celery-free; the tasks are thin).
 
-Each later stage receives a *handoff* from the one before: ``{"job_id", "epoch", "day", "timings"}``. Before doing
-anything a stage checks the epoch: an epoch older than the job's is refused (:class:`StaleEpoch`): the message was
-sent by an owner that has since lost the job. Then it takes the job's live session from this process's registry; if
-this process does not hold the job at the current epoch (it was never here, the process was restarted, the session
-was evicted, or the job runs without persistence) it restores it from the latest checkpoints and claims it (taking it
-from another owner bumps the epoch). Every write (checkpoint references, progress, the result) is fenced by the
-epoch.
+A stage runs from its :class:`~simfleet.shared.messages.lifecycle.StageMessage` and the job's record in Redis. It is
+run only if the message is the job's due one (same epoch, same ``seq``): a copy sent by an owner that lost the job,
+a duplicate, or a message of a stage already done is refused (:class:`~simfleet.shared.errors.StaleEpoch`). Then it
+takes the job's live session from this process's registry; if this process does not hold the job (it was never
+here, the process was restarted, the session was evicted, or the job runs without persistence) it claims the job
+and restores it from its latest checkpoints. Every write is fenced by the epoch. A stage ends by recording the next
+stage's message in the record (one fenced step) and publishing it to this worker's own queue.
 
-- load: read and validate the inputs (a failure leaves no owner and no checkpoint), claim the job, build the
-  environment and the backend, write the ``environment`` checkpoint (the validated inputs).
+- load: claim the job, read its inputs (the producer's inputs blob in the checkpoint store, or a ClickHouse
+  version), validate them, build the environment and the backend; the inputs blob is the job's ``environment``
+  checkpoint (a ClickHouse version is written as one).
 - create: create the population, write the ``population`` checkpoint.
 - execute: step to the chunk's last day, reporting progress; write the chunk's MP2 as a ``result`` checkpoint, then
   the ``progress`` checkpoint (state at the chunk's end). A result chunk is published before the progress that
   follows it, so whatever progress is restored, the MP2 of every earlier day exists.
-- export: hand the MP2 of every chunk, in day order, from the result checkpoints to the job's sink; record the
-  summary, finish the job. MP2 is not kept in the session: a live job's memory stays flat however long it runs
-  (holding a 20,000-airframe job's MP2 in memory was measured to slow its stepping fourfold).
+- export: stream the MP2 of every chunk, in day order, from the result checkpoints to the job's sink (one chunk in
+  memory at a time); a chunk that cannot be read is computed again from the newest good state before it. Record
+  the summary and finish the job.
 """
 
 from __future__ import annotations
@@ -24,93 +25,67 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
-import numpy as np
+import msgspec
 import psutil
 
 from simfleet.shared.checkpoints import Checkpoints
-from simfleet.shared.errors import CheckpointError, ConfigError, StaleEpoch
-from simfleet.shared.jobs import Jobs
-from simfleet.shared.lifecycle_contract import TABLES, LifecycleInputs
+from simfleet.shared.errors import CheckpointError, StaleEpoch
+from simfleet.shared.jobs import JobRecord, Jobs
+from simfleet.shared.lifecycle_contract import LifecycleInputs
+from simfleet.shared.messages.lifecycle import (
+    ClickHouseSink,
+    JobSpec,
+    JobSummary,
+    SinkTarget,
+    StageMessage,
+    StageProgress,
+    StoreInputs,
+)
 from simfleet.worker.lifecycle.backends import get_backend
-from simfleet.worker.lifecycle.backends.base import Columns
-from simfleet.worker.lifecycle.environment import build_environment
-from simfleet.worker.lifecycle.inputs import DirectorySource
+from simfleet.worker.lifecycle.backends.base import Columns, LifecycleBackend
+from simfleet.worker.lifecycle.environment import Environment, build_environment
+from simfleet.worker.lifecycle.inputs import inputs_from_payload, inputs_payload
 from simfleet.worker.lifecycle.run import summarize
-from simfleet.worker.lifecycle.sinks import ParquetSink
 from simfleet.worker.lifecycle.validation import validate_inputs
 from simfleet.worker.sessions import Session, SessionRegistry
 
 log = logging.getLogger(__name__)
-Report = Callable[[dict[str, Any]], None]
+Report = Callable[[StageProgress], None]
+Publish = Callable[[StageMessage, str, str], None]
+"""Publishes a stage message: ``publish(message, queue, priority)`` (the task layer provides it)."""
 SLICE_DAYS = 30
 """Days stepped between two looks at the clock for PROGRESS reports."""
+STATES = {"load": "loaded", "create": "created", "execute": "running"}
 
 
-
-def load_job_inputs(spec: dict[str, Any], clickhouse_dsn: str = "") -> LifecycleInputs:
-    """The validated inputs a job spec names: ``{"kind": "directory", "path"}`` or a ClickHouse version.
-
-    A ClickHouse version is read from the spec's ``dsn`` if it names one, else from ``clickhouse_dsn`` (the
-    worker's own setting: job messages need not carry credentials).
-
+def load_job_inputs(spec: JobSpec, checkpoints: Checkpoints, clickhouse_dsn: str = "") -> tuple[LifecycleInputs, bool]:
+    """The validated inputs of a job, and whether they came from the checkpoint store (already a checkpoint).
 
     Raises:
-        InputError, ConfigError: the inputs are missing or invalid (the message names table, row and field).
+        InputError, ConfigError, CheckpointError: the inputs are missing or invalid (naming table, row and field).
     """
-    source = spec["inputs"]
-    kind = source.get("kind")
-    if kind == "directory":
-        inputs = DirectorySource(source["path"]).load()
-    elif kind == "clickhouse":
-        import datetime as dt
+    source = spec.inputs
+    if isinstance(source, StoreInputs):
+        from simfleet.shared.checkpoint_format import checksum, decode
 
+        blob = checkpoints.store.get(source.key)
+        where = f"{checkpoints.store.url} {source.key}"
+        if checksum(blob) != source.sha256:
+            raise CheckpointError(f"{where}: the inputs blob does not match the job's sha256")
+        inputs = inputs_from_payload(decode(blob, where=where)["payload"])
+    else:
         from simfleet.shared.clickhouse.client import ClickHouse
         from simfleet.shared.clickhouse.inputs import ClickHouseSource
 
-        with ClickHouse(source.get("dsn") or clickhouse_dsn) as ch:
-            version_date = dt.date.fromisoformat(source["version_date"])
-            inputs = ClickHouseSource(ch, version_date, int(source["version_id"])).load()
-    else:
-        raise ConfigError(f"unknown inputs kind {kind!r} (directory or clickhouse)", key="inputs.kind")
-    if spec.get("days") is not None:
-        inputs = replace(inputs, days=int(spec["days"]))
+        with ClickHouse(source.dsn or clickhouse_dsn) as ch:
+            inputs = ClickHouseSource(ch, source.version_date, source.version_id).load()
+    inputs = replace(inputs, days=spec.days)
     validate_inputs(inputs)
-    return inputs
-
-
-def _inputs_payload(inputs: LifecycleInputs) -> dict[str, Any]:
-    return {
-        "version_date": inputs.version_date,
-        "days": inputs.days,
-        "tables": {name: dict(inputs.table(name)) for name in TABLES},
-    }
-
-
-def _inputs_from_payload(payload: dict[str, Any]) -> LifecycleInputs:
-    tables = payload["tables"]
-    return LifecycleInputs(payload["version_date"], int(payload["days"]), *(tables[name] for name in TABLES))
-
-
-@dataclass
-class ResultChunk:
-    """MP2 of days ``first_day .. end_day - 1``, as read back from its result checkpoint."""
-
-    first_day: int
-    end_day: int
-    airframe: Columns
-    daily: Columns
-
-
-def _concat(parts: list[Columns]) -> Columns:
-    parts = [part for part in parts if part]
-    if not parts:
-        return {}
-    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    return inputs, isinstance(source, StoreInputs)
 
 
 class Stages:
@@ -118,10 +93,11 @@ class Stages:
 
     Args:
         node: this worker's node name (the owner recorded for jobs it claims).
-        queue: this worker's own queue (where later stages of its jobs are routed).
+        queue: this worker's own queue (where later stages of its jobs go).
         jobs: job records and ownership.
         checkpoints: the checkpoint store and its references.
         registry: this process's live sessions.
+        publish: how a stage message is published (the task layer's).
         default_backend: the backend of jobs that do not name one.
         clickhouse_dsn: where ClickHouse inputs and sinks are, unless a job names its own DSN.
         progress_interval_s: the least time between two PROGRESS reports of an execute chunk.
@@ -134,6 +110,7 @@ class Stages:
         jobs: Jobs,
         checkpoints: Checkpoints,
         registry: SessionRegistry,
+        publish: Publish,
         *,
         default_backend: str = "numpy",
         clickhouse_dsn: str = "",
@@ -144,39 +121,88 @@ class Stages:
         self.jobs = jobs
         self.checkpoints = checkpoints
         self.registry = registry
+        self.publish = publish
         self.default_backend = default_backend
         self.clickhouse_dsn = clickhouse_dsn
         self.progress_interval_s = progress_interval_s
         self.process = psutil.Process()
 
-    # ----------------------------------------------------------------------------------------------- stages
+    # ----------------------------------------------------------------------------------------------- the entry
 
-    def load(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """Validate the inputs, claim the job, build its environment, checkpoint the inputs."""
-        job_id = spec["job_id"]
+    def run(self, message: StageMessage, report: Report | None = None) -> StageMessage | JobSummary:
+        """Run one stage; return the next stage's message (recorded and published) or the job's summary.
+
+        Raises:
+            StaleEpoch: the message is not the job's due one; nothing was done.
+        """
+        record = self.due_record(message)
+        if message.stage == "load":
+            return self._load(record, message)
+        session, timings = self._acquire(record, message)
+        if message.stage == "create":
+            return self._create(session, message, timings)
+        if message.stage == "execute":
+            return self._execute(session, message, timings, report)
+        return self._export(record, session, message, timings)
+
+    def due_record(self, message: StageMessage) -> JobRecord:
+        """The job's record if ``message`` is its due stage; otherwise refuse it.
+
+        Refusing a stage of a job this worker owns whose due message was never published (the process died between
+        recording and publishing) publishes that message first.
+
+        Raises:
+            StaleEpoch: naming why the message is refused.
+        """
+        record = self.jobs.get(message.job_id)
+        if record is None:
+            raise StaleEpoch(f"job {message.job_id} is not known to this fleet (expired, deleted, or never submitted)")
+        if record.ended:
+            raise StaleEpoch(f"job {message.job_id} has ended ({record.state})")
+        if message.epoch != record.epoch:
+            relation = "older than" if message.epoch < record.epoch else "ahead of"
+            raise StaleEpoch(
+                f"job {message.job_id}: stage carries epoch {message.epoch}, {relation} the job's "
+                f"epoch {record.epoch}: refused"
+            )
+        if message.seq != record.seq:
+            if record.owner == self.node and not record.due_sent and record.due is not None:
+                self._send(record.spec, record.due, record.epoch)
+            raise StaleEpoch(
+                f"job {message.job_id}: stage {message.seq} ({message.stage}) is not due (stage "
+                f"{record.seq} is): a duplicate, refused"
+            )
+        stage, until = record.spec.stage_of(message.seq)
+        if (message.stage, message.until) != (stage, until):
+            raise StaleEpoch(
+                f"job {message.job_id}: stage {message.seq} is {stage} to day {until}, the message "
+                f"says {message.stage} to day {message.until}: refused"
+            )
+        return record
+
+    # ------------------------------------------------------------------------------------------------ stages
+
+    def _load(self, record: JobRecord, message: StageMessage) -> StageMessage:
+        job_id, epoch, spec = record.job_id, message.epoch, record.spec
         started = time.perf_counter()
-        # A load message has no predecessor that could have lost the job: only the producer publishes it, so a
-        # second copy is a redelivery (the process died mid-load) and simply loads again at the current epoch.
-        current = self._check_epoch(job_id, self.jobs.epoch(job_id))
-        self.jobs.update(job_id, current, state="loading")
-        inputs = load_job_inputs(spec, self.clickhouse_dsn)  # raises before anything is claimed or written
-        epoch = self.jobs.claim(job_id, self.node, self.queue, seen_epoch=current)
+        self.jobs.claim(job_id, self.node, self.queue, epoch=epoch, seq=message.seq)
+        self.jobs.update(job_id, epoch, state="loading")
+        inputs, from_store = load_job_inputs(spec, self.checkpoints, self.clickhouse_dsn)
         session = self._build(job_id, epoch, spec, inputs)
         timings = {"load": time.perf_counter() - started}
         tick = time.perf_counter()
-        self.checkpoints.save(
-            job_id, "environment", 0, _inputs_payload(inputs), fence=self.jobs.fence(job_id, epoch)
-        )
-        session.inputs = None
+        fence = self.jobs.fence(job_id, epoch)
+        if from_store:  # the producer's inputs blob becomes the job's environment checkpoint
+            assert isinstance(spec.inputs, StoreInputs)
+            self.checkpoints.adopt(job_id, spec.inputs.key, "environment", 0, fence=fence)
+        else:
+            self.checkpoints.save(job_id, "environment", 0, inputs_payload(inputs), fence=fence)
         timings["checkpoint"] = time.perf_counter() - tick
-        self.jobs.update(job_id, epoch, state="loaded", airframes=session.env.n, days=session.env.days)
         self._keep(session)
         log.info("job %s loaded: %d airframes, %d days (epoch %d)", job_id, session.env.n, session.env.days, epoch)
-        return self._handoff(session, timings, {})
+        return self._advance(session, message, timings, airframes=session.env.n)
 
-    def create(self, handoff: dict[str, Any]) -> dict[str, Any]:
-        """Create the population (day 0) and checkpoint it."""
-        session, timings = self._acquire(handoff)
+    def _create(self, session: Session, message: StageMessage, timings: dict[str, float]) -> StageMessage:
         if not session.created:
             tick = time.perf_counter()
             session.backend.create()
@@ -185,27 +211,29 @@ class Stages:
             tick = time.perf_counter()
             self._save(session, "population", session.backend.state_dict())
             timings["checkpoint"] = timings.get("checkpoint", 0.0) + time.perf_counter() - tick
-        self.jobs.update(session.job_id, session.epoch, state="created", day=session.backend.day)
         self._keep(session)
-        return self._handoff(session, timings, handoff)
+        return self._advance(session, message, timings, day=session.backend.day)
 
-    def execute(self, handoff: dict[str, Any], until: int, report: Report | None = None) -> dict[str, Any]:
-        """Step to day ``until`` (no further than the horizon), checkpoint MP2 and state, report progress."""
-        session, timings = self._acquire(handoff)
+    def _execute(
+        self, session: Session, message: StageMessage, timings: dict[str, float], report: Report | None
+    ) -> StageMessage:
         sim, env = session.backend, session.env
-        until = min(until, env.days)
+        until = min(message.until, env.days)
         first = sim.day
         if first >= until:
             self._keep(session)
-            return self._handoff(session, timings, handoff)
+            return self._advance(session, message, timings, day=sim.day)
         started = time.perf_counter()
-        last_report = 0.0
+        last_report = time.perf_counter()
         while sim.day < until:
             sim.step(min(SLICE_DAYS, until - sim.day))
             now = time.perf_counter()
-            if report is not None and now - last_report >= self.progress_interval_s:
+            if now - last_report >= self.progress_interval_s:
                 last_report = now
-                report(self._progress(session, first, now - started))
+                figures = self._progress(session, first, now - started)
+                self.jobs.update(session.job_id, session.epoch, progress=figures)  # a cancel stops the run here
+                if report is not None:
+                    report(figures)
         airframe, daily = sim.read_chunk()
         run_s = time.perf_counter() - started
         tick = time.perf_counter()
@@ -214,100 +242,151 @@ class Stages:
         checkpoint_s = time.perf_counter() - tick
         timings["run"] = timings.get("run", 0.0) + run_s
         timings["checkpoint"] = timings.get("checkpoint", 0.0) + checkpoint_s
-        figures = self._progress(session, first, run_s)
-        figures.update(checkpoint_bytes=result_ref.size + progress_ref.size, checkpoint_s=checkpoint_s)
-        self.jobs.update(session.job_id, session.epoch, state="running", day=until, progress=figures)
+        figures = msgspec.structs.replace(
+            self._progress(session, first, run_s),
+            checkpoint_bytes=result_ref.size + progress_ref.size,
+            checkpoint_s=checkpoint_s,
+        )
         if report is not None:
             report(figures)
         self._keep(session)
-        log.info("job %s: days %d..%d in %.2f s, checkpoints %.2f s", session.job_id, first, until - 1, run_s,
-                 checkpoint_s)  # fmt: skip
-        return self._handoff(session, timings, handoff)
+        log.info(
+            "job %s: days %d..%d in %.2f s, checkpoints %.2f s", session.job_id, first, until - 1, run_s, checkpoint_s
+        )
+        return self._advance(session, message, timings, day=until, progress=figures)
 
-    def export(self, handoff: dict[str, Any]) -> dict[str, Any]:
-        """Hand every MP2 chunk to the job's sink in day order; record the summary; finish the job."""
-        session, timings = self._acquire(handoff)
-        env, sim = session.env, session.backend
+    def _export(
+        self, record: JobRecord, session: Session, message: StageMessage, timings: dict[str, float]
+    ) -> JobSummary:
+        env, sim, spec = session.env, session.backend, record.spec
         if sim.day != env.days:
             raise CheckpointError(f"job {session.job_id}: export at day {sim.day}, the horizon is {env.days}")
         self.jobs.update(session.job_id, session.epoch, state="exporting")
         tick = time.perf_counter()
-        sink = session.spec.get("sink") or {"kind": "none"}
-        full = session.spec.get("log", "full") == "full"
-        if sink.get("kind", "none") == "none":  # nothing to hand over: MP2 stays in the result checkpoints
-            rows, target = env.n * env.days if full else 0, ""
-        else:
-            chunks = read_results(self.checkpoints, session.job_id, env.days)
-            rows = sum(len(c.airframe.get("day", ())) for c in chunks)
-            target = write_mp2(sink, session.job_id, chunks, airframes=env.n if full else None, days=env.days,
-                               clickhouse_dsn=self.clickhouse_dsn)  # fmt: skip
+        full = spec.log == "full"
+        sink = spec.sink
+        if isinstance(sink, ClickHouseSink):
+            from simfleet.shared.clickhouse.migrations import open_db
+            from simfleet.shared.clickhouse.mp2 import export_mp2_chunks
+
+            with open_db(sink.dsn or self.clickhouse_dsn) as ch:
+                reports = export_mp2_chunks(
+                    ch,
+                    session.job_id,
+                    self._chunks(session),
+                    airframes=env.n if full else None,
+                    days=env.days,
+                    batch_rows=sink.batch_rows,
+                )
+                target = SinkTarget(kind="clickhouse", target=ch.dsn.redacted)
+            rows = next((r.rows for r in reports if r.table == "mp2"), 0)
+        else:  # MP2 stays in the result checkpoints, where `simfleet job export` reads it
+            target, rows = SinkTarget(kind="none"), env.n * env.days if full else 0
         timings["export"] = time.perf_counter() - tick
-        job = self.jobs.get(session.job_id)
-        summary = summarize(env, sim.state_dict(), log=session.spec.get("log", "full"), airframe_rows=rows).to_dict()
-        summary.update(
+        report = summarize(env, sim.state_dict(), log=spec.log, airframe_rows=rows)
+        summary = JobSummary(
             job_id=session.job_id,
-            sink={"kind": sink.get("kind", "none"), "target": target},
+            airframes=report.airframes,
+            days=report.days,
+            log=spec.log,
+            transitions=report.transitions,
+            status_counts_end=report.status_counts_end,
+            shortfall_days=report.shortfall_days,
+            airframe_rows=rows,
+            sink=target,
             timings_s=timings,
-            end_to_end_s=time.time() - (job.created if job else time.time()),
+            end_to_end_s=time.time() - record.created,
             worker=self.node,
             epoch=session.epoch,
-            restores=_restores(session, handoff),
+            restores=message.restores + int(session.restored),
         )
         self.jobs.finish(session.job_id, session.epoch, summary)
         self.registry.drop(session.job_id)
-        log.info("job %s exported: %d rows to %s", session.job_id, rows, target)
+        log.info("job %s exported: %d rows to %s", session.job_id, rows, target.target or "the result checkpoints")
         return summary
 
     # ------------------------------------------------------------------------------------------------ helpers
 
-    def _check_epoch(self, job_id: str, epoch: int) -> int:
-        current = self.jobs.epoch(job_id)
-        if current < 0:
-            raise CheckpointError(f"job {job_id} is not known to this fleet (expired, or never submitted)")
-        if epoch < current:
-            raise StaleEpoch(f"job {job_id}: stage carries epoch {epoch}, the job is at epoch {current}: refused")
-        if epoch > current:
-            raise CheckpointError(f"job {job_id}: stage carries epoch {epoch}, ahead of the job's {current}")
-        return current
+    def _chunks(self, session: Session) -> Iterator[tuple[Columns, Columns]]:
+        """The job's MP2 chunk by chunk; a chunk whose checkpoint cannot be read is computed again."""
+        for ref in self.checkpoints.result_refs(session.job_id, session.env.days):
+            try:
+                payload = self.checkpoints.read(ref)["payload"]
+                yield payload["airframe"], payload["daily"]
+            except CheckpointError as exc:
+                log.warning(
+                    "job %s: result chunk of days %d..%d unreadable (%s); computing it again",
+                    session.job_id,
+                    ref.first_day,
+                    ref.day - 1,
+                    exc,
+                )
+                yield self.recompute(session, ref.first_day, ref.day)
 
-    def _acquire(self, handoff: dict[str, Any]) -> tuple[Session, dict[str, float]]:
-        """The live session at the current epoch: this process's, or restored from checkpoints and claimed."""
-        job_id = handoff["job_id"]
-        timings = dict(handoff.get("timings", {}))
-        current = self._check_epoch(job_id, int(handoff["epoch"]))
-        session = self.registry.get(job_id)
-        if session is not None and session.epoch == current:
+    def recompute(self, session: Session, first_day: int, end_day: int) -> tuple[Columns, Columns]:
+        """The MP2 of days ``first_day .. end_day - 1``, simulated again, and saved as a result checkpoint.
+
+        It starts from the newest readable state at or before ``first_day``; the model is deterministic, so this is
+        the same chunk, bit for bit.
+        """
+        state = self.checkpoints.latest(session.job_id, ["progress", "population"], at_most_day=first_day)
+        if state is None:
+            raise CheckpointError(
+                f"job {session.job_id}: no readable state at or before day {first_day} to compute "
+                "its MP2 again; submit the job again"
+            )
+        scratch = self._backend(session.spec, session.env)
+        scratch.load_state_dict(state.payload)
+        if scratch.day < first_day:
+            scratch.step(first_day - scratch.day)
+            scratch.read_chunk()  # the days before the lost chunk were exported from their own checkpoints
+        scratch.step(end_day - first_day)
+        airframe, daily = scratch.read_chunk()
+        self._save(session, "result", {"airframe": airframe, "daily": daily}, first_day=first_day, day=end_day)
+        log.info(
+            "job %s: result chunk of days %d..%d computed again from day %d",
+            session.job_id,
+            first_day,
+            end_day - 1,
+            state.ref.day,
+        )
+        return airframe, daily
+
+    def _acquire(self, record: JobRecord, message: StageMessage) -> tuple[Session, dict[str, float]]:
+        """The live session at the message's epoch: this process's, or claimed and restored from checkpoints."""
+        timings = dict(message.timings_s)
+        session = self.registry.get(record.job_id)
+        if session is not None and session.epoch == message.epoch:
             session.restored = False
             return session, timings
-        self.registry.drop(job_id)
+        self.registry.drop(record.job_id)
+        self.jobs.claim(record.job_id, self.node, self.queue, epoch=message.epoch, seq=message.seq)
         tick = time.perf_counter()
-        session = self._restore(job_id)
-        session.epoch = self.jobs.claim(job_id, self.node, self.queue, seen_epoch=current)
+        session = self._restore(record, message.epoch)
         timings["restore"] = timings.get("restore", 0.0) + time.perf_counter() - tick
         session.restored = True
-        log.info("job %s restored at day %d and claimed (epoch %d)", job_id, session.backend.day, session.epoch)
+        log.info("job %s restored at day %d and claimed (epoch %d)", record.job_id, session.backend.day, message.epoch)
         return session, timings
 
-    def _restore(self, job_id: str) -> Session:
-        job = self.jobs.get(job_id)
-        if job is None:
-            raise CheckpointError(f"job {job_id} is not known to this fleet")
-        environment = self.checkpoints.latest(job_id, ["environment"])
+    def _restore(self, record: JobRecord, epoch: int) -> Session:
+        environment = self.checkpoints.latest(record.job_id, ["environment"])
         if environment is None:
-            raise CheckpointError(f"job {job_id}: no readable environment checkpoint; submit the job again")
-        session = self._build(job_id, job.epoch, job.spec, _inputs_from_payload(environment.payload))
-        session.inputs = None
-        state = self.checkpoints.latest(job_id, ["progress", "population"])
+            raise CheckpointError(f"job {record.job_id}: no readable environment checkpoint; submit the job again")
+        session = self._build(record.job_id, epoch, record.spec, inputs_from_payload(environment.payload))
+        state = self.checkpoints.latest(record.job_id, ["progress", "population"])
         if state is not None:
             session.backend.load_state_dict(state.payload)
             session.created = True
         return session
 
-    def _build(self, job_id: str, epoch: int, spec: dict[str, Any], inputs: LifecycleInputs) -> Session:
-        env = build_environment(inputs, spec.get("days"))
-        backend = get_backend(spec.get("backend") or self.default_backend)
-        backend.build(env, log=spec.get("log", "full"))
-        return Session(job_id, epoch, spec, env, backend, inputs=inputs)
+    def _backend(self, spec: JobSpec, env: Environment) -> LifecycleBackend:
+        backend = get_backend(spec.backend or self.default_backend)
+        backend.build(env, log=spec.log)
+        return backend
+
+    def _build(self, job_id: str, epoch: int, spec: JobSpec, inputs: LifecycleInputs) -> Session:
+        env = build_environment(inputs, spec.days)
+        return Session(job_id, epoch, spec, env, self._backend(spec, env))
 
     def _save(self, session: Session, kind: str, payload: Any, *, first_day: int = 0, day: int | None = None) -> Any:
         return self.checkpoints.save(
@@ -321,88 +400,55 @@ class Stages:
 
     def _keep(self, session: Session) -> None:
         """Hold the session for the next stage, or drop it when the job runs without persistence."""
-        if session.spec.get("persistent", True):
+        if session.spec.persistent:
             self.registry.put(session)
         else:
             self.registry.drop(session.job_id)
 
-    def _handoff(self, session: Session, timings: dict[str, float], previous: dict[str, Any]) -> dict[str, Any]:
-        return {"job_id": session.job_id, "epoch": session.epoch, "day": session.backend.day, "timings": timings,
-                "restores": _restores(session, previous)}  # fmt: skip
+    def _advance(
+        self, session: Session, message: StageMessage, timings: dict[str, float], **fields: Any
+    ) -> StageMessage:
+        """Record the next stage's message (fenced) with the finished stage's state, then publish it here."""
+        spec = session.spec
+        stage, until = spec.stage_of(message.seq + 1)
+        due = StageMessage(
+            job_id=session.job_id,
+            epoch=session.epoch,
+            seq=message.seq + 1,
+            stage=stage,
+            until=until,
+            timings_s=timings,
+            restores=message.restores + int(session.restored),
+        )
+        self.jobs.advance(session.job_id, session.epoch, message.seq, due, state=STATES[message.stage], **fields)
+        self._send(spec, due, session.epoch)
+        return due
 
-    def _progress(self, session: Session, first: int, elapsed_s: float) -> dict[str, Any]:
+    def _send(self, spec: JobSpec, due: StageMessage, epoch: int) -> None:
+        self.publish(msgspec.structs.replace(due, epoch=epoch), self.queue, spec.priority)
+        self.jobs.mark_sent(due.job_id, epoch, due.seq)
+
+    def _progress(self, session: Session, first: int, elapsed_s: float) -> StageProgress:
         day, days = session.backend.day, session.env.days
         device = session.backend.device_memory_bytes()
-        return {
-            "job_id": session.job_id,
-            "day": day,
-            "days": days,
-            "airframes": session.env.n,
-            "percent": 100.0 * day / days if days else 100.0,
-            "days_per_s": (day - first) / elapsed_s if elapsed_s > 0 else 0.0,
-            "rss_mb": self.process.memory_info().rss / 2**20,
-            "device_memory_mb": None if device is None else device / 2**20,
-            "worker": self.node,
-            "pid": os.getpid(),
-        }
-
-
-def _restores(session: Session, previous: dict[str, Any]) -> int:
-    """Restores of the job so far: the earlier stages' count, plus one if this stage restored it."""
-    return int(previous.get("restores", 0)) + int(session.restored)
-
-
-def read_results(checkpoints: Checkpoints, job_id: str, days: int) -> list[ResultChunk]:
-    """The MP2 of days ``0 .. days - 1`` from the job's result checkpoints, chunk by chunk in day order.
-
-    Raises:
-        CheckpointError: a day is not covered, or a chunk is unreadable.
-    """
-    chunks = []
-    for ref in checkpoints.result_refs(job_id, days):
-        payload = checkpoints.read(ref)["payload"]
-        chunks.append(ResultChunk(ref.first_day, ref.day, payload["airframe"], payload["daily"]))
-    return chunks
-
-
-def write_mp2(
-    sink: dict[str, Any],
-    job_id: str,
-    chunks: list[ResultChunk],
-    *,
-    airframes: int | None,
-    days: int,
-    clickhouse_dsn: str = "",
-) -> str:
-    """Hand a job's MP2 chunks to ``sink`` (parquet, clickhouse or none); return where it went (no password).
-
-    Both sinks are idempotent: Parquet parts are replaced by first day, the ClickHouse partition of the job as a
-    whole. ``airframes`` (with a full log) makes the ClickHouse export check the row count first. A ClickHouse sink
-    goes to its own ``dsn`` if it names one, else to ``clickhouse_dsn``.
-    """
-    kind = sink.get("kind", "none")
-    if kind == "none":
-        return ""
-    if kind == "parquet":
-        parquet = ParquetSink(Path(sink["path"]))
-        for chunk in chunks:
-            parquet.write(chunk.first_day, chunk.airframe, chunk.daily)
-        parquet.close()
-        return str(parquet.directory)
-    if kind == "clickhouse":
-        from simfleet.shared.clickhouse.export import DEFAULT_BATCH_ROWS
-        from simfleet.shared.clickhouse.migrations import open_db
-        from simfleet.shared.clickhouse.mp2 import export_mp2
-
-        airframe = _concat([c.airframe for c in chunks])
-        daily = _concat([c.daily for c in chunks])
-        with open_db(sink.get("dsn") or clickhouse_dsn) as ch:
-            export_mp2(ch, job_id, airframe, daily, airframes=airframes, days=days,
-                       batch_rows=int(sink.get("batch_rows", DEFAULT_BATCH_ROWS)))  # fmt: skip
-            return ch.dsn.redacted
-    raise ConfigError(f"unknown sink kind {kind!r} (none, parquet or clickhouse)", key="sink.kind")
+        return StageProgress(
+            job_id=session.job_id,
+            stage="execute",
+            day=day,
+            days=days,
+            airframes=session.env.n,
+            percent=100.0 * day / days if days else 100.0,
+            days_per_s=(day - first) / elapsed_s if elapsed_s > 0 else 0.0,
+            rss_mb=self.process.memory_info().rss / 2**20,
+            device_memory_mb=None if device is None else device / 2**20,
+            worker=self.node,
+            pid=os.getpid(),
+        )
 
 
 def node_name() -> str:
     """This worker's node name (set by ``simfleet worker``), or the host name."""
     return os.environ.get("SIMFLEET_NODE") or os.uname().nodename
+
+
+__all__ = ["Stages", "load_job_inputs", "node_name"]

@@ -1,189 +1,235 @@
-"""Liveness of GPU-role workers: the heartbeat thread, and the watchdog that hands a dead owner's jobs on.
+"""Liveness of workers: the heartbeat thread, and the watchdog that hands a dead worker's work to the fleet.
 
-A GPU-role worker's main process refreshes ``simfleet:worker:<node>:heartbeat`` (a key with a TTL) from a thread;
-the pool process that holds the sessions can die and be replaced without the node being taken for dead, since its
-queue keeps being consumed. When the whole worker dies the key expires. The watchdog (a thread in every worker,
-one sweep at a time fleet-wide under a Redis lock, or ``simfleet watchdog``) then, for each job of that owner:
+Every worker's main process refreshes its heartbeat (:mod:`simfleet.shared.heartbeats`) from a thread; a pool
+process can die and be replaced without the node being taken for dead. When the whole worker dies its key expires,
+and the watchdog (a thread in every worker, one sweep at a time fleet-wide under a Redis lock, or ``simfleet
+watchdog``) then:
 
-1. bumps the job's epoch and clears its owner (fencing: the old owner, if only cut off, can no longer write);
-2. moves the messages waiting in the dead worker's own queue, and the ones it had taken but not acknowledged (the
-   stage it was running), back to the stages' shared queues, with the new epoch written into them.
+1. for each lifecycle job it owned: bumps the job's epoch and clears its owner (fencing: the old owner, if only cut
+   off, can no longer write), and publishes the job's due stage again, from the job's record, to the stage's shared
+   queue with the new epoch; any copy of an older message still about (in the dead worker's queue, or taken and not
+   acknowledged) carries the old epoch and is refused when it arrives;
+2. deletes the dead worker's own queue through kombu's API (everything in it is superseded);
+3. publishes again the DES replications it had started and not finished, with their task ids and chord membership,
+   so a study does not wait for the broker's visibility timeout (the first copy to finish is the one counted).
 
-The next worker to take such a stage does not hold the job, so it restores it from the latest checkpoint and claims
-it. Messages are moved in Redis transactions: a message is either still where it was or already in its new queue.
+It also publishes the due stage of a job that has no owner and whose due message was never published (a producer
+or a watchdog that died between recording and publishing), once the record has been still for ``grace_s``. It never
+edits the broker's private structures: recovery is always a new publication from the records.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgpack
-import redis
+import msgspec
+from celery import Celery
+from kombu.entity import Exchange, Queue
 
-from simfleet.shared.celery_app import PRIORITY_STEPS, priority_list, stage_queues
+from simfleet.shared.celery_app import DES_RUN, STAGE_TASKS, create_app, publish_stage, stage_queues
+from simfleet.shared.checkpoints import Checkpoints
+from simfleet.shared.heartbeats import Heartbeats
 from simfleet.shared.jobs import WATCHDOG_LOCK, Jobs
+from simfleet.shared.messages import to_wire
+from simfleet.shared.messages.lifecycle import StageMessage
+from simfleet.shared.redis_client import UNAVAILABLE, connect
 from simfleet.shared.settings import Settings
+from simfleet.shared.studies import Studies
 
 log = logging.getLogger(__name__)
-
-UNACKED, UNACKED_INDEX = "unacked", "unacked_index"
-"""Kombu's Redis transport keeps taken, unacknowledged messages here (hash and its time index)."""
-
-
-def _unpack(payload: dict[str, Any]) -> tuple[list[Any], dict[str, Any], Any]:
-    body = payload["body"]
-    if payload.get("properties", {}).get("body_encoding") == "base64":
-        body = base64.b64decode(body)
-    if payload.get("content-type") == "application/x-msgpack":
-        args, kwargs, embed = msgpack.unpackb(body, raw=False)
-    else:
-        args, kwargs, embed = json.loads(body)
-    return list(args), dict(kwargs), embed
-
-
-def _pack(payload: dict[str, Any], args: list[Any], kwargs: dict[str, Any], embed: Any) -> None:
-    if payload.get("content-type") == "application/x-msgpack":
-        body: bytes | str = msgpack.packb([args, kwargs, embed], use_bin_type=True)
-    else:
-        body = json.dumps([args, kwargs, embed])
-    if payload.get("properties", {}).get("body_encoding") == "base64":
-        body = base64.b64encode(body if isinstance(body, bytes) else body.encode()).decode()
-    payload["body"] = body
+RETENTION_EVERY_S = 3600.0
+"""How often a watchdog looks for ended jobs whose checkpoints are past their retention."""
 
 
 @dataclass
 class Handover:
-    """What one sweep did about one dead worker."""
+    """What one sweep did about one silent worker (or about unpublished due stages, with ``owner`` empty)."""
 
     owner: str
     jobs: dict[str, int] = field(default_factory=dict)
-    moved: int = 0
+    republished: int = 0
+    queue_deleted: int = 0
+    replications: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
-        return {"owner": self.owner, "jobs": self.jobs, "moved": self.moved}
+        return {
+            "owner": self.owner,
+            "jobs": self.jobs,
+            "republished": self.republished,
+            "queue_deleted": self.queue_deleted,
+            "replications": self.replications,
+        }
 
 
 class Watchdog:
-    """Finds jobs whose owner stopped beating and hands them to the rest of the fleet."""
+    """Finds work whose worker stopped beating and hands it to the rest of the fleet.
 
-    def __init__(self, settings: Settings) -> None:
+    Args:
+        settings: the fleet's settings.
+        app: the Celery app to publish with (default: one built from ``settings``).
+        grace_s: how long an unowned job's due message may stay unpublished before the watchdog publishes it.
+    """
+
+    def __init__(self, settings: Settings, app: Celery | None = None, *, grace_s: float | None = None) -> None:
         self.settings = settings
-        self.jobs = Jobs(redis.Redis.from_url(settings.result_backend), expires_s=settings.result_expires_s)
-        self.broker = redis.Redis.from_url(settings.broker_url)
+        self.client = connect(settings.result_backend, retry_s=settings.redis_retry_s)
+        self.jobs = Jobs(self.client, expires_s=settings.records_expire_s)
+        self.heartbeats = Heartbeats(self.client)
+        self.studies = Studies(self.client, expires_s=settings.records_expire_s)
+        self.app = app or create_app(settings, name="simfleet-watchdog")
+        self._own_app = app is None
         self.shared = stage_queues(settings)
+        self.grace_s = 2 * settings.gpu_worker.heartbeat_ttl_s if grace_s is None else grace_s
+        self._last_retention = 0.0
+        self._quiet_until = 0.0
+        self._was_down = False
 
     def close(self) -> None:
         """Release connections."""
-        self.jobs.redis.close()
-        self.broker.close()
+        self.client.close()
+        if self._own_app:
+            self.app.close()
+
+    # ------------------------------------------------------------------------------------------------- sweeps
 
     def sweep(self) -> list[Handover]:
-        """One look at every active job; does nothing if another sweep holds the lock."""
-        lock = self.jobs.redis.lock(WATCHDOG_LOCK, timeout=60)
+        """One look at every active job and every running replication; nothing if another sweep holds the lock.
+
+        After Redis was unreachable, the watchdog holds back for one heartbeat TTL: every heartbeat may have expired
+        during the outage, and live workers need one beat to show they are alive.
+        """
+        started = time.monotonic()
+        try:
+            self.client.ping()
+        except UNAVAILABLE:
+            self._was_down = True
+            raise
+        if self._was_down or time.monotonic() - started > self.settings.gpu_worker.heartbeat_interval_s:
+            self._was_down = False
+            self._quiet_until = time.monotonic() + self.settings.gpu_worker.heartbeat_ttl_s
+        if time.monotonic() < self._quiet_until:
+            return []
+        lock = self.client.lock(WATCHDOG_LOCK, timeout=60)
         if not lock.acquire(blocking=False):
             return []
         try:
-            dead: dict[tuple[str, str], list[str]] = {}
-            for job_id in self.jobs.active():
-                job = self.jobs.get(job_id)
-                if job is None or not job.owner or self.jobs.alive(job.owner):
-                    continue
-                dead.setdefault((job.owner, job.owner_queue), []).append(job_id)
-            handovers = []
-            for (owner, queue), job_ids in dead.items():
-                handover = Handover(owner)
-                for job_id in job_ids:
-                    epoch = self.jobs.release(job_id, owner)
-                    if epoch >= 0:
-                        handover.jobs[job_id] = epoch
-                handover.moved = self.requeue(queue, handover.jobs)
+            handovers: dict[str, Handover] = {}
+            self._sweep_jobs(handovers)
+            self._sweep_replications(handovers)
+            if time.monotonic() - self._last_retention > RETENTION_EVERY_S:
+                self._last_retention = time.monotonic()
+                self.expire_checkpoints()
+            for handover in handovers.values():
                 log.warning(
-                    "worker %s is silent: jobs %s released (new epochs %s), %d message(s) moved to shared queues",
-                    owner, ", ".join(handover.jobs) or "-", handover.jobs, handover.moved,
+                    "worker %s is silent: jobs %s released (new epochs %s), %d stage(s) published again, its queue "
+                    "deleted (%d message(s)), %d replication(s) published again",
+                    handover.owner or "-", ", ".join(handover.jobs) or "-", handover.jobs, handover.republished,
+                    handover.queue_deleted, len(handover.replications),
                 )  # fmt: skip
-                handovers.append(handover)
-            return handovers
+            return list(handovers.values())
         finally:
             lock.release()
 
-    def requeue(self, queue: str, epochs: dict[str, int]) -> int:
-        """Move the messages of ``queue`` and the unacknowledged ones of ``epochs``' jobs to the shared queues."""
-        moved = 0
-        for step in PRIORITY_STEPS:
-            key = priority_list(queue, step)
-            while True:
-                raw = self.broker.lindex(key, -1)
-                if raw is None:
-                    break
-                payload = json.loads(raw)
-                target = self._rewrite(payload, epochs)
-                with self.broker.pipeline() as pipe:  # MULTI: the message leaves one list and enters the other
-                    pipe.rpop(key)
-                    if target is not None:
-                        pipe.rpush(target, json.dumps(payload))
-                    pipe.execute()
-                moved += target is not None
-        for tag, raw in self.broker.hgetall(UNACKED).items():
-            payload, _exchange, routing_key = json.loads(raw)
-            try:
-                _, kwargs, _ = _unpack(payload)
-            except (ValueError, TypeError, KeyError):
+    def _sweep_jobs(self, handovers: dict[str, Handover]) -> None:
+        dead_queues: dict[str, str] = {}
+        for job_id in self.jobs.active():
+            record = self.jobs.get(job_id)
+            if record is None or record.ended:
                 continue
-            if routing_key != queue and kwargs.get("job_id") not in epochs:
+            released = False
+            if record.owner:
+                if self.heartbeats.alive(record.owner):
+                    continue
+                epoch = self.jobs.release(job_id, record.owner)
+                if epoch < 0:
+                    continue
+                handovers.setdefault(record.owner, Handover(record.owner)).jobs[job_id] = epoch
+                dead_queues[record.owner] = record.owner_queue
+                released = True
+                record = self.jobs.get(job_id)
+                if record is None:
+                    continue
+            if record.owner or record.due_sent or record.due is None:
                 continue
-            target = self._rewrite(payload, epochs)
-            if target is None:
+            if not released and time.time() - record.updated < self.grace_s:
                 continue
-            with self.broker.pipeline() as pipe:
-                pipe.hdel(UNACKED, tag)
-                pipe.zrem(UNACKED_INDEX, tag)
-                pipe.rpush(target, json.dumps(payload))
-                pipe.execute()
-            moved += 1
-        return moved
+            self.publish_due(record.due, record.epoch, record.spec.priority)
+            self.jobs.mark_sent(job_id, record.epoch, record.seq)
+            owner = next((o for o, h in handovers.items() if job_id in h.jobs), "")
+            handovers.setdefault(owner, Handover(owner)).republished += 1
+        for owner, queue in dead_queues.items():
+            if queue:
+                handovers[owner].queue_deleted = self.delete_queue(queue)
 
-    def _rewrite(self, payload: dict[str, Any], epochs: dict[str, int]) -> str | None:
-        """Point a stage message at its shared queue with the job's new epoch; return the target list."""
-        task = payload.get("headers", {}).get("task")
-        queue = self.shared.get(task or "")
-        if queue is None:
-            log.warning("dropping a message of unknown task %r from a dead worker's queue", task)
-            return None
-        args, kwargs, embed = _unpack(payload)
-        job_id = kwargs.get("job_id")
-        if job_id in epochs and args and isinstance(args[0], dict):
-            args[0] = {**args[0], "epoch": epochs[job_id]}
-        _pack(payload, args, kwargs, embed)
-        properties = payload.setdefault("properties", {})
-        properties["delivery_info"] = {"exchange": queue, "routing_key": queue}
-        payload.setdefault("headers", {})["redelivered"] = True
-        return priority_list(queue, properties.get("priority"))
+    def _sweep_replications(self, handovers: dict[str, Handover]) -> None:
+        for node in self.studies.nodes_running():
+            if self.heartbeats.alive(node):
+                continue
+            for running in self.studies.take_running(node):
+                if self.app.backend.get_task_meta(running.task_id).get("status") == "SUCCESS":
+                    continue
+                self.app.send_task(
+                    DES_RUN,
+                    args=(to_wire(running.request),),
+                    kwargs={"study_id": running.request.study_id},
+                    task_id=running.task_id,
+                    group_id=running.group_id,
+                    group_index=running.group_index,
+                    chord=running.chord,
+                    priority=running.priority,
+                    queue=running.queue,
+                )
+                handovers.setdefault(node, Handover(node)).replications.append(running.task_id)
+
+    # ---------------------------------------------------------------------------------------------- actions
+
+    def publish_due(self, due: StageMessage, epoch: int, priority: str) -> None:
+        """Publish a job's due stage at ``epoch`` to the stage's shared queue."""
+        message = msgspec.structs.replace(due, epoch=epoch)
+        publish_stage(self.app, message, self.shared[STAGE_TASKS[message.stage]], priority)
+
+    def delete_queue(self, queue: str) -> int:
+        """Delete a dead worker's own queue (purging what it held); return how many messages it held."""
+        with self.app.connection_for_write() as connection:
+            bound = Queue(queue, Exchange(queue, type="direct"), routing_key=queue).bind(connection.default_channel)
+            purged = int(bound.purge() or 0)
+            bound.delete()
+        return purged
+
+    def expire_checkpoints(self) -> list[str]:
+        """Drop the checkpoints of ended jobs past ``stores.checkpoint_retention_s``; return those jobs."""
+        checkpoints = Checkpoints.from_settings(self.settings, self.client)
+        expired = []
+        for job_id in self.jobs.listed(limit=100_000):
+            record = self.jobs.get(job_id)
+            ended = record is not None and record.ended and checkpoints.refs(job_id)
+            if ended and record is not None and checkpoints.expire(job_id, record.finished):
+                expired.append(job_id)
+        return expired
 
 
 class Liveness:
     """The heartbeat and watchdog threads of a worker's main process."""
 
-    def __init__(self, settings: Settings, node: str, queue: str, *, heartbeat: bool) -> None:
+    def __init__(self, settings: Settings, node: str, info: dict[str, Any]) -> None:
         self.settings = settings
         self.node = node
-        self.queue = queue
-        self.heartbeat = heartbeat
+        self.info = info
         self.watchdog = Watchdog(settings)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        """Beat once now (so stages can be routed here at once), then start the threads."""
+        """Beat once now (so the fleet sees this worker at once), then start the threads."""
         gpu = self.settings.gpu_worker
-        if self.heartbeat:
-            self._beat()
-            self._threads.append(self._loop("heartbeat", gpu.heartbeat_interval_s, self._beat))
+        self._beat()
+        self._threads.append(self._loop("heartbeat", gpu.heartbeat_interval_s, self._beat))
         self._threads.append(self._loop("watchdog", gpu.watchdog_interval_s, self.watchdog.sweep))
 
     def stop(self) -> None:
@@ -191,14 +237,13 @@ class Liveness:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=5)
-        if self.heartbeat:
-            self.watchdog.jobs.stop_beating(self.node)
+        self.watchdog.heartbeats.stop(self.node)
         self.watchdog.close()
 
     def _beat(self) -> None:
-        self.watchdog.jobs.beat(self.node, self.settings.gpu_worker.heartbeat_ttl_s, {"queue": self.queue})
+        self.watchdog.heartbeats.beat(self.node, self.settings.gpu_worker.heartbeat_ttl_s, self.info)
 
-    def _loop(self, name: str, interval_s: float, action: Any) -> threading.Thread:
+    def _loop(self, name: str, interval_s: float, action: Callable[[], Any]) -> threading.Thread:
         def run() -> None:
             while not self._stop.wait(interval_s):
                 try:
@@ -209,3 +254,6 @@ class Liveness:
         thread = threading.Thread(target=run, name=f"simfleet-{name}", daemon=True)
         thread.start()
         return thread
+
+
+__all__ = ["Handover", "Liveness", "Watchdog"]

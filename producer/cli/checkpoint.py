@@ -9,10 +9,10 @@ import sys
 from typing import Any
 
 import numpy as np
-import redis
 
 from simfleet.shared.checkpoints import CheckpointRef, Checkpoints
 from simfleet.shared.errors import CheckpointError
+from simfleet.shared.redis_client import connect
 from simfleet.shared.settings import load_settings
 
 
@@ -28,11 +28,16 @@ def register(families: Any) -> None:
         command.add_argument("job_id")
         command.add_argument("--json", action="store_true")
         command.set_defaults(handler=handler)
+    prune = commands.add_parser("prune", help="drop the checkpoints of ended jobs past stores.checkpoint_retention_s")
+    prune.add_argument("--older-than", type=float, metavar="SECONDS",
+                       help="instead of the retention setting, drop those of jobs ended this long ago")
+    prune.add_argument("--json", action="store_true")
+    prune.set_defaults(handler=_prune)
 
 
 def _store() -> Checkpoints:
     settings = load_settings()
-    client = redis.Redis.from_url(settings.result_backend)
+    client = connect(settings.result_backend, retry_s=settings.redis_retry_s)
     return Checkpoints.from_settings(settings, client)
 
 
@@ -88,16 +93,38 @@ def _verify(args: argparse.Namespace) -> int:
     for ref in store.refs(args.job_id):
         try:
             store.read(ref)
-            results.append({"uri": ref.uri, "kind": ref.kind, "day": ref.day, "ok": True, "error": ""})
+            results.append({"key": ref.key, "kind": ref.kind, "day": ref.day, "ok": True, "error": ""})
         except CheckpointError as exc:
-            results.append({"uri": ref.uri, "kind": ref.kind, "day": ref.day, "ok": False, "error": str(exc)})
+            results.append({"key": ref.key, "kind": ref.kind, "day": ref.day, "ok": False, "error": str(exc)})
     if args.json:
         json.dump(results, sys.stdout, indent=2)
         print()
     else:
         for result in results:
             print(f"{'ok ' if result['ok'] else 'BAD'}  {result['kind']:<12} day {result['day']:>5}  "
-                  f"{result['error'] or result['uri']}")  # fmt: skip
+                  f"{result['error'] or result['key']}")  # fmt: skip
         bad = sum(not r["ok"] for r in results)
         print(f"{len(results)} checkpoint(s), {bad} bad")
     return 1 if any(not r["ok"] for r in results) else 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from simfleet.shared.jobs import Jobs
+
+    settings = load_settings()
+    store = _store()
+    if args.older_than is not None:
+        store.retention_s = args.older_than
+    jobs = Jobs(store.redis)
+    pruned = []
+    for job_id in jobs.listed(limit=1_000_000):
+        record = jobs.get(job_id)
+        if record is not None and record.ended and store.refs(job_id) and store.expire(job_id, record.finished):
+            pruned.append(job_id)
+    if args.json:
+        json.dump({"pruned": pruned, "retention_s": store.retention_s}, sys.stdout, indent=2)
+        print()
+    else:
+        print(f"{len(pruned)} ended job(s) past {store.retention_s:.0f} s: checkpoints dropped"
+              + (f" ({', '.join(pruned)})" if pruned else "") + f"; store {settings.stores.checkpoint_url}")
+    return 0

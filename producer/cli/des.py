@@ -9,9 +9,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from simfleet.producer.cli.options import work_interrupted
 from simfleet.producer.report import sla_table, study_table, validation_table
-from simfleet.producer.sla import Evaluator, SlaResult, reading_summaries, search_sla
-from simfleet.shared.messages import decode, to_wire
+from simfleet.producer.sla import Evaluator, SlaResult, search_sla
+from simfleet.shared.messages import to_wire
 from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
 from simfleet.shared.settings import PRIORITIES
 from simfleet.worker.des.aggregate import aggregate
@@ -138,6 +139,9 @@ def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: in
         bar = ProgressBar()
 
         def show(progress: Any) -> None:
+            if progress.state == "reconnecting":
+                bar.update(progress.percent, "the fleet's Redis is unreachable: reconnecting (the study goes on)")
+                return
             bar.update(
                 progress.percent,
                 f"{progress.done}/{progress.total} done, {len(progress.running)} running, "
@@ -145,10 +149,14 @@ def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: in
             )
 
         try:
-            result = decode(StudyAggregate, study.wait(timeout=args.timeout, on_progress=show))
+            result = study.wait(timeout=args.timeout, on_progress=show)
+        except KeyboardInterrupt:
+            follow, cancel = f"simfleet study status {study.id}", f"simfleet study cancel {study.id}"
+            work_interrupted(f"study {study.id}", follow, cancel)
+            return 130
         finally:
             bar.close()
-        summaries = [decode(ReplicationSummary, s) for s in study.summaries(timeout=60)] if args.to_clickhouse else []
+        summaries = study.summaries(timeout=60) if args.to_clickhouse else []
     finally:
         fleet.close()
     _print_study(result, args.json)
@@ -209,7 +217,7 @@ def _evaluator(args: argparse.Namespace) -> tuple[Any, Evaluator]:
         from simfleet.producer.fleet.client import Fleet
 
         fleet = Fleet.from_settings()
-        return fleet, reading_summaries(fleet.evaluator(priority=args.priority, timeout_s=args.timeout))
+        return fleet, fleet.evaluator(priority=args.priority, timeout_s=args.timeout)
     processes = args.processes
 
     def evaluate(probe: Scenario, replications: int, seed: int) -> list[ReplicationSummary]:

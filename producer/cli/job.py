@@ -1,14 +1,16 @@
-"""``simfleet job status ID``: where a lifecycle job stands (state, owner, epoch, day, figures, result)."""
+"""``simfleet job status|list|cancel|delete|export``: lifecycle jobs on the fleet, from any machine."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from simfleet.producer.cli.lifecycle_run import print_summary
+from simfleet.shared.messages import to_wire
 
 
 def register(families: Any) -> None:
@@ -19,83 +21,112 @@ def register(families: Any) -> None:
     status.add_argument("job_id")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_status)
-    export = commands.add_parser("export", help="write a job's MP2 again from its result checkpoints")
+    listing = commands.add_parser("list", help="the newest jobs, one line each")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_list)
+    cancel = commands.add_parser("cancel", help="stop a job (its owner stops at its next write)")
+    cancel.add_argument("job_id")
+    cancel.set_defaults(handler=_cancel)
+    delete = commands.add_parser("delete", help="remove an ended job's record and checkpoints")
+    delete.add_argument("job_id")
+    delete.set_defaults(handler=_delete)
+    export = commands.add_parser("export", help="write a done job's MP2 from its result checkpoints")
     export.add_argument("job_id")
-    export.add_argument("--out", type=Path, help="as Parquet here (default: ClickHouse, clickhouse_dsn)")
+    export.add_argument("--out", type=Path, help="as Parquet in this new folder, here (default: ClickHouse)")
     export.set_defaults(handler=_export)
 
 
 def _status(args: argparse.Namespace) -> int:
     from simfleet.producer.fleet.client import Fleet
 
-    fleet = Fleet.from_settings()
-    try:
+    with Fleet.from_settings() as fleet:
         job = fleet.job(args.job_id)
         progress = job.progress()
         record = job.record()
-    finally:
-        fleet.close()
     state = {
         "job_id": record.job_id,
         "state": record.state,
         "owner": record.owner,
         "epoch": record.epoch,
         "day": record.day,
-        "days": progress.days,
+        "days": record.days,
         "airframes": record.airframes,
         "percent": progress.percent,
-        "progress": progress.figures,
-        "error": record.error,
-        "result": record.result,
+        "progress": to_wire(progress.figures),
+        "failure": to_wire(record.failure),
+        "result": to_wire(record.result),
+        "spec": to_wire(record.spec),
     }
     if args.json:
         json.dump(state, sys.stdout, indent=2)
         print()
-        return 0
+        return 0 if record.state != "failed" else 1
     owner = f", owner {record.owner}" if record.owner else ""
-    print(f"job {record.job_id}: {record.state}, day {record.day}/{progress.days} ({progress.percent:.1f}%), "
+    print(f"job {record.job_id}: {record.state}, day {record.day}/{record.days} ({progress.percent:.1f}%), "
           f"epoch {record.epoch}{owner}")  # fmt: skip
     figures = progress.figures
-    if figures.get("days_per_s"):
-        print(f"last chunk: {figures['days_per_s']:,.0f} days/s, {figures.get('rss_mb', 0):.0f} MiB resident"
-              + (f", checkpoint {figures['checkpoint_bytes'] / 2**20:.1f} MiB in {figures['checkpoint_s']:.2f} s"
-                 if "checkpoint_bytes" in figures else ""))  # fmt: skip
-    if record.error:
-        print(f"error: {record.error}")
-    if record.result:
+    if figures is not None and figures.days_per_s:
+        line = f"last chunk: {figures.days_per_s:,.0f} days/s, {figures.rss_mb:.0f} MiB resident"
+        if figures.checkpoint_bytes is not None and figures.checkpoint_s is not None:
+            line += f", checkpoint {figures.checkpoint_bytes / 2**20:.1f} MiB in {figures.checkpoint_s:.2f} s"
+        print(line)
+    if record.failure is not None:
+        print(f"{record.state}: {record.failure.error_type} in {record.failure.stage or '-'}: {record.failure.message}")
+    if record.result is not None:
         print_summary(record.result)
-        print(f"end to end: {record.result['end_to_end_s']:.2f} s")
+        print(f"end to end: {record.result.end_to_end_s:.2f} s")
     return 1 if record.state == "failed" else 0
 
 
+def _list(args: argparse.Namespace) -> int:
+    from simfleet.producer.fleet.client import Fleet
+
+    with Fleet.from_settings() as fleet:
+        records = fleet.jobs(limit=args.limit)
+    rows = [{"job_id": r.job_id, "state": r.state, "day": r.day, "days": r.days, "airframes": r.airframes,
+             "owner": r.owner, "epoch": r.epoch, "created": r.created} for r in records]  # fmt: skip
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+        return 0
+    for row in rows:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(str(row["created"]))))
+        print(f"{row['job_id']}  {row['state']:<10} day {row['day']:>6}/{row['days']:<6} {created}  {row['owner']}")
+    if not rows:
+        print("no jobs recorded")
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from simfleet.producer.fleet.client import Fleet
+
+    with Fleet.from_settings() as fleet:
+        job = fleet.job(args.job_id)
+        if job.cancel():
+            print(f"job {job.id} cancelled; its owner stops at its next write")
+            return 0
+        print(f"job {job.id} had already ended ({job.record().state})")
+        return 1
+
+
+def _delete(args: argparse.Namespace) -> int:
+    from simfleet.producer.fleet.client import Fleet
+
+    with Fleet.from_settings() as fleet:
+        removed = fleet.job(args.job_id).delete()
+    print(f"job {args.job_id} deleted with {removed} checkpoint blob(s)")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
-    import redis
+    from simfleet.producer.fleet.client import Fleet
 
-    from simfleet.shared.checkpoints import Checkpoints
-    from simfleet.shared.clickhouse.client import portable_dsn
-    from simfleet.shared.errors import SimfleetError
-    from simfleet.shared.jobs import Jobs
-    from simfleet.shared.settings import load_settings
-    from simfleet.worker.stages import read_results, write_mp2
-
-    settings = load_settings()
-    client = redis.Redis.from_url(settings.result_backend)
-    try:
-        record = Jobs(client).get(args.job_id)
-        if record is None:
-            raise SimfleetError(f"no job {args.job_id!r} is known to this fleet (expired, or never submitted)")
-        if not record.days:
-            raise SimfleetError(f"job {args.job_id} was never loaded; nothing to export")
-        chunks = read_results(Checkpoints.from_settings(settings, client), record.job_id, record.days)
-    finally:
-        client.close()
-    sink = (
-        {"kind": "parquet", "path": str(args.out.resolve())}
-        if args.out
-        else {"kind": "clickhouse", "dsn": portable_dsn(settings.clickhouse_dsn)}  # this process's own DSN
-    )
-    full = record.spec.get("log", "full") == "full"
-    target = write_mp2(sink, record.job_id, chunks, airframes=record.airframes if full else None, days=record.days)
-    rows = sum(len(chunk.airframe.get("day", ())) for chunk in chunks)
-    print(f"job {record.job_id}: {rows} airframe rows and {len(chunks)} chunk(s) written to {target}")
+    with Fleet.from_settings() as fleet:
+        job = fleet.job(args.job_id)
+        record = job.record()
+        target = job.export(args.out)
+    chunks = len(record.spec.chunk_ends())
+    print(f"job {record.job_id}: {record.airframes * record.days if record.spec.log == 'full' else 0} airframe rows "
+          f"and {chunks} chunk(s) written to {target}")  # fmt: skip
     return 0

@@ -7,9 +7,13 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simfleet.shared.lifecycle_contract import LOG_MODES, STATUSES
+
+if TYPE_CHECKING:
+    from simfleet.shared.messages.lifecycle import JobSummary
+    from simfleet.worker.lifecycle.run import RunReport
 
 
 def register(commands: Any) -> None:
@@ -48,14 +52,14 @@ def _export(args: argparse.Namespace, inputs: Any, report: Any, sink: Any) -> No
     print(f"job {job_id} written to {ch.dsn.redacted}: {describe(exported)}", file=sys.stderr)
 
 
-def print_summary(summary: dict[str, Any]) -> None:
+def print_summary(summary: RunReport | JobSummary) -> None:
     """The lines a person reads after a run: size, transitions, final status counts, shortfall days, timings."""
-    print(f"{summary['airframes']} airframes x {summary['days']} days, log {summary['log']}")
-    print("transitions: " + ", ".join(f"{k} {v}" for k, v in summary["transitions"].items()))
-    counts = summary["status_counts_end"].items()
+    print(f"{summary.airframes} airframes x {summary.days} days, log {summary.log}")
+    print("transitions: " + ", ".join(f"{k} {v}" for k, v in summary.transitions.items()))
+    counts = summary.status_counts_end.items()
     print("status at the end: " + ", ".join(f"{k} {STATUSES[int(k)]} {v}" for k, v in counts))
-    print("days with a shortfall: " + ", ".join(f"{k} {v}" for k, v in summary["shortfall_days"].items()))
-    print("time: " + ", ".join(f"{k} {v:.3f} s" for k, v in summary["timings_s"].items()))
+    print("days with a shortfall: " + ", ".join(f"{k} {v}" for k, v in summary.shortfall_days.items()))
+    print("time: " + ", ".join(f"{k} {v:.3f} s" for k, v in summary.timings_s.items()))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -84,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         print()
         return 0
-    print_summary(report.to_dict())
+    print_summary(report)
     if args.out:
         print(f"MP2 written to {args.out} ({report.airframe_rows} airframe rows)")
     return 0

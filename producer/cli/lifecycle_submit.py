@@ -1,4 +1,9 @@
-"""``simfleet lifecycle submit``: a lifecycle job through the fleet's four stage queues, with a live progress bar."""
+"""``simfleet lifecycle submit``: a lifecycle job through the fleet's four stage queues, with a live progress bar.
+
+The inputs directory is validated here, on this machine, and sent through the fleet's checkpoint store (or imported
+into ClickHouse first, ``--via clickhouse``); nothing the workers receive is a path. ``--out DIR`` writes MP2 here,
+on this machine, once the job is done (from the job's result checkpoints); without it MP2 goes to ClickHouse.
+"""
 
 from __future__ import annotations
 
@@ -6,94 +11,111 @@ import argparse
 import datetime as dt
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from simfleet.producer.cli.lifecycle_run import print_summary
+from simfleet.producer.cli.options import positive_int, work_interrupted
 from simfleet.shared.errors import ConfigError
-from simfleet.shared.lifecycle_contract import LOG_MODES
+from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES
+from simfleet.shared.messages import to_wire
+from simfleet.shared.messages.lifecycle import ClickHouseInputs, Inputs
 from simfleet.shared.settings import PRIORITIES
+
+NO_CONSUMER_AFTER_S = 3.0
+"""How soon a submission says that no worker consumes its queue (it keeps waiting for one)."""
 
 
 def register(commands: Any) -> None:
     """Add the ``submit`` subcommand."""
     parser: argparse.ArgumentParser = commands.add_parser("submit", help="run a lifecycle job on the fleet")
-    parser.add_argument("--inputs", type=Path, help="inputs directory (mp1, mp3, mp4, mp5, meta.yaml)")
+    parser.add_argument("--inputs", type=Path, help="inputs directory here (mp1, mp3, mp4, mp5, meta.yaml)")
     parser.add_argument("--inputs-version", metavar="DATE/ID",
                         help="read the inputs from ClickHouse instead: version_date/version_id (see db import-inputs)")
-    parser.add_argument("--days", type=int, help="horizon in days (default: the inputs' own)")
-    parser.add_argument("--chunk-days", type=int, default=365, help="days per execute stage (default 365)")
-    parser.add_argument("--out", type=Path, help="write MP2 here as Parquet (mp2/, mp2_daily/) instead of ClickHouse")
+    parser.add_argument("--via", choices=["store", "clickhouse"], default="store",
+                        help="how an inputs directory reaches the workers: the checkpoint store (default) or a new "
+                             "ClickHouse version")
+    parser.add_argument("--days", type=positive_int, help="horizon in days (default: the inputs' own)")
+    parser.add_argument("--chunk-days", type=positive_int, default=365, help="days per execute stage (default 365)")
+    parser.add_argument("--out", type=Path,
+                        help="after the job, write MP2 here, on this machine, as Parquet (mp2/, mp2_daily/)")
     parser.add_argument("--to-clickhouse", action="store_true",
-                        help="write MP2 to ClickHouse (clickhouse_dsn; the default when --out is not given)")
+                        help="MP2 to ClickHouse (the workers' clickhouse_dsn; the default unless --out is given)")
     parser.add_argument("--log", choices=LOG_MODES, default="full", help="per-airframe MP2 or not")
-    parser.add_argument("--backend", help="lifecycle backend (default: the worker's gpu_worker.backend)")
+    parser.add_argument("--backend", choices=BACKENDS, help="lifecycle backend (default: the worker's)")
     parser.add_argument("--no-persist", action="store_true",
                         help="restore from checkpoints at every stage (the fallback mode) instead of keeping it live")
     parser.add_argument("--priority", choices=list(PRIORITIES), default="normal")
+    parser.add_argument("--job-id", help="the job's id (default: a fresh one)")
     parser.add_argument("--fleet", action="store_true", required=True, help="run on the fleet (required)")
-    parser.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
+    parser.add_argument("--timeout", type=float, help="stop waiting after this many seconds (the job goes on)")
     parser.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON (it names the job_id)")
     parser.set_defaults(handler=_submit)  # fmt: skip
 
 
-def inputs_of(args: argparse.Namespace) -> str | Path | dict[str, Any]:
+def inputs_of(args: argparse.Namespace) -> Path | Inputs:
     """An inputs directory or a ClickHouse version, from ``--inputs`` / ``--inputs-version``."""
     if (args.inputs is None) == (args.inputs_version is None):
-        raise ConfigError("give exactly one of --inputs DIR and --inputs-version DATE/ID", key="inputs")
+        raise ConfigError("give exactly one of --inputs DIR and --inputs-version DATE/ID", key="--inputs")
     if args.inputs is not None:
         return Path(args.inputs)
     date, _, version_id = str(args.inputs_version).partition("/")
     try:
-        dt.date.fromisoformat(date)
-        number = int(version_id)
+        return ClickHouseInputs(version_date=dt.date.fromisoformat(date), version_id=int(version_id))
     except ValueError as exc:
-        raise ConfigError(f"expected DATE/ID such as 2025-07-04/1, got {args.inputs_version!r}", key="inputs") from exc
-    return {"kind": "clickhouse", "version_date": date, "version_id": number}
+        raise ConfigError(f"expected DATE/ID such as 2025-07-04/1, got {args.inputs_version!r}",
+                          key="--inputs-version") from exc  # fmt: skip
 
 
 def _submit(args: argparse.Namespace) -> int:
     from simfleet.producer.fleet.client import Fleet
     from simfleet.producer.progress import ProgressBar
+    from simfleet.shared.celery_app import LIFECYCLE_LOAD, stage_queues
 
-    fleet = Fleet.from_settings()
-    try:
-        sink = {"kind": "clickhouse"} if args.to_clickhouse else None
-        if args.out and args.to_clickhouse:
-            raise ConfigError("choose one sink: --out DIR or --to-clickhouse", key="sink")
+    if args.out and args.to_clickhouse:
+        raise ConfigError("choose one: --out DIR (MP2 here, after the job) or --to-clickhouse", key="--out")
+    if args.out and Path(args.out).exists() and (not Path(args.out).is_dir() or any(Path(args.out).iterdir())):
+        raise ConfigError(f"{args.out} exists and is not an empty folder; choose a new one", key="--out")
+    with Fleet.from_settings() as fleet:
         job = fleet.run_lifecycle(
-            inputs=inputs_of(args),
-            days=args.days,
-            chunk_days=args.chunk_days,
-            persistent=not args.no_persist,
-            out=args.out,
-            sink=sink,
-            backend=args.backend,
-            log=args.log,
-            priority=args.priority,
-        )
+            inputs=inputs_of(args), days=args.days, chunk_days=args.chunk_days, persistent=not args.no_persist,
+            sink="none" if args.out else "clickhouse", backend=args.backend, log=args.log, priority=args.priority,
+            job_id=args.job_id, via=args.via,
+        )  # fmt: skip
         if args.no_wait:
             print(json.dumps({"job_id": job.id}) if args.json else job.id)
             return 0
         print(f"job {job.id} submitted", file=sys.stderr)
+        queue = stage_queues(fleet.settings)[LIFECYCLE_LOAD]
+        submitted = time.monotonic()
+        warned = False
         bar = ProgressBar()
 
         def show(progress: Any) -> None:
+            nonlocal warned
+            if not warned and progress.state == "queued" and time.monotonic() - submitted > NO_CONSUMER_AFTER_S:
+                warned = True
+                if not fleet.consumers(queue):
+                    print(f"\nno worker consumes {queue}: the job waits until one starts "
+                          "(simfleet worker --role gpu)", file=sys.stderr)  # fmt: skip
             bar.update(progress.percent, progress.label)
 
         try:
-            summary = job.result(timeout=args.timeout, on_progress=show)
+            summary = job.wait(timeout=args.timeout, on_progress=show)
+        except KeyboardInterrupt:
+            work_interrupted(f"job {job.id}", f"simfleet job status {job.id}", f"simfleet job cancel {job.id}")
+            return 130
         finally:
             bar.close()
-    finally:
-        fleet.close()
+        target = job.export(args.out) if args.out else summary.sink.target
     if args.json:
-        json.dump(summary, sys.stdout, indent=2)
+        json.dump(to_wire(summary), sys.stdout, indent=2)
         print()
         return 0
-    print(f"job {summary['job_id']} done on {summary['worker']} in {summary['end_to_end_s']:.2f} s end to end")
+    print(f"job {summary.job_id} done on {summary.worker} in {summary.end_to_end_s:.2f} s end to end")
     print_summary(summary)
-    if summary["sink"].get("target"):
-        print(f"MP2 written to {summary['sink']['target']} ({summary['airframe_rows']} airframe rows)")
+    if target:
+        print(f"MP2 written to {target} ({summary.airframe_rows} airframe rows)")
     return 0

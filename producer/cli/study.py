@@ -1,13 +1,15 @@
-"""``simfleet study status ID``: where a DES study published to the fleet stands."""
+"""``simfleet study status|list|cancel``: DES studies published to the fleet, from any machine."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
-from simfleet.producer.fleet.client import Fleet
+from simfleet.shared.errors import StudyFailed
+from simfleet.shared.messages import to_wire
 
 
 def register(families: Any) -> None:
@@ -18,40 +20,81 @@ def register(families: Any) -> None:
     status.add_argument("study_id")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_status)
+    listing = commands.add_parser("list", help="the newest studies, one line each")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_list)
+    cancel = commands.add_parser("cancel", help="stop a study: replications not started never run")
+    cancel.add_argument("study_id")
+    cancel.set_defaults(handler=_cancel)
 
 
 def _status(args: argparse.Namespace) -> int:
-    fleet = Fleet.from_settings()
-    try:
+    from simfleet.producer.fleet.client import Fleet
+
+    with Fleet.from_settings() as fleet:
         study = fleet.study(args.study_id)
         progress = study.progress()
-        state = {
+        state: dict[str, Any] = {
             "study_id": study.id,
-            "scenario": study.record["scenario"],
+            "scenario": study.record.scenario,
+            "state": progress.state,
             "replications": progress.total,
             "done": progress.done,
             "failed": progress.failed,
-            "running": progress.running,
+            "running": to_wire(progress.running),
             "percent": progress.percent,
             "finished": progress.finished,
         }
-        if progress.finished:
-            state["result"] = study.result(timeout=10)
-    finally:
-        fleet.close()
+        answer = None
+        if progress.state == "done":
+            answer = study.wait(timeout=10)
+            state["result"] = to_wire(answer)
+        elif progress.finished:
+            try:
+                study.wait(timeout=10)
+            except StudyFailed as exc:
+                state["error"] = {"stage": exc.stage, "error_type": exc.error_type, "reason": exc.reason}
     if args.json:
         json.dump(state, sys.stdout, indent=2)
         print()
-    else:
-        print(
-            f"study {state['study_id']} ({state['scenario']}): {state['done']}/{state['replications']} done, "
-            f"{state['failed']} failed, {len(state['running'])} running, {state['percent']:.1f}%"
-            + (" - finished" if state["finished"] else "")
-        )
-        if "result" in state:
-            from simfleet.producer.report import study_table
-            from simfleet.shared.messages import decode
-            from simfleet.shared.messages.des import StudyAggregate
+        return 1 if state["state"] == "failed" or progress.failed else 0
+    print(
+        f"study {state['study_id']} ({state['scenario']}): {state['state']}, {state['done']}/{state['replications']} "
+        f"done, {state['failed']} failed, {len(progress.running)} running, {state['percent']:.1f}%"
+    )
+    if "error" in state:
+        error = state["error"]
+        print(f"error: {error['error_type']} in {error['stage'] or '-'}: {error['reason']}")
+    if answer is not None:
+        from simfleet.producer.report import study_table
 
-            print(study_table(decode(StudyAggregate, state["result"])))
+        print(study_table(answer))
+    return 1 if state["state"] == "failed" or progress.failed else 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from simfleet.producer.fleet.client import Fleet
+
+    with Fleet.from_settings() as fleet:
+        records = fleet.studies(limit=args.limit)
+    if args.json:
+        json.dump(to_wire(records), sys.stdout, indent=2)
+        print()
+        return 0
+    for record in records:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
+        print(f"{record.study_id}  {record.state:<9} {record.scenario:<24} {record.replications:>5} replications  "
+              f"{created}")  # fmt: skip
+    if not records:
+        print("no studies recorded")
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from simfleet.producer.fleet.client import Fleet
+
+    with Fleet.from_settings() as fleet:
+        fleet.study(args.study_id).cancel()
+    print(f"study {args.study_id} cancelled: replications not started never run, running ones stop")
     return 0

@@ -1,186 +1,287 @@
-"""Lifecycle jobs from the producer's side: publish the four stages as one chain, follow the job, get its summary.
+"""Lifecycle jobs from the producer's side: submit one, follow it, wait for its summary, cancel, export, delete.
 
-The chain is load -> create -> execute x ceil(days / chunk_days) -> export. Task ids are ``<job>-load``,
-``<job>-create``, ``<job>-run-<k>`` and the job id itself for export, whose result is the job's summary. The job
-record in Redis (:mod:`simfleet.shared.jobs`) says where the job stands whichever worker runs it.
+Submitting records the job in Redis (:mod:`simfleet.shared.jobs`) and publishes its first stage; every stage then
+publishes the next one itself, so a job needs nothing more from the producer. Nothing the producer sends is a path:
+
+- an inputs directory is read and validated here (errors name the file, row and field before anything is sent),
+  then travels as a blob in the fleet's checkpoint store (``via="store"``, the default), or is imported into
+  ClickHouse first and travels as that version (``via="clickhouse"``, the ETL's normal way);
+- MP2 goes to ClickHouse (the workers' ``clickhouse_dsn`` unless a sink names one), or stays in the job's result
+  checkpoints, from where :meth:`LifecycleJob.export` (``simfleet job export ID --out DIR``) writes it on the
+  machine that asks, after the job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal
 
-from celery import chain
+import msgspec
 
-from simfleet.shared.celery_app import LIFECYCLE_CREATE, LIFECYCLE_EXECUTE, LIFECYCLE_EXPORT, LIFECYCLE_LOAD
-from simfleet.shared.clickhouse.client import portable_dsn
-from simfleet.shared.errors import ConfigError, JobFailed
-from simfleet.shared.jobs import JobView
-from simfleet.shared.lifecycle_contract import LOG_MODES
-from simfleet.shared.settings import PRIORITIES
+from simfleet.shared.celery_app import LIFECYCLE_LOAD, publish_stage, stage_queues, stage_task_id
+from simfleet.shared.errors import ConfigError, FleetUnavailable, JobFailed, MessageError
+from simfleet.shared.jobs import JobRecord
+from simfleet.shared.messages import decode
+from simfleet.shared.messages.lifecycle import (
+    ClickHouseInputs,
+    ClickHouseSink,
+    Inputs,
+    JobSpec,
+    JobSummary,
+    Sink,
+    StageProgress,
+    StoreInputs,
+)
 
 if TYPE_CHECKING:
     from simfleet.producer.fleet.client import Fleet
 
+OnProgress = Callable[["JobProgress"], None]
 
 
 @dataclass(frozen=True)
 class JobProgress:
-    """Where a job stands: its record's state and day, and the running stage's latest figures."""
+    """Where a job stands: its record's state and day, and the running stage's latest figures.
+
+    Attributes:
+        job_id: the job.
+        state: queued, loading, loaded, created, running, exporting, done, failed or cancelled; ``reconnecting``
+            while the fleet's Redis cannot be reached (the job goes on; the handle waits).
+        day: days simulated and checkpointed.
+        days: the horizon.
+        owner: the worker holding it (empty when none does).
+        epoch: its fencing epoch (moves when a worker takes it over).
+        figures: the running stage's last report, if any.
+        error: why it failed or was cancelled.
+    """
 
     job_id: str
     state: str
     day: int
     days: int
-    owner: str
-    epoch: int
-    figures: dict[str, Any] = field(default_factory=dict)
+    owner: str = ""
+    epoch: int = 0
+    figures: StageProgress | None = None
     error: str = ""
 
     @property
     def finished(self) -> bool:
-        """Done or failed."""
-        return self.state in ("done", "failed")
+        """Done, failed or cancelled."""
+        return self.state in ("done", "failed", "cancelled")
 
     @property
     def percent(self) -> float:
         """Days simulated over the horizon, in percent."""
-        day = int(self.figures.get("day", self.day))
+        day = self.figures.day if self.figures is not None else self.day
         return 100.0 * day / self.days if self.days else 0.0
 
     @property
     def label(self) -> str:
-        """One line for a progress bar: state, day, days per second (the state alone until load knows the days)."""
-        if not self.days:
-            return self.state
-        text = f"{self.state}, day {self.figures.get('day', self.day)}/{self.days}"
-        if self.figures.get("days_per_s"):
-            text += f", {self.figures['days_per_s']:,.0f} days/s"
+        """One line for a progress bar: state, day, days per second."""
+        if self.state == "reconnecting":
+            return "the fleet's Redis is unreachable: reconnecting (the job goes on)"
+        day = self.figures.day if self.figures is not None else self.day
+        text = f"{self.state}, day {day}/{self.days}"
+        if self.figures is not None and self.figures.days_per_s:
+            text += f", {self.figures.days_per_s:,.0f} days/s"
         return text
 
 
 class LifecycleJob:
-    """A handle on a lifecycle job published to the fleet."""
+    """A handle on a lifecycle job on the fleet (published here or by anyone)."""
 
     def __init__(self, fleet: Fleet, job_id: str) -> None:
         self.fleet = fleet
         self.id = job_id
 
-    def record(self) -> JobView:
-        """The job's record in Redis."""
-        view = self.fleet.jobs.get(self.id)
-        if view is None:
-            raise JobFailed(self.id, "not known to this fleet (expired, or never submitted)", error_type="UnknownJob")
-        return view
+    def __repr__(self) -> str:
+        return f"LifecycleJob({self.id!r})"
 
-    def progress(self) -> JobProgress:
-        """The record, with the figures of a running execute stage when there is one."""
-        view = self.record()
-        figures = dict(view.progress)
-        for task_id in self.fleet.jobs.task_ids(self.id):
-            meta = self.fleet.app.backend.get_task_meta(task_id)
-            if meta.get("status") == "PROGRESS" and isinstance(meta.get("result"), dict):
-                figures = meta["result"]
-        days = view.days or int(view.spec.get("days") or 0)
-        return JobProgress(self.id, view.state, view.day, days, view.owner, view.epoch, figures, view.error)
-
-    def result(self, timeout: float | None = None, poll_s: float = 0.2, on_progress: Any = None) -> dict[str, Any]:
-        """Wait for the job's summary (the export stage's result); call ``on_progress(JobProgress)`` meanwhile.
+    def record(self) -> JobRecord:
+        """The job's record in Redis.
 
         Raises:
-            JobFailed: a stage failed (the message says which and why) or ``timeout`` passed.
+            JobFailed: no such job (never submitted, deleted, or expired).
+            FleetUnavailable: Redis cannot be reached.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.fleet.translate():
+            record = self.fleet.records.get(self.id)
+        if record is None:
+            raise JobFailed(self.id, "not known to this fleet (expired, deleted, or never submitted)",
+                            error_type="UnknownJob")  # fmt: skip
+        return record
+
+    def progress(self) -> JobProgress:
+        """Where the job stands now (its record, with the running stage's PROGRESS figures when there are some)."""
+        record = self.record()
+        figures = record.progress
+        if record.due is not None and record.due.stage == "execute":
+            meta = self.fleet.task_meta(stage_task_id(msgspec.structs.replace(record.due, epoch=record.epoch)))
+            if meta.get("status") == "PROGRESS" and isinstance(meta.get("result"), dict):
+                with contextlib.suppress(MessageError):
+                    figures = decode(StageProgress, meta["result"])
+        error = record.failure.message if record.failure else ""
+        return JobProgress(self.id, record.state, record.day, record.days, record.owner, record.epoch, figures, error)
+
+    def finished(self) -> bool:
+        """Whether the job has ended (done, failed or cancelled)."""
+        return self.progress().finished
+
+    def wait(self, timeout: float | None = None, *, poll_s: float = 0.2,
+             on_progress: OnProgress | None = None) -> JobSummary:  # fmt: skip
+        """Wait for the job's summary; call ``on_progress(JobProgress)`` meanwhile.
+
+        A Redis outage does not end the wait: progress reports the state ``reconnecting`` until Redis answers again.
+
+        Raises:
+            JobFailed: it failed or was cancelled (``error_type``, ``stage`` and ``reason`` say how), or ``timeout``
+                passed (``timed_out`` is true; the job goes on).
+        """
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
         while True:
-            progress = self.progress()
+            try:
+                progress = self.progress()
+            except FleetUnavailable as exc:
+                progress = JobProgress(self.id, "reconnecting", 0, 0, error=str(exc))
             if on_progress is not None:
                 on_progress(progress)
-            if progress.state == "failed":
-                raise JobFailed(self.id, progress.error)
-            if progress.state == "done":
-                view = self.record()
-                if view.result is not None:
-                    return view.result
-            if deadline is not None and time.monotonic() > deadline:
-                raise JobFailed(self.id, f"did not finish within {timeout} s (state {progress.state})",
+            if progress.finished:
+                return self._outcome()
+            if time.monotonic() > deadline:
+                raise JobFailed(self.id, f"did not finish within {timeout} s (state {progress.state}); it goes on",
                                 error_type="Timeout", timed_out=True)  # fmt: skip
             time.sleep(poll_s)
 
+    result = wait
 
-def job_spec(
-    job_id: str,
-    inputs: str | Path | dict[str, Any],
-    *,
-    days: int | None,
-    chunk_days: int,
-    persistent: bool,
-    out: str | Path | None,
-    sink: dict[str, Any] | None,
-    backend: str | None,
-    log: str,
-) -> dict[str, Any]:
-    """The plain-data spec a job's stages share (validated here, before anything is published)."""
-    if chunk_days < 1:
-        raise ConfigError(f"must be at least 1, got {chunk_days}", key="chunk_days")
-    if days is not None and days < 1:
-        raise ConfigError(f"must be a positive number of days, got {days}", key="days")
-    if log not in LOG_MODES:
-        raise ConfigError(f"must be full or aggregates, got {log!r}", key="log")
-    sink = dict(sink) if sink else None
-    source = dict(inputs) if isinstance(inputs, dict) else {"kind": "directory", "path": str(Path(inputs).resolve())}
-    if source.get("kind") == "directory" and not Path(source["path"]).is_dir():
-        raise ConfigError(f"not a directory: {source['path']}", key="inputs")
-    if out is not None:
-        sink = {"kind": "parquet", "path": str(Path(out).resolve())}
-    # The workers may run elsewhere (another directory, another machine): relative paths are resolved here. A DSN
-    # is only sent when the caller names one; otherwise workers use their own (messages then carry no password).
-    for part in (source, sink or {}):
-        if part.get("kind") == "clickhouse" and part.get("dsn"):
-            part["dsn"] = portable_dsn(part["dsn"])
-    return {
-        "job_id": job_id,
-        "epoch": 0,
-        "inputs": source,
-        "days": days,
-        "chunk_days": chunk_days,
-        "persistent": persistent,
-        "sink": sink or {"kind": "none"},
-        "backend": backend,
-        "log": log,
-    }
+    def _outcome(self) -> JobSummary:
+        record = self.record()
+        if record.state == "done" and record.result is not None:
+            return record.result
+        failure = record.failure
+        if failure is None:
+            raise JobFailed(self.id, f"ended {record.state} without a reason", error_type="Unknown")
+        raise JobFailed(self.id, failure.message, stage=failure.stage, error_type=failure.error_type)
 
+    def cancel(self, reason: str = "cancelled by an operator") -> bool:
+        """Cancel the job (its owner stops at its next write); whether it was still running."""
+        with self.fleet.translate():
+            return self.fleet.records.cancel(self.id, reason)
 
-def publish_lifecycle(fleet: Fleet, spec: dict[str, Any], *, horizon: int, priority: str) -> LifecycleJob:
-    """Record the job and publish its chain of stages."""
-    if priority not in PRIORITIES:
-        raise ConfigError(f"priority must be one of {', '.join(PRIORITIES)}, got {priority!r}", key="priority")
-    job_id = spec["job_id"]
-    level = PRIORITIES[priority]
-    chunk = int(spec["chunk_days"])
-    ends = [min(horizon, chunk * (k + 1)) for k in range(math.ceil(horizon / chunk))]
-    app = fleet.app
-    stages = [
-        app.signature(LIFECYCLE_LOAD, args=(spec,), kwargs={"job_id": job_id}, priority=level).set(
-            task_id=f"{job_id}-load"
-        ),
-        app.signature(LIFECYCLE_CREATE, kwargs={"job_id": job_id}, priority=level).set(task_id=f"{job_id}-create"),
-        *(
-            app.signature(LIFECYCLE_EXECUTE, kwargs={"job_id": job_id, "until": end}, priority=level).set(
-                task_id=f"{job_id}-run-{k}"
-            )
-            for k, end in enumerate(ends)
-        ),
-        app.signature(LIFECYCLE_EXPORT, kwargs={"job_id": job_id}, priority=level).set(task_id=job_id),
-    ]
-    fleet.jobs.create(job_id, spec, task_ids=[s.id for s in stages])
-    chain(*stages).apply_async()
-    return LifecycleJob(fleet, job_id)
+    def delete(self) -> int:
+        """Remove an ended job's record and checkpoints; return how many checkpoint blobs went.
+
+        Raises:
+            JobFailed: the job has not ended (cancel it first) or is unknown.
+        """
+        self.record()
+        with self.fleet.translate():
+            try:
+                self.fleet.records.delete(self.id)
+            except ValueError as exc:
+                raise JobFailed(self.id, str(exc), error_type="StillRunning") from exc
+            return self.fleet.checkpoints().drop(self.id)
+
+    def export(self, out: str | Path | None = None, *, clickhouse_dsn: str | None = None) -> str:
+        """Write the job's MP2 from its result checkpoints; return where it went.
+
+        As Parquet under ``out`` on this machine, or into ClickHouse (see
+        :func:`simfleet.producer.fleet.export.export_job`).
+        """
+        from simfleet.producer.fleet.export import export_job
+
+        return export_job(self.fleet, self.record(), out=out, clickhouse_dsn=clickhouse_dsn)
 
 
 def new_job_id() -> str:
     """A fresh job id."""
     return f"lc-{uuid.uuid4().hex[:16]}"
+
+
+def resolve_inputs(
+    fleet: Fleet,
+    job_id: str,
+    inputs: str | Path | Inputs,
+    *,
+    days: int | None,
+    via: Literal["store", "clickhouse"],
+    version_id: int | None = None,
+) -> tuple[Inputs, int]:
+    """The inputs a job's message names, and its horizon.
+
+    A directory is validated here, then written to the checkpoint store (or imported into ClickHouse as a new version);
+    a ClickHouse version or an inputs blob is taken as it is.
+
+    Raises:
+        InputError, ConfigError: the directory's inputs are invalid (naming the file, row and field).
+    """
+    if isinstance(inputs, StoreInputs | ClickHouseInputs):
+        if days is None:
+            raise ConfigError("days is required for inputs that are not a directory", key="days")
+        return inputs, days
+    from simfleet.worker.lifecycle.inputs import inputs_payload, load_inputs
+
+    loaded = load_inputs(Path(inputs), days=days)
+    if via == "clickhouse":
+        from simfleet.shared.clickhouse.inputs import import_inputs
+        from simfleet.shared.clickhouse.migrations import open_db
+
+        number = version_id if version_id is not None else int(time.time())
+        with open_db(fleet.settings.clickhouse_dsn) as ch:
+            import_inputs(ch, loaded, number)
+        version = ClickHouseInputs(version_date=loaded.version_date, version_id=number)
+        return version, loaded.days
+    with fleet.translate():
+        ref = fleet.checkpoints().write(job_id, "environment", 0, inputs_payload(loaded))
+    return StoreInputs(key=ref.key, sha256=ref.sha256), loaded.days
+
+
+def submit(
+    fleet: Fleet,
+    *,
+    inputs: str | Path | Inputs,
+    days: int | None = None,
+    chunk_days: int = 365,
+    persistent: bool = True,
+    sink: Sink | None = None,
+    backend: str | None = None,
+    log: str = "full",
+    priority: str = "normal",
+    job_id: str | None = None,
+    via: Literal["store", "clickhouse"] = "store",
+) -> LifecycleJob:
+    """Validate, record and publish a lifecycle job (see :meth:`Fleet.run_lifecycle` for the arguments).
+
+    Raises:
+        ConfigError, MessageError: an option is out of its range (naming it); nothing was published.
+        InputError: the inputs directory is invalid.
+        FleetUnavailable: Redis cannot be reached.
+    """
+    job_id = job_id or new_job_id()
+    options = {"job_id": job_id, "chunk_days": chunk_days, "persistent": persistent, "backend": backend,
+               "log": log, "priority": priority}  # fmt: skip
+    check = decode(JobSpec, {**options, "inputs": {"kind": "store", "key": "-", "sha256": "-"}, "days": days or 1},
+                   what="lifecycle job")  # fmt: skip
+    if fleet.jobs_exists(job_id):
+        raise ConfigError(f"a job called {job_id} already exists", key="job_id")
+    source, horizon = resolve_inputs(fleet, job_id, inputs, days=days, via=via)
+    spec = JobSpec(job_id=check.job_id, inputs=source, days=horizon, chunk_days=check.chunk_days,
+                   persistent=check.persistent, sink=sink or ClickHouseSink(), backend=check.backend, log=check.log,
+                   priority=check.priority)  # fmt: skip
+    with fleet.translate():
+        try:
+            first = fleet.records.create(spec)
+        except ValueError as exc:
+            raise ConfigError(str(exc), key="job_id") from exc
+        publish_stage(fleet.app, first, stage_queues(fleet.settings)[LIFECYCLE_LOAD], spec.priority)
+        fleet.records.mark_sent(job_id, first.epoch, first.seq)
+    return LifecycleJob(fleet, job_id)
+
+
+__all__ = ["JobProgress", "LifecycleJob", "new_job_id", "resolve_inputs", "submit"]

@@ -10,7 +10,10 @@ with capped exponential backoff and jitter first.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -114,6 +117,53 @@ def with_retries(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+CHDB_LOCK_TIMEOUT_S = 600.0
+"""How long opening an embedded database waits for another process that has it open (an export takes seconds)."""
+_chdb_locks: dict[str, tuple[int, int]] = {}
+_chdb_guard = threading.Lock()
+
+
+def lock_chdb(path: str, timeout_s: float = CHDB_LOCK_TIMEOUT_S) -> None:
+    """Take the machine-wide lock of the chDB database at ``path`` (re-entrant within a process).
+
+    chDB opens a database directory in one process at a time; a second process opening it fails ("Unable to open
+    the chdb engine"). Every process of the fleet opens chDB through :class:`ClickHouse`, which holds this lock (an
+    ``flock`` on ``<path>.lock``) while it is open, so two exports to the same embedded database take turns.
+
+    Raises:
+        ClickHouseError: another process held it for ``timeout_s``.
+    """
+    with _chdb_guard:
+        held = _chdb_locks.get(path)
+        if held is not None:
+            _chdb_locks[path] = (held[0], held[1] + 1)
+            return
+        descriptor = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(descriptor)
+                raise ClickHouseError(f"chdb://{path} stayed in use by another process for {timeout_s:.0f} s") from None
+            time.sleep(0.05)
+    with _chdb_guard:
+        _chdb_locks[path] = (descriptor, 1)
+
+
+def unlock_chdb(path: str) -> None:
+    """Release one hold of :func:`lock_chdb`; the last one releases the lock."""
+    with _chdb_guard:
+        descriptor, count = _chdb_locks.pop(path)
+        if count > 1:
+            _chdb_locks[path] = (descriptor, count - 1)
+            return
+    fcntl.flock(descriptor, fcntl.LOCK_UN)
+    os.close(descriptor)
+
+
 def sql_literal(value: Any) -> str:
     """``value`` as a ClickHouse SQL literal (strings quoted and escaped, dates as ISO strings, NULL for None)."""
     if value is None:
@@ -160,8 +210,11 @@ class ClickHouse:
         self.dsn = parse_dsn(dsn)
         self.database = self.dsn.database
         self.attempts = attempts
+        self._locked = False
         if self.dsn.kind == "chdb":
             Path(self.dsn.path).mkdir(parents=True, exist_ok=True)
+            lock_chdb(self.dsn.path)
+            self._locked = True
             connect: Callable[[], Any] = lambda: clickhouse_connect.get_client(dsn=f"chdb://{self.dsn.path}")  # noqa: E731
         else:
             connect = lambda: clickhouse_connect.get_client(  # noqa: E731
@@ -172,8 +225,12 @@ class ClickHouse:
                 secure=self.dsn.kind == "https",
                 connect_timeout=5,
             )
-        self.client = with_retries(connect, f"connecting to {self.dsn.redacted}", attempts=attempts)
-        self.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        try:
+            self.client = with_retries(connect, f"connecting to {self.dsn.redacted}", attempts=attempts)
+            self.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        except BaseException:
+            self._release()
+            raise
 
     def command(self, sql: str, **kwargs: Any) -> Any:
         """Run a statement."""
@@ -222,8 +279,16 @@ class ClickHouse:
         )
 
     def close(self) -> None:
-        """Close the client (chDB allows one open path per process)."""
-        self.client.close()
+        """Close the client (chDB allows one open path per process) and release the embedded database's lock."""
+        try:
+            self.client.close()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._locked:
+            self._locked = False
+            unlock_chdb(self.dsn.path)
 
     def __enter__(self) -> ClickHouse:
         return self

@@ -195,6 +195,91 @@ def validate_columns(
     return n
 
 
+class PartitionWriter:
+    """Replace one partition of ``table`` with rows given chunk by chunk: memory holds one chunk, never the whole.
+
+    Each chunk is checked (:func:`validate_columns`) and inserted into a staging table in batches; :meth:`commit`
+    checks the staged row count and swaps the partition in atomically (``REPLACE PARTITION``); :meth:`abort` (or an
+    exception inside a ``with`` block) drops the staging table and leaves the target as it was. Chunks must not
+    repeat keys of earlier chunks (MP2 chunks cover disjoint days); the count check at the end catches it if they do.
+
+    Args:
+        ch: the connected client.
+        table: the target table.
+        partition: the values of the table's partition key for these rows (e.g. ``(job_id,)``).
+        batch_rows: rows per insert.
+        on_batch: called as ``on_batch(batch_index, rows_so_far)`` after each batch (progress, or fault tests).
+    """
+
+    def __init__(
+        self,
+        ch: ClickHouse,
+        table: TableSpec,
+        partition: Sequence[Any],
+        *,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.ch = ch
+        self.table = table
+        self.partition = tuple(partition)
+        self.batch_rows = batch_rows
+        self.on_batch = on_batch
+        self.rows = 0
+        self.batches = 0
+        token = hashlib.sha1(f"{table.name}|{partition_literal(partition)}".encode()).hexdigest()[:16]
+        self.staging = f"{ch.database}.{table.name}__staging_{token}"
+        ch.command(f"DROP TABLE IF EXISTS {self.staging}")
+        ch.command(f"CREATE TABLE {self.staging} AS {ch.database}.{table.name}")
+
+    def write(self, columns: Mapping[str, Any], *, expected_rows: int | None = None) -> int:
+        """Check and stage one chunk of rows (of ``expected_rows`` rows, if given); return its row count.
+
+        Raises:
+            ExportValidationError: naming the table and the offending rows; nothing of this chunk is staged.
+        """
+        n = validate_columns(self.table, columns, self.partition, expected_rows)
+        constants = {k: v for k, v in zip(self.table.partition_by, self.partition, strict=True) if k not in columns}
+        for start in range(0, n, self.batch_rows):
+            stop = min(n, start + self.batch_rows)
+            batch = {name: values[start:stop] for name, values in columns.items()}
+            self.ch.insert_columns(self.staging.split(".", 1)[1], batch, constants=constants)
+            self.batches += 1
+            if self.on_batch is not None:
+                self.on_batch(self.batches, self.rows + stop)
+        self.rows += n
+        return n
+
+    def commit(self, expected_rows: int | None = None) -> ExportReport:
+        """Check the staged rows and swap the partition in.
+
+        Raises:
+            ExportValidationError: the row count is not ``expected_rows``, or staging lost rows; nothing is swapped.
+        """
+        where = f"{self.table.name} partition {partition_literal(self.partition)}"
+        if expected_rows is not None and self.rows != expected_rows:
+            raise ExportValidationError(where, [f"row count {self.rows}, expected {expected_rows}"])
+        staged = int(self.ch.rows(f"SELECT count() FROM {self.staging}")[0][0])
+        if staged != self.rows:
+            raise ExportValidationError(self.table.name, [f"staging holds {staged} rows after inserting {self.rows}"])
+        db = self.ch.database
+        self.ch.command(f"ALTER TABLE {db}.{self.table.name} REPLACE PARTITION {partition_literal(self.partition)} "
+                        f"FROM {self.staging}")  # fmt: skip
+        self.abort()
+        return ExportReport(self.table.name, self.partition, self.rows, self.batches)
+
+    def abort(self) -> None:
+        """Drop the staging table (the target partition is untouched)."""
+        self.ch.command(f"DROP TABLE IF EXISTS {self.staging}")
+
+    def __enter__(self) -> PartitionWriter:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is not None:
+            self.abort()
+
+
 def export_partition(
     ch: ClickHouse,
     table: TableSpec,
@@ -216,23 +301,6 @@ def export_partition(
         batch_rows: rows per insert.
         on_batch: called as ``on_batch(batch_index, rows_so_far)`` after each batch (progress, or fault tests).
     """
-    n = validate_columns(table, columns, partition, expected_rows)
-    constants = {k: v for k, v in zip(table.partition_by, partition, strict=True) if k not in columns}
-    token = hashlib.sha1(f"{table.name}|{partition_literal(partition)}".encode()).hexdigest()[:16]
-    staging = f"{table.name}__staging_{token}"
-    db = ch.database
-    ch.command(f"DROP TABLE IF EXISTS {db}.{staging}")
-    ch.command(f"CREATE TABLE {db}.{staging} AS {db}.{table.name}")
-    batches = 0
-    for start in range(0, n, batch_rows):
-        stop = min(n, start + batch_rows)
-        ch.insert_columns(staging, {name: values[start:stop] for name, values in columns.items()}, constants=constants)
-        batches += 1
-        if on_batch is not None:
-            on_batch(batches, stop)
-    staged = int(ch.rows(f"SELECT count() FROM {db}.{staging}")[0][0])
-    if staged != n:
-        raise ExportValidationError(table.name, [f"staging holds {staged} rows after inserting {n}"])
-    ch.command(f"ALTER TABLE {db}.{table.name} REPLACE PARTITION {partition_literal(partition)} FROM {db}.{staging}")
-    ch.command(f"DROP TABLE IF EXISTS {db}.{staging}")
-    return ExportReport(table.name, tuple(partition), n, batches)
+    with PartitionWriter(ch, table, partition, batch_rows=batch_rows, on_batch=on_batch) as writer:
+        writer.write(columns, expected_rows=expected_rows)
+        return writer.commit(expected_rows)

@@ -26,6 +26,11 @@ class Message(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=T
 T = TypeVar("T")
 
 
+def _error(exc: msgspec.ValidationError, kind: type[Any], what: str | None) -> MessageError:
+    reason, _, where = str(exc).partition(" - at ")
+    return MessageError(what or str(getattr(kind, "__name__", kind)), reason, path=where.replace("`", ""))
+
+
 def decode(kind: type[T], value: Any, *, what: str | None = None) -> T:
     """``value`` (plain data off the wire) as a ``kind``, validated.
 
@@ -35,11 +40,21 @@ def decode(kind: type[T], value: Any, *, what: str | None = None) -> T:
     try:
         return msgspec.convert(value, kind)
     except msgspec.ValidationError as exc:
-        text = str(exc)
-        reason, _, path = text.rpartition(" - at `")
-        if not reason:
-            reason, path = text, ""
-        raise MessageError(what or getattr(kind, "__name__", str(kind)), reason, path=path.rstrip("`")) from exc
+        raise _error(exc, kind, what) from exc
+
+
+def decode_json(kind: type[T], raw: bytes | str, *, what: str | None = None) -> T:
+    """A ``kind`` from its JSON text (as records in Redis keep messages), validated like :func:`decode`.
+
+    Raises:
+        MessageError: not JSON, or not a valid ``kind`` (naming the field).
+    """
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:
+        raise _error(exc, kind, what) from exc
+    except msgspec.DecodeError as exc:
+        raise MessageError(what or str(getattr(kind, "__name__", kind)), f"not JSON: {exc}") from exc
 
 
 def to_wire(message: Any) -> Any:
@@ -47,4 +62,4 @@ def to_wire(message: Any) -> Any:
     return msgspec.to_builtins(message)
 
 
-__all__ = ["Message", "decode", "to_wire"]
+__all__ = ["Message", "decode", "decode_json", "to_wire"]

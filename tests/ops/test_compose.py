@@ -108,9 +108,9 @@ def test_gpu_worker_reserves_a_device_and_shares_the_checkpoint_volume() -> None
     assert device["capabilities"] == ["gpu"] and device["device_ids"] == ["0"]
     assert "checkpoints:/checkpoints" in gpu["volumes"]
     env = environment_of(gpu)
-    assert env["SIMFLEET_STORES__CHECKPOINT_DIR"] == "/checkpoints"
+    assert env["SIMFLEET_STORES__CHECKPOINT_URL"] == "/checkpoints"
     settings = load_settings(ROOT / "config" / "fleet.yaml", env=env)
-    assert settings.stores.checkpoint_dir == "/checkpoints" and settings.gpu_worker.backend == "numpy"
+    assert settings.stores.checkpoint_url == "/checkpoints" and settings.gpu_worker.backend == "numpy"
 
 
 def test_lifecycle_producer_synthesizes_then_submits_through_the_fleet() -> None:

@@ -19,8 +19,7 @@ from simfleet.shared.stores import SCHEMES, BlobStore, open_store
 from simfleet.shared.stores.clickhouse import ClickHouseStore, parse_url
 from simfleet.shared.stores.directory import DirectoryStore
 from simfleet.shared.stores.memory import MemoryStore
-
-from .conftest import REGION, free_port, needs_boto3, needs_moto, s3_url
+from tests.conftest import REGION, free_port, needs_boto3, needs_moto, s3_url
 
 MIB = 1 << 20
 BIG = random.Random(0).randbytes(5 * MIB)

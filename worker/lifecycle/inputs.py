@@ -219,3 +219,25 @@ def _to_arrow(values: npt.NDArray[Any], column: Column) -> pa.Array:
         dates = np.asarray(values, dtype="datetime64[D]")
         return pa.array(dates, type=pa.date32(), mask=np.isnat(dates))
     return pa.array(np.asarray(values, dtype=str), type=pa.string())
+
+
+def inputs_payload(inputs: LifecycleInputs) -> dict[str, Any]:
+    """Inputs as the payload of an ``environment`` checkpoint (the blob a job's inputs travel in)."""
+    return {
+        "version_date": inputs.version_date,
+        "days": inputs.days,
+        "tables": {name: dict(inputs.table(name)) for name in TABLES},
+    }
+
+
+def inputs_from_payload(payload: dict[str, Any]) -> LifecycleInputs:
+    """The inputs an ``environment`` checkpoint holds (see :func:`inputs_payload`).
+
+    Raises:
+        InputError: the payload lacks a table or the environment.
+    """
+    try:
+        tables = payload["tables"]
+        return LifecycleInputs(payload["version_date"], int(payload["days"]), *(tables[name] for name in TABLES))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError("environment", [f"the inputs blob is incomplete: {exc!r}"]) from exc

@@ -1,29 +1,48 @@
 """The four stages of a lifecycle job as Celery tasks (thin: the work is in :mod:`simfleet.worker.stages`).
 
-Each task takes the previous stage's handoff (the load stage: the job spec) and the ``job_id`` keyword (for the
-logs). A stage refused for a stale epoch ends in the ``REJECTED`` state with the reason and is not retried: the job
-lives on with its current owner. Any other error fails the job (its record says why) and the chain stops.
+Each task receives one :class:`~simfleet.shared.messages.lifecycle.StageMessage`, validated when it arrives:
+
+- a malformed or foreign message is rejected with a log line naming the task and the field; no job record is
+  touched and the worker keeps serving;
+- a message that is not the job's due stage (an older or newer epoch, a duplicate, a job that ended) ends as
+  ``REJECTED`` with the reason and changes nothing;
+- when Redis cannot be reached (an outage longer than the client's retries), the stage drops its live session, waits
+  until Redis answers again and runs once more from the record and the checkpoints; every effect of a stage is
+  fenced, so running it again never applies anything twice;
+- any other error fails the job, fenced by the message's epoch: a worker that lost the job cannot fail it.
 """
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any
 
-import redis
-from celery import Task, shared_task
+from celery import Task, current_app, shared_task
 from celery.exceptions import Ignore
 from celery.utils.log import get_task_logger
 
-from simfleet.shared.celery_app import LIFECYCLE_CREATE, LIFECYCLE_EXECUTE, LIFECYCLE_EXPORT, LIFECYCLE_LOAD
+from simfleet.shared.celery_app import (
+    LIFECYCLE_CREATE,
+    LIFECYCLE_EXECUTE,
+    LIFECYCLE_EXPORT,
+    LIFECYCLE_LOAD,
+    publish_stage,
+)
 from simfleet.shared.checkpoints import Checkpoints
-from simfleet.shared.errors import StaleOwner
+from simfleet.shared.errors import FleetUnavailable, MessageError, StaleOwner
 from simfleet.shared.jobs import Jobs, worker_queue
+from simfleet.shared.messages import decode, to_wire
+from simfleet.shared.messages.lifecycle import JobFailure, StageMessage, StageProgress
+from simfleet.shared.redis_client import UNAVAILABLE, connect, wait_reachable
 from simfleet.worker.runtime import worker_settings
 from simfleet.worker.sessions import SessionRegistry
 from simfleet.worker.stages import Stages, node_name
 
 logger = get_task_logger(__name__)
+def publish(message: StageMessage, queue: str, priority: str) -> None:
+    """Publish a stage message with this worker's app."""
+    publish_stage(current_app, message, queue, priority)
 
 
 @lru_cache(maxsize=1)
@@ -31,64 +50,91 @@ def stages() -> Stages:
     """This process's stage runner and session registry (created in the pool process, never in the parent)."""
     settings = worker_settings()
     gpu = settings.gpu_worker
-    client = redis.Redis.from_url(settings.result_backend)
+    client = connect(settings.result_backend, retry_s=settings.redis_retry_s)
     node = node_name()
     return Stages(
         node,
         worker_queue(node),
-        Jobs(client, expires_s=settings.result_expires_s),
+        Jobs(client, expires_s=settings.records_expire_s),
         Checkpoints.from_settings(settings, client),
         SessionRegistry(gpu.memory_budget_mb * 2**20),
+        publish,
         default_backend=gpu.backend,
         clickhouse_dsn=settings.clickhouse_dsn,
         progress_interval_s=gpu.progress_interval_s,
     )
 
 
-class StageTask(Task):  # type: ignore[misc]
-    """Refusals end as REJECTED; failures fail the job."""
+def run_stage(task: Task, stage: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Decode the message, run the stage, and handle refusals, Redis outages and failures as the module says."""
+    try:
+        if len(args) != 1 or set(kwargs) - {"job_id"}:
+            raise MessageError(f"{task.name} message", f"expected one stage message, got {len(args)} argument(s) "
+                               f"and keywords {sorted(kwargs)}")  # fmt: skip
+        message = decode(StageMessage, args[0], what=f"{task.name} message")
+        if message.stage != stage:
+            raise MessageError(f"{task.name} message", f"a {message.stage} stage sent to the {stage} task")
+    except MessageError as exc:
+        logger.error("rejected a malformed message: %s", exc)
+        raise Ignore() from exc
+    runner = stages()
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the stage; turn a refusal into REJECTED and a failure into a failed job."""
-        job_id = kwargs.get("job_id", "")
+    def report(figures: StageProgress) -> None:
+        task.update_state(state="PROGRESS", meta=to_wire(figures))
+
+    while True:
         try:
-            return super().__call__(*args, **kwargs)
+            return to_wire(runner.run(message, report))
         except StaleOwner as exc:
+            runner.registry.drop(message.job_id)
             logger.warning("refused: %s", exc)
-            self.update_state(state="REJECTED", meta={"job_id": job_id, "reason": str(exc)})
+            task.update_state(state="REJECTED", meta={"job_id": message.job_id, "reason": str(exc)})
             raise Ignore() from exc
+        except (FleetUnavailable, *UNAVAILABLE) as exc:
+            runner.registry.drop(message.job_id)
+            logger.warning("Redis unreachable during %s of job %s (%s); waiting for it, then running the stage "
+                           "again", stage, message.job_id, exc)  # fmt: skip
+            wait_reachable(worker_settings().result_backend, timeout_s=math.inf)
         except Exception as exc:
-            stages().jobs.fail(job_id, f"{self.name}: {type(exc).__name__}: {exc}")
-            stages().registry.drop(job_id)
+            runner.registry.drop(message.job_id)
+            _fail(runner, message, task.name, exc)
             raise
 
 
-STAGE_OPTIONS: dict[str, Any] = {"bind": True, "base": StageTask, "acks_late": True, "reject_on_worker_lost": True}
+def _fail(runner: Stages, message: StageMessage, task_name: str, exc: Exception) -> None:
+    """Fail the job, fenced by the message's epoch (waiting out a Redis outage to do so)."""
+    failure = JobFailure(stage=task_name, error_type=type(exc).__name__, message=str(exc))
+    while True:
+        try:
+            if not runner.jobs.fail(message.job_id, message.epoch, failure):
+                logger.warning("job %s not marked failed: it moved on past epoch %d", message.job_id, message.epoch)
+            return
+        except UNAVAILABLE:
+            wait_reachable(worker_settings().result_backend, timeout_s=math.inf)
+
+
+STAGE_OPTIONS: dict[str, Any] = {"bind": True, "acks_late": True, "reject_on_worker_lost": True}
 
 
 @shared_task(name=LIFECYCLE_LOAD, **STAGE_OPTIONS)
-def load(self: Task, spec: dict[str, Any], *, job_id: str) -> dict[str, Any]:
-    """Validate the inputs, claim the job, build the environment, checkpoint the inputs."""
-    return stages().load(spec)
+def load(self: Task, *args: Any, **kwargs: Any) -> Any:
+    """Claim the job, read and validate its inputs, build the environment."""
+    return run_stage(self, "load", args, kwargs)
 
 
 @shared_task(name=LIFECYCLE_CREATE, **STAGE_OPTIONS)
-def create(self: Task, handoff: dict[str, Any], *, job_id: str) -> dict[str, Any]:
+def create(self: Task, *args: Any, **kwargs: Any) -> Any:
     """Create the population."""
-    return stages().create(handoff)
+    return run_stage(self, "create", args, kwargs)
 
 
 @shared_task(name=LIFECYCLE_EXECUTE, **STAGE_OPTIONS)
-def execute(self: Task, handoff: dict[str, Any], *, job_id: str, until: int) -> dict[str, Any]:
-    """Run up to day ``until``, reporting PROGRESS."""
-
-    def report(figures: dict[str, Any]) -> None:
-        self.update_state(state="PROGRESS", meta=figures)
-
-    return stages().execute(handoff, until, report)
+def execute(self: Task, *args: Any, **kwargs: Any) -> Any:
+    """Run one chunk of days, reporting PROGRESS."""
+    return run_stage(self, "execute", args, kwargs)
 
 
 @shared_task(name=LIFECYCLE_EXPORT, **STAGE_OPTIONS)
-def export(self: Task, handoff: dict[str, Any], *, job_id: str) -> dict[str, Any]:
+def export(self: Task, *args: Any, **kwargs: Any) -> Any:
     """Write MP2 to the job's sink and finish the job."""
-    return stages().export(handoff)
+    return run_stage(self, "export", args, kwargs)

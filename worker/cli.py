@@ -1,22 +1,31 @@
-"""``simfleet worker --role cpu|gpu``: run a Celery worker of one role in this process (it replaces the command).
+"""The operators' commands, run where workers run: ``simfleet worker``, ``simfleet watchdog``, ``simfleet fleet``.
 
-- ``cpu``: DES replications from ``des.run``, one pool process per core.
-- ``gpu``: lifecycle jobs, one worker per device (``--device I`` sets ``CUDA_VISIBLE_DEVICES``), one pool process
-  (concurrency 1) that keeps jobs alive between their stages; it consumes the four stage queues and its own queue
-  (``simfleet.worker.<node>``), where the later stages of the jobs it owns are routed.
+- ``worker --role cpu``: DES replications from ``des.run``, one pool process per core.
+- ``worker --role gpu``: lifecycle jobs, one worker per device (``--device I`` sets ``CUDA_VISIBLE_DEVICES``), one
+  pool process (concurrency 1) that keeps jobs alive between their stages; it consumes the four stage queues and its
+  own queue (``simfleet.worker.<node>``), where the later stages of the jobs it owns go.
+- ``watchdog``: hand the work of silent workers to the rest of the fleet (every worker also runs one).
+- ``fleet up|down|status``: a local fleet on this machine, and the state of any fleet.
+
+These commands join the ``simfleet`` command line through the ``simfleet.commands`` entry point (the producer's
+command line knows nothing of the worker side). A worker checks Redis before it starts: an unreachable server or a
+refused password ends it at once with one line, instead of a worker that retries and looks alive.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import sys
+import time
 import uuid
 from typing import Any, NoReturn
 
 from simfleet.shared.celery_app import stage_queues
 from simfleet.shared.jobs import worker_queue
+from simfleet.shared.redis_client import check_reachable
 from simfleet.shared.settings import NODE_ENV, ROLE_ENV, load_settings
 
 WORKER_APP = "simfleet.worker.celery_main:app"
@@ -28,8 +37,14 @@ def default_concurrency(cores: int | None = None) -> int:
     return cores if cores <= 2 else cores - 1
 
 
+def node_name(role: str, device: int | None = None, tag: str | None = None) -> str:
+    """A unique node name: ``cpu[-tag]-<random>@host`` or ``gpu<device>-<random>@host``."""
+    prefix = f"gpu{device or 0}" if role == "gpu" else (f"cpu{tag}" if tag else "cpu")
+    return f"{prefix}-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+
+
 def register(families: Any) -> None:
-    """Add the ``worker`` command."""
+    """Add the ``worker``, ``watchdog`` and ``fleet`` commands."""
     parser: argparse.ArgumentParser = families.add_parser("worker", help="run a fleet worker in this process")
     parser.add_argument(
         "--role", choices=["cpu", "gpu"], required=True, help="cpu: DES replications; gpu: lifecycle job stages"
@@ -40,17 +55,20 @@ def register(families: Any) -> None:
     parser.add_argument("--loglevel", default="INFO")
     parser.add_argument("--logfile", help="log file (default: standard error)")
     parser.set_defaults(handler=_worker)
-    watchdog = families.add_parser("watchdog", help="hand the jobs of dead GPU workers to the rest of the fleet")
+    watchdog = families.add_parser("watchdog", help="hand the work of silent workers to the rest of the fleet")
     watchdog.add_argument("--once", action="store_true", help="one sweep, print what it did, exit")
     watchdog.add_argument("--interval", type=float, help="seconds between sweeps (default gpu_worker's)")
     watchdog.set_defaults(handler=_watchdog)
+    from simfleet.worker import fleet_commands
+
+    fleet_commands.register(families)
 
 
-def worker_argv(role: str, name: str, concurrency: int, queue: str, max_memory_kb: int, loglevel: str) -> list[str]:
-    """The ``celery worker`` command line of a worker of ``role``."""
+def worker_argv(name: str, concurrency: int, queues: str, max_memory_kb: int, loglevel: str) -> list[str]:
+    """The ``celery worker`` command line of one worker."""
     return [
         sys.executable, "-m", "celery", "-A", WORKER_APP, "worker",
-        "--queues", queue, "--concurrency", str(concurrency), "--pool", "prefork", "--hostname", name,
+        "--queues", queues, "--concurrency", str(concurrency), "--pool", "prefork", "--hostname", name,
         "--task-events", "--prefetch-multiplier", "1", "--max-memory-per-child", str(max_memory_kb),
         "--loglevel", loglevel,
     ]  # fmt: skip
@@ -58,18 +76,20 @@ def worker_argv(role: str, name: str, concurrency: int, queue: str, max_memory_k
 
 def _worker(args: argparse.Namespace) -> NoReturn:
     settings = load_settings()
+    for url in dict.fromkeys((settings.broker_url, settings.result_backend)):
+        check_reachable(url)
     if args.role == "gpu":
-        name = args.name or f"gpu{args.device}-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+        name = args.name or node_name("gpu", args.device)
         queues = ",".join([*stage_queues(settings).values(), worker_queue(name)])
         concurrency = 1
         os.environ["CUDA_VISIBLE_DEVICES"] = str(args.device)
         max_memory_kb = (settings.gpu_worker.memory_budget_mb * 2 + 1024) * 1024
     else:
-        name = args.name or f"cpu-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+        name = args.name or node_name("cpu")
         queues = settings.queues.des_run
         concurrency = args.concurrency or settings.cpu_worker.concurrency or default_concurrency()
         max_memory_kb = settings.cpu_worker.max_memory_per_replication_mb * 1024
-    argv = worker_argv(args.role, name, concurrency, queues, max_memory_kb, args.loglevel)
+    argv = worker_argv(name, concurrency, queues, max_memory_kb, args.loglevel)
     if args.logfile:
         argv += ["--logfile", args.logfile]
     os.environ[ROLE_ENV] = args.role
@@ -80,13 +100,11 @@ def _worker(args: argparse.Namespace) -> NoReturn:
 
 
 def _watchdog(args: argparse.Namespace) -> int:
-    import json
-    import time
-
     from simfleet.worker.watchdog import Watchdog
 
     settings = load_settings()
-    dog = Watchdog(settings)
+    check_reachable(settings.result_backend)
+    dog = Watchdog(settings, grace_s=0.0 if args.once else None)
     try:
         while True:
             for handover in dog.sweep():

@@ -1,4 +1,4 @@
-"""``simfleet fleet up|down|status``: the local fleet, and the state of any fleet."""
+"""``simfleet fleet up|down|status``: a local fleet on this machine, and the state of any fleet."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 import sys
 from typing import Any
 
-from simfleet.producer.fleet.local import LocalFleet
-from simfleet.producer.fleet.status import fleet_status
+from simfleet.shared.fleet_status import fleet_status
 from simfleet.shared.settings import load_settings
+from simfleet.worker.supervisor import LocalFleet
 
 
 def register(families: Any) -> None:

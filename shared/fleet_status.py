@@ -7,7 +7,9 @@ from typing import Any
 import redis
 
 from simfleet.shared.celery_app import PRIORITY_STEPS, create_app, priority_list
+from simfleet.shared.heartbeats import Heartbeats
 from simfleet.shared.jobs import Jobs
+from simfleet.shared.redis_client import connect, redact, translate
 from simfleet.shared.settings import Settings
 
 
@@ -16,28 +18,27 @@ def queue_lengths(client: redis.Redis, queues: list[str]) -> dict[str, int]:
     return {queue: sum(int(client.llen(priority_list(queue, step))) for step in PRIORITY_STEPS) for queue in queues}
 
 
-def active_jobs(settings: Settings) -> list[dict[str, Any]]:
+def active_jobs(client: redis.Redis) -> list[dict[str, Any]]:
     """Lifecycle jobs not finished: state, day, owner (and whether its heartbeat lives), epoch."""
-    jobs = Jobs(redis.Redis.from_url(settings.result_backend, socket_connect_timeout=2))
-    try:
-        found = []
-        for job_id in jobs.active():
-            view = jobs.get(job_id)
-            if view is not None:
-                alive = jobs.alive(view.owner)
-                found.append({"job_id": job_id, "state": view.state, "day": view.day, "days": view.days,
-                              "owner": view.owner, "owner_alive": alive, "epoch": view.epoch})  # fmt: skip
-        return found
-    finally:
-        jobs.redis.close()
+    jobs, heartbeats = Jobs(client), Heartbeats(client)
+    found = []
+    for job_id in jobs.active():
+        view = jobs.get(job_id)
+        if view is not None:
+            alive = heartbeats.alive(view.owner)
+            found.append({"job_id": job_id, "state": view.state, "day": view.day, "days": view.days,
+                          "owner": view.owner, "owner_alive": alive, "epoch": view.epoch})  # fmt: skip
+    return found
 
 
 def fleet_status(settings: Settings, timeout_s: float = 1.0) -> dict[str, Any]:
     """Ask the workers (Celery remote control) and Redis how the fleet stands."""
     app = create_app(settings, name="simfleet-status")
-    client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2)
+    client = connect(settings.broker_url, retry_s=2.0)
+    backend = connect(settings.result_backend, retry_s=2.0)
     try:
-        client.ping()
+        with translate(settings.broker_url):
+            client.ping()
         inspect = app.control.inspect(timeout=timeout_s)
         stats = inspect.stats() or {}
         active = inspect.active() or {}
@@ -65,16 +66,22 @@ def fleet_status(settings: Settings, timeout_s: float = 1.0) -> dict[str, Any]:
                 }
             )
         memory = client.info("memory")
+        nodes = Heartbeats(backend).nodes()
+        shared_queues = settings.queues.all()
+        own_queues = sorted(q for info in nodes.values() for q in info.get("queues", []) if q not in shared_queues)
         return {
-            "broker": settings.broker_url.split("@")[-1],
+            "broker": redact(settings.broker_url),
             "redis_used_memory_mb": round(int(memory.get("used_memory", 0)) / 2**20, 1),
             "queues": queue_lengths(client, settings.queues.all()),
+            "worker_queues": queue_lengths(client, own_queues),
+            "heartbeats": nodes,
             "workers": workers,
             "running": sum(w["running"] for w in workers),
             "finished": sum(w["finished"] for w in workers),
             "throughput_per_min": sum(w["throughput_per_min"] for w in workers),
-            "lifecycle_jobs": active_jobs(settings),
+            "lifecycle_jobs": active_jobs(backend),
         }
     finally:
         client.close()
+        backend.close()
         app.close()

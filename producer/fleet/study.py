@@ -1,0 +1,196 @@
+"""DES studies from the producer's side: publish one as a chord, follow it, wait for its aggregate, cancel it.
+
+A study is one ``des.run`` task per replication (task id ``<study>-<i>``, a
+:class:`~simfleet.shared.messages.study.ReplicationRequest` each) and a ``des.aggregate`` callback whose task id is
+the study id, so the study's answer is that task's result. The study's record
+(:class:`~simfleet.shared.messages.study.StudyRecord`) is kept in Redis beside the results, so that ``simfleet study
+status|list|cancel`` work from anywhere later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from celery import chord
+
+from simfleet.shared.celery_app import DES_AGGREGATE, DES_RUN
+from simfleet.shared.errors import ConfigError, FleetUnavailable, MessageError, StudyFailed
+from simfleet.shared.messages import decode, to_wire
+from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
+from simfleet.shared.messages.study import ReplicationProgress, ReplicationRequest, StudyRecord
+from simfleet.shared.settings import PRIORITIES
+from simfleet.worker.des.scenario import Scenario, load_scenario, parse_scenario
+
+if TYPE_CHECKING:
+    from simfleet.producer.fleet.client import Fleet
+
+
+@dataclass(frozen=True)
+class StudyProgress:
+    """Where a study stands: replications done, failed, running (with their progress), waiting.
+
+    Attributes:
+        study_id: the study.
+        total: replications in it.
+        done: finished.
+        failed: failed.
+        running: the running ones' latest figures.
+        finished: the aggregate is there (or the study failed or was cancelled).
+        state: ``running``, ``done``, ``failed``, ``cancelled``, or ``reconnecting`` while Redis is unreachable.
+    """
+
+    study_id: str
+    total: int
+    done: int
+    failed: int
+    running: list[ReplicationProgress] = field(default_factory=list)
+    finished: bool = False
+    state: str = "running"
+
+    @property
+    def percent(self) -> float:
+        """Share of the study's simulated time done, counting running replications by their progress."""
+        partial = sum(r.percent for r in self.running) / 100.0
+        return 100.0 * min(self.total, self.done + self.failed + partial) / self.total if self.total else 100.0
+
+    @property
+    def events_per_s(self) -> float:
+        """Summed event rate of the replications running now."""
+        return sum(r.events_per_s for r in self.running)
+
+
+OnProgress = Callable[[StudyProgress], None]
+
+
+class Study:
+    """A handle on a published DES study."""
+
+    def __init__(self, fleet: Fleet, record: StudyRecord) -> None:
+        self.fleet = fleet
+        self.record = record
+        self.id = record.study_id
+        self.task_ids = record.task_ids
+
+    def __repr__(self) -> str:
+        return f"Study({self.id!r})"
+
+    def progress(self) -> StudyProgress:
+        """Ask the result backend where every replication stands."""
+        done = failed = 0
+        running = []
+        for task_id in self.task_ids:
+            meta = self.fleet.task_meta(task_id)
+            state = meta.get("status")
+            if state == "SUCCESS":
+                done += 1
+            elif state == "FAILURE":
+                failed += 1
+            elif state == "PROGRESS" and isinstance(meta.get("result"), dict):
+                with contextlib.suppress(MessageError):
+                    running.append(decode(ReplicationProgress, meta["result"]))
+        final = self.fleet.task_meta(self.id).get("status")
+        with self.fleet.translate():
+            record = self.fleet.study_records.get(self.id) or self.record
+        if record.state == "cancelled":
+            state = "cancelled"
+        else:
+            state = {"SUCCESS": "done", "FAILURE": "failed", "REVOKED": "cancelled"}.get(final or "", "running")
+        finished = state != "running" or failed > 0
+        return StudyProgress(self.id, len(self.task_ids), done, failed, running, finished, state)
+
+    def finished(self) -> bool:
+        """Whether the study has its answer, or has failed or been cancelled."""
+        return self.progress().finished
+
+    def wait(self, timeout: float | None = None, *, poll_s: float = 0.5,
+             on_progress: OnProgress | None = None) -> StudyAggregate:  # fmt: skip
+        """Wait for the study's aggregate, calling ``on_progress(StudyProgress)`` meanwhile.
+
+        A Redis outage does not end the wait: progress reports the state ``reconnecting`` until Redis answers.
+
+        Raises:
+            StudyFailed: a replication failed, the study was cancelled, or ``timeout`` passed (``timed_out``).
+        """
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                progress = self.progress()
+            except FleetUnavailable:
+                progress = StudyProgress(self.id, len(self.task_ids), 0, 0, state="reconnecting")
+            if on_progress is not None:
+                on_progress(progress)
+            if progress.finished:
+                return self._outcome(progress)
+            if time.monotonic() > deadline:
+                raise StudyFailed(self.id, f"did not finish within {timeout} s; it goes on", error_type="Timeout",
+                                  timed_out=True)  # fmt: skip
+            time.sleep(poll_s)
+
+    result = wait
+
+    def _outcome(self, progress: StudyProgress) -> StudyAggregate:
+        if progress.state == "cancelled":
+            raise StudyFailed(self.id, "cancelled by an operator", error_type="Cancelled")
+        if progress.state == "done":
+            return decode(StudyAggregate, self.fleet.task_meta(self.id)["result"], what=f"study {self.id} aggregate")
+        for task_id in [*self.task_ids, self.id]:
+            meta = self.fleet.task_meta(task_id)
+            if meta.get("status") == "FAILURE":
+                error = meta.get("result")
+                stage = DES_AGGREGATE if task_id == self.id else f"{DES_RUN} {task_id}"
+                raise StudyFailed(self.id, str(error), stage=stage, error_type=type(error).__name__)
+        raise StudyFailed(self.id, f"ended {progress.state}", error_type="Unknown")
+
+    def summaries(self, timeout: float | None = None) -> list[ReplicationSummary]:
+        """The replications' summaries, in replication order (waits for the study first)."""
+        self.wait(timeout=timeout)
+        return [decode(ReplicationSummary, self.fleet.task_meta(t)["result"], what=f"replication {t}")
+                for t in self.task_ids]  # fmt: skip
+
+    def cancel(self) -> bool:
+        """Cancel the study: replications not started never run, running ones stop at their next slice."""
+        with self.fleet.translate():
+            record = self.fleet.study_records.cancel(self.id)
+        self.fleet.app.control.revoke([*self.task_ids, self.id])
+        return record is not None
+
+
+def publish_study(fleet: Fleet, scenario: Scenario | str | Path | dict[str, Any], *, replications: int | None,
+                  seed: int | None, priority: str) -> Study:  # fmt: skip
+    """Validate and publish a DES study (see :meth:`Fleet.run_des`)."""
+    if priority not in PRIORITIES:
+        raise ConfigError(f"must be one of {', '.join(PRIORITIES)}, got {priority!r}", key="priority")
+    if isinstance(scenario, dict):
+        scenario = parse_scenario(scenario)
+    elif not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    n = scenario.replications if replications is None else replications
+    if n < 1:
+        raise ConfigError(f"must be at least 1, got {n}", key="replications")
+    seed = scenario.seed if seed is None else seed
+    study_id = uuid.uuid4().hex
+    level = PRIORITIES[priority]
+    document = msgspec.json.encode(scenario.to_dict()).decode()
+    task_ids = [f"{study_id}-{i}" for i in range(n)]
+    requests = [ReplicationRequest(study_id=study_id, replication=i, seed=seed, scenario=document) for i in range(n)]
+    header = [
+        fleet.app.signature(DES_RUN, args=(to_wire(request),), kwargs={"study_id": study_id}, priority=level).set(
+            task_id=task_id
+        )
+        for request, task_id in zip(requests, task_ids, strict=True)
+    ]
+    callback = fleet.app.signature(DES_AGGREGATE, kwargs={"study_id": study_id}, priority=level).set(task_id=study_id)
+    record = StudyRecord(study_id=study_id, scenario=scenario.name, source=scenario.source, replications=n, seed=seed,
+                         priority=priority, created=time.time(), task_ids=task_ids)  # type: ignore[arg-type]
+    with fleet.translate():
+        fleet.study_records.create(record)
+        chord(header, body=callback, app=fleet.app).apply_async()
+    return Study(fleet, record)

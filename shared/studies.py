@@ -1,0 +1,159 @@
+"""DES studies in Redis: their records, their cancellation, and the replications each worker is running.
+
+- ``simfleet:study:<id>``: the :class:`~simfleet.shared.messages.study.StudyRecord` (JSON), so that a study can be
+  followed, listed or cancelled from anywhere later; ``simfleet:studies:index`` lists studies by creation time.
+- ``simfleet:node:<node>:running``: the replications a worker has started and not finished, each with what it
+  takes to publish it again (:class:`Running`). When the worker's heartbeat expires, the watchdog publishes them
+  again at once instead of leaving their messages to the broker's visibility timeout.
+- ``simfleet:replication:<task id>:done``: which worker's copy of a replication completes it. A replication
+  published again can run twice (its first worker was only cut off); only the first copy to finish is counted by
+  the study's chord, the other ends without a result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import redis
+
+from simfleet.shared.heartbeats import HEARTBEAT_PREFIX
+from simfleet.shared.messages import Message, decode_json
+from simfleet.shared.messages.study import ReplicationRequest, StudyRecord
+
+STUDY_KEY = "simfleet:study:{}"
+INDEX_KEY = "simfleet:studies:index"
+RUNNING_KEY = "simfleet:node:{}:running"
+RUNNING_PATTERN = "simfleet:node:*:running"
+DONE_KEY = "simfleet:replication:{}:done"
+
+_json = msgspec.json.Encoder()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Running(Message, frozen=True):
+    """A replication a worker has started: what publishing it again takes (its Celery chord membership included).
+
+    Attributes:
+        task_id: the replication's task id (kept when it is published again).
+        request: the replication's message.
+        group_id: the chord's group.
+        group_index: its place in the group.
+        chord: the chord's callback, as Celery carries it in the request.
+        priority: the Celery priority it was published with.
+        queue: the queue it came from.
+        started: when the worker started it.
+    """
+
+    task_id: str
+    request: ReplicationRequest
+    group_id: str | None = None
+    group_index: int | None = None
+    chord: dict[str, Any] | None = None
+    priority: int | None = None
+    queue: str = "des.run"
+    started: float = 0.0
+
+
+# KEYS[1] done marker, ARGV: this node, expiry, heartbeat key prefix. 1: this copy completes the replication;
+# 0: another live worker's copy already does.
+_COMPLETE = """
+local holder = redis.call('GET', KEYS[1])
+if not holder or holder == ARGV[1] or redis.call('EXISTS', ARGV[3] .. holder .. ':heartbeat') == 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+class Studies:
+    """Study records and running replications in one Redis (the result backend's).
+
+    Args:
+        client: the Redis.
+        expires_s: how long a study's record (and a replication's done marker) is kept.
+    """
+
+    def __init__(self, client: redis.Redis, *, expires_s: int = 7 * 86_400) -> None:
+        self.redis = client
+        self.expires_s = expires_s
+        self._complete = client.register_script(_COMPLETE)
+
+    # ------------------------------------------------------------------------------------------------ records
+
+    def create(self, record: StudyRecord) -> None:
+        """Keep a new study's record.
+
+        Raises:
+            ValueError: a study with this id exists.
+        """
+        if not self.redis.set(STUDY_KEY.format(record.study_id), _json.encode(record), nx=True, ex=self.expires_s):
+            raise ValueError(f"study {record.study_id} already exists")
+        self.redis.zadd(INDEX_KEY, {record.study_id: record.created})
+
+    def get(self, study_id: str) -> StudyRecord | None:
+        """The study's record, or ``None`` if unknown or expired."""
+        raw = self.redis.get(STUDY_KEY.format(study_id))
+        if raw is None:
+            return None
+        return decode_json(StudyRecord, raw, what=f"study {study_id} record")
+
+    def listed(self, limit: int = 100) -> list[StudyRecord]:
+        """The newest ``limit`` studies whose record is still kept, newest first."""
+        found = []
+        for member in self.redis.zrevrange(INDEX_KEY, 0, -1):
+            study_id = _text(member)  # type: ignore[arg-type]
+            record = self.get(study_id)
+            if record is None:
+                self.redis.zrem(INDEX_KEY, study_id)
+                continue
+            found.append(record)
+            if len(found) >= limit:
+                break
+        return found
+
+    def cancel(self, study_id: str) -> StudyRecord | None:
+        """Mark the study cancelled (its replications that have not finished end without running); its record."""
+        record = self.get(study_id)
+        if record is None:
+            return None
+        cancelled = msgspec.structs.replace(record, state="cancelled")
+        self.redis.set(STUDY_KEY.format(study_id), _json.encode(cancelled), keepttl=True)
+        return cancelled
+
+    def cancelled(self, study_id: str) -> bool:
+        """Whether the study was cancelled (a replication checks before and while it runs)."""
+        record = self.get(study_id)
+        return record is not None and record.state == "cancelled"
+
+    # ------------------------------------------------------------------------------- running replications
+
+    def started(self, node: str, running: Running) -> None:
+        """Note that ``node`` started a replication."""
+        self.redis.hset(RUNNING_KEY.format(node), running.task_id, _json.encode(running))
+
+    def finished(self, node: str, task_id: str) -> None:
+        """Note that ``node`` finished (or gave up) a replication."""
+        self.redis.hdel(RUNNING_KEY.format(node), task_id)
+
+    def nodes_running(self) -> list[str]:
+        """Nodes with replications noted as running."""
+        return sorted(_text(key).split(":")[2] for key in self.redis.scan_iter(match=RUNNING_PATTERN, count=500))
+
+    def take_running(self, node: str) -> list[Running]:
+        """Remove and return the replications noted as running on ``node`` (one step: taken once)."""
+        key = RUNNING_KEY.format(node)
+        with self.redis.pipeline() as pipe:
+            pipe.hgetall(key)
+            pipe.delete(key)
+            entries, _ = pipe.execute()
+        return [decode_json(Running, raw, what=f"running replication on {node}")
+                for raw in entries.values()]  # fmt: skip
+
+    def complete(self, task_id: str, node: str) -> bool:
+        """Whether ``node``'s copy of the replication ``task_id`` is the one that completes it (first one wins)."""
+        return bool(self._complete(keys=[DONE_KEY.format(task_id)], args=[node, self.expires_s, HEARTBEAT_PREFIX]))
