@@ -53,14 +53,18 @@ def stage_task_id(message: StageMessage) -> str:
 
 
 def publish_stage(app: Celery, message: StageMessage, queue: str, priority: str) -> None:
-    """Publish a lifecycle stage message to ``queue`` (a stage's shared queue, or a worker's own queue)."""
+    """Publish a lifecycle stage message to ``queue`` (a stage's shared queue, or a worker's own queue).
+
+    The exchange and routing key are given with the queue: the stage's route would otherwise send the message to the
+    stage's shared exchange, whatever queue is named.
+    """
     app.send_task(
         STAGE_TASKS[message.stage],
         args=(to_wire(message),),
         kwargs={"job_id": message.job_id},
-        queue=queue,
         priority=PRIORITIES[priority],
         task_id=stage_task_id(message),
+        **_route(queue),
     )
 
 

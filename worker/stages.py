@@ -78,10 +78,10 @@ def load_job_inputs(spec: JobSpec, checkpoints: Checkpoints, clickhouse_dsn: str
             raise CheckpointError(f"{where}: the inputs blob does not match the job's sha256")
         inputs = inputs_from_payload(decode(blob, where=where)["payload"])
     else:
-        from simfleet.shared.clickhouse.client import ClickHouse
         from simfleet.shared.clickhouse.inputs import ClickHouseSource
+        from simfleet.shared.clickhouse.migrations import open_db
 
-        with ClickHouse(source.dsn or clickhouse_dsn) as ch:
+        with open_db(source.dsn or clickhouse_dsn) as ch:
             inputs = ClickHouseSource(ch, source.version_date, source.version_id).load()
     inputs = replace(inputs, days=spec.days)
     validate_inputs(inputs)

@@ -184,6 +184,8 @@ class Watchdog:
                     chord=running.chord,
                     priority=running.priority,
                     queue=running.queue,
+                    exchange=running.queue,
+                    routing_key=running.queue,
                 )
                 handovers.setdefault(node, Handover(node)).replications.append(running.task_id)
 

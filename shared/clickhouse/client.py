@@ -241,6 +241,11 @@ class ClickHouse:
         result = with_retries(lambda: self.client.query(sql, **kwargs), sql[:80], attempts=self.attempts)
         return [tuple(row) for row in result.result_rows]
 
+    def columns(self, sql: str, **kwargs: Any) -> list[list[Any]]:
+        """Run a query and return its result column by column."""
+        result = with_retries(lambda: self.client.query(sql, **kwargs), sql[:80], attempts=self.attempts)
+        return [list(column) for column in result.result_columns]
+
     def insert_columns(
         self, table: str, columns: Mapping[str, Any], *, constants: Mapping[str, Any] | None = None
     ) -> None:

@@ -60,11 +60,10 @@ class ClickHouseSource:
         tables: dict[str, dict[str, Any]] = {}
         for table in input_tables():
             names = [c.name for c in table.columns if c.name not in table.partition_by]
-            result = self.ch.client.query(
+            found = self.ch.columns(
                 f"SELECT {', '.join(names)} FROM {self.ch.database}.{table.name} WHERE {where} "
                 f"ORDER BY {', '.join(k for k in table.order_by if k not in table.partition_by)}"
-            )
-            found = result.result_columns or [[] for _ in names]
+            ) or [[] for _ in names]
             columns = {}
             for values, spec in zip(found, (c for c in table.columns if c.name in names), strict=True):
                 columns[spec.name] = _to_contract(np.asarray(values, dtype=object), spec.type)

@@ -1,4 +1,8 @@
-"""The checkpoint format, the directory store and the references in Redis (a real Redis server)."""
+"""The checkpoint format, the references in Redis (a real Redis server), and their blobs in a store.
+
+The store here is a directory; tests/stores runs every store (directory, memory, S3 on moto, ClickHouse on chDB)
+through one suite.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,12 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from simfleet.shared.checkpoints import Checkpoints, DirectoryStore, decode, encode, verify
+from simfleet.shared.checkpoint_format import decode, encode, verify
+from simfleet.shared.checkpoints import Checkpoints
 from simfleet.shared.errors import CheckpointError, StaleOwner
 from simfleet.shared.jobs import Jobs
+from simfleet.shared.messages.lifecycle import JobSpec, StoreInputs
+from simfleet.shared.stores.directory import DirectoryStore
 
 
 @pytest.fixture
@@ -55,7 +62,7 @@ def test_any_flipped_byte_is_detected():
 def test_latest_skips_a_corrupted_newest_checkpoint(checkpoints, caplog):
     checkpoints.save("job", "progress", 100, {"day": 100})
     newest = checkpoints.save("job", "progress", 200, {"day": 200})
-    path = DirectoryStore.path(newest.uri)
+    path = checkpoints.store.root / newest.key
     path.write_bytes(path.read_bytes()[:-1] + b"\x00")
     restored = checkpoints.latest("job", ["progress"])
     assert restored is not None and restored.ref.day == 100 and restored.payload == {"day": 100}
@@ -78,15 +85,40 @@ def test_progress_checkpoints_are_pruned_and_results_kept(checkpoints):
     assert checkpoints.refs("job") == [] and not (checkpoints.store.root / "job").exists()
 
 
+def spec(job_id: str = "job") -> JobSpec:
+    return JobSpec(job_id=job_id, inputs=StoreInputs(key=f"{job_id}/inputs", sha256="0" * 64), days=100)
+
+
 def test_a_fenced_save_is_refused_once_the_epoch_moved_on(checkpoints):
     jobs = Jobs(checkpoints.redis)
-    jobs.create("job", {"job_id": "job"}, task_ids=[])
-    epoch = jobs.claim("job", "w1", "q1", seen_epoch=0)
-    checkpoints.save("job", "progress", 1, {"day": 1}, fence=jobs.fence("job", epoch))
-    assert jobs.release("job", "w1") == epoch + 1
+    jobs.create(spec())
+    jobs.claim("job", "w1", "q1", epoch=0, seq=0)
+    checkpoints.save("job", "progress", 1, {"day": 1}, fence=jobs.fence("job", 0))
+    assert jobs.release("job", "w1") == 1
     with pytest.raises(StaleOwner):
-        checkpoints.save("job", "progress", 2, {"day": 2}, fence=jobs.fence("job", epoch))
+        checkpoints.save("job", "progress", 2, {"day": 2}, fence=jobs.fence("job", 0))
     assert [r.day for r in checkpoints.refs("job")] == [1]
     assert len(list((checkpoints.store.root / "job").iterdir())) == 1
-    with pytest.raises(StaleOwner):
-        jobs.claim("job", "w2", "q2", seen_epoch=epoch)
+    with pytest.raises(StaleOwner, match="epoch"):
+        jobs.claim("job", "w2", "q2", epoch=0, seq=0)
+
+
+def test_a_blob_written_elsewhere_is_adopted_once_and_only_for_its_own_job_and_kind(checkpoints):
+    jobs = Jobs(checkpoints.redis)
+    jobs.create(spec())
+    inputs = checkpoints.write("job", "environment", 0, {"tables": {}})
+    other = checkpoints.write("other", "environment", 0, {"tables": {}})
+    adopted = checkpoints.adopt("job", inputs.key, "environment", 0, fence=jobs.fence("job", 0))
+    assert checkpoints.adopt("job", inputs.key, "environment", 0, fence=jobs.fence("job", 0)) == adopted
+    assert [(r.key, r.sha256) for r in checkpoints.refs("job")] == [(inputs.key, inputs.sha256)]
+    with pytest.raises(CheckpointError, match="not the environment of job job"):
+        checkpoints.adopt("job", other.key, "environment", 0)
+
+
+def test_checkpoints_of_an_ended_job_go_once_their_retention_passed(checkpoints):
+    checkpoints.save("job", "progress", 1, {"day": 1})
+    checkpoints.retention_s = 3600.0
+    assert not checkpoints.expire("job", finished=1000.0, now=1000.0 + 3599)
+    assert checkpoints.refs("job")
+    assert checkpoints.expire("job", finished=1000.0, now=1000.0 + 3601)
+    assert checkpoints.refs("job") == [] and checkpoints.store.keys("job/") == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from simfleet.shared.messages.lifecycle import JobSpec, StoreInputs
 from simfleet.worker.lifecycle.backends import get_backend
 from simfleet.worker.lifecycle.environment import build_environment
 from simfleet.worker.lifecycle.synth import synthesize
@@ -12,7 +13,8 @@ def session(job_id: str, aircraft: int = 40) -> Session:
     env = build_environment(synthesize(aircraft, 100, seed=1))
     backend = get_backend("numpy")
     backend.build(env)
-    return Session(job_id, 1, {}, env, backend)
+    spec = JobSpec(job_id=job_id, inputs=StoreInputs(key="k", sha256="0"), days=100)
+    return Session(job_id, 1, spec, env, backend)
 
 
 def test_least_recently_used_sessions_are_evicted_when_over_budget():
