@@ -47,7 +47,7 @@ def local_config(tmp_path):
         f"result_backend: redis://:fleet-pw@127.0.0.1:{port}/1\n"
         f"local_fleet: {{run_dir: {tmp_path / 'run'}, redis_port: {port}, redis_password: fleet-pw}}\n"
         f"flower: {{port: {free_port()}, user: watcher, password: flower-pw}}\n"
-        f"stores: {{checkpoint_dir: {tmp_path / 'checkpoints'}, results_dir: {tmp_path / 'results'}}}\n"
+        f"stores: {{checkpoint_url: {tmp_path / 'checkpoints'}}}\n"
         f"clickhouse_dsn: chdb://{tmp_path / 'clickhouse'}\n"
     )
     yield config
@@ -66,15 +66,12 @@ def test_fleet_up_starts_everything_flower_sees_it_and_down_stops_exactly_it(loc
 
     inputs = tmp_path / "inputs"
     write_inputs(synthesize(30, 200, seed=5), inputs, "csv")
-    fleet = Fleet.from_settings(settings)
-    try:
+    with Fleet.from_settings(settings) as fleet:
         study = fleet.run_des(SCENARIOS / "web_search_load_test.yaml", replications=3)
         job = fleet.run_lifecycle(inputs=inputs, chunk_days=100)
-        assert study.result(timeout=120)["replications"] == 3
-        summary = job.result(timeout=120)
-        assert summary["airframe_rows"] == 30 * 200 and summary["worker"].startswith("gpu0-")
-    finally:
-        fleet.close()
+        answer, summary = fleet.wait_all([study, job], timeout=120)
+        assert answer.replications == 3
+        assert summary.airframe_rows == 30 * 200 and summary.worker.startswith("gpu0-")
 
     status = simfleet("fleet", "status", "--json", config=local_config)
     assert status.returncode == 0, status.stderr
@@ -83,6 +80,9 @@ def test_fleet_up_starts_everything_flower_sees_it_and_down_stops_exactly_it(loc
     assert pools == {"cpu1": 2, "gpu0": 1}
     assert view["finished"] >= 4 + 5 and view["queues"]["des.run"] == 0
     assert view["lifecycle_jobs"] == []  # the finished job left the active set
+    assert {info["role"] for info in view["heartbeats"].values()} == {"cpu", "gpu"}
+    assert list(view["worker_queues"]) == [q for i in view["heartbeats"].values() for q in i["queues"]
+                                           if q.startswith("simfleet.worker.")]  # fmt: skip
     assert view["local_fleet"]["log_dir"].endswith("logs")
     assert all(p["alive"] for p in view["local_fleet"]["processes"])
 

@@ -10,8 +10,13 @@ import pytest
 from celery.result import AsyncResult
 
 from simfleet.shared.errors import ConfigError
+from simfleet.shared.messages import decode, to_wire
+from simfleet.shared.messages.des import ReplicationSummary
+from simfleet.shared.messages.study import ReplicationRequest
 from simfleet.shared.settings import CONFIG_ENV, load_settings
 from simfleet.worker.des.scenario import load_scenario
+
+from .conftest import wait_until
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 
@@ -67,11 +72,13 @@ def test_worker_with_bad_settings_fails_at_start_with_a_clear_message(tmp_path):
 
 def test_a_pickle_message_is_rejected_without_running(fleet, start_worker, redis_server):
     worker = start_worker(concurrency=1)
-    scenario = load_scenario(SCENARIOS / "web_search_load_test.yaml").to_dict()
+    scenario = json.dumps(load_scenario(SCENARIOS / "web_search_load_test.yaml").to_dict())
+    request = to_wire(ReplicationRequest(study_id="s1", replication=0, seed=1, scenario=scenario))
     pickled_id = f"pickled-{uuid.uuid4().hex}"
-    fleet.app.send_task("des.run", args=(scenario, 1, 0), task_id=pickled_id, serializer="pickle")
-    honest = fleet.app.send_task("des.run", args=(scenario, 1, 0))
-    assert fleet.wait_for_task(honest.id, 60, what="the msgpack message")["replication"] == 0
+    fleet.app.send_task("des.run", args=(request,), task_id=pickled_id, serializer="pickle")
+    honest = fleet.app.send_task("des.run", args=(request,))
+    wait_until(lambda: fleet.task_meta(honest.id)["status"] == "SUCCESS", "the msgpack message to run", 60)
+    assert decode(ReplicationSummary, fleet.task_meta(honest.id)["result"]).replication == 0
     client = redis_server.client(0)
     deadline = time.monotonic() + 10
     while client.llen("des.run") and time.monotonic() < deadline:

@@ -1,3 +1,7 @@
+"""DES studies on the fleet: real Redis, real CPU worker processes."""
+
+from __future__ import annotations
+
 import json
 import os
 import signal
@@ -6,7 +10,10 @@ from pathlib import Path
 import pytest
 from celery.result import AsyncResult
 
+from simfleet.producer.cli import main
 from simfleet.shared.errors import StudyFailed
+from simfleet.shared.messages import to_wire
+from simfleet.shared.messages.des import StudyAggregate
 from simfleet.worker.des.runner import run_study
 from simfleet.worker.des.scenario import load_scenario, parse_scenario
 
@@ -15,57 +22,66 @@ from .conftest import wait_until
 SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 
 
-def comparable(aggregate: dict) -> dict:
-    """The study answer without wall-clock figures and the fleet's study id."""
-    return {k: v for k, v in aggregate.items() if k not in ("run", "study_id")}
+def comparable(aggregate: StudyAggregate) -> dict:
+    """The study answer without its wall-clock figures and the fleet's study id."""
+    return {k: v for k, v in to_wire(aggregate).items() if k not in ("run", "study_id")}
 
 
 def test_fleet_study_gives_exactly_the_local_runners_aggregate(fleet, start_worker):
     worker = start_worker()
     scenario = load_scenario(SCENARIOS / "mixed_workload.yaml")
     study = fleet.run_des(scenario, replications=20, seed=123)
-    result = study.result(timeout=120)
+    result = study.wait(timeout=120)
     local = run_study(scenario, replications=20, seed=123, processes=1)
-    assert result["replications"] == 20
+    assert result.replications == 20 and result.study_id == study.id
     assert comparable(result) == comparable(local)
-    assert result["study_id"] == study.id
     progress = study.progress()
-    assert progress.done == 20 and progress.finished
+    assert progress.done == 20 and progress.finished and progress.state == "done"
     lines = [json.loads(line) for line in worker.log.read_text().splitlines() if line.startswith("{")]
     task_lines = [line for line in lines if line["task"] == "des.run"]
     assert task_lines and all(line["study_id"] == study.id and line["worker"] == worker.name for line in task_lines)
 
 
-def long_scenario():
+def long_scenario(horizon_s: float = 12_000):
     data = load_scenario(SCENARIOS / "mixed_workload.yaml").to_dict()
-    return parse_scenario({**data, "horizon_s": 12_000, "name": "mixed-long"})
+    return parse_scenario({**data, "horizon_s": horizon_s, "name": "mixed-long"})
 
 
 def test_killing_a_pool_process_mid_study_still_counts_every_replication_once(fleet, start_worker):
     worker = start_worker(concurrency=2)
     scenario = long_scenario()
     study = fleet.run_des(scenario, replications=6, seed=5)
-    running = wait_until(
-        lambda: [r for r in study.progress().running if r.get("percent", 0) > 5], "a replication in progress"
-    )
-    victim_replication = running[0]["replication"]
+    running = wait_until(lambda: [r for r in study.progress().running if r.percent > 5], "a replication in progress")
     active = fleet.app.control.inspect(destination=[worker.name], timeout=2).active()[worker.name]
-    victim = next(t for t in active if t["id"] == f"{study.id}-{victim_replication}")
+    victim = next(t for t in active if t["id"] == f"{study.id}-{running[0].replication}")
     os.kill(victim["worker_pid"], signal.SIGKILL)
-    result = study.result(timeout=240)
+    result = study.wait(timeout=240)
     assert "WorkerLostError" in worker.log.read_text()
-    assert result["replications"] == 6
-    assert [s["replication"] for s in study.summaries(timeout=10)] == list(range(6))
+    assert result.replications == 6
+    assert [s.replication for s in study.summaries(timeout=10)] == list(range(6))
     assert comparable(result) == comparable(run_study(scenario, replications=6, seed=5, processes=1))
 
 
-def test_high_priority_studies_are_served_before_background_ones(fleet, start_worker, fleet_settings):
+def test_a_whole_cpu_worker_killed_mid_study_has_its_replications_run_again_at_once(fleet, start_worker):
+    first, second = start_worker(concurrency=1), start_worker(concurrency=1)
+    scenario = long_scenario(8_000)
+    study = fleet.run_des(scenario, replications=4, seed=9)
+    wait_until(lambda: len(study.progress().running) == 2, "both workers running a replication")
+    first.kill()
+    result = study.wait(timeout=120)  # far below the broker's 12-hour visibility timeout
+    assert result.replications == 4
+    assert [s.replication for s in study.summaries(timeout=10)] == list(range(4))
+    assert comparable(result) == comparable(run_study(scenario, replications=4, seed=9, processes=1))
+    assert any(f"worker {first.name} is silent" in line and "1 replication(s) published again" in line
+               for line in second.lines())  # fmt: skip
+
+
+def test_high_priority_studies_are_served_before_background_ones(fleet, start_worker):
     scenario = load_scenario(SCENARIOS / "web_search_load_test.yaml")
     background = fleet.run_des(scenario, replications=6, seed=1, priority="background")
     high = fleet.run_des(scenario, replications=6, seed=1, priority="high")
     start_worker(concurrency=1)
-    high.result(timeout=120)
-    background.result(timeout=120)
+    fleet.wait_all([high, background], timeout=120)
 
     def finished_at(task_id):
         return AsyncResult(task_id, app=fleet.app).date_done
@@ -80,16 +96,40 @@ def test_high_priority_studies_are_served_before_background_ones(fleet, start_wo
 def test_a_replication_over_the_memory_limit_fails_with_a_clear_message(fleet, start_worker):
     start_worker(SIMFLEET_CPU_WORKER__MAX_MEMORY_PER_REPLICATION_MB="20")
     study = fleet.run_des(SCENARIOS / "web_search_load_test.yaml", replications=1)
-    with pytest.raises(StudyFailed, match=r"above the limit of 20 MiB \(cpu_worker.max_memory_per_replication_mb\)"):
-        study.result(timeout=60)
+    with pytest.raises(StudyFailed) as failure:
+        study.wait(timeout=60)
+    assert failure.value.error_type == "MemoryLimitExceeded" and failure.value.stage.startswith("des.run")
+    assert "above the limit of 20 MiB (cpu_worker.max_memory_per_replication_mb)" in failure.value.reason
+
+
+def test_a_cancelled_study_stops_and_says_so(fleet, start_worker, capsys):
+    start_worker(concurrency=1)
+    study = fleet.run_des(long_scenario(), replications=4, seed=2)
+    wait_until(lambda: study.progress().running, "a replication in progress")
+    assert main(["study", "cancel", study.id]) == 0
+    with pytest.raises(StudyFailed) as stopped:
+        study.wait(timeout=30)
+    assert stopped.value.cancelled
+    assert main(["study", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert study.id in listed and "cancelled" in listed
 
 
 def test_study_status_command_reports_progress_and_answer(fleet, start_worker, capsys):
-    from simfleet.producer.cli import main
-
     start_worker()
     study = fleet.run_des(SCENARIOS / "web_search_load_test.yaml", replications=2)
-    study.result(timeout=60)
+    study.wait(timeout=60)
     assert main(["study", "status", study.id, "--json"]) == 0
     state = json.loads(capsys.readouterr().out)
     assert state["done"] == 2 and state["finished"] and state["result"]["replications"] == 2
+
+
+def test_a_malformed_replication_message_is_rejected_and_the_worker_keeps_serving(fleet, start_worker):
+    worker = start_worker(concurrency=1)
+    fleet.app.send_task("des.run", args=({"study_id": "x", "replication": "one", "seed": 1, "scenario": "{}"},))
+    fleet.app.send_task("des.run", args=("just text", 3), kwargs={"surprise": True})
+    study = fleet.run_des(SCENARIOS / "web_search_load_test.yaml", replications=1)
+    assert study.wait(timeout=60).replications == 1
+    lines = "\n".join(worker.lines())
+    assert "rejected a malformed message: des.run message: Expected `int`, got `str` (at $.replication)" in lines
+    assert "expected one replication request, got 2 argument(s)" in lines
