@@ -144,6 +144,7 @@ class JobRecord:
         seq: the stage due (or running).
         due: the message of that stage (``None`` once the job ended).
         sent: ``"<epoch>:<seq>"`` of the due message last published.
+        started: ``"<epoch>:<seq>"`` of the stage a worker last started.
         owner: the worker holding the job live (empty when none does).
         owner_queue: that worker's own queue.
         day: days simulated and checkpointed.
@@ -163,6 +164,7 @@ class JobRecord:
     seq: int
     due: StageMessage | None
     sent: str
+    started: str
     owner: str
     owner_queue: str
     day: int
@@ -188,6 +190,11 @@ class JobRecord:
     def due_sent(self) -> bool:
         """Whether the due stage's message was published at the current epoch."""
         return self.sent == f"{self.epoch}:{self.seq}"
+
+    @property
+    def due_started(self) -> bool:
+        """Whether a worker started the due stage at the current epoch."""
+        return self.started == f"{self.epoch}:{self.seq}"
 
 
 class Jobs:
@@ -266,6 +273,7 @@ class Jobs:
             seq=int(raw.get("seq") or 0),
             due=typed(StageMessage, "due"),
             sent=raw.get("sent", ""),
+            started=raw.get("started", ""),
             owner=raw.get("owner", ""),
             owner_queue=raw.get("owner_queue", ""),
             day=int(raw.get("day") or 0),

@@ -136,6 +136,7 @@ class Stages:
             StaleEpoch: the message is not the job's due one; nothing was done.
         """
         record = self.due_record(message)
+        self.jobs.update(record.job_id, message.epoch, started=f"{message.epoch}:{message.seq}")
         if message.stage == "load":
             return self._load(record, message)
         session, timings = self._acquire(record, message)

@@ -14,7 +14,9 @@ watchdog``) then:
    so a study does not wait for the broker's visibility timeout (the first copy to finish is the one counted).
 
 It also publishes the due stage of a job that has no owner and whose due message was never published (a producer
-or a watchdog that died between recording and publishing), once the record has been still for ``grace_s``. It never
+or a watchdog that died between recording and publishing), once the record has been still for ``grace_s``; and a due
+stage whose message was lost in flight (Redis died as a worker took it: kombu removes a message from its list before
+it records it as taken), seen on two sweeps as published, not started, in no queue and held by no worker. It never
 edits the broker's private structures: recovery is always a new publication from the records.
 """
 
@@ -30,14 +32,15 @@ from typing import Any
 import msgspec
 from celery import Celery
 from kombu.entity import Exchange, Queue
+from kombu.exceptions import ChannelError
 
-from simfleet.shared.celery_app import DES_RUN, STAGE_TASKS, create_app, publish_stage, stage_queues
+from simfleet.shared.celery_app import DES_RUN, STAGE_TASKS, create_app, publish_stage, stage_queues, stage_task_id
 from simfleet.shared.checkpoints import Checkpoints
 from simfleet.shared.heartbeats import Heartbeats
 from simfleet.shared.jobs import WATCHDOG_LOCK, Jobs
 from simfleet.shared.messages import to_wire
 from simfleet.shared.messages.lifecycle import StageMessage
-from simfleet.shared.redis_client import UNAVAILABLE, connect
+from simfleet.shared.redis_client import BACKOFF_CAP_S, UNAVAILABLE, connect
 from simfleet.shared.settings import Settings
 from simfleet.shared.studies import Studies
 
@@ -89,6 +92,7 @@ class Watchdog:
         self._last_retention = 0.0
         self._quiet_until = 0.0
         self._was_down = False
+        self._suspects: dict[tuple[str, int, int], float] = {}
 
     def close(self) -> None:
         """Release connections."""
@@ -101,8 +105,9 @@ class Watchdog:
     def sweep(self) -> list[Handover]:
         """One look at every active job and every running replication; nothing if another sweep holds the lock.
 
-        After Redis was unreachable, the watchdog holds back for one heartbeat TTL: every heartbeat may have expired
-        during the outage, and live workers need one beat to show they are alive.
+        After Redis was unreachable, the watchdog holds back for a heartbeat TTL and two beats: every heartbeat may
+        have expired during the outage, and live workers need to beat again (their clients back off a little) to
+        show they are alive.
         """
         started = time.monotonic()
         try:
@@ -112,7 +117,8 @@ class Watchdog:
             raise
         if self._was_down or time.monotonic() - started > self.settings.gpu_worker.heartbeat_interval_s:
             self._was_down = False
-            self._quiet_until = time.monotonic() + self.settings.gpu_worker.heartbeat_ttl_s
+            gpu = self.settings.gpu_worker
+            self._quiet_until = time.monotonic() + gpu.heartbeat_ttl_s + 2 * gpu.heartbeat_interval_s + BACKOFF_CAP_S
         if time.monotonic() < self._quiet_until:
             return []
         lock = self.client.lock(WATCHDOG_LOCK, timeout=60)
@@ -121,6 +127,7 @@ class Watchdog:
         try:
             handovers: dict[str, Handover] = {}
             self._sweep_jobs(handovers)
+            self._sweep_lost_stages(handovers)
             self._sweep_replications(handovers)
             if time.monotonic() - self._last_retention > RETENTION_EVERY_S:
                 self._last_retention = time.monotonic()
@@ -166,6 +173,63 @@ class Watchdog:
         for owner, queue in dead_queues.items():
             if queue:
                 handovers[owner].queue_deleted = self.delete_queue(queue)
+
+    def _sweep_lost_stages(self, handovers: dict[str, Handover]) -> None:
+        """Publish again a due stage that was published, never started, and is in no queue and no worker's hands."""
+        now = time.time()
+        suspects: dict[tuple[str, int, int], float] = {}
+        targets: dict[tuple[str, int, int], tuple[StageMessage, str, str]] = {}
+        for job_id in self.jobs.active():
+            record = self.jobs.get(job_id)
+            if record is None or record.ended or record.due is None or not record.due_sent or record.due_started:
+                continue
+            if now - record.updated < self.grace_s:
+                continue
+            queue = record.owner_queue or self.shared[STAGE_TASKS[record.due.stage]]
+            if self.queue_size(queue):
+                continue
+            key = (job_id, record.epoch, record.seq)
+            suspects[key] = self._suspects.get(key, now)
+            targets[key] = (record.due, queue, record.spec.priority)
+        self._suspects = suspects
+        interval = self.settings.gpu_worker.watchdog_interval_s
+        confirmed = [key for key, since in suspects.items() if now - since >= interval]
+        if not confirmed:
+            return
+        held = self.held_task_ids()
+        for key in confirmed:
+            due, queue, priority = targets[key]
+            message = msgspec.structs.replace(due, epoch=key[1])
+            if stage_task_id(message) in held or self.jobs.get(key[0]) is None:
+                continue
+            publish_stage(self.app, message, queue, priority)
+            del self._suspects[key]
+            log.warning("job %s: stage %d (%s) was published but is in no queue and no worker's hands (lost in "
+                        "flight when the broker's connection dropped); published again to %s", key[0], key[2],
+                        message.stage, queue)  # fmt: skip
+            handovers.setdefault("", Handover("")).republished += 1
+
+    def queue_size(self, queue: str) -> int:
+        """Messages waiting in ``queue`` (all its priority levels), through kombu's passive declare.
+
+        On Redis an empty queue has no list at all, which a passive declare reports as not found: that is 0.
+        """
+        with self.app.connection_for_write() as connection:
+            declared = Queue(queue, Exchange(queue, type="direct"), routing_key=queue).bind(connection.default_channel)
+            try:
+                return int(declared.queue_declare(passive=True).message_count)
+            except ChannelError:
+                return 0
+
+    def held_task_ids(self) -> set[str]:
+        """Task ids the live workers are running or hold reserved (Celery's remote control)."""
+        live = len(self.heartbeats.nodes())
+        inspect = self.app.control.inspect(timeout=1.0, limit=live or None)
+        held: set[str] = set()
+        for replies in (inspect.active() or {}, inspect.reserved() or {}):
+            for requests in replies.values():
+                held.update(str(request.get("id")) for request in requests)
+        return held
 
     def _sweep_replications(self, handovers: dict[str, Handover]) -> None:
         for node in self.studies.nodes_running():
