@@ -104,3 +104,17 @@ def test_a_gpu_worker_killed_while_loading_hands_the_job_on_within_seconds(fleet
     summary = job.wait(timeout=120)
     assert summary.worker == heir.name and summary.epoch == 1
     assert handed_on_s < 20, f"handed on after {handed_on_s:.1f} s"
+
+
+def test_a_stage_lost_in_flight_is_published_again_by_the_watchdog(fleet, start_worker, tmp_path):
+    from simfleet.producer.fleet.lifecycle import resolve_inputs
+    from simfleet.shared.messages.lifecycle import JobSpec
+
+    inputs = make_inputs(tmp_path / "inputs", 40, 200, seed=2)
+    source, days = resolve_inputs(fleet, "lost", inputs, days=None, via="store")
+    first = fleet.records.create(JobSpec(job_id="lost", inputs=source, days=days, chunk_days=100))
+    fleet.records.mark_sent("lost", first.epoch, first.seq)  # recorded as published, but no queue holds it
+    worker = start_worker(role="gpu")
+    summary = fleet.job("lost").wait(timeout=60)
+    assert summary.airframe_rows == 40 * 200
+    assert any("job lost: stage 0 (load) was published but is in no queue" in line for line in worker.lines())
