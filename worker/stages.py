@@ -313,7 +313,6 @@ class Stages:
         for ref in self.checkpoints.result_refs(session.job_id, session.env.days):
             try:
                 payload = self.checkpoints.read(ref)["payload"]
-                yield payload["airframe"], payload["daily"]
             except CheckpointError as exc:
                 log.warning(
                     "job %s: result chunk of days %d..%d unreadable (%s); computing it again",
@@ -323,6 +322,11 @@ class Stages:
                     exc,
                 )
                 yield self.recompute(session, ref.first_day, ref.day)
+                continue
+            chunk = (payload["airframe"], payload["daily"])
+            del payload  # one chunk in memory: this one goes before the next is read
+            yield chunk
+            del chunk
 
     def recompute(self, session: Session, first_day: int, end_day: int) -> tuple[Columns, Columns]:
         """The MP2 of days ``first_day .. end_day - 1``, simulated again, and saved as a result checkpoint.

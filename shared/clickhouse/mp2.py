@@ -46,6 +46,7 @@ def export_mp2_chunks(
                 per_airframe = True
                 airframe_writer.write(airframe)
             daily_writer.write(daily)
+            del airframe, daily  # let this chunk go before the next one is read
         reports = []
         if per_airframe:
             expected = airframes * days if airframes is not None and days is not None else None
