@@ -65,12 +65,16 @@ def register(families: Any) -> None:
 
 
 def worker_argv(name: str, concurrency: int, queues: str, max_memory_kb: int, loglevel: str) -> list[str]:
-    """The ``celery worker`` command line of one worker."""
+    """The ``celery worker`` command line of one worker.
+
+    Without mingle and gossip: the fleet keeps its state in Redis records (cancellations included), so a worker
+    need not sync revoked ids with its neighbours at start (a second lost per start) or chatter with them.
+    """
     return [
         sys.executable, "-m", "celery", "-A", WORKER_APP, "worker",
         "--queues", queues, "--concurrency", str(concurrency), "--pool", "prefork", "--hostname", name,
         "--task-events", "--prefetch-multiplier", "1", "--max-memory-per-child", str(max_memory_kb),
-        "--loglevel", loglevel,
+        "--without-mingle", "--without-gossip", "--loglevel", loglevel,
     ]  # fmt: skip
 
 

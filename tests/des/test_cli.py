@@ -46,7 +46,9 @@ def test_bad_scenario_exits_with_a_message_naming_the_file_and_key(capsys, tmp_p
 
 
 def test_des_validate_passes_every_case_of_the_model(capsys):
-    code = main(["des", "validate", "--json"])
+    # At 0.4 of the default horizons (the command's default is the full scale): the same cases and tolerances, the
+    # worst error at about two thirds of its tolerance, in a third of the time.
+    code = main(["des", "validate", "--scale", "0.4", "--json"])
     rows = json.loads(capsys.readouterr().out)
     failed = [row for row in rows if not row["passed"]]
     assert failed == []

@@ -59,6 +59,12 @@ class RedisServer:
         self.process.kill()
         self.process.wait(10)
 
+    def discard(self) -> None:
+        """End the worker at once at the end of a test (its warm shutdown would only cost time)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -152,6 +158,12 @@ class Worker:
         self.signal(signal.SIGKILL)
         self.process.wait(10)
 
+    def discard(self) -> None:
+        """End the worker at once at the end of a test (its warm shutdown would only cost time)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGCONT)
@@ -188,7 +200,7 @@ def start_worker(fleet_settings: Settings, fleet: Fleet, tmp_path: Path) -> Iter
 
     yield start
     for worker in workers:
-        worker.stop()
+        worker.discard()
 
 
 @pytest.fixture

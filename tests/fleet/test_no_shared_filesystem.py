@@ -55,7 +55,7 @@ def test_a_job_completes_across_machines_that_share_no_directory(redis_server, s
             job.export(out)
         finally:
             for worker in workers:
-                worker.stop()
+                worker.discard()
     assert_mp2_is_the_local_runs(out, make_inputs(tmp_path / "same-inputs", 4000, 1095, seed=3))
     blobs = fleet.checkpoints().store.keys(f"{job.id}/")
     assert blobs and any("environment" in key for key in blobs)

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import signal
 import time
-from pathlib import Path
 
 import msgspec
-import pytest
 
 from simfleet.shared.celery_app import LIFECYCLE_CREATE, LIFECYCLE_EXECUTE
 from simfleet.shared.messages import to_wire
@@ -21,30 +19,29 @@ from .conftest import wait_until
 from .lifecycle_helpers import assert_mp2_is_the_local_runs, make_inputs, send_stage, wait_for_stage
 
 
-@pytest.fixture
-def big_inputs(tmp_path: Path) -> Path:
-    return make_inputs(tmp_path / "big-inputs", 4000, 1095, seed=3)
-
-
 def test_an_owner_paused_while_the_watchdog_hands_its_job_on_cannot_write_when_it_wakes(
-    fleet, start_worker, big_inputs, tmp_path
+    fleet, start_worker, tmp_path
 ):
-    first, second = start_worker(role="gpu"), start_worker(role="gpu")
-    job = fleet.run_lifecycle(inputs=big_inputs, chunk_days=365, sink="none")
-    wait_for_stage(fleet, job.id, 3)
+    inputs = make_inputs(tmp_path / "inputs", 6000, 1095, seed=3)
+    often = {"SIMFLEET_GPU_WORKER__PROGRESS_INTERVAL_S": "0.02"}  # a report every 20 ms: the test sees the stage early
+    first, second = start_worker(role="gpu", **often), start_worker(role="gpu", **often)
+    job = fleet.run_lifecycle(inputs=inputs, chunk_days=1095, sink="none")  # one execute stage of about half a second
+    wait_until(lambda: (r := job.record()).started == "0:2" and r.progress is not None and r.progress.day < 400,
+               "the execute stage's first third", timeout_s=120, interval_s=0.005)  # fmt: skip
     owner = job.record().owner
     paused, other = (first, second) if owner == first.name else (second, first)
-    paused.signal(signal.SIGSTOP)  # cut off: alive, holding its messages, but silent
+    paused.signal(signal.SIGSTOP)  # cut off mid-stage: alive, holding its message, but silent
     wait_until(lambda: job.record().epoch == 1, "the watchdog to take the job from the silent owner", timeout_s=30)
     handed_on = time.time()
     paused.signal(signal.SIGCONT)  # it wakes up mid-stage, with the old epoch, and keeps consuming its queue
     summary = job.wait(timeout=240)
-    assert summary.worker == other.name and summary.epoch == 1
+    assert summary.worker == other.name and summary.epoch == 1 and summary.restores == 1
     stale = [ref for ref in fleet.checkpoints().refs(job.id) if ref.epoch == 0 and ref.created > handed_on]
     assert stale == []  # nothing the woken owner wrote after the handover was published
-    wait_until(lambda: any("refused" in line for line in paused.lines()), "the woken owner to be refused", 30)
+    wait_until(lambda: any(f"refused: job {job.id}" in line for line in paused.lines()), "the woken owner's refusal",
+               timeout_s=60)  # fmt: skip
     job.export(tmp_path / "out")
-    assert_mp2_is_the_local_runs(tmp_path / "out", big_inputs)
+    assert_mp2_is_the_local_runs(tmp_path / "out", inputs)
 
 
 def test_a_duplicate_stage_message_is_refused_and_runs_nothing_twice(fleet, start_worker, tmp_path):
