@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The suite runs in 4 processes: most fleet tests wait on Redis and worker processes rather than compute.
+PYTEST_WORKERS ?= 4
 
 .PHONY: install test lint unit bench demo clean
 
@@ -26,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 ## make test: lint plus the whole suite (what CI runs)
 test: lint unit

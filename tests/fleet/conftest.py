@@ -88,7 +88,7 @@ def settings_text(server: RedisServer, tmp_path: Path, checkpoint_url: str | Non
         f"result_backend: {server.url}/1\n"
         "redis_retry_s: 30\n"
         "cpu_worker: {progress_interval_s: 0.2}\n"
-        "gpu_worker: {heartbeat_interval_s: 0.3, heartbeat_ttl_s: 1.5, watchdog_interval_s: 0.3,"
+        "gpu_worker: {heartbeat_interval_s: 0.3, heartbeat_ttl_s: 3.0, watchdog_interval_s: 0.3,"
         " progress_interval_s: 0.2}\n"
         f"stores: {{checkpoint_url: '{checkpoint_url or (tmp_path / 'checkpoints').as_uri()}'}}\n"
         f"clickhouse_dsn: chdb://{tmp_path / 'clickhouse'}\n"

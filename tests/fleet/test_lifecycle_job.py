@@ -44,6 +44,7 @@ def test_a_job_through_the_fleet_gives_the_local_runs_mp2(fleet, start_worker, i
     assert seen[-1].state == "done" and seen[-1].finished
 
 
+@pytest.mark.death
 def test_killing_the_owners_pool_process_mid_execute_resumes_from_the_checkpoint(fleet, start_worker, big_inputs,
                                                                                  tmp_path):  # fmt: skip
     worker = start_worker(role="gpu")
@@ -58,6 +59,7 @@ def test_killing_the_owners_pool_process_mid_execute_resumes_from_the_checkpoint
     assert_mp2_is_the_local_runs(tmp_path / "out", big_inputs)
 
 
+@pytest.mark.death
 def test_killing_the_whole_owner_lets_a_second_worker_finish(fleet, start_worker, big_inputs, tmp_path):
     first, second = start_worker(role="gpu"), start_worker(role="gpu")
     job = fleet.run_lifecycle(inputs=big_inputs, chunk_days=365, sink="none")
@@ -163,6 +165,7 @@ def test_the_command_line_submits_follows_lists_and_inspects_a_job(fleet, start_
     assert "not known to this fleet" in capsys.readouterr().err
 
 
+@pytest.mark.death
 def test_the_watchdog_command_hands_a_dead_owners_job_to_the_next_worker(fleet, start_worker, big_inputs, tmp_path,
                                                                           capsys):  # fmt: skip
     victim = start_worker(role="gpu")

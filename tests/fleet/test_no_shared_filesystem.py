@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 from simfleet.producer.fleet.client import Fleet
 from simfleet.shared.messages import to_wire
 from simfleet.shared.settings import CONFIG_ENV, ROLE_ENV, load_settings
@@ -21,6 +23,7 @@ from .conftest import Worker, settings_text
 from .lifecycle_helpers import assert_mp2_is_the_local_runs, make_inputs, wait_for_stage
 
 
+@pytest.mark.death
 @needs_moto
 def test_a_job_completes_across_machines_that_share_no_directory(redis_server, s3_endpoint, s3_bucket, tmp_path,
                                                                  monkeypatch):  # fmt: skip

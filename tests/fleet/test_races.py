@@ -10,6 +10,7 @@ import signal
 import time
 
 import msgspec
+import pytest
 
 from simfleet.shared.celery_app import LIFECYCLE_CREATE, LIFECYCLE_EXECUTE
 from simfleet.shared.messages import to_wire
@@ -19,6 +20,7 @@ from .conftest import wait_until
 from .lifecycle_helpers import assert_mp2_is_the_local_runs, make_inputs, send_stage, wait_for_stage
 
 
+@pytest.mark.death
 def test_an_owner_paused_while_the_watchdog_hands_its_job_on_cannot_write_when_it_wakes(
     fleet, start_worker, tmp_path
 ):
@@ -87,6 +89,7 @@ def test_a_job_whose_first_stage_was_never_published_is_published_by_the_watchdo
     assert summary.airframe_rows == 40 * 200 and summary.worker == worker.name
 
 
+@pytest.mark.death
 def test_a_gpu_worker_killed_while_loading_hands_the_job_on_within_seconds(fleet, start_worker, tmp_path):
     inputs = make_inputs(tmp_path / "inputs", 20_000, 730, seed=6)
     victim = start_worker(role="gpu")

@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from simfleet.shared.settings import CONFIG_ENV
 from simfleet.worker.des.runner import run_study
 from simfleet.worker.des.scenario import load_scenario, parse_scenario
@@ -39,6 +41,7 @@ def outage(redis_server, after: threading.Event) -> threading.Thread:
     return thread
 
 
+@pytest.mark.death
 def test_a_lifecycle_job_completes_across_a_redis_restart(fleet, start_worker, redis_server, tmp_path):
     inputs = make_inputs(tmp_path / "inputs", 3000, 1460, seed=12)
     start_worker(role="gpu")
@@ -62,6 +65,7 @@ def test_a_lifecycle_job_completes_across_a_redis_restart(fleet, start_worker, r
     assert_mp2_is_the_local_runs(tmp_path / "out", inputs)
 
 
+@pytest.mark.death
 def test_a_des_study_completes_across_a_redis_restart(fleet, start_worker, redis_server):
     start_worker(concurrency=2)
     data = load_scenario(SCENARIOS / "mixed_workload.yaml").to_dict()

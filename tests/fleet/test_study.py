@@ -47,6 +47,7 @@ def long_scenario(horizon_s: float = 12_000):
     return parse_scenario({**data, "horizon_s": horizon_s, "name": "mixed-long"})
 
 
+@pytest.mark.death
 def test_killing_a_pool_process_mid_study_still_counts_every_replication_once(fleet, start_worker):
     worker = start_worker(concurrency=2)
     scenario = long_scenario()
@@ -62,6 +63,7 @@ def test_killing_a_pool_process_mid_study_still_counts_every_replication_once(fl
     assert comparable(result) == comparable(run_study(scenario, replications=6, seed=5, processes=1))
 
 
+@pytest.mark.death
 def test_a_whole_cpu_worker_killed_mid_study_has_its_replications_run_again_at_once(fleet, start_worker):
     first, second = start_worker(concurrency=1), start_worker(concurrency=1)
     scenario = long_scenario(8_000)
