@@ -27,6 +27,7 @@ import msgspec
 from simfleet.shared.celery_app import LIFECYCLE_LOAD, publish_stage, stage_queues, stage_task_id
 from simfleet.shared.errors import ConfigError, FleetUnavailable, JobFailed, MessageError
 from simfleet.shared.jobs import JobRecord
+from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES, LifecycleInputs
 from simfleet.shared.messages import decode
 from simfleet.shared.messages.lifecycle import (
     ClickHouseInputs,
@@ -38,6 +39,7 @@ from simfleet.shared.messages.lifecycle import (
     StageProgress,
     StoreInputs,
 )
+from simfleet.shared.settings import PRIORITIES
 
 if TYPE_CHECKING:
     from simfleet.producer.fleet.client import Fleet
@@ -207,7 +209,7 @@ def new_job_id() -> str:
 def resolve_inputs(
     fleet: Fleet,
     job_id: str,
-    inputs: str | Path | Inputs,
+    inputs: str | Path | Inputs | LifecycleInputs,
     *,
     days: int | None,
     via: Literal["store", "clickhouse"],
@@ -215,8 +217,8 @@ def resolve_inputs(
 ) -> tuple[Inputs, int]:
     """The inputs a job's message names, and its horizon.
 
-    A directory is validated here, then written to the checkpoint store (or imported into ClickHouse as a new version);
-    a ClickHouse version or an inputs blob is taken as it is.
+    A directory is validated here (or inputs already validated are taken), then written to the checkpoint store (or
+    imported into ClickHouse as a new version); a ClickHouse version or an inputs blob is taken as it is.
 
     Raises:
         InputError, ConfigError: the directory's inputs are invalid (naming the file, row and field).
@@ -227,7 +229,7 @@ def resolve_inputs(
         return inputs, days
     from simfleet.worker.lifecycle.inputs import inputs_payload, load_inputs
 
-    loaded = load_inputs(Path(inputs), days=days)
+    loaded = inputs if isinstance(inputs, LifecycleInputs) else load_inputs(Path(inputs), days=days)
     if via == "clickhouse":
         from simfleet.shared.clickhouse.inputs import import_inputs
         from simfleet.shared.clickhouse.migrations import open_db
@@ -266,11 +268,23 @@ def submit(
     job_id = job_id or new_job_id()
     options = {"job_id": job_id, "chunk_days": chunk_days, "persistent": persistent, "backend": backend,
                "log": log, "priority": priority}  # fmt: skip
-    check = decode(JobSpec, {**options, "inputs": {"kind": "store", "key": "-", "sha256": "-"}, "days": days or 1},
-                   what="lifecycle job")  # fmt: skip
+    try:
+        check = decode(JobSpec, {**options, "inputs": {"kind": "store", "key": "-", "sha256": "-"}, "days": days or 1})
+    except MessageError as exc:  # a caller's option out of its range: name the option and what it may be
+        key = exc.path.removeprefix("$.")
+        choices = {"backend": BACKENDS, "priority": tuple(PRIORITIES), "log": LOG_MODES}.get(key)
+        reason = f"{exc.reason} (one of: {', '.join(choices)})" if choices else exc.reason
+        raise ConfigError(reason, key=key or None) from exc
+    given: Inputs | LifecycleInputs
+    if isinstance(inputs, StoreInputs | ClickHouseInputs):
+        given = inputs
+    else:  # a directory: its inputs are checked here, before anything else
+        from simfleet.worker.lifecycle.inputs import load_inputs
+
+        given = load_inputs(Path(inputs), days=days)
     if fleet.jobs_exists(job_id):
         raise ConfigError(f"a job called {job_id} already exists", key="job_id")
-    source, horizon = resolve_inputs(fleet, job_id, inputs, days=days, via=via)
+    source, horizon = resolve_inputs(fleet, job_id, given, days=days, via=via)
     spec = JobSpec(job_id=check.job_id, inputs=source, days=horizon, chunk_days=check.chunk_days,
                    persistent=check.persistent, sink=sink or ClickHouseSink(), backend=check.backend, log=check.log,
                    priority=check.priority)  # fmt: skip
