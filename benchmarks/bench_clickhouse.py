@@ -16,19 +16,15 @@ import argparse
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from simfleet.shared.clickhouse.client import ClickHouse  # noqa: E402
-from simfleet.shared.clickhouse.export import DEFAULT_BATCH_ROWS  # noqa: E402
-from simfleet.shared.clickhouse.migrations import init_db  # noqa: E402
-from simfleet.shared.clickhouse.mp2 import export_mp2  # noqa: E402
-from simfleet.worker.lifecycle.run import MemorySink, run_local  # noqa: E402
-from simfleet.worker.lifecycle.synth import synthesize  # noqa: E402
+from simfleet.shared.clickhouse.client import ClickHouse
+from simfleet.shared.clickhouse.export import DEFAULT_BATCH_ROWS
+from simfleet.shared.clickhouse.migrations import init_db
+from simfleet.shared.clickhouse.mp2 import export_mp2
+from simfleet.worker.lifecycle.run import MemorySink, run_local
+from simfleet.worker.lifecycle.synth import synthesize
 
 
 def main() -> int:

@@ -21,17 +21,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import redis
+
+from simfleet.producer.fleet.client import Fleet
+from simfleet.shared.settings import CONFIG_ENV, ROLE_ENV, load_settings
+from simfleet.worker.des.aggregate import aggregate
+from simfleet.worker.des.runner import run_replications
+from simfleet.worker.des.scenario import load_scenario, parse_scenario
+from simfleet.worker.supervisor import redis_server_binary, wait_for
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import redis  # noqa: E402
-
-from simfleet.producer.fleet.client import Fleet  # noqa: E402
-from simfleet.producer.fleet.local import redis_server_binary, wait_for  # noqa: E402
-from simfleet.shared.settings import CONFIG_ENV, ROLE_ENV, load_settings  # noqa: E402
-from simfleet.worker.des.aggregate import aggregate  # noqa: E402
-from simfleet.worker.des.runner import run_replications  # noqa: E402
-from simfleet.worker.des.scenario import load_scenario, parse_scenario  # noqa: E402
 
 
 def free_port() -> int:
@@ -56,7 +55,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 def timed_study(fleet: Fleet, scenario, replications: int) -> float:  # type: ignore[no-untyped-def]
     started = time.perf_counter()
-    fleet.run_des(scenario, replications=replications, seed=7).result(timeout=3600)
+    fleet.run_des(scenario, replications=replications, seed=7).wait(timeout=3600)
     return time.perf_counter() - started
 
 

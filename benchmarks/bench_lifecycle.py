@@ -35,15 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from simfleet.worker.lifecycle.backends import get_backend  # noqa: E402
-from simfleet.worker.lifecycle.environment import Environment, build_environment  # noqa: E402
-from simfleet.worker.lifecycle.inputs import load_inputs, write_inputs  # noqa: E402
-from simfleet.worker.lifecycle.run import MemorySink, run_local  # noqa: E402
-from simfleet.worker.lifecycle.synth import synthesize  # noqa: E402
-from tests.lifecycle.oracle import oracle_run  # noqa: E402
+from simfleet.worker.lifecycle.backends import get_backend
+from simfleet.worker.lifecycle.environment import Environment, build_environment
+from simfleet.worker.lifecycle.inputs import load_inputs, write_inputs
+from simfleet.worker.lifecycle.run import MemorySink, run_local
+from simfleet.worker.lifecycle.synth import synthesize
+from tests.lifecycle.oracle import oracle_run
 
 REFERENCE_S = 22.0 + 5.0
 
@@ -61,8 +58,7 @@ def jit_first_call() -> tuple[float, str]:
 
 
 COLD_JIT = """
-import sys, time
-sys.path.insert(0, {root!r})
+import time
 started = time.perf_counter()
 import numba
 imported = time.perf_counter()
@@ -79,7 +75,7 @@ def jit_cold() -> tuple[float, float]:
     """Seconds to import numba and to compile the kernels from scratch, in a fresh process with an empty cache."""
     with tempfile.TemporaryDirectory() as cache:
         result = subprocess.run(
-            [sys.executable, "-c", COLD_JIT.format(root=str(ROOT))],
+            [sys.executable, "-c", COLD_JIT],
             env={**os.environ, "NUMBA_CACHE_DIR": cache},
             capture_output=True,
             text=True,

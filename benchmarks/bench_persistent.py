@@ -27,14 +27,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from simfleet.producer.fleet.client import Fleet
+from simfleet.shared.settings import CONFIG_ENV, ROLE_ENV, load_settings
+from simfleet.worker.lifecycle.inputs import write_inputs
+from simfleet.worker.lifecycle.synth import synthesize
+from simfleet.worker.supervisor import redis_server_binary, wait_for
 
-from simfleet.producer.fleet.client import Fleet  # noqa: E402
-from simfleet.producer.fleet.local import redis_server_binary, wait_for  # noqa: E402
-from simfleet.shared.settings import CONFIG_ENV, ROLE_ENV, load_settings  # noqa: E402
-from simfleet.worker.lifecycle.inputs import write_inputs  # noqa: E402
-from simfleet.worker.lifecycle.synth import synthesize  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 WORK_KEYS = ("load", "create", "run", "checkpoint", "restore", "export")
 
@@ -46,19 +45,18 @@ def free_port() -> int:
 
 
 def run_job(fleet: Fleet, inputs: Path, chunk_days: int, persistent: bool, backend: str) -> dict[str, float]:
-    job = fleet.run_lifecycle(
-        inputs=inputs, chunk_days=chunk_days, persistent=persistent, backend=backend, sink={"kind": "none"}
-    )
-    summary = job.result(timeout=7200, poll_s=0.05)
-    wall = summary["end_to_end_s"]  # from publication to the export's end, as the job records it
-    stages = 3 + -(-summary["days"] // chunk_days)
-    work = sum(summary["timings_s"].get(key, 0.0) for key in WORK_KEYS)
+    job = fleet.run_lifecycle(inputs=inputs, chunk_days=chunk_days, persistent=persistent, backend=backend,
+                              sink="none")  # fmt: skip
+    summary = job.wait(timeout=7200, poll_s=0.05)
+    wall = summary.end_to_end_s  # from publication to the export's end, as the job records it
+    stages = 3 + -(-summary.days // chunk_days)
+    work = sum(summary.timings_s.get(key, 0.0) for key in WORK_KEYS)
     return {
         "wall_s": wall,
         "stages": stages,
         "overhead_ms": 1000 * max(0.0, wall - work) / stages,
-        "restore_s": summary["timings_s"].get("restore", 0.0),
-        "restores": summary["restores"],
+        "restore_s": summary.timings_s.get("restore", 0.0),
+        "restores": summary.restores,
     }
 
 
@@ -86,7 +84,7 @@ def main() -> int:
         config = tmp / "fleet.yaml"
         config.write_text(
             f"broker_url: redis://:bench@127.0.0.1:{port}/0\nresult_backend: redis://:bench@127.0.0.1:{port}/1\n"
-            f"stores: {{checkpoint_dir: {tmp / 'checkpoints'}}}\n"
+            f"stores: {{checkpoint_url: {tmp / 'checkpoints'}}}\n"
             "gpu_worker: {memory_budget_mb: 16384, checkpoint_keep: 2}\n"
         )
         settings = load_settings(config, env={})
