@@ -15,7 +15,7 @@ COPY pyproject.toml README.md ./
 COPY shared/ shared/
 COPY worker/ worker/
 COPY producer/ producer/
-RUN pip install . && rm -rf /src/*
+RUN pip install '.[s3]' && rm -rf /src/*
 
 WORKDIR /app
 COPY config/ /app/config/

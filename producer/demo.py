@@ -121,7 +121,7 @@ def _fleet_command(command: str) -> bool:
     done = subprocess.run([sys.executable, "-m", "simfleet.producer.cli", "fleet", command],
                           capture_output=True, text=True, check=False)  # fmt: skip
     for line in done.stdout.splitlines():
-        print(f"   {line}")
+        print(f"   {line.strip()}")
     if done.returncode != 0:
         if command == "up" and "already up" in done.stderr:
             print("   a local fleet is already up: using it")

@@ -119,6 +119,8 @@ def test_lifecycle_producer_synthesizes_then_submits_through_the_fleet() -> None
     submit_args = build_parser().parse_args(submit[1:])
     assert (synth_args.aircraft, synth_args.days) == (279, 3650)
     assert submit_args.fleet and submit_args.to_clickhouse and str(submit_args.inputs) == str(synth_args.out)
+    assert submit_args.via == "clickhouse"  # the inputs reach the workers through ClickHouse, not a shared directory
+    assert "volumes" not in SERVICES["lifecycle-producer"]
 
 
 def test_every_compose_variable_has_a_default_so_no_env_file_is_needed() -> None:
@@ -277,7 +279,7 @@ def test_dockerfile_builds_on_python_311_or_newer_and_installs_the_project() -> 
     match = re.fullmatch(r"python:3\.(\d+)(-slim)?(\S*)", base)
     assert match and int(match.group(1)) >= 11, base
     runs = [rest for keyword, rest in instructions if keyword == "RUN"]
-    assert any(re.search(r"pip install (\.|/\S+)(\s|$)", run) for run in runs)
+    assert any(re.search(r"pip install '?(\.|/\S+)(\[s3\])?'?(\s|$)", run) for run in runs)  # with the S3 store
     copied = " ".join(rest for keyword, rest in instructions if keyword == "COPY")
     for needed in ("pyproject.toml", "shared/", "worker/", "producer/", "config/"):
         assert needed in copied
