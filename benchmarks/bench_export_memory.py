@@ -5,7 +5,7 @@ Run: ``.venv/bin/python benchmarks/bench_export_memory.py [--aircraft 20000] [--
 The MP2 of a synthetic fleet (20,000 airframes x 3,650 days = 73 M rows by default; numba backend) is written as
 result checkpoints, one per chunk of days, exactly as the execute stages write them. Each export then runs in a
 fresh process that reads the checkpoints back and writes MP2 into an embedded ClickHouse (chDB), and reports its
-peak resident memory (``ru_maxrss``):
+peak resident memory (``VmHWM``, the process's own high-water mark):
 
 - ours: :func:`simfleet.shared.clickhouse.mp2.export_mp2_chunks`, one chunk in memory at a time (the export stage);
 - peer: the way the export stage worked before, which concatenated every chunk into one table and exported that
@@ -31,7 +31,7 @@ from simfleet.worker.lifecycle.sinks import Sink
 from simfleet.worker.lifecycle.synth import synthesize
 
 EXPORT = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 import numpy as np
 from simfleet.shared.checkpoint_format import decode
@@ -59,7 +59,9 @@ with open_db(f"chdb://{folder}/ch-{mode}") as ch:
         del parts
         export_mp2(ch, "bench", whole[0], whole[1], airframes=airframes, days=days)
     rows = ch.rows(f"SELECT count() FROM {ch.database}.mp2 WHERE job_id = 'bench'")[0][0]
-print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+# VmHWM, this process's own peak: ru_maxrss would carry over the parent's size at fork, across exec
+peak_kib = int(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
+print(json.dumps({"peak_mib": peak_kib / 1024,
                   "seconds": time.perf_counter() - started, "rows": rows}))
 """
 

@@ -19,29 +19,16 @@ end of export.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
+from harness import BenchFleet
+
 from simfleet.producer.fleet.client import Fleet
-from simfleet.shared.settings import CONFIG_ENV, ROLE_ENV, load_settings
 from simfleet.worker.lifecycle.inputs import write_inputs
 from simfleet.worker.lifecycle.synth import synthesize
-from simfleet.worker.supervisor import redis_server_binary, wait_for
-
-ROOT = Path(__file__).resolve().parents[1]
 
 WORK_KEYS = ("load", "create", "run", "checkpoint", "restore", "export")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run_job(fleet: Fleet, inputs: Path, chunk_days: int, persistent: bool, backend: str) -> dict[str, float]:
@@ -74,56 +61,27 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        port = free_port()
-        redis_process = subprocess.Popen(
-            [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--requirepass", "bench",
-             "--save", "", "--appendonly", "no", "--dir", str(tmp)], stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        config = tmp / "fleet.yaml"
-        config.write_text(
-            f"broker_url: redis://:bench@127.0.0.1:{port}/0\nresult_backend: redis://:bench@127.0.0.1:{port}/1\n"
-            f"stores: {{checkpoint_url: {tmp / 'checkpoints'}}}\n"
-            "gpu_worker: {memory_budget_mb: 16384, checkpoint_keep: 2}\n"
-        )
-        settings = load_settings(config, env={})
-        node = f"bench-gpu@{socket.gethostname()}"
-        env = {**os.environ, CONFIG_ENV: str(config), ROLE_ENV: "gpu", "SIMFLEET_LOG_FORMAT": "json"}
-        worker_log = (tmp / "worker.out").open("wb")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "simfleet.producer.cli", "worker", "--role", "gpu", "--name", node,
-             "--logfile", str(tmp / "worker.log"), "--loglevel", "WARNING"],
-            env=env, start_new_session=True, cwd=ROOT, stdout=worker_log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        fleet = Fleet.from_settings(settings)
-        try:
-            wait_for(lambda: bool(fleet.app.control.ping(destination=[node], timeout=0.5)), "the GPU worker", 60)
-            print(f"{'backend':<8}  {'airframes':>9} x {'days':<5}  {'persistent s':>12}  {'reload s':>9}  "
-                  f"{'ratio':>6}  {'overhead ms/stage (p / r)':>26}  restores (p / r)")  # fmt: skip
-            for size in args.sizes:
-                inputs = tmp / f"inputs-{size}"
-                write_inputs(synthesize(size, args.days, seed=1), inputs, "parquet")
-                for backend in args.backends:
-                    run_job(fleet, inputs, args.chunk_days, True, backend)  # warm-up: imports, JIT cache, page cache
-                    best: dict[bool, dict[str, float]] = {}
-                    for repeat in range(args.repeats):
-                        order = (True, False) if repeat % 2 == 0 else (False, True)
-                        for persistent in order:
-                            result = run_job(fleet, inputs, args.chunk_days, persistent, backend)
-                            if persistent not in best or result["wall_s"] < best[persistent]["wall_s"]:
-                                best[persistent] = result
-                    p, r = best[True], best[False]
-                    print(f"{backend:<8}  {size:>9} x {args.days:<5}  {p['wall_s']:>12.2f}  {r['wall_s']:>9.2f}  "
-                          f"{r['wall_s'] / p['wall_s']:>5.2f}x  {p['overhead_ms']:>12.1f} / {r['overhead_ms']:<11.1f}  "
-                          f"{p['restores']:.0f} / {r['restores']:.0f}", flush=True)  # fmt: skip
-        finally:
-            fleet.close()
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(60)
-            worker_log.close()
-            redis_process.terminate()
-            redis_process.wait(10)
+    with BenchFleet("gpu_worker: {memory_budget_mb: 16384, checkpoint_keep: 2}\n") as bench:
+        bench.worker("gpu")
+        fleet = bench.fleet
+        print(f"{'backend':<8}  {'airframes':>9} x {'days':<5}  {'persistent s':>12}  {'reload s':>9}  "
+              f"{'ratio':>6}  {'overhead ms/stage (p / r)':>26}  restores (p / r)")  # fmt: skip
+        for size in args.sizes:
+            inputs = bench.tmp / f"inputs-{size}"
+            write_inputs(synthesize(size, args.days, seed=1), inputs, "parquet")
+            for backend in args.backends:
+                run_job(fleet, inputs, args.chunk_days, True, backend)  # warm-up: imports, JIT cache, page cache
+                best: dict[bool, dict[str, float]] = {}
+                for repeat in range(args.repeats):
+                    order = (True, False) if repeat % 2 == 0 else (False, True)
+                    for persistent in order:
+                        result = run_job(fleet, inputs, args.chunk_days, persistent, backend)
+                        if persistent not in best or result["wall_s"] < best[persistent]["wall_s"]:
+                            best[persistent] = result
+                p, r = best[True], best[False]
+                print(f"{backend:<8}  {size:>9} x {args.days:<5}  {p['wall_s']:>12.2f}  {r['wall_s']:>9.2f}  "
+                      f"{r['wall_s'] / p['wall_s']:>5.2f}x  {p['overhead_ms']:>12.1f} / {r['overhead_ms']:<11.1f}  "
+                      f"{p['restores']:.0f} / {r['restores']:.0f}", flush=True)  # fmt: skip
     print("target: reload / persistent >= 2x at each size")
     return 0
 

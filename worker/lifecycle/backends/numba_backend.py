@@ -277,3 +277,23 @@ class NumbaBackend(LifecycleBackend):
         self._reset_counters()
         self.transitions[:] = np.asarray(state.get("transitions", self.transitions), dtype=np.int64)
         self.shortfall_days[:] = np.asarray(state.get("shortfall_days", self.shortfall_days), dtype=np.int64)
+
+
+def warm() -> float:
+    """Compile the kernels into numba's on-disk cache (or load them from it); return the seconds it took."""
+    import time
+
+    from simfleet.worker.lifecycle.run import run_local
+    from simfleet.worker.lifecycle.synth import synthesize
+
+    started = time.perf_counter()
+    run_local(synthesize(5, 3, seed=1), backend="numba")
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":  # `python -m ...numba_backend --warm`: what `make unit` runs before the test processes
+    import sys
+
+    if sys.argv[1:] != ["--warm"]:
+        sys.exit("usage: python -m simfleet.worker.lifecycle.backends.numba_backend --warm")
+    print(f"numba kernels ready in {warm():.1f} s (compiled, or loaded from numba's cache)")
