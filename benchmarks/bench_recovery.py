@@ -28,6 +28,7 @@ from collections.abc import Callable
 from harness import BenchFleet
 
 from simfleet.shared.settings import load_settings
+from simfleet.shared.studies import RUNNING_KEY
 from simfleet.worker.des.scenario import load_scenario, parse_scenario
 from simfleet.worker.lifecycle.inputs import write_inputs
 from simfleet.worker.lifecycle.synth import synthesize
@@ -70,15 +71,16 @@ def cpu_worker_killed(args: argparse.Namespace) -> dict[str, float]:
     data = load_scenario("config/scenarios/mixed_workload.yaml").to_dict()
     scenario = parse_scenario({**data, "horizon_s": 20_000, "name": "mixed-long"})
     with BenchFleet() as bench:
-        first, _second = bench.worker("cpu"), bench.worker("cpu")
+        first, second = bench.worker("cpu"), bench.worker("cpu")
         study = bench.fleet.run_des(scenario, replications=4, seed=9)
         until(lambda: len(study.progress().running) == 2, "two replications running")
         active = bench.fleet.app.control.inspect(destination=[first], timeout=2).active()[first]
         victim = active[0]["id"]
         bench.kill_worker(first)
         killed = time.monotonic()
-        moved = until(lambda: bench.fleet.task_meta(victim)["status"] in ("STARTED", "PROGRESS", "SUCCESS"),
-                      "the replication to run again")  # fmt: skip
+        running_on = RUNNING_KEY.format(second)
+        moved = until(lambda: bench.fleet.redis.hexists(running_on, victim) or bench.fleet.task_meta(victim)["status"]
+                      == "SUCCESS", "the replication to run on the other worker")  # fmt: skip
         study.wait(timeout=900)
         return {"replication_moved_s": moved - killed}
 

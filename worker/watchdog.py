@@ -105,9 +105,9 @@ class Watchdog:
     def sweep(self) -> list[Handover]:
         """One look at every active job and every running replication; nothing if another sweep holds the lock.
 
-        After Redis was unreachable, the watchdog holds back for a heartbeat TTL and two beats: every heartbeat may
-        have expired during the outage, and live workers need to beat again (their clients back off a little) to
-        show they are alive.
+        After Redis was unreachable, the watchdog takes no work from silent workers for a heartbeat TTL and two beats:
+        every heartbeat may have expired during the outage, and live workers need to beat again (their clients back
+        off a little) to show they are alive. Lost stages are looked for at once: that needs no heartbeat.
         """
         started = time.monotonic()
         try:
@@ -119,16 +119,17 @@ class Watchdog:
             self._was_down = False
             gpu = self.settings.gpu_worker
             self._quiet_until = time.monotonic() + gpu.heartbeat_ttl_s + 2 * gpu.heartbeat_interval_s + BACKOFF_CAP_S
-        if time.monotonic() < self._quiet_until:
-            return []
+        quiet = time.monotonic() < self._quiet_until
         lock = self.client.lock(WATCHDOG_LOCK, timeout=60)
         if not lock.acquire(blocking=False):
             return []
         try:
             handovers: dict[str, Handover] = {}
-            self._sweep_jobs(handovers)
+            if not quiet:
+                self._sweep_jobs(handovers)
             self._sweep_lost_stages(handovers)
-            self._sweep_replications(handovers)
+            if not quiet:
+                self._sweep_replications(handovers)
             if time.monotonic() - self._last_retention > RETENTION_EVERY_S:
                 self._last_retention = time.monotonic()
                 self.expire_checkpoints()
