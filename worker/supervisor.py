@@ -31,6 +31,7 @@ import psutil
 import redis
 
 from simfleet.shared.errors import FleetError
+from simfleet.shared.redis_client import connect
 from simfleet.shared.settings import ROLE_ENV, Settings
 
 WORKER_APP = "simfleet.worker.celery_main:app"
@@ -197,7 +198,7 @@ class LocalFleet:
 
     def _start_redis(self, timeout: float) -> list[Managed]:
         url = urlsplit(self.settings.broker_url)
-        client = redis.Redis.from_url(self.settings.broker_url, socket_connect_timeout=0.5)
+        client = connect(self.settings.broker_url, retry_s=0, connect_timeout_s=0.5)
         try:
             client.ping()
             return []  # a server is already there (shared, or started by someone else): use it, never own it

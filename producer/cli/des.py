@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from simfleet.producer.cli.options import work_interrupted
+from simfleet.producer.cli.options import NoConsumerWarning, work_interrupted
 from simfleet.producer.report import sla_table, study_table, validation_table
 from simfleet.producer.sla import Evaluator, SlaResult, search_sla
 from simfleet.shared.messages import to_wire
@@ -137,8 +137,10 @@ def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: in
         study = fleet.run_des(scenario, replications=replications, seed=seed, priority=args.priority)
         print(f"study {study.id}: {replications} replications of {scenario.name} on the fleet", file=sys.stderr)
         bar = ProgressBar()
+        warn = NoConsumerWarning(fleet, fleet.settings.queues.des_run, "simfleet worker --role cpu")
 
         def show(progress: Any) -> None:
+            warn.check(not progress.done and not progress.running)
             if progress.state == "reconnecting":
                 bar.update(progress.percent, "the fleet's Redis is unreachable: reconnecting (the study goes on)")
                 return

@@ -11,12 +11,11 @@ import argparse
 import datetime as dt
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from simfleet.producer.cli.lifecycle_run import print_summary
-from simfleet.producer.cli.options import positive_int, work_interrupted
+from simfleet.producer.cli.options import NoConsumerWarning, positive_int, work_interrupted
 from simfleet.shared.errors import ConfigError
 from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES
 from simfleet.shared.messages import to_wire
@@ -88,18 +87,11 @@ def _submit(args: argparse.Namespace) -> int:
             print(json.dumps({"job_id": job.id}) if args.json else job.id)
             return 0
         print(f"job {job.id} submitted", file=sys.stderr)
-        queue = stage_queues(fleet.settings)[LIFECYCLE_LOAD]
-        submitted = time.monotonic()
-        warned = False
+        warn = NoConsumerWarning(fleet, stage_queues(fleet.settings)[LIFECYCLE_LOAD], "simfleet worker --role gpu")
         bar = ProgressBar()
 
         def show(progress: Any) -> None:
-            nonlocal warned
-            if not warned and progress.state == "queued" and time.monotonic() - submitted > NO_CONSUMER_AFTER_S:
-                warned = True
-                if not fleet.consumers(queue):
-                    print(f"\nno worker consumes {queue}: the job waits until one starts "
-                          "(simfleet worker --role gpu)", file=sys.stderr)  # fmt: skip
+            warn.check(progress.state == "queued")
             bar.update(progress.percent, progress.label)
 
         try:

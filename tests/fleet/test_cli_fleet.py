@@ -32,3 +32,41 @@ def test_sla_search_on_the_fleet_probes_exactly_like_the_local_search(fleet, sta
 
     assert on_fleet.probes == search_sla(scenario, local, **options).probes
     assert on_fleet.converged and len(on_fleet.probes) <= 8
+
+
+def test_a_submission_nobody_consumes_says_so_and_ctrl_c_says_how_to_cancel(fleet_settings, tmp_path, capsys):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from simfleet.shared.settings import CONFIG_ENV
+    from simfleet.worker.lifecycle.inputs import write_inputs
+    from simfleet.worker.lifecycle.synth import synthesize
+
+    from .conftest import wait_until
+
+    inputs = tmp_path / "inputs"
+    write_inputs(synthesize(20, 100, seed=1), inputs, "csv")
+    err = tmp_path / "submit.err"
+    with err.open("w") as stderr:
+        submit = subprocess.Popen(
+            [sys.executable, "-m", "simfleet.producer.cli", "lifecycle", "submit", "--inputs", str(inputs), "--fleet"],
+            env={**os.environ, CONFIG_ENV: fleet_settings.source}, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    started = time.monotonic()
+    wait_until(lambda: "no worker consumes simulation.macroproperty.load" in err.read_text(), "the warning", 20)
+    assert time.monotonic() - started < 15
+    submit.send_signal(signal.SIGINT)
+    assert submit.wait(20) == 130
+    text = err.read_text()
+    job_id = text.split("job ")[1].split()[0]
+    assert f"job {job_id} goes on on the fleet" in text and f"simfleet job cancel {job_id}" in text
+    assert "Traceback" not in text
+    assert main(["job", "cancel", job_id]) == 0
+    assert "cancelled" in capsys.readouterr().out
+    assert main(["job", "status", job_id, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["state"] == "cancelled" and status["failure"]["error_type"] == "Cancelled"
+    assert main(["job", "cancel", job_id]) == 1  # already ended

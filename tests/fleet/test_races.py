@@ -75,6 +75,10 @@ def test_malformed_and_future_stage_messages_never_fail_a_live_or_finished_job(f
     fleet.app.send_task(LIFECYCLE_EXECUTE, args=(to_wire(msgspec.structs.replace(due, epoch=7)),))
     wait_until(lambda: f"job {job.id} has ended (done)" in "\n".join(worker.lines()), "the late message's refusal")
     assert job.record().state == "done" and job.record().failure is None
+    records = [key for key in fleet.redis.keys("simfleet:job:*") if not key.endswith(b":checkpoints")]
+    assert records == [f"simfleet:job:{job.id}".encode()]  # the stray messages made no record of their own
+    meta = fleet.task_meta(f"{job.id}-2-e0")
+    assert meta["status"] == "SUCCESS" and "args" not in meta and "kwargs" not in meta  # results keep no arguments
 
 
 def test_a_job_whose_first_stage_was_never_published_is_published_by_the_watchdog(fleet, start_worker, tmp_path):
