@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 from types import TracebackType
+from urllib.parse import parse_qsl
 
 from simfleet.shared.errors import ConfigError
 
@@ -124,3 +125,21 @@ class BlobStore(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
+
+
+def parse_query(query: str, known: tuple[str, ...], shown: str, *, allow_empty: bool = True) -> dict[str, str]:
+    """The options of a store URL's query string, each known and given once (``shown``: the URL for messages).
+
+    Raises:
+        ConfigError: an unknown key, a key given twice, or (unless ``allow_empty``) a key without a value.
+    """
+    options: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in known:
+            raise ConfigError(f"unknown query key {name!r} in {shown!r} (known: {', '.join(known)})", key=name)
+        if name in options:
+            raise ConfigError(f"query key {name!r} given twice in {shown!r}", key=name)
+        if not value and not allow_empty:
+            raise ConfigError(f"query key {name!r} has no value in {shown!r}", key=name)
+        options[name] = value
+    return options

@@ -26,11 +26,11 @@ import re
 import threading
 from collections.abc import Callable
 from typing import TypeVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from simfleet.shared.clickhouse.client import ClickHouse, Dsn, parse_dsn, sql_literal
 from simfleet.shared.errors import CheckpointError, ClickHouseError, ConfigError
-from simfleet.shared.stores.base import BlobStore, check_key, check_prefix
+from simfleet.shared.stores.base import BlobStore, check_key, check_prefix, parse_query
 
 T = TypeVar("T")
 DEFAULT_TABLE = "checkpoint_blobs"
@@ -52,13 +52,7 @@ def parse_url(url: str) -> tuple[str, str, int]:
         raise ConfigError("unexpected '#' fragment in a ClickHouse store URL")
     dsn = f"{parts.scheme.removeprefix('clickhouse+')}://{parts.netloc}{parts.path}"
     shown = "clickhouse+" + _parse_dsn(dsn).redacted
-    options: dict[str, str] = {}
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name not in QUERY_KEYS:
-            raise ConfigError(f"unknown query key {name!r} in {shown!r} (known: {', '.join(QUERY_KEYS)})", key=name)
-        if name in options:
-            raise ConfigError(f"query key {name!r} given twice in {shown!r}", key=name)
-        options[name] = value
+    options = parse_query(parts.query, QUERY_KEYS, shown)
     table = options.get("table", DEFAULT_TABLE)
     if not _IDENTIFIER.match(table):
         raise ConfigError(f"table must be a plain identifier (letters, digits, '_'), got {table!r}", key="table")

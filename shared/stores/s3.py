@@ -33,10 +33,10 @@ import base64
 import hashlib
 import re
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from simfleet.shared.errors import CheckpointError, ConfigError
-from simfleet.shared.stores.base import BlobStore, check_key, check_prefix
+from simfleet.shared.stores.base import BlobStore, check_key, check_prefix, parse_query
 
 INSTALL_HINT = "pip install 'simfleet[s3]'"
 QUERY_KEYS = ("endpoint_url", "region", "addressing_style", "connect_timeout", "read_timeout", "max_attempts")
@@ -149,15 +149,7 @@ class S3Store(BlobStore):
             raise ConfigError(f"a bucket has no port ({shown!r}); give the service as ?endpoint_url=http://host:port")
         if parts.fragment:
             raise ConfigError(f"unexpected '#' fragment in {shown!r}")
-        options: dict[str, str] = {}
-        for name, value in parse_qsl(parts.query, keep_blank_values=True):
-            if name not in QUERY_KEYS:
-                raise ConfigError(f"unknown query key {name!r} in {shown!r} (known: {', '.join(QUERY_KEYS)})", key=name)
-            if name in options:
-                raise ConfigError(f"query key {name!r} given twice in {shown!r}", key=name)
-            if not value:
-                raise ConfigError(f"query key {name!r} has no value in {shown!r}", key=name)
-            options[name] = value
+        options = parse_query(parts.query, QUERY_KEYS, shown, allow_empty=False)
         timeouts: dict[str, Any] = {}
         for name, kind in (("connect_timeout", float), ("read_timeout", float), ("max_attempts", int)):
             if name in options:

@@ -27,18 +27,27 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 OUTAGE_S = 5.0
 
 
-def outage(redis_server, after: threading.Event) -> threading.Thread:
-    """Kill Redis once ``after`` is set, keep it down for OUTAGE_S, start it again from its append-only file."""
+class Outage:
+    """Kills Redis at the first progress the wait reports, keeps it down OUTAGE_S, starts it again from its file.
 
-    def run() -> None:
-        after.wait(120)
+    ``watch`` is the wait's ``on_progress``: it records the states the wait went through.
+    """
+
+    def __init__(self, redis_server) -> None:
+        self.go = threading.Event()
+        self.states: list[str] = []
+        self.thread = threading.Thread(target=self._run, args=(redis_server,), daemon=True)
+        self.thread.start()
+
+    def _run(self, redis_server) -> None:
+        self.go.wait(120)
         redis_server.kill()
         time.sleep(OUTAGE_S)
         redis_server.start()
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+    def watch(self, progress) -> None:
+        self.states.append(progress.state)
+        self.go.set()
 
 
 @pytest.mark.death
@@ -47,17 +56,10 @@ def test_a_lifecycle_job_completes_across_a_redis_restart(fleet, start_worker, r
     start_worker(role="gpu")
     job = fleet.run_lifecycle(inputs=inputs, chunk_days=365, sink="none")
     wait_for_stage(fleet, job.id, 3)
-    go = threading.Event()
-    killer = outage(redis_server, go)
-    states: list[str] = []
-
-    def watch(progress) -> None:
-        states.append(progress.state)
-        go.set()
-
-    summary = job.wait(timeout=240, on_progress=watch)
-    killer.join()
-    assert "reconnecting" in states and states[-1] == "done"
+    outage = Outage(redis_server)
+    summary = job.wait(timeout=240, on_progress=outage.watch)
+    outage.thread.join()
+    assert "reconnecting" in outage.states and outage.states[-1] == "done"
     assert summary.airframe_rows == 3000 * 1460
     results = [ref for ref in fleet.checkpoints().refs(job.id) if ref.kind == "result"]
     assert sorted({ref.first_day for ref in results}) == [0, 365, 730, 1095]
@@ -72,17 +74,10 @@ def test_a_des_study_completes_across_a_redis_restart(fleet, start_worker, redis
     scenario = parse_scenario({**data, "horizon_s": 6_000, "name": "mixed-outage"})
     study = fleet.run_des(scenario, replications=4, seed=21)
     wait_until(lambda: [r for r in study.progress().running if r.percent > 5], "replications in progress")
-    go = threading.Event()
-    killer = outage(redis_server, go)
-    states: list[str] = []
-
-    def watch(progress) -> None:
-        states.append(progress.state)
-        go.set()
-
-    result = study.wait(timeout=240, on_progress=watch)
-    killer.join()
-    assert "reconnecting" in states
+    outage = Outage(redis_server)
+    result = study.wait(timeout=240, on_progress=outage.watch)
+    outage.thread.join()
+    assert "reconnecting" in outage.states
     assert [s.replication for s in study.summaries(timeout=30)] == list(range(4))
     assert comparable(result) == comparable(run_study(scenario, replications=4, seed=21, processes=1))
 
