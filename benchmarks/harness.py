@@ -72,7 +72,8 @@ class BenchFleet:
         log = self.tmp / f"{node}.log"
         self.workers[node] = subprocess.Popen(
             [sys.executable, "-m", "simfleet.producer.cli", "worker", "--role", role, "--name", node,
-             "--concurrency", str(concurrency), "--logfile", str(log), "--loglevel", "WARNING"],
+             "--concurrency", str(concurrency), "--logfile", str(log),
+             "--loglevel", os.environ.get("BENCH_LOGLEVEL", "WARNING")],
             env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )  # fmt: skip
         wait_for(lambda: bool(self.fleet.app.control.ping(destination=[node], timeout=0.5))

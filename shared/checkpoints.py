@@ -172,33 +172,22 @@ class Checkpoints:
             self.prune(job_id)
         return ref
 
-    def adopt(
-        self, job_id: str, key: str, kind: str, day: int, *, fence: tuple[str, str, int] | None = None
-    ) -> CheckpointRef:
-        """Publish a blob written by someone else (a producer's inputs blob) as a checkpoint of the job, once.
+    def adopt(self, job_id: str, ref: CheckpointRef, *, fence: tuple[str, str, int] | None = None) -> CheckpointRef:
+        """Publish, once, a blob someone else wrote and the caller checked (a producer's inputs blob) as a checkpoint.
+
+        Unlike :meth:`publish`, a refused fence leaves the blob in place: it is not this writer's to remove.
 
         Raises:
-            CheckpointError: the blob is missing or not a checkpoint of this job and kind.
             StaleOwner: the fence no longer holds.
         """
-        for ref in self.refs(job_id):
-            if ref.key == key:
-                return ref
-        blob = self.store.get(key)
-        document = decode(blob, where=f"{self.store.url} {key}")
-        if (document["job_id"], document["kind"]) != (job_id, kind):
-            raise CheckpointError(
-                f"{self.store.url} {key}: holds a {document['kind']} checkpoint of job "
-                f"{document['job_id']}, not the {kind} of job {job_id}"
-            )
-        ref = CheckpointRef(key, kind, int(day), len(blob), checksum(blob), time.time())
-        key_field = fence or ("", "", 0)
-        pushed = self._push(
-            keys=[REFS_KEY.format(job_id), key_field[0] or REFS_KEY.format(job_id)],
-            args=[ref.to_json(), key_field[1], str(key_field[2])],
-        )
-        if not pushed:
-            raise StaleOwner(f"job {job_id}: epoch {key_field[2]} is stale; {kind} checkpoint refused")
+        for known in self.refs(job_id):
+            if known.key == ref.key:
+                return known
+        key, field, value = fence if fence else ("", "", 0)
+        ref = CheckpointRef(**{**asdict(ref), "epoch": value})
+        if not self._push(keys=[REFS_KEY.format(job_id), key or REFS_KEY.format(job_id)],
+                          args=[ref.to_json(), field, str(value)]):  # fmt: skip
+            raise StaleOwner(f"job {job_id}: epoch {value} is stale; {ref.kind} checkpoint refused")
         return ref
 
     def save(

@@ -77,6 +77,17 @@ for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1
 """
 
+# KEYS[1] job hash; ARGV: epoch, seq, "<epoch>:<seq>". A worker begins stage ``seq``: 1 and ``started`` is set if the
+# stage is the job's due one at this epoch and the job has not ended, else 0 (the caller reads the record for why).
+_BEGIN = """
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'seq') ~= ARGV[2] then return 0 end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'done' or state == 'failed' or state == 'cancelled' then return 0 end
+redis.call('HSET', KEYS[1], 'started', ARGV[3])
+return 1
+"""
+
 # KEYS[1] job hash; ARGV: epoch, seq, next seq, due message, then field/value pairs. Ends stage ``seq``: the record
 # moves to the next stage and holds its message, in one fenced step.
 _ADVANCE = """
@@ -212,6 +223,7 @@ class Jobs:
         self._claim = client.register_script(_CLAIM)
         self._set = client.register_script(_FENCED_SET)
         self._advance = client.register_script(_ADVANCE)
+        self._begin = client.register_script(_BEGIN)
         self._end = client.register_script(_END)
         self._release = client.register_script(_RELEASE)
 
@@ -363,6 +375,10 @@ class Jobs:
         """
         if not self._set(keys=[JOB_KEY.format(job_id)], args=[epoch, *self._pairs(fields)]):
             raise StaleOwner(f"job {job_id}: epoch {epoch} is stale (now {self.epoch(job_id)}); update refused")
+
+    def begin(self, job_id: str, epoch: int, seq: int) -> bool:
+        """Note that stage ``seq`` starts, if it is the job's due stage at ``epoch`` (one round trip); whether it is."""
+        return bool(self._begin(keys=[JOB_KEY.format(job_id)], args=[epoch, seq, f"{epoch}:{seq}"]))
 
     def advance(self, job_id: str, epoch: int, seq: int, due: StageMessage, **fields: Any) -> None:
         """End stage ``seq``: record ``due`` (the next stage's message) as the job's due stage, with ``fields``.

@@ -32,6 +32,7 @@ class Session:
         spec: the job's spec (inputs, days, chunk size, sink, backend, log, persistence).
         env: the dense environment.
         backend: the live simulation (built; populated once ``created``).
+        submitted: when the job was submitted (its record's creation time, for the end-to-end figure).
         created: whether the population exists.
         restored: whether the stage running now restored it from checkpoints (counted in the job's summary).
     """
@@ -41,6 +42,7 @@ class Session:
     spec: JobSpec
     env: Environment
     backend: LifecycleBackend
+    submitted: float = 0.0
     created: bool = False
     restored: bool = False
 

@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 import psutil
 
-from simfleet.shared.checkpoints import Checkpoints
+from simfleet.shared.checkpoints import CheckpointRef, Checkpoints
 from simfleet.shared.errors import CheckpointError, StaleEpoch
 from simfleet.shared.jobs import JobRecord, Jobs
 from simfleet.shared.lifecycle_contract import LifecycleInputs
@@ -62,13 +62,17 @@ SLICE_DAYS = 30
 STATES = {"load": "loaded", "create": "created", "execute": "running"}
 
 
-def load_job_inputs(spec: JobSpec, checkpoints: Checkpoints, clickhouse_dsn: str = "") -> tuple[LifecycleInputs, bool]:
-    """The validated inputs of a job, and whether they came from the checkpoint store (already a checkpoint).
+def load_job_inputs(
+    spec: JobSpec, checkpoints: Checkpoints, clickhouse_dsn: str = ""
+) -> tuple[LifecycleInputs, CheckpointRef | None]:
+    """The validated inputs of a job, and (for inputs from the checkpoint store) the reference of their blob.
 
     Raises:
-        InputError, ConfigError, CheckpointError: the inputs are missing or invalid (naming table, row and field).
+        InputError, ConfigError: the inputs are missing or invalid (naming table, row and field).
+        CheckpointError: the inputs blob is missing, damaged, or not this job's environment.
     """
     source = spec.inputs
+    ref = None
     if isinstance(source, StoreInputs):
         from simfleet.shared.checkpoint_format import checksum, decode
 
@@ -76,7 +80,12 @@ def load_job_inputs(spec: JobSpec, checkpoints: Checkpoints, clickhouse_dsn: str
         where = f"{checkpoints.store.url} {source.key}"
         if checksum(blob) != source.sha256:
             raise CheckpointError(f"{where}: the inputs blob does not match the job's sha256")
-        inputs = inputs_from_payload(decode(blob, where=where)["payload"])
+        document = decode(blob, where=where)
+        if (document["job_id"], document["kind"]) != (spec.job_id, "environment"):
+            raise CheckpointError(f"{where}: holds a {document['kind']} checkpoint of job {document['job_id']}, not "
+                                  f"the environment of job {spec.job_id}")  # fmt: skip
+        inputs = inputs_from_payload(document["payload"])
+        ref = CheckpointRef(source.key, "environment", 0, len(blob), source.sha256, time.time())
     else:
         from simfleet.shared.clickhouse.inputs import ClickHouseSource
         from simfleet.shared.clickhouse.migrations import open_db
@@ -85,7 +94,7 @@ def load_job_inputs(spec: JobSpec, checkpoints: Checkpoints, clickhouse_dsn: str
             inputs = ClickHouseSource(ch, source.version_date, source.version_id).load()
     inputs = replace(inputs, days=spec.days)
     validate_inputs(inputs)
-    return inputs, isinstance(source, StoreInputs)
+    return inputs, ref
 
 
 class Stages:
@@ -135,16 +144,28 @@ class Stages:
         Raises:
             StaleEpoch: the message is not the job's due one; nothing was done.
         """
-        record = self.due_record(message)
-        self.jobs.update(record.job_id, message.epoch, started=f"{message.epoch}:{message.seq}")
-        if message.stage == "load":
-            return self._load(record, message)
-        session, timings = self._acquire(record, message)
+        session = self.registry.get(message.job_id)
+        if (
+            session is not None
+            and session.epoch == message.epoch
+            and message.stage != "load"
+            and session.spec.stage_of(message.seq) == (message.stage, message.until)
+            and self.jobs.begin(message.job_id, message.epoch, message.seq)
+        ):  # the usual case, in one round trip: this process holds the job and the message is its due stage
+            session.restored = False
+            timings = dict(message.timings_s)
+        else:
+            record = self.due_record(message)
+            if not self.jobs.begin(record.job_id, message.epoch, message.seq):
+                raise StaleEpoch(f"job {message.job_id}: stage {message.seq} stopped being due as it began")
+            if message.stage == "load":
+                return self._load(record, message)
+            session, timings = self._acquire(record, message)
         if message.stage == "create":
             return self._create(session, message, timings)
         if message.stage == "execute":
             return self._execute(session, message, timings, report)
-        return self._export(record, session, message, timings)
+        return self._export(session, message, timings)
 
     def due_record(self, message: StageMessage) -> JobRecord:
         """The job's record if ``message`` is its due stage; otherwise refuse it.
@@ -188,14 +209,13 @@ class Stages:
         started = time.perf_counter()
         self.jobs.claim(job_id, self.node, self.queue, epoch=epoch, seq=message.seq)
         self.jobs.update(job_id, epoch, state="loading")
-        inputs, from_store = load_job_inputs(spec, self.checkpoints, self.clickhouse_dsn)
-        session = self._build(job_id, epoch, spec, inputs)
+        inputs, stored = load_job_inputs(spec, self.checkpoints, self.clickhouse_dsn)
+        session = self._build(job_id, epoch, spec, inputs, record.created)
         timings = {"load": time.perf_counter() - started}
         tick = time.perf_counter()
         fence = self.jobs.fence(job_id, epoch)
-        if from_store:  # the producer's inputs blob becomes the job's environment checkpoint
-            assert isinstance(spec.inputs, StoreInputs)
-            self.checkpoints.adopt(job_id, spec.inputs.key, "environment", 0, fence=fence)
+        if stored is not None:  # the producer's inputs blob becomes the job's environment checkpoint
+            self.checkpoints.adopt(job_id, stored, fence=fence)
         else:
             self.checkpoints.save(job_id, "environment", 0, inputs_payload(inputs), fence=fence)
         timings["checkpoint"] = time.perf_counter() - tick
@@ -256,10 +276,8 @@ class Stages:
         )
         return self._advance(session, message, timings, day=until, progress=figures)
 
-    def _export(
-        self, record: JobRecord, session: Session, message: StageMessage, timings: dict[str, float]
-    ) -> JobSummary:
-        env, sim, spec = session.env, session.backend, record.spec
+    def _export(self, session: Session, message: StageMessage, timings: dict[str, float]) -> JobSummary:
+        env, sim, spec = session.env, session.backend, session.spec
         if sim.day != env.days:
             raise CheckpointError(f"job {session.job_id}: export at day {sim.day}, the horizon is {env.days}")
         self.jobs.update(session.job_id, session.epoch, state="exporting")
@@ -296,7 +314,7 @@ class Stages:
             airframe_rows=rows,
             sink=target,
             timings_s=timings,
-            end_to_end_s=time.time() - record.created,
+            end_to_end_s=time.time() - session.submitted,
             worker=self.node,
             epoch=session.epoch,
             restores=message.restores + int(session.restored),
@@ -377,7 +395,8 @@ class Stages:
         environment = self.checkpoints.latest(record.job_id, ["environment"])
         if environment is None:
             raise CheckpointError(f"job {record.job_id}: no readable environment checkpoint; submit the job again")
-        session = self._build(record.job_id, epoch, record.spec, inputs_from_payload(environment.payload))
+        session = self._build(record.job_id, epoch, record.spec, inputs_from_payload(environment.payload),
+                              record.created)  # fmt: skip
         state = self.checkpoints.latest(record.job_id, ["progress", "population"])
         if state is not None:
             session.backend.load_state_dict(state.payload)
@@ -389,9 +408,9 @@ class Stages:
         backend.build(env, log=spec.log)
         return backend
 
-    def _build(self, job_id: str, epoch: int, spec: JobSpec, inputs: LifecycleInputs) -> Session:
+    def _build(self, job_id: str, epoch: int, spec: JobSpec, inputs: LifecycleInputs, submitted: float) -> Session:
         env = build_environment(inputs, spec.days)
-        return Session(job_id, epoch, spec, env, self._backend(spec, env))
+        return Session(job_id, epoch, spec, env, self._backend(spec, env), submitted)
 
     def _save(self, session: Session, kind: str, payload: Any, *, first_day: int = 0, day: int | None = None) -> Any:
         return self.checkpoints.save(

@@ -103,16 +103,19 @@ def test_a_fenced_save_is_refused_once_the_epoch_moved_on(checkpoints):
         jobs.claim("job", "w2", "q2", epoch=0, seq=0)
 
 
-def test_a_blob_written_elsewhere_is_adopted_once_and_only_for_its_own_job_and_kind(checkpoints):
+def test_a_blob_written_elsewhere_is_adopted_once_and_kept_when_the_fence_refuses(checkpoints):
     jobs = Jobs(checkpoints.redis)
     jobs.create(spec())
     inputs = checkpoints.write("job", "environment", 0, {"tables": {}})
-    other = checkpoints.write("other", "environment", 0, {"tables": {}})
-    adopted = checkpoints.adopt("job", inputs.key, "environment", 0, fence=jobs.fence("job", 0))
-    assert checkpoints.adopt("job", inputs.key, "environment", 0, fence=jobs.fence("job", 0)) == adopted
+    adopted = checkpoints.adopt("job", inputs, fence=jobs.fence("job", 0))
+    assert checkpoints.adopt("job", inputs, fence=jobs.fence("job", 0)) == adopted
     assert [(r.key, r.sha256) for r in checkpoints.refs("job")] == [(inputs.key, inputs.sha256)]
-    with pytest.raises(CheckpointError, match="not the environment of job job"):
-        checkpoints.adopt("job", other.key, "environment", 0)
+    jobs.create(spec("late"))
+    late = checkpoints.write("late", "environment", 0, {"tables": {}})
+    jobs.cancel("late")
+    with pytest.raises(StaleOwner):
+        checkpoints.adopt("late", late, fence=jobs.fence("late", 0))
+    assert checkpoints.store.get(late.key)  # the producer's blob stays where it was
 
 
 def test_checkpoints_of_an_ended_job_go_once_their_retention_passed(checkpoints):
