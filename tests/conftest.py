@@ -1,4 +1,5 @@
-"""Fixtures every test package may use: a moto S3 server standing in for MinIO or a cloud bucket.
+"""Fixtures every test package may use: a moto S3 server standing in for MinIO or a cloud bucket, and ``store``,
+every kind of checkpoint blob store in turn, so the same tests run against all of them.
 
 moto's standalone server is a real S3-compatible HTTP service, started as a subprocess on a free 127.0.0.1 port for
 the session (no S3 server can run on the build machine). boto3 talks to it over HTTP with dummy credentials set
@@ -20,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from simfleet.shared.stores import BlobStore, open_store
+from simfleet.shared.stores.memory import MemoryStore
 
 HAVE_BOTO3 = importlib.util.find_spec("boto3") is not None
 HAVE_MOTO = HAVE_BOTO3 and all(importlib.util.find_spec(name) is not None for name in ("moto", "flask"))
@@ -117,3 +121,27 @@ def s3_bucket(s3_endpoint: str, aws_env: None) -> str:
 def s3_url(endpoint: str, bucket: str, prefix: str = "", **query: Any) -> str:
     options = "".join(f"&{name}={value}" for name, value in query.items())
     return f"s3://{bucket}{'/' + prefix if prefix else ''}?endpoint_url={endpoint}&region={REGION}{options}"
+
+
+@pytest.fixture(params=["directory", "memory", pytest.param("s3", marks=needs_moto), "clickhouse"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
+    """Each kind of store, empty.
+
+    A directory in tmp_path, a fresh memory store, a fresh bucket on moto's server, a table in a chDB (embedded
+    ClickHouse) in tmp_path.
+    """
+    kind = request.param
+    if kind == "directory":
+        opened = open_store((tmp_path / "blobs").as_uri())
+    elif kind == "memory":
+        opened = open_store(f"memory://test-{uuid.uuid4().hex}")
+    elif kind == "clickhouse":
+        opened = open_store(f"clickhouse+chdb://{tmp_path / 'clickhouse'}?table=blobs")
+    else:
+        endpoint = request.getfixturevalue("s3_endpoint")
+        bucket = request.getfixturevalue("s3_bucket")
+        opened = open_store(s3_url(endpoint, bucket, "fleet/checkpoints"))
+    yield opened
+    opened.close()
+    if isinstance(opened, MemoryStore):
+        MemoryStore.discard(opened.name)

@@ -169,3 +169,21 @@ def test_a_cancelled_job_stops_at_its_owners_next_write(fleet, harness, inputs_d
     with pytest.raises(Exception, match="no longer needed") as stopped:
         job.wait(timeout=5)
     assert stopped.value.cancelled and stopped.value.error_type == "Cancelled"
+
+
+def test_checkpoint_prune_drops_the_checkpoints_of_ended_jobs_past_their_retention(fleet, harness, inputs_dir,
+                                                                                   capsys):  # fmt: skip
+    import json
+
+    from simfleet.producer.cli import main
+
+    ended = fleet.run_lifecycle(inputs=inputs_dir, chunk_days=200, sink="none")
+    harness.finish(ended.id)
+    running = fleet.run_lifecycle(inputs=inputs_dir, chunk_days=200, sink="none")
+    store = fleet.checkpoints().store
+    assert main(["checkpoint", "prune", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pruned"] == []  # a week has not passed
+    assert main(["checkpoint", "prune", "--older-than", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pruned"] == [ended.id]
+    assert fleet.checkpoints().refs(ended.id) == [] and store.keys(f"{ended.id}/") == []
+    assert store.keys(f"{running.id}/")  # a job that has not ended keeps its inputs blob
