@@ -291,6 +291,17 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             "must be at least 60 s (longer than the longest task)", source=source, key="visibility_timeout_s"
         )
+    for key, value, least in (
+        ("result_expires_s", settings.result_expires_s, 60),
+        ("records_expire_s", settings.records_expire_s, 60),
+        ("redis_retry_s", settings.redis_retry_s, 0),
+        ("stores.checkpoint_retention_s", settings.stores.checkpoint_retention_s, 0),
+    ):
+        if value < least:
+            raise ConfigError(f"must be at least {least}, got {value}", source=source, key=key)
+    if not settings.stores.checkpoint_url.strip():
+        raise ConfigError("expected a directory, file:///..., s3://bucket/... or memory://name", source=source,
+                          key="stores.checkpoint_url")  # fmt: skip
     if settings.cpu_worker.concurrency is not None and settings.cpu_worker.concurrency < 1:
         raise ConfigError("must be at least 1", source=source, key="cpu_worker.concurrency")
     gpu = settings.gpu_worker

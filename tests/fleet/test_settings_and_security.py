@@ -96,3 +96,14 @@ def test_the_shipped_fleet_yaml_loads_and_documents_the_defaults():
     path = Path(__file__).resolve().parents[2] / "config" / "fleet.yaml"
     settings = load_settings(path, env={})
     assert settings == Settings(source=settings.source)
+
+
+def test_retention_retry_and_store_settings_are_validated_and_named():
+    with pytest.raises(ConfigError, match=r"SIMFLEET_REDIS_RETRY_S: redis_retry_s: must be at least 0, got -1"):
+        load_settings(env={"SIMFLEET_REDIS_RETRY_S": "-1"})
+    with pytest.raises(ConfigError, match=r"stores\.checkpoint_retention_s: must be at least 0"):
+        load_settings(env={"SIMFLEET_STORES__CHECKPOINT_RETENTION_S": "-5"})
+    with pytest.raises(ConfigError, match=r"stores\.checkpoint_url: expected a directory"):
+        load_settings(env={"SIMFLEET_STORES__CHECKPOINT_URL": "'  '"})
+    with pytest.raises(ConfigError, match=r"records_expire_s: must be at least 60"):
+        load_settings(env={"SIMFLEET_RECORDS_EXPIRE_S": "10"})
