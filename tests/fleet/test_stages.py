@@ -187,3 +187,21 @@ def test_checkpoint_prune_drops_the_checkpoints_of_ended_jobs_past_their_retenti
     assert json.loads(capsys.readouterr().out)["pruned"] == [ended.id]
     assert fleet.checkpoints().refs(ended.id) == [] and store.keys(f"{ended.id}/") == []
     assert store.keys(f"{running.id}/")  # a job that has not ended keeps its inputs blob
+
+
+def test_a_stale_owner_that_raises_cannot_fail_the_job_its_successor_finishes(fleet, harness, inputs_dir):
+    from simfleet.worker.tasks.lifecycle import _fail
+
+    job = fleet.run_lifecycle(inputs=inputs_dir, chunk_days=100, sink="none")
+    harness.run_to(job.id, 3)
+    stale = harness.due(job.id)
+    assert fleet.records.release(job.id, "gpu-a") == 1  # the watchdog took the job from the silent owner
+    _fail(harness.stages, stale, "lifecycle.execute", OSError("disk gone"))  # the old owner's stage then raised
+    record = job.record()
+    assert record.state != "failed" and record.failure is None and record.epoch == 1
+    successor = Harness(fleet, node="gpu-b")
+    try:
+        summary = successor.finish(job.id)
+    finally:
+        successor.client.close()
+    assert summary.worker == "gpu-b" and summary.epoch == 1 and job.record().state == "done"
