@@ -40,6 +40,10 @@ from simfleet.worker.lifecycle.environment import Environment, build_environment
 from simfleet.worker.lifecycle.inputs import load_inputs, write_inputs
 from simfleet.worker.lifecycle.run import MemorySink, run_local
 from simfleet.worker.lifecycle.synth import synthesize
+
+# The per-airframe loop this benchmark compares with is the tests' oracle (tests/lifecycle/oracle.py): the checkout's
+# root is put on the path for it alone (the package itself is installed as simfleet.*).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.lifecycle.oracle import oracle_run
 
 REFERENCE_S = 22.0 + 5.0
