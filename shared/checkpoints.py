@@ -9,7 +9,8 @@ own store. Publication can be fenced: it happens only while a Redis hash field s
 job's epoch), in one server-side script, so a worker that lost its job cannot add a reference. Restoring walks the
 references from the newest back and skips (with a warning) any blob that is missing or fails its checksum.
 
-Retention: progress checkpoints beyond the newest ``keep`` of a job are pruned as it runs; once a job has ended,
+Retention: progress checkpoints beyond the newest ``keep`` of a job are pruned as it runs (in the same server-side
+step that publishes the next one); once a job has ended,
 :meth:`Checkpoints.expire` drops all its checkpoints ``retention_s`` after it finished (``simfleet checkpoint
 prune``, and the watchdog's sweeps).
 """
@@ -101,10 +102,25 @@ class Restored:
 
 
 # Push the reference only while the fence field still holds the expected value (KEYS: refs, fence hash).
+# ARGV: reference, fence field, fence value, progress checkpoints to keep (0: no pruning). Returns {0} if the fence
+# refused, else {1, the references pruned...}: pruning the oldest progress checkpoints beyond ``keep`` happens in the
+# same round trip (the caller deletes their blobs).
 _FENCED_PUSH = """
-if ARGV[2] ~= '' and redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[3] then return 0 end
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[3] then return {0} end
 redis.call('RPUSH', KEYS[1], ARGV[1])
-return 1
+local result = {1}
+local keep = tonumber(ARGV[4])
+if keep > 0 then
+  local progress = {}
+  for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+    if cjson.decode(raw)['kind'] == 'progress' then table.insert(progress, raw) end
+  end
+  for i = 1, #progress - keep do
+    redis.call('LREM', KEYS[1], 1, progress[i])
+    table.insert(result, progress[i])
+  end
+end
+return result
 """
 
 
@@ -165,11 +181,13 @@ class Checkpoints:
         key, field, value = fence if fence else ("", "", 0)
         ref = CheckpointRef(**{**asdict(ref), "epoch": value})
         keys = [REFS_KEY.format(job_id), key or REFS_KEY.format(job_id)]
-        if not self._push(keys=keys, args=[ref.to_json(), field, str(value)]):
+        keep = self.keep if ref.kind == "progress" else 0
+        pushed, *pruned = self._push(keys=keys, args=[ref.to_json(), field, str(value), keep])
+        if not pushed:
             self.store.delete(ref.key)
             raise StaleOwner(f"job {job_id}: epoch {value} is stale; {ref.kind} checkpoint of day {ref.day} refused")
-        if ref.kind == "progress":
-            self.prune(job_id)
+        for raw in pruned:
+            self.store.delete(CheckpointRef.from_json(raw).key)
         return ref
 
     def adopt(self, job_id: str, ref: CheckpointRef, *, fence: tuple[str, str, int] | None = None) -> CheckpointRef:
@@ -185,8 +203,9 @@ class Checkpoints:
                 return known
         key, field, value = fence if fence else ("", "", 0)
         ref = CheckpointRef(**{**asdict(ref), "epoch": value})
-        if not self._push(keys=[REFS_KEY.format(job_id), key or REFS_KEY.format(job_id)],
-                          args=[ref.to_json(), field, str(value)]):  # fmt: skip
+        pushed, *_ = self._push(keys=[REFS_KEY.format(job_id), key or REFS_KEY.format(job_id)],
+                                args=[ref.to_json(), field, str(value), 0])  # fmt: skip
+        if not pushed:
             raise StaleOwner(f"job {job_id}: epoch {value} is stale; {ref.kind} checkpoint refused")
         return ref
 
@@ -279,15 +298,6 @@ class Checkpoints:
             yield ref, self.read(ref)["payload"]
 
     # ---------------------------------------------------------------------------------------------- pruning
-
-    def prune(self, job_id: str) -> list[CheckpointRef]:
-        """Drop progress checkpoints beyond the newest ``keep``; return what was dropped."""
-        progress = [ref for ref in self.refs(job_id) if ref.kind == "progress"]
-        dropped = progress[: max(0, len(progress) - self.keep)]
-        for ref in dropped:
-            self.redis.lrem(REFS_KEY.format(job_id), 1, ref.to_json())
-            self.store.delete(ref.key)
-        return dropped
 
     def drop(self, job_id: str) -> int:
         """Forget every checkpoint of the job, references and blobs; return how many blobs went."""

@@ -113,7 +113,9 @@ def _fail(runner: Stages, message: StageMessage, task_name: str, exc: Exception)
             wait_reachable(worker_settings().result_backend, timeout_s=math.inf)
 
 
-STAGE_OPTIONS: dict[str, Any] = {"bind": True, "acks_late": True, "reject_on_worker_lost": True}
+# No STARTED state: a stage records in the job's record when it starts and reports PROGRESS while it runs; the extra
+# result-backend write per stage would only cost time.
+STAGE_OPTIONS: dict[str, Any] = {"bind": True, "acks_late": True, "reject_on_worker_lost": True, "track_started": False}
 
 
 @shared_task(name=LIFECYCLE_LOAD, **STAGE_OPTIONS)
