@@ -10,9 +10,8 @@ job's epoch), in one server-side script, so a worker that lost its job cannot ad
 references from the newest back and skips (with a warning) any blob that is missing or fails its checksum.
 
 Retention: progress checkpoints beyond the newest ``keep`` of a job are pruned as it runs (in the same server-side
-step that publishes the next one); once a job has ended,
-:meth:`Checkpoints.expire` drops all its checkpoints ``retention_s`` after it finished (``simfleet checkpoint
-prune``, and the watchdog's sweeps).
+step that publishes the next one); once a job has ended, :meth:`Checkpoints.expire` drops all its checkpoints
+``retention_s`` after it finished (``simfleet checkpoint prune``, and the watchdog's sweeps).
 """
 
 from __future__ import annotations
