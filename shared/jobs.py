@@ -77,24 +77,25 @@ for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1
 """
 
-# KEYS[1] job hash; ARGV: epoch, seq, "<epoch>:<seq>". A worker begins stage ``seq``: 1 and ``started`` is set if the
-# stage is the job's due one at this epoch and the job has not ended, else 0 (the caller reads the record for why).
-_BEGIN = """
+# The check both scripts below start with (KEYS[1] job hash; ARGV[1] epoch, ARGV[2] seq): stage ``seq`` is the job's
+# due stage at this epoch and the job has not ended; else the script returns 0.
+_IS_DUE = """
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[1], 'seq') ~= ARGV[2] then return 0 end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'done' or state == 'failed' or state == 'cancelled' then return 0 end
+"""
+
+# ARGV[3] "<epoch>:<seq>". A worker begins the due stage: ``started`` is set and 1 returned (0: the caller reads the
+# record to say why not).
+_BEGIN = _IS_DUE + """
 redis.call('HSET', KEYS[1], 'started', ARGV[3])
 return 1
 """
 
-# KEYS[1] job hash; ARGV: epoch, seq, next seq, due message, then field/value pairs. Ends stage ``seq``: the record
-# moves to the next stage and holds its message, in one fenced step.
-_ADVANCE = """
-if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
-if redis.call('HGET', KEYS[1], 'seq') ~= ARGV[2] then return 0 end
-local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'done' or state == 'failed' or state == 'cancelled' then return 0 end
+# ARGV[3] next seq, ARGV[4] due message, then field/value pairs. Ends the due stage: the record moves to the next stage
+# and holds its message, in one fenced step.
+_ADVANCE = _IS_DUE + """
 redis.call('HSET', KEYS[1], 'seq', ARGV[3], 'due', ARGV[4])
 for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1

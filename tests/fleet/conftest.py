@@ -59,12 +59,6 @@ class RedisServer:
         self.process.kill()
         self.process.wait(10)
 
-    def discard(self) -> None:
-        """End the worker at once at the end of a test (its warm shutdown would only cost time)."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
