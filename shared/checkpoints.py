@@ -22,12 +22,13 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from simfleet.shared.checkpoint_format import KINDS, checksum, decode, encode
 from simfleet.shared.errors import CheckpointError, StaleOwner
+from simfleet.shared.stores.base import BlobStore
 
 if TYPE_CHECKING:
     from simfleet.shared.settings import Settings
@@ -35,27 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFS_KEY = "simfleet:job:{}:checkpoints"
-
-
-class BlobStore(Protocol):
-    """What checkpoints need of a store (see :class:`simfleet.shared.stores.BlobStore`)."""
-
-    url: str
-
-    def put(self, key: str, blob: bytes) -> None:
-        """Write atomically."""
-
-    def get(self, key: str) -> bytes:
-        """Read; :class:`CheckpointError` when missing."""
-
-    def delete(self, key: str) -> None:
-        """Remove (missing is fine)."""
-
-    def keys(self, prefix: str) -> list[str]:
-        """Keys under ``prefix``, sorted."""
-
-    def delete_prefix(self, prefix: str) -> int:
-        """Remove every key under ``prefix``."""
 
 
 @dataclass(frozen=True)
