@@ -37,7 +37,7 @@ from kombu.exceptions import ChannelError
 from simfleet.shared.celery_app import DES_RUN, STAGE_TASKS, create_app, publish_stage, stage_queues, stage_task_id
 from simfleet.shared.checkpoints import Checkpoints
 from simfleet.shared.heartbeats import Heartbeats
-from simfleet.shared.jobs import WATCHDOG_LOCK, Jobs
+from simfleet.shared.jobs import WATCHDOG_LOCK, JobRecord, Jobs
 from simfleet.shared.messages import to_wire
 from simfleet.shared.messages.lifecycle import StageMessage
 from simfleet.shared.redis_client import BACKOFF_CAP_S, UNAVAILABLE, connect
@@ -125,9 +125,9 @@ class Watchdog:
             return []
         try:
             handovers: dict[str, Handover] = {}
-            if not quiet:
-                self._sweep_jobs(handovers)
-            self._sweep_lost_stages(handovers)
+            records = [r for r in map(self.jobs.get, self.jobs.active()) if r is not None and not r.ended]
+            acted = self._sweep_jobs(records, handovers) if not quiet else set()
+            self._sweep_lost_stages([r for r in records if r.job_id not in acted], handovers)
             if not quiet:
                 self._sweep_replications(handovers)
             if time.monotonic() - self._last_retention > RETENTION_EVERY_S:
@@ -144,45 +144,46 @@ class Watchdog:
         finally:
             lock.release()
 
-    def _sweep_jobs(self, handovers: dict[str, Handover]) -> None:
+    def _sweep_jobs(self, records: list[JobRecord], handovers: dict[str, Handover]) -> set[str]:
+        """Hand on the jobs of silent owners and publish unpublished due stages; return the jobs it acted on."""
         dead_queues: dict[str, str] = {}
-        for job_id in self.jobs.active():
-            record = self.jobs.get(job_id)
-            if record is None or record.ended:
-                continue
+        acted = set()
+        for seen in records:
+            record: JobRecord | None = seen
             released = False
-            if record.owner:
-                if self.heartbeats.alive(record.owner):
+            if seen.owner:
+                if self.heartbeats.alive(seen.owner):
                     continue
-                epoch = self.jobs.release(job_id, record.owner)
+                epoch = self.jobs.release(seen.job_id, seen.owner)
                 if epoch < 0:
                     continue
-                handovers.setdefault(record.owner, Handover(record.owner)).jobs[job_id] = epoch
-                dead_queues[record.owner] = record.owner_queue
+                handovers.setdefault(seen.owner, Handover(seen.owner)).jobs[seen.job_id] = epoch
+                dead_queues[seen.owner] = seen.owner_queue
+                acted.add(seen.job_id)
                 released = True
-                record = self.jobs.get(job_id)
-                if record is None:
-                    continue
-            if record.owner or record.due_sent or record.due is None:
+                record = self.jobs.get(seen.job_id)
+            if record is None or record.owner or record.due_sent or record.due is None:
                 continue
             if not released and time.time() - record.updated < self.grace_s:
                 continue
             self.publish_due(record.due, record.epoch, record.spec.priority)
-            self.jobs.mark_sent(job_id, record.epoch, record.seq)
-            owner = next((o for o, h in handovers.items() if job_id in h.jobs), "")
+            self.jobs.mark_sent(record.job_id, record.epoch, record.seq)
+            acted.add(record.job_id)
+            owner = seen.owner if released else ""
             handovers.setdefault(owner, Handover(owner)).republished += 1
         for owner, queue in dead_queues.items():
             if queue:
                 handovers[owner].queue_deleted = self.delete_queue(queue)
+        return acted
 
-    def _sweep_lost_stages(self, handovers: dict[str, Handover]) -> None:
+    def _sweep_lost_stages(self, records: list[JobRecord], handovers: dict[str, Handover]) -> None:
         """Publish again a due stage that was published, never started, and is in no queue and no worker's hands."""
         now = time.time()
         suspects: dict[tuple[str, int, int], float] = {}
         targets: dict[tuple[str, int, int], tuple[StageMessage, str, str]] = {}
-        for job_id in self.jobs.active():
-            record = self.jobs.get(job_id)
-            if record is None or record.ended or record.due is None or not record.due_sent or record.due_started:
+        for record in records:
+            job_id = record.job_id
+            if record.due is None or not record.due_sent or record.due_started:
                 continue
             if now - record.updated < self.grace_s:
                 continue
