@@ -13,7 +13,6 @@ publishes the next one itself, so a job needs nothing more from the producer. No
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 import uuid
@@ -22,9 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import msgspec
-
-from simfleet.shared.celery_app import LIFECYCLE_LOAD, publish_stage, stage_queues, stage_task_id
+from simfleet.shared.celery_app import LIFECYCLE_LOAD, publish_stage, stage_queues
 from simfleet.shared.errors import ConfigError, FleetUnavailable, JobFailed, MessageError
 from simfleet.shared.jobs import JobRecord
 from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES, LifecycleInputs
@@ -120,16 +117,15 @@ class LifecycleJob:
         return record
 
     def progress(self) -> JobProgress:
-        """Where the job stands now (its record, with the running stage's PROGRESS figures when there are some)."""
+        """Where the job stands now: its record, with the running stage's last figures.
+
+        A stage writes each PROGRESS report into the record as well as into its Celery state, so the record alone
+        answers (one read a poll).
+        """
         record = self.record()
-        figures = record.progress
-        if record.due is not None and record.due.stage == "execute":
-            meta = self.fleet.task_meta(stage_task_id(msgspec.structs.replace(record.due, epoch=record.epoch)))
-            if meta.get("status") == "PROGRESS" and isinstance(meta.get("result"), dict):
-                with contextlib.suppress(MessageError):
-                    figures = decode(StageProgress, meta["result"])
         error = record.failure.message if record.failure else ""
-        return JobProgress(self.id, record.state, record.day, record.days, record.owner, record.epoch, figures, error)
+        return JobProgress(self.id, record.state, record.day, record.days, record.owner, record.epoch, record.progress,
+                           error)  # fmt: skip
 
     def finished(self) -> bool:
         """Whether the job has ended (done, failed or cancelled)."""
