@@ -182,3 +182,16 @@ class StudyFailed(WorkFailed):
     """A DES study failed, was cancelled, or did not finish in the time given."""
 
     kind = "study"
+
+
+def printable(value: object, limit: int = 60) -> str:
+    """``value`` as a short text safe to print in an error message.
+
+    Control and other non-printable characters are escaped (no raw binary reaches a terminal); the text is cut to
+    ``limit`` characters, with ``...`` marking the cut.
+    """
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="backslashreplace")
+    text = str(value)
+    safe = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return safe if len(safe) <= limit else safe[: limit - 3] + "..."

@@ -1,0 +1,124 @@
+"""Outputs that are whole or absent: a file or a folder is written beside its target and renamed onto it at the end.
+
+Every ``--out`` of the command line, every trace file and every export to this machine's disk goes through
+:func:`atomic_output`. The place is checked, and the staging entry created, before any computation starts, so an
+unwritable path costs nothing; the work then writes into a hidden sibling (``.NAME.partial-XXXX``) and only a
+run that finishes renames it onto ``NAME``. A failed or interrupted run (an exception, Ctrl-C, SIGTERM turned into
+an exception by the command line) removes its staging entry and leaves the previous complete output, or nothing. A
+rerun into the same place replaces the old output as a whole: the old one is moved aside, the new one moved in,
+the old one removed, so chunks of two runs never mix.
+
+A process killed outright (SIGKILL, power loss) can leave a hidden ``.NAME.partial-XXXX`` entry, never a ``NAME``
+that looks finished; the next run into the same place removes such leftovers once their process is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+from simfleet.shared.errors import ConfigError
+
+Kind = Literal["file", "folder"]
+
+
+def check_writable(path: str | Path, *, flag: str, kind: Kind = "folder") -> Path:
+    """Refuse, with ``flag`` named, a place where an output of ``kind`` cannot be written; return it absolute.
+
+    The nearest existing ancestor must be a folder; an existing ``path`` must be of the right kind. Permission is
+    proven by :func:`atomic_output` creating its staging entry, which also holds for root and read-only mounts.
+    """
+    target = Path(os.path.abspath(Path(path).expanduser()))
+    if target.name in ("", ".", ".."):
+        raise ConfigError(f"{path}: name a {kind} to write, not {target}", key=flag)
+    if target.exists() or target.is_symlink():
+        if kind == "folder" and not target.is_dir():
+            raise ConfigError(f"{path} exists and is not a folder", key=flag)
+        if kind == "file" and target.is_dir():
+            raise ConfigError(f"{path} is a folder; name a file", key=flag)
+    ancestor = target.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{path}: {ancestor} is not a folder", key=flag)
+    return target
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, *, flag: str, kind: Kind = "folder") -> Iterator[Path]:
+    """Yield a staging path to write ``path``'s content into; on success it replaces ``path`` as a whole.
+
+    Args:
+        path: the output the caller asked for.
+        flag: how the caller named it (``--out``), for errors.
+        kind: ``folder`` (the staging folder exists when yielded) or ``file`` (the staging file does not).
+
+    Raises:
+        ConfigError: the place cannot hold the output (not a folder, no permission, read-only), before any work.
+    """
+    target = check_writable(path, flag=flag, kind=kind)
+    _remove_leftovers(target)
+    staging = target.parent / f".{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "folder":
+            staging.mkdir()
+        else:
+            staging.touch()
+            staging.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be written: {exc.strerror or exc}", key=flag) from None
+    try:
+        yield staging
+        _replace(staging, target, kind)
+    finally:
+        _remove(staging)
+
+
+def _replace(staging: Path, target: Path, kind: Kind) -> None:
+    if kind == "file" and not staging.exists():
+        staging.touch()
+    old = target.parent / f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    if target.exists() or target.is_symlink():
+        target.rename(old)
+    staging.rename(target)
+    _remove(old)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Staging and set-aside entries of earlier runs into ``target`` whose process is gone (killed outright)."""
+    if not target.parent.is_dir():
+        return
+    for prefix in (f".{target.name}.partial-", f".{target.name}.old-"):
+        for entry in target.parent.glob(f"{glob_escape(prefix)}*"):
+            pid = entry.name.removeprefix(prefix).partition("-")[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                _remove(entry)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob's special characters made literal."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
