@@ -107,6 +107,13 @@ ROW_KEYS: dict[str, tuple[str, ...]] = {
 """The columns that name one row of each input table in error messages (one row per key in a valid table)."""
 
 
+MAX_DAYS = 2**16 - 1
+"""The longest horizon: MP2 stores day indices as ``UInt16``. The memory a horizon needs is checked separately."""
+
+DATE_RANGE = (dt.date(1970, 1, 1), dt.date(2149, 6, 6))
+"""The dates ClickHouse's ``Date`` holds; every input date and every simulated day must fall within it."""
+
+
 @dataclass(frozen=True)
 class LifecycleInputs:
     """Inputs of one lifecycle job (validated when they come from :func:`load_inputs`).
