@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # The suite runs in 4 processes: most fleet tests wait on Redis and worker processes rather than compute.
 PYTEST_WORKERS ?= 4
 
-.PHONY: install test lint unit bench demo clean
+.PHONY: install test lint unit fuzz bench demo clean
 
 install: $(STAMP)
 
@@ -35,6 +35,12 @@ unit: $(STAMP)
 
 ## make test: lint plus the whole suite (what CI runs)
 test: lint unit
+
+## make fuzz: the fuzz suite of bad inputs (2,000 cases by default), its outcome table; fails on any crash, hang,
+## partial write or bad output (make test runs a sample of it)
+FUZZ_CASES ?= 2000
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz --cases $(FUZZ_CASES)
 
 ## make bench: every benchmark under benchmarks/, printing our figures beside the peers'
 bench: $(STAMP)

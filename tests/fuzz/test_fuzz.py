@@ -1,0 +1,29 @@
+"""A sample of the fuzz suite in every ``make test``: each family's cases, seeded, with no crash, hang, partial write
+or bad output (``make fuzz`` runs 2,000 and more)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.fuzz.generators import GENERATORS, SHARES, Templates, make_cases
+from tests.fuzz.harness import run_cases
+
+SAMPLE = int(os.environ.get("SIMFLEET_FUZZ_SAMPLE", "300"))
+SEED = int(os.environ.get("SIMFLEET_FUZZ_SEED", "3"))
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
+    return Templates(tmp_path_factory.mktemp("fuzz-templates"))
+
+
+@pytest.mark.parametrize("family", sorted(GENERATORS))
+def test_fuzz_sample(family: str, templates: Templates, tmp_path: Path) -> None:
+    cases = [case for case in make_cases(templates, SAMPLE, SEED) if case.family == family]
+    assert cases, f"no {family} cases at a sample of {SAMPLE} ({SHARES[family]:.0%})"
+    report = run_cases(cases, tmp_path, parallel=2, deadline_s=60.0)
+    print(report.table())
+    assert not report.failures, f"{len(report.failures)} failing cases\n{report.describe_failures()}"
