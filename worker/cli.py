@@ -24,6 +24,7 @@ import uuid
 from typing import Any, NoReturn
 
 from simfleet.shared.celery_app import stage_queues
+from simfleet.shared.flags import bounded_int, positive_float, positive_int
 from simfleet.shared.jobs import worker_queue
 from simfleet.shared.redis_client import check_reachable
 from simfleet.shared.settings import NODE_ENV, ROLE_ENV, load_settings
@@ -49,15 +50,19 @@ def register(families: Any) -> None:
     parser.add_argument(
         "--role", choices=["cpu", "gpu"], required=True, help="cpu: DES replications; gpu: lifecycle job stages"
     )
-    parser.add_argument("--device", type=int, default=0, help="gpu role: the device index (CUDA_VISIBLE_DEVICES)")
-    parser.add_argument("--concurrency", type=int, help=f"cpu role: pool processes (default {default_concurrency()})")
+    parser.add_argument(
+        "--device", type=bounded_int(0, 1023), default=0, help="gpu role: the device index (CUDA_VISIBLE_DEVICES)"
+    )
+    parser.add_argument(
+        "--concurrency", type=positive_int, help=f"cpu role: pool processes (default {default_concurrency()})"
+    )
     parser.add_argument("--name", help="unique node name (default <role>[device]-<random>@<host>)")
     parser.add_argument("--loglevel", default="INFO")
     parser.add_argument("--logfile", help="log file (default: standard error)")
     parser.set_defaults(handler=_worker)
     watchdog = families.add_parser("watchdog", help="hand the work of silent workers to the rest of the fleet")
     watchdog.add_argument("--once", action="store_true", help="one sweep, print what it did, exit")
-    watchdog.add_argument("--interval", type=float, help="seconds between sweeps (default gpu_worker's)")
+    watchdog.add_argument("--interval", type=positive_float, help="seconds between sweeps (default gpu_worker's)")
     watchdog.set_defaults(handler=_watchdog)
     from simfleet.worker import fleet_commands
 

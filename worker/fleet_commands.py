@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from simfleet.shared.flags import non_negative_int, positive_int
 from simfleet.shared.fleet_status import fleet_status
 from simfleet.shared.settings import load_settings
 from simfleet.worker.supervisor import LocalFleet
@@ -17,9 +18,13 @@ def register(families: Any) -> None:
     parser: argparse.ArgumentParser = families.add_parser("fleet", help="start, inspect and stop the fleet")
     commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     up = commands.add_parser("up", help="start a local fleet (Redis, CPU and GPU workers, Flower) in the background")
-    up.add_argument("--cpu-workers", type=int, help="CPU worker processes (default: local_fleet.cpu_workers)")
-    up.add_argument("--gpu-workers", type=int, help="GPU-role worker processes (default: local_fleet.gpu_workers)")
-    up.add_argument("--concurrency", type=int, help="pool processes per worker (default: one per core)")
+    up.add_argument(
+        "--cpu-workers", type=non_negative_int, help="CPU worker processes (default: local_fleet.cpu_workers)"
+    )
+    up.add_argument(
+        "--gpu-workers", type=non_negative_int, help="GPU-role worker processes (default: local_fleet.gpu_workers)"
+    )
+    up.add_argument("--concurrency", type=positive_int, help="pool processes per worker (default: one per core)")
     up.add_argument("--no-flower", action="store_true", help="do not start Flower")
     up.set_defaults(handler=_up)
     down = commands.add_parser("down", help="stop exactly the processes 'fleet up' started")

@@ -1,92 +1,36 @@
-"""What the commands share: flag types that refuse bad values with the flag named, and the Ctrl-C message."""
+"""What the commands share: flag types that refuse bad values with the flag named, and the Ctrl-C message.
+
+The flag types live in :mod:`simfleet.shared.flags` (the worker side's commands use them too) and are re-exported
+here.
+"""
 
 from __future__ import annotations
 
-import argparse
-import math
 import sys
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from simfleet.shared.errors import printable
+from simfleet.shared.flags import (
+    SEED_MAX,
+    bounded_int,
+    fraction,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    seed_int,
+    work_id,
+)
 
 if TYPE_CHECKING:
     from simfleet.producer.fleet.client import Fleet
 
+__all__ = [
+    "SEED_MAX", "NoConsumerWarning", "bounded_int", "fraction", "non_negative_int", "positive_float", "positive_int",
+    "seed_int", "work_id", "work_interrupted",
+]  # fmt: skip
+
 NO_CONSUMER_AFTER_S = 3.0
 """How soon a command waiting on the fleet says that no worker consumes its queue (it keeps waiting)."""
-
-
-SEED_MAX = 2**63 - 1
-"""The largest study seed: it travels as a signed 64-bit integer (msgspec, Redis, ClickHouse ``Int64``)."""
-
-def _whole(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {printable(text)!r}") from None
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1 (argparse names the flag in its error)."""
-    value = _whole(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def bounded_int(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: an integer within ``[low, high]``."""
-
-    def parse(text: str) -> int:
-        value = _whole(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
-        return value
-
-    return parse
-
-
-seed_int = bounded_int(0, SEED_MAX)
-"""An argparse type: a study seed, ``0`` to ``2**63 - 1``."""
-
-
-def _finite(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {printable(text)!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a finite number above 0 (no NaN, no infinity, no 0)."""
-    value = _finite(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
-
-
-def fraction(text: str) -> float:
-    """An argparse type: a number strictly between 0 and 1."""
-    value = _finite(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
-    return value
-
-
-def work_id(text: str) -> str:
-    """An argparse type: a job or study id a caller chooses (see :func:`simfleet.shared.ids.check_id`)."""
-    from simfleet.shared.errors import ConfigError
-    from simfleet.shared.ids import check_id
-
-    try:
-        return check_id(text, what="id")
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(exc.reason) from None
 
 
 def work_interrupted(what: str, follow: str, cancel: str) -> None:

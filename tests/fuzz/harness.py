@@ -168,7 +168,8 @@ def _child(case_dir: str, argv: list[str] | None, call: tuple[str, dict[str, Any
                 result = {
                     "kind": "raised",
                     "type": type(exc).__name__,
-                    "ours": isinstance(exc, SimfleetError) and not isinstance(exc, FleetUnavailable),
+                    "ours": isinstance(exc, SimfleetError),
+                    "sent": isinstance(exc, FleetUnavailable),
                     "message": str(exc),
                     "traceback": traceback.format_exc(),
                 }
@@ -276,6 +277,8 @@ def classify(case: Case, case_dir: Path, *, hung: bool, exitcode: int | None, se
     if kind == "raised":
         if not outcome["ours"]:
             return result("crash", f"{outcome['type']}: {outcome['message'][:200]}")
+        if outcome["sent"]:
+            return result("bad output", "the bad call was not refused before it went to the fleet")
         return _named(result, case, outcome["message"])
     if kind == "returned":
         return result("accepted") if case.expect == "either" else result("bad output", "a bad call was accepted")
