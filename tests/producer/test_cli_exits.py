@@ -43,7 +43,11 @@ def test_a_reader_that_goes_away_gets_no_broken_pipe_traceback(tmp_path: Path) -
     assert done.returncode in (0, cli.EXIT_BROKEN_PIPE)
 
 
-def test_sigterm_leaves_the_previous_output_whole(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("sig", "code", "said"),
+    [(signal.SIGTERM, cli.EXIT_TERMINATED, "terminated"), (signal.SIGINT, cli.EXIT_INTERRUPTED, "interrupted")],
+)
+def test_a_stopped_run_leaves_the_previous_output_whole(tmp_path: Path, sig: int, code: int, said: str) -> None:
     scenario = _scenario(tmp_path, 3600)
     out = tmp_path / "out"
     out.mkdir()
@@ -56,10 +60,10 @@ def test_sigterm_leaves_the_previous_output_whole(tmp_path: Path) -> None:
     while not list(tmp_path.glob(".out.partial-*")) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(sig)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == cli.EXIT_TERMINATED, stderr
-    assert "terminated" in stderr and "Traceback" not in stderr
+    assert process.returncode == code, stderr
+    assert said in stderr and "Traceback" not in stderr
     assert sorted(p.name for p in out.iterdir()) == ["sweep.json"]
     assert (out / "sweep.json").read_text() == "previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "s.yaml"]
