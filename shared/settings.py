@@ -10,6 +10,7 @@ Every error names the file (or variable) and the dotted key. Environment variabl
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -19,9 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
-from simfleet.shared.errors import ConfigError
+from simfleet.shared.errors import ConfigError, printable
+from simfleet.shared.yaml_files import parse_yaml, read_yaml
 
 ENV_PREFIX = "SIMFLEET_"
 CONFIG_ENV = "SIMFLEET_CONFIG"
@@ -174,6 +174,10 @@ class Settings:
         return {CONFIG_ENV: self.source} if self.source not in ("<defaults>", "") else {}
 
 
+SETTINGS_MAX_BYTES = 1 * 2**20
+"""The largest settings file read (1 MiB)."""
+
+
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Load, override and validate the settings.
 
@@ -188,12 +192,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     source = "<defaults>"
     if chosen is not None:
         source = str(chosen.resolve())
-        try:
-            loaded = yaml.safe_load(chosen.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read settings file: {exc.strerror}", source=str(chosen)) from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML: {exc}", source=str(chosen)) from exc
+        loaded = read_yaml(chosen, what="the settings file", max_bytes=SETTINGS_MAX_BYTES)
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError("expected a mapping of settings", source=str(chosen))
         data = loaded or {}
@@ -208,10 +207,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
             target = target.setdefault(key, {})
             if not isinstance(target, dict):
                 raise ConfigError(f"{'.'.join(keys[:-1])} is not a section", source=name)
-        try:
-            target[keys[-1]] = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not a valid value: {exc}", source=name) from exc
+        target[keys[-1]] = parse_yaml(raw, source=name, what="the value", max_depth=4, max_nodes=100) if raw else ""
     try:
         settings: Settings = dataclasses.replace(_build(Settings, data, "", source), source=source)
         _validate(settings)
@@ -254,7 +250,9 @@ def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
         return tuple(value)
     expected = {str: (str,), int: (int,), float: (int, float), bool: (bool,)}[hint]
     if not isinstance(value, expected) or (hint is not bool and isinstance(value, bool)):
-        raise ConfigError(f"expected {hint.__name__}, got {value!r}", source=source, key=key)
+        raise ConfigError(f"expected {hint.__name__}, got {printable(repr(value))}", source=source, key=key)
+    if hint is float and not math.isfinite(typing.cast(float, value)):
+        raise ConfigError(f"expected a finite number, got {value!r}", source=source, key=key)
     return float(typing.cast(float, value)) if hint is float else value
 
 
