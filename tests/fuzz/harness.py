@@ -193,6 +193,7 @@ def _context() -> Any:
             [
                 "simfleet.producer.cli",
                 "simfleet.producer.fleet.client",
+                "simfleet.producer.charts",
                 "simfleet.worker.des.engine",
                 "simfleet.worker.des.runner",
                 "simfleet.worker.lifecycle.run",
