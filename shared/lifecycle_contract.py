@@ -52,7 +52,8 @@ class Column:
     def expected(self) -> str:
         """The expected form of a value, as error messages state it."""
         if self.kind == "date":
-            return "a date YYYY-MM-DD" + (" or empty" if self.nullable else "")
+            first, last = DATE_RANGE
+            return f"a date YYYY-MM-DD, {first} .. {last}" + (" or empty" if self.nullable else "")
         if self.kind == "ac_type":
             return "one of " + ", ".join(AC_TYPES)
         unit = f" ({self.unit})" if self.unit else ""

@@ -272,9 +272,6 @@ def read_table(path: Path, name: str) -> Table:
         raise InputError(name, [f"{path}: {exc}"]) from exc
     except (pa.ArrowException, OSError) as exc:
         raise InputError(name, [f"{path}: cannot be read: {printable(exc, 300)}"]) from exc
-    repeated = sorted(printable(column) for column, count in Counter(arrow.column_names).items() if count > 1)
-    if repeated:
-        raise InputError(name, [f"{path}: column {', '.join(repeated)} appears more than once; expected each once"])
     missing = [column.name for column in columns if column.name not in arrow.column_names]
     if missing:
         expected = ", ".join(column.name for column in columns)
@@ -299,12 +296,22 @@ def _read_arrow(handle: BinaryIO, path: Path, columns: tuple[Column, ...]) -> pa
         if problem:
             raise _Refused(problem)
         types = {column.name: _ARROW_TYPES[column.kind] for column in columns}
-        return pa_csv.read_csv(handle, convert_options=pa_csv.ConvertOptions(column_types=types))
+        table = pa_csv.read_csv(handle, convert_options=pa_csv.ConvertOptions(column_types=types))
+        _refuse_repeated(table.column_names)
+        return table
     if not head.startswith(b"PAR1"):
         compressed = next((name for magic, name in _COMPRESSED.items() if head.startswith(magic)), None)
         what = f"{compressed}-compressed data" if compressed else "not a Parquet file (no PAR1 header)"
         raise _Refused(f"{what}; expected a Parquet file")
-    return pq.read_table(handle)
+    parquet = pq.ParquetFile(handle)
+    _refuse_repeated(parquet.schema_arrow.names)
+    return parquet.read()
+
+
+def _refuse_repeated(names: list[str]) -> None:
+    repeated = sorted(printable(column) for column, count in Counter(names).items() if count > 1)
+    if repeated:
+        raise _Refused(f"column {', '.join(repeated)} appears more than once; expected each column once")
 
 
 _ACCEPTED_TYPES = {
@@ -323,6 +330,11 @@ def _to_numpy(values: pa.ChunkedArray, column: Column) -> npt.NDArray[np.generic
     if not (accepts(values.type) or pa.types.is_null(values.type)):
         raise pa.ArrowTypeError(f"column of type {values.type}; expected {described}")
     values = values.cast(_ARROW_TYPES[column.kind])
+    if column.kind == "ac_type":
+        nul = pc.fill_null(pc.match_substring(values, "\x00"), False)
+        if pc.any(nul).as_py():
+            row = int(pc.index(nul, True).as_py())
+            raise pa.ArrowInvalid(f"row {row + 1} = {printable(values[row].as_py())} holds a NUL byte")
     if column.kind == "int":
         result: npt.NDArray[np.generic] = pc.fill_null(values, -1).to_numpy()
         return result
