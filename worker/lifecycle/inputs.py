@@ -90,14 +90,15 @@ class DirectorySource(InputsSource):
 
     def load(self) -> LifecycleInputs:
         """Read ``meta.yaml`` and the four tables (see ``docs/lifecycle_inputs.md`` for the format)."""
+        if not self.path.is_dir():
+            what = "does not exist" if not os.path.lexists(self.path) else "is not a directory"
+            raise ConfigError(f"{what}; expected an inputs directory (meta.yaml, mp1, mp3, mp4, mp5)",
+                              source=str(self.path))  # fmt: skip
         version_date, days = read_meta(self.path / "meta.yaml")
         tables = {name: read_table(self._table_file(name), name) for name in TABLES}
         return LifecycleInputs(version_date, days, tables["mp1"], tables["mp3"], tables["mp4"], tables["mp5"])
 
     def _table_file(self, name: str) -> Path:
-        if not self.path.is_dir():
-            what = "does not exist" if not os.path.lexists(self.path) else "is not a directory"
-            raise InputError(name, [f"{self.path}: {what}; expected an inputs directory"])
         candidates = [self.path / f"{name}{ext}" for ext in (".csv", ".parquet")]
         found = [path for path in candidates if os.path.lexists(path)]
         if len(found) != 1:
