@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from simfleet.producer.cli.lifecycle_run import check_replaceable
 from simfleet.producer.cli.options import bounded_int, seed_int
-from simfleet.shared.lifecycle_contract import AC_TYPES, MAX_DAYS
+from simfleet.shared.lifecycle_contract import AC_TYPES, MAX_DAYS, TABLES
 from simfleet.shared.outputs import atomic_output
 from simfleet.worker.lifecycle.inputs import write_inputs
 from simfleet.worker.lifecycle.synth import MAX_AIRCRAFT, synthesize
@@ -39,6 +40,8 @@ def register(commands: Any) -> None:
 
 def _synth(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    inputs_files = ["meta.yaml", *(f"{name}.{ext}" for name in TABLES for ext in ("csv", "parquet"))]
+    check_replaceable(args.out, flag="--out", allowed=inputs_files)
     with atomic_output(args.out, flag="--out", kind="folder") as staging:
         inputs = synthesize(args.aircraft, args.days, args.seed, args.version_date)
         write_inputs(inputs, staging, args.format)

@@ -21,6 +21,7 @@ NO_CONSUMER_AFTER_S = 3.0
 SEED_MAX = 2**63 - 1
 """The largest study seed: it travels as a signed 64-bit integer (msgspec, Redis, ClickHouse ``Int64``)."""
 
+
 def _whole(text: str) -> int:
     try:
         return int(text)

@@ -355,3 +355,13 @@ def test_synth_rerun_in_another_format_replaces_the_directory(tmp_path, capsys):
     assert cli(["lifecycle", "synth", "--aircraft", "5", "--days", "10", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["meta.yaml", "mp1.parquet", "mp3.parquet", "mp4.parquet",
                                                      "mp5.parquet"]  # fmt: skip
+
+
+def test_an_out_holding_other_files_is_never_replaced(inputs_dir, tmp_path, capsys):
+    assert cli(["lifecycle", "run", "--inputs", str(inputs_dir), "--out", str(inputs_dir)]) == 2
+    assert f"--out: {inputs_dir} holds meta.yaml and 4 more, not only an earlier output" in capsys.readouterr().err
+    assert (inputs_dir / "mp3.csv").is_file()
+    (tmp_path / "notes.txt").write_text("keep me")
+    assert cli(["lifecycle", "synth", "--aircraft", "5", "--days", "10", "--out", str(tmp_path)]) == 2
+    assert f"--out: {tmp_path} holds in and 1 more" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "keep me"

@@ -92,7 +92,7 @@ def _ranks(sorted_numbers: I64, numbers: npt.NDArray[np.integer]) -> npt.NDArray
     A lookup table when the numbers are small (fast over MP5's days x airframes rows), else a binary search.
     """
     top = int(sorted_numbers[-1]) if len(sorted_numbers) else 0
-    if top < 50_000_000:
+    if top < max(4 * len(sorted_numbers), 1 << 20):  # the table stays within a few times the fleet's own arrays
         table = np.zeros(top + 1, dtype=np.intp)
         table[sorted_numbers] = np.arange(len(sorted_numbers))
         ranks: npt.NDArray[np.intp] = table[numbers]

@@ -134,7 +134,7 @@ class _Refused(Exception):
 
 
 @contextlib.contextmanager
-def open_regular(path: Path) -> Iterator[BinaryIO]:
+def _open_regular(path: Path) -> Iterator[BinaryIO]:
     """Open ``path`` for reading only if it is a regular file (after symlinks), without ever blocking.
 
     The file is opened non-blocking and checked on its descriptor, so a FIFO, a device (``/dev/zero``), a socket
@@ -210,7 +210,7 @@ def read_meta(path: Path) -> tuple[dt.date, int]:
     if not os.path.lexists(path):
         raise ConfigError("missing; expected version_date: YYYY-MM-DD and days: N", source=source)
     try:
-        with open_regular(path) as handle:
+        with _open_regular(path) as handle:
             raw = handle.read(META_MAX_BYTES + 1)
     except _Refused as exc:
         raise ConfigError(str(exc), source=source) from exc
@@ -267,7 +267,7 @@ def read_table(path: Path, name: str) -> Table:
     """
     columns = COLUMNS[name]
     try:
-        with open_regular(path) as handle:
+        with _open_regular(path) as handle:
             arrow = _read_arrow(handle, path, columns)
     except _Refused as exc:
         raise InputError(name, [f"{path}: {exc}"]) from exc
