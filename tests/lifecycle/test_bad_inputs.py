@@ -178,8 +178,23 @@ def test_a_zero_row_parquet_is_an_empty_table_named_as_such(inputs_dir, tmp_path
         ),
         (b"version_date: '1969-12-31'\ndays: 5\n", "version_date: expected a date 1970-01-01 .. 2149-06-06"),
         (b"version_date: '2025-01-01'\ndays: true\n", "days: expected a positive integer, got True"),
+        (b"a: " + b"{b: " * 5000 + b"1" + b"}" * 5000, "nested deeper than 8 levels"),
+        (b"version_date: '2025-01-01\ndays: 3\n", "not valid YAML: found unexpected end of stream at line 3"),
     ],
-    ids=["latin1", "binary", "alias", "duplicate", "list", "huge", "max-days", "date-range", "before-1970", "bool"],
+    ids=[
+        "latin1",
+        "binary",
+        "alias",
+        "duplicate",
+        "list",
+        "huge",
+        "max-days",
+        "date-range",
+        "before-1970",
+        "bool",
+        "deep",
+        "unclosed",
+    ],
 )
 def test_a_bad_meta_yaml_names_the_file_and_key(inputs_dir, tmp_path, capsys, content, says):
     (inputs_dir / "meta.yaml").write_bytes(content)

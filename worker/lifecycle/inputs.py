@@ -42,6 +42,9 @@ _ARROW_TYPES = {"int": pa.int64(), "date": pa.date32(), "ac_type": pa.string()}
 META_MAX_BYTES = 64 * 1024
 """The largest ``meta.yaml`` read: it holds two keys, so anything bigger is not an environment file."""
 
+META_MAX_DEPTH = 8
+"""How deeply ``meta.yaml`` may nest (it needs one level); deeper documents are refused before PyYAML recurses."""
+
 SNIFF_BYTES = 4096
 """How much of a file is looked at to tell text from binary, compressed or UTF-16 data before parsing it."""
 
@@ -241,9 +244,13 @@ def read_meta(path: Path) -> tuple[dt.date, int]:
 def _parse_meta(text: str, source: str) -> Any:
     """The YAML document of ``meta.yaml``: no anchors or aliases (no "billion laughs"), no repeated key."""
     try:
+        depth = 0
         for event in yaml.parse(text, Loader=_MetaLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 raise ConfigError("YAML anchors and aliases are not accepted; write the values out", source=source)
+            depth += isinstance(event, yaml.CollectionStartEvent) - isinstance(event, yaml.CollectionEndEvent)
+            if depth > META_MAX_DEPTH:
+                raise ConfigError(f"nested deeper than {META_MAX_DEPTH} levels; expected a flat mapping", source=source)
         node = yaml.compose(text, Loader=_MetaLoader)
         if isinstance(node, yaml.MappingNode):
             seen: set[str] = set()
@@ -253,6 +260,11 @@ def _parse_meta(text: str, source: str) -> Any:
                     raise ConfigError("duplicate key: each key may appear once", source=source, key=key)
                 seen.add(key)
         return yaml.load(text, Loader=_MetaLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = printable(exc.problem or exc.context or "", 200)
+        raise ConfigError(f"not valid YAML: {reason}{where}", source=source) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {printable(exc, 300)}", source=source) from exc
 
