@@ -277,10 +277,12 @@ def _edit_parquet(folder: Path, name: str, column: str, values: pa.Array) -> Non
     pq.write_table(table, folder / f"{name}.parquet")
 
 
-def test_a_bool_column_is_refused_not_read_as_0_and_1(inputs_dir, tmp_path, capsys):
-    _edit_parquet(inputs_dir, "mp3", "status_id", pa.array([True] * AIRCRAFT))
+@pytest.mark.parametrize(("values", "kind"), [([True], "bool"), ([2.0], "double")])
+def test_a_bool_or_float_column_is_refused_not_cast_to_integers(inputs_dir, tmp_path, capsys, values, kind):
+    _edit_parquet(inputs_dir, "mp3", "status_id", pa.array(values * AIRCRAFT))
     err = run_fails(inputs_dir, tmp_path / "out", capsys)
-    assert f"{inputs_dir / 'mp3.parquet'}: field status_id: column of type bool; expected an integer type" in err
+    field = f"{inputs_dir / 'mp3.parquet'}: field status_id: column of type {kind}, not an integer type"
+    assert f"{field}; expected an integer 0..6" in err
 
 
 def test_a_nul_byte_in_a_string_is_refused_and_echoed_escaped(inputs_dir, tmp_path, capsys):

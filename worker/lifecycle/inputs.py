@@ -341,7 +341,7 @@ def _to_numpy(values: pa.ChunkedArray, column: Column) -> npt.NDArray[np.generic
         values = values.cast(values.type.value_type)
     accepts, described = _ACCEPTED_TYPES[column.kind]
     if not (accepts(values.type) or pa.types.is_null(values.type)):
-        raise pa.ArrowTypeError(f"column of type {values.type}; expected {described}")
+        raise pa.ArrowTypeError(f"column of type {values.type}, not {described}")
     values = values.cast(_ARROW_TYPES[column.kind])
     if column.kind == "ac_type":
         nul = pc.fill_null(pc.match_substring(values, "\x00"), False)
