@@ -120,9 +120,17 @@ def test_a_symlink_loop_is_refused_naming_the_file(inputs_dir, tmp_path, capsys)
     assert f"{inputs_dir / 'mp3.csv'}: cannot be opened: Too many levels of symbolic links" in err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
-def test_an_unreadable_table_is_refused_naming_the_file(inputs_dir, tmp_path, capsys):
+def test_an_unreadable_table_is_refused_naming_the_file(inputs_dir, tmp_path, capsys, monkeypatch):
     (inputs_dir / "mp3.csv").chmod(0)
+    if os.geteuid() == 0:  # root reads whatever the mode says: let the open fail as it does for everyone else
+        real_open = os.open
+
+        def denied(path, flags, *args, **kwargs):
+            if str(path).endswith("mp3.csv"):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, flags, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", denied)
     err = run_fails(inputs_dir, tmp_path / "out", capsys)
     assert f"{inputs_dir / 'mp3.csv'}: cannot be opened: Permission denied" in err
 
