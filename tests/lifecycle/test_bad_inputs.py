@@ -390,3 +390,11 @@ def test_an_out_holding_other_files_is_never_replaced(inputs_dir, tmp_path, caps
     assert cli(["lifecycle", "synth", "--aircraft", "5", "--days", "10", "--out", str(tmp_path)]) == 2
     assert f"--out: {tmp_path} holds in and 1 more" in capsys.readouterr().err
     assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_the_memory_rule_lets_the_reference_fleet_run_and_grows_with_chunks_and_kept_rows():
+    reference = environment.run_memory_bytes(279, 3650, chunk_days=365, log="full", keep_rows=False)
+    assert reference < 100 * 2**20  # 279 airframes x 10 years: a few tens of MB, never refused on a real machine
+    aggregates = environment.run_memory_bytes(279, 3650, chunk_days=365, log="aggregates", keep_rows=True)
+    kept = environment.run_memory_bytes(279, 3650, chunk_days=365, log="full", keep_rows=True)
+    assert aggregates < reference < kept

@@ -165,7 +165,8 @@ STATE_BYTES_PER_AIRFRAME = 1024
 def available_memory_bytes() -> int | None:
     """Memory this process may still take, in bytes; ``None`` where it cannot be read (not Linux).
 
-    ``MemAvailable`` of ``/proc/meminfo``, lowered to the room left under a cgroup v2 limit when there is one.
+    ``MemAvailable`` of ``/proc/meminfo``, lowered to the room left under a cgroup v2 limit when there is one (the
+    limit less the memory charged, not counting inactive page cache).
     """
     found: list[int] = []
     try:
@@ -174,12 +175,15 @@ def available_memory_bytes() -> int | None:
                 found.append(int(line.split()[1]) * 1024)
     except (OSError, ValueError, IndexError):
         pass
+    cgroup = Path("/sys/fs/cgroup")
     try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
+        limit = (cgroup / "memory.max").read_text().strip()
+        used = (cgroup / "memory.current").read_text().strip()
         if limit.isdigit() and used.isdigit():
-            found.append(max(int(limit) - int(used), 0))
-    except OSError:
+            stats = dict(line.split() for line in (cgroup / "memory.stat").read_text().splitlines() if " " in line)
+            reclaimable = int(stats.get("inactive_file", "0"))  # page cache the kernel drops before refusing us
+            found.append(max(int(limit) - int(used) + reclaimable, 0))
+    except (OSError, ValueError):
         pass
     return min(found) if found else None
 
