@@ -52,7 +52,8 @@ class Column:
     def expected(self) -> str:
         """The expected form of a value, as error messages state it."""
         if self.kind == "date":
-            return "a date YYYY-MM-DD" + (" or empty" if self.nullable else "")
+            first, last = DATE_RANGE
+            return f"a date YYYY-MM-DD, {first} .. {last}" + (" or empty" if self.nullable else "")
         if self.kind == "ac_type":
             return "one of " + ", ".join(AC_TYPES)
         unit = f" ({self.unit})" if self.unit else ""
@@ -112,6 +113,10 @@ MAX_DAYS = 2**16 - 1
 
 DATE_RANGE = (dt.date(1970, 1, 1), dt.date(2149, 6, 6))
 """The dates ClickHouse's ``Date`` holds; every input date and every simulated day must fall within it."""
+
+ENGINE_MINUTES_MAX = 2**31 - 1
+"""The backends hold minutes of flight in ``int32``: every starting value (MP1 and MP3 ``ll``/``oh``/``br``, MP3
+``sne``/``ppr``) plus a full day's flight on every day of the horizon (``MINUTES_PER_DAY * (days + 1)``) must fit."""
 
 
 @dataclass(frozen=True)

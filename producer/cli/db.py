@@ -8,9 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from simfleet.producer.cli.options import bounded_int
 from simfleet.shared.clickhouse.client import ClickHouse
 from simfleet.shared.clickhouse.field_ids import DICTIONARY_TABLE
 from simfleet.shared.clickhouse.migrations import open_db
+from simfleet.shared.clickhouse.schema import VERSION_COLUMNS
+
+VERSION_ID_MAX = int(next(c.high for c in VERSION_COLUMNS if c.name == "version_id") or 0)
+"""The largest ``--version-id``: what the schema's ``version_id`` column (``UInt32``) holds."""
 
 
 def register(families: Any) -> None:
@@ -25,7 +30,8 @@ def register(families: Any) -> None:
     fields.set_defaults(handler=_fields)
     load = commands.add_parser("import-inputs", help="load an inputs directory into MP1/MP3/MP4/MP5 as a version")
     load.add_argument("directory", type=Path)
-    load.add_argument("--version-id", type=int, required=True, help="version number within the inputs' version_date")
+    load.add_argument("--version-id", type=bounded_int(0, VERSION_ID_MAX), required=True,
+                      help=f"version number within the inputs' version_date, 0..{VERSION_ID_MAX}")  # fmt: skip
     load.set_defaults(handler=_import)
 
 

@@ -6,10 +6,14 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simfleet.shared.lifecycle_contract import LOG_MODES, STATUSES
+from simfleet.producer.cli.options import bounded_int, positive_int
+from simfleet.shared.errors import ConfigError, printable
+from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES, MAX_DAYS, STATUSES
+from simfleet.shared.outputs import atomic_output
 
 if TYPE_CHECKING:
     from simfleet.shared.messages.lifecycle import JobSummary
@@ -20,11 +24,11 @@ def register(commands: Any) -> None:
     """Add the ``run`` subcommand."""
     parser: argparse.ArgumentParser = commands.add_parser("run", help="run the lifecycle model locally")
     parser.add_argument("--inputs", type=Path, required=True, help="inputs directory (mp1, mp3, mp4, mp5, meta.yaml)")
-    parser.add_argument("--days", type=int, help="horizon in days (default: meta.yaml's)")
+    parser.add_argument("--days", type=bounded_int(1, MAX_DAYS), help="horizon in days (default: meta.yaml's)")
     parser.add_argument("--out", type=Path, help="write MP2 here as Parquet (mp2/, mp2_daily/)")
     parser.add_argument("--log", choices=LOG_MODES, default="full", help="per-airframe log or not")
-    parser.add_argument("--chunk-days", type=int, default=365, help="days per MP2 chunk handed to the sink")
-    parser.add_argument("--backend", default="numpy", help="numpy (default), numba, cupy, flamegpu")
+    parser.add_argument("--chunk-days", type=positive_int, default=365, help="days per MP2 chunk handed to the sink")
+    parser.add_argument("--backend", choices=BACKENDS, default="numpy", help="the lifecycle backend (default numpy)")
     parser.add_argument("--debug", action="store_true", help="check every invariant after each day")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--to-clickhouse", action="store_true", help="also write MP2 to ClickHouse (clickhouse_dsn)")
@@ -62,15 +66,49 @@ def print_summary(summary: RunReport | JobSummary) -> None:
     print("time: " + ", ".join(f"{k} {v:.3f} s" for k, v in summary.timings_s.items()))
 
 
+MP2_ENTRIES = ("mp2", "mp2_daily")
+"""What ``--out`` holds after a run; a folder holding anything else is not replaced."""
+
+
+def check_replaceable(out: Path, *, flag: str, allowed: Collection[str]) -> None:
+    """Refuse an existing ``out`` that holds anything but an earlier output of the command (``allowed`` names).
+
+    An output is replaced as a whole (``atomic_output``), so ``--out .`` or ``--out`` naming the inputs directory
+    would otherwise delete what the user keeps there.
+
+    Raises:
+        ConfigError: naming ``flag`` and the first foreign entry.
+    """
+    if not out.is_dir():
+        return
+    foreign = sorted(entry.name for entry in out.iterdir() if entry.name not in allowed)
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise ConfigError(
+            f"{printable(out, 200)} holds {printable(foreign[0])}{more}, not only an earlier output of this command "
+            f"({', '.join(allowed)}), and an output replaces the folder whole; name a new or empty folder",
+            key=flag,
+        )
+
+
 def _run(args: argparse.Namespace) -> int:
+    if not args.out:
+        return _run_into(args, None)
+    check_replaceable(args.out, flag="--out", allowed=MP2_ENTRIES)
+    # The place is checked and staged before the inputs are even read; MP2 appears whole at the end or not at all.
+    with atomic_output(args.out, flag="--out", kind="folder") as staging:
+        return _run_into(args, staging)
+
+
+def _run_into(args: argparse.Namespace, out: Path | None) -> int:
     from simfleet.worker.lifecycle.inputs import load_inputs
     from simfleet.worker.lifecycle.run import run_local
     from simfleet.worker.lifecycle.sinks import MemorySink, NullSink, ParquetSink, Sink, TeeSink
 
     started = time.perf_counter()
-    inputs = load_inputs(args.inputs, days=args.days)
+    inputs = load_inputs(args.inputs, days=args.days, days_key="--days")
     load_s = time.perf_counter() - started
-    sink: Sink = ParquetSink(args.out) if args.out else NullSink()
+    sink: Sink = ParquetSink(out) if out else NullSink()
     if args.to_clickhouse:
         sink = TeeSink(sink, MemorySink())
     report = run_local(

@@ -10,9 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from simfleet.shared.lifecycle_contract import AC_TYPES
+from simfleet.producer.cli.lifecycle_run import check_replaceable
+from simfleet.producer.cli.options import bounded_int, seed_int
+from simfleet.shared.lifecycle_contract import AC_TYPES, MAX_DAYS, TABLES
+from simfleet.shared.outputs import atomic_output
 from simfleet.worker.lifecycle.inputs import write_inputs
-from simfleet.worker.lifecycle.synth import synthesize
+from simfleet.worker.lifecycle.synth import MAX_AIRCRAFT, synthesize
 
 
 def register(commands: Any) -> None:
@@ -20,24 +23,28 @@ def register(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
         "synth", help="write a plausible synthetic fleet as an inputs directory"
     )
-    parser.add_argument("--aircraft", type=int, default=279, help="airframes (default 279, the reference fleet)")
-    parser.add_argument("--days", type=int, default=3650, help="horizon in days (default 3650)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed; same seed, same files (default 1)")
+    parser.add_argument("--aircraft", type=bounded_int(1, MAX_AIRCRAFT), default=279,
+                        help="airframes (default 279, the reference fleet)")  # fmt: skip
+    parser.add_argument("--days", type=bounded_int(1, MAX_DAYS), default=3650, help="horizon in days (default 3650)")
+    parser.add_argument("--seed", type=seed_int, default=1, help="random seed; same seed, same files (default 1)")
     parser.add_argument(
         "--version-date",
         type=dt.date.fromisoformat,
         default=dt.date(2025, 1, 1),
         help="first simulated day, YYYY-MM-DD (default 2025-01-01)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="the inputs directory to write")
+    parser.add_argument("--out", type=Path, required=True, help="the inputs directory to write (replaced whole)")
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="table format")
     parser.set_defaults(handler=_synth)
 
 
 def _synth(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    inputs = synthesize(args.aircraft, args.days, args.seed, args.version_date)
-    write_inputs(inputs, args.out, args.format)
+    inputs_files = ["meta.yaml", *(f"{name}.{ext}" for name in TABLES for ext in ("csv", "parquet"))]
+    check_replaceable(args.out, flag="--out", allowed=inputs_files)
+    with atomic_output(args.out, flag="--out", kind="folder") as staging:
+        inputs = synthesize(args.aircraft, args.days, args.seed, args.version_date)
+        write_inputs(inputs, staging, args.format)
     per_type = ", ".join(f"{int(np.sum(inputs.mp3['ac_type'] == ac_type))} {ac_type}" for ac_type in AC_TYPES)
     print(
         f"wrote {args.out}: {args.aircraft} aircraft ({per_type}), {args.days} days from {args.version_date}, "

@@ -7,40 +7,61 @@ inserts, one partition per version). :class:`ClickHouseSource` reads a version b
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 
 import numpy as np
 
 from simfleet.shared.clickhouse.client import ClickHouse
-from simfleet.shared.clickhouse.export import ExportReport, export_partition
-from simfleet.shared.clickhouse.schema import input_tables
-from simfleet.shared.errors import InputError
+from simfleet.shared.clickhouse.export import ExportReport, PartitionWriter
+from simfleet.shared.clickhouse.schema import VERSION_COLUMNS, TableSpec, input_tables
+from simfleet.shared.errors import ConfigError, InputError
 
 
 def import_inputs(ch: ClickHouse, inputs: Any, version_id: int, *, batch_rows: int = 1_000_000) -> list[ExportReport]:
-    """Write validated lifecycle inputs (``LifecycleInputs``) as version (version_date, version_id)."""
-    reports = []
-    partition = (inputs.version_date, int(version_id))
-    for table in input_tables():
-        data = inputs.table(table.name)
-        columns: dict[str, Any] = {}
-        for spec in table.columns:
-            if spec.name in table.partition_by:
-                continue
-            values = np.asarray(data[spec.name])
-            if spec.nullable:
-                missing = np.isnat(values) if values.dtype.kind == "M" else values < 0
-                boxed = values.astype(object)
-                boxed[missing] = None
-                values = boxed
-            columns[spec.name] = values
-        reports.append(export_partition(ch, table, partition, columns, batch_rows=batch_rows))
+    """Write validated lifecycle inputs (``LifecycleInputs``) as version (version_date, version_id).
+
+    All or nothing: the four tables are staged first (each checked against its columns' ranges), and only when all
+    are staged is each partition swapped in; a failure before that drops every staging table and leaves the
+    version as it was.
+
+    Raises:
+        ConfigError: ``version_id`` is outside what the schema's ``version_id`` column holds.
+        ExportValidationError: a value is outside its column's range (nothing written).
+    """
+    high = int(next(c.high for c in VERSION_COLUMNS if c.name == "version_id") or 0)
+    if isinstance(version_id, bool) or not isinstance(version_id, int) or not 0 <= version_id <= high:
+        raise ConfigError(f"expected an integer 0..{high}, got {version_id!r}", key="version_id")
+    partition = (inputs.version_date, version_id)
+    with contextlib.ExitStack() as staged:
+        writers = []
+        for table in input_tables():
+            writer = staged.enter_context(PartitionWriter(ch, table, partition, batch_rows=batch_rows))
+            writer.write(_columns(table, inputs.table(table.name)))
+            writers.append(writer)
+        reports = [writer.commit() for writer in writers]
     ch.command(
         f"INSERT INTO {ch.database}.input_versions (version_date, version_id, days) "
         f"VALUES ('{inputs.version_date.isoformat()}', {int(version_id)}, {int(inputs.days)})"
     )
     return reports
+
+
+def _columns(table: TableSpec, data: dict[str, Any]) -> dict[str, Any]:
+    """One input table's columns as an export takes them: NULL (``None``) for a missing value where allowed."""
+    columns: dict[str, Any] = {}
+    for spec in table.columns:
+        if spec.name in table.partition_by:
+            continue
+        values = np.asarray(data[spec.name])
+        if spec.nullable:
+            missing = np.isnat(values) if values.dtype.kind == "M" else values < 0
+            boxed = values.astype(object)
+            boxed[missing] = None
+            values = boxed
+        columns[spec.name] = values
+    return columns
 
 
 class ClickHouseSource:

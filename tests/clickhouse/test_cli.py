@@ -79,3 +79,39 @@ def test_des_run_to_clickhouse_writes_the_study_it_printed(dsn, monkeypatch, cap
     assert [r for r, _, _ in replications] == [0, 1] and {s for _, s, _ in replications} == {20240602}  # its seed
     assert all(n == len(printed["types"]) + 1 for _, _, n in replications)  # one per request type, and '(all)'
     assert p95 == pytest.approx(printed["types"]["web-search"]["p95_s"]["mean"])
+
+
+def test_db_import_inputs_failing_half_way_leaves_no_staging_table_and_no_table_of_the_version(
+    dsn, tmp_path, capsys, monkeypatch
+):
+    from simfleet.shared.errors import ClickHouseError
+
+    directory = tmp_path / "inputs"
+    inputs = synthesize(12, 40, seed=3)
+    write_inputs(inputs, directory, "csv")
+    insert = ClickHouse.insert_columns
+
+    def failing(self, table, columns, *, constants=None):
+        if table.startswith("mp4"):
+            raise ClickHouseError("insert refused (injected)")
+        insert(self, table, columns, constants=constants)
+
+    monkeypatch.setattr(ClickHouse, "insert_columns", failing)
+    assert main(["db", "--dsn", dsn, "import-inputs", str(directory), "--version-id", "7"]) == 2
+    assert "insert refused (injected)" in capsys.readouterr().err
+    with ClickHouse(dsn) as ch:
+        tables = [name for (name,) in ch.rows(f"SELECT name FROM system.tables WHERE database = '{ch.database}'")]
+        written = {
+            table: ch.rows(f"SELECT count() FROM {ch.database}.{table} WHERE version_id = 7")[0][0]
+            for table in ("mp1", "mp3", "mp4", "mp5")
+        }
+    assert [name for name in tables if "staging" in name] == []
+    assert written == {"mp1": 0, "mp3": 0, "mp4": 0, "mp5": 0}  # all or nothing: mp1 and mp3 were staged only
+
+
+@pytest.mark.parametrize("version_id", ["-1", "4294967296", "x"])
+def test_db_import_inputs_refuses_a_version_id_the_schema_cannot_hold(dsn, tmp_path, capsys, version_id):
+    with pytest.raises(SystemExit) as exited:
+        main(["db", "--dsn", dsn, "import-inputs", str(tmp_path), "--version-id", version_id])
+    assert exited.value.code == 2
+    assert "argument --version-id:" in capsys.readouterr().err

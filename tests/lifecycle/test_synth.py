@@ -148,5 +148,8 @@ def test_cli_writes_an_inputs_directory(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_cli_reports_a_bad_fleet_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["lifecycle", "synth", "--aircraft", "0", "--out", str(tmp_path / "x")]) == 2
-    assert "aircraft: expected a positive integer" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # argparse refuses it, naming the flag
+        main(["lifecycle", "synth", "--aircraft", "0", "--out", str(tmp_path / "x")])
+    assert exited.value.code == 2
+    assert "argument --aircraft: must be between 1 and" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -10,11 +10,13 @@ and the flight as ``minutes[day, idx]`` for days 0..days (0 where MP5 has no row
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from simfleet.shared.lifecycle_contract import AC_TYPES, LifecycleInputs
+from simfleet.shared.errors import ConfigError
+from simfleet.shared.lifecycle_contract import AC_TYPES, AIRFRAME_COLUMNS, LifecycleInputs
 
 NO_DATE = np.int64(-(2**31))
 """The day number of a date that is not set (rendered as NaT)."""
@@ -90,7 +92,7 @@ def _ranks(sorted_numbers: I64, numbers: npt.NDArray[np.integer]) -> npt.NDArray
     A lookup table when the numbers are small (fast over MP5's days x airframes rows), else a binary search.
     """
     top = int(sorted_numbers[-1]) if len(sorted_numbers) else 0
-    if top < 50_000_000:
+    if top < max(4 * len(sorted_numbers), 1 << 20):  # the table stays within a few times the fleet's own arrays
         table = np.zeros(top + 1, dtype=np.intp)
         table[sorted_numbers] = np.arange(len(sorted_numbers))
         ranks: npt.NDArray[np.intp] = table[numbers]
@@ -145,3 +147,96 @@ def build_environment(inputs: LifecycleInputs, days: int | None = None) -> Envir
         targets=targets,
         minutes=minutes,
     )
+
+
+# ------------------------------------------------------------------------------------------------- memory rule
+
+MINUTES_BYTES = 2
+"""Per airframe and day of the horizon (days + 1): the ``minutes`` array of the environment (uint16)."""
+MP2_ROW_BYTES = sum(np.dtype(column.dtype).itemsize for column in AIRFRAME_COLUMNS)
+"""One per-airframe MP2 row in its typed columns."""
+CHUNK_BYTES_PER_ROW = 40 + 2 * MP2_ROW_BYTES
+"""Per airframe and day of a chunk while it is logged: the day's state arrays a backend keeps (about 40 bytes),
+the chunk's typed columns and the copy a sink makes of them (Parquet, ClickHouse)."""
+STATE_BYTES_PER_AIRFRAME = 1024
+"""Per airframe, whatever the horizon: the static limits, the state and its scratch arrays."""
+
+
+def available_memory_bytes() -> int | None:
+    """Memory this process may still take, in bytes; ``None`` where it cannot be read (not Linux).
+
+    ``MemAvailable`` of ``/proc/meminfo``, lowered to the room left under a cgroup v2 limit when there is one (the
+    limit less the memory charged, not counting inactive page cache).
+    """
+    found: list[int] = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    cgroup = Path("/sys/fs/cgroup")
+    try:
+        limit = (cgroup / "memory.max").read_text().strip()
+        used = (cgroup / "memory.current").read_text().strip()
+        if limit.isdigit() and used.isdigit():
+            stats = dict(line.split() for line in (cgroup / "memory.stat").read_text().splitlines() if " " in line)
+            reclaimable = int(stats.get("inactive_file", "0"))  # page cache the kernel drops before refusing us
+            found.append(max(int(limit) - int(used) + reclaimable, 0))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def run_memory_bytes(airframes: int, days: int, *, chunk_days: int, log: str, keep_rows: bool) -> int:
+    """The memory rule of a run: what ``airframes`` x ``days`` needs at its peak, in bytes (an estimate).
+
+    The environment's flight plan (``MINUTES_BYTES`` per airframe and day), one chunk of the per-airframe log
+    while it is logged (``CHUNK_BYTES_PER_ROW`` per airframe and day of the chunk; nothing with ``log="aggregates"``),
+    every MP2 row twice when the sink keeps them all (ClickHouse export), and ``STATE_BYTES_PER_AIRFRAME``.
+    """
+    full = log == "full"
+    needed = airframes * (days + 1) * MINUTES_BYTES + airframes * STATE_BYTES_PER_AIRFRAME
+    if full:
+        needed += airframes * min(chunk_days, days) * CHUNK_BYTES_PER_ROW
+        if keep_rows:
+            needed += airframes * days * 2 * MP2_ROW_BYTES
+    return needed
+
+
+def check_memory(needed: int, what: str, *, key: str, advice: str) -> None:
+    """Refuse work that needs more than :func:`available_memory_bytes`, before anything is allocated.
+
+    Raises:
+        ConfigError: naming ``key`` (the setting to lower), the estimate, the memory available and ``advice``.
+    """
+    available = available_memory_bytes()
+    if available is not None and needed > available:
+        raise ConfigError(
+            f"{what} needs about {needed / 2**30:.1f} GiB, more than the {available / 2**30:.1f} GiB of memory "
+            f"available; {advice}",
+            key=key,
+        )
+
+
+def check_run_memory(airframes: int, days: int, *, chunk_days: int, log: str, keep_rows: bool) -> None:
+    """:func:`check_memory` for a run, with the longest horizon that fits named (see :func:`run_memory_bytes`).
+
+    Raises:
+        ConfigError: naming ``days``.
+    """
+    needed = run_memory_bytes(airframes, days, chunk_days=chunk_days, log=log, keep_rows=keep_rows)
+    available = available_memory_bytes()
+    if available is None or needed <= available:
+        return
+    fits = 0
+    low, high = 0, days
+    while low <= high:
+        middle = (low + high) // 2
+        if run_memory_bytes(airframes, middle, chunk_days=chunk_days, log=log, keep_rows=keep_rows) <= available:
+            fits, low = middle, middle + 1
+        else:
+            high = middle - 1
+    advice = f"at most {fits} days fit" + (", more with a smaller --chunk-days or --log aggregates" if log == "full"
+                                           else "")  # fmt: skip
+    check_memory(needed, f"{airframes} airframes x {days} days", key="days", advice=advice)

@@ -15,11 +15,16 @@ validates (see :mod:`simfleet.worker.lifecycle.validation`); a :class:`InputsSou
 from __future__ import annotations
 
 import abc
+import codecs
 import contextlib
 import dataclasses
 import datetime as dt
+import os
+import stat
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -29,10 +34,27 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import yaml
 
-from simfleet.shared.errors import ConfigError, InputError
+from simfleet.shared.errors import ConfigError, InputError, printable
 from simfleet.shared.lifecycle_contract import COLUMNS, TABLES, Column, LifecycleInputs, Table
 
 _ARROW_TYPES = {"int": pa.int64(), "date": pa.date32(), "ac_type": pa.string()}
+
+META_MAX_BYTES = 64 * 1024
+"""The largest ``meta.yaml`` read: it holds two keys, so anything bigger is not an environment file."""
+
+META_MAX_DEPTH = 8
+"""How deeply ``meta.yaml`` may nest (it needs one level); deeper documents are refused before PyYAML recurses."""
+
+SNIFF_BYTES = 4096
+"""How much of a file is looked at to tell text from binary, compressed or UTF-16 data before parsing it."""
+
+_COMPRESSED = {
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"PK\x03\x04": "zip",
+}
 
 
 class InputsSource(abc.ABC):
@@ -71,38 +93,101 @@ class DirectorySource(InputsSource):
 
     def load(self) -> LifecycleInputs:
         """Read ``meta.yaml`` and the four tables (see ``docs/lifecycle_inputs.md`` for the format)."""
+        if not self.path.is_dir():
+            what = "does not exist" if not os.path.lexists(self.path) else "is not a directory"
+            raise ConfigError(f"{what}; expected an inputs directory (meta.yaml, mp1, mp3, mp4, mp5)",
+                              source=str(self.path))  # fmt: skip
         version_date, days = read_meta(self.path / "meta.yaml")
         tables = {name: read_table(self._table_file(name), name) for name in TABLES}
         return LifecycleInputs(version_date, days, tables["mp1"], tables["mp3"], tables["mp4"], tables["mp5"])
 
     def _table_file(self, name: str) -> Path:
-        found = [self.path / f"{name}{ext}" for ext in (".csv", ".parquet") if (self.path / f"{name}{ext}").is_file()]
+        candidates = [self.path / f"{name}{ext}" for ext in (".csv", ".parquet")]
+        found = [path for path in candidates if os.path.lexists(path)]
         if len(found) != 1:
             problem = "both .csv and .parquet exist, keep one" if found else "no file"
             raise InputError(name, [f"{self.path}/{name}.csv or {name}.parquet: {problem}"])
         return found[0]
 
 
-def load_inputs(path: str | Path, *, days: int | None = None) -> LifecycleInputs:
+def load_inputs(path: str | Path, *, days: int | None = None, days_key: str = "days") -> LifecycleInputs:
     """Load an inputs directory and validate it.
 
     Args:
         path: the inputs directory.
         days: a horizon replacing ``meta.yaml``'s ``days`` (MP4 and MP5 must still cover it).
+        days_key: how the caller names ``days`` in errors (``--days`` on the command line).
 
     Raises:
         InputError: a table is missing, unreadable or invalid (names the table, row key and field).
-        ConfigError: ``meta.yaml`` is missing or wrong, or ``days`` is not a positive integer.
+        ConfigError: ``meta.yaml`` is missing or wrong, or ``days`` is not a positive integer within the limits.
     """
-    from simfleet.worker.lifecycle.validation import validate_inputs
+    from simfleet.worker.lifecycle.validation import check_horizon, validate_inputs
 
     inputs = DirectorySource(path).load()
     if days is not None:
-        if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
-            raise ConfigError(f"expected a positive integer number of days, got {days!r}", key="days")
+        check_horizon(inputs.version_date, days, key=days_key)
         inputs = dataclasses.replace(inputs, days=days)
     validate_inputs(inputs)
     return inputs
+
+
+class _Refused(Exception):
+    """A file that is not read: not a regular file, not openable, or not of the expected format."""
+
+
+@contextlib.contextmanager
+def _open_regular(path: Path) -> Iterator[BinaryIO]:
+    """Open ``path`` for reading only if it is a regular file (after symlinks), without ever blocking.
+
+    The file is opened non-blocking and checked on its descriptor, so a FIFO, a device (``/dev/zero``), a socket
+    or a directory is refused at once instead of blocking or reading forever; a symlink loop or a permission
+    problem is refused with the system's reason.
+
+    Raises:
+        _Refused: with the reason, for the caller to wrap in its own error naming the file.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise _Refused(f"cannot be opened: {exc.strerror or exc}") from exc
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise _Refused(f"is {_file_kind(mode)}, not a regular file")
+        os.set_blocking(descriptor, True)
+        handle = os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+    with handle:
+        yield handle
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _text_problem(head: bytes) -> str | None:
+    """Why the first bytes of a file are not UTF-8 text, or ``None`` when they are."""
+    for magic, name in _COMPRESSED.items():
+        if head.startswith(magic):
+            return f"{name}-compressed data; expected plain UTF-8 text (decompress it first)"
+    if head.startswith(b"PAR1"):
+        return "a Parquet file; expected CSV text (name it .parquet)"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16 text; expected UTF-8 (save it as UTF-8)"
+    if b"\x00" in head:
+        return "binary data (NUL bytes); expected UTF-8 text"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError as exc:
+        return (
+            f"not UTF-8 text (byte {printable(head[exc.start : exc.start + 1])} at offset {exc.start}); expected UTF-8"
+        )
+    return None
 
 
 class _MetaLoader(yaml.SafeLoader):
@@ -119,18 +204,31 @@ def read_meta(path: Path) -> tuple[dt.date, int]:
     """Read ``meta.yaml``: ``version_date`` (YYYY-MM-DD, the first simulated day) and ``days`` (the horizon).
 
     Raises:
-        ConfigError: the file is missing or not YAML, a key is missing or unknown, or a value has the wrong form.
+        ConfigError: the file is missing, not a regular file, not UTF-8 YAML (or uses anchors and aliases, or
+            repeats a key), a key is missing or unknown, or a value has the wrong form or is out of its limits.
     """
+    from simfleet.worker.lifecycle.validation import check_horizon
+
     source = str(path)
+    if not os.path.lexists(path):
+        raise ConfigError("missing; expected version_date: YYYY-MM-DD and days: N", source=source)
     try:
-        data: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=_MetaLoader)
-    except FileNotFoundError as exc:
-        raise ConfigError("missing; expected version_date: YYYY-MM-DD and days: N", source=source) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", source=source) from exc
+        with _open_regular(path) as handle:
+            raw = handle.read(META_MAX_BYTES + 1)
+    except _Refused as exc:
+        raise ConfigError(str(exc), source=source) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot be read: {exc.strerror or exc}", source=source) from exc
+    if len(raw) > META_MAX_BYTES:
+        raise ConfigError(f"larger than {META_MAX_BYTES} bytes; expected version_date and days", source=source)
+    problem = _text_problem(raw)
+    if problem:
+        raise ConfigError(problem, source=source)
+    text = raw.decode("utf-8-sig")
+    data = _parse_meta(text, source)
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with version_date and days", source=source)
-    unknown = sorted(str(key) for key in set(data) - {"version_date", "days"})
+    unknown = sorted(printable(key) for key in set(data) - {"version_date", "days"})
     if unknown:
         raise ConfigError("unknown key; expected only version_date and days", source=source, key=unknown[0])
     version_date = data.get("version_date")
@@ -138,43 +236,118 @@ def read_meta(path: Path) -> tuple[dt.date, int]:
         with contextlib.suppress(ValueError):
             version_date = dt.date.fromisoformat(version_date)
     if not isinstance(version_date, dt.date) or isinstance(version_date, dt.datetime):
-        raise ConfigError(f"expected a date YYYY-MM-DD, got {version_date!r}", source=source, key="version_date")
-    days = data.get("days")
-    if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
-        raise ConfigError(f"expected a positive integer, got {days!r}", source=source, key="days")
-    return version_date, days
+        shown = printable(repr(version_date))
+        raise ConfigError(f"expected a date YYYY-MM-DD, got {shown}", source=source, key="version_date")
+    return version_date, check_horizon(version_date, data.get("days"), source=source)
+
+
+def _parse_meta(text: str, source: str) -> Any:
+    """The YAML document of ``meta.yaml``: no anchors or aliases (no "billion laughs"), no repeated key."""
+    try:
+        depth = 0
+        for event in yaml.parse(text, Loader=_MetaLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise ConfigError("YAML anchors and aliases are not accepted; write the values out", source=source)
+            depth += isinstance(event, yaml.CollectionStartEvent) - isinstance(event, yaml.CollectionEndEvent)
+            if depth > META_MAX_DEPTH:
+                raise ConfigError(f"nested deeper than {META_MAX_DEPTH} levels; expected a flat mapping", source=source)
+        node = yaml.compose(text, Loader=_MetaLoader)
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, _ in node.value:
+                key = printable(key_node.value)
+                if key in seen:
+                    raise ConfigError("duplicate key: each key may appear once", source=source, key=key)
+                seen.add(key)
+        return yaml.load(text, Loader=_MetaLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = printable(exc.problem or exc.context or "", 200)
+        raise ConfigError(f"not valid YAML: {reason}{where}", source=source) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {printable(exc, 300)}", source=source) from exc
 
 
 def read_table(path: Path, name: str) -> Table:
     """Read one table file (``.csv`` or ``.parquet``) into the columnar representation.
 
-    Columns not in :data:`COLUMNS` are ignored; a missing column or a cell that is not of its column's kind is an
-    :class:`InputError` naming the file and the column.
+    Only a regular file is read (a directory, FIFO or device is refused before anything blocks); a CSV must be UTF-8
+    text, a Parquet file must be one. Columns not in :data:`COLUMNS` are ignored; a missing or repeated column, a
+    table without rows, or a cell that is not of its column's kind is an :class:`InputError` naming the file and the
+    column.
     """
     columns = COLUMNS[name]
     try:
-        if path.suffix == ".csv":
-            types = {column.name: _ARROW_TYPES[column.kind] for column in columns}
-            arrow = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(column_types=types))
-        else:
-            arrow = pq.read_table(path)
+        with _open_regular(path) as handle:
+            arrow = _read_arrow(handle, path, columns)
+    except _Refused as exc:
+        raise InputError(name, [f"{path}: {exc}"]) from exc
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(name, [f"{path}: cannot be read: {exc}"]) from exc
+        raise InputError(name, [f"{path}: cannot be read: {printable(exc, 300)}"]) from exc
     missing = [column.name for column in columns if column.name not in arrow.column_names]
     if missing:
         expected = ", ".join(column.name for column in columns)
         raise InputError(name, [f"{path}: no column {', '.join(missing)}; expected columns {expected}"])
+    if arrow.num_rows == 0:
+        raise InputError(name, [f"{path}: no rows (only a header or an empty table); expected at least one row"])
     table: Table = {}
     for column in columns:
         try:
             table[column.name] = _to_numpy(arrow.column(column.name), column)
         except pa.ArrowException as exc:
-            raise InputError(name, [f"{path}: field {column.name}: {exc}; expected {column.expected()}"]) from exc
+            shown = printable(exc, 300)
+            raise InputError(name, [f"{path}: field {column.name}: {shown}; expected {column.expected()}"]) from exc
     return table
 
 
+def _read_arrow(handle: BinaryIO, path: Path, columns: tuple[Column, ...]) -> pa.Table:
+    head = handle.read(SNIFF_BYTES)
+    handle.seek(0)
+    if path.suffix == ".csv":
+        problem = _text_problem(head)
+        if problem:
+            raise _Refused(problem)
+        types = {column.name: _ARROW_TYPES[column.kind] for column in columns}
+        table = pa_csv.read_csv(handle, convert_options=pa_csv.ConvertOptions(column_types=types))
+        _refuse_repeated(table.column_names)
+        return table
+    if not head.startswith(b"PAR1"):
+        compressed = next((name for magic, name in _COMPRESSED.items() if head.startswith(magic)), None)
+        what = f"{compressed}-compressed data" if compressed else "not a Parquet file (no PAR1 header)"
+        raise _Refused(f"{what}; expected a Parquet file")
+    parquet = pq.ParquetFile(handle)
+    _refuse_repeated(parquet.schema_arrow.names)
+    return parquet.read()
+
+
+def _refuse_repeated(names: list[str]) -> None:
+    repeated = sorted(printable(column) for column, count in Counter(names).items() if count > 1)
+    if repeated:
+        raise _Refused(f"column {', '.join(repeated)} appears more than once; expected each column once")
+
+
+_ACCEPTED_TYPES = {
+    "int": (pa.types.is_integer, "an integer type"),
+    "date": (lambda t: pa.types.is_date(t) or pa.types.is_string(t) or pa.types.is_large_string(t),
+             "date32, date64 or text YYYY-MM-DD"),
+    "ac_type": (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "text"),
+}  # fmt: skip
+"""Parquet column types each kind accepts: a bool or float column is refused, not silently cast to integers."""
+
+
 def _to_numpy(values: pa.ChunkedArray, column: Column) -> npt.NDArray[np.generic]:
+    if pa.types.is_dictionary(values.type):
+        values = values.cast(values.type.value_type)
+    accepts, described = _ACCEPTED_TYPES[column.kind]
+    if not (accepts(values.type) or pa.types.is_null(values.type)):
+        raise pa.ArrowTypeError(f"column of type {values.type}, not {described}")
     values = values.cast(_ARROW_TYPES[column.kind])
+    if column.kind == "ac_type":
+        nul = pc.fill_null(pc.match_substring(values, "\x00"), False)
+        if pc.any(nul).as_py():
+            row = int(pc.index(nul, True).as_py())
+            raise pa.ArrowInvalid(f"row {row + 1} = {printable(values[row].as_py())} holds a NUL byte")
     if column.kind == "int":
         result: npt.NDArray[np.generic] = pc.fill_null(values, -1).to_numpy()
         return result

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from simfleet.shared.errors import ConfigError
 from simfleet.shared.lifecycle_contract import AC_TYPES, TRANSITIONS, LifecycleInputs
 from simfleet.worker.lifecycle.backends import get_backend
-from simfleet.worker.lifecycle.environment import Environment, build_environment
+from simfleet.worker.lifecycle.environment import Environment, build_environment, check_run_memory
 from simfleet.worker.lifecycle.sinks import MemorySink, NullSink, ParquetSink, Sink, TeeSink
 
 __all__ = ["MemorySink", "NullSink", "ParquetSink", "RunReport", "Sink", "TeeSink", "run_local", "summarize"]
@@ -74,11 +75,20 @@ def run_local(
     Returns:
         The report: transitions by kind, status counts at the end, days with a shortfall, timings (load / create /
         run / collect, in seconds).
+
+    Raises:
+        ConfigError: ``chunk_days`` or ``days`` is out of range, or the run needs more memory than is available
+            (the memory rule of :func:`~simfleet.worker.lifecycle.environment.run_memory_bytes`), before anything
+            is allocated.
     """
-    if chunk_days < 1:
-        raise ValueError(f"chunk_days must be at least 1, got {chunk_days}")
+    if isinstance(chunk_days, bool) or not isinstance(chunk_days, int) or chunk_days < 1:
+        raise ConfigError(f"expected a positive integer, got {chunk_days!r}", key="chunk_days")
     if days is not None and not 0 <= days <= inputs.days:
-        raise ValueError(f"days must be in 0..{inputs.days} (the inputs' horizon), got {days}")
+        raise ConfigError(f"expected 0..{inputs.days} (the inputs' horizon), got {days!r}", key="days")
+    sink = sink or NullSink()
+    airframes = len(inputs.mp3["aircraft_number"])
+    check_run_memory(airframes, inputs.days if days is None else days, chunk_days=chunk_days, log=log,
+                     keep_rows=sink.keeps_rows)  # fmt: skip
     timings = {"load": load_s}
     started = time.perf_counter()
     env = build_environment(inputs, days)
@@ -86,7 +96,6 @@ def run_local(
     sim.build(env, log=log)
     sim.create()
     timings["create"] = time.perf_counter() - started
-    sink = sink or NullSink()
     rows = 0
     run_s = collect_s = 0.0
     while sim.day < env.days:

@@ -24,7 +24,13 @@ TABLES = ("mp2", "mp2_daily")
 
 
 class Sink(abc.ABC):
-    """Receives MP2 chunks in day order."""
+    """Receives MP2 chunks in day order.
+
+    Attributes:
+        keeps_rows: the sink holds every chunk in memory until the run ends (the memory rule counts them).
+    """
+
+    keeps_rows = False
 
     @abc.abstractmethod
     def write(self, first_day: int, airframe: Columns, daily: Columns) -> None:
@@ -43,6 +49,8 @@ class NullSink(Sink):
 
 class MemorySink(Sink):
     """Keeps every chunk; :meth:`table` concatenates them."""
+
+    keeps_rows = True
 
     def __init__(self) -> None:
         self.airframe: list[Columns] = []
@@ -70,6 +78,7 @@ class TeeSink(Sink):
 
     def __init__(self, *sinks: Sink) -> None:
         self.sinks = sinks
+        self.keeps_rows = any(sink.keeps_rows for sink in sinks)
 
     def write(self, first_day: int, airframe: Columns, daily: Columns) -> None:
         """Pass the chunk on."""

@@ -27,7 +27,9 @@ import numpy as np
 import numpy.typing as npt
 
 from simfleet.shared.errors import ConfigError
-from simfleet.shared.lifecycle_contract import AC_TYPES, U16, LifecycleInputs, Table
+from simfleet.shared.lifecycle_contract import AC_TYPES, DATE_RANGE, U16, U32, LifecycleInputs, Table
+from simfleet.worker.lifecycle.environment import check_memory
+from simfleet.worker.lifecycle.validation import check_horizon
 
 IntArray = npt.NDArray[np.int64]
 REFERENCE_FLEET = {"mi8": 163, "mi17": 116}
@@ -43,6 +45,11 @@ MIN_FLEET_WITH_DELIVERY = 10
 """Fleets of at least this size get at least one delivery (status 0)."""
 FLIGHT_MIN_RANGE = (70, 155)
 LL_EXTENSION_SHARE = 0.02
+MAX_AIRCRAFT = (U32 - 100_000) // 5
+"""The largest synthetic fleet: its ``psn`` (100,000 + 5 per airframe) and aircraft numbers must fit ``UInt32``."""
+BYTES_PER_MP5_ROW = 64
+"""The memory rule of a synthetic fleet: its MP5 (aircraft x (days + 1) rows) as arrays, then as the Arrow table
+written out, about 64 bytes a row at the peak; a fleet needing more than the memory available is refused first."""
 
 
 def synthesize(aircraft: int, days: int, seed: int, version_date: dt.date = dt.date(2025, 1, 1)) -> LifecycleInputs:
@@ -59,11 +66,16 @@ def synthesize(aircraft: int, days: int, seed: int, version_date: dt.date = dt.d
         (days + 1) rows sorted by (date, aircraft_number), its integer columns ``int32``.
 
     Raises:
-        ConfigError: ``aircraft`` or ``days`` is not a positive integer.
+        ConfigError: ``aircraft`` is not an integer 1 .. :data:`MAX_AIRCRAFT`, ``days`` is not a horizon within
+            the limits (:func:`~simfleet.worker.lifecycle.validation.check_horizon`), or the fleet needs more memory
+            than is available (:data:`BYTES_PER_MP5_ROW`).
     """
-    for key, value in (("aircraft", aircraft), ("days", days)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ConfigError(f"expected a positive integer, got {value!r}", key=key)
+    if isinstance(aircraft, bool) or not isinstance(aircraft, int) or not 1 <= aircraft <= MAX_AIRCRAFT:
+        raise ConfigError(f"expected an integer 1..{MAX_AIRCRAFT}, got {aircraft!r}", key="aircraft")
+    check_horizon(version_date, days)
+    rows = aircraft * (days + 1)
+    check_memory(rows * BYTES_PER_MP5_ROW, f"{aircraft} aircraft x {days} days ({rows:,} mp5 rows)", key="days",
+                 advice="ask for fewer --aircraft or --days")  # fmt: skip
     rng = np.random.default_rng(seed)
     n_mi8 = round(aircraft * REFERENCE_FLEET["mi8"] / sum(REFERENCE_FLEET.values()))
     type_code = rng.permutation(np.repeat(np.array([0, 1]), [n_mi8, aircraft - n_mi8]))
@@ -130,6 +142,7 @@ def _initial_state(
     delivery_offset = rng.integers(1, max(days, 2), aircraft)
     delivery_date = np.where(pending, d0 + delivery_offset, np.datetime64("NaT", "D"))
     mfg_date = np.where(pending, delivery_date - rng.integers(30, 180, aircraft), mfg_date)
+    mfg_date = np.maximum(mfg_date, np.datetime64(DATE_RANGE[0], "D"))  # a version_date near 1970
     sne, ppr = np.where(pending, 0, sne), np.where(pending, 0, ppr)
     extended = rng.random(aircraft) < LL_EXTENSION_SHARE
     return {

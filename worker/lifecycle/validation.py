@@ -15,8 +15,19 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from simfleet.shared.errors import ConfigError, InputError
-from simfleet.shared.lifecycle_contract import AC_TYPES, COLUMNS, ROW_KEYS, Column, LifecycleInputs, Table
+from simfleet.shared.errors import ConfigError, InputError, printable
+from simfleet.shared.lifecycle_contract import (
+    AC_TYPES,
+    COLUMNS,
+    DATE_RANGE,
+    ENGINE_MINUTES_MAX,
+    MAX_DAYS,
+    MINUTES_PER_DAY,
+    ROW_KEYS,
+    Column,
+    LifecycleInputs,
+    Table,
+)
 
 LIMIT = 20
 """How many offences an error formats; the rest are counted."""
@@ -52,13 +63,12 @@ def validate_inputs(inputs: LifecycleInputs) -> None:
     Raises:
         InputError: for the first table with offences; each names the table, the row key and the field, and the
             expected form.
-        ConfigError: the horizon ``days`` is not a positive integer.
+        ConfigError: the horizon ``days`` is not a positive integer within the limits (:func:`check_horizon`).
     """
-    if isinstance(inputs.days, bool) or not isinstance(inputs.days, int) or inputs.days <= 0:
-        raise ConfigError(f"expected a positive integer, got {inputs.days!r}", key="days")
+    check_horizon(inputs.version_date, inputs.days)
     relations: dict[str, Callable[[], None]] = {
-        "mp1": lambda: _check_mp1(inputs.mp1),
-        "mp3": lambda: _check_mp3(inputs.mp3, inputs.mp1, inputs.version_date),
+        "mp1": lambda: _check_mp1(inputs.mp1, inputs.days),
+        "mp3": lambda: _check_mp3(inputs.mp3, inputs.mp1, inputs.version_date, inputs.days),
         "mp4": lambda: _check_mp4(inputs.mp4, inputs.version_date, inputs.days),
         "mp5": lambda: _check_mp5(inputs.mp5, inputs.mp3, inputs.version_date, inputs.days),
     }
@@ -66,6 +76,41 @@ def validate_inputs(inputs: LifecycleInputs) -> None:
         _check_shape(name, inputs.table(name))
         _check_values(name, inputs.table(name))
         check_relations()
+
+
+def check_horizon(version_date: object, days: object, *, source: str | None = None, key: str = "days") -> int:
+    """Check a horizon against its limits and return it.
+
+    ``days`` must be a positive integer of at most :data:`MAX_DAYS` (MP2 numbers days as ``UInt16``) whose last
+    date, ``version_date + days``, ClickHouse's ``Date`` still holds (:data:`DATE_RANGE`).
+
+    Args:
+        version_date: D0.
+        days: the horizon.
+        source: the file the values came from (``meta.yaml``), for the error.
+        key: how ``days`` is named (``days`` in ``meta.yaml``, ``--days`` on the command line).
+
+    Raises:
+        ConfigError: naming ``key`` (or ``version_date``) and the limit.
+    """
+    first, last = DATE_RANGE
+    if not isinstance(version_date, dt.date) or not first <= version_date <= last:
+        shown = printable(version_date)
+        raise ConfigError(f"expected a date {first} .. {last}, got {shown}", source=source, key="version_date")
+    if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
+        raise ConfigError(f"expected a positive integer, got {printable(repr(days))}", source=source, key=key)
+    if days > MAX_DAYS:
+        raise ConfigError(f"{days} is over the limit of {MAX_DAYS} days (MP2 numbers days as UInt16)",
+                          source=source, key=key)  # fmt: skip
+    room = (last - version_date).days
+    if days > room:
+        raise ConfigError(
+            f"{days} days from version_date {version_date} end after {last}, the last date ClickHouse's Date holds; "
+            f"at most {room} days from this version_date",
+            source=source,
+            key=key,
+        )
+    return days
 
 
 def row_key(name: str, table: Table, row: int) -> str:
@@ -79,7 +124,7 @@ def _show(value: object) -> str:
         return "<empty>" if np.isnat(value) else str(value)
     if (isinstance(value, np.integer) and value == -1) or (isinstance(value, str) and value == ""):
         return "<empty>"
-    return str(value)
+    return printable(value)
 
 
 def _check_shape(name: str, table: Table) -> None:
@@ -89,6 +134,8 @@ def _check_shape(name: str, table: Table) -> None:
     lengths = {column.name: len(table[column.name]) for column in COLUMNS[name] if column.name in table}
     if len(set(lengths.values())) > 1:
         offences.append(f"columns of different lengths {lengths}; expected one length")
+    elif not missing and not any(lengths.values()):
+        offences.append("no rows; expected at least one row")
     if offences:
         raise InputError(name, offences)
 
@@ -105,7 +152,10 @@ def _bad_values(values: npt.NDArray[np.generic], column: Column) -> npt.NDArray[
     if column.kind == "date":
         if values.dtype != np.dtype("datetime64[D]"):
             return np.ones(len(values), dtype=bool)
-        return np.zeros(len(values), dtype=bool) if column.nullable else np.isnat(values)
+        first, last = (np.datetime64(date, "D") for date in DATE_RANGE)
+        missing = np.isnat(values)
+        outside: npt.NDArray[np.bool_] = ~missing & ((values < first) | (values > last))
+        return outside if column.nullable else outside | missing
     if column.kind == "ac_type":
         return ~np.isin(values, np.array(AC_TYPES))
     if not np.issubdtype(values.dtype, np.integer):
@@ -122,6 +172,22 @@ def _value_message(name: str, table: Table, column: Column) -> Callable[[int], s
         return f"{row_key(name, table, row)}: field {column.name} = {value}; expected {column.expected()}"
 
     return describe
+
+
+def _minutes_headroom(offences: _Offences, name: str, table: Table, fields: tuple[str, ...], days: int) -> None:
+    """Minutes the engines' ``int32`` cannot carry through the horizon (see :data:`ENGINE_MINUTES_MAX`)."""
+    ceiling = ENGINE_MINUTES_MAX - MINUTES_PER_DAY * (days + 1)
+
+    def describe(field: str, values: IntArray) -> Callable[[int], str]:
+        return lambda row: (
+            f"{row_key(name, table, row)}: field {field} = {values[row]}; expected at most {ceiling} minutes "
+            f"(the engines count minutes in int32: {ENGINE_MINUTES_MAX} less {MINUTES_PER_DAY} a day over "
+            f"{days} + 1 days)"
+        )
+
+    for field in fields:
+        values = np.asarray(table[field], dtype=np.int64)
+        offences.add(np.flatnonzero(values > ceiling), describe(field, values))
 
 
 def _type_code(ac_type: npt.NDArray[np.generic]) -> IntArray:
@@ -169,8 +235,9 @@ def _add_duplicates(offences: _Offences, name: str, table: Table, key: IntArray,
     )
 
 
-def _check_mp1(mp1: Table) -> None:
+def _check_mp1(mp1: Table, days: int) -> None:
     offences = _Offences("mp1")
+    _minutes_headroom(offences, "mp1", mp1, ("ll", "oh", "br"), days)
     key = np.asarray(mp1["partno"], dtype=np.int64) * 2 + _type_code(mp1["ac_type"])
     _add_duplicates(offences, "mp1", mp1, key, "(partno, ac_type)")
     oh, br, ll = (np.asarray(mp1[field], dtype=np.int64) for field in ("oh", "br", "ll"))
@@ -184,8 +251,9 @@ def _check_mp1(mp1: Table) -> None:
     offences.raise_if_any()
 
 
-def _check_mp3(mp3: Table, mp1: Table, version_date: dt.date) -> None:
+def _check_mp3(mp3: Table, mp1: Table, version_date: dt.date, days: int) -> None:
     offences = _Offences("mp3")
+    _minutes_headroom(offences, "mp3", mp3, ("sne", "ppr", "ll", "oh", "br"), days)
 
     def key_of(row: int) -> str:
         return row_key("mp3", mp3, row)
