@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from simfleet.shared.errors import ConfigError, printable
-from simfleet.shared.yaml_files import parse_yaml, read_yaml
+from simfleet.shared.user_files import parse_yaml, read_yaml
 
 ENV_PREFIX = "SIMFLEET_"
 CONFIG_ENV = "SIMFLEET_CONFIG"

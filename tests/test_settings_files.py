@@ -14,7 +14,7 @@ from simfleet.shared.settings import load_settings
 @pytest.mark.parametrize(
     ("content", "said"),
     [
-        (b"\xff\xfe\x00b\x00", "not UTF-8 text"),
+        (b"\xff\xfe\x00b\x00", "UTF-16 text; expected UTF-8"),
         (b"broker_url: [1\n", "not valid YAML"),
         (b"gpu_worker: {heartbeat_ttl_s: .nan}\n", "gpu_worker.heartbeat_ttl_s: expected a finite number"),
         (b"records_expire_s: 600\nrecords_expire_s: 700\n", "records_expire_s: duplicate key"),
@@ -40,5 +40,5 @@ def test_a_settings_fifo_or_device_is_refused_without_blocking(tmp_path: Path) -
     os.mkfifo(fifo)
     with pytest.raises(ConfigError, match="FIFO"):
         load_settings(fifo, env={})
-    with pytest.raises(ConfigError, match="character device"):
+    with pytest.raises(ConfigError, match="is a device, not a regular file"):
         load_settings("/dev/zero", env={})

@@ -175,10 +175,13 @@ def test_a_zero_row_parquet_is_an_empty_table_named_as_such(inputs_dir, tmp_path
     [
         (b"version_date: '2025-01-01'\ndays: \xff\n", "not UTF-8"),
         (b"\x00\x01\x02" * 100, "binary data"),
-        (b"a: &x [1, 2]\nb: *x\n", "anchors and aliases are not accepted"),
+        (
+            b"a: &x [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nb: &y [*x, *x, *x, *x, *x, *x, *x, *x, *x, *x]\nc: [*y, *y]\n",
+            "holds more than 100 values",
+        ),
         (b"version_date: '2025-01-01'\ndays: 40\ndays: 30\n", "days: duplicate key"),
         (b"- 1\n- 2\n", "expected a mapping"),
-        (b"#" * 70_000, "larger than 65536 bytes"),
+        (b"#" * 70_000, "larger than the limit of 65,536 bytes"),
         (b"version_date: '2025-01-01'\ndays: 70000\n", f"days: 70000 is over the limit of {MAX_DAYS} days"),
         (
             b"version_date: '2149-01-01'\ndays: 365\n",
@@ -186,8 +189,8 @@ def test_a_zero_row_parquet_is_an_empty_table_named_as_such(inputs_dir, tmp_path
         ),
         (b"version_date: '1969-12-31'\ndays: 5\n", "version_date: expected a date 1970-01-01 .. 2149-06-06"),
         (b"version_date: '2025-01-01'\ndays: true\n", "days: expected a positive integer, got True"),
-        (b"a: " + b"{b: " * 5000 + b"1" + b"}" * 5000, "nested deeper than 8 levels"),
-        (b"version_date: '2025-01-01\ndays: 3\n", "not valid YAML: found unexpected end of stream at line 3"),
+        (b"a: " + b"{b: " * 5000 + b"1" + b"}" * 5000, "nests deeper than 8 levels"),
+        (b"version_date: '2025-01-01\ndays: 3\n", "not valid YAML: found unexpected end of stream (line 3"),
     ],
     ids=[
         "latin1",

@@ -15,14 +15,11 @@ validates (see :mod:`simfleet.worker.lifecycle.validation`); a :class:`InputsSou
 from __future__ import annotations
 
 import abc
-import codecs
 import contextlib
 import dataclasses
 import datetime as dt
 import os
-import stat
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -36,6 +33,7 @@ import yaml
 
 from simfleet.shared.errors import ConfigError, InputError, printable
 from simfleet.shared.lifecycle_contract import COLUMNS, TABLES, Column, LifecycleInputs, Table
+from simfleet.shared.user_files import COMPRESSED, SNIFF_BYTES, Refused, open_regular, read_yaml, text_problem
 
 _ARROW_TYPES = {"int": pa.int64(), "date": pa.date32(), "ac_type": pa.string()}
 
@@ -44,17 +42,6 @@ META_MAX_BYTES = 64 * 1024
 
 META_MAX_DEPTH = 8
 """How deeply ``meta.yaml`` may nest (it needs one level); deeper documents are refused before PyYAML recurses."""
-
-SNIFF_BYTES = 4096
-"""How much of a file is looked at to tell text from binary, compressed or UTF-16 data before parsing it."""
-
-_COMPRESSED = {
-    b"\x1f\x8b": "gzip",
-    b"BZh": "bzip2",
-    b"\xfd7zXZ\x00": "xz",
-    b"\x28\xb5\x2f\xfd": "zstd",
-    b"PK\x03\x04": "zip",
-}
 
 
 class InputsSource(abc.ABC):
@@ -132,74 +119,6 @@ def load_inputs(path: str | Path, *, days: int | None = None, days_key: str = "d
     return inputs
 
 
-class _Refused(Exception):
-    """A file that is not read: not a regular file, not openable, or not of the expected format."""
-
-
-@contextlib.contextmanager
-def _open_regular(path: Path) -> Iterator[BinaryIO]:
-    """Open ``path`` for reading only if it is a regular file (after symlinks), without ever blocking.
-
-    The file is opened non-blocking and checked on its descriptor, so a FIFO, a device (``/dev/zero``), a socket
-    or a directory is refused at once instead of blocking or reading forever; a symlink loop or a permission
-    problem is refused with the system's reason.
-
-    Raises:
-        _Refused: with the reason, for the caller to wrap in its own error naming the file.
-    """
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise _Refused(f"cannot be opened: {exc.strerror or exc}") from exc
-    try:
-        mode = os.fstat(descriptor).st_mode
-        if not stat.S_ISREG(mode):
-            raise _Refused(f"is {_file_kind(mode)}, not a regular file")
-        os.set_blocking(descriptor, True)
-        handle = os.fdopen(descriptor, "rb")
-    except BaseException:
-        os.close(descriptor)
-        raise
-    with handle:
-        yield handle
-
-
-def _file_kind(mode: int) -> str:
-    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a device"),
-             (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
-    return next((name for test, name in kinds if test(mode)), "not a regular file")
-
-
-def _text_problem(head: bytes) -> str | None:
-    """Why the first bytes of a file are not UTF-8 text, or ``None`` when they are."""
-    for magic, name in _COMPRESSED.items():
-        if head.startswith(magic):
-            return f"{name}-compressed data; expected plain UTF-8 text (decompress it first)"
-    if head.startswith(b"PAR1"):
-        return "a Parquet file; expected CSV text (name it .parquet)"
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "UTF-16 text; expected UTF-8 (save it as UTF-8)"
-    if b"\x00" in head:
-        return "binary data (NUL bytes); expected UTF-8 text"
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-    except UnicodeDecodeError as exc:
-        return (
-            f"not UTF-8 text (byte {printable(head[exc.start : exc.start + 1])} at offset {exc.start}); expected UTF-8"
-        )
-    return None
-
-
-class _MetaLoader(yaml.SafeLoader):
-    """YAML's safe loader, keeping dates as text so that a bad one is a clean error, not a ``ValueError``."""
-
-
-_MetaLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def read_meta(path: Path) -> tuple[dt.date, int]:
     """Read ``meta.yaml``: ``version_date`` (YYYY-MM-DD, the first simulated day) and ``days`` (the horizon).
 
@@ -212,20 +131,7 @@ def read_meta(path: Path) -> tuple[dt.date, int]:
     source = str(path)
     if not os.path.lexists(path):
         raise ConfigError("missing; expected version_date: YYYY-MM-DD and days: N", source=source)
-    try:
-        with _open_regular(path) as handle:
-            raw = handle.read(META_MAX_BYTES + 1)
-    except _Refused as exc:
-        raise ConfigError(str(exc), source=source) from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot be read: {exc.strerror or exc}", source=source) from exc
-    if len(raw) > META_MAX_BYTES:
-        raise ConfigError(f"larger than {META_MAX_BYTES} bytes; expected version_date and days", source=source)
-    problem = _text_problem(raw)
-    if problem:
-        raise ConfigError(problem, source=source)
-    text = raw.decode("utf-8-sig")
-    data = _parse_meta(text, source)
+    data = read_yaml(path, what="", max_bytes=META_MAX_BYTES, max_depth=META_MAX_DEPTH, max_nodes=100)
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with version_date and days", source=source)
     unknown = sorted(printable(key) for key in set(data) - {"version_date", "days"})
@@ -241,34 +147,6 @@ def read_meta(path: Path) -> tuple[dt.date, int]:
     return version_date, check_horizon(version_date, data.get("days"), source=source)
 
 
-def _parse_meta(text: str, source: str) -> Any:
-    """The YAML document of ``meta.yaml``: no anchors or aliases (no "billion laughs"), no repeated key."""
-    try:
-        depth = 0
-        for event in yaml.parse(text, Loader=_MetaLoader):
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise ConfigError("YAML anchors and aliases are not accepted; write the values out", source=source)
-            depth += isinstance(event, yaml.CollectionStartEvent) - isinstance(event, yaml.CollectionEndEvent)
-            if depth > META_MAX_DEPTH:
-                raise ConfigError(f"nested deeper than {META_MAX_DEPTH} levels; expected a flat mapping", source=source)
-        node = yaml.compose(text, Loader=_MetaLoader)
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key_node, _ in node.value:
-                key = printable(key_node.value)
-                if key in seen:
-                    raise ConfigError("duplicate key: each key may appear once", source=source, key=key)
-                seen.add(key)
-        return yaml.load(text, Loader=_MetaLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = printable(exc.problem or exc.context or "", 200)
-        raise ConfigError(f"not valid YAML: {reason}{where}", source=source) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {printable(exc, 300)}", source=source) from exc
-
-
 def read_table(path: Path, name: str) -> Table:
     """Read one table file (``.csv`` or ``.parquet``) into the columnar representation.
 
@@ -279,9 +157,9 @@ def read_table(path: Path, name: str) -> Table:
     """
     columns = COLUMNS[name]
     try:
-        with _open_regular(path) as handle:
+        with open_regular(path) as handle:
             arrow = _read_arrow(handle, path, columns)
-    except _Refused as exc:
+    except Refused as exc:
         raise InputError(name, [f"{path}: {exc}"]) from exc
     except (pa.ArrowException, OSError) as exc:
         raise InputError(name, [f"{path}: cannot be read: {printable(exc, 300)}"]) from exc
@@ -305,17 +183,17 @@ def _read_arrow(handle: BinaryIO, path: Path, columns: tuple[Column, ...]) -> pa
     head = handle.read(SNIFF_BYTES)
     handle.seek(0)
     if path.suffix == ".csv":
-        problem = _text_problem(head)
+        problem = text_problem(head)
         if problem:
-            raise _Refused(problem)
+            raise Refused(problem)
         types = {column.name: _ARROW_TYPES[column.kind] for column in columns}
         table = pa_csv.read_csv(handle, convert_options=pa_csv.ConvertOptions(column_types=types))
         _refuse_repeated(table.column_names)
         return table
     if not head.startswith(b"PAR1"):
-        compressed = next((name for magic, name in _COMPRESSED.items() if head.startswith(magic)), None)
+        compressed = next((name for magic, name in COMPRESSED.items() if head.startswith(magic)), None)
         what = f"{compressed}-compressed data" if compressed else "not a Parquet file (no PAR1 header)"
-        raise _Refused(f"{what}; expected a Parquet file")
+        raise Refused(f"{what}; expected a Parquet file")
     parquet = pq.ParquetFile(handle)
     _refuse_repeated(parquet.schema_arrow.names)
     return parquet.read()
@@ -324,7 +202,7 @@ def _read_arrow(handle: BinaryIO, path: Path, columns: tuple[Column, ...]) -> pa
 def _refuse_repeated(names: list[str]) -> None:
     repeated = sorted(printable(column) for column, count in Counter(names).items() if count > 1)
     if repeated:
-        raise _Refused(f"column {', '.join(repeated)} appears more than once; expected each column once")
+        raise Refused(f"column {', '.join(repeated)} appears more than once; expected each column once")
 
 
 _ACCEPTED_TYPES = {
