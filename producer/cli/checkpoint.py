@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from simfleet.producer.cli.options import positive_float, work_id
 from simfleet.shared.checkpoints import CheckpointRef, Checkpoints
 from simfleet.shared.errors import CheckpointError
 from simfleet.shared.redis_client import connect
@@ -25,11 +26,11 @@ def register(families: Any) -> None:
     show.add_argument("--index", type=int, default=-1, help="position in the list (default: the newest)")
     verify = commands.add_parser("verify", help="read every checkpoint of a job and check its sha256")
     for command, handler in ((listing, _list), (show, _show), (verify, _verify)):
-        command.add_argument("job_id")
+        command.add_argument("job_id", type=work_id)
         command.add_argument("--json", action="store_true")
         command.set_defaults(handler=handler)
     prune = commands.add_parser("prune", help="drop the checkpoints of ended jobs past stores.checkpoint_retention_s")
-    prune.add_argument("--older-than", type=float, metavar="SECONDS",
+    prune.add_argument("--older-than", type=positive_float, metavar="SECONDS",
                        help="instead of the retention setting, drop those of jobs ended this long ago")
     prune.add_argument("--json", action="store_true")
     prune.set_defaults(handler=_prune)
