@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import sys
 from typing import Any
 
 import numpy as np
 
-from simfleet.producer.cli.options import positive_float, work_id
+from simfleet.producer.cli.options import work_id
 from simfleet.shared.checkpoints import CheckpointRef, Checkpoints
-from simfleet.shared.errors import CheckpointError
+from simfleet.shared.errors import CheckpointError, printable
 from simfleet.shared.redis_client import connect
 from simfleet.shared.settings import load_settings
 
@@ -30,10 +31,21 @@ def register(families: Any) -> None:
         command.add_argument("--json", action="store_true")
         command.set_defaults(handler=handler)
     prune = commands.add_parser("prune", help="drop the checkpoints of ended jobs past stores.checkpoint_retention_s")
-    prune.add_argument("--older-than", type=positive_float, metavar="SECONDS",
+    prune.add_argument("--older-than", type=_age_s, metavar="SECONDS",
                        help="instead of the retention setting, drop those of jobs ended this long ago")
     prune.add_argument("--json", action="store_true")
     prune.set_defaults(handler=_prune)
+
+
+def _age_s(text: str) -> float:
+    """An argparse type: a finite number of seconds, 0 or more (``0``: every ended job)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {printable(text)!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, 0 or more, got {printable(text)}")
+    return value
 
 
 def _store() -> Checkpoints:

@@ -251,6 +251,7 @@ def test_sla_search_takes_a_scenario_file_like_run_des_and_checks_its_options(fl
         (["checkpoint", "show", "../x"], "job_id"),
         (["checkpoint", "verify", "../x"], "job_id"),
         (["checkpoint", "prune", "--older-than", "-5"], "--older-than"),
+        (["checkpoint", "prune", "--older-than", "nan"], "--older-than"),
     ],
 )
 def test_the_command_line_refuses_bad_ids_and_numbers_naming_the_flag(argv, flag, capsys):
