@@ -63,15 +63,25 @@ def flag(value: object, *, key: str) -> bool:
     raise ConfigError(f"must be True or False, got {_shown(value)} ({type(value).__name__})", key=key)
 
 
-def seconds(value: object, *, key: str, optional: bool = True) -> float | None:
-    """A duration: a finite number above 0, or (when ``optional``) ``None`` for no limit.
+def seconds(value: object, *, key: str) -> float:
+    """A duration: a finite number of seconds above 0.
 
     Raises:
-        ConfigError: a bool, a string, NaN, an infinity, zero or a negative number.
+        ConfigError: a bool, a string, None, NaN, an infinity, zero or a negative number.
     """
-    if value is None and optional:
-        return None
-    accepted = "a finite number of seconds above 0" + (" or None (no limit)" if optional else "")
+    return _seconds(value, key, "a finite number of seconds above 0")
+
+
+def time_limit(value: object, *, key: str = "timeout") -> float | None:
+    """A time limit: a finite number of seconds above 0, or ``None`` for no limit.
+
+    Raises:
+        ConfigError: as :func:`seconds`, except that None is taken.
+    """
+    return None if value is None else _seconds(value, key, "a finite number of seconds above 0 or None (no limit)")
+
+
+def _seconds(value: object, key: str, accepted: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ConfigError(f"must be {accepted}, got {_shown(value)} ({type(value).__name__})", key=key)
     number = float(value)
@@ -96,4 +106,4 @@ def instance(value: object, kinds: tuple[type, ...], *, key: str, accepted: str)
         raise ConfigError(f"must be {accepted}, got {type(value).__name__}", key=key)
 
 
-__all__ = ["choice", "flag", "instance", "path_like", "seconds", "whole", "work_id"]
+__all__ = ["choice", "flag", "instance", "path_like", "seconds", "time_limit", "whole", "work_id"]

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from celery import Celery
 
-from simfleet.producer.fleet.arguments import choice, instance, seconds, whole, work_id
+from simfleet.producer.fleet.arguments import choice, instance, seconds, time_limit, whole, work_id
 from simfleet.producer.fleet.backend import polling_backend_url
 from simfleet.producer.fleet.lifecycle import LifecycleJob, submit
 from simfleet.producer.fleet.study import Study, StudyProgress, publish_study, scenario_of
@@ -223,7 +223,7 @@ class Fleet:
             ConfigError: an unknown priority, or a timeout that is not a finite number above 0 (or None).
         """
         priority = choice(priority, key="priority", choices=tuple(PRIORITIES))
-        timeout_s = seconds(timeout_s, key="timeout_s")
+        timeout_s = time_limit(timeout_s, key="timeout_s")
 
         def evaluate(scenario: Scenario, replications: int, seed: int) -> list[ReplicationSummary]:
             study = self.run_des(scenario, replications=replications, seed=seed, priority=priority)
@@ -264,8 +264,8 @@ class Fleet:
         Raises:
             WorkFailed: the first to fail (unless ``return_exceptions``), or a timeout (``timed_out`` true).
         """
-        timeout = seconds(timeout, key="timeout")
-        poll_s = seconds(poll_s, key="poll_s", optional=False) or 0.2
+        timeout = time_limit(timeout)
+        poll_s = seconds(poll_s, key="poll_s")
         for handle in handles:
             instance(handle, (LifecycleJob, Study), key="handles", accepted="a list of LifecycleJob and Study handles")
         deadline = math.inf if timeout is None else time.monotonic() + timeout

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from simfleet.producer.fleet.arguments import choice, flag, instance, path_like, seconds, whole, work_id
+from simfleet.producer.fleet.arguments import choice, flag, instance, path_like, seconds, time_limit, whole, work_id
 from simfleet.shared.celery_app import LIFECYCLE_LOAD, publish_stage, stage_queues
 from simfleet.shared.errors import ConfigError, FleetUnavailable, JobFailed, MessageError
 from simfleet.shared.jobs import JobRecord
@@ -145,8 +145,8 @@ class LifecycleJob:
             JobFailed: it failed or was cancelled (``error_type``, ``stage`` and ``reason`` say how), or ``timeout``
                 passed (``timed_out`` is true; the job goes on).
         """
-        timeout = seconds(timeout, key="timeout")
-        poll_s = seconds(poll_s, key="poll_s", optional=False) or 0.2
+        timeout = time_limit(timeout)
+        poll_s = seconds(poll_s, key="poll_s")
         deadline = math.inf if timeout is None else time.monotonic() + timeout
         while True:
             try:

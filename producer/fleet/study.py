@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from celery import chord
 
-from simfleet.producer.fleet.arguments import choice, path_like, seconds, whole
+from simfleet.producer.fleet.arguments import choice, path_like, seconds, time_limit, whole
 from simfleet.shared.celery_app import DES_AGGREGATE, DES_RUN
 from simfleet.shared.errors import ConfigError, FleetUnavailable, MessageError, StudyFailed
 from simfleet.shared.messages import decode, to_wire
@@ -120,8 +120,8 @@ class Study:
         Raises:
             StudyFailed: a replication failed, the study was cancelled, or ``timeout`` passed (``timed_out``).
         """
-        timeout = seconds(timeout, key="timeout")
-        poll_s = seconds(poll_s, key="poll_s", optional=False) or 0.5
+        timeout = time_limit(timeout)
+        poll_s = seconds(poll_s, key="poll_s")
         deadline = math.inf if timeout is None else time.monotonic() + timeout
         while True:
             try:
