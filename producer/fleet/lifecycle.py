@@ -14,16 +14,17 @@ publishes the next one itself, so a job needs nothing more from the producer. No
 from __future__ import annotations
 
 import math
+import os
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from simfleet.producer.fleet.arguments import choice, flag, instance, path_like, seconds, time_limit, whole, work_id
+from simfleet.producer.fleet.arguments import choice, flag, instance, seconds, time_limit, whole, work_id
 from simfleet.shared.celery_app import LIFECYCLE_LOAD, publish_stage, stage_queues
 from simfleet.shared.errors import ConfigError, FleetUnavailable, JobFailed, MessageError
 from simfleet.shared.jobs import JobRecord
@@ -265,6 +266,22 @@ def _round_trip(message: object, key: str) -> object:
         raise ConfigError(str(exc), key=key) from exc
 
 
+@dataclass(frozen=True)
+class JobOptions:
+    """The options of a lifecycle job once checked: Python ints and bools, a sink message, an id."""
+
+    inputs: str | os.PathLike[str] | Inputs
+    days: int | None
+    chunk_days: int
+    persistent: bool
+    sink: Sink
+    backend: str | None
+    log: str
+    priority: str
+    job_id: str
+    via: Literal["store", "clickhouse"]
+
+
 def check_options(
     *,
     inputs: object,
@@ -277,31 +294,34 @@ def check_options(
     priority: object,
     job_id: object,
     via: object,
-) -> dict[str, Any]:
-    """Every option of :func:`submit`, checked and normalised (Python ints, a sink message); nothing is sent.
+) -> JobOptions:
+    """Every option of :func:`submit`, checked and normalised; nothing is read or sent.
 
     Raises:
         ConfigError: an option of the wrong type or out of its range, naming it and what it accepts.
     """
+    checked: str | os.PathLike[str] | Inputs
     if isinstance(inputs, StoreInputs | ClickHouseInputs):
-        inputs = _round_trip(inputs, "inputs")
+        checked = _round_trip(inputs, "inputs")  # type: ignore[assignment]
         if days is None:
             raise ConfigError(f"is required for inputs that are not a directory (1 to {MAX_DAYS})", key="days")
-    elif not path_like(inputs):
+    elif isinstance(inputs, str | os.PathLike):
+        checked = inputs
+    else:
         raise ConfigError(f"must be an inputs directory (str or Path), a StoreInputs or a ClickHouseInputs, got "
                           f"{type(inputs).__name__}", key="inputs")  # fmt: skip
-    return {
-        "inputs": inputs,
-        "days": None if days is None else whole(days, key="days", high=MAX_DAYS),
-        "chunk_days": whole(chunk_days, key="chunk_days", high=MAX_DAYS),
-        "persistent": flag(persistent, key="persistent"),
-        "sink": _checked_sink(sink),
-        "backend": None if backend is None else choice(backend, key="backend", choices=BACKENDS),
-        "log": choice(log, key="log", choices=LOG_MODES),
-        "priority": choice(priority, key="priority", choices=tuple(PRIORITIES)),
-        "job_id": new_job_id() if job_id is None else work_id(job_id, key="job_id"),
-        "via": choice(via, key="via", choices=("store", "clickhouse")),
-    }
+    return JobOptions(
+        inputs=checked,
+        days=None if days is None else whole(days, key="days", high=MAX_DAYS),
+        chunk_days=whole(chunk_days, key="chunk_days", high=MAX_DAYS),
+        persistent=flag(persistent, key="persistent"),
+        sink=_checked_sink(sink),
+        backend=None if backend is None else choice(backend, key="backend", choices=BACKENDS),
+        log=choice(log, key="log", choices=LOG_MODES),
+        priority=choice(priority, key="priority", choices=tuple(PRIORITIES)),
+        job_id=new_job_id() if job_id is None else work_id(job_id, key="job_id"),
+        via="store" if choice(via, key="via", choices=("store", "clickhouse")) == "store" else "clickhouse",
+    )
 
 
 def submit(
@@ -330,20 +350,20 @@ def submit(
     """
     options = check_options(inputs=inputs, days=days, chunk_days=chunk_days, persistent=persistent, sink=sink,
                             backend=backend, log=log, priority=priority, job_id=job_id, via=via)  # fmt: skip
-    job_id, days = options["job_id"], options["days"]
+    job_id, days = options.job_id, options.days
     given: Inputs | LifecycleInputs
-    if isinstance(options["inputs"], StoreInputs | ClickHouseInputs):
-        given = options["inputs"]
+    if isinstance(options.inputs, StoreInputs | ClickHouseInputs):
+        given = options.inputs
     else:  # a directory: its inputs are checked here, before anything else
         from simfleet.worker.lifecycle.inputs import load_inputs
 
-        given = load_inputs(Path(options["inputs"]), days=days)
+        given = load_inputs(Path(options.inputs), days=days)
     if fleet.jobs_exists(job_id):
         raise ConfigError(f"a job called {job_id} already exists", key="job_id")
-    source, horizon = resolve_inputs(fleet, job_id, given, days=days, via=options["via"])
-    spec = JobSpec(job_id=job_id, inputs=source, days=horizon, chunk_days=options["chunk_days"],
-                   persistent=options["persistent"], sink=options["sink"], backend=options["backend"],
-                   log=options["log"], priority=options["priority"])  # fmt: skip
+    source, horizon = resolve_inputs(fleet, job_id, given, days=days, via=options.via)
+    spec = JobSpec(job_id=job_id, inputs=source, days=horizon, chunk_days=options.chunk_days,
+                   persistent=options.persistent, sink=options.sink, backend=options.backend,  # type: ignore[arg-type]
+                   log=options.log, priority=options.priority)  # type: ignore[arg-type]  # fmt: skip
     with fleet.translate():
         try:
             first = fleet.records.create(spec)
@@ -354,4 +374,4 @@ def submit(
     return LifecycleJob(fleet, job_id)
 
 
-__all__ = ["JobProgress", "LifecycleJob", "check_options", "new_job_id", "resolve_inputs", "submit"]
+__all__ = ["JobOptions", "JobProgress", "LifecycleJob", "check_options", "new_job_id", "resolve_inputs", "submit"]
