@@ -28,6 +28,7 @@ import redis
 
 from simfleet.shared.checkpoint_format import KINDS, checksum, decode, encode
 from simfleet.shared.errors import CheckpointError, StaleOwner
+from simfleet.shared.ids import check_id
 from simfleet.shared.stores.base import BlobStore
 
 if TYPE_CHECKING:
@@ -146,6 +147,7 @@ class Checkpoints:
         """Write a checkpoint's blob (not yet published: nobody restores from it before :meth:`publish`)."""
         if kind not in KINDS:
             raise CheckpointError(f"unknown checkpoint kind {kind!r} (known: {', '.join(KINDS)})")
+        check_id(job_id, what="job_id")  # the key's first segment: never a path of its own
         blob = encode(kind, job_id, day, payload, level=self.level)
         key = f"{job_id}/{kind}-{first_day:05d}-{int(day):05d}-{uuid.uuid4().hex[:8]}.ckpt"
         self.store.put(key, blob)
@@ -280,6 +282,7 @@ class Checkpoints:
 
     def drop(self, job_id: str) -> int:
         """Forget every checkpoint of the job, references and blobs; return how many blobs went."""
+        check_id(job_id, what="job_id")  # its blobs are a prefix: a bad id could name other jobs' blobs
         self.redis.delete(REFS_KEY.format(job_id))
         return self.store.delete_prefix(f"{job_id}/")
 

@@ -27,6 +27,7 @@ import redis
 
 from simfleet.shared.errors import StaleOwner
 from simfleet.shared.heartbeats import HEARTBEAT_PREFIX
+from simfleet.shared.ids import check_id
 from simfleet.shared.messages import decode_json
 from simfleet.shared.messages.lifecycle import JobFailure, JobSpec, JobSummary, StageMessage, StageProgress
 
@@ -235,7 +236,9 @@ class Jobs:
 
         Raises:
             ValueError: a job with this id exists.
+            ConfigError: the spec's job id breaks the id rule (a spec built without decoding is not checked).
         """
+        check_id(spec.job_id, what="job_id")
         first = StageMessage(job_id=spec.job_id, epoch=0, seq=0, stage="load")
         now = time.time()
         fields: list[Any] = [

@@ -18,6 +18,7 @@ import msgspec
 import redis
 
 from simfleet.shared.heartbeats import HEARTBEAT_PREFIX
+from simfleet.shared.ids import check_id
 from simfleet.shared.messages import Message, decode_json
 from simfleet.shared.messages.study import ReplicationRequest, StudyRecord
 
@@ -90,7 +91,9 @@ class Studies:
 
         Raises:
             ValueError: a study with this id exists.
+            ConfigError: the study id breaks the id rule (a record built without decoding is not checked).
         """
+        check_id(record.study_id, what="study_id")
         if not self.redis.set(STUDY_KEY.format(record.study_id), _json.encode(record), nx=True, ex=self.expires_s):
             raise ValueError(f"study {record.study_id} already exists")
         self.redis.zadd(INDEX_KEY, {record.study_id: record.created})

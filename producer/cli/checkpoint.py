@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import sys
 from typing import Any
 
 import numpy as np
 
+from simfleet.producer.cli.options import work_id
 from simfleet.shared.checkpoints import CheckpointRef, Checkpoints
-from simfleet.shared.errors import CheckpointError
+from simfleet.shared.errors import CheckpointError, printable
 from simfleet.shared.redis_client import connect
 from simfleet.shared.settings import load_settings
 
@@ -25,18 +27,25 @@ def register(families: Any) -> None:
     show.add_argument("--index", type=int, default=-1, help="position in the list (default: the newest)")
     verify = commands.add_parser("verify", help="read every checkpoint of a job and check its sha256")
     for command, handler in ((listing, _list), (show, _show), (verify, _verify)):
-        command.add_argument("job_id")
+        command.add_argument("job_id", type=work_id)
         command.add_argument("--json", action="store_true")
         command.set_defaults(handler=handler)
     prune = commands.add_parser("prune", help="drop the checkpoints of ended jobs past stores.checkpoint_retention_s")
-    prune.add_argument(
-        "--older-than",
-        type=float,
-        metavar="SECONDS",
-        help="instead of the retention setting, drop those of jobs ended this long ago",
-    )
+    prune.add_argument("--older-than", type=_age_s, metavar="SECONDS",
+                       help="instead of the retention setting, drop those of jobs ended this long ago")
     prune.add_argument("--json", action="store_true")
     prune.set_defaults(handler=_prune)
+
+
+def _age_s(text: str) -> float:
+    """An argparse type: a finite number of seconds, 0 or more (``0``: every ended job)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {printable(text)!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, 0 or more, got {printable(text)}")
+    return value
 
 
 def _store() -> Checkpoints:
@@ -129,9 +138,6 @@ def _prune(args: argparse.Namespace) -> int:
         json.dump({"pruned": pruned, "retention_s": store.retention_s}, sys.stdout, indent=2)
         print()
     else:
-        print(
-            f"{len(pruned)} ended job(s) past {store.retention_s:.0f} s: checkpoints dropped"
-            + (f" ({', '.join(pruned)})" if pruned else "")
-            + f"; store {settings.stores.checkpoint_url}"
-        )
+        print(f"{len(pruned)} ended job(s) past {store.retention_s:.0f} s: checkpoints dropped"
+              + (f" ({', '.join(pruned)})" if pruned else "") + f"; store {settings.stores.checkpoint_url}")
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from simfleet.producer.cli.lifecycle_run import print_summary
+from simfleet.producer.cli.options import positive_int, work_id
 from simfleet.shared.messages import to_wire
 
 
@@ -18,21 +19,21 @@ def register(families: Any) -> None:
     parser: argparse.ArgumentParser = families.add_parser("job", help="lifecycle jobs on the fleet")
     commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     status = commands.add_parser("status", help="state, owner, epoch, day and figures of a job")
-    status.add_argument("job_id")
+    status.add_argument("job_id", type=work_id)
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_status)
     listing = commands.add_parser("list", help="the newest jobs, one line each")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=positive_int, default=50)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=_list)
     cancel = commands.add_parser("cancel", help="stop a job (its owner stops at its next write)")
-    cancel.add_argument("job_id")
+    cancel.add_argument("job_id", type=work_id)
     cancel.set_defaults(handler=_cancel)
     delete = commands.add_parser("delete", help="remove an ended job's record and checkpoints")
-    delete.add_argument("job_id")
+    delete.add_argument("job_id", type=work_id)
     delete.set_defaults(handler=_delete)
     export = commands.add_parser("export", help="write a done job's MP2 from its result checkpoints")
-    export.add_argument("job_id")
+    export.add_argument("job_id", type=work_id)
     export.add_argument("--out", type=Path, help="as Parquet in this new folder, here (default: ClickHouse)")
     export.set_defaults(handler=_export)
 

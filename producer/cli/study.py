@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+from simfleet.producer.cli.options import positive_int, work_id
 from simfleet.shared.errors import StudyFailed
 from simfleet.shared.messages import to_wire
 
@@ -17,15 +18,15 @@ def register(families: Any) -> None:
     parser: argparse.ArgumentParser = families.add_parser("study", help="DES studies on the fleet")
     commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     status = commands.add_parser("status", help="progress of a study, and its answer once finished")
-    status.add_argument("study_id")
+    status.add_argument("study_id", type=work_id)
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_status)
     listing = commands.add_parser("list", help="the newest studies, one line each")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=positive_int, default=50)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=_list)
     cancel = commands.add_parser("cancel", help="stop a study: replications not started never run")
-    cancel.add_argument("study_id")
+    cancel.add_argument("study_id", type=work_id)
     cancel.set_defaults(handler=_cancel)
 
 

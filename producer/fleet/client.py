@@ -18,9 +18,10 @@ from typing import Any, Literal
 
 from celery import Celery
 
+from simfleet.producer.fleet.arguments import choice, instance, seconds, time_limit, whole, work_id
 from simfleet.producer.fleet.backend import polling_backend_url
 from simfleet.producer.fleet.lifecycle import LifecycleJob, submit
-from simfleet.producer.fleet.study import Study, StudyProgress, publish_study
+from simfleet.producer.fleet.study import Study, StudyProgress, publish_study, scenario_of
 from simfleet.producer.sla import Evaluator, SlaResult, search_sla
 from simfleet.shared.celery_app import create_app
 from simfleet.shared.checkpoints import Checkpoints
@@ -28,10 +29,10 @@ from simfleet.shared.errors import FleetUnavailable, JobFailed, StudyFailed, Wor
 from simfleet.shared.heartbeats import Heartbeats
 from simfleet.shared.jobs import JobRecord, Jobs
 from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
-from simfleet.shared.messages.lifecycle import ClickHouseSink, Inputs, JobSummary, NoSink, Sink
-from simfleet.shared.messages.study import StudyRecord
+from simfleet.shared.messages.lifecycle import Inputs, JobSummary, Sink
+from simfleet.shared.messages.study import SEED_MAX, StudyRecord
 from simfleet.shared.redis_client import connect, translate
-from simfleet.shared.settings import Settings, load_settings
+from simfleet.shared.settings import PRIORITIES, Settings, load_settings
 from simfleet.shared.studies import Studies
 from simfleet.worker.des.scenario import Scenario
 
@@ -109,6 +110,7 @@ class Fleet:
 
     def jobs_exists(self, job_id: str) -> bool:
         """Whether a job of this id is recorded."""
+        work_id(job_id, key="job_id")
         with self.translate():
             return self.records.get(job_id) is not None
 
@@ -133,8 +135,9 @@ class Fleet:
         Args:
             inputs: an inputs directory on this machine (validated here, then sent as ``via`` says), or a
                 ``ClickHouseInputs`` version already imported (``simfleet db import-inputs``).
-            days: the horizon (default: the inputs' own; required for a ClickHouse version).
-            chunk_days: days per execute stage (a checkpoint at the end of each).
+            days: the horizon, 1 to ``MAX_DAYS`` (65535) (default: the inputs' own; required for a ClickHouse
+                version).
+            chunk_days: days per execute stage (a checkpoint at the end of each), 1 to ``MAX_DAYS``.
             persistent: keep the simulation alive in the owner's memory between stages; ``False`` restores it
                 from the checkpoints at every stage (the fallback mode, and the baseline of the benchmark).
             sink: ``"clickhouse"`` (the workers' ``clickhouse_dsn``; or a ``ClickHouseSink`` naming a DSN) or
@@ -142,23 +145,25 @@ class Fleet:
             backend: the lifecycle backend (default: the worker's ``gpu_worker.backend``).
             log: ``full`` (per airframe and day) or ``aggregates``.
             priority: high, normal or background.
-            job_id: the job's id (default: a fresh one).
+            job_id: the job's id (default: a fresh one): 1 to 64 of ``A-Z a-z 0-9 . _ -``, starting with a letter
+                or a digit (:mod:`simfleet.shared.ids`).
             via: how a directory's inputs travel: ``store`` (a blob in the fleet's checkpoint store) or
                 ``clickhouse`` (imported as a new version first).
 
         Raises:
-            ConfigError, MessageError: an option is invalid (naming it); nothing was published.
+            ConfigError: an option is of the wrong type or out of its range (``key`` names it, the message says
+                what it accepts: see :mod:`simfleet.producer.fleet.arguments`); nothing was published.
             InputError: the inputs are invalid (naming the file, row and field); nothing was published.
             FleetUnavailable: Redis cannot be reached.
         """
-        chosen: Sink = ClickHouseSink() if sink == "clickhouse" else NoSink() if sink == "none" else sink
-        return submit(self, inputs=inputs, days=days, chunk_days=chunk_days, persistent=persistent, sink=chosen,
+        return submit(self, inputs=inputs, days=days, chunk_days=chunk_days, persistent=persistent, sink=sink,
                       backend=backend, log=log, priority=priority, job_id=job_id, via=via)  # fmt: skip
 
     def job(self, job_id: str) -> LifecycleJob:
         """A handle on a lifecycle job published earlier (by anyone).
 
         Raises:
+            ConfigError: ``job_id`` is not a valid id (nothing is asked of Redis).
             JobFailed: no such job.
         """
         handle = LifecycleJob(self, job_id)
@@ -167,6 +172,7 @@ class Fleet:
 
     def jobs(self, limit: int = 100) -> list[JobRecord]:
         """The newest ``limit`` lifecycle jobs still recorded, newest first."""
+        limit = whole(limit, key="limit")
         with self.translate():
             records = [self.records.get(job_id) for job_id in self.records.listed(limit)]
         return [record for record in records if record is not None]
@@ -177,8 +183,14 @@ class Fleet:
                 seed: int | None = None, priority: str = "normal") -> Study:  # fmt: skip
         """Publish a DES study: replications 0..n-1 of ``scenario`` with ``seed``, then their aggregation.
 
+        Args:
+            scenario: a ``Scenario``, a scenario file (``str`` or ``Path``), or its plain-data form (``dict``).
+            replications: how many, at least 1 (default: the scenario's own).
+            seed: the study seed, 0 to 2**63 - 1 (default: the scenario's own).
+            priority: high, normal or background.
+
         Raises:
-            ConfigError, ScenarioError: the scenario or an option is invalid; nothing was published.
+            ConfigError, ScenarioError: the scenario or an option is invalid (naming it); nothing was published.
             FleetUnavailable: Redis cannot be reached.
         """
         return publish_study(self, scenario, replications=replications, seed=seed, priority=priority)
@@ -187,8 +199,10 @@ class Fleet:
         """A handle on a study published earlier (by anyone).
 
         Raises:
+            ConfigError: ``study_id`` is not a valid id (nothing is asked of Redis).
             StudyFailed: no such study (expired, or never published).
         """
+        study_id = work_id(study_id, key="study_id")
         with self.translate():
             record = self.study_records.get(study_id)
         if record is None:
@@ -198,11 +212,18 @@ class Fleet:
 
     def studies(self, limit: int = 100) -> list[StudyRecord]:
         """The newest ``limit`` studies still recorded, newest first."""
+        limit = whole(limit, key="limit")
         with self.translate():
             return self.study_records.listed(limit)
 
     def evaluator(self, priority: str = "normal", timeout_s: float | None = None) -> Evaluator:
-        """An SLA-search evaluator that runs each probe's replications in parallel on the fleet."""
+        """An SLA-search evaluator that runs each probe's replications in parallel on the fleet.
+
+        Raises:
+            ConfigError: an unknown priority, or a timeout that is not a finite number above 0 (or None).
+        """
+        priority = choice(priority, key="priority", choices=tuple(PRIORITIES))
+        timeout_s = time_limit(timeout_s, key="timeout_s")
 
         def evaluate(scenario: Scenario, replications: int, seed: int) -> list[ReplicationSummary]:
             study = self.run_des(scenario, replications=replications, seed=seed, priority=priority)
@@ -210,9 +231,23 @@ class Fleet:
 
         return evaluate
 
-    def sla_search(self, scenario: Scenario, **kwargs: Any) -> SlaResult:
-        """:func:`simfleet.producer.sla.search_sla` with every probe's replications in parallel on the fleet."""
-        return search_sla(scenario, self.evaluator(), **kwargs)
+    def sla_search(self, scenario: Scenario | str | Path | dict[str, Any], *, priority: str = "normal",
+                   timeout_s: float | None = None, **kwargs: Any) -> SlaResult:  # fmt: skip
+        """:func:`simfleet.producer.sla.search_sla` with every probe's replications in parallel on the fleet.
+
+        ``scenario`` is what :meth:`run_des` accepts (a ``Scenario``, a file, or its plain-data form); ``priority``
+        and ``timeout_s`` (per probe) are the evaluator's (:meth:`evaluator`); the other keywords are
+        :func:`~simfleet.producer.sla.search_sla`'s.
+
+        Raises:
+            ConfigError, ScenarioError: the scenario or an option is invalid (naming it); nothing was published.
+        """
+        evaluate = self.evaluator(priority, timeout_s)
+        if "replications" in kwargs:
+            kwargs["replications"] = whole(kwargs["replications"], key="replications")
+        if "seed" in kwargs:
+            kwargs["seed"] = whole(kwargs["seed"], key="seed", low=0, high=SEED_MAX)
+        return search_sla(scenario_of(scenario), evaluate, **kwargs)
 
     # ------------------------------------------------------------------------------------------------- waiting
 
@@ -229,6 +264,10 @@ class Fleet:
         Raises:
             WorkFailed: the first to fail (unless ``return_exceptions``), or a timeout (``timed_out`` true).
         """
+        timeout = time_limit(timeout)
+        poll_s = seconds(poll_s, key="poll_s")
+        for handle in handles:
+            instance(handle, (LifecycleJob, Study), key="handles", accepted="a list of LifecycleJob and Study handles")
         deadline = math.inf if timeout is None else time.monotonic() + timeout
         results: dict[int, JobSummary | StudyAggregate | WorkFailed] = {}
         while len(results) < len(handles):

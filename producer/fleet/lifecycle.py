@@ -14,6 +14,7 @@ publishes the next one itself, so a job needs nothing more from the producer. No
 from __future__ import annotations
 
 import math
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -21,10 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import msgspec
+
+from simfleet.producer.fleet.arguments import choice, flag, instance, seconds, time_limit, whole, work_id
 from simfleet.shared.celery_app import LIFECYCLE_LOAD, publish_stage, stage_queues
 from simfleet.shared.errors import ConfigError, FleetUnavailable, JobFailed, MessageError
 from simfleet.shared.jobs import JobRecord
-from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES, LifecycleInputs
+from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES, MAX_DAYS, LifecycleInputs
 from simfleet.shared.messages import decode
 from simfleet.shared.messages.lifecycle import (
     ClickHouseInputs,
@@ -32,6 +36,7 @@ from simfleet.shared.messages.lifecycle import (
     Inputs,
     JobSpec,
     JobSummary,
+    NoSink,
     Sink,
     StageProgress,
     StoreInputs,
@@ -97,7 +102,7 @@ class LifecycleJob:
 
     def __init__(self, fleet: Fleet, job_id: str) -> None:
         self.fleet = fleet
-        self.id = job_id
+        self.id = work_id(job_id, key="job_id")
 
     def __repr__(self) -> str:
         return f"LifecycleJob({self.id!r})"
@@ -141,6 +146,8 @@ class LifecycleJob:
             JobFailed: it failed or was cancelled (``error_type``, ``stage`` and ``reason`` say how), or ``timeout``
                 passed (``timed_out`` is true; the job goes on).
         """
+        timeout = time_limit(timeout)
+        poll_s = seconds(poll_s, key="poll_s")
         deadline = math.inf if timeout is None else time.monotonic() + timeout
         while True:
             try:
@@ -169,6 +176,8 @@ class LifecycleJob:
 
     def cancel(self, reason: str = "cancelled by an operator") -> bool:
         """Cancel the job (its owner stops at its next write); whether it was still running."""
+        if not isinstance(reason, str):
+            raise ConfigError(f"must be a string, got {type(reason).__name__}", key="reason")
         with self.fleet.translate():
             return self.fleet.records.cancel(self.id, reason)
 
@@ -240,6 +249,81 @@ def resolve_inputs(
     return StoreInputs(key=ref.key, sha256=ref.sha256), loaded.days
 
 
+def _checked_sink(sink: object) -> Sink:
+    """``"clickhouse"``, ``"none"`` or a sink message, as a sink message whose fields are in range."""
+    if isinstance(sink, str):
+        named = choice(sink, key="sink", choices=("clickhouse", "none"))
+        return ClickHouseSink() if named == "clickhouse" else NoSink()
+    instance(sink, (NoSink, ClickHouseSink), key="sink", accepted="'clickhouse', 'none', a ClickHouseSink or a NoSink")
+    return _round_trip(sink, "sink")  # type: ignore[return-value]
+
+
+def _round_trip(message: object, key: str) -> object:
+    """A message built by a caller (whose fields msgspec does not check on construction), decoded as a worker would."""
+    try:
+        return decode(type(message), msgspec.to_builtins(message), what=key)
+    except (MessageError, TypeError) as exc:
+        raise ConfigError(str(exc), key=key) from exc
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """The options of a lifecycle job once checked: Python ints and bools, a sink message, an id."""
+
+    inputs: str | os.PathLike[str] | Inputs
+    days: int | None
+    chunk_days: int
+    persistent: bool
+    sink: Sink
+    backend: str | None
+    log: str
+    priority: str
+    job_id: str
+    via: Literal["store", "clickhouse"]
+
+
+def check_options(
+    *,
+    inputs: object,
+    days: object,
+    chunk_days: object,
+    persistent: object,
+    sink: object,
+    backend: object,
+    log: object,
+    priority: object,
+    job_id: object,
+    via: object,
+) -> JobOptions:
+    """Every option of :func:`submit`, checked and normalised; nothing is read or sent.
+
+    Raises:
+        ConfigError: an option of the wrong type or out of its range, naming it and what it accepts.
+    """
+    checked: str | os.PathLike[str] | Inputs
+    if isinstance(inputs, StoreInputs | ClickHouseInputs):
+        checked = _round_trip(inputs, "inputs")  # type: ignore[assignment]
+        if days is None:
+            raise ConfigError(f"is required for inputs that are not a directory (1 to {MAX_DAYS})", key="days")
+    elif isinstance(inputs, str | os.PathLike):
+        checked = inputs
+    else:
+        raise ConfigError(f"must be an inputs directory (str or Path), a StoreInputs or a ClickHouseInputs, got "
+                          f"{type(inputs).__name__}", key="inputs")  # fmt: skip
+    return JobOptions(
+        inputs=checked,
+        days=None if days is None else whole(days, key="days", high=MAX_DAYS),
+        chunk_days=whole(chunk_days, key="chunk_days", high=MAX_DAYS),
+        persistent=flag(persistent, key="persistent"),
+        sink=_checked_sink(sink),
+        backend=None if backend is None else choice(backend, key="backend", choices=BACKENDS),
+        log=choice(log, key="log", choices=LOG_MODES),
+        priority=choice(priority, key="priority", choices=tuple(PRIORITIES)),
+        job_id=new_job_id() if job_id is None else work_id(job_id, key="job_id"),
+        via="store" if choice(via, key="via", choices=("store", "clickhouse")) == "store" else "clickhouse",
+    )
+
+
 def submit(
     fleet: Fleet,
     *,
@@ -247,7 +331,7 @@ def submit(
     days: int | None = None,
     chunk_days: int = 365,
     persistent: bool = True,
-    sink: Sink | None = None,
+    sink: Literal["clickhouse", "none"] | Sink = "clickhouse",
     backend: str | None = None,
     log: str = "full",
     priority: str = "normal",
@@ -256,34 +340,30 @@ def submit(
 ) -> LifecycleJob:
     """Validate, record and publish a lifecycle job (see :meth:`Fleet.run_lifecycle` for the arguments).
 
+    Every option is checked (:func:`check_options`) before the inputs are read, and the inputs before anything is
+    written to the fleet.
+
     Raises:
-        ConfigError, MessageError: an option is out of its range (naming it); nothing was published.
+        ConfigError: an option is of the wrong type or out of its range (naming it); nothing was published.
         InputError: the inputs directory is invalid.
         FleetUnavailable: Redis cannot be reached.
     """
-    job_id = job_id or new_job_id()
-    options = {"job_id": job_id, "chunk_days": chunk_days, "persistent": persistent, "backend": backend,
-               "log": log, "priority": priority}  # fmt: skip
-    try:
-        check = decode(JobSpec, {**options, "inputs": {"kind": "store", "key": "-", "sha256": "-"}, "days": days or 1})
-    except MessageError as exc:  # a caller's option out of its range: name the option and what it may be
-        key = exc.path.removeprefix("$.")
-        choices = {"backend": BACKENDS, "priority": tuple(PRIORITIES), "log": LOG_MODES}.get(key)
-        reason = f"{exc.reason} (one of: {', '.join(choices)})" if choices else exc.reason
-        raise ConfigError(reason, key=key or None) from exc
+    options = check_options(inputs=inputs, days=days, chunk_days=chunk_days, persistent=persistent, sink=sink,
+                            backend=backend, log=log, priority=priority, job_id=job_id, via=via)  # fmt: skip
+    job_id, days = options.job_id, options.days
     given: Inputs | LifecycleInputs
-    if isinstance(inputs, StoreInputs | ClickHouseInputs):
-        given = inputs
+    if isinstance(options.inputs, StoreInputs | ClickHouseInputs):
+        given = options.inputs
     else:  # a directory: its inputs are checked here, before anything else
         from simfleet.worker.lifecycle.inputs import load_inputs
 
-        given = load_inputs(Path(inputs), days=days)
+        given = load_inputs(Path(options.inputs), days=days)
     if fleet.jobs_exists(job_id):
         raise ConfigError(f"a job called {job_id} already exists", key="job_id")
-    source, horizon = resolve_inputs(fleet, job_id, given, days=days, via=via)
-    spec = JobSpec(job_id=check.job_id, inputs=source, days=horizon, chunk_days=check.chunk_days,
-                   persistent=check.persistent, sink=sink or ClickHouseSink(), backend=check.backend, log=check.log,
-                   priority=check.priority)  # fmt: skip
+    source, horizon = resolve_inputs(fleet, job_id, given, days=days, via=options.via)
+    spec = JobSpec(job_id=job_id, inputs=source, days=horizon, chunk_days=options.chunk_days,
+                   persistent=options.persistent, sink=options.sink, backend=options.backend,  # type: ignore[arg-type]
+                   log=options.log, priority=options.priority)  # type: ignore[arg-type]  # fmt: skip
     with fleet.translate():
         try:
             first = fleet.records.create(spec)
@@ -294,4 +374,4 @@ def submit(
     return LifecycleJob(fleet, job_id)
 
 
-__all__ = ["JobProgress", "LifecycleJob", "new_job_id", "resolve_inputs", "submit"]
+__all__ = ["JobOptions", "JobProgress", "LifecycleJob", "check_options", "new_job_id", "resolve_inputs", "submit"]

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from celery import chord
 
+from simfleet.producer.fleet.arguments import choice, path_like, seconds, time_limit, whole
 from simfleet.shared.celery_app import DES_AGGREGATE, DES_RUN
 from simfleet.shared.errors import ConfigError, FleetUnavailable, MessageError, StudyFailed
 from simfleet.shared.messages import decode, to_wire
 from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
-from simfleet.shared.messages.study import ReplicationProgress, ReplicationRequest, StudyRecord
+from simfleet.shared.messages.study import SEED_MAX, ReplicationProgress, ReplicationRequest, StudyRecord
 from simfleet.shared.settings import PRIORITIES
 from simfleet.worker.des.scenario import Scenario, load_scenario, parse_scenario
 
@@ -119,6 +120,8 @@ class Study:
         Raises:
             StudyFailed: a replication failed, the study was cancelled, or ``timeout`` passed (``timed_out``).
         """
+        timeout = time_limit(timeout)
+        poll_s = seconds(poll_s, key="poll_s")
         deadline = math.inf if timeout is None else time.monotonic() + timeout
         while True:
             try:
@@ -163,19 +166,41 @@ class Study:
         return record is not None
 
 
+def scenario_of(scenario: object) -> Scenario:
+    """A scenario from what :meth:`Fleet.run_des` accepts: a ``Scenario``, a file (``str``/``Path``), or a ``dict``.
+
+    Raises:
+        ConfigError: anything else (naming ``scenario``); ScenarioError: a file or dict that is not a valid scenario.
+    """
+    if isinstance(scenario, Scenario):
+        return scenario
+    if isinstance(scenario, dict):
+        return parse_scenario(scenario)
+    if path_like(scenario):
+        return load_scenario(scenario)  # type: ignore[arg-type]
+    raise ConfigError(f"must be a Scenario, a scenario file (str or Path) or its plain-data form (dict), got "
+                      f"{type(scenario).__name__}", key="scenario")  # fmt: skip
+
+
 def publish_study(fleet: Fleet, scenario: Scenario | str | Path | dict[str, Any], *, replications: int | None,
                   seed: int | None, priority: str) -> Study:  # fmt: skip
-    """Validate and publish a DES study (see :meth:`Fleet.run_des`)."""
-    if priority not in PRIORITIES:
-        raise ConfigError(f"must be one of {', '.join(PRIORITIES)}, got {priority!r}", key="priority")
-    if isinstance(scenario, dict):
-        scenario = parse_scenario(scenario)
-    elif not isinstance(scenario, Scenario):
-        scenario = load_scenario(scenario)
-    n = scenario.replications if replications is None else replications
-    if n < 1:
-        raise ConfigError(f"must be at least 1, got {n}", key="replications")
-    seed = scenario.seed if seed is None else seed
+    """Validate and publish a DES study (see :meth:`Fleet.run_des`).
+
+    Every argument is checked before anything is written to Redis or published (numpy integers are taken as
+    ``int``; a bool is not a number here).
+
+    Raises:
+        ConfigError: an argument of the wrong type or out of its range, naming it and what it accepts.
+        ScenarioError: the scenario is invalid.
+    """
+    priority = choice(priority, key="priority", choices=tuple(PRIORITIES))
+    if replications is not None:
+        replications = whole(replications, key="replications")
+    if seed is not None:
+        seed = whole(seed, key="seed", low=0, high=SEED_MAX)
+    scenario = scenario_of(scenario)
+    n = whole(scenario.replications if replications is None else replications, key="replications")
+    seed = whole(scenario.seed if seed is None else seed, key="seed", low=0, high=SEED_MAX)
     study_id = uuid.uuid4().hex
     level = PRIORITIES[priority]
     document = msgspec.json.encode(scenario.to_dict()).decode()

@@ -12,11 +12,16 @@ declared range is a :class:`~simfleet.shared.errors.MessageError` that names the
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
 from simfleet.shared.errors import MessageError
+from simfleet.shared.ids import ID_PATTERN
+
+WorkId = Annotated[str, msgspec.Meta(pattern=f"^{ID_PATTERN.pattern}$")]
+"""A job or study id in a message: the rule of :mod:`simfleet.shared.ids`, so that a hand-crafted message whose id
+would name a path (``../../x``) or a foreign key is refused when a worker decodes it, before any id reaches a store."""
 
 
 class Message(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -62,4 +67,4 @@ def to_wire(message: Any) -> Any:
     return msgspec.to_builtins(message)
 
 
-__all__ = ["Message", "decode", "decode_json", "to_wire"]
+__all__ = ["Message", "WorkId", "decode", "decode_json", "to_wire"]

@@ -15,9 +15,11 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from simfleet.shared.messages import Message
+from simfleet.shared.lifecycle_contract import MAX_DAYS
+from simfleet.shared.messages import Message, WorkId
 
-Days = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+Days = Annotated[int, msgspec.Meta(ge=1, le=MAX_DAYS)]
+"""A horizon or a chunk in days: 1 to ``MAX_DAYS`` (the day index is a UInt16 in MP2)."""
 Count = Annotated[int, msgspec.Meta(ge=0)]
 Backend = Literal["numpy", "cupy", "flamegpu", "numba"]
 LogMode = Literal["full", "aggregates"]
@@ -78,7 +80,7 @@ class JobSpec(Message, frozen=True):
     """What a lifecycle job is: the one place its options and their defaults are declared.
 
     Attributes:
-        job_id: the job's id (letters, digits, ``-``, ``_`` and ``.``).
+        job_id: the job's id (the rule of :mod:`simfleet.shared.ids`: 1 to 64 of ``A-Z a-z 0-9 . _ -``).
         inputs: where its inputs are.
         days: the horizon in days.
         chunk_days: days per execute stage (a checkpoint at the end of each).
@@ -90,7 +92,7 @@ class JobSpec(Message, frozen=True):
         priority: the Celery priority class of every stage.
     """
 
-    job_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+    job_id: WorkId
     inputs: Inputs
     days: Days
     chunk_days: Days = 365
@@ -142,7 +144,7 @@ class StageMessage(Message, frozen=True):
         restores: how often the job was restored from checkpoints so far.
     """
 
-    job_id: str
+    job_id: WorkId
     epoch: Count
     seq: Count
     stage: Stage
@@ -170,7 +172,7 @@ class StageProgress(Message, frozen=True):
         checkpoint_s: the time they took.
     """
 
-    job_id: str
+    job_id: WorkId
     stage: Stage
     day: Count
     days: Count
@@ -212,7 +214,7 @@ class JobSummary(Message, frozen=True):
         restores: how often it was restored from checkpoints.
     """
 
-    job_id: str
+    job_id: WorkId
     airframes: Count
     days: Count
     log: LogMode

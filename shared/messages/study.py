@@ -12,8 +12,10 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from simfleet.shared.messages import Message
+from simfleet.shared.messages import Message, WorkId
 
+SEED_MAX = 2**63 - 1
+"""The largest study seed: it travels as a signed 64-bit integer (msgpack, Redis, ClickHouse ``Int64``)."""
 MAX_SCENARIO_BYTES = 16 * 2**20
 """The largest scenario a study message may carry (a scenario is a few kilobytes; this bounds a poisoned one)."""
 
@@ -29,9 +31,9 @@ class ReplicationRequest(Message, frozen=True):
             scenario file, with errors naming the key.
     """
 
-    study_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+    study_id: WorkId
     replication: Annotated[int, msgspec.Meta(ge=0)]
-    seed: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+    seed: Annotated[int, msgspec.Meta(ge=0, le=SEED_MAX)]
     scenario: Annotated[str, msgspec.Meta(max_length=MAX_SCENARIO_BYTES)]
 
 
@@ -49,7 +51,7 @@ class ReplicationProgress(Message, frozen=True):
         in_flight: requests in the system now.
     """
 
-    study_id: str
+    study_id: WorkId
     replication: int
     sim_time_s: float
     horizon_s: float
@@ -74,7 +76,7 @@ class StudyRecord(Message, frozen=True):
         state: ``running`` until an operator cancels it (done and failed are read from the tasks).
     """
 
-    study_id: str
+    study_id: WorkId
     scenario: str
     source: str
     replications: int
@@ -85,4 +87,4 @@ class StudyRecord(Message, frozen=True):
     state: Literal["running", "cancelled"] = "running"
 
 
-__all__ = ["MAX_SCENARIO_BYTES", "ReplicationProgress", "ReplicationRequest", "StudyRecord"]
+__all__ = ["MAX_SCENARIO_BYTES", "SEED_MAX", "ReplicationProgress", "ReplicationRequest", "StudyRecord"]

@@ -17,7 +17,7 @@ import os
 import uuid
 from pathlib import Path
 
-from simfleet.shared.errors import CheckpointError
+from simfleet.shared.errors import CheckpointError, ConfigError
 from simfleet.shared.stores.base import BlobStore, check_key, check_prefix
 
 TEMP_SUFFIX = ".tmp"
@@ -35,7 +35,19 @@ class DirectoryStore(BlobStore):
         self.url = self.root.as_uri()
 
     def _path(self, key: str) -> Path:
-        return self.root.joinpath(*check_key(key).split("/"))
+        """The file of ``key``, which must lie under the root once every link on the way is followed.
+
+        :func:`check_key` already refuses ``..`` and absolute keys; this also refuses a key that a symbolic link
+        inside the root (a job folder linked elsewhere) would lead outside it, so no key can name a file
+        outside the store, whatever the folder holds.
+
+        Raises:
+            ConfigError: naming the key and the root.
+        """
+        path = self.root.joinpath(*check_key(key).split("/"))
+        if not path.resolve().is_relative_to(self.root):
+            raise ConfigError(f"bad blob key {key!r}: it resolves outside the store's root {self.root}", key=key)
+        return path
 
     def _fail(self, key: str, action: str, exc: OSError) -> CheckpointError:
         reason = exc.strerror or str(exc)
@@ -86,6 +98,9 @@ class DirectoryStore(BlobStore):
         check_prefix(prefix)
         head = prefix.rpartition("/")[0]
         base = self.root.joinpath(*head.split("/")) if head else self.root
+        if not base.resolve().is_relative_to(self.root):
+            raise ConfigError(f"bad key prefix {prefix!r}: it resolves outside the store's root {self.root}",
+                              key=prefix)  # fmt: skip
         keys: list[str] = []
         temps: list[Path] = []
         folders: list[Path] = []

@@ -161,7 +161,7 @@ def test_the_command_line_submits_follows_lists_and_inspects_a_job(fleet, start_
     assert "8 checkpoint(s), 1 bad" in capsys.readouterr().out
     assert main(["job", "delete", job_id]) == 0
     assert "deleted with 8 checkpoint blob(s)" in capsys.readouterr().out
-    assert main(["job", "status", job_id]) == 2
+    assert main(["job", "status", job_id]) == 1  # an unknown job is a WorkFailed (JobFailed): exit 1
     assert "not known to this fleet" in capsys.readouterr().err
 
 

@@ -28,11 +28,11 @@ def inputs(tmp_path):
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        ({"backend": "turbo"}, r"backend: Invalid enum value 'turbo' \(one of: numpy, cupy, flamegpu, numba\)"),
-        ({"priority": "urgent"}, r"priority: Invalid enum value 'urgent' \(one of: high, normal, background\)"),
-        ({"log": "some"}, r"log: Invalid enum value 'some' \(one of: full, aggregates\)"),
-        ({"chunk_days": 0}, r"chunk_days: Expected `int` >= 1"),
-        ({"job_id": "../etc"}, r"job_id: Expected `str` matching regex"),
+        ({"backend": "turbo"}, r"backend: must be one of numpy, cupy, flamegpu, numba, got 'turbo'"),
+        ({"priority": "urgent"}, r"priority: must be one of high, normal, background, got 'urgent'"),
+        ({"log": "some"}, r"log: must be one of full, aggregates, got 'some'"),
+        ({"chunk_days": 0}, r"chunk_days: must be a whole number from 1 to 65535, got 0"),
+        ({"job_id": "../etc"}, r"job_id: '../etc' is not a valid id: 1 to 64 characters"),
     ],
 )
 def test_options_are_checked_against_their_registries_before_anything_is_published(fleet, inputs, option, message):
@@ -44,7 +44,7 @@ def test_options_are_checked_against_their_registries_before_anything_is_publish
 def test_a_study_with_no_replication_or_an_unknown_priority_is_refused(fleet):
     with pytest.raises(ConfigError, match="priority"):
         fleet.run_des("config/scenarios/web_search_load_test.yaml", priority="asap")
-    with pytest.raises(ConfigError, match="replications: must be at least 1, got 0"):
+    with pytest.raises(ConfigError, match="replications: must be a whole number of at least 1, got 0"):
         fleet.run_des("config/scenarios/web_search_load_test.yaml", replications=0)
 
 
