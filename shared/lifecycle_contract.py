@@ -111,6 +111,9 @@ ROW_KEYS: dict[str, tuple[str, ...]] = {
 MAX_DAYS = 2**16 - 1
 """The longest horizon: MP2 stores day indices as ``UInt16``. The memory a horizon needs is checked separately."""
 
+MP2_FOLDERS = ("mp2", "mp2_daily")
+"""What an MP2 output folder holds as Parquet parts: the per-airframe log and the daily aggregates."""
+
 DATE_RANGE = (dt.date(1970, 1, 1), dt.date(2149, 6, 6))
 """The dates ClickHouse's ``Date`` holds; every input date and every simulated day must fall within it."""
 

@@ -18,20 +18,23 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Literal
 
-from simfleet.shared.errors import ConfigError
+from simfleet.shared.errors import ConfigError, printable
 
 Kind = Literal["file", "folder"]
 
 
-def check_writable(path: str | Path, *, flag: str, kind: Kind = "folder") -> Path:
+def check_writable(path: str | Path, *, flag: str, kind: Kind = "folder", owned: Collection[str] = ()) -> Path:
     """Refuse, with ``flag`` named, a place where an output of ``kind`` cannot be written; return it absolute.
 
-    The nearest existing ancestor must be a folder; an existing ``path`` must be of the right kind. Permission is
-    proven by :func:`atomic_output` creating its staging entry, which also holds for root and read-only mounts.
+    The nearest existing ancestor must be a folder; an existing ``path`` must be of the right kind, and an existing
+    folder may hold only entries named in ``owned`` (what the command writes there): an output replaces the folder
+    whole, so ``--out .`` or ``--out`` naming an inputs folder must not delete what the user keeps there.
+    Permission is proven by :func:`atomic_output` creating its staging entry, which also holds for root and
+    read-only mounts.
     """
     target = Path(os.path.abspath(Path(path).expanduser()))
     if target.name in ("", ".", ".."):
@@ -39,6 +42,8 @@ def check_writable(path: str | Path, *, flag: str, kind: Kind = "folder") -> Pat
     if target.exists() or target.is_symlink():
         if kind == "folder" and not target.is_dir():
             raise ConfigError(f"{path} exists and is not a folder", key=flag)
+        if kind == "folder":
+            _refuse_foreign(target, path, flag, owned)
         if kind == "file" and target.is_dir():
             raise ConfigError(f"{path} is a folder; name a file", key=flag)
     ancestor = target.parent
@@ -49,19 +54,36 @@ def check_writable(path: str | Path, *, flag: str, kind: Kind = "folder") -> Pat
     return target
 
 
+def _refuse_foreign(target: Path, path: str | Path, flag: str, owned: Collection[str]) -> None:
+    try:
+        foreign = sorted(entry.name for entry in target.iterdir() if entry.name not in owned)
+    except OSError as exc:
+        raise ConfigError(f"{printable(path, 200)} cannot be read: {exc.strerror or exc}", key=flag) from None
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        earlier = f"an earlier output of this command ({', '.join(owned)})" if owned else "nothing"
+        raise ConfigError(
+            f"{printable(path, 200)} holds {printable(foreign[0])}{more}; it may hold only {earlier}, since an output "
+            "replaces the folder whole; name a new or empty folder",
+            key=flag,
+        )
+
+
 @contextlib.contextmanager
-def atomic_output(path: str | Path, *, flag: str, kind: Kind = "folder") -> Iterator[Path]:
+def atomic_output(path: str | Path, *, flag: str, kind: Kind = "folder", owned: Collection[str] = ()) -> Iterator[Path]:
     """Yield a staging path to write ``path``'s content into; on success it replaces ``path`` as a whole.
 
     Args:
         path: the output the caller asked for.
         flag: how the caller named it (``--out``), for errors.
         kind: ``folder`` (the staging folder exists when yielded) or ``file`` (the staging file does not).
+        owned: the names the command writes in its folder; an existing folder holding anything else is refused.
 
     Raises:
-        ConfigError: the place cannot hold the output (not a folder, no permission, read-only), before any work.
+        ConfigError: the place cannot hold the output (not a folder, holds other files, no permission, read-only),
+            before any work.
     """
-    target = check_writable(path, flag=flag, kind=kind)
+    target = check_writable(path, flag=flag, kind=kind, owned=owned)
     _remove_leftovers(target)
     staging = target.parent / f".{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:

@@ -6,13 +6,11 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simfleet.producer.cli.options import bounded_int, positive_int
-from simfleet.shared.errors import ConfigError, printable
-from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES, MAX_DAYS, STATUSES
+from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES, MAX_DAYS, MP2_FOLDERS, STATUSES
 from simfleet.shared.outputs import atomic_output
 
 if TYPE_CHECKING:
@@ -66,37 +64,11 @@ def print_summary(summary: RunReport | JobSummary) -> None:
     print("time: " + ", ".join(f"{k} {v:.3f} s" for k, v in summary.timings_s.items()))
 
 
-MP2_ENTRIES = ("mp2", "mp2_daily")
-"""What ``--out`` holds after a run; a folder holding anything else is not replaced."""
-
-
-def check_replaceable(out: Path, *, flag: str, allowed: Collection[str]) -> None:
-    """Refuse an existing ``out`` that holds anything but an earlier output of the command (``allowed`` names).
-
-    An output is replaced as a whole (``atomic_output``), so ``--out .`` or ``--out`` naming the inputs directory
-    would otherwise delete what the user keeps there.
-
-    Raises:
-        ConfigError: naming ``flag`` and the first foreign entry.
-    """
-    if not out.is_dir():
-        return
-    foreign = sorted(entry.name for entry in out.iterdir() if entry.name not in allowed)
-    if foreign:
-        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
-        raise ConfigError(
-            f"{printable(out, 200)} holds {printable(foreign[0])}{more}, not only an earlier output of this command "
-            f"({', '.join(allowed)}), and an output replaces the folder whole; name a new or empty folder",
-            key=flag,
-        )
-
-
 def _run(args: argparse.Namespace) -> int:
     if not args.out:
         return _run_into(args, None)
-    check_replaceable(args.out, flag="--out", allowed=MP2_ENTRIES)
     # The place is checked and staged before the inputs are even read; MP2 appears whole at the end or not at all.
-    with atomic_output(args.out, flag="--out", kind="folder") as staging:
+    with atomic_output(args.out, flag="--out", kind="folder", owned=MP2_FOLDERS) as staging:
         return _run_into(args, staging)
 
 

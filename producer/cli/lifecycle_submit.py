@@ -17,9 +17,10 @@ from typing import Any
 from simfleet.producer.cli.lifecycle_run import print_summary
 from simfleet.producer.cli.options import NoConsumerWarning, bounded_int, positive_float, work_id, work_interrupted
 from simfleet.shared.errors import ConfigError
-from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES, MAX_DAYS
+from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES, MAX_DAYS, MP2_FOLDERS
 from simfleet.shared.messages import to_wire
 from simfleet.shared.messages.lifecycle import ClickHouseInputs, Inputs
+from simfleet.shared.outputs import check_writable
 from simfleet.shared.settings import PRIORITIES
 
 NO_CONSUMER_AFTER_S = 3.0
@@ -79,8 +80,8 @@ def _submit(args: argparse.Namespace) -> int:
 
     if args.out and args.to_clickhouse:
         raise ConfigError("choose one: --out DIR (MP2 here, after the job) or --to-clickhouse", key="--out")
-    if args.out and Path(args.out).exists() and (not Path(args.out).is_dir() or any(Path(args.out).iterdir())):
-        raise ConfigError(f"{args.out} exists and is not an empty folder; choose a new one", key="--out")
+    if args.out:
+        check_writable(args.out, flag="--out", owned=MP2_FOLDERS)  # before the job, not after it
     with Fleet.from_settings() as fleet:
         job = fleet.run_lifecycle(
             inputs=inputs_of(args), days=args.days, chunk_days=args.chunk_days, persistent=not args.no_persist,

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from simfleet.producer.cli.lifecycle_run import check_replaceable
 from simfleet.producer.cli.options import bounded_int, seed_int
 from simfleet.shared.lifecycle_contract import AC_TYPES, MAX_DAYS, TABLES
 from simfleet.shared.outputs import atomic_output
@@ -41,8 +40,7 @@ def register(commands: Any) -> None:
 def _synth(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     inputs_files = ["meta.yaml", *(f"{name}.{ext}" for name in TABLES for ext in ("csv", "parquet"))]
-    check_replaceable(args.out, flag="--out", allowed=inputs_files)
-    with atomic_output(args.out, flag="--out", kind="folder") as staging:
+    with atomic_output(args.out, flag="--out", kind="folder", owned=inputs_files) as staging:
         inputs = synthesize(args.aircraft, args.days, args.seed, args.version_date)
         write_inputs(inputs, staging, args.format)
     per_type = ", ".join(f"{int(np.sum(inputs.mp3['ac_type'] == ac_type))} {ac_type}" for ac_type in AC_TYPES)

@@ -2,21 +2,22 @@
 
 The checkpoint store is the fleet's shared medium, so the machine that submitted a job (or any other) reads the
 job's MP2 chunk by chunk from it and writes it where it wants, with one chunk in memory at a time. A Parquet export
-goes to a hidden folder beside ``out`` and is renamed to ``out`` only when every chunk is written, so an export that
-fails or is interrupted leaves no ``out`` that looks complete. A ClickHouse export replaces the job's partitions
+goes to a hidden folder beside ``out`` and is renamed to ``out`` only when every chunk is written
+(:func:`simfleet.shared.outputs.atomic_output`), so an export that fails or is interrupted leaves no ``out`` that
+looks complete. A ClickHouse export replaces the job's partitions
 atomically, like the workers' export stage.
 """
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simfleet.shared.errors import CheckpointError, ConfigError, JobFailed
+from simfleet.shared.errors import CheckpointError, JobFailed
 from simfleet.shared.jobs import JobRecord
+from simfleet.shared.lifecycle_contract import MP2_FOLDERS
+from simfleet.shared.outputs import atomic_output
 
 if TYPE_CHECKING:
     from simfleet.producer.fleet.client import Fleet
@@ -43,13 +44,13 @@ def export_job(fleet: Fleet, record: JobRecord, *, out: str | Path | None = None
     Args:
         fleet: the fleet client (its checkpoint store and settings).
         record: the job's record (the job must be done).
-        out: a folder on this machine for ``mp2/`` and ``mp2_daily/`` Parquet parts; it must not exist yet or be
-            empty.
+        out: a folder on this machine for ``mp2/`` and ``mp2_daily/`` Parquet parts: new, empty, or an earlier
+            MP2 output, which is replaced whole once every chunk is written.
         clickhouse_dsn: with ``out`` unset, the ClickHouse to write to (default: this machine's ``clickhouse_dsn``).
 
     Raises:
         JobFailed: the job is not done.
-        ConfigError: ``out`` exists and is not empty.
+        ConfigError: ``out`` cannot be written, or holds files other than an earlier MP2 output.
         CheckpointError: a chunk of MP2 is missing or unreadable.
     """
     if record.state != "done":
@@ -69,19 +70,9 @@ def export_job(fleet: Fleet, record: JobRecord, *, out: str | Path | None = None
 def _to_parquet(fleet: Fleet, record: JobRecord, out: Path) -> str:
     from simfleet.worker.lifecycle.sinks import ParquetSink
 
-    out = out.resolve()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"{out} exists and is not an empty folder; choose a new one", key="out")
-    staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    try:
+    with atomic_output(out, flag="out", owned=MP2_FOLDERS) as staging:
         sink = ParquetSink(staging)
         for first_day, airframe, daily in _chunks(fleet, record):
             sink.write(first_day, airframe, daily)
         sink.close()
-        staging.mkdir(parents=True, exist_ok=True)
-        if out.exists():
-            out.rmdir()
-        staging.replace(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return str(out)
+    return str(out.absolute())

@@ -153,8 +153,13 @@ def test_the_command_line_submits_follows_lists_and_inspects_a_job(fleet, start_
     assert main(["job", "export", job_id, "--out", str(again)]) == 0
     assert "24000 airframe rows and 3 chunk(s)" in capsys.readouterr().out
     assert_mp2_is_the_local_runs(again, inputs_dir)
-    assert main(["job", "export", job_id, "--out", str(again)]) == 2  # never over an earlier export
-    assert "exists and is not an empty folder" in capsys.readouterr().err
+    assert main(["job", "export", job_id, "--out", str(again)]) == 0  # a rerun replaces the earlier export whole
+    capsys.readouterr()
+    assert_mp2_is_the_local_runs(again, inputs_dir)
+    (again / "notes.txt").write_text("the user's own file")
+    assert main(["job", "export", job_id, "--out", str(again)]) == 2  # never over a folder holding other files
+    assert "holds notes.txt; it may hold only an earlier output" in capsys.readouterr().err
+    assert (again / "notes.txt").exists()
     damaged = fleet.checkpoints().store.root / refs[-1]["key"]  # type: ignore[attr-defined]
     damaged.write_bytes(damaged.read_bytes()[:-3])
     assert main(["checkpoint", "verify", job_id]) == 1

@@ -91,14 +91,22 @@ def test_an_unwritable_out_fails_before_any_work(tmp_path: Path) -> None:
 
 def test_a_rerun_replaces_the_output_as_a_whole(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with atomic_output(out, flag="--out") as staging:
+    owned = ("a.parquet", "b.parquet")
+    with atomic_output(out, flag="--out", owned=owned) as staging:
         (staging / "a.parquet").write_text("first")
         (staging / "b.parquet").write_text("first")
-    with atomic_output(out, flag="--out") as staging:
+    with atomic_output(out, flag="--out", owned=owned) as staging:
         assert not out.samefile(staging)
         (staging / "a.parquet").write_text("second")
     assert sorted(p.name for p in out.iterdir()) == ["a.parquet"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_folder_holding_other_files_is_never_replaced(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("the user's")
+    with pytest.raises(ConfigError, match="holds notes.txt"), atomic_output(tmp_path, flag="--out", owned=["a"]):
+        raise AssertionError("the work must not start")
+    assert (tmp_path / "notes.txt").read_text() == "the user's"
 
 
 def test_a_failed_run_keeps_the_previous_output(tmp_path: Path) -> None:
