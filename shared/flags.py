@@ -11,9 +11,7 @@ import math
 from collections.abc import Callable
 
 from simfleet.shared.errors import printable
-
-SEED_MAX = 2**63 - 1
-"""The largest study seed: it travels as a signed 64-bit integer (msgspec, Redis, ClickHouse ``Int64``)."""
+from simfleet.shared.messages.study import SEED_MAX
 
 
 def _whole(text: str) -> int:

@@ -387,7 +387,8 @@ def test_synth_rerun_in_another_format_replaces_the_directory(tmp_path, capsys):
 
 def test_an_out_holding_other_files_is_never_replaced(inputs_dir, tmp_path, capsys):
     assert cli(["lifecycle", "run", "--inputs", str(inputs_dir), "--out", str(inputs_dir)]) == 2
-    assert f"--out: {inputs_dir} holds meta.yaml and 4 more; it may hold only an earlier output" in capsys.readouterr().err
+    said = f"--out: {inputs_dir} holds meta.yaml and 4 more; it may hold only an earlier output"
+    assert said in capsys.readouterr().err
     assert (inputs_dir / "mp3.csv").is_file()
     (tmp_path / "notes.txt").write_text("keep me")
     assert cli(["lifecycle", "synth", "--aircraft", "5", "--days", "10", "--out", str(tmp_path)]) == 2

@@ -104,7 +104,7 @@ def test_a_rerun_replaces_the_output_as_a_whole(tmp_path: Path) -> None:
 
 def test_a_folder_holding_other_files_is_never_replaced(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("the user's")
-    with pytest.raises(ConfigError, match="holds notes.txt"), atomic_output(tmp_path, flag="--out", owned=["a"]):
+    with pytest.raises(ConfigError, match=r"holds notes\.txt"), atomic_output(tmp_path, flag="--out", owned=["a"]):
         raise AssertionError("the work must not start")
     assert (tmp_path / "notes.txt").read_text() == "the user's"
 
