@@ -11,7 +11,6 @@ import time
 from typing import TYPE_CHECKING
 
 from simfleet.shared.flags import (
-    SEED_MAX,
     bounded_int,
     fraction,
     non_negative_int,
@@ -20,12 +19,14 @@ from simfleet.shared.flags import (
     seed_int,
     work_id,
 )
+from simfleet.shared.messages.study import SEED_MAX
 
 if TYPE_CHECKING:
     from simfleet.producer.fleet.client import Fleet
 
 __all__ = [
-    "SEED_MAX", "NoConsumerWarning", "bounded_int", "fraction", "non_negative_int", "positive_float", "positive_int",
+    "SEED_MAX",
+    "NoConsumerWarning", "bounded_int", "fraction", "non_negative_int", "positive_float", "positive_int",
     "seed_int", "work_id", "work_interrupted",
 ]  # fmt: skip
 
