@@ -16,9 +16,9 @@ from typing import Any
 
 from simfleet.producer.cli.lifecycle_run import print_summary
 from simfleet.producer.cli.options import NoConsumerWarning, bounded_int, positive_float, work_id, work_interrupted
-from simfleet.shared.errors import ConfigError
-from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES, MAX_DAYS, MP2_FOLDERS
-from simfleet.shared.messages import to_wire
+from simfleet.shared.errors import ConfigError, MessageError, printable
+from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES, MAX_DAYS, MP2_FOLDERS, U32
+from simfleet.shared.messages import decode, to_wire
 from simfleet.shared.messages.lifecycle import ClickHouseInputs, Inputs
 from simfleet.shared.outputs import check_writable
 from simfleet.shared.settings import PRIORITIES
@@ -67,10 +67,11 @@ def inputs_of(args: argparse.Namespace) -> Path | Inputs:
         return Path(args.inputs)
     date, _, version_id = str(args.inputs_version).partition("/")
     try:
-        return ClickHouseInputs(version_date=dt.date.fromisoformat(date), version_id=int(version_id))
-    except ValueError as exc:
-        raise ConfigError(f"expected DATE/ID such as 2025-07-04/1, got {args.inputs_version!r}",
-                          key="--inputs-version") from exc  # fmt: skip
+        return decode(ClickHouseInputs, {"version_date": dt.date.fromisoformat(date).isoformat(),
+                                         "version_id": int(version_id)})  # fmt: skip
+    except (ValueError, MessageError) as exc:
+        raise ConfigError(f"expected DATE/ID such as 2025-07-04/1 (ID 0 to {U32}), got "
+                          f"{printable(args.inputs_version)!r}", key="--inputs-version") from exc  # fmt: skip
 
 
 def _submit(args: argparse.Namespace) -> int:

@@ -15,12 +15,14 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from simfleet.shared.lifecycle_contract import MAX_DAYS
+from simfleet.shared.lifecycle_contract import MAX_DAYS, U32
 from simfleet.shared.messages import Message, WorkId
 
 Days = Annotated[int, msgspec.Meta(ge=1, le=MAX_DAYS)]
 """A horizon or a chunk in days: 1 to ``MAX_DAYS`` (the day index is a UInt16 in MP2)."""
 Count = Annotated[int, msgspec.Meta(ge=0)]
+VersionId = Annotated[int, msgspec.Meta(ge=0, le=U32)]
+"""An inputs version number: ClickHouse's ``UInt32``."""
 Backend = Literal["numpy", "cupy", "flamegpu", "numba"]
 LogMode = Literal["full", "aggregates"]
 Priority = Literal["high", "normal", "background"]
@@ -52,7 +54,7 @@ class ClickHouseInputs(Message, tag="clickhouse", tag_field="kind", frozen=True)
     """
 
     version_date: dt.date
-    version_id: Count
+    version_id: VersionId
     dsn: str = ""
 
 

@@ -25,6 +25,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=12, help="the seed of the generators (default 12)")
     parser.add_argument("--parallel", type=int, default=os.cpu_count() or 1, help="cases at once (default: cores)")
     parser.add_argument("--deadline", type=float, default=30.0, help="seconds after which a case is a hang")
+    parser.add_argument("--family", action="append", help="only this family (repeatable; default: all)")
     parser.add_argument("--keep", type=Path, help="keep the folders of failing cases here")
     args = parser.parse_args()
     started = time.monotonic()
@@ -32,6 +33,8 @@ def main() -> int:
     try:
         templates = Templates(root / "templates")
         cases = make_cases(templates, args.cases, args.seed)
+        if args.family:
+            cases = [case for case in cases if case.family in args.family]
 
         def progress(done: int, total: int) -> None:
             if done % 100 == 0 or done == total:

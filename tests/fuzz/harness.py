@@ -46,7 +46,8 @@ from typing import Any, Literal
 OUTCOMES = ("clean error", "accepted", "crash", "hang", "partial write", "bad output")
 FAILURES = ("crash", "hang", "partial write", "bad output")
 PREVIOUS = "PREVIOUS_OUTPUT"
-"""A file a case may put in its ``out`` before running: after a failure it must still be there, alone."""
+"""The content of a file a case may put in its ``out`` before running, as an earlier run of the command would
+(``out/mp2/part``, ``out/sweep.json``): after a failure it must still be there, alone; after a success it is gone."""
 
 MEMORY_LIMIT_BYTES = 6 * 2**30
 """Address space of one case: a run that would allocate more must have refused first (``days``, DAG size)."""
@@ -68,6 +69,7 @@ class Case:
         out: the output the command writes, relative to the folder, checked for partial writes.
         names: substrings the error message must contain (the file, key or flag).
         interrupt: a signal to send, and after how many seconds, to a run that must leave no partial output.
+        previous: the file, under ``out``, that stands for an earlier output (holding :data:`PREVIOUS`).
     """
 
     family: str
@@ -79,6 +81,7 @@ class Case:
     out: str | None = None
     names: tuple[str, ...] = ()
     interrupt: tuple[int, float] | None = None
+    previous: str | None = None
 
 
 @dataclass
@@ -322,22 +325,23 @@ def _check_output(case: Case, case_dir: Path, *, succeeded: bool) -> str:
     leftovers = [p.name for p in out.parent.glob(f".{out.name}.*")] if out.parent.exists() else []
     if leftovers:
         return f"staging entries left beside {case.out}: {leftovers}"
+    marker = out / case.previous if case.previous else None
     if succeeded:
         if not out.exists():
             return f"exit 0 but {case.out} was not written"
-        if out.is_dir() and (out / PREVIOUS).exists():
+        if marker is not None and marker.is_file() and _read(marker) == PREVIOUS:
             return f"{case.out} still holds the previous output beside the new one (mixed runs)"
         return ""
     if not out.exists():
         return ""
-    if out.is_dir():
-        entries = sorted(p.name for p in out.iterdir())
-        if entries in ([PREVIOUS], []):
-            return ""
-        return f"a failed run left {case.out} with {entries[:5]}"
-    if out.name == PREVIOUS or _read(out) == PREVIOUS:
+    if out.is_file():
+        return "" if _read(out) == PREVIOUS else f"a failed run left the file {case.out}"
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if not p.is_dir())
+    if not files:
         return ""
-    return f"a failed run left the file {case.out}"
+    if marker is not None and files == [case.previous] and _read(marker) == PREVIOUS:
+        return ""
+    return f"a failed run left {case.out} with {files[:5]}"
 
 
 def _read(path: Path) -> str:
