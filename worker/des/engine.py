@@ -25,6 +25,7 @@ from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import IO, Any
 
+from simfleet.shared.errors import SimulationError
 from simfleet.shared.messages.des import ReplicationSummary
 from simfleet.worker.des.resources import INF, RateResource, SpaceResource
 from simfleet.worker.des.scenario import Scenario
@@ -86,9 +87,11 @@ class _Type:
         self.node_names = tuple(node.name for node in rt.nodes)
         self.templates = tuple(template_index[node.tool] for node in rt.nodes)
         self.preds = tuple(len(node.after) for node in rt.nodes)
-        self.succs = tuple(
-            tuple(position[other.name] for other in rt.nodes if node.name in other.after) for node in rt.nodes
-        )
+        succs: list[list[int]] = [[] for _ in rt.nodes]
+        for i, node in enumerate(rt.nodes):
+            for pred in node.after:
+                succs[position[pred]].append(i)
+        self.succs = tuple(tuple(s) for s in succs)
         self.roots = tuple(i for i, n in enumerate(self.preds) if n == 0)
 
 
@@ -196,6 +199,7 @@ class Simulation:
         ready = self.ready
         limit = INF if until_s is None else until_s
         max_in_flight = self.scenario.max_in_flight
+        max_events = self.scenario.max_events
         events = self.events
         single = len(next_times) == 1
         try:
@@ -234,10 +238,28 @@ class Simulation:
                             self.stopped_at_horizon = True
                             self.finished = True
                 events += 1
+                if events >= max_events:
+                    raise SimulationError(
+                        f"{self.scenario.source}: max_events: the replication reached its limit of {max_events} "
+                        f"events at simulated time {self.now:.6g} s; shorten horizon_s, lower the rates, or raise "
+                        "max_events"
+                    )
+            self._check_stuck()
             return True
         finally:
             self.events = events
             self.wall_s += time.perf_counter() - started
+
+    def _check_stuck(self) -> None:
+        """A run that ended with requests in flight and nothing left to happen did not finish them: unstable.
+
+        This cannot happen with a valid DAG; it guards against a request type that never completes a request
+        being reported as a stable, empty success.
+        """
+        if self.stopped_at_horizon or self.unstable_reason or not self.n_sys:
+            return
+        stuck = [t.name for t in self.types if self.inflight[t.index]]
+        self.unstable_reason = f"requests of {', '.join(stuck)} never finished ({self.n_sys} in flight at the end)"
 
     def _arrive(self, type_index: int, now: float) -> None:
         rtype = self.types[type_index]
