@@ -40,6 +40,17 @@ class Probe:
     ci95_s: float | None
     passed: bool
     stable: bool
+    reason: str | None = None
+    """Why ``metric_s`` is not a finite figure: ``unstable`` or ``no request completed`` (None when it is)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for strict JSON: a metric that is not finite is ``None``, with ``reason`` saying why."""
+        data = asdict(self)
+        if not math.isfinite(self.metric_s):
+            data["metric_s"] = None
+            data["ci95_s"] = None
+            data["reason"] = self.reason or "unstable"
+        return data
 
 
 @dataclass
@@ -67,6 +78,9 @@ class SlaResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON output; ``probes`` lists every probe in the order it ran."""
         data = asdict(self)
+        data["best_passing"] = None if self.best_passing is None else self.best_passing.to_dict()
+        data["first_failing"] = None if self.first_failing is None else self.first_failing.to_dict()
+        data["probes"] = [p.to_dict() for p in self.probes]
         data["bracket_rel_width"] = self.bracket_rel_width
         return data
 
@@ -111,6 +125,13 @@ def search_sla(
     if metric not in METRICS:
         raise ConfigError(f"metric must be one of {', '.join(METRICS)}", source=scenario.source, key="sla.metric")
     bound = scenario.capacity_bound_per_min(request_type if scale == "type" else None)
+    if math.isfinite(bound) and bound <= 0:
+        raise ConfigError(
+            "the other request types already use the whole capacity of a resource that "
+            f"{request_type!r} needs, so no rate of it can be stable",
+            source=scenario.source,
+            key=f"request_types.{request_type}",
+        )
     if not math.isfinite(bound) or bound <= 0:
         raise ConfigError(
             f"request type {request_type!r} puts no work on any rate resource, so no rate bound exists",
@@ -124,9 +145,14 @@ def search_sla(
         summaries = evaluate(probe_scenario, replications, seed)
         values = [metric_of(s, request_type, metric) for s in summaries]
         stable = all(math.isfinite(v) for v in values)
+        reason = None
+        if not all(s.stable for s in summaries):
+            reason = "unstable"
+        elif not stable:
+            reason = "no request completed"
         stat = scalar_stats(values) if stable else Stat(mean=math.inf, std=None, ci95=None, n=0)
         mean = math.inf if stat.mean is None else float(stat.mean)
-        probes.append(Probe(rate, mean, stat.ci95, stable and mean <= threshold_s, stable))
+        probes.append(Probe(rate, mean, stat.ci95, stable and mean <= threshold_s, stable, reason))
 
     run_probe(bound / 2.0)
     while len(probes) < max_probes:

@@ -95,7 +95,9 @@ def parse_distribution(spec: Any, source: str, key: str) -> Distribution:
         return Distribution("deterministic", _number(spec, source, key))
     kind = spec.get("dist")
     if not isinstance(kind, str) or kind not in _FIELDS:
-        raise ScenarioError(f"'dist' must be one of {', '.join(KINDS)}, got {show(kind)}", source=source, key=f"{key}.dist")
+        raise ScenarioError(
+            f"'dist' must be one of {', '.join(KINDS)}, got {show(kind)}", source=source, key=f"{key}.dist"
+        )
     unknown = sorted(k if isinstance(k, str) else show(k) for k in set(spec) - _FIELDS[kind] - {"dist"})
     if unknown:
         raise ScenarioError(

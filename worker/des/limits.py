@@ -51,7 +51,10 @@ def check_number(
     tiny numbers, and numbers above ``upper``.
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ScenarioError(f"expected a finite number, got {show(value)}", source=source, key=key)
+        hint = ""
+        if isinstance(value, str) and _looks_numeric(value):
+            hint = " (YAML reads a number without a '.' before its exponent as text: write 1.0e+3, not 1e3)"
+        raise ScenarioError(f"expected a finite number, got {show(value)}{hint}", source=source, key=key)
     try:
         number = float(value)
     except OverflowError:
@@ -83,3 +86,11 @@ def show(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
         return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
     return printable(repr(value))
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
