@@ -19,6 +19,9 @@ import yaml
 from simfleet.shared.errors import ScenarioError, printable
 from simfleet.worker.des.limits import MAX_DEPTH, MAX_FILE_BYTES, MAX_YAML_NODES
 
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader when PyYAML was built with it (about 8 times faster on a large file), else PyYAML's."""
+
 
 def read_text(path: str | Path, source: str) -> str:
     """The file's text, refused unless it is a regular UTF-8 file of at most ``MAX_FILE_BYTES``."""
@@ -53,7 +56,7 @@ def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
     """The YAML document of ``text`` as plain data, and its composed node graph (for key-level checks)."""
     try:
         _check_depth(text, source)
-        loader = yaml.SafeLoader(text)
+        loader = _LOADER(text)
         try:
             node = loader.get_single_node()
             _check_size(node, source)
@@ -70,7 +73,7 @@ def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
 
 def _check_depth(text: str, source: str) -> None:
     depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=_LOADER):
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
