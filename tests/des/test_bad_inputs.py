@@ -222,6 +222,25 @@ def test_requests_that_never_finish_make_the_run_unstable():
     assert "never finished" in (summary.unstable_reason or "")
 
 
+def test_a_type_that_completed_nothing_makes_the_run_unstable(capsys, tmp_path):
+    # One arrival at 5 s needing 4 s of cpu, and the run stops at 6 s: offered load 0.8, but nothing completes.
+    path = scenario_file(
+        tmp_path,
+        {
+            "drain": False,
+            "horizon_s": 6.0,
+            "request_types.r.rate_per_min": 12.0,
+            "request_types.r.arrival": "deterministic",
+            "request_types.r.nodes": {"a": {"tool": "b"}},
+            "tools.b.work.cpu": 4.0,
+        },
+    )
+    code, text, _ = run_cli(capsys, "des", "run", str(path), "--json", "--replications", "1")
+    answer = strict_json(text)
+    assert not answer["stable"]
+    assert any("no request of r completed" in reason for reason in answer["unstable_reasons"])
+
+
 def test_a_run_too_long_to_finish_is_refused_naming_horizon_and_max_events(capsys, tmp_path):
     path = scenario_file(tmp_path, {"horizon_s": 1e11})
     code, _, err = run_cli(capsys, "des", "run", str(path))

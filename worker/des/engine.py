@@ -251,15 +251,25 @@ class Simulation:
             self.wall_s += time.perf_counter() - started
 
     def _check_stuck(self) -> None:
-        """A run that ended with requests in flight and nothing left to happen did not finish them: unstable.
+        """An ended run in which a request type never completed a request is unstable, never a silent success.
 
-        This cannot happen with a valid DAG; it guards against a request type that never completes a request
-        being reported as a stable, empty success.
+        Two cases: requests still in flight with nothing left to happen (cannot happen with a valid DAG; a guard),
+        and a type whose counted requests arrived but none finished before the run stopped (its latency figures
+        would all be missing).
         """
-        if self.stopped_at_horizon or self.unstable_reason or not self.n_sys:
+        if self.unstable_reason:
             return
-        stuck = [t.name for t in self.types if self.inflight[t.index]]
-        self.unstable_reason = f"requests of {', '.join(stuck)} never finished ({self.n_sys} in flight at the end)"
+        if not self.stopped_at_horizon and self.n_sys:
+            stuck = [t.name for t in self.types if self.inflight[t.index]]
+            self.unstable_reason = f"requests of {', '.join(stuck)} never finished ({self.n_sys} in flight at the end)"
+            return
+        silent = [
+            t.name
+            for t in self.types
+            if self.counted_arrivals[t.index] and not self.sketches[t.index].count and not self.lat_buffers[t.index]
+        ]
+        if silent:
+            self.unstable_reason = f"no request of {', '.join(silent)} completed in the measurement window"
 
     def _arrive(self, type_index: int, now: float) -> None:
         rtype = self.types[type_index]
