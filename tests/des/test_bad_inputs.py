@@ -119,6 +119,9 @@ def test_a_rate_of_zero_reached_by_a_changed_rate_is_an_error_naming_the_rate():
     assert caught.value.key == "request_types.r.rate_per_min"
     with pytest.raises(ScenarioError):
         scenario.with_rate(1e-320, None)
+    types = {"r": dataclasses.replace(scenario.request_types["r"], rate_per_min=0.0)}
+    with pytest.raises(ScenarioError, match="rate_per_min"):
+        Simulation(dataclasses.replace(scenario, request_types=types), seed=1)
 
 
 # ------------------------------------------------------------------------------------------- 2. YAML safety
@@ -237,7 +240,7 @@ def test_a_type_that_completed_nothing_makes_the_run_unstable(capsys, tmp_path):
     )
     code, text, _ = run_cli(capsys, "des", "run", str(path), "--json", "--replications", "1")
     answer = strict_json(text)
-    assert not answer["stable"]
+    assert code == 0 and not answer["stable"]
     assert any("no request of r completed" in reason for reason in answer["unstable_reasons"])
 
 

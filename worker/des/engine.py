@@ -27,6 +27,7 @@ from typing import IO, Any
 
 from simfleet.shared.errors import SimulationError
 from simfleet.shared.messages.des import ReplicationSummary
+from simfleet.worker.des.limits import check_number
 from simfleet.worker.des.resources import INF, RateResource, SpaceResource
 from simfleet.worker.des.scenario import Scenario
 from simfleet.worker.des.sketch import LatencySketch
@@ -141,6 +142,9 @@ class Simulation:
             for i, (name, tool) in enumerate(scenario.tools.items())
         ]
         self.types = [_Type(i, scenario, name, template_index) for i, name in enumerate(scenario.request_types)]
+        for name, rt in scenario.request_types.items():
+            # A scenario built in code, not parsed, must not reach a division by a zero rate either.
+            check_number(rt.rate_per_min, scenario.source, f"request_types.{name}.rate_per_min", positive=True)
         arrival_rngs, work_rngs = make_generators(seed, replication, len(self.types), len(self.templates))
         self.arrivals = [
             ArrivalStream(rng, rt.rate_per_min / 60.0, rt.arrival == "poisson")
