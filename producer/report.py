@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from simfleet.producer.sla import SlaResult
+from simfleet.producer.sla import Probe, SlaResult
 from simfleet.shared.messages.des import Stat, StudyAggregate
 from simfleet.worker.des.validation import CaseResult
 
@@ -117,13 +117,19 @@ def validation_table(rows: Sequence[CaseResult]) -> str:
     )
 
 
+def _probe_metric(probe: Probe) -> str:
+    if not probe.stable:
+        return probe.reason or "unstable"
+    return f"{probe.metric_s:.3f}" + (f" ±{probe.ci95_s:.3f}" if probe.ci95_s else "")
+
+
 def sla_table(result: SlaResult) -> str:
     """Every probe of an SLA search and the answer."""
     body = [
         [
             str(i + 1),
             f"{p.rate_per_min:.4f}",
-            "unstable" if not p.stable else f"{p.metric_s:.3f}" + (f" ±{p.ci95_s:.3f}" if p.ci95_s else ""),
+            _probe_metric(p),
             "pass" if p.passed else "fail",
         ]
         for i, p in enumerate(result.probes)
