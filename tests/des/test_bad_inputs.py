@@ -152,7 +152,7 @@ def test_a_file_above_the_size_limit_is_refused_before_reading(capsys, tmp_path)
     path = tmp_path / "big.yaml"
     path.write_text("# padding\n" * (MAX_FILE_BYTES // 10 + 1))
     code, _, err = run_cli(capsys, "des", "run", str(path))
-    assert code == 2 and str(path) in err and str(MAX_FILE_BYTES) in err
+    assert code == 2 and str(path) in err and f"{MAX_FILE_BYTES:,}" in err
 
 
 @pytest.mark.parametrize("content", [b"\xff\xfe\x00binary\x00", b"horizon_s: 10\n\xc3\x28\n"])
@@ -166,9 +166,24 @@ def test_binary_and_non_utf8_files_are_refused(capsys, tmp_path, content):
 def test_a_directory_a_fifo_and_a_missing_file_are_refused_at_once(capsys, tmp_path):
     fifo = tmp_path / "pipe.yaml"
     os.mkfifo(fifo)
-    for path, words in ((tmp_path, "directory"), (fifo, "regular file"), (tmp_path / "none.yaml", "cannot read")):
+    for path, words in ((tmp_path, "folder"), (fifo, "regular file"), (tmp_path / "none.yaml", "cannot read")):
         code, _, err = run_cli(capsys, "des", "run", str(path))
         assert code == 2 and str(path) in err and words in err
+
+
+def test_an_alias_chain_nesting_deeper_and_deeper_is_refused(capsys, tmp_path):
+    lines = ["a0: &a0 [1]"] + [f"a{k}: &a{k} " + "[" * 28 + f"*a{k - 1}" + "]" * 28 for k in range(1, 80)]
+    path = tmp_path / "chain.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    code, _, err = run_cli(capsys, "des", "run", str(path))
+    assert code == 2 and str(path) in err and "nesting" in err
+
+
+def test_an_integer_literal_too_long_to_read_is_refused(capsys, tmp_path):
+    path = tmp_path / "digits.yaml"
+    path.write_text("horizon_s: " + "1" * 5000 + "\n")
+    code, _, err = run_cli(capsys, "des", "run", str(path))
+    assert code == 2 and str(path) in err
 
 
 def test_a_huge_dag_and_a_huge_empirical_list_are_refused_with_their_limits(capsys, tmp_path):

@@ -1,22 +1,25 @@
 """Reading a scenario file safely: a regular file of bounded size, UTF-8 YAML of bounded depth and expanded size.
 
 Each check runs before the next, more expensive step: the file's kind and size are read with ``stat`` before it is
-opened (a FIFO or a device would block the reader, a directory cannot be read), the event stream's nesting depth
-is checked before anything is composed (PyYAML's composer recurses once per level), and the composed graph's size
-with every alias expanded is counted before any value is built or walked (a "billion laughs" file composes in
-microseconds but expands to 10^9 values). The limits are in :mod:`simfleet.worker.des.limits`.
+opened (a FIFO or a device would block the reader, a directory cannot be read; this part is
+:func:`simfleet.shared.yaml_files.read_text_file`, the rule of every YAML file), the event stream's nesting depth
+is checked before anything is composed (the composer recurses once per level), and the composed graph is walked
+once, without recursion, with every alias expanded, counting its values and its depth before any value is built or
+walked by recursive code (a "billion laughs" file composes in microseconds but expands to 10^9 values; a chain of
+aliases, each nesting the previous one a few levels deeper, passes a depth check on the event stream but would
+overflow the stack of a recursive walk). Values YAML cannot build (an integer of more than 4300 digits) are errors
+naming the file. The limits are in :mod:`simfleet.worker.des.limits`.
 """
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from simfleet.shared.errors import ScenarioError, printable
+from simfleet.shared.yaml_files import read_text_file
 from simfleet.worker.des.limits import MAX_DEPTH, MAX_FILE_BYTES, MAX_YAML_NODES
 
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -24,32 +27,8 @@ _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def read_text(path: str | Path, source: str) -> str:
-    """The file's text, refused unless it is a regular UTF-8 file of at most ``MAX_FILE_BYTES``."""
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise ScenarioError(f"cannot read scenario file: {exc.strerror or exc}", source=source) from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ScenarioError("is a directory: expected a scenario YAML file", source=source)
-    if not stat.S_ISREG(info.st_mode):
-        raise ScenarioError("is not a regular file (a FIFO, socket or device): expected a YAML file", source=source)
-    if info.st_size > MAX_FILE_BYTES:
-        raise ScenarioError(
-            f"file is {info.st_size} bytes; a scenario file is at most {MAX_FILE_BYTES} bytes (1 MiB)", source=source
-        )
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ScenarioError(f"cannot read scenario file: {exc.strerror or exc}", source=source) from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ScenarioError(f"a scenario file is at most {MAX_FILE_BYTES} bytes (1 MiB)", source=source)
-    if b"\x00" in raw:
-        raise ScenarioError("contains NUL bytes (a binary file?): expected a YAML file", source=source)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(f"not UTF-8 text (byte {exc.start}): expected a YAML file", source=source) from None
+    """The file's text: a regular UTF-8 file of at most ``MAX_FILE_BYTES`` (the rules of every YAML file)."""
+    return read_text_file(path, max_bytes=MAX_FILE_BYTES, what="scenario file", error=ScenarioError)
 
 
 def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
