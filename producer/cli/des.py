@@ -249,21 +249,33 @@ def _sla(args: argparse.Namespace) -> int:
             "give --request-type and --threshold, or an sla block in the scenario", source=str(args.scenario)
         )
     _check_request_type(scenario, args.request_type)
-    with _staged(args.out, "--out", "folder") as staging:
-        fleet, evaluate = _evaluator(args)
-        try:
-            result = _search(args, scenario, evaluate, request_type, threshold)
-        finally:
-            if fleet is not None:
-                fleet.close()
-        written = write_sla_outputs(result, staging) if staging is not None else []
-        if args.json:
-            print(json_text(result.to_dict()))
-        else:
-            print(sla_table(result))
+    try:
+        with _staged(args.out, "--out", "folder") as staging:
+            fleet, evaluate = _evaluator(args)
+            try:
+                result = _search(args, scenario, evaluate, request_type, threshold)
+            finally:
+                if fleet is not None:
+                    fleet.close()
+            if args.json:
+                print(json_text(result.to_dict()))
+            else:
+                print(sla_table(result))
+            if not result.converged:
+                raise _NotConverged
+            written = write_sla_outputs(result, staging) if staging is not None else []
+    except _NotConverged:
+        if args.out is not None:
+            print(f"simfleet: the search did not converge, so {args.out} was not written (the probes are above)",
+                  file=sys.stderr)  # fmt: skip
+        return 1
     for path in written:
         print(f"wrote {args.out / path.name}", file=sys.stderr)
-    return 0 if result.converged else 1
+    return 0
+
+
+class _NotConverged(Exception):
+    """An SLA search that ended without its answer: its ``--out`` is discarded (outputs are whole answers)."""
 
 
 def _check_request_type(scenario: Scenario, request_type: str | None) -> None:

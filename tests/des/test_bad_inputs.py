@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from simfleet.producer.cli import main
-from simfleet.shared.errors import ScenarioError, SimulationError
+from simfleet.shared.errors import ConfigError, ScenarioError, SimulationError
 from simfleet.worker.des import runner
 from simfleet.worker.des.engine import Simulation
 from simfleet.worker.des.limits import MAX_DEPTH, MAX_EMPIRICAL_VALUES, MAX_FILE_BYTES, MAX_NODES_PER_TYPE
@@ -285,7 +285,33 @@ def test_sla_json_of_an_unstable_probe_is_null_with_a_reason(capsys, tmp_path):
     answer = strict_json(text)
     unstable = [p for p in answer["probes"] if not p["stable"]]
     assert unstable and all(p["metric_s"] is None and p["reason"] == "unstable" for p in unstable)
+    assert code == 0 and answer["converged"]
     strict_json((out / "probes.json").read_text())
+
+
+def test_an_sla_search_that_does_not_converge_writes_no_out(capsys, tmp_path):
+    # Every request takes about a second at any load, so a 0.01 s threshold fails at every probe: no answer.
+    path = scenario_file(tmp_path)
+    out = tmp_path / "sla"
+    code, text, err = run_cli(capsys, "des", "sla", str(path), "--request-type", "r", "--threshold", "0.01",
+                              "--replications", "1", "--json", "--out", str(out))  # fmt: skip
+    assert code == 1 and not strict_json(text)["converged"]
+    assert not out.exists() and "not written" in err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [("threshold_s", -1.0), ("threshold_s", float("nan")), ("replications", 0), ("replications", 2.5),
+     ("seed", -1), ("rel_tol", 1.0), ("metric", "p101"), ("request_type", "nope"), ("scale", "all")],
+)  # fmt: skip
+def test_the_sla_search_api_refuses_bad_arguments_by_name(tmp_path, argument, value):
+    from simfleet.producer.sla import search_sla
+
+    path = scenario_file(tmp_path)
+    arguments: dict[str, Any] = {"request_type": "r", "threshold_s": 5.0, argument: value}
+    with pytest.raises(ConfigError, match=argument):
+        search_sla(str(path), _must_not_run, **arguments)
 
 
 def test_run_json_with_nothing_completed_is_strict(capsys, tmp_path):
