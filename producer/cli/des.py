@@ -37,6 +37,11 @@ if TYPE_CHECKING:
     from simfleet.producer.rate_sweep import SweepResult
 
 
+SLA_OUTPUTS = ("probes.json", "probes.csv", "sla_search.png")
+"""What ``des sla --out`` writes; a folder holding anything else is refused (the output replaces it whole)."""
+SWEEP_OUTPUTS = ("sweep.json", "sweep.csv", "latency_vs_rate.png", "utilisation_heatmap.png")
+"""What ``des sweep --out`` writes; a folder holding anything else is refused (the output replaces it whole)."""
+
 replications_int = bounded_int(1, MAX_REPLICATIONS)
 """An argparse type: a replication count, 1 to ``MAX_REPLICATIONS``."""
 processes_int = bounded_int(1, 1024)
@@ -162,12 +167,12 @@ def _run_locally(
 
 
 @contextlib.contextmanager
-def _staged(path: Path | None, flag: str, kind: str) -> Iterator[Path | None]:
+def _staged(path: Path | None, flag: str, kind: str, owned: tuple[str, ...] = ()) -> Iterator[Path | None]:
     """:func:`atomic_output` for an optional output (``None`` yields ``None``)."""
     if path is None:
         yield None
         return
-    with atomic_output(path, flag=flag, kind="file" if kind == "file" else "folder") as staging:
+    with atomic_output(path, flag=flag, kind="file" if kind == "file" else "folder", owned=owned) as staging:
         yield staging
 
 
@@ -250,7 +255,7 @@ def _sla(args: argparse.Namespace) -> int:
         )
     _check_request_type(scenario, args.request_type)
     try:
-        with _staged(args.out, "--out", "folder") as staging:
+        with _staged(args.out, "--out", "folder", SLA_OUTPUTS) as staging:
             fleet, evaluate = _evaluator(args)
             try:
                 result = _search(args, scenario, evaluate, request_type, threshold)
@@ -321,7 +326,7 @@ def _sweep(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     _check_request_type(scenario, args.request_type)
     out = args.out or Path("runs") / "sweeps" / scenario.name
-    with atomic_output(out, flag="--out") as staging:
+    with atomic_output(out, flag="--out", owned=SWEEP_OUTPUTS) as staging:
         fleet, evaluate = _evaluator(args)
         try:
             sweep = sweep_rates(

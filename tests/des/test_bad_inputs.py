@@ -166,7 +166,7 @@ def test_binary_and_non_utf8_files_are_refused(capsys, tmp_path, content):
 def test_a_directory_a_fifo_and_a_missing_file_are_refused_at_once(capsys, tmp_path):
     fifo = tmp_path / "pipe.yaml"
     os.mkfifo(fifo)
-    for path, words in ((tmp_path, "folder"), (fifo, "regular file"), (tmp_path / "none.yaml", "cannot read")):
+    for path, words in ((tmp_path, "directory"), (fifo, "regular file"), (tmp_path / "none.yaml", "No such file")):
         code, _, err = run_cli(capsys, "des", "run", str(path))
         assert code == 2 and str(path) in err and words in err
 
@@ -406,11 +406,11 @@ def test_an_interrupted_run_leaves_no_output_and_keeps_the_previous_one(capsys, 
     out = tmp_path / "sweep"
     code, _, _ = run_cli(capsys, "des", "sweep", str(path), "--rates", "10", "--out", str(out), "--processes", "1")
     assert code == 0 and (out / "sweep.json").exists()
-    (out / "marker").write_text("from the first run")
+    (out / "sweep.json").write_text("from the first run")
     monkeypatch.setattr("simfleet.producer.cli.des.run_replications", _interrupted)
     code, _, _ = run_cli(capsys, "des", "sweep", str(path), "--rates", "10", "--out", str(out))
     assert code == 130
-    assert (out / "marker").exists()
+    assert (out / "sweep.json").read_text() == "from the first run"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     code, _, _ = run_cli(capsys, "des", "sweep", str(path), "--rates", "10", "--out", str(tmp_path / "fresh"))
     assert code == 130 and not (tmp_path / "fresh").exists()
@@ -421,13 +421,23 @@ def test_an_interrupted_run_leaves_no_output_and_keeps_the_previous_one(capsys, 
 def test_a_rerun_into_the_same_out_replaces_it(capsys, tmp_path):
     path = scenario_file(tmp_path)
     out = tmp_path / "sweep"
-    for _ in range(2):
-        code, _, _ = run_cli(capsys, "des", "sweep", str(path), "--rates", "10", "--out", str(out), "--processes", "1")
-        assert code == 0
-        (out / "marker").write_text("old")
-    assert (out / "sweep.json").exists()
-    run_cli(capsys, "des", "sweep", str(path), "--rates", "10", "--out", str(out), "--processes", "1")
-    assert not (out / "marker").exists()
+    code, _, _ = run_cli(capsys, "des", "sweep", str(path), "--rates", "10", "--out", str(out), "--processes", "1")
+    assert code == 0
+    (out / "sweep.json").write_text("old")
+    (out / "sweep.csv").unlink()
+    code, _, _ = run_cli(capsys, "des", "sweep", str(path), "--rates", "10", "--out", str(out), "--processes", "1")
+    assert code == 0
+    assert strict_json((out / "sweep.json").read_text())["rates_per_min"] == [10.0]
+    assert (out / "sweep.csv").exists()
+
+
+def test_an_out_holding_other_files_is_refused_and_kept(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr("simfleet.producer.cli.des.run_replications", _must_not_run)
+    (tmp_path / "notes.txt").write_text("mine")
+    code, _, err = run_cli(capsys, "des", "sweep", str(scenario_file(tmp_path)), "--rates", "10",
+                           "--out", str(tmp_path))  # fmt: skip
+    assert code == 2 and "--out" in err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 # --------------------------------------------------------------------------------------------------------- 7. pool

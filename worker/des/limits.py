@@ -13,6 +13,9 @@ import math
 from typing import Any
 
 from simfleet.shared.errors import ScenarioError, printable
+from simfleet.shared.messages.study import SEED_MAX
+
+__all__ = ["SEED_MAX"]  # the wire's limit, re-exported beside the scenario's own
 
 MAX_FILE_BYTES = 1 << 20
 """A scenario file is at most 1 MiB (the examples are about 10 KiB)."""
@@ -34,8 +37,6 @@ MAX_COUNT = 1_000_000_000
 """The largest count (``max_in_flight``, ``max_active``)."""
 MAX_REPLICATIONS = 10_000
 """The most replications of a study or of an SLA probe."""
-SEED_MAX = 2**63 - 1
-"""The largest seed: it travels as a signed 64-bit integer."""
 DEFAULT_MAX_EVENTS = 200_000_000
 """Events one replication may process before it stops with an error (``max_events``): minutes of a core."""
 MAX_EVENTS = 10**12

@@ -2,7 +2,7 @@
 
 Each check runs before the next, more expensive step: the file's kind and size are read with ``stat`` before it is
 opened (a FIFO or a device would block the reader, a directory cannot be read; this part is
-:func:`simfleet.shared.yaml_files.read_text_file`, the rule of every YAML file), the event stream's nesting depth
+:func:`simfleet.shared.user_files.read_text_file`, the rule of every YAML file), the event stream's nesting depth
 is checked before anything is composed (the composer recurses once per level), and the composed graph is walked
 once, without recursion, with every alias expanded, counting its values and its depth before any value is built or
 walked by recursive code (a "billion laughs" file composes in microseconds but expands to 10^9 values; a chain of
@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from simfleet.shared.errors import ScenarioError, printable
-from simfleet.shared.yaml_files import read_text_file
+from simfleet.shared.user_files import read_text_file
 from simfleet.worker.des.limits import MAX_DEPTH, MAX_FILE_BYTES, MAX_YAML_NODES
 
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
