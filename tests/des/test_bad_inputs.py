@@ -90,6 +90,9 @@ def strict_json(text: str) -> Any:
         ("tools.b.work.cpu.values", [0.1, float("inf")]),
         ("tools.b.work.cpu.values", [0.1, float("nan")]),
         ("tools.b.work.cpu.values", [0.1, 10**400]),
+        ("resources.cpu.per_tool_cap", None),
+        ("resources.cpu.max_active", None),
+        ("request_types.r.weight", None),
     ],
 )
 def test_numbers_out_of_range_name_the_file_and_key(capsys, tmp_path, key, value):

@@ -291,6 +291,11 @@ class _Reader:
                 key=self.key(unknown[0]),
             )
 
+    def refuse_null(self, name: str, what: str) -> None:
+        """A key given as ``null`` is an error (leave the key out for its default), never read as absent."""
+        if name in self.data and self.data[name] is None:
+            raise self.error(name, f"is null: give {what}, or leave the key out for its default")
+
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
 
@@ -300,12 +305,14 @@ class _Reader:
     def number(
         self, name: str, default: float | None = None, *, positive: bool = False, upper: float = MAX_QUANTITY
     ) -> float:
+        self.refuse_null(name, "a number")
         value = self.data.get(name, default)
         if value is None:
             raise self.error(name, "is required (a number)")
         return check_number(value, self.source, self.key(name), positive=positive, upper=upper)
 
     def integer(self, name: str, default: int | None = None, *, minimum: int = 0, maximum: int | None = None) -> int:
+        self.refuse_null(name, "an integer")
         value = self.data.get(name, default)
         if maximum is None:
             return check_integer(value, self.source, self.key(name), minimum=minimum)
@@ -417,9 +424,9 @@ def _parse_resource(name: str, spec: Any, source: str) -> Resource:
             if key in r.data:
                 raise r.error(key, "only applies to rate resources")
     else:
-        if r.data.get("per_tool_cap") is not None:
+        if "per_tool_cap" in r.data:
             per_tool_cap = r.number("per_tool_cap", positive=True)
-        if r.data.get("max_active") is not None:
+        if "max_active" in r.data:
             max_active = r.integer("max_active", minimum=1)
     if r.data.get("unit") is not None and not isinstance(r.data["unit"], str):
         raise r.error("unit", "expected a string")
