@@ -8,12 +8,12 @@ request type's rate or the whole mix at fixed shares, and keeps each rate's aggr
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from simfleet.producer.report import json_text
 from simfleet.producer.sla import Evaluator, SlaResult
 from simfleet.shared.messages import to_wire
 from simfleet.shared.messages.des import LatencyAggregate, Stat, StudyAggregate
@@ -67,7 +67,7 @@ class SweepResult:
     def write_json(self, path: Path) -> None:
         """Every aggregate, as JSON."""
         data = {"scenario": self.scenario, "scale": self.scale, "rates_per_min": self.rates_per_min}
-        path.write_text(json.dumps({**data, "aggregates": [to_wire(a) for a in self.aggregates]}, indent=2))
+        path.write_text(json_text({**data, "aggregates": [to_wire(a) for a in self.aggregates]}) + "\n")
 
     def write_csv(self, path: Path) -> None:
         """The flat rows, as CSV."""
@@ -101,8 +101,9 @@ def sla_rows(result: SlaResult) -> list[dict[str, Any]]:
         {
             "probe": i + 1,
             "rate_per_min": p.rate_per_min,
-            f"{result.metric}_s": None if math.isinf(p.metric_s) else p.metric_s,
-            "ci95_s": p.ci95_s,
+            f"{result.metric}_s": p.metric_s if math.isfinite(p.metric_s) else None,
+            "ci95_s": p.ci95_s if math.isfinite(p.metric_s) else None,
+            "reason": p.reason,
             "passed": p.passed,
             "stable": p.stable,
             "threshold_s": result.threshold_s,

@@ -1,12 +1,36 @@
-"""Readable tables of DES study aggregates, validation rows and SLA answers for the terminal."""
+"""Readable tables of DES study aggregates, validation rows and SLA answers for the terminal, and their strict JSON.
+
+Every JSON the ``des`` commands print or write goes through :func:`json_text`: strict JSON (RFC 8259), which has no
+``Infinity`` or ``NaN``. A figure that is not finite is written as ``null``; where the reader needs to know why (an
+unstable SLA probe), the object carries a ``reason`` field beside it.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
+from typing import Any
 
-from simfleet.producer.sla import SlaResult
+from simfleet.producer.sla import Probe, SlaResult
 from simfleet.shared.messages.des import Stat, StudyAggregate
 from simfleet.worker.des.validation import CaseResult
+
+
+def finite(data: Any) -> Any:
+    """``data`` with every non-finite float (infinity, NaN) replaced by ``None``, in nested dicts and lists."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite(value) for value in data]
+    return data
+
+
+def json_text(data: Any) -> str:
+    """``data`` as indented strict JSON (non-finite figures become ``null``; never ``Infinity`` or ``NaN``)."""
+    return json.dumps(finite(data), indent=2, allow_nan=False)
 
 
 def _fmt(stat: Stat | None, digits: int = 3) -> str:
@@ -93,13 +117,19 @@ def validation_table(rows: Sequence[CaseResult]) -> str:
     )
 
 
+def _probe_metric(probe: Probe) -> str:
+    if not probe.stable:
+        return probe.reason or "unstable"
+    return f"{probe.metric_s:.3f}" + (f" ±{probe.ci95_s:.3f}" if probe.ci95_s else "")
+
+
 def sla_table(result: SlaResult) -> str:
     """Every probe of an SLA search and the answer."""
     body = [
         [
             str(i + 1),
             f"{p.rate_per_min:.4f}",
-            "unstable" if not p.stable else f"{p.metric_s:.3f}" + (f" ±{p.ci95_s:.3f}" if p.ci95_s else ""),
+            _probe_metric(p),
             "pass" if p.passed else "fail",
         ]
         for i, p in enumerate(result.probes)

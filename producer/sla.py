@@ -20,12 +20,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from simfleet.shared.errors import ConfigError
+from simfleet.shared.errors import ConfigError, printable
 from simfleet.shared.messages.des import ReplicationSummary, Stat
 from simfleet.worker.des.aggregate import scalar_stats
-from simfleet.worker.des.scenario import METRICS, Scenario
+from simfleet.worker.des.limits import MAX_REPLICATIONS, SEED_MAX, check_integer, check_number
+from simfleet.worker.des.scenario import METRICS, Scenario, load_scenario
 
 Evaluator = Callable[[Scenario, int, int], list[ReplicationSummary]]
 """Runs ``replications`` replications of a scenario with a seed and returns their summaries."""
@@ -40,6 +42,17 @@ class Probe:
     ci95_s: float | None
     passed: bool
     stable: bool
+    reason: str | None = None
+    """Why ``metric_s`` is not a finite figure: ``unstable`` or ``no request completed`` (None when it is)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for strict JSON: a metric that is not finite is ``None``, with ``reason`` saying why."""
+        data = asdict(self)
+        if not math.isfinite(self.metric_s):
+            data["metric_s"] = None
+            data["ci95_s"] = None
+            data["reason"] = self.reason or "unstable"
+        return data
 
 
 @dataclass
@@ -67,6 +80,9 @@ class SlaResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON output; ``probes`` lists every probe in the order it ran."""
         data = asdict(self)
+        data["best_passing"] = None if self.best_passing is None else self.best_passing.to_dict()
+        data["first_failing"] = None if self.first_failing is None else self.first_failing.to_dict()
+        data["probes"] = [p.to_dict() for p in self.probes]
         data["bracket_rel_width"] = self.bracket_rel_width
         return data
 
@@ -80,14 +96,14 @@ def metric_of(summary: ReplicationSummary, request_type: str, metric: str) -> fl
 
 
 def search_sla(
-    scenario: Scenario,
+    scenario: Scenario | str | Path,
     evaluate: Evaluator,
     *,
     request_type: str,
-    metric: str,
+    metric: str = "p95",
     threshold_s: float,
-    replications: int,
-    seed: int,
+    replications: int = 5,
+    seed: int = 0,
     rel_tol: float = 0.01,
     scale: str = "type",
     max_probes: int = 16,
@@ -95,7 +111,7 @@ def search_sla(
     """Find the largest rate (requests/min) meeting ``metric`` < ``threshold_s`` for ``request_type``.
 
     Args:
-        scenario: the base scenario; only the searched rate changes between probes.
+        scenario: the base scenario (or its YAML file); only the searched rate changes between probes.
         evaluate: runs the replications of one probe (locally, or on the fleet in parallel).
         request_type: the type whose latency figure is the SLA.
         metric: ``mean``, ``p50``, ``p95`` or ``p99``.
@@ -105,12 +121,23 @@ def search_sla(
         rel_tol: stop when (first failing − best passing) / best passing <= rel_tol.
         scale: ``type`` searches ``request_type``'s own rate; ``mix`` the total rate of every type at fixed shares.
         max_probes: give up (``converged`` false) after this many probes.
+
+    Raises:
+        ConfigError: an argument out of range, naming it, before any probe runs.
     """
-    if request_type not in scenario.request_types:
-        raise ConfigError(f"unknown request type {request_type!r}", source=scenario.source, key="sla.request_type")
-    if metric not in METRICS:
-        raise ConfigError(f"metric must be one of {', '.join(METRICS)}", source=scenario.source, key="sla.metric")
+    if isinstance(scenario, str | Path):
+        scenario = load_scenario(scenario)
+    if not isinstance(scenario, Scenario):
+        raise ConfigError(f"expected a Scenario or a scenario file, got {type(scenario).__name__}", key="scenario")
+    _check_arguments(scenario, request_type, metric, threshold_s, replications, seed, rel_tol, scale, max_probes)
     bound = scenario.capacity_bound_per_min(request_type if scale == "type" else None)
+    if math.isfinite(bound) and bound <= 0:
+        raise ConfigError(
+            "the other request types already use the whole capacity of a resource that "
+            f"{request_type!r} needs, so no rate of it can be stable",
+            source=scenario.source,
+            key=f"request_types.{request_type}",
+        )
     if not math.isfinite(bound) or bound <= 0:
         raise ConfigError(
             f"request type {request_type!r} puts no work on any rate resource, so no rate bound exists",
@@ -124,9 +151,14 @@ def search_sla(
         summaries = evaluate(probe_scenario, replications, seed)
         values = [metric_of(s, request_type, metric) for s in summaries]
         stable = all(math.isfinite(v) for v in values)
+        reason = None
+        if not all(s.stable for s in summaries):
+            reason = "unstable"
+        elif not stable:
+            reason = "no request completed"
         stat = scalar_stats(values) if stable else Stat(mean=math.inf, std=None, ci95=None, n=0)
         mean = math.inf if stat.mean is None else float(stat.mean)
-        probes.append(Probe(rate, mean, stat.ci95, stable and mean <= threshold_s, stable))
+        probes.append(Probe(rate, mean, stat.ci95, stable and mean <= threshold_s, stable, reason))
 
     run_probe(bound / 2.0)
     while len(probes) < max_probes:
@@ -137,6 +169,39 @@ def search_sla(
     lo, hi = _bracket(probes)
     converged = lo is not None and hi is not None and (hi.rate_per_min - lo.rate_per_min) <= rel_tol * lo.rate_per_min
     return SlaResult(request_type, metric, threshold_s, scale, bound, rel_tol, lo, hi, converged, probes)
+
+
+def _check_arguments(
+    scenario: Scenario,
+    request_type: Any,
+    metric: Any,
+    threshold_s: Any,
+    replications: Any,
+    seed: Any,
+    rel_tol: Any,
+    scale: Any,
+    max_probes: Any,
+) -> None:
+    """Refuse a bad argument of :func:`search_sla` by name, before any probe runs."""
+    source = scenario.source
+    if not isinstance(request_type, str) or request_type not in scenario.request_types:
+        raise ConfigError(
+            f"unknown request type {printable(repr(request_type))} (declared: {', '.join(scenario.request_types)})",
+            source=source,
+            key="request_type",
+        )
+    if metric not in METRICS:
+        raise ConfigError(
+            f"must be one of {', '.join(METRICS)}, got {printable(repr(metric))}", source=source, key="metric"
+        )
+    check_number(threshold_s, source, "threshold_s", positive=True)
+    check_integer(replications, source, "replications", minimum=1, maximum=MAX_REPLICATIONS)
+    check_integer(seed, source, "seed", maximum=SEED_MAX)
+    if check_number(rel_tol, source, "rel_tol", positive=True) >= 1.0:
+        raise ConfigError(f"must be below 1, got {rel_tol!r}", source=source, key="rel_tol")
+    if scale not in ("type", "mix"):
+        raise ConfigError(f"must be 'type' or 'mix', got {printable(repr(scale))}", source=source, key="scale")
+    check_integer(max_probes, source, "max_probes", minimum=1, maximum=1000)
 
 
 def _bracket(probes: list[Probe]) -> tuple[Probe | None, Probe | None]:

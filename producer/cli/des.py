@@ -3,23 +3,67 @@
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
+import math
 import sys
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from simfleet.producer.cli.options import NoConsumerWarning, work_interrupted
-from simfleet.producer.report import sla_table, study_table, validation_table
+from simfleet.producer.cli.options import (
+    NoConsumerWarning,
+    bounded_int,
+    fraction,
+    positive_float,
+    seed_int,
+    work_interrupted,
+)
+from simfleet.producer.report import json_text, sla_table, study_table, validation_table
 from simfleet.producer.sla import Evaluator, SlaResult, search_sla
+from simfleet.shared.errors import ConfigError, printable
 from simfleet.shared.messages import to_wire
 from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
+from simfleet.shared.outputs import atomic_output
 from simfleet.shared.settings import PRIORITIES
 from simfleet.worker.des.aggregate import aggregate
 from simfleet.worker.des.engine import Simulation
+from simfleet.worker.des.limits import MAX_QUANTITY, MAX_REPLICATIONS, MIN_POSITIVE
 from simfleet.worker.des.runner import default_processes, run_replications
 from simfleet.worker.des.scenario import METRICS, Scenario, load_scenario
 from simfleet.worker.des.validation import run_validation
+
+if TYPE_CHECKING:
+    from simfleet.producer.rate_sweep import SweepResult
+
+
+SLA_OUTPUTS = ("probes.json", "probes.csv", "sla_search.png")
+"""What ``des sla --out`` writes; a folder holding anything else is refused (the output replaces it whole)."""
+SWEEP_OUTPUTS = ("sweep.json", "sweep.csv", "latency_vs_rate.png", "utilisation_heatmap.png")
+"""What ``des sweep --out`` writes; a folder holding anything else is refused (the output replaces it whole)."""
+
+replications_int = bounded_int(1, MAX_REPLICATIONS)
+"""An argparse type: a replication count, 1 to ``MAX_REPLICATIONS``."""
+processes_int = bounded_int(1, 1024)
+"""An argparse type: a number of worker processes, 1 to 1024."""
+
+
+def bounded_float(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number within ``[low, high]`` (argparse names the flag in its error)."""
+
+    def parse(text: str) -> float:
+        value = positive_float(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, got {text}")
+        return value
+
+    return parse
+
+
+rate_float = bounded_float(MIN_POSITIVE, MAX_QUANTITY)
+"""An argparse type: an arrival rate in requests/min, within the scenario limits (so never 0, NaN or infinite)."""
+scale_float = bounded_float(1e-3, 100.0)
+"""An argparse type: the horizon factor of ``des validate``."""
 
 
 def register(families: Any) -> None:
@@ -29,9 +73,11 @@ def register(families: Any) -> None:
 
     run = commands.add_parser("run", help="run a scenario's replications locally, one process per core")
     run.add_argument("scenario", type=Path)
-    run.add_argument("--replications", type=int, help="replications (default: the scenario's)")
-    run.add_argument("--seed", type=int, help="study seed (default: the scenario's)")
-    run.add_argument("--processes", type=int, help=f"worker processes (default: one per core, {default_processes()})")
+    run.add_argument("--replications", type=replications_int, help="replications (default: the scenario's)")
+    run.add_argument("--seed", type=seed_int, help="study seed (default: the scenario's)")
+    run.add_argument(
+        "--processes", type=processes_int, help=f"worker processes (default: one per core, {default_processes()})"
+    )
     run.add_argument("--trace", type=Path, help="write replication 0's event trace to this file, one line per event")
     run.add_argument("--json", action="store_true", help="print the aggregate as JSON")
     run.add_argument(
@@ -41,7 +87,9 @@ def register(families: Any) -> None:
     run.set_defaults(handler=_run)
 
     validate = commands.add_parser("validate", help="run the validation table of DES_MODEL.md")
-    validate.add_argument("--scale", type=float, default=1.0, help="horizon factor of the statistical cases")
+    validate.add_argument(
+        "--scale", type=scale_float, default=1.0, help="horizon factor of the statistical cases (0.001 to 100)"
+    )
     validate.add_argument("--json", action="store_true")
     validate.set_defaults(handler=_validate)
 
@@ -49,12 +97,12 @@ def register(families: Any) -> None:
     sla.add_argument("scenario", type=Path)
     sla.add_argument("--request-type", help="the type whose latency is the SLA (default: the scenario's sla block)")
     sla.add_argument("--metric", choices=METRICS)
-    sla.add_argument("--threshold", type=float, help="seconds")
-    sla.add_argument("--replications", type=int, help="replications per probe")
-    sla.add_argument("--rel-tol", type=float, help="relative bracket width to reach (default 0.01)")
+    sla.add_argument("--threshold", type=positive_float, help="seconds")
+    sla.add_argument("--replications", type=replications_int, help="replications per probe")
+    sla.add_argument("--rel-tol", type=fraction, help="relative bracket width to reach (default 0.01)")
     sla.add_argument("--mix", action="store_true", help="scale every type's rate at fixed shares, not one type's")
-    sla.add_argument("--seed", type=int)
-    sla.add_argument("--processes", type=int)
+    sla.add_argument("--seed", type=seed_int)
+    sla.add_argument("--processes", type=processes_int)
     sla.add_argument("--json", action="store_true")
     sla.add_argument("--out", type=Path, help="also write probes.json, probes.csv and sla_search.png here")
     _fleet_options(sla)
@@ -62,13 +110,13 @@ def register(families: Any) -> None:
 
     sweep = commands.add_parser("sweep", help="the forward question at several arrival rates, with plots")
     sweep.add_argument("scenario", type=Path)
-    sweep.add_argument("--rates", type=float, nargs="+", required=True, help="arrival rates, requests/min")
+    sweep.add_argument("--rates", type=rate_float, nargs="+", required=True, help="arrival rates, requests/min")
     sweep.add_argument("--request-type", help="scale only this type's rate (default: the whole mix at fixed shares)")
     sweep.add_argument("--metric", choices=METRICS, default="p95", help="latency metric to plot")
-    sweep.add_argument("--threshold", type=float, help="SLA line on the plot, seconds")
-    sweep.add_argument("--replications", type=int, help="replications per rate (default: the scenario's)")
-    sweep.add_argument("--seed", type=int)
-    sweep.add_argument("--processes", type=int)
+    sweep.add_argument("--threshold", type=positive_float, help="SLA line on the plot, seconds")
+    sweep.add_argument("--replications", type=replications_int, help="replications per rate (default: the scenario's)")
+    sweep.add_argument("--seed", type=seed_int)
+    sweep.add_argument("--processes", type=processes_int)
     sweep.add_argument("--out", type=Path, help="output folder (default runs/sweeps/<scenario>)")
     sweep.add_argument("--json", action="store_true")
     _fleet_options(sweep)
@@ -78,20 +126,35 @@ def register(families: Any) -> None:
 def _fleet_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fleet", action="store_true", help="run the replications on the fleet (Redis + workers)")
     parser.add_argument("--priority", choices=list(PRIORITIES), default="normal", help="queue priority on the fleet")
-    parser.add_argument("--timeout", type=float, help="seconds to wait for the fleet's answer (default: no limit)")
+    parser.add_argument(
+        "--timeout", type=positive_float, help="seconds to wait for the fleet's answer (default: no limit)"
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
-    replications = args.replications or scenario.replications
+    replications = scenario.replications if args.replications is None else args.replications
     seed = scenario.seed if args.seed is None else args.seed
     if args.fleet:
         return _run_on_fleet(args, scenario, replications, seed)
     study_id = f"local-{uuid.uuid4().hex}"
+    with _staged(args.trace, "--trace", "file") as trace_path:
+        summaries = _run_locally(args, scenario, replications, seed, trace_path)
+    result = aggregate(summaries)
+    _print_study(result, args.json)
+    if args.to_clickhouse:
+        _to_clickhouse(scenario, study_id, summaries, result)
+    return 0
+
+
+def _run_locally(
+    args: argparse.Namespace, scenario: Scenario, replications: int, seed: int, trace_path: Path | None
+) -> list[ReplicationSummary]:
+    """Every replication; replication 0 in this process when its trace is written to ``trace_path``."""
     summaries: list[ReplicationSummary] = []
     first = 0
-    if args.trace:
-        with args.trace.open("w", encoding="utf-8") as trace:
+    if trace_path is not None:
+        with trace_path.open("w", encoding="utf-8") as trace:
             sim = Simulation(scenario, seed, 0, trace=trace)
             sim.run()
             summaries.append(sim.summary())
@@ -100,11 +163,17 @@ def _run(args: argparse.Namespace) -> int:
         summaries.extend(
             run_replications(scenario, replications=replications, seed=seed, processes=args.processes, first=first)
         )
-    result = aggregate(summaries)
-    _print_study(result, args.json)
-    if args.to_clickhouse:
-        _to_clickhouse(scenario, study_id, summaries, result)
-    return 0
+    return summaries
+
+
+@contextlib.contextmanager
+def _staged(path: Path | None, flag: str, kind: str, owned: tuple[str, ...] = ()) -> Iterator[Path | None]:
+    """:func:`atomic_output` for an optional output (``None`` yields ``None``)."""
+    if path is None:
+        yield None
+        return
+    with atomic_output(path, flag=flag, kind="file" if kind == "file" else "folder", owned=owned) as staging:
+        yield staging
 
 
 def _to_clickhouse(
@@ -122,8 +191,7 @@ def _to_clickhouse(
 
 def _print_study(result: StudyAggregate, as_json: bool) -> None:
     if as_json:
-        json.dump(to_wire(result), sys.stdout, indent=2)
-        print()
+        print(json_text(to_wire(result)))
     else:
         print(study_table(result))
 
@@ -170,8 +238,7 @@ def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: in
 def _validate(args: argparse.Namespace) -> int:
     rows = run_validation(args.scale)
     if args.json:
-        json.dump([r.to_dict() for r in rows], sys.stdout, indent=2)
-        print()
+        print(json_text([r.to_dict() for r in rows]))
     else:
         print(validation_table(rows))
     return 0 if all(r.passed for r in rows) else 1
@@ -183,23 +250,47 @@ def _sla(args: argparse.Namespace) -> int:
     request_type = args.request_type or (spec.request_type if spec else None)
     threshold = args.threshold if args.threshold is not None else (spec.threshold_s if spec else None)
     if request_type is None or threshold is None:
-        print("simfleet: error: give --request-type and --threshold, or an sla block in the scenario", file=sys.stderr)
-        return 2
-    fleet, evaluate = _evaluator(args)
+        raise ConfigError(
+            "give --request-type and --threshold, or an sla block in the scenario", source=str(args.scenario)
+        )
+    _check_request_type(scenario, args.request_type)
     try:
-        result = _search(args, scenario, evaluate, request_type, threshold)
-    finally:
-        if fleet is not None:
-            fleet.close()
-    if args.json:
-        json.dump(result.to_dict(), sys.stdout, indent=2)
-        print()
-    else:
-        print(sla_table(result))
-    if args.out:
-        for path in write_sla_outputs(result, args.out):
-            print(f"wrote {path}", file=sys.stderr)
-    return 0 if result.converged else 1
+        with _staged(args.out, "--out", "folder", SLA_OUTPUTS) as staging:
+            fleet, evaluate = _evaluator(args)
+            try:
+                result = _search(args, scenario, evaluate, request_type, threshold)
+            finally:
+                if fleet is not None:
+                    fleet.close()
+            if args.json:
+                print(json_text(result.to_dict()))
+            else:
+                print(sla_table(result))
+            if not result.converged:
+                raise _NotConverged
+            written = write_sla_outputs(result, staging) if staging is not None else []
+    except _NotConverged:
+        if args.out is not None:
+            print(f"simfleet: the search did not converge, so {args.out} was not written (the probes are above)",
+                  file=sys.stderr)  # fmt: skip
+        return 1
+    for path in written:
+        print(f"wrote {args.out / path.name}", file=sys.stderr)
+    return 0
+
+
+class _NotConverged(Exception):
+    """An SLA search that ended without its answer: its ``--out`` is discarded (outputs are whole answers)."""
+
+
+def _check_request_type(scenario: Scenario, request_type: str | None) -> None:
+    """Refuse a ``--request-type`` the scenario does not declare, naming the flag."""
+    if request_type is not None and request_type not in scenario.request_types:
+        raise ConfigError(
+            f"unknown request type {printable(request_type)!r} in {scenario.source} "
+            f"(declared: {', '.join(scenario.request_types)})",
+            key="--request-type",
+        )
 
 
 def write_sla_outputs(result: SlaResult, out: Path) -> list[Path]:
@@ -208,7 +299,7 @@ def write_sla_outputs(result: SlaResult, out: Path) -> list[Path]:
     from simfleet.producer.rate_sweep import sla_rows, write_rows_csv
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "probes.json").write_text(json.dumps(result.to_dict(), indent=2))
+    (out / "probes.json").write_text(json_text(result.to_dict()) + "\n")
     write_rows_csv(sla_rows(result), out / "probes.csv")
     return [out / "probes.json", out / "probes.csv", plot_sla_search(result, out / "sla_search.png")]
 
@@ -233,46 +324,55 @@ def _sweep(args: argparse.Namespace) -> int:
     from simfleet.producer.rate_sweep import sweep_rates
 
     scenario = load_scenario(args.scenario)
-    fleet, evaluate = _evaluator(args)
-    try:
-        sweep = sweep_rates(
-            scenario,
-            args.rates,
-            evaluate,
-            replications=args.replications or scenario.replications,
-            seed=scenario.seed if args.seed is None else args.seed,
-            request_type=args.request_type,
-        )
-    finally:
-        if fleet is not None:
-            fleet.close()
+    _check_request_type(scenario, args.request_type)
     out = args.out or Path("runs") / "sweeps" / scenario.name
-    out.mkdir(parents=True, exist_ok=True)
-    sweep.write_json(out / "sweep.json")
-    sweep.write_csv(out / "sweep.csv")
+    with atomic_output(out, flag="--out", owned=SWEEP_OUTPUTS) as staging:
+        fleet, evaluate = _evaluator(args)
+        try:
+            sweep = sweep_rates(
+                scenario,
+                args.rates,
+                evaluate,
+                replications=scenario.replications if args.replications is None else args.replications,
+                seed=scenario.seed if args.seed is None else args.seed,
+                request_type=args.request_type,
+            )
+        finally:
+            if fleet is not None:
+                fleet.close()
+        sweep.write_json(staging / "sweep.json")
+        sweep.write_csv(staging / "sweep.csv")
+        plots = [
+            plot_sweep_latency(sweep, staging / "latency_vs_rate.png", metric=args.metric, threshold_s=args.threshold),
+            plot_utilisation_heatmap(sweep, staging / "utilisation_heatmap.png"),
+        ]
+        _print_sweep(sweep, args)
+    for path in [staging / "sweep.json", staging / "sweep.csv", *plots]:
+        print(f"wrote {out / path.name}", file=sys.stderr)
+    return 0
+
+
+def _print_sweep(sweep: SweepResult, args: argparse.Namespace) -> None:
+    """One line per (rate, request type), or the rows as strict JSON with ``--json``."""
     figure = "mean_s" if args.metric == "mean" else f"{args.metric}_s"
     if args.json:
-        json.dump(sweep.to_rows(), sys.stdout, indent=2)
-        print()
-    else:
-        for row in sweep.to_rows():
-            ci = row[f"{figure}_ci95"]
-            value = "-" if row[figure] is None else f"{row[figure]:.3f}" + (f" ±{ci:.3f}" if ci else "")
-            busiest = max(
-                ((k.removeprefix("utilisation_"), v) for k, v in row.items() if k.startswith("utilisation_")),
-                key=lambda item: item[1],
-            )
-            print(
-                f"{row['rate_per_min']:>10.3f}/min  {row['request_type']:<20} {args.metric} {value:<18} "
-                f"busiest {busiest[0]} {busiest[1]:.2f}"
-            )
-    plots = [
-        plot_sweep_latency(sweep, out / "latency_vs_rate.png", metric=args.metric, threshold_s=args.threshold),
-        plot_utilisation_heatmap(sweep, out / "utilisation_heatmap.png"),
-    ]
-    for path in [out / "sweep.json", out / "sweep.csv", *plots]:
-        print(f"wrote {path}", file=sys.stderr)
-    return 0
+        print(json_text(sweep.to_rows()))
+        return
+    for row in sweep.to_rows():
+        ci = row[f"{figure}_ci95"]
+        value = "-" if row[figure] is None else f"{row[figure]:.3f}" + (f" ±{ci:.3f}" if ci else "")
+        measured = [
+            (k.removeprefix("utilisation_"), v)
+            for k, v in row.items()
+            if k.startswith("utilisation_") and v is not None and math.isfinite(v)
+        ]
+        busiest = "no utilisation measured"
+        if measured:
+            name, level = max(measured, key=lambda item: item[1])
+            busiest = f"busiest {name} {level:.2f}"
+        stable = "" if row["stable"] else "  UNSTABLE"
+        where = f"{row['rate_per_min']:>10.3f}/min  {row['request_type']:<20}"
+        print(f"{where} {args.metric} {value:<18} {busiest}{stable}")
 
 
 def _search(
@@ -285,8 +385,8 @@ def _search(
         request_type=request_type,
         metric=args.metric or (spec.metric if spec else "p95"),
         threshold_s=threshold,
-        replications=args.replications or (spec.replications if spec else 5),
+        replications=args.replications if args.replications is not None else (spec.replications if spec else 5),
         seed=scenario.seed if args.seed is None else args.seed,
-        rel_tol=args.rel_tol or (spec.rel_tol if spec else 0.01),
+        rel_tol=args.rel_tol if args.rel_tol is not None else (spec.rel_tol if spec else 0.01),
         scale="mix" if args.mix else (spec.scale if spec else "type"),
     )

@@ -239,7 +239,7 @@ def test_yaml_that_is_not_a_mapping(tmp_path: Path, text: str) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    expect_error(tmp_path / "nowhere.yaml", None, "cannot read scenario file")
+    expect_error(tmp_path / "nowhere.yaml", None, "scenario file cannot be opened")
 
 
 def test_file_that_is_not_utf8_text(tmp_path: Path) -> None:

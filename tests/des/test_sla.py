@@ -48,7 +48,7 @@ def test_deep_research_sla_reaches_a_one_percent_bracket_in_at_most_eight_probes
     assert len(answer["probes"]) <= 8
     assert answer["best_passing"]["metric_s"] < 30 <= answer["first_failing"]["metric_s"]
     for probe in answer["probes"]:
-        assert set(probe) == {"rate_per_min", "metric_s", "ci95_s", "passed", "stable"}
+        assert set(probe) == {"rate_per_min", "metric_s", "ci95_s", "passed", "stable", "reason"}
     passing = [p["rate_per_min"] for p in answer["probes"] if p["passed"]]
     assert max(passing) == answer["best_passing"]["rate_per_min"]
 

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from simfleet.shared.errors import ScenarioError
+from simfleet.worker.des.limits import MAX_CV, MAX_EMPIRICAL_VALUES, check_number, show
 
 KINDS = ("deterministic", "exponential", "lognormal", "uniform", "empirical")
 
@@ -81,11 +82,7 @@ _FIELDS = {
 
 
 def _number(spec: Any, source: str, key: str, *, positive: bool = False) -> float:
-    if isinstance(spec, bool) or not isinstance(spec, int | float) or not math.isfinite(spec):
-        raise ScenarioError(f"expected a finite number, got {spec!r}", source=source, key=key)
-    if spec < 0 or (positive and spec == 0):
-        raise ScenarioError(f"must be {'> 0' if positive else '>= 0'}, got {spec!r}", source=source, key=key)
-    return float(spec)
+    return check_number(spec, source, key, positive=positive)
 
 
 def parse_distribution(spec: Any, source: str, key: str) -> Distribution:
@@ -97,14 +94,16 @@ def parse_distribution(spec: Any, source: str, key: str) -> Distribution:
     if not isinstance(spec, dict):
         return Distribution("deterministic", _number(spec, source, key))
     kind = spec.get("dist")
-    if kind not in _FIELDS:
-        raise ScenarioError(f"'dist' must be one of {', '.join(KINDS)}, got {kind!r}", source=source, key=f"{key}.dist")
-    unknown = set(spec) - _FIELDS[kind] - {"dist"}
+    if not isinstance(kind, str) or kind not in _FIELDS:
+        raise ScenarioError(
+            f"'dist' must be one of {', '.join(KINDS)}, got {show(kind)}", source=source, key=f"{key}.dist"
+        )
+    unknown = sorted(k if isinstance(k, str) else show(k) for k in set(spec) - _FIELDS[kind] - {"dist"})
     if unknown:
         raise ScenarioError(
-            f"unknown key(s) {sorted(unknown)} for a {kind} distribution (expected {sorted(_FIELDS[kind])})",
+            f"unknown key(s) {unknown} for a {kind} distribution (expected {sorted(_FIELDS[kind])})",
             source=source,
-            key=f"{key}.{sorted(unknown)[0]}",
+            key=f"{key}.{unknown[0]}",
         )
     missing = _FIELDS[kind] - set(spec)
     if missing:
@@ -115,7 +114,7 @@ def parse_distribution(spec: Any, source: str, key: str) -> Distribution:
         return Distribution(kind, _number(spec["mean"], source, f"{key}.mean", positive=True))
     if kind == "lognormal":
         mean = _number(spec["mean"], source, f"{key}.mean", positive=True)
-        cv = _number(spec["cv"], source, f"{key}.cv", positive=True)
+        cv = check_number(spec["cv"], source, f"{key}.cv", positive=True, upper=MAX_CV)
         return Distribution(kind, mean, cv=cv)
     if kind == "uniform":
         low = _number(spec["low"], source, f"{key}.low")
@@ -126,5 +125,11 @@ def parse_distribution(spec: Any, source: str, key: str) -> Distribution:
     values = spec["values"]
     if not isinstance(values, list) or not values:
         raise ScenarioError("expected a non-empty list of numbers", source=source, key=f"{key}.values")
+    if len(values) > MAX_EMPIRICAL_VALUES:
+        raise ScenarioError(
+            f"{len(values)} values; an empirical distribution has at most {MAX_EMPIRICAL_VALUES}",
+            source=source,
+            key=f"{key}.values",
+        )
     parsed = tuple(_number(v, source, f"{key}.values[{i}]") for i, v in enumerate(values))
-    return Distribution(kind, sum(parsed) / len(parsed), values=parsed)
+    return Distribution(kind, math.fsum(parsed) / len(parsed), values=parsed)

@@ -25,7 +25,9 @@ from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import IO, Any
 
+from simfleet.shared.errors import SimulationError
 from simfleet.shared.messages.des import ReplicationSummary
+from simfleet.worker.des.limits import check_number
 from simfleet.worker.des.resources import INF, RateResource, SpaceResource
 from simfleet.worker.des.scenario import Scenario
 from simfleet.worker.des.sketch import LatencySketch
@@ -86,9 +88,11 @@ class _Type:
         self.node_names = tuple(node.name for node in rt.nodes)
         self.templates = tuple(template_index[node.tool] for node in rt.nodes)
         self.preds = tuple(len(node.after) for node in rt.nodes)
-        self.succs = tuple(
-            tuple(position[other.name] for other in rt.nodes if node.name in other.after) for node in rt.nodes
-        )
+        succs: list[list[int]] = [[] for _ in rt.nodes]
+        for i, node in enumerate(rt.nodes):
+            for pred in node.after:
+                succs[position[pred]].append(i)
+        self.succs = tuple(tuple(s) for s in succs)
         self.roots = tuple(i for i, n in enumerate(self.preds) if n == 0)
 
 
@@ -138,6 +142,9 @@ class Simulation:
             for i, (name, tool) in enumerate(scenario.tools.items())
         ]
         self.types = [_Type(i, scenario, name, template_index) for i, name in enumerate(scenario.request_types)]
+        for name, rt in scenario.request_types.items():
+            # A scenario built in code, not parsed, must not reach a division by a zero rate either.
+            check_number(rt.rate_per_min, scenario.source, f"request_types.{name}.rate_per_min", positive=True)
         arrival_rngs, work_rngs = make_generators(seed, replication, len(self.types), len(self.templates))
         self.arrivals = [
             ArrivalStream(rng, rt.rate_per_min / 60.0, rt.arrival == "poisson")
@@ -196,6 +203,7 @@ class Simulation:
         ready = self.ready
         limit = INF if until_s is None else until_s
         max_in_flight = self.scenario.max_in_flight
+        max_events = self.scenario.max_events
         events = self.events
         single = len(next_times) == 1
         try:
@@ -234,10 +242,38 @@ class Simulation:
                             self.stopped_at_horizon = True
                             self.finished = True
                 events += 1
+                if events >= max_events:
+                    raise SimulationError(
+                        f"{self.scenario.source}: max_events: the replication reached its limit of {max_events} "
+                        f"events at simulated time {self.now:.6g} s; shorten horizon_s, lower the rates, or raise "
+                        "max_events"
+                    )
+            self._check_stuck()
             return True
         finally:
             self.events = events
             self.wall_s += time.perf_counter() - started
+
+    def _check_stuck(self) -> None:
+        """An ended run in which a request type never completed a request is unstable, never a silent success.
+
+        Two cases: requests still in flight with nothing left to happen (cannot happen with a valid DAG; a guard),
+        and a type whose counted requests arrived but none finished before the run stopped (its latency figures
+        would all be missing).
+        """
+        if self.unstable_reason:
+            return
+        if not self.stopped_at_horizon and self.n_sys:
+            stuck = [t.name for t in self.types if self.inflight[t.index]]
+            self.unstable_reason = f"requests of {', '.join(stuck)} never finished ({self.n_sys} in flight at the end)"
+            return
+        silent = [
+            t.name
+            for t in self.types
+            if self.counted_arrivals[t.index] and not self.sketches[t.index].count and not self.lat_buffers[t.index]
+        ]
+        if silent:
+            self.unstable_reason = f"no request of {', '.join(silent)} completed in the measurement window"
 
     def _arrive(self, type_index: int, now: float) -> None:
         rtype = self.types[type_index]

@@ -35,8 +35,29 @@ def run_replications(
     if processes <= 1:
         return [run_replication(scenario, seed, i) for i in indices]
     jobs = [(scenario.to_dict(), scenario.source, seed, i) for i in indices]
-    with ProcessPoolExecutor(max_workers=processes) as pool:
-        return list(pool.map(_replicate, jobs))
+    pool = ProcessPoolExecutor(max_workers=processes)
+    try:
+        futures = [pool.submit(_replicate, job) for job in jobs]
+        results = [future.result() for future in futures]
+    except BaseException:
+        # A failed replication, Ctrl-C or SIGTERM: do not wait for the others (a study can take hours).
+        _stop(pool)
+        raise
+    pool.shutdown(wait=True)
+    return results
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel the pending replications and end the running ones now, instead of waiting for them."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
 
 
 def run_study(
@@ -45,7 +66,7 @@ def run_study(
     """Run a study locally and return its aggregate (the scenario's replications and seed unless given)."""
     summaries = run_replications(
         scenario,
-        replications=replications or scenario.replications,
+        replications=scenario.replications if replications is None else replications,
         seed=scenario.seed if seed is None else seed,
         processes=processes,
     )

@@ -17,8 +17,20 @@ from typing import Any
 import networkx as nx
 import yaml
 
-from simfleet.shared.errors import ScenarioError
+from simfleet.shared.errors import ScenarioError, printable
 from simfleet.worker.des.distributions import Distribution, parse_distribution
+from simfleet.worker.des.limits import (
+    DEFAULT_MAX_EVENTS,
+    MAX_EVENTS,
+    MAX_NODES_PER_TYPE,
+    MAX_QUANTITY,
+    MAX_REPLICATIONS,
+    SEED_MAX,
+    check_integer,
+    check_number,
+    show,
+)
+from simfleet.worker.des.yaml_source import parse_yaml, read_text
 
 METRICS = ("mean", "p50", "p95", "p99")
 
@@ -103,6 +115,7 @@ class Scenario:
     replications: int = 1
     seed: int = 0
     max_in_flight: int = 1_000_000
+    max_events: int = DEFAULT_MAX_EVENTS
     sla: SlaSpec | None = None
     description: str = ""
     source: str = "<scenario>"
@@ -154,7 +167,14 @@ class Scenario:
         return bound
 
     def with_rates(self, rates_per_min: dict[str, float]) -> Scenario:
-        """A copy with some request types' rates replaced."""
+        """A copy with some request types' rates replaced.
+
+        Raises:
+            ScenarioError: a rate that is not a number within the limits (a swept rate of 0, a probe rate that
+                underflowed), naming the type's ``rate_per_min`` key.
+        """
+        for name, rate in rates_per_min.items():
+            check_number(rate, self.source, f"request_types.{name}.rate_per_min", positive=True)
         types = {
             name: dataclasses.replace(rt, rate_per_min=rates_per_min.get(name, rt.rate_per_min))
             for name, rt in self.request_types.items()
@@ -181,6 +201,7 @@ class Scenario:
             "replications": self.replications,
             "seed": self.seed,
             "max_in_flight": self.max_in_flight,
+            "max_events": self.max_events,
             "resources": {
                 r.name: {
                     k: v
@@ -226,17 +247,9 @@ def load_scenario(path: str | Path) -> Scenario:
         ScenarioError: naming the file and the key path of the first problem found.
     """
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"cannot read scenario file: {exc.strerror}", source=source) from exc
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(f"not UTF-8 text (byte {exc.start}): expected a YAML file", source=source) from exc
-    try:
-        duplicate = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader), "")
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"not valid YAML: {exc}", source=source) from exc
+    text = read_text(path, source)
+    data, node = parse_yaml(text, source)
+    duplicate = _duplicate_key(node, "")
     if duplicate:
         raise ScenarioError("duplicate key: each name may appear once in a mapping", source=source, key=duplicate)
     return parse_scenario(data, source=source)
@@ -270,13 +283,18 @@ class _Reader:
         if not isinstance(data, dict):
             raise ScenarioError(f"expected a mapping, got {type(data).__name__}", source=source, key=path or None)
         self.data, self.source, self.path = data, source, path
-        unknown = sorted(str(k) for k in set(data) - allowed)
+        unknown = sorted(show(k) if not isinstance(k, str) else k for k in set(data) - allowed)
         if unknown:
             raise ScenarioError(
-                f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})",
+                f"unknown key {printable(repr(unknown[0]))} (allowed: {', '.join(sorted(allowed))})",
                 source=source,
                 key=self.key(unknown[0]),
             )
+
+    def refuse_null(self, name: str, what: str) -> None:
+        """A key given as ``null`` is an error (leave the key out for its default), never read as absent."""
+        if name in self.data and self.data[name] is None:
+            raise self.error(name, f"is null: give {what}, or leave the key out for its default")
 
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
@@ -284,30 +302,28 @@ class _Reader:
     def error(self, name: str, message: str) -> ScenarioError:
         return ScenarioError(message, source=self.source, key=self.key(name))
 
-    def number(self, name: str, default: float | None = None, *, positive: bool = False) -> float:
+    def number(
+        self, name: str, default: float | None = None, *, positive: bool = False, upper: float = MAX_QUANTITY
+    ) -> float:
+        self.refuse_null(name, "a number")
         value = self.data.get(name, default)
         if value is None:
             raise self.error(name, "is required (a number)")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise self.error(name, f"expected a finite number, got {value!r}")
-        if value < 0 or (positive and value == 0):
-            raise self.error(name, f"must be {'> 0' if positive else '>= 0'}, got {value!r}")
-        return float(value)
+        return check_number(value, self.source, self.key(name), positive=positive, upper=upper)
 
-    def integer(self, name: str, default: int | None = None, *, minimum: int = 0) -> int:
+    def integer(self, name: str, default: int | None = None, *, minimum: int = 0, maximum: int | None = None) -> int:
+        self.refuse_null(name, "an integer")
         value = self.data.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(name, f"expected an integer, got {value!r}")
-        if value < minimum:
-            raise self.error(name, f"must be >= {minimum}, got {value}")
-        return value
+        if maximum is None:
+            return check_integer(value, self.source, self.key(name), minimum=minimum)
+        return check_integer(value, self.source, self.key(name), minimum=minimum, maximum=maximum)
 
     def text(self, name: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
         value = self.data.get(name, default)
         if not isinstance(value, str):
-            raise self.error(name, f"expected a string, got {value!r}")
+            raise self.error(name, f"expected a string, got {show(value)}")
         if choices and value not in choices:
-            raise self.error(name, f"must be one of {', '.join(choices)}, got {value!r}")
+            raise self.error(name, f"must be one of {', '.join(choices)}, got {show(value)}")
         return value
 
     def mapping(self, name: str, *, required: bool = True) -> dict[Any, Any]:
@@ -331,7 +347,7 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
         "",
         {
             "name", "description", "horizon_s", "warmup_s", "drain", "replications", "seed", "max_in_flight",
-            "resources", "tools", "request_types", "sla",
+            "max_events", "resources", "tools", "request_types", "sla",
         },
     )
     horizon_s = top.number("horizon_s", positive=True)
@@ -350,21 +366,52 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
         for name, spec in top.mapping("request_types").items()
     }
     sla = _parse_sla(top.data["sla"], types, source) if top.data.get("sla") is not None else None
-    return Scenario(
+    scenario = Scenario(
         name=top.text("name", Path(source).stem),
         description=top.text("description", ""),
         horizon_s=horizon_s,
         warmup_s=warmup_s,
         drain=drain,
-        replications=top.integer("replications", 1, minimum=1),
-        seed=top.integer("seed", 0),
+        replications=top.integer("replications", 1, minimum=1, maximum=MAX_REPLICATIONS),
+        seed=top.integer("seed", 0, maximum=SEED_MAX),
         max_in_flight=top.integer("max_in_flight", 1_000_000, minimum=1),
+        max_events=top.integer("max_events", DEFAULT_MAX_EVENTS, minimum=1, maximum=MAX_EVENTS),
         resources=resources,
         tools=tools,
         request_types=types,
         sla=sla,
         source=source,
     )
+    check_event_budget(scenario)
+    return scenario
+
+
+def expected_events(scenario: Scenario) -> float:
+    """About how many events one replication processes: each arrival, and each node's completion on each resource.
+
+    A lower estimate for a drained run (the drain adds the completions of the requests still in flight).
+    """
+    total = 0.0
+    for rt in scenario.request_types.values():
+        parts = sum(max(1, len(scenario.tools[node.tool].work)) for node in rt.nodes)
+        total += rt.rate_per_min / 60.0 * scenario.horizon_s * (1 + parts)
+    return total
+
+
+def check_event_budget(scenario: Scenario, key: str = "horizon_s") -> None:
+    """Refuse, before any run, a scenario whose expected events exceed its ``max_events``.
+
+    Raises:
+        ScenarioError: naming ``key`` (``horizon_s``, or the rate that was changed), the estimate and the limit.
+    """
+    estimate = expected_events(scenario)
+    if estimate > scenario.max_events:
+        raise ScenarioError(
+            f"a replication would process about {estimate:.3g} events, above max_events ({scenario.max_events}): "
+            "shorten horizon_s, lower the rates, or raise max_events",
+            source=scenario.source,
+            key=key,
+        )
 
 
 def _parse_resource(name: str, spec: Any, source: str) -> Resource:
@@ -377,10 +424,12 @@ def _parse_resource(name: str, spec: Any, source: str) -> Resource:
             if key in r.data:
                 raise r.error(key, "only applies to rate resources")
     else:
-        if r.data.get("per_tool_cap") is not None:
+        if "per_tool_cap" in r.data:
             per_tool_cap = r.number("per_tool_cap", positive=True)
-        if r.data.get("max_active") is not None:
+        if "max_active" in r.data:
             max_active = r.integer("max_active", minimum=1)
+    if r.data.get("unit") is not None and not isinstance(r.data["unit"], str):
+        raise r.error("unit", "expected a string")
     return Resource(name, kind, capacity, per_tool_cap, max_active, r.text("unit", ""))
 
 
@@ -416,23 +465,29 @@ def _parse_request_type(name: str, spec: Any, tools: dict[str, ToolTemplate], so
     r = _Reader(spec, source, path, {"rate_per_min", "arrival", "weight", "nodes", "description"})
     rate = r.number("rate_per_min", positive=True)
     nodes_spec = r.mapping("nodes")
+    if len(nodes_spec) > MAX_NODES_PER_TYPE:
+        raise r.error("nodes", f"{len(nodes_spec)} nodes; a request type has at most {MAX_NODES_PER_TYPE}")
     graph: nx.DiGraph = nx.DiGraph()
     nodes: dict[str, Node] = {}
     for node_name, node_spec in nodes_spec.items():
         nr = _Reader(node_spec, source, f"{path}.nodes.{node_name}", {"tool", "after"})
         tool = nr.text("tool")
         if tool not in tools:
-            raise nr.error("tool", f"unknown tool template {tool!r} (declared: {', '.join(tools)})")
+            raise nr.error("tool", f"unknown tool template {show(tool)} (declared: {_names(tools)})")
         after = nr.data.get("after", [])
         if isinstance(after, str):
             after = [after]
         if not isinstance(after, list):
-            raise nr.error("after", f"expected a list of node names, got {after!r}")
+            raise nr.error("after", f"expected a list of node names, got {show(after)}")
+        seen: set[str] = set()
         for pred in after:
             if not isinstance(pred, str | int) or isinstance(pred, bool):
-                raise nr.error("after", f"expected node names, got {pred!r}")
+                raise nr.error("after", f"expected node names, got {show(pred)}")
             if pred not in nodes_spec:
-                raise nr.error("after", f"unknown node {pred!r} (nodes: {', '.join(map(str, nodes_spec))})")
+                raise nr.error("after", f"unknown node {show(pred)} (nodes: {_names(nodes_spec)})")
+            if str(pred) in seen:
+                raise nr.error("after", f"node {show(pred)} is listed twice")
+            seen.add(str(pred))
         nodes[str(node_name)] = Node(str(node_name), tool, tuple(str(p) for p in after))
         graph.add_node(str(node_name))
         graph.add_edges_from((str(p), str(node_name)) for p in after)
@@ -458,12 +513,25 @@ def _parse_sla(spec: Any, types: dict[str, RequestType], source: str) -> SlaSpec
     r = _Reader(spec, source, "sla", {"request_type", "metric", "threshold_s", "replications", "rel_tol", "scale"})
     request_type = r.text("request_type")
     if request_type not in types:
-        raise r.error("request_type", f"unknown request type {request_type!r} (declared: {', '.join(types)})")
+        raise r.error("request_type", f"unknown request type {show(request_type)} (declared: {_names(types)})")
     return SlaSpec(
         request_type=request_type,
         metric=r.text("metric", "p95", METRICS),
         threshold_s=r.number("threshold_s", positive=True),
-        replications=r.integer("replications", 5, minimum=1),
-        rel_tol=r.number("rel_tol", 0.01, positive=True),
+        replications=r.integer("replications", 5, minimum=1, maximum=MAX_REPLICATIONS),
+        rel_tol=_rel_tol(r),
         scale=r.text("scale", "type", ("type", "mix")),
     )
+
+
+def _rel_tol(r: _Reader) -> float:
+    rel_tol = r.number("rel_tol", 0.01, positive=True)
+    if rel_tol >= 1.0:
+        raise r.error("rel_tol", f"must be below 1 (a relative width), got {rel_tol!r}")
+    return rel_tol
+
+
+def _names(names: Any, limit: int = 10) -> str:
+    """Up to ``limit`` declared names, for an error message."""
+    listed = [printable(str(n), 40) for n in list(names)[: limit + 1]]
+    return ", ".join(listed[:limit]) + (", ..." if len(listed) > limit else "")
