@@ -12,11 +12,14 @@ grows without bound:
 
 and for YAML:
 
-- nesting is at most ``max_depth`` collections deep, checked on the event stream before anything is built, so a
-  file of 50,000 ``[`` cannot exhaust the stack;
+- nesting is at most ``max_depth`` collections deep, checked on the event stream before anything is composed, so
+  a file of 50,000 ``[`` cannot exhaust the stack, and again with aliases expanded (a chain of aliases, each nesting
+  the previous one deeper, passes the first check);
 - the data the file would expand to, counting every alias (``*name``) as a copy of what it names, holds at most
-  ``max_nodes`` values, so an alias bomb ("billion laughs") is refused after reading a few hundred bytes;
+  ``max_nodes`` values, so an alias bomb ("billion laughs") is refused after composing a few hundred bytes; the
+  walk that counts is not recursive;
 - a key may appear once in a mapping (YAML itself would keep the last one silently);
+- a value YAML cannot build (an integer of more than 4,300 digits) is an error naming the file;
 - YAML's implicit timestamps are off: ``2025-02-30`` stays text for the reader to check and name, instead of
   failing inside the YAML library.
 
@@ -172,67 +175,81 @@ def parse_yaml(
     error: type[ConfigError] = ConfigError,
 ) -> Any:
     """The data of YAML ``text`` (from ``source``), checked for nesting, size after aliases and duplicate keys."""
+    return compose_yaml(text, source=source, what=what, max_depth=max_depth, max_nodes=max_nodes, error=error)[0]
+
+
+def compose_yaml(
+    text: str,
+    *,
+    source: str,
+    what: str = "the file",
+    max_depth: int = 32,
+    max_nodes: int = 100_000,
+    error: type[ConfigError] = ConfigError,
+) -> tuple[Any, yaml.Node | None]:
+    """The data of YAML ``text`` and its composed node graph (for callers that check keys on the nodes).
+
+    The steps run cheapest first: the nesting depth on the event stream (the composer recurses once per level),
+    then one walk of the composed graph without recursion, every alias expanded, counting values, depth (an alias
+    can put a deep collection inside another one) and repeated keys, before any value is built.
+    """
     try:
-        _check_events(text, source, what, max_depth, max_nodes, error)
-        duplicate = _duplicate_key(yaml.compose(text, Loader=Loader), "")
-        if duplicate:
-            raise error("duplicate key: each name may appear once in a mapping", source=source, key=duplicate)
-        return yaml.load(text, Loader=Loader)  # CSafeLoader or SafeLoader: never the unsafe loader
+        _check_depth(text, source, what, max_depth, error)
+        loader = Loader(text)
+        try:
+            node = loader.get_single_node()
+            _walk(node, source, what, max_depth, max_nodes, error)
+            data = None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         raise error(f"not valid YAML: {printable(_one_line(exc), 300)}", source=source) from None
-    except (ValueError, TypeError) as exc:  # a value the constructor cannot build (a huge number in a tag)
-        raise error(f"not valid YAML: {printable(exc, 300)}", source=source) from None
+    except (ValueError, OverflowError) as exc:  # an integer beyond Python's digit limit, and the like
+        raise error(f"a value cannot be read: {printable(exc, 200)}", source=source) from None
+    return data, node
 
 
-def _check_events(text: str, source: str, what: str, max_depth: int, max_nodes: int, error: type[ConfigError]) -> None:
-    sizes: dict[str, int] = {}
-    stack: list[tuple[str | None, int]] = []
-    total = 0
+def _check_depth(text: str, source: str, what: str, max_depth: int, error: type[ConfigError]) -> None:
+    depth = 0
     for event in yaml.parse(text, Loader=Loader):
-        if isinstance(event, yaml.ScalarEvent | yaml.AliasEvent):
-            size = 1 if isinstance(event, yaml.ScalarEvent) else sizes.get(event.anchor or "", 1)
-            if isinstance(event, yaml.ScalarEvent) and event.anchor:
-                sizes[event.anchor] = 1
-            total += size
-            if stack:
-                stack[-1] = (stack[-1][0], stack[-1][1] + size)
-        elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
-            stack.append((event.anchor, 1))
-            total += 1
-            if len(stack) > max_depth:
-                raise error(_say(what, f"nests deeper than {max_depth} levels"), source=source)
-        elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
-            anchor, size = stack.pop()
-            if anchor:
-                sizes[anchor] = size
-            if stack:
-                stack[-1] = (stack[-1][0], stack[-1][1] + size)
-        if total > max_nodes:
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > max_depth:
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise error(_say(what, f"nests deeper than {max_depth} levels (line {line})"), source=source)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _walk(root: yaml.Node | None, source: str, what: str, max_depth: int, max_nodes: int,
+          error: type[ConfigError]) -> None:  # fmt: skip
+    if root is None:
+        return
+    count = 0
+    stack: list[tuple[yaml.Node, int, str]] = [(root, 1, "")]
+    while stack:
+        node, depth, path = stack.pop()
+        count += 1
+        if count > max_nodes:
             raise error(
-                _say(what, f"holds more than {max_nodes:,} values (counting each alias as a copy of what it names)"),
+                _say(what, f"holds more than {max_nodes:,} values once aliases are expanded"),
                 source=source,
             )
-
-
-def _duplicate_key(node: yaml.Node | None, path: str) -> str | None:
-    """The dotted path of the first key that appears twice in one mapping."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            child = f"{path}.{key}" if path else key
-            if key in seen:
-                return printable(child, 200)
-            seen.add(key)
-            found = _duplicate_key(value_node, child)
-            if found:
-                return found
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            found = _duplicate_key(item, f"{path}[{i}]")
-            if found:
-                return found
-    return None
+        if depth > max_depth + 1:
+            raise error(_say(what, f"nests deeper than {max_depth} levels once aliases are expanded"), source=source)
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                child = f"{path}.{key}" if path else key
+                if key in seen:
+                    raise error("duplicate key: each name may appear once in a mapping", source=source,
+                                key=printable(child, 200))  # fmt: skip
+                seen.add(key)
+                stack.append((key_node, depth + 1, child))
+                stack.append((value_node, depth + 1, child))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, depth + 1, f"{path}[{i}]") for i, item in enumerate(node.value))
 
 
 def _one_line(exc: yaml.YAMLError) -> str:

@@ -15,22 +15,24 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
-import yaml
 
 from simfleet.shared.errors import ScenarioError, printable
+from simfleet.shared.user_files import read_yaml
 from simfleet.worker.des.distributions import Distribution, parse_distribution
 from simfleet.worker.des.limits import (
     DEFAULT_MAX_EVENTS,
+    MAX_DEPTH,
     MAX_EVENTS,
+    MAX_FILE_BYTES,
     MAX_NODES_PER_TYPE,
     MAX_QUANTITY,
     MAX_REPLICATIONS,
+    MAX_YAML_NODES,
     SEED_MAX,
     check_integer,
     check_number,
     show,
 )
-from simfleet.worker.des.yaml_source import parse_yaml, read_text
 
 METRICS = ("mean", "p50", "p95", "p99")
 
@@ -246,34 +248,11 @@ def load_scenario(path: str | Path) -> Scenario:
     Raises:
         ScenarioError: naming the file and the key path of the first problem found.
     """
-    source = str(path)
-    text = read_text(path, source)
-    data, node = parse_yaml(text, source)
-    duplicate = _duplicate_key(node, "")
-    if duplicate:
-        raise ScenarioError("duplicate key: each name may appear once in a mapping", source=source, key=duplicate)
-    return parse_scenario(data, source=source)
-
-
-def _duplicate_key(node: yaml.Node | None, path: str) -> str | None:
-    """The dotted path of the first key that appears twice in one mapping (YAML itself keeps the last silently)."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            child = f"{path}.{key}" if path else key
-            if key in seen:
-                return child
-            seen.add(key)
-            found = _duplicate_key(value_node, child)
-            if found:
-                return found
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            found = _duplicate_key(item, f"{path}[{i}]")
-            if found:
-                return found
-    return None
+    return parse_scenario(
+        read_yaml(path, what="scenario file", max_bytes=MAX_FILE_BYTES, max_depth=MAX_DEPTH, max_nodes=MAX_YAML_NODES,
+                  error=ScenarioError),
+        source=str(path),
+    )  # fmt: skip
 
 
 class _Reader:
@@ -346,8 +325,19 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
         source,
         "",
         {
-            "name", "description", "horizon_s", "warmup_s", "drain", "replications", "seed", "max_in_flight",
-            "max_events", "resources", "tools", "request_types", "sla",
+            "name",
+            "description",
+            "horizon_s",
+            "warmup_s",
+            "drain",
+            "replications",
+            "seed",
+            "max_in_flight",
+            "max_events",
+            "resources",
+            "tools",
+            "request_types",
+            "sla",
         },
     )
     horizon_s = top.number("horizon_s", positive=True)
@@ -358,9 +348,7 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
     if not isinstance(drain, bool):
         raise top.error("drain", f"expected true or false, got {drain!r}")
     resources = {str(name): _parse_resource(str(name), spec, source) for name, spec in top.mapping("resources").items()}
-    tools = {
-        str(name): _parse_tool(str(name), spec, resources, source) for name, spec in top.mapping("tools").items()
-    }
+    tools = {str(name): _parse_tool(str(name), spec, resources, source) for name, spec in top.mapping("tools").items()}
     types = {
         str(name): _parse_request_type(str(name), spec, tools, source)
         for name, spec in top.mapping("request_types").items()
@@ -455,9 +443,7 @@ def _parse_tool(name: str, spec: Any, resources: dict[str, Resource], source: st
             raise space_reader.error(res, f"demand {demand} exceeds the capacity of {res!r} ({resource.capacity})")
         space[str(res)] = demand
     # Stable resource order makes the per-template draw order, hence the run, independent of YAML key order.
-    return ToolTemplate(
-        name, dict(sorted(work.items())), dict(sorted(space.items())), r.text("description", "")
-    )
+    return ToolTemplate(name, dict(sorted(work.items())), dict(sorted(space.items())), r.text("description", ""))
 
 
 def _parse_request_type(name: str, spec: Any, tools: dict[str, ToolTemplate], source: str) -> RequestType:
