@@ -7,6 +7,7 @@ be between 0 and 9223372036854775807, got -1`` and exit status 2.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import math
 from collections.abc import Callable
 
@@ -84,3 +85,18 @@ def work_id(text: str) -> str:
         return check_id(text, what="id")
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(exc.reason) from None
+
+
+def date_within(first: dt.date, last: dt.date) -> Callable[[str], dt.date]:
+    """An argparse type: a date ``YYYY-MM-DD`` from ``first`` to ``last``."""
+
+    def parse(text: str) -> dt.date:
+        try:
+            value = dt.date.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {printable(text)!r}") from None
+        if not first <= value <= last:
+            raise argparse.ArgumentTypeError(f"must be from {first} to {last}, got {value}")
+        return value
+
+    return parse

@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 
 from simfleet.producer.cli.options import bounded_int, seed_int
-from simfleet.shared.lifecycle_contract import AC_TYPES, MAX_DAYS, TABLES
+from simfleet.shared.flags import date_within
+from simfleet.shared.lifecycle_contract import AC_TYPES, DATE_RANGE, MAX_DAYS, TABLES
 from simfleet.shared.outputs import atomic_output
 from simfleet.worker.lifecycle.inputs import write_inputs
 from simfleet.worker.lifecycle.synth import MAX_AIRCRAFT, synthesize
+from simfleet.worker.lifecycle.validation import check_horizon
 
 
 def register(commands: Any) -> None:
@@ -28,7 +30,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--seed", type=seed_int, default=1, help="random seed; same seed, same files (default 1)")
     parser.add_argument(
         "--version-date",
-        type=dt.date.fromisoformat,
+        type=date_within(*DATE_RANGE),
         default=dt.date(2025, 1, 1),
         help="first simulated day, YYYY-MM-DD (default 2025-01-01)",
     )
@@ -40,6 +42,7 @@ def register(commands: Any) -> None:
 def _synth(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     inputs_files = ["meta.yaml", *(f"{name}.{ext}" for name in TABLES for ext in ("csv", "parquet"))]
+    check_horizon(args.version_date, args.days, key="--days")
     with atomic_output(args.out, flag="--out", kind="folder", owned=inputs_files) as staging:
         inputs = synthesize(args.aircraft, args.days, args.seed, args.version_date)
         write_inputs(inputs, staging, args.format)

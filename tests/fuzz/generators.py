@@ -91,7 +91,7 @@ class Templates:
     def big_inputs(self) -> Path:
         """A fleet that takes seconds to run (for interrupted runs)."""
         if self._big is None:
-            self._big = self._inputs("parquet", aircraft=279, days=3650)
+            self._big = self._inputs("parquet", aircraft=1000, days=3650)
         return self._big
 
 
@@ -714,21 +714,21 @@ def api_cases(templates: Templates, rng: random.Random, count: int) -> Iterator[
 def interrupt_cases(templates: Templates, rng: random.Random, count: int) -> Iterator[Case]:
     """Runs stopped by SIGINT or SIGTERM while they write ``--out``: the previous output or nothing is left."""
     scenario = copy.deepcopy(templates.scenarios["mixed_workload"])
-    scenario["horizon_s"] = 600
+    scenario["horizon_s"] = 7200
     for _ in range(count):
         sig = rng.choice([signal.SIGINT, signal.SIGTERM])
-        after = rng.uniform(0.3, 2.0)
+        after = rng.uniform(0.2, 1.5)
         previous = rng.random() < 0.5
         kind = rng.choice(["lifecycle", "sweep", "sla", "synth"])
         big = templates.big_inputs if kind == "lifecycle" else None
 
         argv = {
-            "lifecycle": ["lifecycle", "run", "--inputs", "in", "--out", "out", "--chunk-days", "100"],
+            "lifecycle": ["lifecycle", "run", "--inputs", "in", "--out", "out", "--chunk-days", "30"],
             "sweep": ["des", "sweep", _S, "--rates", "30", "60", "90", "--replications", "2", "--processes", "1",
                       "--out", "out"],
             "sla": ["des", "sla", _S, "--request-type", "web-search", "--threshold", "20", "--replications", "1",
                     "--processes", "1", "--out", "out"],
-            "synth": ["lifecycle", "synth", "--aircraft", "279", "--days", "3650", "--out", "out"],
+            "synth": ["lifecycle", "synth", "--aircraft", "2000", "--days", "3650", "--out", "out"],
         }[kind]  # fmt: skip
 
         def setup(folder: Path, big: Path | None = big, previous: bool = previous, argv: list[str] = argv) -> None:

@@ -188,6 +188,10 @@ def _child(case_dir: str, argv: list[str] | None, call: tuple[str, dict[str, Any
 _CONTEXT: Any = None
 
 
+def _noop() -> None:
+    """The first process of a run: it waits for the fork server to import simfleet, outside any case's clock."""
+
+
 def _context() -> Any:
     global _CONTEXT
     if _CONTEXT is None:
@@ -204,6 +208,9 @@ def _context() -> Any:
                 "tests.fuzz.api_calls",
             ]
         )
+        first = _CONTEXT.Process(target=_noop)
+        first.start()
+        first.join()
     return _CONTEXT
 
 
