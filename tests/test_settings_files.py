@@ -25,6 +25,12 @@ from simfleet.shared.settings import load_settings
             "more than 100,000 values",
         ),
         (b"[" * 100 + b"]" * 100, "nests deeper than 32 levels"),
+        (b"#" * (2**20 + 1), "larger than the limit of 1,048,576 bytes"),
+        (
+            b"a: &a [[[[[[[[[[x]]]]]]]]]]\nb: &b [[[[[[[[[[*a]]]]]]]]]]\nc: &c [[[[[[[[[[*b]]]]]]]]]]\nd: [[[[*c]]]]\n",
+            "nests deeper than 32 levels once aliases are expanded",
+        ),
+        (b"records_expire_s: " + b"9" * 5000 + b"\n", "a value cannot be read"),
     ],
 )
 def test_a_bad_settings_file_is_one_error_naming_it(tmp_path: Path, content: bytes, said: str) -> None:
