@@ -68,6 +68,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+def bounded_float(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number within ``[low, high]``."""
+
+    def parse(text: str) -> float:
+        value = _finite(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, got {text}")
+        return value
+
+    return parse
+
+
 def fraction(text: str) -> float:
     """An argparse type: a number strictly between 0 and 1."""
     value = _finite(text)

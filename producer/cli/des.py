@@ -7,12 +7,13 @@ import contextlib
 import math
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simfleet.producer.cli.options import (
     NoConsumerWarning,
+    bounded_float,
     bounded_int,
     fraction,
     positive_float,
@@ -46,18 +47,6 @@ replications_int = bounded_int(1, MAX_REPLICATIONS)
 """An argparse type: a replication count, 1 to ``MAX_REPLICATIONS``."""
 processes_int = bounded_int(1, 1024)
 """An argparse type: a number of worker processes, 1 to 1024."""
-
-
-def bounded_float(low: float, high: float) -> Callable[[str], float]:
-    """An argparse type: a finite number within ``[low, high]`` (argparse names the flag in its error)."""
-
-    def parse(text: str) -> float:
-        value = positive_float(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, got {text}")
-        return value
-
-    return parse
 
 
 rate_float = bounded_float(MIN_POSITIVE, MAX_QUANTITY)

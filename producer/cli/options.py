@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from simfleet.shared.flags import (
+    bounded_float,
     bounded_int,
     fraction,
     non_negative_int,
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SEED_MAX",
-    "NoConsumerWarning", "bounded_int", "fraction", "non_negative_int", "positive_float", "positive_int",
+    "NoConsumerWarning",
+    "bounded_float", "bounded_int", "fraction", "non_negative_int", "positive_float", "positive_int",
     "seed_int", "work_id", "work_interrupted",
 ]  # fmt: skip
 
