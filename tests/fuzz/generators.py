@@ -159,7 +159,7 @@ def scenario_cases(templates: Templates, rng: random.Random, count: int) -> Iter
 
 
 def _scenario_case(rng: random.Random, name: str, data: Any, *, expect: str, names: tuple[str, ...] = (),
-                   text: bytes | None = None) -> Case:  # fmt: skip
+                   text: bytes | None = None, pad_bytes: int = 0) -> Case:  # fmt: skip
     argv, out = _scenario_command(rng, data if isinstance(data, dict) else {})
     previous = rng.random() < 0.3 and out is not None
 
@@ -168,6 +168,12 @@ def _scenario_case(rng: random.Random, name: str, data: Any, *, expect: str, nam
             (folder / "s.yaml").write_bytes(text)
         else:
             _write_yaml(folder / "s.yaml", data)
+        if pad_bytes:
+            with (folder / "s.yaml").open("ab") as file:
+                file.write(b"# ")
+                for _ in range(pad_bytes // 2**20):
+                    file.write(b"x" * 2**20)
+                file.write(b"\n")
         if previous:
             write_previous(folder, "out", argv)
 
@@ -300,8 +306,7 @@ def _scenario_size(rng: random.Random, data: dict[str, Any]) -> Case | None:
     if kind == "special-file":
         return _special_file_case(rng, "scenario", ["des", "run", "s.yaml", "--processes", "1", "--json"], "s.yaml")
     if kind == "big-file":
-        text = yaml.safe_dump(data, sort_keys=False).encode() + b"# " + b"x" * (64 * 2**20) + b"\n"
-        return _scenario_case(rng, "text: 64 MiB file", data, expect="error", names=("s.yaml",), text=text)
+        return _scenario_case(rng, "text: 64 MiB file", data, expect="error", names=("s.yaml",), pad_bytes=64 * 2**20)
     rt = data["request_types"][next(iter(data["request_types"]))]
     tool = next(iter(data["tools"]))
     if kind == "long-chain":

@@ -231,6 +231,7 @@ def run_cases(cases: Sequence[Case], root: Path, *, parallel: int = 2, deadline_
             case_dir.mkdir(parents=True)
             if case.setup is not None:
                 case.setup(case_dir)
+                case.setup = None  # its closure may hold megabytes of input: free it once the files are made
             process = context.Process(target=_child, args=(str(case_dir), case.argv, case.call), daemon=False)
             process.start()
             running[index] = (case, process, case_dir, time.monotonic(), False)
