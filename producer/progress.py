@@ -39,3 +39,29 @@ class ProgressBar:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class LateProgress:
+    """A :class:`ProgressBar` that appears only once the work has taken ``after_s`` (short runs print nothing).
+
+    Call it with ``(fraction, label)``, as :func:`simfleet.worker.des.runner.run_replications` does.
+    """
+
+    def __init__(self, after_s: float = 2.0, stream: IO[str] | None = None) -> None:
+        self.after_s = after_s
+        self.stream = stream
+        self.started = time.monotonic()
+        self.bar: ProgressBar | None = None
+
+    def __call__(self, fraction: float, label: str) -> None:
+        """Show ``fraction`` (0..1) done, once the work is ``after_s`` old."""
+        if self.bar is None:
+            if time.monotonic() - self.started < self.after_s:
+                return
+            self.bar = ProgressBar(self.stream)
+        self.bar.update(100.0 * fraction, label)
+
+    def close(self) -> None:
+        """End the line, if one was drawn."""
+        if self.bar is not None:
+            self.bar.close()

@@ -149,9 +149,14 @@ def _run_locally(
             summaries.append(sim.summary())
         first = 1
     if replications > first:
-        summaries.extend(
-            run_replications(scenario, replications=replications, seed=seed, processes=args.processes, first=first)
-        )
+        from simfleet.producer.progress import LateProgress
+
+        progress = LateProgress()
+        try:
+            summaries.extend(run_replications(scenario, replications=replications, seed=seed,
+                                              processes=args.processes, first=first, on_progress=progress))  # fmt: skip
+        finally:
+            progress.close()
     return summaries
 
 

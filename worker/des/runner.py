@@ -7,12 +7,13 @@ with seed ``s`` is always ``run_replication(scenario, s, i)``, wherever it runs.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
 from simfleet.worker.des.aggregate import aggregate
-from simfleet.worker.des.engine import run_replication
+from simfleet.worker.des.engine import Simulation, run_replication
 from simfleet.worker.des.scenario import Scenario, parse_scenario
 
 
@@ -26,18 +27,38 @@ def _replicate(args: tuple[dict[str, Any], str, int, int]) -> ReplicationSummary
     return run_replication(parse_scenario(data, source), seed, replication)
 
 
+Progress = Callable[[float, str], None]
+"""Called now and then with the fraction of a local study done (0..1) and a short label."""
+
+PROGRESS_STEPS = 100
+"""A replication run in this process reports its progress this many times over its horizon."""
+
+
 def run_replications(
-    scenario: Scenario, *, replications: int, seed: int, processes: int | None = None, first: int = 0
+    scenario: Scenario,
+    *,
+    replications: int,
+    seed: int,
+    processes: int | None = None,
+    first: int = 0,
+    on_progress: Progress | None = None,
 ) -> list[ReplicationSummary]:
-    """Run replications ``first`` .. ``replications``-1 and return their summaries in replication order."""
+    """Run replications ``first`` .. ``replications``-1 and return their summaries in replication order.
+
+    ``on_progress`` hears how far the study is: in one process, within each replication (its simulated time); in a
+    pool, as replications end.
+    """
     indices = range(first, replications)
     processes = min(processes or default_processes(), len(indices))
+    report = on_progress or (lambda fraction, label: None)
     if processes <= 1:
-        return [run_replication(scenario, seed, i) for i in indices]
+        return [_stepped(scenario, seed, i, (i - first, len(indices)), report) for i in indices]
     jobs = [(scenario.to_dict(), scenario.source, seed, i) for i in indices]
     pool = ProcessPoolExecutor(max_workers=processes)
     try:
         futures = [pool.submit(_replicate, job) for job in jobs]
+        for done, _ in enumerate(as_completed(futures), start=1):
+            report(done / len(futures), f"{done}/{len(futures)} replications done, {processes} processes")
         results = [future.result() for future in futures]
     except BaseException:
         # A failed replication, Ctrl-C or SIGTERM: do not wait for the others (a study can take hours).
@@ -45,6 +66,21 @@ def run_replications(
         raise
     pool.shutdown(wait=True)
     return results
+
+
+def _stepped(scenario: Scenario, seed: int, replication: int, position: tuple[int, int],
+             report: Progress) -> ReplicationSummary:  # fmt: skip
+    """One replication in this process, run in steps of simulated time so that its progress can be told."""
+    done, total = position
+    sim = Simulation(scenario, seed, replication)
+    step = scenario.horizon_s / PROGRESS_STEPS
+    until = step
+    while not sim.run(until_s=until):
+        until += step
+        within = min(1.0, sim.now / scenario.horizon_s)
+        rate = sim.events / sim.wall_s if sim.wall_s else 0.0
+        report((done + within) / total, f"replication {done + 1}/{total}, {rate / 1e3:.0f}k events/s")
+    return sim.summary()
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
