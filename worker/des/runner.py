@@ -57,7 +57,8 @@ def run_replications(
     pool = ProcessPoolExecutor(max_workers=processes)
     try:
         futures = [pool.submit(_replicate, job) for job in jobs]
-        for done, _ in enumerate(as_completed(futures), start=1):
+        for done, finished in enumerate(as_completed(futures), start=1):
+            finished.result()  # a failed replication ends the study now, not after the others
             report(done / len(futures), f"{done}/{len(futures)} replications done, {processes} processes")
         results = [future.result() for future in futures]
     except BaseException:
