@@ -88,11 +88,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"simfleet: error: {printable(exc.filename, 200)}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:
+        stop = _stop_within(exc)
+        if stop is not None:  # a signal raised inside code that wrapped it (a class being built by an import)
+            print(f"simfleet: {'terminated' if stop is Terminated else 'interrupted'}", file=sys.stderr)
+            return EXIT_TERMINATED if stop is Terminated else EXIT_INTERRUPTED
         return _internal(exc)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return code
+
+
+def _stop_within(exc: BaseException) -> type[BaseException] | None:
+    """``Terminated`` or ``KeyboardInterrupt`` when one of them is the cause (or context) of ``exc``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, Terminated | KeyboardInterrupt):
+            return type(current) if isinstance(current, Terminated) else KeyboardInterrupt
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _internal(exc: BaseException) -> int:

@@ -131,3 +131,17 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next(tmp_path: Path) -> No
         (staging / "whole.parquet").write_text("whole")
     assert not leftover.exists()
     assert alive.exists(), "a staging folder of a live process is not touched"
+
+
+def test_a_signal_wrapped_by_other_code_is_still_an_interruption(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def stopped_inside_an_import(args: object) -> int:
+        try:
+            raise cli.Terminated
+        except cli.Terminated as exc:  # what Python does to an exception raised in __set_name__ while a class is built
+            raise RuntimeError("Error calling __set_name__ on 'Field' instance") from exc
+
+    monkeypatch.setattr(des_commands, "_validate", stopped_inside_an_import)
+    assert cli.main(["des", "validate"]) == cli.EXIT_TERMINATED
+    assert capsys.readouterr().err == "simfleet: terminated\n"
