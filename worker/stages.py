@@ -47,7 +47,7 @@ from simfleet.shared.messages.lifecycle import (
 )
 from simfleet.worker.lifecycle.backends import get_backend
 from simfleet.worker.lifecycle.backends.base import Columns, LifecycleBackend
-from simfleet.worker.lifecycle.environment import Environment, build_environment
+from simfleet.worker.lifecycle.environment import Environment, build_environment, check_run_memory
 from simfleet.worker.lifecycle.inputs import inputs_from_payload, inputs_payload
 from simfleet.worker.lifecycle.run import summarize
 from simfleet.worker.lifecycle.validation import validate_inputs
@@ -409,6 +409,10 @@ class Stages:
         return backend
 
     def _build(self, job_id: str, epoch: int, spec: JobSpec, inputs: LifecycleInputs, submitted: float) -> Session:
+        # The memory rule of a local run, on this worker's memory, before anything of the job is allocated: a
+        # horizon that cannot fit fails the job with `days` named instead of an out-of-memory kill mid-run.
+        check_run_memory(len(inputs.mp3["aircraft_number"]), spec.days, chunk_days=spec.chunk_days, log=spec.log,
+                         keep_rows=False)  # fmt: skip
         env = build_environment(inputs, spec.days)
         return Session(job_id, epoch, spec, env, self._backend(spec, env), submitted)
 

@@ -205,3 +205,19 @@ def test_a_stale_owner_that_raises_cannot_fail_the_job_its_successor_finishes(fl
     finally:
         successor.client.close()
     assert summary.worker == "gpu-b" and summary.epoch == 1 and job.record().state == "done"
+
+
+def test_a_horizon_the_workers_memory_cannot_hold_fails_at_load_naming_days(fleet, harness, inputs_dir, monkeypatch):
+    from simfleet.shared.errors import ConfigError
+    from simfleet.worker.lifecycle import environment
+    from simfleet.worker.tasks.lifecycle import _fail
+
+    job = fleet.run_lifecycle(inputs=inputs_dir, chunk_days=100, sink="none")
+    monkeypatch.setattr(environment, "available_memory_bytes", lambda: 20_000)
+    load = harness.due(job.id)
+    with pytest.raises(ConfigError, match=r"days: 60 airframes x 400 days needs about .* at most \d+ days fit") as err:
+        harness.stages.run(load)
+    assert not any(ref.kind == "environment" for ref in harness.stages.checkpoints.refs(job.id))
+    _fail(harness.stages, load, "lifecycle.load", err.value)
+    record = job.record()
+    assert record.state == "failed" and record.failure is not None and "at most" in record.failure.message
