@@ -136,6 +136,7 @@ class Report:
 
 def _child(case_dir: str, argv: list[str] | None, call: tuple[str, dict[str, Any]] | None) -> None:
     """Run one case in this process (forked from the server) and leave ``result.json`` in its folder."""
+    began = time.monotonic()
     os.chdir(case_dir)
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
     os.environ["SIMFLEET_BROKER_URL"] = UNREACHABLE_REDIS
@@ -181,6 +182,7 @@ def _child(case_dir: str, argv: list[str] | None, call: tuple[str, dict[str, Any
     with contextlib.suppress(Exception):
         sys.stdout.flush()
         sys.stderr.flush()
+    result["seconds"] = time.monotonic() - began
     Path("result.json").write_text(json.dumps(result))
     os._exit(0)
 
@@ -281,6 +283,7 @@ def classify(case: Case, case_dir: Path, *, hung: bool, exitcode: int | None, se
     if not (case_dir / "result.json").exists():
         return result("crash", f"the process died (exit status {exitcode}) without finishing")
     outcome = json.loads((case_dir / "result.json").read_text())
+    seconds = outcome.get("seconds", seconds)  # the case's own time, without the parent's pauses
     kind = outcome["kind"]
     if kind == "escaped":
         return result("crash", f"{outcome['type']} escaped the command line")
