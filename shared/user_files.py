@@ -174,20 +174,7 @@ def parse_yaml(
     max_nodes: int = 100_000,
     error: type[ConfigError] = ConfigError,
 ) -> Any:
-    """The data of YAML ``text`` (from ``source``), checked for nesting, size after aliases and duplicate keys."""
-    return compose_yaml(text, source=source, what=what, max_depth=max_depth, max_nodes=max_nodes, error=error)[0]
-
-
-def compose_yaml(
-    text: str,
-    *,
-    source: str,
-    what: str = "the file",
-    max_depth: int = 32,
-    max_nodes: int = 100_000,
-    error: type[ConfigError] = ConfigError,
-) -> tuple[Any, yaml.Node | None]:
-    """The data of YAML ``text`` and its composed node graph (for callers that check keys on the nodes).
+    """The data of YAML ``text`` (from ``source``), checked for nesting, size after aliases and repeated keys.
 
     The steps run cheapest first: the nesting depth on the event stream (the composer recurses once per level),
     then one walk of the composed graph without recursion, every alias expanded, counting values, depth (an alias
@@ -199,14 +186,13 @@ def compose_yaml(
         try:
             node = loader.get_single_node()
             _walk(node, source, what, max_depth, max_nodes, error)
-            data = None if node is None else loader.construct_document(node)
+            return None if node is None else loader.construct_document(node)
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
         raise error(f"not valid YAML: {printable(_one_line(exc), 300)}", source=source) from None
     except (ValueError, OverflowError) as exc:  # an integer beyond Python's digit limit, and the like
         raise error(f"a value cannot be read: {printable(exc, 200)}", source=source) from None
-    return data, node
 
 
 def _check_depth(text: str, source: str, what: str, max_depth: int, error: type[ConfigError]) -> None:
