@@ -188,6 +188,18 @@ class Simulation:
         heappush(self.heap, (when, kind, self.seq, payload))
         self.seq += 1
 
+    @property
+    def next_event_s(self) -> float:
+        """The simulated time of the next event (infinite when nothing is left to happen).
+
+        A caller that runs the replication in slices of simulated time (:meth:`run` with ``until_s``) starts its
+        next slice no earlier than this, so a drain that jumps far ahead (tools served at 1e-9 units/s) costs one
+        slice, not billions of empty ones.
+        """
+        t_res = min(self.next_times) if self.next_times else INF
+        t_ev = self.heap[0][0] if self.heap else INF
+        return min(t_res, t_ev)
+
     # ---------------------------------------------------------------------------------------------------- the loop
 
     def run(self, until_s: float | None = None) -> bool:

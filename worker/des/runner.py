@@ -77,7 +77,7 @@ def _stepped(scenario: Scenario, seed: int, replication: int, position: tuple[in
     step = scenario.horizon_s / PROGRESS_STEPS
     until = step
     while not sim.run(until_s=until):
-        until += step
+        until = max(until + step, sim.next_event_s)
         within = min(1.0, sim.now / scenario.horizon_s)
         rate = sim.events / sim.wall_s if sim.wall_s else 0.0
         report((done + within) / total, f"replication {done + 1}/{total}, {rate / 1e3:.0f}k events/s")
