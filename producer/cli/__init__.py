@@ -58,10 +58,9 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code (see ``docs/errors.md``)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
+        args = build_parser().parse_args(argv)  # argparse's own errors exit here with status 2
         code: int = args.handler(args)
         sys.stdout.flush()
     except BrokenPipeError:

@@ -154,6 +154,7 @@ def _child(case_dir: str, argv: list[str] | None, call: tuple[str, dict[str, Any
         if argv is not None:
             from simfleet.producer.cli import main
 
+            Path("started").touch()  # an interrupt is timed from here, not from the fork
             try:
                 result = {"kind": "exit", "code": main(argv)}
             except SystemExit as exc:
@@ -241,7 +242,12 @@ def run_cases(cases: Sequence[Case], root: Path, *, parallel: int = 2, deadline_
         for index in list(running):
             case, process, case_dir, started, signalled = running[index]
             elapsed = time.monotonic() - started
-            if case.interrupt is not None and not signalled and elapsed >= case.interrupt[1]:
+            if (
+                case.interrupt is not None
+                and not signalled
+                and elapsed >= case.interrupt[1]
+                and _started_for(case_dir) >= 0.05
+            ):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, case.interrupt[0])
                 running[index] = (case, process, case_dir, started, True)
@@ -259,6 +265,15 @@ def run_cases(cases: Sequence[Case], root: Path, *, parallel: int = 2, deadline_
             if progress is not None:
                 progress(len(report.results), len(cases))
     return report
+
+
+def _started_for(case_dir: Path) -> float:
+    """Seconds since the case's command line began (0 before), so that a signal lands in the command, not in the
+    fork server's child still getting ready."""
+    try:
+        return time.time() - (case_dir / "started").stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def _kill_tree(pid: int) -> None:
