@@ -97,19 +97,20 @@ def sweep_rates(
 
 def sla_rows(result: SlaResult) -> list[dict[str, Any]]:
     """One row per probe of an SLA search, in the order they ran."""
-    return [
-        {
+    rows = []
+    for i, probe in enumerate(result.probes):
+        data = probe.to_dict()  # a figure that is not finite is None, with its reason
+        rows.append({
             "probe": i + 1,
-            "rate_per_min": p.rate_per_min,
-            f"{result.metric}_s": p.metric_s if math.isfinite(p.metric_s) else None,
-            "ci95_s": p.ci95_s if math.isfinite(p.metric_s) else None,
-            "reason": p.reason,
-            "passed": p.passed,
-            "stable": p.stable,
+            "rate_per_min": data["rate_per_min"],
+            f"{result.metric}_s": data["metric_s"],
+            "ci95_s": data["ci95_s"],
+            "reason": data["reason"],
+            "passed": data["passed"],
+            "stable": data["stable"],
             "threshold_s": result.threshold_s,
-        }
-        for i, p in enumerate(result.probes)
-    ]
+        })  # fmt: skip
+    return rows
 
 
 def write_rows_csv(rows: list[dict[str, Any]], path: Path) -> None:

@@ -27,7 +27,7 @@ from simfleet.shared.errors import ConfigError, printable
 from simfleet.shared.messages.des import ReplicationSummary, Stat
 from simfleet.worker.des.aggregate import scalar_stats
 from simfleet.worker.des.limits import MAX_REPLICATIONS, SEED_MAX, check_integer, check_number
-from simfleet.worker.des.scenario import METRICS, Scenario, load_scenario
+from simfleet.worker.des.scenario import METRICS, Scenario, as_scenario
 
 Evaluator = Callable[[Scenario, int, int], list[ReplicationSummary]]
 """Runs ``replications`` replications of a scenario with a seed and returns their summaries."""
@@ -96,7 +96,7 @@ def metric_of(summary: ReplicationSummary, request_type: str, metric: str) -> fl
 
 
 def search_sla(
-    scenario: Scenario | str | Path,
+    scenario: Scenario | str | Path | dict[str, Any],
     evaluate: Evaluator,
     *,
     request_type: str,
@@ -111,7 +111,8 @@ def search_sla(
     """Find the largest rate (requests/min) meeting ``metric`` < ``threshold_s`` for ``request_type``.
 
     Args:
-        scenario: the base scenario (or its YAML file); only the searched rate changes between probes.
+        scenario: the base scenario (or its YAML file, or its plain data); only the searched rate changes between
+            probes.
         evaluate: runs the replications of one probe (locally, or on the fleet in parallel).
         request_type: the type whose latency figure is the SLA.
         metric: ``mean``, ``p50``, ``p95`` or ``p99``.
@@ -125,10 +126,7 @@ def search_sla(
     Raises:
         ConfigError: an argument out of range, naming it, before any probe runs.
     """
-    if isinstance(scenario, str | Path):
-        scenario = load_scenario(scenario)
-    if not isinstance(scenario, Scenario):
-        raise ConfigError(f"expected a Scenario or a scenario file, got {type(scenario).__name__}", key="scenario")
+    scenario = as_scenario(scenario)
     _check_arguments(scenario, request_type, metric, threshold_s, replications, seed, rel_tol, scale, max_probes)
     bound = scenario.capacity_bound_per_min(request_type if scale == "type" else None)
     if math.isfinite(bound) and bound <= 0:
@@ -138,7 +136,7 @@ def search_sla(
             source=scenario.source,
             key=f"request_types.{request_type}",
         )
-    if not math.isfinite(bound) or bound <= 0:
+    if not math.isfinite(bound):
         raise ConfigError(
             f"request type {request_type!r} puts no work on any rate resource, so no rate bound exists",
             source=scenario.source,

@@ -15,6 +15,7 @@ that looks finished; the next run into the same place removes such leftovers onc
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import uuid
@@ -40,11 +41,11 @@ def check_writable(path: str | Path, *, flag: str, kind: Kind = "folder", owned:
     if target.name in ("", ".", ".."):
         raise ConfigError(f"{path}: name a {kind} to write, not {target}", key=flag)
     if target.exists() or target.is_symlink():
-        if kind == "folder" and not target.is_dir():
-            raise ConfigError(f"{path} exists and is not a folder", key=flag)
         if kind == "folder":
+            if not target.is_dir():
+                raise ConfigError(f"{path} exists and is not a folder", key=flag)
             _refuse_foreign(target, path, flag, owned)
-        if kind == "file" and target.is_dir():
+        elif target.is_dir():
             raise ConfigError(f"{path} is a folder; name a file", key=flag)
     ancestor = target.parent
     while not ancestor.exists():
@@ -85,7 +86,7 @@ def atomic_output(path: str | Path, *, flag: str, kind: Kind = "folder", owned: 
     """
     target = check_writable(path, flag=flag, kind=kind, owned=owned)
     _remove_leftovers(target)
-    staging = target.parent / f".{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging = _sibling(target, "partial")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         if kind == "folder":
@@ -105,7 +106,7 @@ def atomic_output(path: str | Path, *, flag: str, kind: Kind = "folder", owned: 
 def _replace(staging: Path, target: Path, kind: Kind) -> None:
     if kind == "file" and not staging.exists():
         staging.touch()
-    old = target.parent / f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    old = _sibling(target, "old")
     if target.exists() or target.is_symlink():
         target.rename(old)
     staging.rename(target)
@@ -120,12 +121,25 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
+_ROLES = ("partial", "old")
+"""The hidden siblings of an output: the one being written, and the previous one while it is moved aside."""
+
+
+def _sibling(target: Path, role: str) -> Path:
+    """``.NAME.ROLE-PID-XXXX`` beside ``target``: hidden, this process's, unique."""
+    return target.parent / f"{_prefix(target, role)}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _prefix(target: Path, role: str) -> str:
+    return f".{target.name}.{role}-"
+
+
 def _remove_leftovers(target: Path) -> None:
     """Staging and set-aside entries of earlier runs into ``target`` whose process is gone (killed outright)."""
     if not target.parent.is_dir():
         return
-    for prefix in (f".{target.name}.partial-", f".{target.name}.old-"):
-        for entry in target.parent.glob(f"{glob_escape(prefix)}*"):
+    for prefix in (_prefix(target, role) for role in _ROLES):
+        for entry in target.parent.glob(f"{glob.escape(prefix)}*"):
             pid = entry.name.removeprefix(prefix).partition("-")[0]
             if pid.isdigit() and not _alive(int(pid)):
                 _remove(entry)
@@ -139,8 +153,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def glob_escape(text: str) -> str:
-    """``text`` with glob's special characters made literal."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)

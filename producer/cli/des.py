@@ -25,7 +25,7 @@ from simfleet.producer.sla import Evaluator, SlaResult, search_sla
 from simfleet.shared.errors import ConfigError, printable
 from simfleet.shared.messages import to_wire
 from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
-from simfleet.shared.outputs import atomic_output
+from simfleet.shared.outputs import Kind, atomic_output
 from simfleet.shared.settings import PRIORITIES
 from simfleet.worker.des.aggregate import aggregate
 from simfleet.worker.des.engine import Simulation
@@ -161,12 +161,12 @@ def _run_locally(
 
 
 @contextlib.contextmanager
-def _staged(path: Path | None, flag: str, kind: str, owned: tuple[str, ...] = ()) -> Iterator[Path | None]:
+def _staged(path: Path | None, flag: str, kind: Kind, owned: tuple[str, ...] = ()) -> Iterator[Path | None]:
     """:func:`atomic_output` for an optional output (``None`` yields ``None``)."""
     if path is None:
         yield None
         return
-    with atomic_output(path, flag=flag, kind="file" if kind == "file" else "folder", owned=owned) as staging:
+    with atomic_output(path, flag=flag, kind=kind, owned=owned) as staging:
         yield staging
 
 

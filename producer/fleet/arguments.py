@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 from collections.abc import Collection
 
 import numpy as np
@@ -95,15 +94,10 @@ def work_id(value: object, *, key: str) -> str:
     return check_id(value, what=key)
 
 
-def path_like(value: object) -> bool:
-    """Whether ``value`` names a file: a ``str`` or an ``os.PathLike``."""
-    return isinstance(value, str | os.PathLike)
-
-
 def instance(value: object, kinds: tuple[type, ...], *, key: str, accepted: str) -> None:
     """Refuse ``value`` unless it is one of ``kinds``, saying what ``key`` accepts."""
     if not isinstance(value, kinds):
         raise ConfigError(f"must be {accepted}, got {type(value).__name__}", key=key)
 
 
-__all__ = ["choice", "flag", "instance", "path_like", "seconds", "time_limit", "whole", "work_id"]
+__all__ = ["choice", "flag", "instance", "seconds", "time_limit", "whole", "work_id"]

@@ -21,7 +21,7 @@ from celery import Celery
 from simfleet.producer.fleet.arguments import choice, instance, seconds, time_limit, whole, work_id
 from simfleet.producer.fleet.backend import polling_backend_url
 from simfleet.producer.fleet.lifecycle import LifecycleJob, submit
-from simfleet.producer.fleet.study import Study, StudyProgress, publish_study, scenario_of
+from simfleet.producer.fleet.study import Study, StudyProgress, publish_study
 from simfleet.producer.sla import Evaluator, SlaResult, search_sla
 from simfleet.shared.celery_app import create_app
 from simfleet.shared.checkpoints import Checkpoints
@@ -34,7 +34,7 @@ from simfleet.shared.messages.study import SEED_MAX, StudyRecord
 from simfleet.shared.redis_client import connect, translate
 from simfleet.shared.settings import PRIORITIES, Settings, load_settings
 from simfleet.shared.studies import Studies
-from simfleet.worker.des.scenario import Scenario
+from simfleet.worker.des.scenario import Scenario, as_scenario
 
 Handle = LifecycleJob | Study
 POLL_RETRY_S = 3.0
@@ -247,7 +247,7 @@ class Fleet:
             kwargs["replications"] = whole(kwargs["replications"], key="replications")
         if "seed" in kwargs:
             kwargs["seed"] = whole(kwargs["seed"], key="seed", low=0, high=SEED_MAX)
-        return search_sla(scenario_of(scenario), evaluate, **kwargs)
+        return search_sla(as_scenario(scenario), evaluate, **kwargs)
 
     # ------------------------------------------------------------------------------------------------- waiting
 

@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from celery import chord
 
-from simfleet.producer.fleet.arguments import choice, path_like, seconds, time_limit, whole
+from simfleet.producer.fleet.arguments import choice, seconds, time_limit, whole
 from simfleet.shared.celery_app import DES_AGGREGATE, DES_RUN
-from simfleet.shared.errors import ConfigError, FleetUnavailable, MessageError, StudyFailed
+from simfleet.shared.errors import FleetUnavailable, MessageError, StudyFailed
 from simfleet.shared.messages import decode, to_wire
 from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
 from simfleet.shared.messages.study import SEED_MAX, ReplicationProgress, ReplicationRequest, StudyRecord
 from simfleet.shared.settings import PRIORITIES
-from simfleet.worker.des.scenario import Scenario, load_scenario, parse_scenario
+from simfleet.worker.des.scenario import Scenario, as_scenario
 
 if TYPE_CHECKING:
     from simfleet.producer.fleet.client import Fleet
@@ -166,22 +166,6 @@ class Study:
         return record is not None
 
 
-def scenario_of(scenario: object) -> Scenario:
-    """A scenario from what :meth:`Fleet.run_des` accepts: a ``Scenario``, a file (``str``/``Path``), or a ``dict``.
-
-    Raises:
-        ConfigError: anything else (naming ``scenario``); ScenarioError: a file or dict that is not a valid scenario.
-    """
-    if isinstance(scenario, Scenario):
-        return scenario
-    if isinstance(scenario, dict):
-        return parse_scenario(scenario)
-    if path_like(scenario):
-        return load_scenario(scenario)  # type: ignore[arg-type]
-    raise ConfigError(f"must be a Scenario, a scenario file (str or Path) or its plain-data form (dict), got "
-                      f"{type(scenario).__name__}", key="scenario")  # fmt: skip
-
-
 def publish_study(fleet: Fleet, scenario: Scenario | str | Path | dict[str, Any], *, replications: int | None,
                   seed: int | None, priority: str) -> Study:  # fmt: skip
     """Validate and publish a DES study (see :meth:`Fleet.run_des`).
@@ -198,9 +182,9 @@ def publish_study(fleet: Fleet, scenario: Scenario | str | Path | dict[str, Any]
         replications = whole(replications, key="replications")
     if seed is not None:
         seed = whole(seed, key="seed", low=0, high=SEED_MAX)
-    scenario = scenario_of(scenario)
-    n = whole(scenario.replications if replications is None else replications, key="replications")
-    seed = whole(scenario.seed if seed is None else seed, key="seed", low=0, high=SEED_MAX)
+    scenario = as_scenario(scenario)
+    n = scenario.replications if replications is None else replications  # a scenario's own are checked when parsed
+    seed = scenario.seed if seed is None else seed
     study_id = uuid.uuid4().hex
     level = PRIORITIES[priority]
     document = msgspec.json.encode(scenario.to_dict()).decode()
@@ -214,7 +198,7 @@ def publish_study(fleet: Fleet, scenario: Scenario | str | Path | dict[str, Any]
     ]
     callback = fleet.app.signature(DES_AGGREGATE, kwargs={"study_id": study_id}, priority=level).set(task_id=study_id)
     record = StudyRecord(study_id=study_id, scenario=scenario.name, source=scenario.source, replications=n, seed=seed,
-                         priority=priority, created=time.time(), task_ids=task_ids)  # type: ignore[arg-type]
+                         priority=priority, created=time.time(), task_ids=task_ids)  # type: ignore[arg-type]  # fmt: skip
     with fleet.translate():
         fleet.study_records.create(record)
         chord(header, body=callback, app=fleet.app).apply_async()

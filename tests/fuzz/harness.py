@@ -63,7 +63,8 @@ class Case:
         family: the generator (``scenario``, ``inputs``, ``flags``, ``api``, ``interrupt``).
         name: what was mutated, for the report.
         argv: a ``simfleet`` command line, run in the case's folder.
-        call: or an API call: the name of a function in :mod:`tests.fuzz.api_calls` and its keyword arguments.
+        call: or an API call: the name of a :class:`~simfleet.producer.fleet.client.Fleet` method and its keyword
+            arguments, called on a client whose Redis is unreachable.
         expect: ``error`` when the case is known to be bad; ``either`` when the mutation may leave it valid.
         setup: makes the case's files in its folder (runs in the parent, before the case).
         out: the output the command writes, relative to the folder, checked for partial writes.
@@ -161,11 +162,11 @@ def _child(case_dir: str, argv: list[str] | None, call: tuple[str, dict[str, Any
                 result = {"kind": "exit", "code": exc.code if isinstance(exc.code, int) else 2}
         else:
             assert call is not None
-            from tests.fuzz import api_calls
+            from simfleet.producer.fleet.client import Fleet
 
-            function = getattr(api_calls, call[0])
             try:
-                function(**call[1])
+                with Fleet.from_settings() as fleet:  # its Redis is unreachable: a call that gets as far fails
+                    getattr(fleet, call[0])(**call[1])
                 result = {"kind": "returned"}
             except Exception as exc:
                 from simfleet.shared.errors import FleetUnavailable, SimfleetError
@@ -208,7 +209,6 @@ def _context() -> Any:
                 "simfleet.worker.des.runner",
                 "simfleet.worker.lifecycle.run",
                 "simfleet.worker.lifecycle.inputs",
-                "tests.fuzz.api_calls",
             ]
         )
         first = _CONTEXT.Process(target=_noop)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
-from simfleet.shared.errors import ScenarioError, printable
+from simfleet.shared.errors import ConfigError, ScenarioError, printable
 from simfleet.shared.user_files import read_yaml
 from simfleet.worker.des.distributions import Distribution, parse_distribution
 from simfleet.worker.des.limits import (
@@ -372,6 +373,22 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
     )
     check_event_budget(scenario)
     return scenario
+
+
+def as_scenario(value: object) -> Scenario:
+    """A scenario from what the API accepts: a ``Scenario``, a scenario file (``str`` or a path) or its plain data.
+
+    Raises:
+        ConfigError: anything else (naming ``scenario``); ScenarioError: a file or dict that is not a valid scenario.
+    """
+    if isinstance(value, Scenario):
+        return value
+    if isinstance(value, dict):
+        return parse_scenario(value)
+    if isinstance(value, str | os.PathLike):
+        return load_scenario(Path(value))
+    raise ConfigError(f"must be a Scenario, a scenario file (str or Path) or its plain-data form (dict), got "
+                      f"{type(value).__name__}", key="scenario")  # fmt: skip
 
 
 def expected_events(scenario: Scenario) -> float:
