@@ -16,7 +16,6 @@ from simfleet.shared.lifecycle_contract import AC_TYPES, DATE_RANGE, MAX_DAYS, T
 from simfleet.shared.outputs import atomic_output
 from simfleet.worker.lifecycle.inputs import write_inputs
 from simfleet.worker.lifecycle.synth import MAX_AIRCRAFT, synthesize
-from simfleet.worker.lifecycle.validation import check_horizon
 
 
 def register(commands: Any) -> None:
@@ -42,9 +41,8 @@ def register(commands: Any) -> None:
 def _synth(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     inputs_files = ["meta.yaml", *(f"{name}.{ext}" for name in TABLES for ext in ("csv", "parquet"))]
-    check_horizon(args.version_date, args.days, key="--days")
     with atomic_output(args.out, flag="--out", kind="folder", owned=inputs_files) as staging:
-        inputs = synthesize(args.aircraft, args.days, args.seed, args.version_date)
+        inputs = synthesize(args.aircraft, args.days, args.seed, args.version_date, days_key="--days")
         write_inputs(inputs, staging, args.format)
     per_type = ", ".join(f"{int(np.sum(inputs.mp3['ac_type'] == ac_type))} {ac_type}" for ac_type in AC_TYPES)
     print(

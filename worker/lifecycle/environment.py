@@ -212,11 +212,7 @@ def check_memory(needed: int, what: str, *, key: str, advice: str) -> None:
     """
     available = available_memory_bytes()
     if available is not None and needed > available:
-        raise ConfigError(
-            f"{what} needs about {needed / 2**30:.1f} GiB, more than the {available / 2**30:.1f} GiB of memory "
-            f"available; {advice}",
-            key=key,
-        )
+        raise _too_much(needed, available, what, key=key, advice=advice)
 
 
 def check_run_memory(airframes: int, days: int, *, chunk_days: int, log: str, keep_rows: bool) -> None:
@@ -239,4 +235,13 @@ def check_run_memory(airframes: int, days: int, *, chunk_days: int, log: str, ke
             high = middle - 1
     advice = f"at most {fits} days fit" + (", more with a smaller --chunk-days or --log aggregates" if log == "full"
                                            else "")  # fmt: skip
-    check_memory(needed, f"{airframes} airframes x {days} days", key="days", advice=advice)
+    raise _too_much(needed, available, f"{airframes} airframes x {days} days", key="days", advice=advice)
+
+
+def _too_much(needed: int, available: int, what: str, *, key: str, advice: str) -> ConfigError:
+    """The refusal of work needing ``needed`` bytes where ``available`` are left (one reading of the memory)."""
+    return ConfigError(
+        f"{what} needs about {needed / 2**30:.1f} GiB, more than the {available / 2**30:.1f} GiB of memory "
+        f"available; {advice}",
+        key=key,
+    )

@@ -123,8 +123,9 @@ def read_meta(path: Path) -> tuple[dt.date, int]:
     """Read ``meta.yaml``: ``version_date`` (YYYY-MM-DD, the first simulated day) and ``days`` (the horizon).
 
     Raises:
-        ConfigError: the file is missing, not a regular file, not UTF-8 YAML (or uses anchors and aliases, or
-            repeats a key), a key is missing or unknown, or a value has the wrong form or is out of its limits.
+        ConfigError: the file is missing, not a regular file, not UTF-8 YAML within the limits of every YAML file
+            (:mod:`simfleet.shared.user_files`: size, nesting, values once aliases are expanded, no repeated key),
+            a key is missing or unknown, or a value has the wrong form or is out of its limits.
     """
     from simfleet.worker.lifecycle.validation import check_horizon
 

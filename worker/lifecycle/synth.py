@@ -52,7 +52,8 @@ BYTES_PER_MP5_ROW = 64
 written out, about 64 bytes a row at the peak; a fleet needing more than the memory available is refused first."""
 
 
-def synthesize(aircraft: int, days: int, seed: int, version_date: dt.date = dt.date(2025, 1, 1)) -> LifecycleInputs:
+def synthesize(aircraft: int, days: int, seed: int, version_date: dt.date = dt.date(2025, 1, 1), *,
+               days_key: str = "days") -> LifecycleInputs:  # fmt: skip
     """Make a plausible fleet of ``aircraft`` airframes with a plan for ``days`` days from ``version_date``.
 
     Args:
@@ -60,6 +61,7 @@ def synthesize(aircraft: int, days: int, seed: int, version_date: dt.date = dt.d
         days: the horizon; MP4 and MP5 have rows for the days + 1 dates D0 .. D0 + days.
         seed: seed of the one random generator every draw comes from.
         version_date: D0, the first simulated day.
+        days_key: how the caller names ``days`` in errors (``--days`` on the command line).
 
     Returns:
         Inputs that pass :func:`~simfleet.worker.lifecycle.validation.validate_inputs`. MP5 holds aircraft x
@@ -72,9 +74,9 @@ def synthesize(aircraft: int, days: int, seed: int, version_date: dt.date = dt.d
     """
     if isinstance(aircraft, bool) or not isinstance(aircraft, int) or not 1 <= aircraft <= MAX_AIRCRAFT:
         raise ConfigError(f"expected an integer 1..{MAX_AIRCRAFT}, got {aircraft!r}", key="aircraft")
-    check_horizon(version_date, days)
+    check_horizon(version_date, days, key=days_key)
     rows = aircraft * (days + 1)
-    check_memory(rows * BYTES_PER_MP5_ROW, f"{aircraft} aircraft x {days} days ({rows:,} mp5 rows)", key="days",
+    check_memory(rows * BYTES_PER_MP5_ROW, f"{aircraft} aircraft x {days} days ({rows:,} mp5 rows)", key=days_key,
                  advice="ask for fewer --aircraft or --days")  # fmt: skip
     rng = np.random.default_rng(seed)
     n_mi8 = round(aircraft * REFERENCE_FLEET["mi8"] / sum(REFERENCE_FLEET.values()))
