@@ -15,8 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.fuzz.generators import Templates, make_cases
+from tests.fuzz.generators import make_cases
 from tests.fuzz.harness import run_cases, summary_line
+from tests.fuzz.templates import Templates
 
 
 def main() -> int:

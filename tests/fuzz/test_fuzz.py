@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fuzz.generators import GENERATORS, SHARES, Templates, make_cases
+from tests.fuzz.generators import GENERATORS, SHARES, make_cases
 from tests.fuzz.harness import run_cases
+from tests.fuzz.templates import Templates
 
 SAMPLE = int(os.environ.get("SIMFLEET_FUZZ_SAMPLE", "300"))
 SEED = int(os.environ.get("SIMFLEET_FUZZ_SEED", "3"))
