@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import redis
+from harness import free_port
 
 from simfleet.producer.fleet.client import Fleet
 from simfleet.shared.settings import CONFIG_ENV, ROLE_ENV, load_settings
@@ -31,12 +32,6 @@ from simfleet.worker.des.scenario import load_scenario, parse_scenario
 from simfleet.worker.supervisor import redis_server_binary, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_worker(config: Path, concurrency: int, log: Path) -> subprocess.Popen[bytes]:

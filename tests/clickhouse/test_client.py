@@ -1,10 +1,10 @@
-import socket
 import time
 
 import pytest
 
 from simfleet.shared.clickhouse.client import parse_dsn, with_retries
 from simfleet.shared.errors import ClickHouseError, ConfigError
+from tests.conftest import free_port
 
 
 def test_server_dsn_carries_user_password_host_port_and_database():
@@ -37,9 +37,7 @@ def test_bad_dsn_is_a_config_error_naming_the_key(dsn):
 def test_unreachable_server_fails_after_capped_retries_with_a_clear_error():
     from simfleet.shared.clickhouse.client import ClickHouse
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     started = time.monotonic()
     with pytest.raises(ClickHouseError, match=r"unreachable after 3 attempts"):
         ClickHouse(f"http://default:pw@127.0.0.1:{port}/simfleet", attempts=3)

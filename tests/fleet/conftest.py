@@ -24,14 +24,9 @@ import redis
 from simfleet.producer.fleet.client import Fleet
 from simfleet.shared.settings import CONFIG_ENV, ROLE_ENV, Settings, load_settings
 from simfleet.worker.supervisor import redis_server_binary, wait_for
+from tests.conftest import free_port
 
 PASSWORD = "test-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:
