@@ -14,8 +14,9 @@ import re
 from simfleet.shared.errors import ConfigError, printable
 
 ID_MAX = 64
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-ID_RULE = "1 to 64 characters of A-Z a-z 0-9 . _ -, starting with a letter or a digit"
+"""The longest id, in characters."""
+ID_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{ID_MAX - 1}}}")
+ID_RULE = f"1 to {ID_MAX} characters of A-Z a-z 0-9 . _ -, starting with a letter or a digit"
 
 
 def check_id(value: object, *, what: str) -> str:
