@@ -12,7 +12,8 @@ stage's message in the record (one fenced step) and publishing it to this worker
   version), validate them, build the environment and the backend; the inputs blob is the job's ``environment``
   checkpoint (a ClickHouse version is written as one).
 - create: create the population, write the ``population`` checkpoint.
-- execute: step to the chunk's last day, reporting progress; write the chunk's MP2 as a ``result`` checkpoint, then
+- execute: step to the chunk's last day, reporting progress (into the record, and through ``report`` to the task's
+  state) at most once per ``progress_interval_s``; write the chunk's MP2 as a ``result`` checkpoint, then
   the ``progress`` checkpoint (state at the chunk's end). A result chunk is published before the progress that
   follows it, so whatever progress is restored, the MP2 of every earlier day exists.
 - export: stream the MP2 of every chunk, in day order, from the result checkpoints to the job's sink (one chunk in
@@ -267,9 +268,7 @@ class Stages:
             self._progress(session, first, run_s),
             checkpoint_bytes=result_ref.size + progress_ref.size,
             checkpoint_s=checkpoint_s,
-        )
-        if report is not None:
-            report(figures)
+        )  # into the record only: the task's state turns SUCCESS a moment later, so a report now would be lost work
         self._keep(session)
         log.info(
             "job %s: days %d..%d in %.2f s, checkpoints %.2f s", session.job_id, first, until - 1, run_s, checkpoint_s
