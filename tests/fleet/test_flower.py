@@ -132,7 +132,7 @@ def test_flower_lists_the_owner_queue_of_a_worker_started_after_it_and_counts_th
     assert owner_queue in [q["name"] for q in workers[worker.name]["active_queues"]]
     assert owner_queue in flower_fleet.get("/broker").decode()
 
-    worker.kill()  # a dead owner: the stage published to its queue waits there until the watchdog moves it
+    worker.kill()  # a dead owner: a stage published to its queue waits there (until a watchdog deletes the queue)
     stage = StageMessage(job_id="lc-waiting", epoch=0, seq=1, stage="create")
     publish_stage(flower_fleet.fleet.app, stage, owner_queue, "normal")
     lengths = wait_until(lambda: (q := flower_fleet.queue_lengths()).get(owner_queue) and q,
