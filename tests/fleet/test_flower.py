@@ -128,8 +128,12 @@ def test_flower_lists_the_owner_queue_of_a_worker_started_after_it_and_counts_th
 ):
     worker = flower_fleet.start_worker("gpu")
     owner_queue = worker_queue(worker.name)
-    workers = wait_until(lambda: flower_fleet.api("/api/workers"), "Flower to know the worker (no refresh asked)")
-    assert owner_queue in [q["name"] for q in workers[worker.name]["active_queues"]]
+
+    def queues_known() -> list[str]:  # Flower's cache, filled by its own inspection (no refresh asked)
+        known = flower_fleet.api("/api/workers").get(worker.name, {})
+        return [q["name"] for q in known.get("active_queues", [])]
+
+    assert owner_queue in wait_until(queues_known, "Flower to know the worker's queues")
     assert owner_queue in flower_fleet.get("/broker").decode()
 
     worker.kill()  # a dead owner: a stage published to its queue waits there (until a watchdog deletes the queue)
