@@ -17,8 +17,8 @@ stage's message in the record (one fenced step) and publishing it to this worker
   the ``progress`` checkpoint (state at the chunk's end). A result chunk is published before the progress that
   follows it, so whatever progress is restored, the MP2 of every earlier day exists.
 - export: stream the MP2 of every chunk, in day order, from the result checkpoints to the job's sink (one chunk in
-  memory at a time); a chunk that cannot be read is computed again from the newest good state before it. Record
-  the summary and finish the job.
+  memory at a time, reporting the days exported through ``report``); a chunk that cannot be read is computed again
+  from the newest good state before it. Record the summary and finish the job.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from simfleet.shared.messages.lifecycle import (
     JobSpec,
     JobSummary,
     SinkTarget,
+    Stage,
     StageMessage,
     StageProgress,
     StoreInputs,
@@ -166,7 +167,7 @@ class Stages:
             return self._create(session, message, timings)
         if message.stage == "execute":
             return self._execute(session, message, timings, report)
-        return self._export(session, message, timings)
+        return self._export(session, message, timings, report)
 
     def due_record(self, message: StageMessage) -> JobRecord:
         """The job's record if ``message`` is its due stage; otherwise refuse it.
@@ -252,7 +253,7 @@ class Stages:
             now = time.perf_counter()
             if now - last_report >= self.progress_interval_s:
                 last_report = now
-                figures = self._progress(session, first, now - started)
+                figures = self._progress(session, "execute", sim.day, first, now - started)
                 self.jobs.update(session.job_id, session.epoch, progress=figures)  # a cancel stops the run here
                 if report is not None:
                     report(figures)
@@ -265,7 +266,7 @@ class Stages:
         timings["run"] = timings.get("run", 0.0) + run_s
         timings["checkpoint"] = timings.get("checkpoint", 0.0) + checkpoint_s
         figures = msgspec.structs.replace(
-            self._progress(session, first, run_s),
+            self._progress(session, "execute", until, first, run_s),
             checkpoint_bytes=result_ref.size + progress_ref.size,
             checkpoint_s=checkpoint_s,
         )  # into the record only: the task's state turns SUCCESS a moment later, so a report now would be lost work
@@ -275,7 +276,9 @@ class Stages:
         )
         return self._advance(session, message, timings, day=until, progress=figures)
 
-    def _export(self, session: Session, message: StageMessage, timings: dict[str, float]) -> JobSummary:
+    def _export(
+        self, session: Session, message: StageMessage, timings: dict[str, float], report: Report | None
+    ) -> JobSummary:
         env, sim, spec = session.env, session.backend, session.spec
         if sim.day != env.days:
             raise CheckpointError(f"job {session.job_id}: export at day {sim.day}, the horizon is {env.days}")
@@ -291,7 +294,7 @@ class Stages:
                 reports = export_mp2_chunks(
                     ch,
                     session.job_id,
-                    self._chunks(session),
+                    self._chunks(session, report),
                     airframes=env.n if full else None,
                     days=env.days,
                     batch_rows=sink.batch_rows,
@@ -301,15 +304,15 @@ class Stages:
         else:  # MP2 stays in the result checkpoints, where `simfleet job export` reads it
             target, rows = SinkTarget(kind="none"), env.n * env.days if full else 0
         timings["export"] = time.perf_counter() - tick
-        report = summarize(env, sim.state_dict(), log=spec.log, airframe_rows=rows)
+        model = summarize(env, sim.state_dict(), log=spec.log, airframe_rows=rows)
         summary = JobSummary(
             job_id=session.job_id,
-            airframes=report.airframes,
-            days=report.days,
+            airframes=model.airframes,
+            days=model.days,
             log=spec.log,
-            transitions=report.transitions,
-            status_counts_end=report.status_counts_end,
-            shortfall_days=report.shortfall_days,
+            transitions=model.transitions,
+            status_counts_end=model.status_counts_end,
+            shortfall_days=model.shortfall_days,
             airframe_rows=rows,
             sink=target,
             timings_s=timings,
@@ -325,9 +328,18 @@ class Stages:
 
     # ------------------------------------------------------------------------------------------------ helpers
 
-    def _chunks(self, session: Session) -> Iterator[tuple[Columns, Columns]]:
-        """The job's MP2 chunk by chunk; a chunk whose checkpoint cannot be read is computed again."""
+    def _chunks(self, session: Session, report: Report | None = None) -> Iterator[tuple[Columns, Columns]]:
+        """The job's MP2 chunk by chunk; a chunk whose checkpoint cannot be read is computed again.
+
+        Each chunk the sink has taken counts as exported: the days exported so far go to ``report`` at most once per
+        ``progress_interval_s`` (only there: the job's record keeps the simulation's progress).
+        """
+        started = last_report = time.perf_counter()
         for ref in self.checkpoints.result_refs(session.job_id, session.env.days):
+            now = time.perf_counter()
+            if report is not None and ref.first_day > 0 and now - last_report >= self.progress_interval_s:
+                last_report = now
+                report(self._progress(session, "export", ref.first_day, 0, now - started))
             try:
                 payload = self.checkpoints.read(ref)["payload"]
             except CheckpointError as exc:
@@ -455,12 +467,13 @@ class Stages:
         self.publish(msgspec.structs.replace(due, epoch=epoch), self.queue, spec.priority)
         self.jobs.mark_sent(due.job_id, epoch, due.seq)
 
-    def _progress(self, session: Session, first: int, elapsed_s: float) -> StageProgress:
-        day, days = session.backend.day, session.env.days
+    def _progress(self, session: Session, stage: Stage, day: int, first: int, elapsed_s: float) -> StageProgress:
+        """The figures of ``stage`` at ``day``, having gone from ``first`` to ``day`` in ``elapsed_s``."""
+        days = session.env.days
         device = session.backend.device_memory_bytes()
         return StageProgress(
             job_id=session.job_id,
-            stage="execute",
+            stage=stage,
             day=day,
             days=days,
             airframes=session.env.n,

@@ -11,7 +11,7 @@ Each task receives one :class:`~simfleet.shared.messages.lifecycle.StageMessage`
   fenced, so running it again never applies anything twice;
 - any other error fails the job, fenced by the message's epoch: a worker that lost the job cannot fail it.
 
-A running execute stage reports ``PROGRESS`` (to the result backend and, as an event, to Flower; see
+A running execute or export stage reports ``PROGRESS`` (to the result backend and, as an event, to Flower; see
 :mod:`simfleet.worker.tasks.reporting`) at most once per ``gpu_worker.progress_interval_s``. A finished stage returns
 a small summary (:func:`stage_result`): the job, the stage, the days done, the next stage or ``done``, its seconds.
 """
