@@ -48,8 +48,10 @@ def secrets_path(settings: Settings) -> Path:
 def is_local_fleet_url(settings: Settings, url: str) -> bool:
     """Whether ``url`` names the Redis server of the local fleet: this machine, port ``local_fleet.redis_port``."""
     parts = urlsplit(url)
-    return parts.scheme in ("redis", "rediss") and parts.hostname in LOCAL_HOSTS and (
-        parts.port == settings.local_fleet.redis_port
+    return (
+        parts.scheme in ("redis", "rediss")
+        and parts.hostname in LOCAL_HOSTS
+        and parts.port == settings.local_fleet.redis_port
     )
 
 

