@@ -18,12 +18,13 @@ import hmac
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import tornado.web
 from tornado.httputil import HTTPServerRequest
 
-from simfleet.shared.errors import ConfigError
+from simfleet.shared.errors import ConfigError, FleetError
 from simfleet.shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -103,6 +104,14 @@ def build(settings: Settings, celery_app: Any) -> Any:
     return GuardedFlower(capp=celery_app, options=options, **tornado_settings)
 
 
+def _listen(what: str, start: Callable[[], Any]) -> Any:
+    """``start()``, with a port already taken (or not ours to take) said in one line."""
+    try:
+        return start()
+    except OSError as exc:
+        raise FleetError(f"{what} cannot listen: {exc.strerror or exc}") from exc
+
+
 def serve(settings: Settings) -> int:
     """Run Flower until SIGTERM or Ctrl-C; return the exit code."""
     from simfleet.shared.logs import configure_logging
@@ -117,12 +126,14 @@ def serve(settings: Settings) -> int:
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    port = flower_app.start_http_server()
-    address = settings.flower.address
+    address, health_port = settings.flower.address, settings.flower.health_port
+    port = _listen(f"Flower on {address}:{settings.flower.port}", flower_app.start_http_server)
+    if health_port is not None:
+        health = tornado.web.Application([(r"/healthcheck", Healthcheck)])
+        _listen(f"the health check on {address}:{health_port}", lambda: health.listen(health_port, address=address))
     logger.info("Flower at http://%s:%s (basic auth on every endpoint, user %s)", address, port, settings.flower.user)
-    if settings.flower.health_port is not None:
-        tornado.web.Application([(r"/healthcheck", Healthcheck)]).listen(settings.flower.health_port, address=address)
-        logger.info("health check without auth at http://%s:%s/healthcheck", address, settings.flower.health_port)
+    if health_port is not None:
+        logger.info("health check without auth at http://%s:%s/healthcheck", address, health_port)
     try:
         flower_app.start()
     except (KeyboardInterrupt, SystemExit):
