@@ -133,10 +133,10 @@ def _fleet_command(command: str) -> bool:
 def main() -> int:
     """Run the demo; returns the exit code."""
     started = time.perf_counter()
-    settings = load_settings()
     print("== starting the local fleet (Redis, CPU worker, GPU-role worker, Flower)", flush=True)
     owned = _fleet_command("up")
-    print(f"   Flower password: {settings.flower.password}\n")
+    print()
+    settings = load_settings()  # after 'up': a fleet's first start generates its passwords
     fleet = Fleet.from_settings(settings)
     try:
         _lifecycle_job(fleet, settings.clickhouse_dsn)

@@ -5,6 +5,7 @@
   pool process (concurrency 1) that keeps jobs alive between their stages; it consumes the four stage queues and its
   own queue (``simfleet.worker.<node>``), where the later stages of the jobs it owns go.
 - ``watchdog``: hand the work of silent workers to the rest of the fleet (every worker also runs one).
+- ``flower``: Flower for the configured broker, with basic auth on every endpoint (credentials never in argv).
 - ``fleet up|down|status``: a local fleet on this machine, and the state of any fleet.
 
 These commands join the ``simfleet`` command line through the ``simfleet.commands`` entry point (the producer's
@@ -27,7 +28,7 @@ from simfleet.shared.celery_app import stage_queues
 from simfleet.shared.flags import bounded_int, positive_float, positive_int
 from simfleet.shared.jobs import worker_queue
 from simfleet.shared.redis_client import check_reachable
-from simfleet.shared.settings import NODE_ENV, ROLE_ENV, load_settings
+from simfleet.shared.settings import CONFIG_ENV, NODE_ENV, ROLE_ENV, load_settings
 
 WORKER_APP = "simfleet.worker.celery_main:app"
 
@@ -45,7 +46,7 @@ def node_name(role: str, device: int | None = None, tag: str | None = None) -> s
 
 
 def register(families: Any) -> None:
-    """Add the ``worker``, ``watchdog`` and ``fleet`` commands."""
+    """Add the ``worker``, ``watchdog``, ``flower`` and ``fleet`` commands."""
     parser: argparse.ArgumentParser = families.add_parser("worker", help="run a fleet worker in this process")
     parser.add_argument(
         "--role", choices=["cpu", "gpu"], required=True, help="cpu: DES replications; gpu: lifecycle job stages"
@@ -64,6 +65,17 @@ def register(families: Any) -> None:
     watchdog.add_argument("--once", action="store_true", help="one sweep, print what it did, exit")
     watchdog.add_argument("--interval", type=positive_float, help="seconds between sweeps (default gpu_worker's)")
     watchdog.set_defaults(handler=_watchdog)
+    flower = families.add_parser(
+        "flower",
+        help="run Flower for the configured broker, basic auth on every endpoint",
+        description="Flower with basic auth on every page and endpoint (/metrics and /healthcheck included). The "
+        "credentials come from FLOWER_BASIC_AUTH=user:password, the settings (flower.user, flower.password) or the "
+        "local fleet's secrets file; never from the command line.",
+    )
+    flower.add_argument(
+        "--config", metavar="FILE", help="the settings file (default: $SIMFLEET_CONFIG or config/fleet.yaml)"
+    )
+    flower.set_defaults(handler=_flower)
     from simfleet.worker import fleet_commands
 
     fleet_commands.register(families)
@@ -106,6 +118,17 @@ def _worker(args: argparse.Namespace) -> NoReturn:
     os.environ.update(settings.to_env())
     sys.stdout.flush()
     os.execv(sys.executable, argv)
+
+
+def _flower(args: argparse.Namespace) -> int:
+    from simfleet.worker.flower_server import credentials, serve
+
+    if args.config:
+        os.environ[CONFIG_ENV] = os.path.abspath(args.config)  # Flower's Celery app loads the same file
+    settings = load_settings()
+    credentials(settings)  # refuse before anything starts when no password is configured
+    check_reachable(settings.broker_url)
+    return serve(settings)
 
 
 def _watchdog(args: argparse.Namespace) -> int:

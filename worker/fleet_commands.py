@@ -47,6 +47,7 @@ def _up(args: argparse.Namespace) -> int:
         print(f"  {process['name']:<14} pid {process['pid']:<8} log {process['log']}")
     if not args.no_flower and settings.local_fleet.flower:
         print(f"Flower: {fleet.flower_url} (user {settings.flower.user})")
+    print(f"passwords: {fleet.secrets_file} (readable only by you) unless your settings give them")
     print("fleet is up; stop it with 'simfleet fleet down'")
     return 0
 
@@ -83,4 +84,5 @@ def _status(args: argparse.Namespace) -> int:
         for p in local["processes"]:
             print(f"  {p['name']:<14} pid {p['pid']:<8} {'alive' if p['alive'] else 'DEAD'}  {p['log']}")
         print(f"Flower: {local['flower_url']}")
+        print(f"passwords: {local['secrets_file']}")
     return 0
