@@ -351,7 +351,7 @@ def test_gpu_worker_takes_one_gpu_per_pod_and_shares_the_s3_checkpoint_store() -
     assert pod_spec(gpu)["terminationGracePeriodSeconds"] >= 300
 
 
-WORKER_PING = 'celery -A simfleet.worker.celery_main:app inspect ping --json --timeout 10 | grep -q "@$HOSTNAME\\""'
+WORKER_PING = 'celery -A simfleet.worker.celery_main:app inspect ping --json --timeout 5 | grep -q "@$HOSTNAME\\""'
 """The workers' probe, which tests/fleet/test_deploy_healthchecks.py runs against a real worker."""
 
 
