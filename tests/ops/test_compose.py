@@ -254,7 +254,9 @@ def test_redis_start_script_writes_a_private_config_that_makes_redis_require_the
     subprocess.run(["sh", "-c", generate], env={"PATH": os.environ["PATH"], "REDIS_PASSWORD": password}, check=True)
     config = tmp_path / "redis.conf"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
-    assert redis_conf_directives(config.read_text()) == {"include": str(mounted), "requirepass": password}
+    assert redis_conf_directives(config.read_text()) == {
+        "include": str(mounted), "protected-mode": "yes", "requirepass": password,
+    }  # fmt: skip
     assert redis_conf_directives(mounted.read_text())["dir"] == str(tmp_path)
     server = subprocess.Popen([redis_server_binary(), str(config)], stdout=subprocess.DEVNULL)
     try:
