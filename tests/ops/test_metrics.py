@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -20,20 +21,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from simfleet.producer.cli import main
 from simfleet.shared.celery_app import PRIORITY_STEPS, priority_list
 from simfleet.shared.checkpoints import Checkpoints
-from simfleet.shared.settings import PRIORITIES, Settings
+from simfleet.shared.errors import ConfigError
+from simfleet.shared.settings import PRIORITIES, Settings, load_settings
 from simfleet.shared.stores import open_store
 from simfleet.worker.supervisor import wait_for
 from simfleet.worker.watchdog import Watchdog
 from tests.conftest import free_port
-from tests.fleet.conftest import (  # noqa: F401 (fixtures)
-    RedisServer,
-    fleet,
-    fleet_settings,
-    redis_server,
-    settings_text,
-    start_worker,
-    wait_until,
-)
+from tests.fleet.conftest import settings_text, wait_until
 from tests.fleet.lifecycle_helpers import make_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -231,8 +225,6 @@ def test_a_busy_port_or_a_bad_one_is_one_line_naming_the_flag(fleet_settings, ca
     with pytest.raises(SystemExit):
         main(["exporter", "--port", "70000"])
     assert "argument --port: must be between 0 and 65535" in capsys.readouterr().err
-    import socket
-
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -358,3 +350,20 @@ def test_the_dashboard_is_grafana_json_with_a_prometheus_datasource():
             overlap_x = a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"]
             overlap_y = a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]
             assert not (overlap_x and overlap_y), (a, b)
+
+
+@pytest.mark.parametrize(
+    ("metrics", "said"),
+    [
+        ("{user: scraper}", "metrics.password: set both metrics.user and metrics.password"),
+        ("{password: s3cret}", "metrics.user: set both metrics.user and metrics.password"),
+        ("{port: 70000}", "metrics.port: not a TCP port: 70000"),
+        ("{host: ''}", "metrics.host: expected an address to listen on"),
+        ("{hots: 127.0.0.1}", "metrics.hots: unknown key"),
+    ],
+)
+def test_bad_metrics_settings_are_one_error_naming_the_key(tmp_path, metrics, said):
+    config = tmp_path / "fleet.yaml"
+    config.write_text(f"metrics: {metrics}\n")
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        load_settings(config, env={})
