@@ -124,6 +124,24 @@ class FlowerSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """``simfleet exporter``, the fleet's Prometheus endpoint (``/metrics``, and ``/healthz`` for probes).
+
+    Attributes:
+        host: the address it listens on; keep it an internal one (or set a password) since the series name jobs,
+            studies and workers.
+        port: its TCP port.
+        user: basic-auth user for ``/metrics`` (with ``password``); ``null`` for none.
+        password: basic-auth password for ``/metrics``; ``null`` serves it to anyone who reaches the address.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 9810
+    user: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True)
 class LocalFleetSettings:
     """What ``simfleet fleet up`` starts on this machine.
 
@@ -194,6 +212,7 @@ class Settings:
     cpu_worker: CpuWorkerSettings = field(default_factory=CpuWorkerSettings)
     gpu_worker: GpuWorkerSettings = field(default_factory=GpuWorkerSettings)
     flower: FlowerSettings = field(default_factory=FlowerSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     local_fleet: LocalFleetSettings = field(default_factory=LocalFleetSettings)
     stores: StoreSettings = field(default_factory=StoreSettings)
     clickhouse_dsn: str = "chdb://runs/clickhouse"
@@ -364,7 +383,15 @@ def _validate(settings: Settings) -> None:
         ("flower.port", settings.flower.port),
         ("flower.health_port", settings.flower.health_port),
         ("local_fleet.redis_port", settings.local_fleet.redis_port),
+        ("metrics.port", settings.metrics.port),
     )
     for key, port in ports:
         if port is not None and not 0 < port < 65536:
             raise ConfigError(f"not a TCP port: {port}", source=source, key=key)
+    metrics = settings.metrics
+    if (metrics.user is None) != (metrics.password is None) or metrics.user == "" or metrics.password == "":
+        key = "metrics.password" if metrics.user else "metrics.user"
+        raise ConfigError("set both metrics.user and metrics.password (basic auth on /metrics), or neither",
+                          source=source, key=key)  # fmt: skip
+    if not metrics.host.strip():
+        raise ConfigError("expected an address to listen on, such as 127.0.0.1", source=source, key="metrics.host")

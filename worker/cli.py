@@ -6,6 +6,7 @@
   own queue (``simfleet.worker.<node>``), where the later stages of the jobs it owns go.
 - ``watchdog``: hand the work of silent workers to the rest of the fleet (every worker also runs one).
 - ``flower``: Flower for the configured broker, with basic auth on every endpoint (credentials never in argv).
+- ``exporter``: the fleet's Prometheus endpoint (:mod:`simfleet.worker.exporter`).
 - ``fleet up|down|status``: a local fleet on this machine, and the state of any fleet.
 
 These commands join the ``simfleet`` command line through the ``simfleet.commands`` entry point (the producer's
@@ -46,7 +47,7 @@ def node_name(role: str, device: int | None = None, tag: str | None = None) -> s
 
 
 def register(families: Any) -> None:
-    """Add the ``worker``, ``watchdog``, ``flower`` and ``fleet`` commands."""
+    """Add the ``worker``, ``watchdog``, ``flower``, ``exporter`` and ``fleet`` commands."""
     parser: argparse.ArgumentParser = families.add_parser("worker", help="run a fleet worker in this process")
     parser.add_argument(
         "--role", choices=["cpu", "gpu"], required=True, help="cpu: DES replications; gpu: lifecycle job stages"
@@ -76,6 +77,15 @@ def register(families: Any) -> None:
         "--config", metavar="FILE", help="the settings file (default: $SIMFLEET_CONFIG or config/fleet.yaml)"
     )
     flower.set_defaults(handler=_flower)
+    exporter = families.add_parser(
+        "exporter", help="serve the fleet's Prometheus metrics (/metrics, /healthz), read from Redis at each scrape"
+    )
+    exporter.add_argument("--config", metavar="FILE", help="the settings file (default $SIMFLEET_CONFIG, else "
+                          "config/fleet.yaml)")  # fmt: skip
+    exporter.add_argument("--host", help="address to listen on (default metrics.host, 127.0.0.1)")
+    exporter.add_argument("--port", type=bounded_int(0, 65535), help="port to listen on (default metrics.port, 9810; "
+                          "0 picks a free one)")  # fmt: skip
+    exporter.set_defaults(handler=_exporter)
     from simfleet.worker import fleet_commands
 
     fleet_commands.register(families)
@@ -146,3 +156,18 @@ def _watchdog(args: argparse.Namespace) -> int:
             time.sleep(args.interval or settings.gpu_worker.watchdog_interval_s)
     finally:
         dog.close()
+
+
+def _exporter(args: argparse.Namespace) -> int:
+    from simfleet.shared.errors import FleetUnavailable
+    from simfleet.worker.exporter import serve
+
+    settings = load_settings(args.config)
+    try:
+        check_reachable(settings.result_backend)
+    except FleetUnavailable as exc:  # served anyway: simfleet_redis_up says 0 until Redis answers
+        print(f"simfleet: warning: {exc}; serving anyway (simfleet_redis_up is 0 until it answers)", file=sys.stderr)
+    origin = ("--host" if args.host else "metrics.host", "metrics.port" if args.port is None else "--port")
+    serve(settings, args.host or settings.metrics.host, settings.metrics.port if args.port is None else args.port,
+          origin)  # fmt: skip
+    return 0
