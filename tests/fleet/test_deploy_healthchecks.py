@@ -61,22 +61,14 @@ def flower_probe(port: int, login: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def flower_port(fleet_settings: object, tmp_path: Path) -> Iterator[int]:
-    """Flower for the test's Redis, started as compose starts it: `simfleet flower`, the login in the environment.
-
-    Until `simfleet flower` is registered (another part of issue 13), Celery's own `celery flower` stands in; it
-    also reads FLOWER_BASIC_AUTH from the environment.
-    """
+    """Flower for the test's Redis, started as compose starts it: `simfleet flower`, the login in the environment."""
     from simfleet.worker.supervisor import wait_for
     from tests.conftest import free_port
 
     port = free_port()
     env = {**os.environ, "FLOWER_BASIC_AUTH": FLOWER_LOGIN, "SIMFLEET_FLOWER__ADDRESS": "127.0.0.1",
            "SIMFLEET_FLOWER__PORT": str(port)}  # fmt: skip
-    if has_flower_command():
-        argv = [sys.executable, "-m", "simfleet.producer.cli", "flower"]
-    else:
-        argv = [sys.executable, "-m", "celery", "-A", "simfleet.worker.celery_main:app", "flower",
-                "--address=127.0.0.1", f"--port={port}"]  # fmt: skip
+    argv = [sys.executable, "-m", "simfleet.producer.cli", "flower"]
     log = (tmp_path / "flower.log").open("w")
     process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -86,13 +78,6 @@ def flower_port(fleet_settings: object, tmp_path: Path) -> Iterator[int]:
         process.terminate()
         process.wait(20)
         log.close()
-
-
-def has_flower_command() -> bool:
-    from simfleet.producer.cli import build_parser
-
-    families = next(action for action in build_parser()._actions if action.dest == "family")
-    return "flower" in families.choices  # type: ignore[operator]
 
 
 @pytest.mark.timeout(180)
@@ -107,7 +92,6 @@ def test_flower_probe_passes_with_the_login_from_the_environment_and_fails_when_
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.skipif(not has_flower_command(), reason="`simfleet flower` (auth on /healthcheck) is not registered yet")
 def test_flower_probe_fails_with_a_wrong_login(flower_port: int) -> None:
     wrong = flower_probe(flower_port, "tester:not-the-password")
     assert wrong.returncode != 0 and "401" in wrong.stderr

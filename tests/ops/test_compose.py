@@ -106,14 +106,6 @@ def environment_of(service: dict[str, Any]) -> dict[str, str]:
     return {key: str(value) for key, value in environment.items()}
 
 
-def require_command(name: str) -> None:
-    """Skip while a command that another part of issue 13 adds (flower, exporter) is not registered yet."""
-    parser = build_parser()
-    families = next(action for action in parser._actions if action.dest == "family")
-    if name not in families.choices:  # type: ignore[operator]
-        pytest.skip(f"`simfleet {name}` is not registered in this checkout yet")
-
-
 def redis_conf_directives(text: str | None = None) -> dict[str, str]:
     directives = {}
     for line in (text if text is not None else REDIS_CONF.read_text(encoding="utf-8")).splitlines():
@@ -385,7 +377,6 @@ def test_lifecycle_producer_sends_its_inputs_through_clickhouse_and_shares_no_di
 def test_project_service_commands_name_a_real_entry_point(service: str) -> None:
     for argv in commands_of(SERVICES[service]):
         if argv[0] == "simfleet":
-            require_command(argv[1])
             args = build_parser().parse_args(argv[1:])
             assert callable(args.handler)
         elif argv[0] == "celery":

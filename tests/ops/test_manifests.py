@@ -300,6 +300,7 @@ def container_env(container: dict[str, Any]) -> dict[str, str]:
             key = variable["valueFrom"]["secretKeyRef"]["key"]
             env[variable["name"]] = {
                 "SIMFLEET_CLICKHOUSE_DSN": "http://simfleet:ch-secret@clickhouse:8123/simfleet",
+                "FLOWER_BASIC_AUTH": "simfleet:flower-secret",
             }.get(key, f"{key.lower()}-secret")
         else:
             env[variable["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], variable["value"])
@@ -372,6 +373,9 @@ def test_flower_and_exporter_are_internal_services_and_flower_asks_for_a_login()
     assert "FLOWER_BASIC_AUTH" in container_env(flower)
     probe = flower["livenessProbe"]["exec"]["command"]
     assert "os.environ['FLOWER_BASIC_AUTH']" in probe[-1], "the probe reads the login from the environment"
+    (exporter,) = containers(named("Deployment", "simfleet-exporter"))
+    assert exporter["readinessProbe"]["httpGet"]["path"] == "/healthz", "not ready while Redis does not answer"
+    assert exporter["livenessProbe"]["httpGet"]["path"] == "/", "a Redis outage must not restart the exporter in a loop"
 
 
 # ----------------------------------------------------------------------------------------------------------- KEDA
