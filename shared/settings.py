@@ -154,6 +154,7 @@ class LocalFleetSettings:
         cpu_workers: CPU worker processes.
         gpu_workers: GPU-role worker processes (one per device).
         flower: whether to start Flower.
+        exporter: whether to start ``simfleet exporter``, the fleet's Prometheus endpoint (``metrics.host:port``).
         start_timeout_s: how long ``up`` waits for every process to answer.
     """
 
@@ -163,6 +164,7 @@ class LocalFleetSettings:
     cpu_workers: int = 1
     gpu_workers: int = 1
     flower: bool = True
+    exporter: bool = True
     start_timeout_s: float = 60.0
 
 

@@ -119,6 +119,7 @@ class LocalFleet:
             "started": time.time(),
             "settings": self.settings.source,
             "flower_url": self.flower_url if self.settings.local_fleet.flower else None,
+            "metrics_url": self.metrics_url if self.settings.local_fleet.exporter else None,
             "secrets_file": str(self.secrets_file),
             "processes": [p.__dict__ for p in processes],
         }
@@ -130,6 +131,11 @@ class LocalFleet:
     def secrets_file(self) -> Path:
         """Where the local fleet's generated passwords are kept (readable only by their owner)."""
         return secrets_path(self.settings).resolve()
+
+    @property
+    def metrics_url(self) -> str:
+        """Where the exporter serves the fleet's series."""
+        return f"http://{self.settings.metrics.host}:{self.settings.metrics.port}/metrics"
 
     @property
     def flower_url(self) -> str:
@@ -159,9 +165,10 @@ class LocalFleet:
         cpu_workers: int | None = None,
         gpu_workers: int | None = None,
         flower: bool | None = None,
+        exporter: bool | None = None,
         concurrency: int | None = None,
     ) -> None:
-        """Start Redis (if this fleet's broker is local and not running), workers and Flower; wait for them.
+        """Start Redis (if this fleet's broker is local and not running), workers, Flower and the exporter; wait.
 
         GPU-role workers get devices 0, 1, ...; on a machine without a GPU they run the numpy backend on the CPU.
         """
@@ -185,12 +192,18 @@ class LocalFleet:
                 names.append(node)
                 command = self.worker_command(node, role="gpu", device=device)
                 started.append(self._spawn(f"gpu-worker-{device}", command, {**env, ROLE_ENV: "gpu"}))
-            if flower if flower is not None else local.flower:
+            with_flower = flower if flower is not None else local.flower
+            with_exporter = exporter if exporter is not None else local.exporter
+            if with_flower:
                 started.append(self._spawn("flower", self.flower_command(), env))
+            if with_exporter:
+                started.append(self._spawn("exporter", self.exporter_command(), env))
             self._save(started)
             self._wait_workers(names, timeout)
-            if flower if flower is not None else local.flower:
+            if with_flower:
                 wait_for(self._flower_answers, f"Flower at {self.flower_url}", timeout)
+            if with_exporter:
+                wait_for(self._exporter_answers, f"the exporter at {self.metrics_url}", timeout)
         except BaseException:
             self._stop(started)
             self.state_file.unlink(missing_ok=True)
@@ -210,6 +223,10 @@ class LocalFleet:
     def flower_command(self) -> list[str]:
         """The command of Flower (through ``simfleet flower``, which reads its credentials from the settings)."""
         return [sys.executable, "-m", "simfleet.producer.cli", "flower"]
+
+    def exporter_command(self) -> list[str]:
+        """The command of the fleet's Prometheus endpoint (``simfleet exporter``, address from the settings)."""
+        return [sys.executable, "-m", "simfleet.producer.cli", "exporter"]
 
     def _start_redis(self, timeout: float) -> list[Managed]:
         url = urlsplit(self.settings.broker_url)
@@ -264,6 +281,10 @@ class LocalFleet:
         with urllib.request.urlopen(request, timeout=2) as response:
             return bool(response.status == 200)
 
+    def _exporter_answers(self) -> bool:
+        with urllib.request.urlopen(f"{self.metrics_url.removesuffix('/metrics')}/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+
     # -------------------------------------------------------------------------------------------------- down
 
     def down(self, timeout_s: float = 30.0) -> list[str]:
@@ -299,6 +320,7 @@ class LocalFleet:
             "state_file": str(self.state_file),
             "log_dir": str(self.log_dir),
             "flower_url": self.flower_url,
+            "metrics_url": self.metrics_url,
             "secrets_file": str(self.secrets_file),
             "processes": [{"name": p.name, "pid": p.pid, "alive": p.alive(), "log": p.log} for p in self.processes()],
         }

@@ -60,6 +60,7 @@ def write_config(tmp_path: Path, extra: str = "", broker_password: str = "") -> 
         f"broker_url: redis://{auth}127.0.0.1:{port}/0\n"
         f"result_backend: redis://{auth}127.0.0.1:{port}/1\n"
         f"local_fleet: {{run_dir: {tmp_path / 'run'}, redis_port: {port}}}\n"
+        f"metrics: {{port: {free_port()}}}\n"
         f"flower: {{port: {free_port()}, user: watcher{extra}}}\n"
         f"stores: {{checkpoint_url: {tmp_path / 'checkpoints'}}}\n"
         f"clickhouse_dsn: chdb://{tmp_path / 'clickhouse'}\n"
