@@ -46,9 +46,11 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-## make demo: the main jobs end to end
+## make demo: the main jobs end to end; make demo KEEP=1 leaves the local fleet up at the end (Flower, logs), to be
+## stopped with .venv/bin/simfleet fleet down
+KEEP ?=
 demo: $(STAMP)
-	$(BIN)/python -m simfleet.producer.demo
+	$(BIN)/python -m simfleet.producer.demo $(if $(filter 1 yes true,$(KEEP)),--keep)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
