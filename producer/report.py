@@ -53,7 +53,7 @@ def _fmt(stat: Stat | None, digits: int = 3, interval: bool = True) -> str:
     return text
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], units: Sequence[str] | None = None) -> str:
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], units: Sequence[str] | None = None) -> str:
     """Columns padded to their widest cell; ``units``, when given, is a second header line (``s``, ``requests``)."""
     heads = [header] if units is None else [header, units]
     widths = [max(len(str(cell)) for cell in column) for column in zip(*heads, *rows, strict=True)]
@@ -87,7 +87,7 @@ def study_table(agg: StudyAggregate) -> str:
                 f"{block.merged.p95_s:.3f}" if block.merged.p95_s is not None else "-",
             ]
         )
-    latency = _table(
+    latency = text_table(
         ["request type", "completed", "throughput", "mean", "p50", "p95", "p99", "max", "p95 merged"],
         latency_rows,
         ["", "requests", "per min", "s", "s", "s", "s", "s", "s"],
@@ -103,7 +103,7 @@ def study_table(agg: StudyAggregate) -> str:
         ]
         for name, res in agg.resources.items()
     ]
-    resources = _table(
+    resources = text_table(
         ["resource", "utilisation", "mean busy", "max busy", "mean waiting", "max waiting"],
         resource_rows,
         ["", "fraction", "units", "units", "requests", "requests"],
@@ -133,7 +133,7 @@ def validation_table(rows: Sequence[CaseResult]) -> str:
         for r in rows
     ]
     passed = sum(r.passed for r in rows)
-    return _table(["", "case", "theory", "measured", "error", "tolerance"], body) + (
+    return text_table(["", "case", "theory", "measured", "error", "tolerance"], body) + (
         f"\n\n{passed} passed, {len(rows) - passed} failed"
     )
 
@@ -155,7 +155,7 @@ def sla_table(result: SlaResult) -> str:
         ]
         for i, p in enumerate(result.probes)
     ]
-    table = _table(["probe", "rate", f"{result.metric} of {result.request_type}", "SLA"], body,
+    table = text_table(["probe", "rate", f"{result.metric} of {result.request_type}", "SLA"], body,
                    ["", "requests/min", "s", ""])  # fmt: skip
     lo, hi = result.best_passing, result.first_failing
     scaled = f"{result.request_type}'s rate alone" if result.scale == "type" else "the whole mix at fixed shares"
@@ -228,7 +228,7 @@ def sweep_table(sweep: SweepResult, metric: str = "p95") -> str:
         name = "(all types)" if row["request_type"] == "(all)" else row["request_type"]
         stable = "" if row["stable"] else "  UNSTABLE"
         body.append([f"{row['rate_per_min']:.3f}", name, value, busiest + stable])
-    table = _table(
+    table = text_table(
         ["rate", "request type", f"{metric} latency", "resources"],
         body,
         ["requests/min", "", "s", "utilisation"],

@@ -206,11 +206,10 @@ def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: in
             if progress.state == "reconnecting":
                 bar.update(progress.percent, "the fleet's Redis is unreachable: reconnecting (the study goes on)")
                 return
-            bar.update(
-                progress.percent,
-                f"{progress.done}/{progress.total} done, {len(progress.running)} running, "
-                f"{progress.events_per_s / 1e3:.0f}k events/s",
-            )
+            label = f"{progress.done}/{progress.total} replications done, {len(progress.running)} running"
+            if progress.events_per_s > 0:
+                label += f", {progress.events_per_s / 1e3:.0f}k events/s"
+            bar.update(progress.percent, label)
 
         try:
             result = study.wait(timeout=args.timeout, on_progress=show)
