@@ -118,6 +118,8 @@ def format_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str)
         return out.getvalue().rstrip("\n")
     from simfleet.producer.report import text_table
 
+    if not columns:  # an empty answer may come without its column names (chDB)
+        return f"({len(rows)} rows)"
     shown = [["NULL" if cell is None else printable(_plain(cell), 200) for cell in row] for row in rows]
     return text_table(list(columns), shown) + f"\n({len(rows)} row{'' if len(rows) == 1 else 's'})"
 

@@ -62,8 +62,8 @@ def test_query_prints_csv_tsv_and_json(dsn, capsys):
 
 @pytest.mark.parametrize(
     "sql",
-    ["DROP TABLE mp2_daily", "SELECT 1; DROP TABLE mp2_daily", "  -- a comment\n INSERT INTO mp2_daily SELECT * FROM mp2_daily",
-     "ALTER TABLE mp2_daily DELETE WHERE 1"],
+    ["DROP TABLE mp2_daily", "SELECT 1; DROP TABLE mp2_daily", "ALTER TABLE mp2_daily DELETE WHERE 1",
+     "  -- a comment\n INSERT INTO mp2_daily SELECT * FROM mp2_daily"],
 )  # fmt: skip
 def test_statements_that_write_are_refused_and_change_nothing(dsn, capsys, sql):
     assert main(["db", "--dsn", dsn, "query", sql]) == 2
