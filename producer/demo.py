@@ -201,9 +201,12 @@ def _sweep(fleet: Fleet, mixed: Any) -> SweepResult:
 
 def _kept(settings: Settings) -> None:
     """Where to look at the fleet left running, and how to stop it."""
+    from simfleet.shared.local_secrets import secrets_path
+
     flower = settings.flower
     print("\n== the local fleet stays up (--keep)")
-    print(f"   Flower: http://{flower.address}:{flower.port} (user {flower.user}; password above)")
+    print(f"   Flower: http://{flower.address}:{flower.port} (user {flower.user}; the password is in "
+          f"{secrets_path(settings)}, readable only by you, unless the settings give it)")  # fmt: skip
     print(f"   logs: {settings.local_fleet.run_dir}/logs/ (one file per process)")
     print("   status: .venv/bin/simfleet fleet status")
     print("   stop it: .venv/bin/simfleet fleet down")
