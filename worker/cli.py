@@ -10,6 +10,9 @@
 These commands join the ``simfleet`` command line through the ``simfleet.commands`` entry point (the producer's
 command line knows nothing of the worker side). A worker checks Redis before it starts: an unreachable server or a
 refused password ends it at once with one line, instead of a worker that retries and looks alive.
+
+Registering them imports neither Celery nor the Redis client (``simfleet --help`` stays quick): the handlers import
+what they run.
 """
 
 from __future__ import annotations
@@ -23,10 +26,7 @@ import time
 import uuid
 from typing import Any, NoReturn
 
-from simfleet.shared.celery_app import stage_queues
 from simfleet.shared.flags import bounded_int, positive_float, positive_int
-from simfleet.shared.jobs import worker_queue
-from simfleet.shared.redis_client import check_reachable
 from simfleet.shared.settings import NODE_ENV, ROLE_ENV, load_settings
 
 WORKER_APP = "simfleet.worker.celery_main:app"
@@ -57,7 +57,7 @@ def register(families: Any) -> None:
         "--concurrency", type=positive_int, help=f"cpu role: pool processes (default {default_concurrency()})"
     )
     parser.add_argument("--name", help="unique node name (default <role>[device]-<random>@<host>)")
-    parser.add_argument("--loglevel", default="INFO")
+    parser.add_argument("--loglevel", default="INFO", help="log level: DEBUG, INFO, WARNING or ERROR")
     parser.add_argument("--logfile", help="log file (default: standard error)")
     parser.set_defaults(handler=_worker)
     watchdog = families.add_parser("watchdog", help="hand the work of silent workers to the rest of the fleet")
@@ -84,6 +84,10 @@ def worker_argv(name: str, concurrency: int, queues: str, max_memory_kb: int, lo
 
 
 def _worker(args: argparse.Namespace) -> NoReturn:
+    from simfleet.shared.celery_app import stage_queues
+    from simfleet.shared.jobs import worker_queue
+    from simfleet.shared.redis_client import check_reachable
+
     settings = load_settings()
     for url in dict.fromkeys((settings.broker_url, settings.result_backend)):
         check_reachable(url)
@@ -109,6 +113,7 @@ def _worker(args: argparse.Namespace) -> NoReturn:
 
 
 def _watchdog(args: argparse.Namespace) -> int:
+    from simfleet.shared.redis_client import check_reachable
     from simfleet.worker.watchdog import Watchdog
 
     settings = load_settings()

@@ -8,9 +8,7 @@ import sys
 from typing import Any
 
 from simfleet.shared.flags import non_negative_int, positive_int
-from simfleet.shared.fleet_status import fleet_status
 from simfleet.shared.settings import load_settings
-from simfleet.worker.supervisor import LocalFleet
 
 
 def register(families: Any) -> None:
@@ -35,6 +33,8 @@ def register(families: Any) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from simfleet.worker.supervisor import LocalFleet
+
     settings = load_settings()
     fleet = LocalFleet(settings)
     fleet.up(
@@ -52,12 +52,17 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
+    from simfleet.worker.supervisor import LocalFleet
+
     stopped = LocalFleet(load_settings()).down()
     print(f"stopped: {', '.join(stopped)}" if stopped else "no local fleet was recorded as up")
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
+    from simfleet.shared.fleet_status import fleet_status
+    from simfleet.worker.supervisor import LocalFleet
+
     settings = load_settings()
     local = LocalFleet(settings).describe()
     state = fleet_status(settings)

@@ -7,15 +7,14 @@ import datetime as dt
 import json
 import math
 import sys
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from simfleet.producer.cli.options import work_id
-from simfleet.shared.checkpoints import CheckpointRef, Checkpoints
 from simfleet.shared.errors import CheckpointError, printable
-from simfleet.shared.redis_client import connect
 from simfleet.shared.settings import load_settings
+
+if TYPE_CHECKING:
+    from simfleet.shared.checkpoints import CheckpointRef, Checkpoints
 
 
 def register(families: Any) -> None:
@@ -49,6 +48,9 @@ def _age_s(text: str) -> float:
 
 
 def _store() -> Checkpoints:
+    from simfleet.shared.checkpoints import Checkpoints
+    from simfleet.shared.redis_client import connect
+
     settings = load_settings()
     client = connect(settings.result_backend, retry_s=settings.redis_retry_s)
     return Checkpoints.from_settings(settings, client)
@@ -75,6 +77,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _describe(value: Any) -> Any:
+    import numpy as np
+
     if isinstance(value, np.ndarray):
         return f"array {value.dtype} {list(value.shape)}"
     if isinstance(value, dict):

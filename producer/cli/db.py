@@ -6,13 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simfleet.producer.cli.options import bounded_int
-from simfleet.shared.clickhouse.client import ClickHouse
-from simfleet.shared.clickhouse.field_ids import DICTIONARY_TABLE
-from simfleet.shared.clickhouse.migrations import open_db
 from simfleet.shared.clickhouse.schema import VERSION_COLUMNS
+
+if TYPE_CHECKING:
+    from simfleet.shared.clickhouse.client import ClickHouse
 
 VERSION_ID_MAX = int(next(c.high for c in VERSION_COLUMNS if c.name == "version_id") or 0)
 """The largest ``--version-id``: what the schema's ``version_id`` column (``UInt32``) holds."""
@@ -37,10 +37,14 @@ def register(families: Any) -> None:
 
 def connect(args: argparse.Namespace) -> ClickHouse:
     """The client for ``--dsn`` or the settings' DSN, with the schema brought up to date."""
+    from simfleet.shared.clickhouse.migrations import open_db
+
     return open_db(args.dsn)
 
 
 def _init(args: argparse.Namespace) -> int:
+    from simfleet.shared.clickhouse.field_ids import DICTIONARY_TABLE
+
     with connect(args) as ch:
         count = ch.rows(f"SELECT count() FROM {ch.database}.{DICTIONARY_TABLE} FINAL")[0][0]
         versions = sorted(v for (v,) in ch.rows(f"SELECT version FROM {ch.database}.schema_migrations"))
@@ -49,6 +53,8 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _fields(args: argparse.Namespace) -> int:
+    from simfleet.shared.clickhouse.field_ids import DICTIONARY_TABLE
+
     with connect(args) as ch:
         rows = ch.rows(
             f"SELECT field_id, table_name, column_name, type, unit, description, retired_at IS NOT NULL "

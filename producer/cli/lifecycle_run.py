@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from simfleet.producer.cli.options import bounded_int, positive_int
 from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES, MAX_DAYS, MP2_FOLDERS, STATUSES
-from simfleet.shared.outputs import atomic_output
 
 if TYPE_CHECKING:
     from simfleet.shared.messages.lifecycle import JobSummary
@@ -65,6 +64,8 @@ def print_summary(summary: RunReport | JobSummary) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from simfleet.shared.outputs import atomic_output
+
     if not args.out:
         return _run_into(args, None)
     # The place is checked and staged before the inputs are even read; MP2 appears whole at the end or not at all.
