@@ -28,7 +28,7 @@ def register(families: Any) -> None:
     down = commands.add_parser("down", help="stop exactly the processes 'fleet up' started")
     down.set_defaults(handler=_down)
     status = commands.add_parser("status", help="workers, processes, queues, tasks and throughput")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="print the state as JSON")
     status.set_defaults(handler=_status)
 
 

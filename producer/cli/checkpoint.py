@@ -26,13 +26,13 @@ def register(families: Any) -> None:
     show.add_argument("--index", type=int, default=-1, help="position in the list (default: the newest)")
     verify = commands.add_parser("verify", help="read every checkpoint of a job and check its sha256")
     for command, handler in ((listing, _list), (show, _show), (verify, _verify)):
-        command.add_argument("job_id", type=work_id)
-        command.add_argument("--json", action="store_true")
+        command.add_argument("job_id", type=work_id, help="the job's id")
+        command.add_argument("--json", action="store_true", help="print the answer as JSON")
         command.set_defaults(handler=handler)
     prune = commands.add_parser("prune", help="drop the checkpoints of ended jobs past stores.checkpoint_retention_s")
     prune.add_argument("--older-than", type=_age_s, metavar="SECONDS",
                        help="instead of the retention setting, drop those of jobs ended this long ago")
-    prune.add_argument("--json", action="store_true")
+    prune.add_argument("--json", action="store_true", help="print the pruned jobs as JSON")
     prune.set_defaults(handler=_prune)
 
 

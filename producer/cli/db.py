@@ -26,10 +26,10 @@ def register(families: Any) -> None:
     init = commands.add_parser("init", help="create every table, the field_id dictionary and its DICTIONARY")
     init.set_defaults(handler=_init)
     fields = commands.add_parser("fields", help="list the field_id dictionary")
-    fields.add_argument("--json", action="store_true")
+    fields.add_argument("--json", action="store_true", help="print the dictionary as JSON")
     fields.set_defaults(handler=_fields)
     load = commands.add_parser("import-inputs", help="load an inputs directory into MP1/MP3/MP4/MP5 as a version")
-    load.add_argument("directory", type=Path)
+    load.add_argument("directory", type=Path, help="the inputs directory (mp1, mp3, mp4, mp5, meta.yaml)")
     load.add_argument("--version-id", type=bounded_int(0, VERSION_ID_MAX), required=True,
                       help=f"version number within the inputs' version_date, 0..{VERSION_ID_MAX}")  # fmt: skip
     load.set_defaults(handler=_import)
