@@ -105,7 +105,7 @@ def _autocomplete(parser: argparse.ArgumentParser) -> None:
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse a command line; ``--config`` is put in ``$SIMFLEET_CONFIG`` for this process and those it starts."""
+    """Parse a command line; ``--config`` is put in ``$SIMFLEET_CONFIG`` for the command and the processes it starts."""
     parser = build_parser()
     _autocomplete(parser)
     args = parser.parse_args(argv)  # argparse's own errors exit here with status 2
@@ -138,6 +138,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code (see ``docs/errors.md``)."""
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    config = os.environ.get(CONFIG_ENV)
     try:
         args = parse(argv)
         code: int = args.handler(args)
@@ -179,6 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if config is None:  # --config held for this command only (main may be called again in the same process)
+            os.environ.pop(CONFIG_ENV, None)
+        else:
+            os.environ[CONFIG_ENV] = config
     return code
 
 

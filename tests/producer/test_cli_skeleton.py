@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from simfleet.producer.cli import build_parser, main
+from simfleet.shared.settings import CONFIG_ENV
 from tests.conftest import free_port
 
 SIMFLEET = Path(sys.executable).with_name("simfleet")
@@ -110,6 +111,16 @@ def test_a_bad_settings_file_given_with_config_is_named_with_its_key(tmp_path: P
     done = run("fleet", "status", "--config", str(settings), cwd=tmp_path)
     assert done.returncode == 2
     assert "typo.yaml" in done.stderr and "brokr_url" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_config_holds_for_one_command_of_a_process(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    settings = tmp_path / "typo.yaml"
+    settings.write_text("brokr_url: redis://127.0.0.1:6379/0\n")
+    assert main(["job", "list", "--config", str(settings)]) == 2
+    assert "typo.yaml" in capsys.readouterr().err
+    assert CONFIG_ENV not in os.environ  # the next call of main in this process reads its own settings again
 
 
 def test_every_option_argument_and_command_has_help() -> None:
