@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's global activation looks for this mark in the first bytes of the module)
 """The ``simfleet`` command line.
 
 Each command family lives in its own module with a ``register(subparsers)`` function that adds its parser and sets
