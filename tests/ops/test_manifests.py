@@ -317,9 +317,6 @@ def simfleet_commands() -> list[tuple[str, list[str]]]:
 
 @pytest.mark.parametrize(("workload", "argv"), simfleet_commands(), ids=lambda value: str(value)[:40])
 def test_every_simfleet_command_is_a_real_entry_point(workload: str, argv: list[str]) -> None:
-    from tests.ops.test_compose import require_command
-
-    require_command(argv[1])
     args = build_parser().parse_args(argv[1:])
     assert callable(args.handler)
 

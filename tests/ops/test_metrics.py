@@ -206,7 +206,8 @@ def test_jobs_checkpoints_and_a_takeover_are_counted(fleet, fleet_settings, star
 
 def test_metrics_ask_for_the_password_when_one_is_set(redis_server, tmp_path):
     config = tmp_path / "fleet.yaml"
-    config.write_text(settings_text(redis_server, tmp_path) + "metrics: {user: scraper, password: s3cret}\n")
+    text = settings_text(redis_server, tmp_path).replace("metrics: {", "metrics: {user: scraper, password: s3cret, ")
+    config.write_text(text)
     served = Exporter(str(config), tmp_path / "exporter.log", credentials=("scraper", "s3cret"))
     try:
         assert served.get("/metrics")[0] == 401

@@ -59,7 +59,8 @@ def run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_tree_holds_every_family_including_the_worker_side() -> None:
     families = {path[0] for path, _ in ALL if len(path) == 1}
-    assert families == {"des", "lifecycle", "study", "job", "checkpoint", "db", "worker", "watchdog", "fleet"}
+    assert families == {"des", "lifecycle", "study", "job", "checkpoint", "db", "worker", "watchdog", "fleet", "flower",
+                        "exporter"}  # fmt: skip
     assert ("fleet", "up") in LEAVES and ("des", "run") in LEAVES
 
 
