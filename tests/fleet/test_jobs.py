@@ -145,7 +145,7 @@ def test_job_status_and_list_give_one_day_and_the_checkpointed_day_beside_it(fle
     jobs.create(spec("lc-days", days=3650, chunk_days=365))
     jobs.claim("lc-days", "gpu-a", "simfleet.worker.gpu-a", epoch=0, seq=0)
     running = StageProgress(job_id="lc-days", stage="execute", day=500, days=3650, airframes=279, percent=13.7,
-                            days_per_s=20_000.0, rss_mb=100.0, device_memory_mb=None, worker="gpu-a", pid=1)  # fmt: skip
+                            days_per_s=2e4, rss_mb=100.0, device_memory_mb=None, worker="gpu-a", pid=1)  # fmt: skip
     jobs.update("lc-days", 0, state="running", day=365, progress=running)  # mid-chunk: checkpointed at 365, at 500
     status = shown("job", "status", "lc-days")
     assert (status["day"], status["progress"]["day"], status["checkpointed_day"]) == (500, 500, 365)
