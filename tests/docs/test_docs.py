@@ -234,6 +234,7 @@ def run_block(scratch: Scratch, block: Block) -> str:
     return ""
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_every_command_and_code_block_runs_as_shown(scratch: Scratch) -> None:
     failures = []
