@@ -5,7 +5,6 @@ info string is its language; a fence without one is refused, so every block says
 on the line right before the fence gives the block's directives, separated by ``;``:
 
 - ``<!-- docs-test: needs fleet -->``: the local fleet is up when the block runs;
-- ``<!-- docs-test: own fleet -->``: the block starts and stops a fleet itself (it gets settings of its own);
 - ``<!-- docs-test: exit N -->``: the block ends with exit status N (default 0);
 - ``<!-- docs-test: output -->`` (before a ``text`` block): what the runnable block before it prints;
 - ``<!-- docs-test: skip REASON -->``: not run, for the reason given (listed by the test).
@@ -20,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 RUN_LANGUAGES = {"sh": "sh", "bash": "sh", "python": "python"}
 SHOWN_LANGUAGES = {"text", "yaml", "json", "toml", "sql", "ini", "dockerfile", "promql", "csv", "diff"}
-DIRECTIVES = ("needs fleet", "own fleet", "exit", "output", "skip")
+DIRECTIVES = ("needs fleet", "exit", "output", "skip")
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>```+)(?P<info>[^`]*)$")
 _DIRECTIVE = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<body>.*?)\s*-->\s*$")
@@ -40,7 +39,6 @@ class Block:
         language: the first word of the info string.
         text: its content, with the fence's indentation removed.
         needs_fleet: the local fleet must be up.
-        own_fleet: the block runs a fleet of its own.
         exit_code: the exit status expected.
         output: this is the shown output of the runnable block before it.
         skip: why it is not run (empty: it is run if its language is a run language).
@@ -52,7 +50,6 @@ class Block:
     language: str
     text: str
     needs_fleet: bool = False
-    own_fleet: bool = False
     exit_code: int = 0
     output: bool = False
     skip: str = ""
@@ -81,7 +78,7 @@ def documents() -> list[Path]:
 
 def _directives(block: Block, body: str) -> None:
     for part in (p.strip() for p in body.split(";")):
-        if part in ("needs fleet", "own fleet", "output"):
+        if part in ("needs fleet", "output"):
             setattr(block, part.replace(" ", "_"), True)
         elif re.fullmatch(r"exit \d{1,3}", part):
             block.exit_code = int(part.split()[1])

@@ -16,8 +16,7 @@ block is rewritten to the port in use), so the test can run beside other fleets.
 
 The fleet. A block marked ``<!-- docs-test: needs fleet -->`` (an HTML comment on the line before the fence) runs with
 the local fleet up: the first such block starts it (``simfleet fleet up`` in the scratch copy) and it stays up until
-the end. A block marked ``<!-- docs-test: own fleet -->`` starts and stops a fleet itself (``fleet up`` ... ``fleet
-down``): it gets ports and a run folder of its own, and its fleet is stopped after it whatever happens.
+the end (so a block shows ``fleet up`` and ``fleet down`` in its text, not in its commands).
 
 What is checked. Each block exits 0, or N where marked ``<!-- docs-test: exit N -->``. A ```text block marked
 ``<!-- docs-test: output -->`` right after a runnable block is that block's output: each of its lines (``...`` lines
@@ -61,30 +60,17 @@ ALL_BLOCKS = [block for path in documents() for block in read_blocks(path, UNREA
 # ------------------------------------------------------------------------------------------ the scratch checkout
 
 
-def port_keys(settings: Any, prefix: str = "") -> dict[str, int]:
-    """Every TCP port in the settings (``flower.port``, ``local_fleet.redis_port``, ...), by dotted key."""
-    found: dict[str, int] = {}
-    for item in dataclasses.fields(settings):
-        value = getattr(settings, item.name)
-        key = f"{prefix}{item.name}"
-        if dataclasses.is_dataclass(value):
-            found.update(port_keys(value, f"{key}."))
-        elif isinstance(value, int) and not isinstance(value, bool) and re.search(r"(^|_)port$", item.name):
-            found[key] = value
-    return found
+LOCAL_ADDRESS = re.compile(r"(127\.0\.0\.1|localhost):(\d+)\b")
 
 
-def url_keys(settings: Any, prefix: str = "") -> dict[str, str]:
-    """Every string setting that names a local address with a port (``redis://:pw@127.0.0.1:6390/0``, ...)."""
-    found: dict[str, str] = {}
+def settings_leaves(settings: Any, prefix: str = "") -> Iterator[tuple[str, str, Any]]:
+    """Every value of the settings: its dotted key, its own name and the value."""
     for item in dataclasses.fields(settings):
         value = getattr(settings, item.name)
-        key = f"{prefix}{item.name}"
         if dataclasses.is_dataclass(value):
-            found.update(url_keys(value, f"{key}."))
-        elif isinstance(value, str) and re.search(r"(127\.0\.0\.1|localhost):\d+", value):
-            found[key] = value
-    return found
+            yield from settings_leaves(value, f"{prefix}{item.name}.")
+        else:
+            yield f"{prefix}{item.name}", item.name, value
 
 
 def env_name(key: str) -> str:
@@ -92,52 +78,53 @@ def env_name(key: str) -> str:
 
 
 class Placement:
-    """Free ports for every port of the shipped settings, as ``SIMFLEET_...`` overrides and a text rewrite."""
+    """Free ports for every port of the shipped settings, as ``SIMFLEET_...`` overrides and a text rewrite.
 
-    def __init__(self, shipped: Settings, run_dir: str | None = None) -> None:
-        self.run_dir = run_dir or shipped.local_fleet.run_dir
-        self.moved = {port: free_port() for port in set(port_keys(shipped).values())}
-        self.env = {env_name(key): str(self.moved[port]) for key, port in port_keys(shipped).items()}
-        for key, url in url_keys(shipped).items():
-            self.env[env_name(key)] = self.rewrite(url)
-        if run_dir is not None:
-            self.env[env_name("local_fleet.run_dir")] = run_dir
+    A port is an integer setting named ``port`` or ``*_port`` (``flower.port``, ``local_fleet.redis_port``, and
+    any added later); a string setting naming a local address (``redis://:pw@127.0.0.1:6390/0``) is rewritten.
+    """
+
+    def __init__(self, shipped: Settings) -> None:
+        self.run_dir = shipped.local_fleet.run_dir
+        ports = {key: value for key, name, value in settings_leaves(shipped)
+                 if type(value) is int and re.search(r"(^|_)port$", name)}  # fmt: skip
+        self.moved = {port: free_port() for port in set(ports.values())}
+        self.env = {env_name(key): str(self.moved[port]) for key, port in ports.items()}
+        for key, _, value in settings_leaves(shipped):
+            if isinstance(value, str) and LOCAL_ADDRESS.search(value):
+                self.env[env_name(key)] = self.rewrite(value)
 
     def rewrite(self, text: str) -> str:
         """``127.0.0.1:5555`` (or ``localhost:5555``) becomes the moved port."""
-        return re.sub(r"(127\.0\.0\.1|localhost):(\d+)\b",
-                      lambda m: f"{m.group(1)}:{self.moved.get(int(m.group(2)), int(m.group(2)))}", text)  # fmt: skip
+        return LOCAL_ADDRESS.sub(lambda m: f"{m.group(1)}:{self.moved.get(int(m.group(2)), int(m.group(2)))}", text)
 
 
 @dataclasses.dataclass
 class Scratch:
-    """The scratch checkout where blocks run, its environment and its fleets."""
+    """The scratch checkout where blocks run, its environment and its fleet."""
 
     root: Path
     blocks_dir: Path
-    base_env: dict[str, str]
-    shared: Placement
+    env: dict[str, str]
+    placement: Placement
     fleet_up: bool = False
 
-    def env(self, placement: Placement) -> dict[str, str]:
-        return {**self.base_env, **placement.env}
-
-    def simfleet(self, placement: Placement, *args: str) -> subprocess.CompletedProcess[str]:
+    def simfleet(self, *args: str) -> subprocess.CompletedProcess[str]:
         command = [str(self.root / ".venv" / "bin" / "simfleet"), *args]
-        return subprocess.run(command, cwd=self.root, env=self.env(placement), capture_output=True, text=True,
+        return subprocess.run(command, cwd=self.root, env=self.env, capture_output=True, text=True,
                               timeout=HANG_GUARD_S)  # fmt: skip
 
     def start_fleet(self) -> None:
         if not self.fleet_up:
-            up = self.simfleet(self.shared, "fleet", "up")
+            up = self.simfleet("fleet", "up")
             assert up.returncode == 0, f"simfleet fleet up failed for the docs' blocks:\n{up.stdout}\n{up.stderr}"
             self.fleet_up = True
 
-    def stop_fleet(self, placement: Placement) -> None:
+    def stop_fleet(self) -> None:
         """``fleet down``; if it leaves processes recorded, end them (they are this test's)."""
-        state = self.root / placement.run_dir / "fleet.json"
-        print(f"{placement.run_dir}: the fleet's processes used {fleet_cpu_s(state):.1f} s CPU")
-        self.simfleet(placement, "fleet", "down")
+        state = self.root / self.placement.run_dir / "fleet.json"
+        print(f"{self.placement.run_dir}: the fleet's processes used {fleet_cpu_s(state):.1f} s CPU")
+        self.simfleet("fleet", "down")
         if state.exists():
             for process in json.loads(state.read_text()).get("processes", []):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -178,14 +165,14 @@ def scratch(tmp_path: Path) -> Iterator[Scratch]:
             (root / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
     venv_link(root)
     (root / "runs").mkdir()
-    base_env = {name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)}
-    base_env.update(TMPDIR=str(tmp_path), COLUMNS="120")
-    shipped = load_settings(ROOT / "config" / "fleet.yaml", env={})
+    placement = Placement(load_settings(ROOT / "config" / "fleet.yaml", env={}))
+    env = {name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)}
+    env.update(placement.env, TMPDIR=str(tmp_path), COLUMNS="120")
     (tmp_path / "blocks").mkdir()
-    made = Scratch(root, tmp_path / "blocks", base_env, Placement(shipped))
+    made = Scratch(root, tmp_path / "blocks", env, placement)
     yield made
     if made.fleet_up:
-        made.stop_fleet(made.shared)
+        made.stop_fleet()
 
 
 # ---------------------------------------------------------------------------------------------------- running
@@ -199,12 +186,9 @@ def children_cpu_s() -> float:
 
 def run_block(scratch: Scratch, block: Block) -> str:
     """Run one block; return what went wrong (empty when it ran as shown)."""
-    placement = scratch.shared
     if block.needs_fleet:
         scratch.start_fleet()
-    if block.own_fleet:
-        placement = Placement(load_settings(ROOT / "config" / "fleet.yaml", env={}), run_dir="runs/fleet-own")
-    text = placement.rewrite(block.text)
+    text = scratch.placement.rewrite(block.text)
     if block.language == "python":
         script = scratch.blocks_dir / f"{block.doc.replace('/', '_')}-{block.line}.py"
         script.write_text(text)
@@ -213,13 +197,10 @@ def run_block(scratch: Scratch, block: Block) -> str:
         command = ["bash", "-e", "-o", "pipefail", "-c", text]
     started, cpu = time.monotonic(), children_cpu_s()
     try:
-        done = subprocess.run(command, cwd=scratch.root, env=scratch.env(placement), capture_output=True, text=True,
+        done = subprocess.run(command, cwd=scratch.root, env=scratch.env, capture_output=True, text=True,
                               timeout=HANG_GUARD_S, stdin=subprocess.DEVNULL)  # fmt: skip
     except subprocess.TimeoutExpired:
         return f"still running after {HANG_GUARD_S} s"
-    finally:
-        if block.own_fleet:
-            scratch.stop_fleet(placement)
     printed = done.stdout + done.stderr
     print(f"{block.where:<32} {block.language:<7} exit {done.returncode}  {time.monotonic() - started:5.1f} s, "
           f"{children_cpu_s() - cpu:5.1f} s CPU")  # fmt: skip
@@ -259,7 +240,7 @@ def test_every_block_is_run_or_says_why_not(block: Block) -> None:
         assert syntax.returncode == 0, f"{block.where}: not shell syntax: {syntax.stderr}"
     elif block.named_query:
         assert block.doc == "docs/bi.md", f"{block.where}: named queries belong in docs/bi.md, which test_bi runs"
-    assert not (block.needs_fleet or block.own_fleet or block.exit_code) or block.runs, (
+    assert not (block.needs_fleet or block.exit_code) or block.runs, (
         f"{block.where}: a fleet or exit directive on a block that is not run"
     )
 
