@@ -17,7 +17,9 @@ def register(families: Any) -> None:
     """Add the ``fleet`` command family."""
     parser: argparse.ArgumentParser = families.add_parser("fleet", help="start, inspect and stop the fleet")
     commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
-    up = commands.add_parser("up", help="start a local fleet (Redis, CPU and GPU workers, Flower) in the background")
+    up = commands.add_parser(
+        "up", help="start a local fleet (Redis, CPU and GPU workers, Flower, the exporter) in the background"
+    )
     up.add_argument(
         "--cpu-workers", type=non_negative_int, help="CPU worker processes (default: local_fleet.cpu_workers)"
     )
@@ -26,6 +28,7 @@ def register(families: Any) -> None:
     )
     up.add_argument("--concurrency", type=positive_int, help="pool processes per worker (default: one per core)")
     up.add_argument("--no-flower", action="store_true", help="do not start Flower")
+    up.add_argument("--no-exporter", action="store_true", help="do not start the Prometheus exporter")
     up.set_defaults(handler=_up)
     down = commands.add_parser("down", help="stop exactly the processes 'fleet up' started")
     down.set_defaults(handler=_down)
@@ -41,12 +44,16 @@ def _up(args: argparse.Namespace) -> int:
         cpu_workers=args.cpu_workers,
         gpu_workers=args.gpu_workers,
         flower=False if args.no_flower else None,
+        exporter=False if args.no_exporter else None,
         concurrency=args.concurrency,
     )
     for process in fleet.describe()["processes"]:
         print(f"  {process['name']:<14} pid {process['pid']:<8} log {process['log']}")
     if not args.no_flower and settings.local_fleet.flower:
         print(f"Flower: {fleet.flower_url} (user {settings.flower.user})")
+    if not args.no_exporter and settings.local_fleet.exporter:
+        print(f"metrics: {fleet.metrics_url} (Prometheus; ops/prometheus/prometheus.yml scrapes it)")
+    print(f"passwords: {fleet.secrets_file} (readable only by you) unless your settings give them")
     print("fleet is up; stop it with 'simfleet fleet down'")
     return 0
 
@@ -83,4 +90,6 @@ def _status(args: argparse.Namespace) -> int:
         for p in local["processes"]:
             print(f"  {p['name']:<14} pid {p['pid']:<8} {'alive' if p['alive'] else 'DEAD'}  {p['log']}")
         print(f"Flower: {local['flower_url']}")
+        print(f"metrics: {local['metrics_url']}")
+        print(f"passwords: {local['secrets_file']}")
     return 0

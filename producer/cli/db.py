@@ -1,4 +1,4 @@
-"""``simfleet db init|fields|import-inputs``: the ClickHouse schema, its field_id dictionary, and inputs by version."""
+"""``simfleet db init|fields|import-inputs|query``: the schema, its field_id dictionary, inputs by version, SQL."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from simfleet.shared.clickhouse.client import ClickHouse
 from simfleet.shared.clickhouse.field_ids import DICTIONARY_TABLE
 from simfleet.shared.clickhouse.migrations import open_db
 from simfleet.shared.clickhouse.schema import VERSION_COLUMNS
+from simfleet.shared.settings import load_settings
 
 VERSION_ID_MAX = int(next(c.high for c in VERSION_COLUMNS if c.name == "version_id") or 0)
 """The largest ``--version-id``: what the schema's ``version_id`` column (``UInt32``) holds."""
@@ -33,6 +34,13 @@ def register(families: Any) -> None:
     load.add_argument("--version-id", type=bounded_int(0, VERSION_ID_MAX), required=True,
                       help=f"version number within the inputs' version_date, 0..{VERSION_ID_MAX}")  # fmt: skip
     load.set_defaults(handler=_import)
+    query = commands.add_parser("query", help="run one read-only SQL query (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN)",
+                                description="Run one read-only SQL statement against the configured ClickHouse; "
+                                "unqualified tables are the simfleet database's.")  # fmt: skip
+    query.add_argument("sql", metavar="SQL", help="the statement, e.g. \"SELECT count() FROM mp2_daily\"")
+    query.add_argument("--format", choices=("table", "csv", "tsv", "json"), default="table",
+                       help="how the answer is printed (default: an aligned table)")  # fmt: skip
+    query.set_defaults(handler=_query)
 
 
 def connect(args: argparse.Namespace) -> ClickHouse:
@@ -74,4 +82,17 @@ def _import(args: argparse.Namespace) -> int:
         reports = import_inputs(ch, inputs, args.version_id)
     for report in reports:
         print(f"{report.table}: {report.rows} rows (version {inputs.version_date}, {args.version_id})")
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    from simfleet.producer.query import format_rows, read_only_statement, run_query
+    from simfleet.shared.clickhouse.client import parse_dsn
+
+    read_only_statement(args.sql)  # before connecting: a refused statement never waits on ClickHouse
+    if args.dsn is not None:
+        parse_dsn(args.dsn, key="--dsn")
+    with ClickHouse(args.dsn or load_settings().clickhouse_dsn) as ch:
+        columns, rows = run_query(ch, args.sql)
+    print(format_rows(columns, rows, args.format))
     return 0

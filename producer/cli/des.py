@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import sys
 import uuid
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from simfleet.producer.cli.options import (
     seed_int,
     work_interrupted,
 )
-from simfleet.producer.report import json_text, sla_table, study_table, validation_table
+from simfleet.producer.report import json_text, sla_table, study_table, sweep_table, validation_table
 from simfleet.producer.sla import Evaluator, SlaResult, search_sla
 from simfleet.shared.errors import ConfigError, printable
 from simfleet.shared.messages import to_wire
@@ -35,6 +34,7 @@ from simfleet.worker.des.scenario import METRICS, Scenario, load_scenario
 from simfleet.worker.des.validation import run_validation
 
 if TYPE_CHECKING:
+    from simfleet.producer.progress import StepProgress
     from simfleet.producer.rate_sweep import SweepResult
 
 
@@ -206,11 +206,10 @@ def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: in
             if progress.state == "reconnecting":
                 bar.update(progress.percent, "the fleet's Redis is unreachable: reconnecting (the study goes on)")
                 return
-            bar.update(
-                progress.percent,
-                f"{progress.done}/{progress.total} done, {len(progress.running)} running, "
-                f"{progress.events_per_s / 1e3:.0f}k events/s",
-            )
+            label = f"{progress.done}/{progress.total} replications done, {len(progress.running)} running"
+            if progress.events_per_s > 0:
+                label += f", {progress.events_per_s / 1e3:.0f}k events/s"
+            bar.update(progress.percent, label)
 
         try:
             result = study.wait(timeout=args.timeout, on_progress=show)
@@ -248,12 +247,17 @@ def _sla(args: argparse.Namespace) -> int:
             "give --request-type and --threshold, or an sla block in the scenario", source=str(args.scenario)
         )
     _check_request_type(scenario, args.request_type)
+    from simfleet.producer.progress import StepProgress
+
+    mix = args.mix or (spec is not None and spec.scale == "mix")
+    progress = StepProgress(None, after_s=0.0 if args.fleet else 2.0)
     try:
         with _staged(args.out, "--out", "folder", SLA_OUTPUTS) as staging:
-            fleet, evaluate = _evaluator(args)
+            fleet, evaluate = _evaluator(args, progress, _rate_label(None if mix else request_type))
             try:
                 result = _search(args, scenario, evaluate, request_type, threshold)
             finally:
+                progress.close()
                 if fleet is not None:
                     fleet.close()
             if args.json:
@@ -298,30 +302,58 @@ def write_sla_outputs(result: SlaResult, out: Path) -> list[Path]:
     return [out / "probes.json", out / "probes.csv", plot_sla_search(result, out / "sla_search.png")]
 
 
-def _evaluator(args: argparse.Namespace) -> tuple[Any, Evaluator]:
-    """The fleet (to close afterwards) and an evaluator: on the fleet with --fleet, else the local pool."""
+def _evaluator(args: argparse.Namespace, progress: StepProgress, rate_of: Any) -> tuple[Any, Evaluator]:
+    """The fleet (to close afterwards) and an evaluator: on the fleet with --fleet, else the local pool.
+
+    Each evaluation is a step of ``progress``, named by ``rate_of(probe)``, with its replications' progress.
+    """
     if args.fleet:
         from simfleet.producer.fleet.client import Fleet
 
         fleet = Fleet.from_settings()
-        return fleet, fleet.evaluator(priority=args.priority, timeout_s=args.timeout)
+
+        def show(study: Any) -> None:
+            progress.update(study.percent / 100.0, f"{study.done}/{study.total} replications done")
+
+        on_fleet = fleet.evaluator(priority=args.priority, timeout_s=args.timeout, on_progress=show)
+
+        def evaluate_on_fleet(probe: Scenario, replications: int, seed: int) -> list[ReplicationSummary]:
+            progress.begin(rate_of(probe))
+            return on_fleet(probe, replications, seed)
+
+        return fleet, evaluate_on_fleet
     processes = args.processes
 
     def evaluate(probe: Scenario, replications: int, seed: int) -> list[ReplicationSummary]:
-        return run_replications(probe, replications=replications, seed=seed, processes=processes)
+        progress.begin(rate_of(probe))
+        return run_replications(probe, replications=replications, seed=seed, processes=processes,
+                                on_progress=progress.update)  # fmt: skip
 
     return None, evaluate
 
 
+def _rate_label(request_type: str | None) -> Any:
+    """What names a probe on the progress line: the rate of ``request_type``, or of the whole mix (None)."""
+
+    def label(probe: Scenario) -> str:
+        if request_type is None:
+            return f"mix at {sum(t.rate_per_min for t in probe.request_types.values()):.4g} requests/min"
+        return f"{request_type} at {probe.request_types[request_type].rate_per_min:.4g} requests/min"
+
+    return label
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from simfleet.producer.charts import plot_sweep_latency, plot_utilisation_heatmap
+    from simfleet.producer.progress import StepProgress
     from simfleet.producer.rate_sweep import sweep_rates
 
     scenario = load_scenario(args.scenario)
     _check_request_type(scenario, args.request_type)
     out = args.out or Path("runs") / "sweeps" / scenario.name
+    progress = StepProgress(len(args.rates), after_s=0.0 if args.fleet else 2.0)
     with atomic_output(out, flag="--out", owned=SWEEP_OUTPUTS) as staging:
-        fleet, evaluate = _evaluator(args)
+        fleet, evaluate = _evaluator(args, progress, _rate_label(args.request_type))
         try:
             sweep = sweep_rates(
                 scenario,
@@ -332,6 +364,7 @@ def _sweep(args: argparse.Namespace) -> int:
                 request_type=args.request_type,
             )
         finally:
+            progress.close()
             if fleet is not None:
                 fleet.close()
         sweep.write_json(staging / "sweep.json")
@@ -347,26 +380,11 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _print_sweep(sweep: SweepResult, args: argparse.Namespace) -> None:
-    """One line per (rate, request type), or the rows as strict JSON with ``--json``."""
-    figure = "mean_s" if args.metric == "mean" else f"{args.metric}_s"
+    """The sweep's table (:func:`~simfleet.producer.report.sweep_table`), or its rows as strict JSON with ``--json``."""
     if args.json:
         print(json_text(sweep.to_rows()))
         return
-    for row in sweep.to_rows():
-        ci = row[f"{figure}_ci95"]
-        value = "-" if row[figure] is None else f"{row[figure]:.3f}" + (f" ±{ci:.3f}" if ci else "")
-        measured = [
-            (k.removeprefix("utilisation_"), v)
-            for k, v in row.items()
-            if k.startswith("utilisation_") and v is not None and math.isfinite(v)
-        ]
-        busiest = "no utilisation measured"
-        if measured:
-            name, level = max(measured, key=lambda item: item[1])
-            busiest = f"busiest {name} {level:.2f}"
-        stable = "" if row["stable"] else "  UNSTABLE"
-        where = f"{row['rate_per_min']:>10.3f}/min  {row['request_type']:<20}"
-        print(f"{where} {args.metric} {value:<18} {busiest}{stable}")
+    print(sweep_table(sweep, args.metric))
 
 
 def _search(

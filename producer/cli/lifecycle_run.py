@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simfleet.producer.cli.options import bounded_int, positive_int
-from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES, MAX_DAYS, MP2_FOLDERS, STATUSES
+from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES, MAX_DAYS, MP2_FOLDERS
 from simfleet.shared.outputs import atomic_output
 
 if TYPE_CHECKING:
@@ -55,13 +55,10 @@ def _export(args: argparse.Namespace, inputs: Any, report: Any, sink: Any) -> No
 
 
 def print_summary(summary: RunReport | JobSummary) -> None:
-    """The lines a person reads after a run: size, transitions, final status counts, shortfall days, timings."""
-    print(f"{summary.airframes} airframes x {summary.days} days, log {summary.log}")
-    print("transitions: " + ", ".join(f"{k} {v}" for k, v in summary.transitions.items()))
-    counts = summary.status_counts_end.items()
-    print("status at the end: " + ", ".join(f"{k} {STATUSES[int(k)]} {v}" for k, v in counts))
-    print("days with a shortfall: " + ", ".join(f"{k} {v}" for k, v in summary.shortfall_days.items()))
-    print("time: " + ", ".join(f"{k} {v:.3f} s" for k, v in summary.timings_s.items()))
+    """The lines a person reads after a run (:func:`simfleet.producer.report.lifecycle_summary`)."""
+    from simfleet.producer.report import lifecycle_summary
+
+    print(lifecycle_summary(summary))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -83,15 +80,22 @@ def _run_into(args: argparse.Namespace, out: Path | None) -> int:
     sink: Sink = ParquetSink(out) if out else NullSink()
     if args.to_clickhouse:
         sink = TeeSink(sink, MemorySink())
-    report = run_local(
-        inputs,
-        log=args.log,
-        sink=sink,
-        chunk_days=args.chunk_days,
-        backend=args.backend,
-        debug=args.debug,
-        load_s=load_s,
-    )
+    from simfleet.producer.progress import LateProgress
+
+    progress = LateProgress()
+    try:
+        report = run_local(
+            inputs,
+            log=args.log,
+            sink=sink,
+            chunk_days=args.chunk_days,
+            backend=args.backend,
+            debug=args.debug,
+            load_s=load_s,
+            on_progress=progress,
+        )
+    finally:
+        progress.close()
     if args.to_clickhouse:
         _export(args, inputs, report, sink)
     if args.json:

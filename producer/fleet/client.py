@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -216,8 +216,11 @@ class Fleet:
         with self.translate():
             return self.study_records.listed(limit)
 
-    def evaluator(self, priority: str = "normal", timeout_s: float | None = None) -> Evaluator:
+    def evaluator(self, priority: str = "normal", timeout_s: float | None = None,
+                  on_progress: Callable[[StudyProgress], None] | None = None) -> Evaluator:  # fmt: skip
         """An SLA-search evaluator that runs each probe's replications in parallel on the fleet.
+
+        ``on_progress`` (a progress display) is called with each probe's :class:`StudyProgress` while it runs.
 
         Raises:
             ConfigError: an unknown priority, or a timeout that is not a finite number above 0 (or None).
@@ -227,6 +230,8 @@ class Fleet:
 
         def evaluate(scenario: Scenario, replications: int, seed: int) -> list[ReplicationSummary]:
             study = self.run_des(scenario, replications=replications, seed=seed, priority=priority)
+            if on_progress is not None:
+                study.wait(timeout=timeout_s, on_progress=on_progress)
             return study.summaries(timeout=timeout_s)
 
         return evaluate
