@@ -12,6 +12,9 @@
 These commands join the ``simfleet`` command line through the ``simfleet.commands`` entry point (the producer's
 command line knows nothing of the worker side). A worker checks Redis before it starts: an unreachable server or a
 refused password ends it at once with one line, instead of a worker that retries and looks alive.
+
+Registering them imports neither Celery nor the Redis client (``simfleet --help`` stays quick): the handlers import
+what they run.
 """
 
 from __future__ import annotations
@@ -25,11 +28,8 @@ import time
 import uuid
 from typing import Any, NoReturn
 
-from simfleet.shared.celery_app import stage_queues
 from simfleet.shared.flags import bounded_int, positive_float, positive_int
-from simfleet.shared.jobs import worker_queue
-from simfleet.shared.redis_client import check_reachable
-from simfleet.shared.settings import CONFIG_ENV, NODE_ENV, ROLE_ENV, load_settings
+from simfleet.shared.settings import NODE_ENV, ROLE_ENV, load_settings
 
 WORKER_APP = "simfleet.worker.celery_main:app"
 
@@ -59,7 +59,7 @@ def register(families: Any) -> None:
         "--concurrency", type=positive_int, help=f"cpu role: pool processes (default {default_concurrency()})"
     )
     parser.add_argument("--name", help="unique node name (default <role>[device]-<random>@<host>)")
-    parser.add_argument("--loglevel", default="INFO")
+    parser.add_argument("--loglevel", default="INFO", help="log level: DEBUG, INFO, WARNING or ERROR")
     parser.add_argument("--logfile", help="log file (default: standard error)")
     parser.set_defaults(handler=_worker)
     watchdog = families.add_parser("watchdog", help="hand the work of silent workers to the rest of the fleet")
@@ -73,15 +73,10 @@ def register(families: Any) -> None:
         "credentials come from FLOWER_BASIC_AUTH=user:password, the settings (flower.user, flower.password) or the "
         "local fleet's secrets file; never from the command line.",
     )
-    flower.add_argument(
-        "--config", metavar="FILE", help="the settings file (default: $SIMFLEET_CONFIG or config/fleet.yaml)"
-    )
     flower.set_defaults(handler=_flower)
     exporter = families.add_parser(
         "exporter", help="serve the fleet's Prometheus metrics (/metrics, /healthz), read from Redis at each scrape"
     )
-    exporter.add_argument("--config", metavar="FILE", help="the settings file (default $SIMFLEET_CONFIG, else "
-                          "config/fleet.yaml)")  # fmt: skip
     exporter.add_argument("--host", help="address to listen on (default metrics.host, 127.0.0.1)")
     exporter.add_argument("--port", type=bounded_int(0, 65535), help="port to listen on (default metrics.port, 9810; "
                           "0 picks a free one)")  # fmt: skip
@@ -106,6 +101,10 @@ def worker_argv(name: str, concurrency: int, queues: str, max_memory_kb: int, lo
 
 
 def _worker(args: argparse.Namespace) -> NoReturn:
+    from simfleet.shared.celery_app import stage_queues
+    from simfleet.shared.jobs import worker_queue
+    from simfleet.shared.redis_client import check_reachable
+
     settings = load_settings()
     for url in dict.fromkeys((settings.broker_url, settings.result_backend)):
         check_reachable(url)
@@ -131,10 +130,9 @@ def _worker(args: argparse.Namespace) -> NoReturn:
 
 
 def _flower(args: argparse.Namespace) -> int:
+    from simfleet.shared.redis_client import check_reachable
     from simfleet.worker.flower_server import credentials, serve
 
-    if args.config:
-        os.environ[CONFIG_ENV] = os.path.abspath(args.config)  # Flower's Celery app loads the same file
     settings = load_settings()
     credentials(settings)  # refuse before anything starts when no password is configured
     check_reachable(settings.broker_url)
@@ -142,6 +140,7 @@ def _flower(args: argparse.Namespace) -> int:
 
 
 def _watchdog(args: argparse.Namespace) -> int:
+    from simfleet.shared.redis_client import check_reachable
     from simfleet.worker.watchdog import Watchdog
 
     settings = load_settings()
@@ -160,9 +159,10 @@ def _watchdog(args: argparse.Namespace) -> int:
 
 def _exporter(args: argparse.Namespace) -> int:
     from simfleet.shared.errors import FleetUnavailable
+    from simfleet.shared.redis_client import check_reachable
     from simfleet.worker.exporter import serve
 
-    settings = load_settings(args.config)
+    settings = load_settings()
     try:
         check_reachable(settings.result_backend)
     except FleetUnavailable as exc:  # served anyway: simfleet_redis_up says 0 until Redis answers

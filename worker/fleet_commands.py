@@ -8,9 +8,7 @@ import sys
 from typing import Any
 
 from simfleet.shared.flags import non_negative_int, positive_int
-from simfleet.shared.fleet_status import fleet_status
 from simfleet.shared.settings import load_settings
-from simfleet.worker.supervisor import LocalFleet
 
 
 def register(families: Any) -> None:
@@ -33,11 +31,13 @@ def register(families: Any) -> None:
     down = commands.add_parser("down", help="stop exactly the processes 'fleet up' started")
     down.set_defaults(handler=_down)
     status = commands.add_parser("status", help="workers, processes, queues, tasks and throughput")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="print the state as JSON")
     status.set_defaults(handler=_status)
 
 
 def _up(args: argparse.Namespace) -> int:
+    from simfleet.worker.supervisor import LocalFleet
+
     settings = load_settings()
     fleet = LocalFleet(settings)
     fleet.up(
@@ -59,12 +59,17 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
+    from simfleet.worker.supervisor import LocalFleet
+
     stopped = LocalFleet(load_settings()).down()
     print(f"stopped: {', '.join(stopped)}" if stopped else "no local fleet was recorded as up")
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
+    from simfleet.shared.fleet_status import fleet_status
+    from simfleet.worker.supervisor import LocalFleet
+
     settings = load_settings()
     local = LocalFleet(settings).describe()
     state = fleet_status(settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -19,23 +20,20 @@ from simfleet.producer.cli.options import (
     seed_int,
     work_interrupted,
 )
-from simfleet.producer.report import json_text, sla_table, study_table, sweep_table, validation_table
-from simfleet.producer.sla import Evaluator, SlaResult, search_sla
 from simfleet.shared.errors import ConfigError, printable
-from simfleet.shared.messages import to_wire
-from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
-from simfleet.shared.outputs import Kind, atomic_output
 from simfleet.shared.settings import PRIORITIES
-from simfleet.worker.des.aggregate import aggregate
-from simfleet.worker.des.engine import Simulation
-from simfleet.worker.des.limits import MAX_QUANTITY, MAX_REPLICATIONS, MIN_POSITIVE
-from simfleet.worker.des.runner import default_processes, run_replications
-from simfleet.worker.des.scenario import METRICS, Scenario, load_scenario
-from simfleet.worker.des.validation import run_validation
+from simfleet.worker.des.limits import MAX_QUANTITY, MAX_REPLICATIONS, METRICS, MIN_POSITIVE
 
 if TYPE_CHECKING:
     from simfleet.producer.progress import StepProgress
     from simfleet.producer.rate_sweep import SweepResult
+    from simfleet.producer.sla import Evaluator, SlaResult
+    from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
+    from simfleet.shared.outputs import Kind
+    from simfleet.worker.des.scenario import Scenario
+
+# The engine, the statistics and the plots are imported by the commands that run them (inside the handlers), so that
+# ``simfleet --help`` and the fleet's status commands start without scipy, networkx or matplotlib.
 
 
 SLA_OUTPUTS = ("probes.json", "probes.csv", "sla_search.png")
@@ -61,12 +59,11 @@ def register(families: Any) -> None:
     commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
 
     run = commands.add_parser("run", help="run a scenario's replications locally, one process per core")
-    run.add_argument("scenario", type=Path)
+    run.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
     run.add_argument("--replications", type=replications_int, help="replications (default: the scenario's)")
     run.add_argument("--seed", type=seed_int, help="study seed (default: the scenario's)")
-    run.add_argument(
-        "--processes", type=processes_int, help=f"worker processes (default: one per core, {default_processes()})"
-    )
+    cores = max(1, os.cpu_count() or 1)
+    run.add_argument("--processes", type=processes_int, help=f"worker processes (default: one per core, {cores})")
     run.add_argument("--trace", type=Path, help="write replication 0's event trace to this file, one line per event")
     run.add_argument("--json", action="store_true", help="print the aggregate as JSON")
     run.add_argument(
@@ -79,35 +76,35 @@ def register(families: Any) -> None:
     validate.add_argument(
         "--scale", type=scale_float, default=1.0, help="horizon factor of the statistical cases (0.001 to 100)"
     )
-    validate.add_argument("--json", action="store_true")
+    validate.add_argument("--json", action="store_true", help="print the table's rows as JSON")
     validate.set_defaults(handler=_validate)
 
     sla = commands.add_parser("sla", help="largest arrival rate meeting an SLA")
-    sla.add_argument("scenario", type=Path)
+    sla.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
     sla.add_argument("--request-type", help="the type whose latency is the SLA (default: the scenario's sla block)")
-    sla.add_argument("--metric", choices=METRICS)
+    sla.add_argument("--metric", choices=METRICS, help="the latency the SLA bounds (default: the sla block's or p95)")
     sla.add_argument("--threshold", type=positive_float, help="seconds")
     sla.add_argument("--replications", type=replications_int, help="replications per probe")
     sla.add_argument("--rel-tol", type=fraction, help="relative bracket width to reach (default 0.01)")
     sla.add_argument("--mix", action="store_true", help="scale every type's rate at fixed shares, not one type's")
-    sla.add_argument("--seed", type=seed_int)
-    sla.add_argument("--processes", type=processes_int)
-    sla.add_argument("--json", action="store_true")
+    sla.add_argument("--seed", type=seed_int, help="study seed of every probe (default: the scenario's)")
+    sla.add_argument("--processes", type=processes_int, help="local worker processes (default: one per core)")
+    sla.add_argument("--json", action="store_true", help="print the search and its probes as JSON")
     sla.add_argument("--out", type=Path, help="also write probes.json, probes.csv and sla_search.png here")
     _fleet_options(sla)
     sla.set_defaults(handler=_sla)
 
     sweep = commands.add_parser("sweep", help="the forward question at several arrival rates, with plots")
-    sweep.add_argument("scenario", type=Path)
+    sweep.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
     sweep.add_argument("--rates", type=rate_float, nargs="+", required=True, help="arrival rates, requests/min")
     sweep.add_argument("--request-type", help="scale only this type's rate (default: the whole mix at fixed shares)")
     sweep.add_argument("--metric", choices=METRICS, default="p95", help="latency metric to plot")
     sweep.add_argument("--threshold", type=positive_float, help="SLA line on the plot, seconds")
     sweep.add_argument("--replications", type=replications_int, help="replications per rate (default: the scenario's)")
-    sweep.add_argument("--seed", type=seed_int)
-    sweep.add_argument("--processes", type=processes_int)
+    sweep.add_argument("--seed", type=seed_int, help="study seed of every rate (default: the scenario's)")
+    sweep.add_argument("--processes", type=processes_int, help="local worker processes (default: one per core)")
     sweep.add_argument("--out", type=Path, help="output folder (default runs/sweeps/<scenario>)")
-    sweep.add_argument("--json", action="store_true")
+    sweep.add_argument("--json", action="store_true", help="print the rows as JSON")
     _fleet_options(sweep)
     sweep.set_defaults(handler=_sweep)
 
@@ -121,6 +118,9 @@ def _fleet_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from simfleet.worker.des.aggregate import aggregate
+    from simfleet.worker.des.scenario import load_scenario
+
     scenario = load_scenario(args.scenario)
     replications = scenario.replications if args.replications is None else args.replications
     seed = scenario.seed if args.seed is None else args.seed
@@ -140,6 +140,9 @@ def _run_locally(
     args: argparse.Namespace, scenario: Scenario, replications: int, seed: int, trace_path: Path | None
 ) -> list[ReplicationSummary]:
     """Every replication; replication 0 in this process when its trace is written to ``trace_path``."""
+    from simfleet.worker.des.engine import Simulation
+    from simfleet.worker.des.runner import run_replications
+
     summaries: list[ReplicationSummary] = []
     first = 0
     if trace_path is not None:
@@ -163,6 +166,8 @@ def _run_locally(
 @contextlib.contextmanager
 def _staged(path: Path | None, flag: str, kind: Kind, owned: tuple[str, ...] = ()) -> Iterator[Path | None]:
     """:func:`atomic_output` for an optional output (``None`` yields ``None``)."""
+    from simfleet.shared.outputs import atomic_output
+
     if path is None:
         yield None
         return
@@ -184,6 +189,9 @@ def _to_clickhouse(
 
 
 def _print_study(result: StudyAggregate, as_json: bool) -> None:
+    from simfleet.producer.report import json_text, study_table
+    from simfleet.shared.messages import to_wire
+
     if as_json:
         print(json_text(to_wire(result)))
     else:
@@ -229,6 +237,9 @@ def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: in
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from simfleet.producer.report import json_text, validation_table
+    from simfleet.worker.des.validation import run_validation
+
     rows = run_validation(args.scale)
     if args.json:
         print(json_text([r.to_dict() for r in rows]))
@@ -238,6 +249,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _sla(args: argparse.Namespace) -> int:
+    from simfleet.producer.report import json_text, sla_table
+    from simfleet.worker.des.scenario import load_scenario
+
     scenario = load_scenario(args.scenario)
     spec = scenario.sla
     request_type = args.request_type or (spec.request_type if spec else None)
@@ -295,6 +309,7 @@ def write_sla_outputs(result: SlaResult, out: Path) -> list[Path]:
     """``probes.json``, ``probes.csv`` and ``sla_search.png`` of an SLA search in ``out``."""
     from simfleet.producer.charts import plot_sla_search
     from simfleet.producer.rate_sweep import sla_rows, write_rows_csv
+    from simfleet.producer.report import json_text
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "probes.json").write_text(json_text(result.to_dict()) + "\n")
@@ -307,6 +322,8 @@ def _evaluator(args: argparse.Namespace, progress: StepProgress, rate_of: Any) -
 
     Each evaluation is a step of ``progress``, named by ``rate_of(probe)``, with its replications' progress.
     """
+    from simfleet.worker.des.runner import run_replications
+
     if args.fleet:
         from simfleet.producer.fleet.client import Fleet
 
@@ -347,6 +364,8 @@ def _sweep(args: argparse.Namespace) -> int:
     from simfleet.producer.charts import plot_sweep_latency, plot_utilisation_heatmap
     from simfleet.producer.progress import StepProgress
     from simfleet.producer.rate_sweep import sweep_rates
+    from simfleet.shared.outputs import atomic_output
+    from simfleet.worker.des.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
     _check_request_type(scenario, args.request_type)
@@ -381,6 +400,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _print_sweep(sweep: SweepResult, args: argparse.Namespace) -> None:
     """The sweep's table (:func:`~simfleet.producer.report.sweep_table`), or its rows as strict JSON with ``--json``."""
+    from simfleet.producer.report import json_text, sweep_table
+
     if args.json:
         print(json_text(sweep.to_rows()))
         return
@@ -390,6 +411,8 @@ def _print_sweep(sweep: SweepResult, args: argparse.Namespace) -> None:
 def _search(
     args: argparse.Namespace, scenario: Scenario, evaluate: Evaluator, request_type: str, threshold: float
 ) -> SlaResult:
+    from simfleet.producer.sla import search_sla
+
     spec = scenario.sla
     return search_sla(
         scenario,

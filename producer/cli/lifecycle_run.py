@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from simfleet.producer.cli.options import bounded_int, positive_int
 from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES, MAX_DAYS, MP2_FOLDERS
-from simfleet.shared.outputs import atomic_output
 
 if TYPE_CHECKING:
     from simfleet.shared.messages.lifecycle import JobSummary
@@ -28,7 +27,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--chunk-days", type=positive_int, default=365, help="days per MP2 chunk handed to the sink")
     parser.add_argument("--backend", choices=BACKENDS, default="numpy", help="the lifecycle backend (default numpy)")
     parser.add_argument("--debug", action="store_true", help="check every invariant after each day")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the run's report as JSON")
     parser.add_argument("--to-clickhouse", action="store_true", help="also write MP2 to ClickHouse (clickhouse_dsn)")
     parser.add_argument("--job-id", help="MP2 partition in ClickHouse (default: local-<version_date>-<random>)")
     parser.set_defaults(handler=_run)
@@ -62,6 +61,8 @@ def print_summary(summary: RunReport | JobSummary) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from simfleet.shared.outputs import atomic_output
+
     if not args.out:
         return _run_into(args, None)
     # The place is checked and staged before the inputs are even read; MP2 appears whole at the end or not at all.
