@@ -93,7 +93,7 @@ def _import(args: argparse.Namespace) -> int:
 
 def _query(args: argparse.Namespace) -> int:
     from simfleet.producer.query import format_rows, read_only_statement, run_query
-    from simfleet.shared.clickhouse.client import parse_dsn
+    from simfleet.shared.clickhouse.client import ClickHouse, parse_dsn
 
     read_only_statement(args.sql)  # before connecting: a refused statement never waits on ClickHouse
     if args.dsn is not None:
