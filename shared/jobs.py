@@ -134,13 +134,14 @@ end
 return epoch
 """
 
-# KEYS[1] job hash, KEYS[2] the fleet's counters; ARGV: the owner seen dead. Bumps the epoch, clears the owner and
-# counts a takeover. Returns the new epoch, or -1 if the owner changed meanwhile.
+# KEYS[1] job hash, KEYS[2] the fleet's counters; ARGV: the owner seen dead. Bumps the epoch, clears the owner and its
+# last figures (the dead owner's day may be past the checkpoint the next owner restores) and counts a takeover.
+# Returns the new epoch, or -1 if the owner changed meanwhile.
 _RELEASE = """
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return -1 end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'done' or state == 'failed' or state == 'cancelled' then return -1 end
-redis.call('HDEL', KEYS[1], 'owner', 'owner_queue')
+redis.call('HDEL', KEYS[1], 'owner', 'owner_queue', 'progress')
 redis.call('HINCRBY', KEYS[2], 'takeovers:lifecycle_job', 1)
 return redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 """
@@ -150,6 +151,17 @@ def _text(value: bytes | str | None) -> str:
     if value is None:
         return ""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def simulated_day(checkpointed: int, progress: StageProgress | None) -> int:
+    """The day a job has reached: its running stage's last report when that is past its last checkpoint.
+
+    A job has two days: ``day`` in its record (simulated and checkpointed, where a takeover resumes) and the day of
+    its owner's last PROGRESS report, which runs ahead of it while a chunk executes. Every view of a job (``job
+    status``, ``job list``, ``fleet status``, progress bars) shows this one as *the* day, and the checkpointed day
+    beside it under that name.
+    """
+    return max(checkpointed, progress.day if progress is not None else 0)
 
 
 def worker_queue(node: str) -> str:
@@ -207,6 +219,11 @@ class JobRecord:
     def days(self) -> int:
         """The horizon."""
         return self.spec.days
+
+    @property
+    def simulated_day(self) -> int:
+        """The day the job has reached (see :func:`simulated_day`)."""
+        return simulated_day(self.day, self.progress)
 
     @property
     def ended(self) -> bool:
@@ -448,7 +465,7 @@ class Jobs:
         return self._end_job(job_id, "", fields) >= 0
 
     def release(self, job_id: str, dead_owner: str) -> int:
-        """Bump the epoch and clear the owner if it is still ``dead_owner``; return the new epoch (-1 if not)."""
+        """Bump the epoch, clear the owner and its figures if it is still ``dead_owner``; the new epoch (-1 if not)."""
         return int(self._release(keys=[JOB_KEY.format(job_id), COUNTERS_KEY], args=[dead_owner]))
 
     def _end_job(self, job_id: str, epoch: int | str, fields: dict[str, Any]) -> int:

@@ -50,7 +50,8 @@ def _status(args: argparse.Namespace) -> int:
         "state": record.state,
         "owner": record.owner,
         "epoch": record.epoch,
-        "day": record.day,
+        "day": progress.simulated_day,
+        "checkpointed_day": record.day,
         "days": record.days,
         "airframes": record.airframes,
         "percent": progress.percent,
@@ -64,8 +65,9 @@ def _status(args: argparse.Namespace) -> int:
         print()
         return 0 if record.state != "failed" else 1
     owner = f", owner {record.owner}" if record.owner else ""
-    print(f"job {record.job_id}: {record.state}, day {record.day}/{record.days} ({progress.percent:.1f}%), "
-          f"epoch {record.epoch}{owner}")  # fmt: skip
+    checkpointed = f", checkpointed day {record.day}" if record.day != progress.simulated_day else ""
+    print(f"job {record.job_id}: {record.state}, day {progress.simulated_day}/{record.days} ({progress.percent:.1f}%)"
+          f"{checkpointed}, epoch {record.epoch}{owner}")  # fmt: skip
     figures = progress.figures
     if figures is not None and figures.days_per_s:
         line = f"last chunk: {figures.days_per_s:,.0f} days/s, {figures.rss_mb:.0f} MiB resident"
@@ -85,8 +87,9 @@ def _list(args: argparse.Namespace) -> int:
 
     with Fleet.from_settings() as fleet:
         records = fleet.jobs(limit=args.limit)
-    rows = [{"job_id": r.job_id, "state": r.state, "day": r.day, "days": r.days, "airframes": r.airframes,
-             "owner": r.owner, "epoch": r.epoch, "created": r.created} for r in records]  # fmt: skip
+    rows = [{"job_id": r.job_id, "state": r.state, "day": r.simulated_day, "checkpointed_day": r.day, "days": r.days,
+             "airframes": r.airframes, "owner": r.owner, "epoch": r.epoch, "created": r.created}
+            for r in records]  # fmt: skip
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()
