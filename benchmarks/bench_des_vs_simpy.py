@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import simpy
+from harness import Verdicts
 
 from simfleet.worker.des.engine import run_replication
 from simfleet.worker.des.scenario import parse_scenario
@@ -220,18 +221,20 @@ def main() -> int:
     )
     rows.append(("fork-join A->{B,C}->D", o[0] / o[2], s[0] / s[2], 5.0, o[1], s[1], float("nan")))
 
-    print(f"{'workload':24}{'ours req/s':>14}{'SimPy req/s':>14}{'ratio':>8}{'target':>8}  verdict   "
+    print(f"{'workload':24}{'ours req/s':>14}{'SimPy req/s':>14}{'ratio':>8}{'target':>8}  "
           f"{'mean s ours':>12}{'mean s SimPy':>13}{'theory':>8}")  # fmt: skip
-    broken = False
     for name, ours_rate, simpy_rate, target, ours_mean, simpy_mean, theory in rows:
         ratio = ours_rate / simpy_rate
-        verdict = "PASS" if ratio >= target else "BELOW"
-        print(f"{name:24}{ours_rate:>14,.0f}{simpy_rate:>14,.0f}{ratio:>7.1f}x{target:>7.0f}x  {verdict:8}  "
+        print(f"{name:24}{ours_rate:>14,.0f}{simpy_rate:>14,.0f}{ratio:>7.1f}x{target:>7.0f}x  "
               f"{ours_mean:>12.3f}{simpy_mean:>13.3f}{theory:>8.3f}")  # fmt: skip
-        broken |= abs(ours_mean - simpy_mean) > 0.1 * simpy_mean
-    if broken:
-        print("mean latencies disagree by more than 10%: one of the models is wrong")
-    return 1 if broken else 0
+    verdicts = Verdicts("bench_des_vs_simpy")
+    for name, ours_rate, simpy_rate, target, ours_mean, simpy_mean, _ in rows:
+        verdicts.check(f"{name}: simulated requests per wall second >= {target:.0f}x SimPy's",
+                       f"{ours_rate:,.0f} req/s ({ours_rate / simpy_rate:.1f}x)", f"{simpy_rate:,.0f} req/s",
+                       ours_rate >= target * simpy_rate)  # fmt: skip
+        verdicts.check(f"{name}: mean latency within 10% of SimPy's (the models agree)", f"{ours_mean:.3f} s",
+                       f"{simpy_mean:.3f} s", abs(ours_mean - simpy_mean) <= 0.1 * simpy_mean)  # fmt: skip
+    return verdicts.exit_code()
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import Verdicts
+
 from simfleet.shared.checkpoint_format import encode
 from simfleet.worker.lifecycle.run import run_local
 from simfleet.worker.lifecycle.sinks import Sink
@@ -114,20 +116,17 @@ def main() -> int:
         for mode, result in figures[days].items():
             label = f"{mode} ({'chunk by chunk' if mode == 'ours' else 'concatenated'}), {days:,} days"
             print(f"{label:<32} {result['rows']:>12,} {result['peak_mib']:>10,.0f} {result['seconds']:>8.1f}")
-    verdicts = []
+    verdicts = Verdicts("bench_export_memory")
     if longest != shortest:
-        flat = ours["peak_mib"] <= 1.15 * half["peak_mib"]
-        verdicts.append(flat)
-        print(f"target: peak at {longest:,} days within 15% of the peak at {shortest:,} days: "
-              f"{ours['peak_mib']:,.0f} vs {half['peak_mib']:,.0f} MiB -> {'met' if flat else 'NOT met'}")  # fmt: skip
+        verdicts.check(f"our peak at {longest:,} days within 15% of ours at {shortest:,} days (flat in days)",
+                       f"{ours['peak_mib']:,.0f} MiB", f"- (ours at {shortest:,} days: {half['peak_mib']:,.0f} MiB)",
+                       ours["peak_mib"] <= 1.15 * half["peak_mib"])  # fmt: skip
     if "peer" in figures[longest]:
         peer = figures[longest]["peer"]
-        third = ours["peak_mib"] <= peer["peak_mib"] / 3
-        verdicts.append(third)
-        print(f"target: at most a third of the concatenating peer's peak: {ours['peak_mib']:,.0f} vs "
-              f"{peer['peak_mib']:,.0f} MiB ({peer['peak_mib'] / ours['peak_mib']:.1f}x) -> "
-              f"{'met' if third else 'NOT met'}")  # fmt: skip
-    return 0 if all(verdicts) else 1
+        verdicts.check("peak at most a third of the concatenating peer's", f"{ours['peak_mib']:,.0f} MiB",
+                       f"{peer['peak_mib']:,.0f} MiB ({peer['peak_mib'] / ours['peak_mib']:.1f}x ours)",
+                       ours["peak_mib"] <= peer["peak_mib"] / 3)  # fmt: skip
+    return verdicts.exit_code()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import redis
-from harness import free_port
+from harness import Verdicts, free_port
 
 from simfleet.producer.fleet.client import Fleet
 from simfleet.shared.settings import CONFIG_ENV, ROLE_ENV, load_settings
@@ -111,13 +111,15 @@ def main() -> int:
     print(f"{'local process pool':34}{local_s:>10.2f}")
     print(f"{'fleet (Redis + Celery worker)':34}{fleet_s:>10.2f}")
     ratio = fleet_s / local_s
-    print(f"fleet / local = {ratio:.3f} (target <= 1.15: {'PASS' if ratio <= 1.15 else 'ABOVE'})")
-    print(f"fleet overhead per task: {overhead_ms:.1f} ms")
+    print(f"fleet / local = {ratio:.3f}; fleet overhead per task: {overhead_ms:.1f} ms")
+    verdicts = Verdicts("bench_fleet")
+    verdicts.check("fleet wall time <= 1.15x the local process pool's", f"{fleet_s:.2f} s ({ratio:.3f}x)",
+                   f"{local_s:.2f} s (local pool)", ratio <= 1.15)  # fmt: skip
     if 1 in results and cores >= 2:
         speedup = results[1] / results[cores]
-        print(f"scaling: 1 process {results[1]:.2f} s, {cores} processes {results[cores]:.2f} s, "
-              f"speed-up {speedup:.2f}x (target >= 1.8: {'PASS' if speedup >= 1.8 else 'BELOW'})")  # fmt: skip
-    return 0
+        print(f"scaling: 1 process {results[1]:.2f} s, {cores} processes {results[cores]:.2f} s")
+        verdicts.check(f"{cores} pool processes >= 1.8x faster than 1", f"{speedup:.2f}x", "-", speedup >= 1.8)
+    return verdicts.exit_code()
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+from harness import Verdicts
 
 from simfleet.worker.lifecycle.backends import get_backend
 from simfleet.worker.lifecycle.environment import Environment, build_environment
@@ -164,11 +165,6 @@ def oracle_ratio(aircraft: int, days: int, backends: list[str], repeat: int) -> 
     return loop_s, best
 
 
-def verdict(ok: bool, passed: str = "PASS", failed: str = "NOT MET") -> str:
-    """How a figure stands against its target."""
-    return passed if ok else failed
-
-
 def main() -> int:
     """Run the benchmarks and print their figures beside the targets and the reference."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -183,6 +179,7 @@ def main() -> int:
     args = parser.parse_args()
     backends = args.backends.split(",")
     repeat = max(1, args.repeat)
+    verdicts = Verdicts("bench_lifecycle")
 
     if "numba" in backends:
         first_s, how = jit_first_call()
@@ -201,7 +198,9 @@ def main() -> int:
         print(f"279 x 3650 (full MP2, {int(t['rows']):,} rows), {backend}: load {t['load']:.3f} s, create "
               f"{t['create']:.3f} s, run {t['run']:.3f} s, collect {t['collect']:.3f} s = {total:.3f} s")  # fmt: skip
         print(f"   reference project: {REFERENCE_S:.0f} s (22 s GPU simulation + 5 s logging): "
-              f"{REFERENCE_S / total:.0f}x faster; target <= 1 s: {verdict(total <= 1.0)}")  # fmt: skip
+              f"{REFERENCE_S / total:.0f}x faster")  # fmt: skip
+        verdicts.check(f"279 x 3650 with full MP2 logging, {backend}, <= 1 s", f"{total:.3f} s",
+                       f"{REFERENCE_S:.0f} s (reference project)", total <= 1.0)  # fmt: skip
 
     env = large_environment(args.big_aircraft, args.big_days, args.full_synth)
     rates = {}
@@ -209,9 +208,10 @@ def main() -> int:
         big = large_fleet(env, backend, repeat)
         rates[backend] = big["rate"]
         than = f", {big['rate'] / rates[backends[0]]:.1f}x {backends[0]}" if backend != backends[0] else ""
-        target = verdict(big["rate"] >= 20e6)
         print(f"{args.big_aircraft:,} x {args.big_days} (aggregates only), {backend}: {big['wall_s']:.2f} s, "
-              f"{big['rate'] / 1e6:.0f} M agent-days/s{than} (target >= 20 M: {target})")  # fmt: skip
+              f"{big['rate'] / 1e6:.0f} M agent-days/s{than}")  # fmt: skip
+        verdicts.check(f"{args.big_aircraft:,} x {args.big_days} aggregates only, {backend}, >= 20 M agent-days/s",
+                       f"{big['rate'] / 1e6:.0f} M agent-days/s", "-", big["rate"] >= 20e6)  # fmt: skip
         print(f"   memory: environment {big['env_gib']:.2f} GiB (MP5 as uint16 days x airframes), run working set "
               f"peak {big['run_mib']:.0f} MiB (does not grow with days), process peak so far "
               f"{big['process_gib']:.1f} GiB")  # fmt: skip
@@ -219,12 +219,11 @@ def main() -> int:
     for size in args.oracle_sizes.split(","):
         aircraft, days = (int(part) for part in size.split("x"))
         loop_s, best = oracle_ratio(aircraft, days, backends, repeat)
-        figures = "; ".join(
-            f"{backend} backend {seconds:.4f} s: {loop_s / seconds:.0f}x ({verdict(loop_s / seconds >= 100)})"
-            for backend, seconds in best.items()
-        )
-        print(f"{aircraft:,} x {days}: per-airframe loop {loop_s:.2f} s; {figures} (target >= 100x)")
-    return 0
+        for backend, seconds in best.items():
+            verdicts.check(f"{aircraft:,} x {days}, {backend}: >= 100x the per-airframe loop",
+                           f"{seconds:.4f} s ({loop_s / seconds:.0f}x)", f"{loop_s:.2f} s (per-airframe loop)",
+                           loop_s >= 100 * seconds)  # fmt: skip
+    return verdicts.exit_code()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness import BenchFleet
+from harness import BenchFleet, Verdicts
 
 from simfleet.producer.fleet.client import Fleet
 from simfleet.worker.lifecycle.inputs import write_inputs
@@ -61,7 +61,7 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    ratios: list[float] = []
+    ratios: list[tuple[str, float, float]] = []
     with BenchFleet("gpu_worker: {memory_budget_mb: 16384, checkpoint_keep: 2}\n") as bench:
         bench.worker("gpu")
         fleet = bench.fleet
@@ -80,13 +80,16 @@ def main() -> int:
                         if persistent not in best or result["wall_s"] < best[persistent]["wall_s"]:
                             best[persistent] = result
                 p, r = best[True], best[False]
-                ratios.append(r["wall_s"] / p["wall_s"])
+                ratios.append((f"{backend}, {size:,} x {args.days}", p["wall_s"], r["wall_s"]))
                 print(f"{backend:<8}  {size:>9} x {args.days:<5}  {p['wall_s']:>12.2f}  {r['wall_s']:>9.2f}  "
                       f"{r['wall_s'] / p['wall_s']:>5.2f}x  {p['overhead_ms']:>12.1f} / {r['overhead_ms']:<11.1f}  "
                       f"{p['restores']:.0f} / {r['restores']:.0f}", flush=True)  # fmt: skip
-    met = all(ratio >= 2.0 for ratio in ratios)
-    print(f"target: reload / persistent >= 2x at each size and backend -> {'met' if met else 'NOT met'}")
-    return 0 if met else 1
+    verdicts = Verdicts("bench_persistent")
+    for label, persistent_s, reload_s in ratios:
+        verdicts.check(f"{label}: persistent job >= 2x faster than reloading every stage",
+                       f"{persistent_s:.2f} s ({reload_s / persistent_s:.2f}x)", f"{reload_s:.2f} s (reload)",
+                       reload_s >= 2.0 * persistent_s)  # fmt: skip
+    return verdicts.exit_code()
 
 
 if __name__ == "__main__":

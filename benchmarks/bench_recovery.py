@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from harness import BenchFleet
+from harness import BenchFleet, Verdicts
 
 from simfleet.shared.settings import load_settings
 from simfleet.shared.studies import RUNNING_KEY
@@ -118,16 +118,13 @@ def main() -> int:
     ]
     print(f"settings: heartbeat every {gpu.heartbeat_interval_s:g} s, dead after {gpu.heartbeat_ttl_s:g} s, "
           f"sweep every {gpu.watchdog_interval_s:g} s; peer: the broker's visibility timeout, {peer:,} s")  # fmt: skip
-    print(f"{'recovery':<48} {'ours s':>8} {'peer s':>8} {'target s':>9}  verdict")
-    verdicts = []
-    for label, ours, target in rows:
-        met = ours <= target
-        verdicts.append(met)
-        peer_text = f"{peer:>8,}" if "killed" in label else f"{'-':>8}"
-        print(f"{label:<48} {ours:>8.1f} {peer_text} {target:>9.1f}  {'met' if met else 'NOT met'}")
     print(f"GPU owner killed: the job finished {owner['finished_after_kill_s']:.1f} s after the kill "
           f"({args.aircraft:,} airframes x {args.days:,} days)")  # fmt: skip
-    return 0 if all(verdicts) else 1
+    verdicts = Verdicts("bench_recovery")
+    for label, ours, target in rows:
+        peer_text = f"{peer:,} s (visibility timeout)" if "killed" in label else "-"
+        verdicts.check(f"{label} within {target:.1f} s", f"{ours:.1f} s", peer_text, ours <= target)
+    return verdicts.exit_code()
 
 
 if __name__ == "__main__":

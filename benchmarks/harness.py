@@ -1,4 +1,8 @@
-"""A throw-away fleet for the benchmarks: a Redis server and worker processes in a temporary folder.
+"""What the benchmarks share: a verdict per target, and a throw-away fleet (Redis and workers in a temporary folder).
+
+Every benchmark checks its figures through :class:`Verdicts`: one line per target as it is measured
+(``target: ... ours X vs peer Y -> PASS``), a table of them all at the end, and the exit status (1 when a target is
+missed), which is how ``make bench`` knows.
 
 ``with BenchFleet(extra_settings) as bench:`` starts Redis (append-only, so it can be killed and started again),
 writes a settings file, and gives a :class:`~simfleet.producer.fleet.client.Fleet` client; ``bench.worker(...)``
@@ -14,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -22,6 +27,53 @@ from simfleet.shared.settings import CONFIG_ENV, ROLE_ENV, load_settings
 from simfleet.worker.supervisor import redis_server_binary, wait_for
 
 PASSWORD = "bench"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One target: what it asks, our figure, the peer's (``-`` when the target has none), whether it was met."""
+
+    target: str
+    ours: str
+    peer: str
+    met: bool
+
+    def line(self) -> str:
+        """``target: ... ours X vs peer Y -> PASS`` (or ``MISS``)."""
+        peer = "(no peer figure)" if self.peer == "-" else f"vs peer {self.peer}"
+        return f"target: {self.target}: ours {self.ours} {peer} -> {'PASS' if self.met else 'MISS'}"
+
+
+class Verdicts:
+    """The targets of one benchmark: each printed as it is checked, all of them in a table at the end.
+
+    ``verdicts.check("fleet / local wall time <= 1.15", f"{ratio:.3f}", "-", ratio <= 1.15)``; the benchmark's
+    ``main`` returns :meth:`exit_code`, which prints the table and is 1 when any target was missed.
+    """
+
+    def __init__(self, benchmark: str) -> None:
+        self.benchmark = benchmark
+        self.verdicts: list[Verdict] = []
+
+    def check(self, target: str, ours: str, peer: str, met: bool) -> bool:
+        """Record (and print) one target's verdict; returns ``met``."""
+        verdict = Verdict(target, ours, peer, bool(met))
+        self.verdicts.append(verdict)
+        print(verdict.line(), flush=True)
+        return verdict.met
+
+    def exit_code(self) -> int:
+        """Print every verdict as a table; 1 when a target was missed (or none was checked), else 0."""
+        header = ("target", "ours", "peer", "verdict")
+        rows = [(v.target, v.ours, v.peer, "PASS" if v.met else "MISS") for v in self.verdicts]
+        widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+        missed = sum(not v.met for v in self.verdicts)
+        print(f"\n{self.benchmark}: {len(rows)} target(s), {missed} missed")
+        for row in [header, *rows]:
+            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        if not self.verdicts:
+            print("no target was checked: the benchmark measured nothing")
+        return 1 if missed or not self.verdicts else 0
 
 
 def free_port() -> int:

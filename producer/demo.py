@@ -6,11 +6,13 @@ stage queues (MP2 to ClickHouse, chDB by default) and prints its summary, timing
 the mixed workload with 8 replications through the queues with a progress bar, the deep-research SLA search on the
 fleet (each probe's replications in parallel) and a small rate sweep, prints the tables, writes the results (JSON,
 CSV) and plots (PNG) under ``runs/demo``, writes the study to ClickHouse and prints one BI query's answer, and stops
-the fleet. A fleet that was already up is used and left running.
+the fleet, unless ``--keep`` (``make demo KEEP=1``) leaves it up to be looked at in Flower. A fleet that was already up
+is used and left running.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -22,14 +24,14 @@ from simfleet.producer.charts import plot_sweep_latency, plot_utilisation_heatma
 from simfleet.producer.cli.des import write_sla_outputs
 from simfleet.producer.cli.lifecycle_run import print_summary
 from simfleet.producer.fleet.client import Fleet, StudyProgress
-from simfleet.producer.progress import ProgressBar
+from simfleet.producer.progress import ProgressBar, StepProgress
 from simfleet.producer.rate_sweep import SweepResult, sweep_rates
-from simfleet.producer.report import sla_table, study_table
+from simfleet.producer.report import sla_table, study_table, sweep_table
 from simfleet.producer.sla import SlaResult, search_sla
 from simfleet.shared.errors import FleetError
 from simfleet.shared.messages import to_wire
 from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
-from simfleet.shared.settings import load_settings
+from simfleet.shared.settings import Settings, load_settings
 from simfleet.worker.des.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +77,7 @@ def _to_clickhouse(
         )
         print(f"\n== study written to ClickHouse ({ch.dsn.redacted}); BI query: p95 latency per request type")
         for name, mean, ci95, merged in rows:
+            name = "(all types)" if name == "(all)" else name
             print(f"   {name:<18} p95 {mean} s ± {ci95} (merged sketches {merged} s)")
 
 
@@ -130,46 +133,102 @@ def _fleet_command(command: str) -> bool:
     return True
 
 
-def main() -> int:
+def _des_study(fleet: Fleet) -> tuple[Any, StudyAggregate, Any]:
+    """The mixed workload, 8 replications through the des.run queue: the study, its answer and its scenario."""
+    print("== DES study: mixed_workload.yaml, 8 replications through the des.run queue", flush=True)
+    bar = ProgressBar(sys.stdout)
+    mixed = load_scenario(SCENARIOS / "mixed_workload.yaml")
+    study = fleet.run_des(mixed, replications=8)
+    try:
+        answer = study.wait(timeout=600, on_progress=_bar_for(bar))
+    finally:
+        bar.close()
+    print(f"study {study.id}\n")
+    print(study_table(answer), flush=True)
+    return study, answer, mixed
+
+
+def _sla_search(fleet: Fleet) -> SlaResult:
+    """The deep-research SLA search, each probe's replications in parallel on the fleet."""
+    deep = load_scenario(SCENARIOS / "deep_research_sla.yaml")
+    assert deep.sla is not None
+    spec = deep.sla
+    print(f"\n== DES SLA search on the fleet: largest {spec.request_type} rate with {spec.metric} latency "
+          f"< {spec.threshold_s:g} s", flush=True)  # fmt: skip
+    progress = StepProgress(None, stream=sys.stdout)
+    try:
+        sla = search_sla(deep, _step_evaluator(fleet, progress, spec.request_type), request_type=spec.request_type,
+                         metric=spec.metric, threshold_s=spec.threshold_s, replications=spec.replications,
+                         seed=deep.seed, rel_tol=spec.rel_tol, scale=spec.scale)  # fmt: skip
+    finally:
+        progress.close()
+    print(sla_table(sla))
+    return sla
+
+
+def _step_evaluator(fleet: Fleet, progress: StepProgress, request_type: str | None) -> Any:
+    """The fleet's evaluator, each probe a step of ``progress`` named by its rate."""
+
+    def show(study: StudyProgress) -> None:
+        progress.update(study.percent / 100.0, f"{study.done}/{study.total} replications done")
+
+    on_fleet = fleet.evaluator(on_progress=show)
+
+    def evaluate(probe: Any, replications: int, seed: int) -> list[ReplicationSummary]:
+        if request_type is None:
+            rate = sum(t.rate_per_min for t in probe.request_types.values())
+            progress.begin(f"the mix at {rate:.4g} requests/min")
+        else:
+            progress.begin(f"{request_type} at {probe.request_types[request_type].rate_per_min:.4g} requests/min")
+        return on_fleet(probe, replications, seed)
+
+    return evaluate
+
+
+def _sweep(fleet: Fleet, mixed: Any) -> SweepResult:
+    """The mixed workload at three rates of the whole mix, 4 replications each."""
+    rates = [50.0, 100.0, 130.0]
+    print(f"\n== rate sweep on the fleet: mixed workload at {', '.join(f'{r:g}' for r in rates)} requests/min "
+          "(the whole mix at fixed shares), 4 replications each", flush=True)  # fmt: skip
+    progress = StepProgress(len(rates), stream=sys.stdout)
+    try:
+        sweep = sweep_rates(mixed, rates, _step_evaluator(fleet, progress, None), replications=4, seed=mixed.seed)
+    finally:
+        progress.close()
+    print(sweep_table(sweep, "p95"))
+    return sweep
+
+
+def _kept(settings: Settings) -> None:
+    """Where to look at the fleet left running, and how to stop it."""
+    from simfleet.shared.local_secrets import secrets_path
+
+    flower = settings.flower
+    print("\n== the local fleet stays up (--keep)")
+    print(f"   Flower: http://{flower.address}:{flower.port} (user {flower.user}; the password is in "
+          f"{secrets_path(settings)}, readable only by you, unless the settings give it)")  # fmt: skip
+    print(f"   logs: {settings.local_fleet.run_dir}/logs/ (one file per process)")
+    print("   status: .venv/bin/simfleet fleet status")
+    print("   stop it: .venv/bin/simfleet fleet down")
+
+
+def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m simfleet.producer.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", action="store_true",
+                        help="leave the local fleet up at the end (Flower and the logs can be looked at)")  # fmt: skip
+    args = parser.parse_args(argv)
     started = time.perf_counter()
-    settings = load_settings()
     print("== starting the local fleet (Redis, CPU worker, GPU-role worker, Flower)", flush=True)
     owned = _fleet_command("up")
-    print(f"   Flower password: {settings.flower.password}\n")
+    print()
+    settings = load_settings()  # after 'up': a fleet's first start generates its passwords
     fleet = Fleet.from_settings(settings)
     try:
         _lifecycle_job(fleet, settings.clickhouse_dsn)
-        print("== DES study: mixed_workload.yaml, 8 replications through the des.run queue", flush=True)
-        bar = ProgressBar(sys.stdout)
-        mixed = load_scenario(SCENARIOS / "mixed_workload.yaml")
-        study = fleet.run_des(mixed, replications=8)
-        answer = study.wait(timeout=600, on_progress=_bar_for(bar))
-        bar.close()
-        print(f"study {study.id}\n")
-        print(study_table(answer), flush=True)
-
-        print("\n== DES SLA search on the fleet: largest deep-research rate with p95 < 30 s", flush=True)
-        deep = load_scenario(SCENARIOS / "deep_research_sla.yaml")
-        assert deep.sla is not None
-        sla = search_sla(
-            deep,
-            fleet.evaluator(),
-            request_type=deep.sla.request_type,
-            metric=deep.sla.metric,
-            threshold_s=deep.sla.threshold_s,
-            replications=deep.sla.replications,
-            seed=deep.seed,
-            rel_tol=deep.sla.rel_tol,
-            scale=deep.sla.scale,
-        )
-        print(sla_table(sla))
-        print("\n== rate sweep on the fleet: mixed workload at 50, 100, 130 requests/min, 4 replications each")
-        evaluate = fleet.evaluator()
-        sweep = sweep_rates(mixed, [50.0, 100.0, 130.0], evaluate, replications=4, seed=mixed.seed)
-        for row in sweep.to_rows():
-            if row["request_type"] == "(all)":
-                print(f"   {row['rate_per_min']:>6.0f}/min: p95 {row['p95_s']:.2f} s, npu {row['utilisation_npu']:.2f}")
+        study, answer, mixed = _des_study(fleet)
+        sla = _sla_search(fleet)
+        sweep = _sweep(fleet, mixed)
         print("\n== results written")
         for path in _write_outputs(answer, sla, sweep):
             print(f"   {path.relative_to(ROOT)}")
@@ -177,9 +236,11 @@ def main() -> int:
         _to_clickhouse(settings.clickhouse_dsn, study.id, summaries, answer, mixed)
     finally:
         fleet.close()
-        if owned:
+        if owned and not args.keep:
             print("\n== stopping the local fleet", flush=True)
             _fleet_command("down")
+    if args.keep:
+        _kept(settings)
     print(f"\ndemo finished in {time.perf_counter() - started:.1f} s")
     return 0 if sla.converged else 1
 

@@ -10,11 +10,17 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from simfleet.producer.sla import Probe, SlaResult
-from simfleet.shared.messages.des import Stat, StudyAggregate
-from simfleet.worker.des.validation import CaseResult
+from simfleet.shared.lifecycle_contract import STATUSES
+
+if TYPE_CHECKING:  # annotations only: `lifecycle run` prints its summary without loading the DES modules
+    from simfleet.producer.rate_sweep import SweepResult
+    from simfleet.producer.sla import Probe, SlaResult
+    from simfleet.shared.messages.des import Stat, StudyAggregate
+    from simfleet.shared.messages.lifecycle import JobSummary
+    from simfleet.worker.des.validation import CaseResult
+    from simfleet.worker.lifecycle.run import RunReport
 
 
 def finite(data: Any) -> Any:
@@ -33,30 +39,41 @@ def json_text(data: Any) -> str:
     return json.dumps(finite(data), indent=2, allow_nan=False)
 
 
-def _fmt(stat: Stat | None, digits: int = 3) -> str:
+def _fmt(stat: Stat | None, digits: int = 3, interval: bool = True) -> str:
+    """A figure's mean over the replications, ± the half-width of its 95% confidence interval.
+
+    ``interval`` False shows the mean alone: for wall-clock figures (events per second), whose spread measures the
+    machine's load while they ran, not the model, so an interval over replications would mean nothing.
+    """
     if stat is None or stat.mean is None:
         return "-"
-    text = f"{stat.mean:.{digits}f}"
-    if stat.ci95 is not None:
+    text = f"{stat.mean:,.{digits}f}" if abs(stat.mean) >= 10_000 else f"{stat.mean:.{digits}f}"
+    if interval and stat.ci95 is not None:
         text += f" ±{stat.ci95:.{digits}f}"
     return text
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)) for row in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], units: Sequence[str] | None = None) -> str:
+    """Columns padded to their widest cell; ``units``, when given, is a second header line (``s``, ``requests``)."""
+    heads = [header] if units is None else [header, units]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(*heads, *rows, strict=True)]
+    lines = [
+        "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [*heads, *rows]
+    ]
+    lines.insert(len(heads), "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def study_table(agg: StudyAggregate) -> str:
     """The aggregate of a study: latency per type and overall, resources, Little's law, speed."""
+    plural = "s" if agg.replications != 1 else ""
     status = "stable" if agg.stable else f"UNSTABLE in {agg.unstable_replications} replication(s)"
-    head = f"scenario {agg.scenario}: {agg.replications} replication(s), seed {agg.seed}, {status}"
+    head = f"scenario {agg.scenario}: {agg.replications} replication{plural}, seed {agg.seed}, {status}"
     if agg.unstable_reasons:
         head += f" ({'; '.join(agg.unstable_reasons)})"
+    head += "\nfigures: the mean over the replications ± the half-width of its 95% confidence interval"
     latency_rows = []
-    for name, block in [*agg.types.items(), ("(all)", agg.overall)]:
+    for name, block in [*agg.types.items(), ("(all types)", agg.overall)]:
         latency_rows.append(
             [
                 name,
@@ -70,9 +87,10 @@ def study_table(agg: StudyAggregate) -> str:
                 f"{block.merged.p95_s:.3f}" if block.merged.p95_s is not None else "-",
             ]
         )
-    latency = _table(
-        ["request type", "completed", "per min", "mean s", "p50 s", "p95 s", "p99 s", "max s", "p95 merged"],
+    latency = text_table(
+        ["request type", "completed", "throughput", "mean", "p50", "p95", "p99", "max", "p95 merged"],
         latency_rows,
+        ["", "requests", "per min", "s", "s", "s", "s", "s", "s"],
     )
     resource_rows = [
         [
@@ -85,15 +103,18 @@ def study_table(agg: StudyAggregate) -> str:
         ]
         for name, res in agg.resources.items()
     ]
-    resources = _table(
-        ["resource", "utilisation", "mean busy", "max busy", "mean waiting", "max waiting"], resource_rows
+    resources = text_table(
+        ["resource", "utilisation", "mean busy", "max busy", "mean waiting", "max waiting"],
+        resource_rows,
+        ["", "fraction", "units", "units", "requests", "requests"],
     )
     little = agg.little
     run = agg.run
     tail = (
-        f"Little's law: L = {_fmt(little.mean_in_system)}, lambda*W = {_fmt(little.lambda_w)}\n"
-        f"events per replication {_fmt(run.events, 0)}, events/s {_fmt(run.events_per_s, 0)}, "
-        f"wall s per replication {_fmt(run.wall_s, 2)}"
+        f"Little's law: L = {_fmt(little.mean_in_system)} requests in the system, "
+        f"lambda*W = {_fmt(little.lambda_w)} requests\n"
+        f"events per replication {_fmt(run.events, 0)}; on this machine {_fmt(run.events_per_s, 0, False)} events/s, "
+        f"{_fmt(run.wall_s, 2, False)} s of wall clock per replication"
     )
     return "\n\n".join([head, latency, resources, tail])
 
@@ -112,7 +133,7 @@ def validation_table(rows: Sequence[CaseResult]) -> str:
         for r in rows
     ]
     passed = sum(r.passed for r in rows)
-    return _table(["", "case", "theory", "measured", "error", "tolerance"], body) + (
+    return text_table(["", "case", "theory", "measured", "error", "tolerance"], body) + (
         f"\n\n{passed} passed, {len(rows) - passed} failed"
     )
 
@@ -134,15 +155,82 @@ def sla_table(result: SlaResult) -> str:
         ]
         for i, p in enumerate(result.probes)
     ]
-    table = _table(["probe", "rate /min", f"{result.metric} s", "SLA"], body)
+    table = text_table(["probe", "rate", f"{result.metric} of {result.request_type}", "SLA"], body,
+                   ["", "requests/min", "s", ""])  # fmt: skip
     lo, hi = result.best_passing, result.first_failing
+    scaled = f"{result.request_type}'s rate alone" if result.scale == "type" else "the whole mix at fixed shares"
     answer = (
-        f"SLA {result.metric}({result.request_type}) < {result.threshold_s:g} s, scaling {result.scale}; "
-        f"capacity bound {result.capacity_bound_per_min:.4f}/min\n"
+        f"SLA {result.metric}({result.request_type}) < {result.threshold_s:g} s, scaling {scaled}; "
+        f"capacity bound {result.capacity_bound_per_min:.4f} requests/min\n"
     )
-    answer += f"best passing rate: {lo.rate_per_min:.4f}/min ({lo.metric_s:.3f} s)\n" if lo else "no rate passed\n"
-    answer += f"first failing rate: {hi.rate_per_min:.4f}/min\n" if hi else "no rate failed\n"
+    answer += (
+        f"best passing rate: {lo.rate_per_min:.4f} requests/min ({result.metric} {lo.metric_s:.3f} s)\n"
+        if lo
+        else "no rate passed\n"
+    )
+    answer += f"first failing rate: {hi.rate_per_min:.4f} requests/min\n" if hi else "no rate failed\n"
     width = result.bracket_rel_width
     answer += f"bracket {width:.2%}" if width is not None else "no bracket"
     answer += f" after {len(result.probes)} probes" + ("" if result.converged else " (NOT converged)")
     return table + "\n\n" + answer
+
+
+def _transition_name(key: str) -> str:
+    """``"2->4"`` as ``operation -> repair``."""
+    before, _, after = key.partition("->")
+    try:
+        return f"{STATUSES[int(before)]} -> {STATUSES[int(after)]}"
+    except (KeyError, ValueError):
+        return key
+
+
+def lifecycle_summary(summary: RunReport | JobSummary) -> str:
+    """The lines a person reads after a lifecycle run: size, transitions, final statuses, shortfall days, timings.
+
+    Statuses and transitions are named in words; every figure says its unit.
+    """
+    log = "per airframe and per type" if summary.log == "full" else "per type only"
+    width = max((len(_transition_name(k)) for k in summary.transitions), default=0)
+    lines = [f"{summary.airframes} airframes x {summary.days:,} days, MP2 logged {log}",
+             "transitions: over the run (airframe moves)"]  # fmt: skip
+    lines += [f"   {_transition_name(k):<{width}}  {v:>7,}" for k, v in summary.transitions.items()]
+    counts = ", ".join(f"{STATUSES.get(int(k), k)} {v}" for k, v in summary.status_counts_end.items())
+    lines.append(f"status at the end: {counts} (airframes)")
+    lines.append("days with a shortfall: " + ", ".join(f"{k} {v} days" for k, v in summary.shortfall_days.items()))
+    lines.append("time: " + ", ".join(f"{k} {v:.3f} s" for k, v in summary.timings_s.items()))
+    return "\n".join(lines)
+
+
+def sweep_table(sweep: SweepResult, metric: str = "p95") -> str:
+    """A rate sweep: the latency ``metric`` of each request type (and of all) at each rate, and the busiest resource.
+
+    The heading says what was scaled: the whole mix at fixed shares, or one type's rate with the others as given.
+    """
+    figure = "mean_s" if metric == "mean" else f"{metric}_s"
+    scaled = (
+        "rate: of the whole mix, every type at its fixed share"
+        if sweep.scale == "mix"
+        else f"rate: of {sweep.scale} alone, the other types at their scenario rates"
+    )
+    body = []
+    for row in sweep.to_rows():
+        ci = row[f"{figure}_ci95"]
+        value = "-" if row[figure] is None else f"{row[figure]:.3f}" + (f" ±{ci:.3f}" if ci else "")
+        measured = [
+            (key.removeprefix("utilisation_"), level)
+            for key, level in row.items()
+            if key.startswith("utilisation_") and level is not None and math.isfinite(level)
+        ]
+        busiest = "no utilisation measured"
+        if measured:
+            name, level = max(measured, key=lambda item: item[1])
+            busiest = f"busiest {name} {level:.2f}"
+        name = "(all types)" if row["request_type"] == "(all)" else row["request_type"]
+        stable = "" if row["stable"] else "  UNSTABLE"
+        body.append([f"{row['rate_per_min']:.3f}", name, value, busiest + stable])
+    table = text_table(
+        ["rate", "request type", f"{metric} latency", "resources"],
+        body,
+        ["requests/min", "", "s", "utilisation"],
+    )
+    return f"scenario {sweep.scenario}; {scaled}\n{table}"

@@ -26,8 +26,8 @@ from typing import Any
 from simfleet.shared.errors import ConfigError, printable
 from simfleet.shared.messages.des import ReplicationSummary, Stat
 from simfleet.worker.des.aggregate import scalar_stats
-from simfleet.worker.des.limits import MAX_REPLICATIONS, SEED_MAX, check_integer, check_number
-from simfleet.worker.des.scenario import METRICS, Scenario, as_scenario
+from simfleet.worker.des.limits import MAX_REPLICATIONS, METRICS, SEED_MAX, check_integer, check_number
+from simfleet.worker.des.scenario import Scenario, as_scenario
 
 Evaluator = Callable[[Scenario, int, int], list[ReplicationSummary]]
 """Runs ``replications`` replications of a scenario with a seed and returns their summaries."""

@@ -22,12 +22,17 @@
 
 from __future__ import annotations
 
-from celery import Celery
-from kombu.entity import Exchange, Queue
+from typing import TYPE_CHECKING
 
 from simfleet.shared.messages import to_wire
 from simfleet.shared.messages.lifecycle import StageMessage
 from simfleet.shared.settings import PRIORITIES, Settings
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+# Celery and kombu are imported where an app is built, so that the queue names and stage_queues cost nothing to a
+# command that only reads Redis (``simfleet job status``) or only parses its flags.
 
 TASK_MODULES = ["simfleet.worker.tasks.des", "simfleet.worker.tasks.lifecycle"]
 
@@ -95,6 +100,9 @@ def _route(queue: str) -> dict[str, str]:
 
 def create_app(settings: Settings, *, name: str = "simfleet") -> Celery:
     """A configured Celery app (workers import the task modules listed in ``TASK_MODULES``)."""
+    from celery import Celery
+    from kombu.entity import Exchange, Queue
+
     app = Celery(name, broker=settings.broker_url, backend=settings.result_backend, include=TASK_MODULES)
     queues = settings.queues
     transport = {

@@ -12,6 +12,9 @@ references from the newest back and skips (with a warning) any blob that is miss
 Retention: progress checkpoints beyond the newest ``keep`` of a job are pruned as it runs (in the same server-side
 step that publishes the next one); once a job has ended, :meth:`Checkpoints.expire` drops all its checkpoints
 ``retention_s`` after it finished (``simfleet checkpoint prune``, and the watchdog's sweeps).
+
+Every checkpoint written is counted (size, write seconds) by the script that publishes it, and every failed write
+or read once (:mod:`simfleet.shared.counters`), for the metrics exporter.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from simfleet.shared.checkpoint_format import KINDS, checksum, decode, encode
+from simfleet.shared.counters import COUNTERS_KEY, count_failure
 from simfleet.shared.errors import CheckpointError, StaleOwner
 from simfleet.shared.ids import check_id
 from simfleet.shared.stores.base import BlobStore
@@ -81,13 +85,19 @@ class Restored:
     payload: Any
 
 
-# Push the reference only while the fence field still holds the expected value (KEYS: refs, fence hash).
-# ARGV: reference, fence field, fence value, progress checkpoints to keep (0: no pruning). Returns {0} if the fence
-# refused, else {1, the references pruned...}: pruning the oldest progress checkpoints beyond ``keep`` happens in the
-# same round trip (the caller deletes their blobs).
+# Push the reference only while the fence field still holds the expected value (KEYS: refs, fence hash, the fleet's
+# counters). ARGV: reference, fence field, fence value, progress checkpoints to keep (0: no pruning), then for a
+# checkpoint this writer wrote, its size and write seconds (counted; empty for an adopted blob). Returns {0} if the
+# fence refused, else {1, the references pruned...}: pruning the oldest progress checkpoints beyond ``keep`` happens
+# in the same round trip (the caller deletes their blobs).
 _FENCED_PUSH = """
 if ARGV[2] ~= '' and redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[3] then return {0} end
 redis.call('RPUSH', KEYS[1], ARGV[1])
+if ARGV[5] ~= '' then
+  redis.call('HINCRBY', KEYS[3], 'checkpoints_written', 1)
+  redis.call('HINCRBY', KEYS[3], 'checkpoint_written_bytes', ARGV[5])
+  redis.call('HINCRBYFLOAT', KEYS[3], 'checkpoint_write_seconds', ARGV[6])
+end
 local result = {1}
 local keep = tonumber(ARGV[4])
 if keep > 0 then
@@ -153,17 +163,20 @@ class Checkpoints:
         self.store.put(key, blob)
         return CheckpointRef(key, kind, int(day), len(blob), checksum(blob), time.time(), int(first_day))
 
-    def publish(self, job_id: str, ref: CheckpointRef, *, fence: tuple[str, str, int] | None = None) -> CheckpointRef:
-        """Publish ``ref`` (written by :meth:`write`), fenced; prune old progress checkpoints.
+    def publish(
+        self, job_id: str, ref: CheckpointRef, *, fence: tuple[str, str, int] | None = None, write_s: float = 0.0
+    ) -> CheckpointRef:
+        """Publish ``ref`` (written by :meth:`write`, in ``write_s`` seconds), fenced; prune old progress checkpoints.
 
         Raises:
             StaleOwner: the fence no longer holds; the blob is removed again.
         """
         key, field, value = fence if fence else ("", "", 0)
         ref = CheckpointRef(**{**asdict(ref), "epoch": value})
-        keys = [REFS_KEY.format(job_id), key or REFS_KEY.format(job_id)]
+        keys = [REFS_KEY.format(job_id), key or REFS_KEY.format(job_id), COUNTERS_KEY]
         keep = self.keep if ref.kind == "progress" else 0
-        pushed, *pruned = self._push(keys=keys, args=[ref.to_json(), field, str(value), keep])
+        args: list[Any] = [ref.to_json(), field, str(value), keep, ref.size, f"{write_s:.6f}"]
+        pushed, *pruned = self._push(keys=keys, args=args)
         if not pushed:
             self.store.delete(ref.key)
             raise StaleOwner(f"job {job_id}: epoch {value} is stale; {ref.kind} checkpoint of day {ref.day} refused")
@@ -184,8 +197,8 @@ class Checkpoints:
                 return known
         key, field, value = fence if fence else ("", "", 0)
         ref = CheckpointRef(**{**asdict(ref), "epoch": value})
-        pushed, *_ = self._push(keys=[REFS_KEY.format(job_id), key or REFS_KEY.format(job_id)],
-                                args=[ref.to_json(), field, str(value), 0])  # fmt: skip
+        pushed, *_ = self._push(keys=[REFS_KEY.format(job_id), key or REFS_KEY.format(job_id), COUNTERS_KEY],
+                                args=[ref.to_json(), field, str(value), 0, "", ""])  # fmt: skip
         if not pushed:
             raise StaleOwner(f"job {job_id}: epoch {value} is stale; {ref.kind} checkpoint refused")
         return ref
@@ -210,7 +223,13 @@ class Checkpoints:
             first_day: for a result chunk, the first day it covers.
             fence: ``(hash key, field, value)``: publish only while that field equals the value (the job's epoch).
         """
-        return self.publish(job_id, self.write(job_id, kind, day, payload, first_day=first_day), fence=fence)
+        started = time.perf_counter()
+        try:
+            ref = self.write(job_id, kind, day, payload, first_day=first_day)
+        except CheckpointError:
+            count_failure(self.redis, "write")
+            raise
+        return self.publish(job_id, ref, fence=fence, write_s=time.perf_counter() - started)
 
     # ---------------------------------------------------------------------------------------------- reading
 
@@ -225,10 +244,14 @@ class Checkpoints:
             CheckpointError: missing blob, bad header, checksum mismatch.
         """
         where = f"{self.store.url} {ref.key}"
-        blob = self.store.get(ref.key)
-        if checksum(blob) != ref.sha256 or len(blob) != ref.size:
-            raise CheckpointError(f"{where}: does not match its reference (size or sha256 changed)")
-        return decode(blob, where=where)
+        try:
+            blob = self.store.get(ref.key)
+            if checksum(blob) != ref.sha256 or len(blob) != ref.size:
+                raise CheckpointError(f"{where}: does not match its reference (size or sha256 changed)")
+            return decode(blob, where=where)
+        except CheckpointError:
+            count_failure(self.redis, "read")
+            raise
 
     def latest(self, job_id: str, kinds: Iterable[str], *, at_most_day: int | None = None) -> Restored | None:
         """The newest readable checkpoint of one of ``kinds`` (at ``at_most_day`` or earlier, if given).

@@ -26,8 +26,9 @@ def active_jobs(client: redis.Redis) -> list[dict[str, Any]]:
         view = jobs.get(job_id)
         if view is not None:
             alive = heartbeats.alive(view.owner)
-            found.append({"job_id": job_id, "state": view.state, "day": view.day, "days": view.days,
-                          "owner": view.owner, "owner_alive": alive, "epoch": view.epoch})  # fmt: skip
+            found.append({"job_id": job_id, "state": view.state, "day": view.simulated_day,
+                          "checkpointed_day": view.day, "days": view.days, "owner": view.owner,
+                          "owner_alive": alive, "epoch": view.epoch})  # fmt: skip
     return found
 
 

@@ -4,8 +4,10 @@ One hash per job, ``simfleet:job:<id>``: the :class:`~simfleet.shared.messages.l
 ``state`` (queued, loading, loaded, created, running, exporting, then done, failed or cancelled), ``owner`` and
 ``owner_queue`` (the worker holding the job live), ``epoch``, ``seq`` (the stage due, see
 :meth:`JobSpec.stage_of`), ``due`` (the :class:`StageMessage` of that stage) and ``sent`` (``"<epoch>:<seq>"`` of
-the due message last published), ``day``, the last ``progress``, timestamps, the ``failure`` or the ``result``.
-Unfinished jobs are listed in ``simfleet:jobs:active``; every job in ``simfleet:jobs:index`` (by creation time).
+the due message last published), ``day``, the last ``progress`` (and ``progressed``, when it came), timestamps,
+the ``failure`` or the ``result``. Unfinished jobs are listed in ``simfleet:jobs:active``; every job in
+``simfleet:jobs:index`` (by creation time). Ending a job and taking it from a dead owner are counted in
+:mod:`simfleet.shared.counters`, by the same scripts.
 
 The record is the truth about where a job stands; messages are only how work reaches a worker. The epoch fences
 writers: it moves on when the watchdog takes a job from a dead owner, and when an operator cancels. Every write a
@@ -25,6 +27,7 @@ from typing import Any
 import msgspec
 import redis
 
+from simfleet.shared.counters import COUNTERS_KEY
 from simfleet.shared.errors import StaleOwner
 from simfleet.shared.heartbeats import HEARTBEAT_PREFIX
 from simfleet.shared.ids import check_id
@@ -102,9 +105,10 @@ for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1
 """
 
-# KEYS[1] job hash, KEYS[2] active set; ARGV: epoch (or '' for an operator's cancel), expiry, then field/value pairs.
-# Ends the job (done, failed or cancelled): fenced unless it is a cancel, which bumps the epoch instead so that the
-# owner's next write is refused. Returns the job's epoch afterwards, or -1 if refused.
+# KEYS[1] job hash, KEYS[2] active set, KEYS[3] the fleet's counters; ARGV: epoch (or '' for an operator's cancel),
+# expiry, then field/value pairs. Ends the job (done, failed or cancelled): fenced unless it is a cancel, which bumps
+# the epoch instead so that the owner's next write is refused. Counts the ended job by state, and a done job's
+# seconds from submission to finish. Returns the job's epoch afterwards, or -1 if refused.
 _END = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state or state == 'done' or state == 'failed' or state == 'cancelled' then return -1 end
@@ -119,17 +123,26 @@ for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('HDEL', KEYS[1], 'owner', 'owner_queue')
 redis.call('SREM', KEYS[2], string.sub(KEYS[1], 14))
 redis.call('EXPIRE', KEYS[1], ARGV[2])
+local ended = redis.call('HGET', KEYS[1], 'state')
+redis.call('HINCRBY', KEYS[3], 'jobs_ended:' .. ended, 1)
+local created = tonumber(redis.call('HGET', KEYS[1], 'created') or '')
+local finished = tonumber(redis.call('HGET', KEYS[1], 'finished') or '')
+if ended == 'done' and created and finished then
+  redis.call('HINCRBYFLOAT', KEYS[3], 'job_end_to_end_seconds_sum', string.format('%.6f', finished - created))
+  redis.call('HINCRBY', KEYS[3], 'job_end_to_end_count', 1)
+end
 return epoch
 """
 
-# KEYS[1] job hash; ARGV: the owner seen dead. Bumps the epoch, clears the owner, and rewrites the due message's
-# epoch (given as ARGV[2]: the message JSON with the placeholder epoch) so the record and what will be published
-# agree. Returns the new epoch, or -1 if the owner changed meanwhile.
+# KEYS[1] job hash, KEYS[2] the fleet's counters; ARGV: the owner seen dead. Bumps the epoch, clears the owner and its
+# last figures (the dead owner's day may be past the checkpoint the next owner restores) and counts a takeover.
+# Returns the new epoch, or -1 if the owner changed meanwhile.
 _RELEASE = """
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return -1 end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'done' or state == 'failed' or state == 'cancelled' then return -1 end
-redis.call('HDEL', KEYS[1], 'owner', 'owner_queue')
+redis.call('HDEL', KEYS[1], 'owner', 'owner_queue', 'progress')
+redis.call('HINCRBY', KEYS[2], 'takeovers:lifecycle_job', 1)
 return redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 """
 
@@ -138,6 +151,17 @@ def _text(value: bytes | str | None) -> str:
     if value is None:
         return ""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def simulated_day(checkpointed: int, progress: StageProgress | None) -> int:
+    """The day a job has reached: its running stage's last report when that is past its last checkpoint.
+
+    A job has two days: ``day`` in its record (simulated and checkpointed, where a takeover resumes) and the day of
+    its owner's last PROGRESS report, which runs ahead of it while a chunk executes. Every view of a job (``job
+    status``, ``job list``, ``fleet status``, progress bars) shows this one as *the* day, and the checkpointed day
+    beside it under that name.
+    """
+    return max(checkpointed, progress.day if progress is not None else 0)
 
 
 def worker_queue(node: str) -> str:
@@ -168,6 +192,7 @@ class JobRecord:
         created: submission time (Unix seconds).
         updated: the last time a stage moved it on.
         finished: when it ended (0 while it runs).
+        progressed: when a running stage last reported progress (0 before the first report).
     """
 
     job_id: str
@@ -188,11 +213,17 @@ class JobRecord:
     created: float
     updated: float
     finished: float
+    progressed: float = 0.0
 
     @property
     def days(self) -> int:
         """The horizon."""
         return self.spec.days
+
+    @property
+    def simulated_day(self) -> int:
+        """The day the job has reached (see :func:`simulated_day`)."""
+        return simulated_day(self.day, self.progress)
 
     @property
     def ended(self) -> bool:
@@ -274,7 +305,20 @@ class Jobs:
         Raises:
             MessageError: the record does not hold what it should (written by a foreign or older program).
         """
-        raw = {_text(k): _text(v) for k, v in self.redis.hgetall(JOB_KEY.format(job_id)).items()}
+        return self._record(job_id, self.redis.hgetall(JOB_KEY.format(job_id)))
+
+    def many(self, job_ids: list[str]) -> list[JobRecord]:
+        """The records of ``job_ids`` that still exist, read in one round trip (see :meth:`get`)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(JOB_KEY.format(job_id))
+            found = pipe.execute()
+        records = (self._record(job_id, raw) for job_id, raw in zip(job_ids, found, strict=True))
+        return [record for record in records if record is not None]
+
+    @staticmethod
+    def _record(job_id: str, fields: dict[Any, Any]) -> JobRecord | None:
+        raw = {_text(k): _text(v) for k, v in fields.items()}
         if not raw:
             return None
 
@@ -300,6 +344,7 @@ class Jobs:
             created=float(raw.get("created") or 0.0),
             updated=float(raw.get("updated") or 0.0),
             finished=float(raw.get("finished") or 0.0),
+            progressed=float(raw.get("progressed") or 0.0),
         )
 
     def epoch(self, job_id: str) -> int:
@@ -405,28 +450,28 @@ class Jobs:
             StaleOwner: the epoch moved on, or the job ended otherwise.
         """
         fields = {"state": "done", "result": summary, "finished": time.time(), "due": ""}
-        if self._end(keys=[JOB_KEY.format(job_id), ACTIVE_KEY], args=[epoch, self.expires_s, *self._pairs(fields)]) < 0:
+        if self._end_job(job_id, epoch, fields) < 0:
             raise StaleOwner(f"job {job_id}: epoch {epoch} is stale; not marked done")
 
     def fail(self, job_id: str, epoch: int, failure: JobFailure) -> bool:
         """Mark the job failed (fenced by ``epoch``: a worker that lost the job cannot fail it); whether it did."""
         fields = {"state": "failed", "failure": failure, "finished": time.time(), "due": ""}
-        return bool(
-            self._end(keys=[JOB_KEY.format(job_id), ACTIVE_KEY], args=[epoch, self.expires_s, *self._pairs(fields)])
-            >= 0
-        )
+        return self._end_job(job_id, epoch, fields) >= 0
 
     def cancel(self, job_id: str, reason: str = "cancelled by an operator") -> bool:
         """End the job as cancelled and bump its epoch (its owner's next write is refused); whether it did."""
         failure = JobFailure(stage="", error_type="Cancelled", message=reason)
         fields = {"state": "cancelled", "failure": failure, "finished": time.time(), "due": ""}
-        return bool(
-            self._end(keys=[JOB_KEY.format(job_id), ACTIVE_KEY], args=["", self.expires_s, *self._pairs(fields)]) >= 0
-        )
+        return self._end_job(job_id, "", fields) >= 0
 
     def release(self, job_id: str, dead_owner: str) -> int:
-        """Bump the epoch and clear the owner if it is still ``dead_owner``; return the new epoch (-1 if not)."""
-        return int(self._release(keys=[JOB_KEY.format(job_id)], args=[dead_owner]))
+        """Bump the epoch, clear the owner and its figures if it is still ``dead_owner``; the new epoch (-1 if not)."""
+        return int(self._release(keys=[JOB_KEY.format(job_id), COUNTERS_KEY], args=[dead_owner]))
+
+    def _end_job(self, job_id: str, epoch: int | str, fields: dict[str, Any]) -> int:
+        """Run the ending script (``epoch`` empty for an operator's cancel); the job's epoch after, or -1 if refused."""
+        keys = [JOB_KEY.format(job_id), ACTIVE_KEY, COUNTERS_KEY]
+        return int(self._end(keys=keys, args=[epoch, self.expires_s, *self._pairs(fields)]))
 
     @staticmethod
     def _pairs(fields: dict[str, Any]) -> list[Any]:

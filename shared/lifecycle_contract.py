@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
-Table = dict[str, npt.NDArray[np.generic]]
+# numpy is named only for the type checker: the command line's parser reads these constants without importing it.
+Table: TypeAlias = "dict[str, npt.NDArray[np.generic]]"
 
 AC_TYPES = ("mi8", "mi17")
 """Known aircraft types, in the order backends number them (``mi8`` is 0)."""

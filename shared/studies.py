@@ -8,25 +8,35 @@
 - ``simfleet:replication:<task id>:done``: which worker's copy of a replication completes it. A replication
   published again can run twice (its first worker was only cut off); only the first copy to finish is counted by
   the study's chord, the other ends without a result.
+- ``simfleet:study:<id>:done``: how many of the study's replications completed.
+
+A finished replication's events and seconds, and the completion of each replication, are counted
+(:mod:`simfleet.shared.counters`, and the study's own count) as its worker notes it finished.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import msgspec
 import redis
 
+from simfleet.shared.counters import COUNTERS_KEY, DES_EVENTS, DES_REPLICATIONS, DES_SECONDS
+from simfleet.shared.errors import MessageError
 from simfleet.shared.heartbeats import HEARTBEAT_PREFIX
 from simfleet.shared.ids import check_id
 from simfleet.shared.messages import Message, decode_json
 from simfleet.shared.messages.study import ReplicationRequest, StudyRecord
+
+log = logging.getLogger(__name__)
 
 STUDY_KEY = "simfleet:study:{}"
 INDEX_KEY = "simfleet:studies:index"
 RUNNING_KEY = "simfleet:node:{}:running"
 RUNNING_PATTERN = "simfleet:node:*:running"
 DONE_KEY = "simfleet:replication:{}:done"
+DONE_COUNT_KEY = "simfleet:study:{}:done"
 
 _json = msgspec.json.Encoder()
 
@@ -139,9 +149,49 @@ class Studies:
         """Note that ``node`` started a replication."""
         self.redis.hset(RUNNING_KEY.format(node), running.task_id, _json.encode(running))
 
-    def finished(self, node: str, task_id: str) -> None:
-        """Note that ``node`` finished (or gave up) a replication."""
-        self.redis.hdel(RUNNING_KEY.format(node), task_id)
+    def finished(self, node: str, task_id: str, *, study_id: str = "", events: int = 0, wall_s: float = 0.0,
+                 completed: bool = False) -> None:  # fmt: skip
+        """Note that ``node`` finished (or gave up) a replication, counting its work in the same round trip.
+
+        Args:
+            node: the worker.
+            task_id: the replication's task.
+            study_id: its study (whose count of completed replications goes up when ``completed``).
+            events: events it simulated (0 if it did not run to its end).
+            wall_s: the seconds it ran.
+            completed: whether this copy is the one that completes the replication.
+        """
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hdel(RUNNING_KEY.format(node), task_id)
+            if events or wall_s:
+                pipe.hincrby(COUNTERS_KEY, DES_EVENTS, events)
+                pipe.hincrbyfloat(COUNTERS_KEY, DES_SECONDS, round(wall_s, 6))
+            if completed:
+                pipe.hincrby(COUNTERS_KEY, DES_REPLICATIONS, 1)
+                if study_id:
+                    pipe.incr(DONE_COUNT_KEY.format(study_id))
+                    pipe.expire(DONE_COUNT_KEY.format(study_id), self.expires_s)
+            pipe.execute()
+
+    def done_counts(self, study_ids: list[str]) -> list[int]:
+        """Replications completed so far, per study (one round trip)."""
+        found = self.redis.mget([DONE_COUNT_KEY.format(study_id) for study_id in study_ids]) if study_ids else []
+        return [int(value or 0) for value in found]
+
+    def running(self) -> list[Running]:
+        """Every replication noted as running, on every worker."""
+        keys = list(self.redis.scan_iter(match=RUNNING_PATTERN, count=500))
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hvals(key)
+            found = pipe.execute()
+        running = []
+        for raw in (raw for values in found for raw in values):
+            try:
+                running.append(decode_json(Running, raw, what="running replication"))
+            except MessageError as exc:  # written by a foreign or older program: not one of ours to count
+                log.warning("%s", exc)
+        return running
 
     def nodes_running(self) -> list[str]:
         """Nodes with replications noted as running."""

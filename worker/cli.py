@@ -5,11 +5,16 @@
   pool process (concurrency 1) that keeps jobs alive between their stages; it consumes the four stage queues and its
   own queue (``simfleet.worker.<node>``), where the later stages of the jobs it owns go.
 - ``watchdog``: hand the work of silent workers to the rest of the fleet (every worker also runs one).
+- ``flower``: Flower for the configured broker, with basic auth on every endpoint (credentials never in argv).
+- ``exporter``: the fleet's Prometheus endpoint (:mod:`simfleet.worker.exporter`).
 - ``fleet up|down|status``: a local fleet on this machine, and the state of any fleet.
 
 These commands join the ``simfleet`` command line through the ``simfleet.commands`` entry point (the producer's
 command line knows nothing of the worker side). A worker checks Redis before it starts: an unreachable server or a
 refused password ends it at once with one line, instead of a worker that retries and looks alive.
+
+Registering them imports neither Celery nor the Redis client (``simfleet --help`` stays quick): the handlers import
+what they run.
 """
 
 from __future__ import annotations
@@ -23,10 +28,7 @@ import time
 import uuid
 from typing import Any, NoReturn
 
-from simfleet.shared.celery_app import stage_queues
 from simfleet.shared.flags import bounded_int, positive_float, positive_int
-from simfleet.shared.jobs import worker_queue
-from simfleet.shared.redis_client import check_reachable
 from simfleet.shared.settings import NODE_ENV, ROLE_ENV, load_settings
 
 WORKER_APP = "simfleet.worker.celery_main:app"
@@ -45,7 +47,7 @@ def node_name(role: str, device: int | None = None, tag: str | None = None) -> s
 
 
 def register(families: Any) -> None:
-    """Add the ``worker``, ``watchdog`` and ``fleet`` commands."""
+    """Add the ``worker``, ``watchdog``, ``flower``, ``exporter`` and ``fleet`` commands."""
     parser: argparse.ArgumentParser = families.add_parser("worker", help="run a fleet worker in this process")
     parser.add_argument(
         "--role", choices=["cpu", "gpu"], required=True, help="cpu: DES replications; gpu: lifecycle job stages"
@@ -57,13 +59,28 @@ def register(families: Any) -> None:
         "--concurrency", type=positive_int, help=f"cpu role: pool processes (default {default_concurrency()})"
     )
     parser.add_argument("--name", help="unique node name (default <role>[device]-<random>@<host>)")
-    parser.add_argument("--loglevel", default="INFO")
+    parser.add_argument("--loglevel", default="INFO", help="log level: DEBUG, INFO, WARNING or ERROR")
     parser.add_argument("--logfile", help="log file (default: standard error)")
     parser.set_defaults(handler=_worker)
     watchdog = families.add_parser("watchdog", help="hand the work of silent workers to the rest of the fleet")
     watchdog.add_argument("--once", action="store_true", help="one sweep, print what it did, exit")
     watchdog.add_argument("--interval", type=positive_float, help="seconds between sweeps (default gpu_worker's)")
     watchdog.set_defaults(handler=_watchdog)
+    flower = families.add_parser(
+        "flower",
+        help="run Flower for the configured broker, basic auth on every endpoint",
+        description="Flower with basic auth on every page and endpoint (/metrics and /healthcheck included). The "
+        "credentials come from FLOWER_BASIC_AUTH=user:password, the settings (flower.user, flower.password) or the "
+        "local fleet's secrets file; never from the command line.",
+    )
+    flower.set_defaults(handler=_flower)
+    exporter = families.add_parser(
+        "exporter", help="serve the fleet's Prometheus metrics (/metrics, /healthz), read from Redis at each scrape"
+    )
+    exporter.add_argument("--host", help="address to listen on (default metrics.host, 127.0.0.1)")
+    exporter.add_argument("--port", type=bounded_int(0, 65535), help="port to listen on (default metrics.port, 9810; "
+                          "0 picks a free one)")  # fmt: skip
+    exporter.set_defaults(handler=_exporter)
     from simfleet.worker import fleet_commands
 
     fleet_commands.register(families)
@@ -84,6 +101,10 @@ def worker_argv(name: str, concurrency: int, queues: str, max_memory_kb: int, lo
 
 
 def _worker(args: argparse.Namespace) -> NoReturn:
+    from simfleet.shared.celery_app import stage_queues
+    from simfleet.shared.jobs import worker_queue
+    from simfleet.shared.redis_client import check_reachable
+
     settings = load_settings()
     for url in dict.fromkeys((settings.broker_url, settings.result_backend)):
         check_reachable(url)
@@ -108,7 +129,18 @@ def _worker(args: argparse.Namespace) -> NoReturn:
     os.execv(sys.executable, argv)
 
 
+def _flower(args: argparse.Namespace) -> int:
+    from simfleet.shared.redis_client import check_reachable
+    from simfleet.worker.flower_server import credentials, serve
+
+    settings = load_settings()
+    credentials(settings)  # refuse before anything starts when no password is configured
+    check_reachable(settings.broker_url)
+    return serve(settings)
+
+
 def _watchdog(args: argparse.Namespace) -> int:
+    from simfleet.shared.redis_client import check_reachable
     from simfleet.worker.watchdog import Watchdog
 
     settings = load_settings()
@@ -123,3 +155,19 @@ def _watchdog(args: argparse.Namespace) -> int:
             time.sleep(args.interval or settings.gpu_worker.watchdog_interval_s)
     finally:
         dog.close()
+
+
+def _exporter(args: argparse.Namespace) -> int:
+    from simfleet.shared.errors import FleetUnavailable
+    from simfleet.shared.redis_client import check_reachable
+    from simfleet.worker.exporter import serve
+
+    settings = load_settings()
+    try:
+        check_reachable(settings.result_backend)
+    except FleetUnavailable as exc:  # served anyway: simfleet_redis_up says 0 until Redis answers
+        print(f"simfleet: warning: {exc}; serving anyway (simfleet_redis_up is 0 until it answers)", file=sys.stderr)
+    origin = ("--host" if args.host else "metrics.host", "metrics.port" if args.port is None else "--port")
+    serve(settings, args.host or settings.metrics.host, settings.metrics.port if args.port is None else args.port,
+          origin)  # fmt: skip
+    return 0

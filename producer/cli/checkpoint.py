@@ -7,15 +7,14 @@ import datetime as dt
 import json
 import math
 import sys
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from simfleet.producer.cli.options import work_id
-from simfleet.shared.checkpoints import CheckpointRef, Checkpoints
 from simfleet.shared.errors import CheckpointError, printable
-from simfleet.shared.redis_client import connect
 from simfleet.shared.settings import load_settings
+
+if TYPE_CHECKING:
+    from simfleet.shared.checkpoints import CheckpointRef, Checkpoints
 
 
 def register(families: Any) -> None:
@@ -27,13 +26,13 @@ def register(families: Any) -> None:
     show.add_argument("--index", type=int, default=-1, help="position in the list (default: the newest)")
     verify = commands.add_parser("verify", help="read every checkpoint of a job and check its sha256")
     for command, handler in ((listing, _list), (show, _show), (verify, _verify)):
-        command.add_argument("job_id", type=work_id)
-        command.add_argument("--json", action="store_true")
+        command.add_argument("job_id", type=work_id, help="the job's id")
+        command.add_argument("--json", action="store_true", help="print the answer as JSON")
         command.set_defaults(handler=handler)
     prune = commands.add_parser("prune", help="drop the checkpoints of ended jobs past stores.checkpoint_retention_s")
     prune.add_argument("--older-than", type=_age_s, metavar="SECONDS",
                        help="instead of the retention setting, drop those of jobs ended this long ago")
-    prune.add_argument("--json", action="store_true")
+    prune.add_argument("--json", action="store_true", help="print the pruned jobs as JSON")
     prune.set_defaults(handler=_prune)
 
 
@@ -49,6 +48,9 @@ def _age_s(text: str) -> float:
 
 
 def _store() -> Checkpoints:
+    from simfleet.shared.checkpoints import Checkpoints
+    from simfleet.shared.redis_client import connect
+
     settings = load_settings()
     client = connect(settings.result_backend, retry_s=settings.redis_retry_s)
     return Checkpoints.from_settings(settings, client)
@@ -75,6 +77,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _describe(value: Any) -> Any:
+    import numpy as np
+
     if isinstance(value, np.ndarray):
         return f"array {value.dtype} {list(value.shape)}"
     if isinstance(value, dict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -20,22 +20,20 @@ from simfleet.producer.cli.options import (
     seed_int,
     work_interrupted,
 )
-from simfleet.producer.report import json_text, sla_table, study_table, validation_table
-from simfleet.producer.sla import Evaluator, SlaResult, search_sla
 from simfleet.shared.errors import ConfigError, printable
-from simfleet.shared.messages import to_wire
-from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
-from simfleet.shared.outputs import Kind, atomic_output
 from simfleet.shared.settings import PRIORITIES
-from simfleet.worker.des.aggregate import aggregate
-from simfleet.worker.des.engine import Simulation
-from simfleet.worker.des.limits import MAX_QUANTITY, MAX_REPLICATIONS, MIN_POSITIVE
-from simfleet.worker.des.runner import default_processes, run_replications
-from simfleet.worker.des.scenario import METRICS, Scenario, load_scenario
-from simfleet.worker.des.validation import run_validation
+from simfleet.worker.des.limits import MAX_QUANTITY, MAX_REPLICATIONS, METRICS, MIN_POSITIVE
 
 if TYPE_CHECKING:
+    from simfleet.producer.progress import StepProgress
     from simfleet.producer.rate_sweep import SweepResult
+    from simfleet.producer.sla import Evaluator, SlaResult
+    from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
+    from simfleet.shared.outputs import Kind
+    from simfleet.worker.des.scenario import Scenario
+
+# The engine, the statistics and the plots are imported by the commands that run them (inside the handlers), so that
+# ``simfleet --help`` and the fleet's status commands start without scipy, networkx or matplotlib.
 
 
 SLA_OUTPUTS = ("probes.json", "probes.csv", "sla_search.png")
@@ -61,12 +59,11 @@ def register(families: Any) -> None:
     commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
 
     run = commands.add_parser("run", help="run a scenario's replications locally, one process per core")
-    run.add_argument("scenario", type=Path)
+    run.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
     run.add_argument("--replications", type=replications_int, help="replications (default: the scenario's)")
     run.add_argument("--seed", type=seed_int, help="study seed (default: the scenario's)")
-    run.add_argument(
-        "--processes", type=processes_int, help=f"worker processes (default: one per core, {default_processes()})"
-    )
+    cores = max(1, os.cpu_count() or 1)
+    run.add_argument("--processes", type=processes_int, help=f"worker processes (default: one per core, {cores})")
     run.add_argument("--trace", type=Path, help="write replication 0's event trace to this file, one line per event")
     run.add_argument("--json", action="store_true", help="print the aggregate as JSON")
     run.add_argument(
@@ -79,35 +76,35 @@ def register(families: Any) -> None:
     validate.add_argument(
         "--scale", type=scale_float, default=1.0, help="horizon factor of the statistical cases (0.001 to 100)"
     )
-    validate.add_argument("--json", action="store_true")
+    validate.add_argument("--json", action="store_true", help="print the table's rows as JSON")
     validate.set_defaults(handler=_validate)
 
     sla = commands.add_parser("sla", help="largest arrival rate meeting an SLA")
-    sla.add_argument("scenario", type=Path)
+    sla.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
     sla.add_argument("--request-type", help="the type whose latency is the SLA (default: the scenario's sla block)")
-    sla.add_argument("--metric", choices=METRICS)
+    sla.add_argument("--metric", choices=METRICS, help="the latency the SLA bounds (default: the sla block's or p95)")
     sla.add_argument("--threshold", type=positive_float, help="seconds")
     sla.add_argument("--replications", type=replications_int, help="replications per probe")
     sla.add_argument("--rel-tol", type=fraction, help="relative bracket width to reach (default 0.01)")
     sla.add_argument("--mix", action="store_true", help="scale every type's rate at fixed shares, not one type's")
-    sla.add_argument("--seed", type=seed_int)
-    sla.add_argument("--processes", type=processes_int)
-    sla.add_argument("--json", action="store_true")
+    sla.add_argument("--seed", type=seed_int, help="study seed of every probe (default: the scenario's)")
+    sla.add_argument("--processes", type=processes_int, help="local worker processes (default: one per core)")
+    sla.add_argument("--json", action="store_true", help="print the search and its probes as JSON")
     sla.add_argument("--out", type=Path, help="also write probes.json, probes.csv and sla_search.png here")
     _fleet_options(sla)
     sla.set_defaults(handler=_sla)
 
     sweep = commands.add_parser("sweep", help="the forward question at several arrival rates, with plots")
-    sweep.add_argument("scenario", type=Path)
+    sweep.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
     sweep.add_argument("--rates", type=rate_float, nargs="+", required=True, help="arrival rates, requests/min")
     sweep.add_argument("--request-type", help="scale only this type's rate (default: the whole mix at fixed shares)")
     sweep.add_argument("--metric", choices=METRICS, default="p95", help="latency metric to plot")
     sweep.add_argument("--threshold", type=positive_float, help="SLA line on the plot, seconds")
     sweep.add_argument("--replications", type=replications_int, help="replications per rate (default: the scenario's)")
-    sweep.add_argument("--seed", type=seed_int)
-    sweep.add_argument("--processes", type=processes_int)
+    sweep.add_argument("--seed", type=seed_int, help="study seed of every rate (default: the scenario's)")
+    sweep.add_argument("--processes", type=processes_int, help="local worker processes (default: one per core)")
     sweep.add_argument("--out", type=Path, help="output folder (default runs/sweeps/<scenario>)")
-    sweep.add_argument("--json", action="store_true")
+    sweep.add_argument("--json", action="store_true", help="print the rows as JSON")
     _fleet_options(sweep)
     sweep.set_defaults(handler=_sweep)
 
@@ -121,6 +118,9 @@ def _fleet_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from simfleet.worker.des.aggregate import aggregate
+    from simfleet.worker.des.scenario import load_scenario
+
     scenario = load_scenario(args.scenario)
     replications = scenario.replications if args.replications is None else args.replications
     seed = scenario.seed if args.seed is None else args.seed
@@ -140,6 +140,9 @@ def _run_locally(
     args: argparse.Namespace, scenario: Scenario, replications: int, seed: int, trace_path: Path | None
 ) -> list[ReplicationSummary]:
     """Every replication; replication 0 in this process when its trace is written to ``trace_path``."""
+    from simfleet.worker.des.engine import Simulation
+    from simfleet.worker.des.runner import run_replications
+
     summaries: list[ReplicationSummary] = []
     first = 0
     if trace_path is not None:
@@ -163,6 +166,8 @@ def _run_locally(
 @contextlib.contextmanager
 def _staged(path: Path | None, flag: str, kind: Kind, owned: tuple[str, ...] = ()) -> Iterator[Path | None]:
     """:func:`atomic_output` for an optional output (``None`` yields ``None``)."""
+    from simfleet.shared.outputs import atomic_output
+
     if path is None:
         yield None
         return
@@ -184,6 +189,9 @@ def _to_clickhouse(
 
 
 def _print_study(result: StudyAggregate, as_json: bool) -> None:
+    from simfleet.producer.report import json_text, study_table
+    from simfleet.shared.messages import to_wire
+
     if as_json:
         print(json_text(to_wire(result)))
     else:
@@ -206,11 +214,10 @@ def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: in
             if progress.state == "reconnecting":
                 bar.update(progress.percent, "the fleet's Redis is unreachable: reconnecting (the study goes on)")
                 return
-            bar.update(
-                progress.percent,
-                f"{progress.done}/{progress.total} done, {len(progress.running)} running, "
-                f"{progress.events_per_s / 1e3:.0f}k events/s",
-            )
+            label = f"{progress.done}/{progress.total} replications done, {len(progress.running)} running"
+            if progress.events_per_s > 0:
+                label += f", {progress.events_per_s / 1e3:.0f}k events/s"
+            bar.update(progress.percent, label)
 
         try:
             result = study.wait(timeout=args.timeout, on_progress=show)
@@ -230,6 +237,9 @@ def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: in
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from simfleet.producer.report import json_text, validation_table
+    from simfleet.worker.des.validation import run_validation
+
     rows = run_validation(args.scale)
     if args.json:
         print(json_text([r.to_dict() for r in rows]))
@@ -239,6 +249,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _sla(args: argparse.Namespace) -> int:
+    from simfleet.producer.report import json_text, sla_table
+    from simfleet.worker.des.scenario import load_scenario
+
     scenario = load_scenario(args.scenario)
     spec = scenario.sla
     request_type = args.request_type or (spec.request_type if spec else None)
@@ -248,12 +261,17 @@ def _sla(args: argparse.Namespace) -> int:
             "give --request-type and --threshold, or an sla block in the scenario", source=str(args.scenario)
         )
     _check_request_type(scenario, args.request_type)
+    from simfleet.producer.progress import StepProgress
+
+    mix = args.mix or (spec is not None and spec.scale == "mix")
+    progress = StepProgress(None, after_s=0.0 if args.fleet else 2.0)
     try:
         with _staged(args.out, "--out", "folder", SLA_OUTPUTS) as staging:
-            fleet, evaluate = _evaluator(args)
+            fleet, evaluate = _evaluator(args, progress, _rate_label(None if mix else request_type))
             try:
                 result = _search(args, scenario, evaluate, request_type, threshold)
             finally:
+                progress.close()
                 if fleet is not None:
                     fleet.close()
             if args.json:
@@ -291,6 +309,7 @@ def write_sla_outputs(result: SlaResult, out: Path) -> list[Path]:
     """``probes.json``, ``probes.csv`` and ``sla_search.png`` of an SLA search in ``out``."""
     from simfleet.producer.charts import plot_sla_search
     from simfleet.producer.rate_sweep import sla_rows, write_rows_csv
+    from simfleet.producer.report import json_text
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "probes.json").write_text(json_text(result.to_dict()) + "\n")
@@ -298,30 +317,62 @@ def write_sla_outputs(result: SlaResult, out: Path) -> list[Path]:
     return [out / "probes.json", out / "probes.csv", plot_sla_search(result, out / "sla_search.png")]
 
 
-def _evaluator(args: argparse.Namespace) -> tuple[Any, Evaluator]:
-    """The fleet (to close afterwards) and an evaluator: on the fleet with --fleet, else the local pool."""
+def _evaluator(args: argparse.Namespace, progress: StepProgress, rate_of: Any) -> tuple[Any, Evaluator]:
+    """The fleet (to close afterwards) and an evaluator: on the fleet with --fleet, else the local pool.
+
+    Each evaluation is a step of ``progress``, named by ``rate_of(probe)``, with its replications' progress.
+    """
+    from simfleet.worker.des.runner import run_replications
+
     if args.fleet:
         from simfleet.producer.fleet.client import Fleet
 
         fleet = Fleet.from_settings()
-        return fleet, fleet.evaluator(priority=args.priority, timeout_s=args.timeout)
+
+        def show(study: Any) -> None:
+            progress.update(study.percent / 100.0, f"{study.done}/{study.total} replications done")
+
+        on_fleet = fleet.evaluator(priority=args.priority, timeout_s=args.timeout, on_progress=show)
+
+        def evaluate_on_fleet(probe: Scenario, replications: int, seed: int) -> list[ReplicationSummary]:
+            progress.begin(rate_of(probe))
+            return on_fleet(probe, replications, seed)
+
+        return fleet, evaluate_on_fleet
     processes = args.processes
 
     def evaluate(probe: Scenario, replications: int, seed: int) -> list[ReplicationSummary]:
-        return run_replications(probe, replications=replications, seed=seed, processes=processes)
+        progress.begin(rate_of(probe))
+        return run_replications(probe, replications=replications, seed=seed, processes=processes,
+                                on_progress=progress.update)  # fmt: skip
 
     return None, evaluate
 
 
+def _rate_label(request_type: str | None) -> Any:
+    """What names a probe on the progress line: the rate of ``request_type``, or of the whole mix (None)."""
+
+    def label(probe: Scenario) -> str:
+        if request_type is None:
+            return f"mix at {sum(t.rate_per_min for t in probe.request_types.values()):.4g} requests/min"
+        return f"{request_type} at {probe.request_types[request_type].rate_per_min:.4g} requests/min"
+
+    return label
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from simfleet.producer.charts import plot_sweep_latency, plot_utilisation_heatmap
+    from simfleet.producer.progress import StepProgress
     from simfleet.producer.rate_sweep import sweep_rates
+    from simfleet.shared.outputs import atomic_output
+    from simfleet.worker.des.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
     _check_request_type(scenario, args.request_type)
     out = args.out or Path("runs") / "sweeps" / scenario.name
+    progress = StepProgress(len(args.rates), after_s=0.0 if args.fleet else 2.0)
     with atomic_output(out, flag="--out", owned=SWEEP_OUTPUTS) as staging:
-        fleet, evaluate = _evaluator(args)
+        fleet, evaluate = _evaluator(args, progress, _rate_label(args.request_type))
         try:
             sweep = sweep_rates(
                 scenario,
@@ -332,6 +383,7 @@ def _sweep(args: argparse.Namespace) -> int:
                 request_type=args.request_type,
             )
         finally:
+            progress.close()
             if fleet is not None:
                 fleet.close()
         sweep.write_json(staging / "sweep.json")
@@ -347,31 +399,20 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _print_sweep(sweep: SweepResult, args: argparse.Namespace) -> None:
-    """One line per (rate, request type), or the rows as strict JSON with ``--json``."""
-    figure = "mean_s" if args.metric == "mean" else f"{args.metric}_s"
+    """The sweep's table (:func:`~simfleet.producer.report.sweep_table`), or its rows as strict JSON with ``--json``."""
+    from simfleet.producer.report import json_text, sweep_table
+
     if args.json:
         print(json_text(sweep.to_rows()))
         return
-    for row in sweep.to_rows():
-        ci = row[f"{figure}_ci95"]
-        value = "-" if row[figure] is None else f"{row[figure]:.3f}" + (f" ±{ci:.3f}" if ci else "")
-        measured = [
-            (k.removeprefix("utilisation_"), v)
-            for k, v in row.items()
-            if k.startswith("utilisation_") and v is not None and math.isfinite(v)
-        ]
-        busiest = "no utilisation measured"
-        if measured:
-            name, level = max(measured, key=lambda item: item[1])
-            busiest = f"busiest {name} {level:.2f}"
-        stable = "" if row["stable"] else "  UNSTABLE"
-        where = f"{row['rate_per_min']:>10.3f}/min  {row['request_type']:<20}"
-        print(f"{where} {args.metric} {value:<18} {busiest}{stable}")
+    print(sweep_table(sweep, args.metric))
 
 
 def _search(
     args: argparse.Namespace, scenario: Scenario, evaluate: Evaluator, request_type: str, threshold: float
 ) -> SlaResult:
+    from simfleet.producer.sla import search_sla
+
     spec = scenario.sla
     return search_sla(
         scenario,

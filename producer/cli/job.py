@@ -19,21 +19,21 @@ def register(families: Any) -> None:
     parser: argparse.ArgumentParser = families.add_parser("job", help="lifecycle jobs on the fleet")
     commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     status = commands.add_parser("status", help="state, owner, epoch, day and figures of a job")
-    status.add_argument("job_id", type=work_id)
-    status.add_argument("--json", action="store_true")
+    status.add_argument("job_id", type=work_id, help="the job's id (printed when it was submitted)")
+    status.add_argument("--json", action="store_true", help="print the state, figures and result as JSON")
     status.set_defaults(handler=_status)
     listing = commands.add_parser("list", help="the newest jobs, one line each")
-    listing.add_argument("--limit", type=positive_int, default=50)
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--limit", type=positive_int, default=50, help="how many, newest first (default 50)")
+    listing.add_argument("--json", action="store_true", help="print the rows as JSON")
     listing.set_defaults(handler=_list)
     cancel = commands.add_parser("cancel", help="stop a job (its owner stops at its next write)")
-    cancel.add_argument("job_id", type=work_id)
+    cancel.add_argument("job_id", type=work_id, help="the job's id")
     cancel.set_defaults(handler=_cancel)
     delete = commands.add_parser("delete", help="remove an ended job's record and checkpoints")
-    delete.add_argument("job_id", type=work_id)
+    delete.add_argument("job_id", type=work_id, help="the job's id (it must have ended)")
     delete.set_defaults(handler=_delete)
     export = commands.add_parser("export", help="write a done job's MP2 from its result checkpoints")
-    export.add_argument("job_id", type=work_id)
+    export.add_argument("job_id", type=work_id, help="the job's id (it must be done)")
     export.add_argument("--out", type=Path, help="as Parquet in this new folder, here (default: ClickHouse)")
     export.set_defaults(handler=_export)
 
@@ -50,7 +50,8 @@ def _status(args: argparse.Namespace) -> int:
         "state": record.state,
         "owner": record.owner,
         "epoch": record.epoch,
-        "day": record.day,
+        "day": progress.simulated_day,
+        "checkpointed_day": record.day,
         "days": record.days,
         "airframes": record.airframes,
         "percent": progress.percent,
@@ -64,8 +65,9 @@ def _status(args: argparse.Namespace) -> int:
         print()
         return 0 if record.state != "failed" else 1
     owner = f", owner {record.owner}" if record.owner else ""
-    print(f"job {record.job_id}: {record.state}, day {record.day}/{record.days} ({progress.percent:.1f}%), "
-          f"epoch {record.epoch}{owner}")  # fmt: skip
+    checkpointed = f", checkpointed day {record.day}" if record.day != progress.simulated_day else ""
+    print(f"job {record.job_id}: {record.state}, day {progress.simulated_day}/{record.days} ({progress.percent:.1f}%)"
+          f"{checkpointed}, epoch {record.epoch}{owner}")  # fmt: skip
     figures = progress.figures
     if figures is not None and figures.days_per_s:
         line = f"last chunk: {figures.days_per_s:,.0f} days/s, {figures.rss_mb:.0f} MiB resident"
@@ -85,8 +87,9 @@ def _list(args: argparse.Namespace) -> int:
 
     with Fleet.from_settings() as fleet:
         records = fleet.jobs(limit=args.limit)
-    rows = [{"job_id": r.job_id, "state": r.state, "day": r.day, "days": r.days, "airframes": r.airframes,
-             "owner": r.owner, "epoch": r.epoch, "created": r.created} for r in records]  # fmt: skip
+    rows = [{"job_id": r.job_id, "state": r.state, "day": r.simulated_day, "checkpointed_day": r.day, "days": r.days,
+             "airframes": r.airframes, "owner": r.owner, "epoch": r.epoch, "created": r.created}
+            for r in records]  # fmt: skip
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simfleet.producer.cli.options import bounded_int, positive_int
-from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES, MAX_DAYS, MP2_FOLDERS, STATUSES
-from simfleet.shared.outputs import atomic_output
+from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES, MAX_DAYS, MP2_FOLDERS
 
 if TYPE_CHECKING:
     from simfleet.shared.messages.lifecycle import JobSummary
@@ -28,7 +27,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--chunk-days", type=positive_int, default=365, help="days per MP2 chunk handed to the sink")
     parser.add_argument("--backend", choices=BACKENDS, default="numpy", help="the lifecycle backend (default numpy)")
     parser.add_argument("--debug", action="store_true", help="check every invariant after each day")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the run's report as JSON")
     parser.add_argument("--to-clickhouse", action="store_true", help="also write MP2 to ClickHouse (clickhouse_dsn)")
     parser.add_argument("--job-id", help="MP2 partition in ClickHouse (default: local-<version_date>-<random>)")
     parser.set_defaults(handler=_run)
@@ -55,16 +54,15 @@ def _export(args: argparse.Namespace, inputs: Any, report: Any, sink: Any) -> No
 
 
 def print_summary(summary: RunReport | JobSummary) -> None:
-    """The lines a person reads after a run: size, transitions, final status counts, shortfall days, timings."""
-    print(f"{summary.airframes} airframes x {summary.days} days, log {summary.log}")
-    print("transitions: " + ", ".join(f"{k} {v}" for k, v in summary.transitions.items()))
-    counts = summary.status_counts_end.items()
-    print("status at the end: " + ", ".join(f"{k} {STATUSES[int(k)]} {v}" for k, v in counts))
-    print("days with a shortfall: " + ", ".join(f"{k} {v}" for k, v in summary.shortfall_days.items()))
-    print("time: " + ", ".join(f"{k} {v:.3f} s" for k, v in summary.timings_s.items()))
+    """The lines a person reads after a run (:func:`simfleet.producer.report.lifecycle_summary`)."""
+    from simfleet.producer.report import lifecycle_summary
+
+    print(lifecycle_summary(summary))
 
 
 def _run(args: argparse.Namespace) -> int:
+    from simfleet.shared.outputs import atomic_output
+
     if not args.out:
         return _run_into(args, None)
     # The place is checked and staged before the inputs are even read; MP2 appears whole at the end or not at all.
@@ -83,15 +81,22 @@ def _run_into(args: argparse.Namespace, out: Path | None) -> int:
     sink: Sink = ParquetSink(out) if out else NullSink()
     if args.to_clickhouse:
         sink = TeeSink(sink, MemorySink())
-    report = run_local(
-        inputs,
-        log=args.log,
-        sink=sink,
-        chunk_days=args.chunk_days,
-        backend=args.backend,
-        debug=args.debug,
-        load_s=load_s,
-    )
+    from simfleet.producer.progress import LateProgress
+
+    progress = LateProgress()
+    try:
+        report = run_local(
+            inputs,
+            log=args.log,
+            sink=sink,
+            chunk_days=args.chunk_days,
+            backend=args.backend,
+            debug=args.debug,
+            load_s=load_s,
+            on_progress=progress,
+        )
+    finally:
+        progress.close()
     if args.to_clickhouse:
         _export(args, inputs, report, sink)
     if args.json:

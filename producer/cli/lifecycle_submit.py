@@ -48,7 +48,8 @@ def register(commands: Any) -> None:
     parser.add_argument("--backend", choices=BACKENDS, help="lifecycle backend (default: the worker's)")
     parser.add_argument("--no-persist", action="store_true",
                         help="restore from checkpoints at every stage (the fallback mode) instead of keeping it live")
-    parser.add_argument("--priority", choices=list(PRIORITIES), default="normal")
+    parser.add_argument("--priority", choices=list(PRIORITIES), default="normal",
+                        help="queue priority on the fleet (default normal)")
     parser.add_argument("--job-id", type=work_id,
                         help="the job's id: 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit "
                              "(default: a fresh one)")

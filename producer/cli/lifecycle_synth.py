@@ -8,14 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from simfleet.producer.cli.options import bounded_int, seed_int
 from simfleet.shared.flags import date_within
 from simfleet.shared.lifecycle_contract import AC_TYPES, DATE_RANGE, MAX_DAYS, TABLES
-from simfleet.shared.outputs import atomic_output
-from simfleet.worker.lifecycle.inputs import write_inputs
-from simfleet.worker.lifecycle.synth import MAX_AIRCRAFT, synthesize
 
 
 def register(commands: Any) -> None:
@@ -23,7 +18,7 @@ def register(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
         "synth", help="write a plausible synthetic fleet as an inputs directory"
     )
-    parser.add_argument("--aircraft", type=bounded_int(1, MAX_AIRCRAFT), default=279,
+    parser.add_argument("--aircraft", type=_aircraft, default=279,
                         help="airframes (default 279, the reference fleet)")  # fmt: skip
     parser.add_argument("--days", type=bounded_int(1, MAX_DAYS), default=3650, help="horizon in days (default 3650)")
     parser.add_argument("--seed", type=seed_int, default=1, help="random seed; same seed, same files (default 1)")
@@ -38,7 +33,20 @@ def register(commands: Any) -> None:
     parser.set_defaults(handler=_synth)
 
 
+def _aircraft(text: str) -> int:
+    """An argparse type: a fleet size, 1 to the synthesizer's ``MAX_AIRCRAFT`` (loaded only to check a value)."""
+    from simfleet.worker.lifecycle.synth import MAX_AIRCRAFT
+
+    return bounded_int(1, MAX_AIRCRAFT)(text)
+
+
 def _synth(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from simfleet.shared.outputs import atomic_output
+    from simfleet.worker.lifecycle.inputs import write_inputs
+    from simfleet.worker.lifecycle.synth import synthesize
+
     started = time.perf_counter()
     inputs_files = ["meta.yaml", *(f"{name}.{ext}" for name in TABLES for ext in ("csv", "parquet"))]
     with atomic_output(args.out, flag="--out", kind="folder", owned=inputs_files) as staging:

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from collections.abc import Collection
-
-import numpy as np
 
 from simfleet.shared.errors import ConfigError, printable
 from simfleet.shared.ids import check_id
@@ -57,7 +56,8 @@ def flag(value: object, *, key: str) -> bool:
     Raises:
         ConfigError: anything else (``"no"`` would otherwise be true).
     """
-    if isinstance(value, bool | np.bool_):
+    numpy = sys.modules.get("numpy")  # a numpy bool exists only once numpy is loaded; this module does not load it
+    if isinstance(value, bool) or (numpy is not None and isinstance(value, numpy.bool_)):
         return bool(value)
     raise ConfigError(f"must be True or False, got {_shown(value)} ({type(value).__name__})", key=key)
 

@@ -12,19 +12,13 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
-
-from celery import Celery
+from typing import TYPE_CHECKING, Any, Literal
 
 from simfleet.producer.fleet.arguments import choice, instance, seconds, time_limit, whole, work_id
-from simfleet.producer.fleet.backend import polling_backend_url
 from simfleet.producer.fleet.lifecycle import LifecycleJob, submit
 from simfleet.producer.fleet.study import Study, StudyProgress, publish_study
-from simfleet.producer.sla import Evaluator, SlaResult, search_sla
-from simfleet.shared.celery_app import create_app
-from simfleet.shared.checkpoints import Checkpoints
 from simfleet.shared.errors import FleetUnavailable, JobFailed, StudyFailed, WorkFailed
 from simfleet.shared.heartbeats import Heartbeats
 from simfleet.shared.jobs import JobRecord, Jobs
@@ -34,7 +28,16 @@ from simfleet.shared.messages.study import SEED_MAX, StudyRecord
 from simfleet.shared.redis_client import connect, translate
 from simfleet.shared.settings import PRIORITIES, Settings, load_settings
 from simfleet.shared.studies import Studies
-from simfleet.worker.des.scenario import Scenario, as_scenario
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from simfleet.producer.sla import Evaluator, SlaResult
+    from simfleet.shared.checkpoints import Checkpoints
+    from simfleet.worker.des.scenario import Scenario
+
+# Celery, the scenario parser and the SLA search (scipy) are imported on first use: a client that only reads records
+# (``simfleet job status``) starts without them.
 
 Handle = LifecycleJob | Study
 POLL_RETRY_S = 3.0
@@ -51,18 +54,27 @@ class Fleet:
 
     def __init__(self, settings: Settings, app: Celery | None = None) -> None:
         self.settings = settings
-        if app is None:
-            app = create_app(settings, name="simfleet-producer")
-            app.conf.result_backend = polling_backend_url(settings.result_backend)
-            # A producer reports an outage (its waits say "reconnecting") instead of blocking until Redis returns.
-            app.conf.result_backend_always_retry = False
-            app.conf.task_publish_retry_policy = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5}
-        self.app = app
+        self._app = app
         self.redis = connect(settings.result_backend, retry_s=min(settings.redis_retry_s, POLL_RETRY_S))
         self.records = Jobs(self.redis, expires_s=settings.records_expire_s)
         self.study_records = Studies(self.redis, expires_s=settings.records_expire_s)
         self.heartbeats = Heartbeats(self.redis)
         self._checkpoints: Checkpoints | None = None
+
+    @property
+    def app(self) -> Celery:
+        """The Celery app this client publishes with (built on first use, polling for results)."""
+        if self._app is None:
+            from simfleet.producer.fleet.backend import polling_backend_url
+            from simfleet.shared.celery_app import create_app
+
+            app = create_app(self.settings, name="simfleet-producer")
+            app.conf.result_backend = polling_backend_url(self.settings.result_backend)
+            # A producer reports an outage (its waits say "reconnecting") instead of blocking until Redis returns.
+            app.conf.result_backend_always_retry = False
+            app.conf.task_publish_retry_policy = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5}
+            self._app = app
+        return self._app
 
     @classmethod
     def from_settings(cls, settings: Settings | str | Path | None = None) -> Fleet:
@@ -74,7 +86,8 @@ class Fleet:
     def close(self) -> None:
         """Release connections."""
         self.redis.close()
-        self.app.close()
+        if self._app is not None:
+            self._app.close()
 
     def __enter__(self) -> Fleet:
         return self
@@ -93,6 +106,8 @@ class Fleet:
     def checkpoints(self) -> Checkpoints:
         """The fleet's checkpoint store and references (opened on first use)."""
         if self._checkpoints is None:
+            from simfleet.shared.checkpoints import Checkpoints
+
             self._checkpoints = Checkpoints.from_settings(self.settings, self.redis)
         return self._checkpoints
 
@@ -216,8 +231,11 @@ class Fleet:
         with self.translate():
             return self.study_records.listed(limit)
 
-    def evaluator(self, priority: str = "normal", timeout_s: float | None = None) -> Evaluator:
+    def evaluator(self, priority: str = "normal", timeout_s: float | None = None,
+                  on_progress: Callable[[StudyProgress], None] | None = None) -> Evaluator:  # fmt: skip
         """An SLA-search evaluator that runs each probe's replications in parallel on the fleet.
+
+        ``on_progress`` (a progress display) is called with each probe's :class:`StudyProgress` while it runs.
 
         Raises:
             ConfigError: an unknown priority, or a timeout that is not a finite number above 0 (or None).
@@ -227,6 +245,8 @@ class Fleet:
 
         def evaluate(scenario: Scenario, replications: int, seed: int) -> list[ReplicationSummary]:
             study = self.run_des(scenario, replications=replications, seed=seed, priority=priority)
+            if on_progress is not None:
+                study.wait(timeout=timeout_s, on_progress=on_progress)
             return study.summaries(timeout=timeout_s)
 
         return evaluate
@@ -242,6 +262,9 @@ class Fleet:
         Raises:
             ConfigError, ScenarioError: the scenario or an option is invalid (naming it); nothing was published.
         """
+        from simfleet.producer.sla import search_sla
+        from simfleet.worker.des.scenario import as_scenario
+
         evaluate = self.evaluator(priority, timeout_s)
         if "replications" in kwargs:
             kwargs["replications"] = whole(kwargs["replications"], key="replications")

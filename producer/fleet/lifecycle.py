@@ -27,7 +27,7 @@ import msgspec
 from simfleet.producer.fleet.arguments import choice, flag, instance, seconds, time_limit, whole, work_id
 from simfleet.shared.celery_app import LIFECYCLE_LOAD, publish_stage, stage_queues
 from simfleet.shared.errors import ConfigError, FleetUnavailable, JobFailed, MessageError
-from simfleet.shared.jobs import JobRecord
+from simfleet.shared.jobs import JobRecord, simulated_day
 from simfleet.shared.lifecycle_contract import BACKENDS, LOG_MODES, MAX_DAYS, LifecycleInputs
 from simfleet.shared.messages import decode
 from simfleet.shared.messages.lifecycle import (
@@ -80,18 +80,21 @@ class JobProgress:
         return self.state in ("done", "failed", "cancelled")
 
     @property
+    def simulated_day(self) -> int:
+        """The day the job has reached: the running stage's last report, else the checkpointed ``day``."""
+        return simulated_day(self.day, self.figures)
+
+    @property
     def percent(self) -> float:
-        """Days simulated over the horizon, in percent."""
-        day = self.figures.day if self.figures is not None else self.day
-        return 100.0 * day / self.days if self.days else 0.0
+        """The day reached over the horizon, in percent."""
+        return 100.0 * self.simulated_day / self.days if self.days else 0.0
 
     @property
     def label(self) -> str:
         """One line for a progress bar: state, day, days per second."""
         if self.state == "reconnecting":
             return "the fleet's Redis is unreachable: reconnecting (the job goes on)"
-        day = self.figures.day if self.figures is not None else self.day
-        text = f"{self.state}, day {day}/{self.days}"
+        text = f"{self.state}, day {self.simulated_day}/{self.days}"
         if self.figures is not None and self.figures.days_per_s:
             text += f", {self.figures.days_per_s:,.0f} days/s"
         return text

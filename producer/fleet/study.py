@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from celery import chord
 
 from simfleet.producer.fleet.arguments import choice, seconds, time_limit, whole
 from simfleet.shared.celery_app import DES_AGGREGATE, DES_RUN
@@ -28,10 +27,10 @@ from simfleet.shared.messages import decode, to_wire
 from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
 from simfleet.shared.messages.study import SEED_MAX, ReplicationProgress, ReplicationRequest, StudyRecord
 from simfleet.shared.settings import PRIORITIES
-from simfleet.worker.des.scenario import Scenario, as_scenario
 
 if TYPE_CHECKING:
     from simfleet.producer.fleet.client import Fleet
+    from simfleet.worker.des.scenario import Scenario
 
 
 @dataclass(frozen=True)
@@ -177,6 +176,10 @@ def publish_study(fleet: Fleet, scenario: Scenario | str | Path | dict[str, Any]
         ConfigError: an argument of the wrong type or out of its range, naming it and what it accepts.
         ScenarioError: the scenario is invalid.
     """
+    from celery import chord
+
+    from simfleet.worker.des.scenario import as_scenario
+
     priority = choice(priority, key="priority", choices=tuple(PRIORITIES))
     if replications is not None:
         replications = whole(replications, key="replications")

@@ -66,3 +66,10 @@ def test_plan_and_des_queries_run(loaded):
     rows = run(ch, "p95 latency per request type of every study")
     assert [(r[0], r[2]) for r in rows] == [("study-9", "(all)"), ("study-9", "web-search")]
     assert all(r[3] > 0 and r[4] > 0 and r[5] > 0 for r in rows)
+
+
+@pytest.mark.parametrize("name", sorted(QUERIES))
+def test_every_query_of_the_guide_runs_and_answers(loaded, name):
+    # tests/docs/test_docs.py leaves the guide's named queries to this module: each one, not only those above.
+    ch, _ = loaded
+    assert run(ch, name), f"docs/bi.md query {name!r} returned no row"

@@ -387,7 +387,7 @@ def test_an_unknown_request_type_flag_names_the_flag(capsys, tmp_path):
 def test_an_unwritable_out_fails_before_any_run(capsys, tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    monkeypatch.setattr("simfleet.producer.cli.des.run_replications", _must_not_run)
+    monkeypatch.setattr("simfleet.worker.des.runner.run_replications", _must_not_run)
     for command in (["sweep", "--rates", "10"], ["sla", "--request-type", "r", "--threshold", "5"]):
         code, _, err = run_cli(capsys, "des", command[0], str(scenario_file(tmp_path)), *command[1:],
                                "--out", str(blocker / "out"))  # fmt: skip
@@ -410,7 +410,7 @@ def test_an_interrupted_run_leaves_no_output_and_keeps_the_previous_one(capsys, 
     code, _, _ = run_cli(capsys, "des", "sweep", str(path), "--rates", "10", "--out", str(out), "--processes", "1")
     assert code == 0 and (out / "sweep.json").exists()
     (out / "sweep.json").write_text("from the first run")
-    monkeypatch.setattr("simfleet.producer.cli.des.run_replications", _interrupted)
+    monkeypatch.setattr("simfleet.worker.des.runner.run_replications", _interrupted)
     code, _, _ = run_cli(capsys, "des", "sweep", str(path), "--rates", "10", "--out", str(out))
     assert code == 130
     assert (out / "sweep.json").read_text() == "from the first run"
@@ -435,7 +435,7 @@ def test_a_rerun_into_the_same_out_replaces_it(capsys, tmp_path):
 
 
 def test_an_out_holding_other_files_is_refused_and_kept(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr("simfleet.producer.cli.des.run_replications", _must_not_run)
+    monkeypatch.setattr("simfleet.worker.des.runner.run_replications", _must_not_run)
     (tmp_path / "notes.txt").write_text("mine")
     code, _, err = run_cli(capsys, "des", "sweep", str(scenario_file(tmp_path)), "--rates", "10",
                            "--out", str(tmp_path))  # fmt: skip

@@ -82,6 +82,7 @@ def settings_text(server: RedisServer, tmp_path: Path, checkpoint_url: str | Non
         f"stores: {{checkpoint_url: '{checkpoint_url or (tmp_path / 'checkpoints').as_uri()}'}}\n"
         f"clickhouse_dsn: chdb://{tmp_path / 'clickhouse'}\n"
         f"local_fleet: {{run_dir: {tmp_path / 'run'}, redis_port: {server.port}}}\n"
+        f"metrics: {{port: {free_port()}}}\n"
         f"flower: {{port: {free_port()}, user: tester, password: flower-secret}}\n"
     )
 

@@ -130,3 +130,33 @@ def test_stage_positions_cover_load_create_every_chunk_and_export():
     ]  # fmt: skip
     with pytest.raises(ValueError, match="no stage 6"):
         job.stage_of(6)
+
+
+def test_job_status_and_list_give_one_day_and_the_checkpointed_day_beside_it(fleet_settings, jobs, capsys):
+    import json
+
+    from simfleet.producer.cli import main
+    from simfleet.shared.messages.lifecycle import StageProgress
+
+    def shown(*command: str):
+        assert main([*command, "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    jobs.create(spec("lc-days", days=3650, chunk_days=365))
+    jobs.claim("lc-days", "gpu-a", "simfleet.worker.gpu-a", epoch=0, seq=0)
+    running = StageProgress(job_id="lc-days", stage="execute", day=500, days=3650, airframes=279, percent=13.7,
+                            days_per_s=2e4, rss_mb=100.0, device_memory_mb=None, worker="gpu-a", pid=1)  # fmt: skip
+    jobs.update("lc-days", 0, state="running", day=365, progress=running)  # mid-chunk: checkpointed at 365, at 500
+    status = shown("job", "status", "lc-days")
+    assert (status["day"], status["progress"]["day"], status["checkpointed_day"]) == (500, 500, 365)
+    assert status["percent"] == pytest.approx(100 * 500 / 3650)
+    (listed,) = shown("job", "list")
+    assert (listed["day"], listed["checkpointed_day"]) == (500, 365)
+    assert main(["job", "status", "lc-days"]) == 0
+    assert "day 500/3650 (13.7%), checkpointed day 365, epoch 0, owner gpu-a" in capsys.readouterr().out
+
+    # The owner died: the next one resumes from the checkpoint, so the dead owner's day 500 is no longer the job's.
+    assert jobs.release("lc-days", "gpu-a") == 1
+    status = shown("job", "status", "lc-days")
+    assert (status["day"], status["checkpointed_day"], status["progress"]) == (365, 365, None)
+    assert status["percent"] == pytest.approx(100 * 365 / 3650)

@@ -46,6 +46,7 @@ def local_config(tmp_path):
         f"broker_url: redis://:fleet-pw@127.0.0.1:{port}/0\n"
         f"result_backend: redis://:fleet-pw@127.0.0.1:{port}/1\n"
         f"local_fleet: {{run_dir: {tmp_path / 'run'}, redis_port: {port}, redis_password: fleet-pw}}\n"
+        f"metrics: {{port: {free_port()}}}\n"
         f"flower: {{port: {free_port()}, user: watcher, password: flower-pw}}\n"
         f"stores: {{checkpoint_url: {tmp_path / 'checkpoints'}}}\n"
         f"clickhouse_dsn: chdb://{tmp_path / 'clickhouse'}\n"
@@ -61,7 +62,8 @@ def test_fleet_up_starts_everything_flower_sees_it_and_down_stops_exactly_it(loc
     settings = load_settings(local_config, env={})
     state = json.loads((Path(settings.local_fleet.run_dir) / "fleet.json").read_text())
     pids = {p["name"]: p["pid"] for p in state["processes"]}
-    assert set(pids) == {"redis", "cpu-worker-1", "gpu-worker-0", "flower"}
+    assert set(pids) == {"redis", "cpu-worker-1", "gpu-worker-0", "flower", "exporter"}
+    assert f"metrics: http://127.0.0.1:{settings.metrics.port}/metrics" in up.stdout
     assert all(psutil.pid_exists(pid) for pid in pids.values())
 
     inputs = tmp_path / "inputs"
@@ -101,6 +103,13 @@ def test_fleet_up_starts_everything_flower_sees_it_and_down_stops_exactly_it(loc
     with pytest.raises(urllib.error.HTTPError) as refused:
         flower_get(f"{flower}/api/workers")
     assert refused.value.code == 401
+
+    # The exporter 'up' started serves the fleet's series: both workers beat, the done job and the study counted.
+    with urllib.request.urlopen(f"http://127.0.0.1:{settings.metrics.port}/metrics", timeout=10) as response:
+        series = response.read().decode()
+    assert 'simfleet_workers{role="cpu"} 1.0' in series and 'simfleet_workers{role="gpu"} 1.0' in series
+    assert 'simfleet_jobs_ended_total{state="done"} 1.0' in series
+    assert "simfleet_des_replications_total 3.0" in series
 
     down = simfleet("fleet", "down", config=local_config)
     assert down.returncode == 0, down.stderr

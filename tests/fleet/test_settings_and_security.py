@@ -91,11 +91,14 @@ def test_a_pickle_message_is_rejected_without_running(fleet, start_worker, redis
 
 
 def test_the_shipped_fleet_yaml_loads_and_documents_the_defaults():
+    from simfleet.shared.local_secrets import with_local_secrets
     from simfleet.shared.settings import Settings
 
     path = Path(__file__).resolve().parents[2] / "config" / "fleet.yaml"
     settings = load_settings(path, env={})
-    assert settings == Settings(source=settings.source)
+    # Both sides take the local fleet's generated passwords, if this checkout has run one.
+    assert settings == with_local_secrets(Settings(source=settings.source))
+    assert "simfleet@" not in settings.broker_url and Settings().flower.password == ""  # no shipped password
 
 
 def test_retention_retry_and_store_settings_are_validated_and_named():

@@ -333,3 +333,38 @@ def test_missing_or_malformed_meta_yaml(fleet: LifecycleInputs, tmp_path: Path, 
         (tmp_path / "meta.yaml").write_text(meta)
     with pytest.raises(ConfigError, match=r"meta\.yaml"):
         load_inputs(tmp_path)
+
+
+def test_a_parquet_table_in_row_groups_with_empty_cells_reads_as_pyarrow_converts_it(tmp_path: Path) -> None:
+    """The columns are read from Arrow's buffers (not through pyarrow's pandas layer): chunks, offsets and nulls."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from simfleet.shared.lifecycle_contract import COLUMNS
+    from simfleet.worker.lifecycle.inputs import read_table
+
+    rows = 50
+    arrays = {}
+    for column in COLUMNS["mp3"]:
+        if column.kind == "int":
+            arrays[column.name] = pa.array([None if i % 7 == 3 else i * 11 for i in range(rows)], pa.int64())
+        elif column.kind == "date":
+            arrays[column.name] = pa.array([None if i % 5 == 1 else D0 + dt.timedelta(days=i) for i in range(rows)],
+                                           pa.date32())  # fmt: skip
+        else:
+            arrays[column.name] = pa.array([None if i % 4 == 2 else ("mi8", "mi17")[i % 2] for i in range(rows)])
+    path = tmp_path / "mp3.parquet"
+    pq.write_table(pa.table(arrays), path, row_group_size=16)
+    assert pq.ParquetFile(path).num_row_groups == 4
+    got = read_table(path, "mp3")
+    for column in COLUMNS["mp3"]:
+        values = pq.read_table(path).column(column.name)
+        if column.kind == "int":
+            expected = pc.fill_null(values, -1).to_numpy()
+        elif column.kind == "date":
+            expected = np.asarray(values.to_numpy(), dtype="datetime64[D]")
+        else:
+            expected = pc.fill_null(values, "").to_numpy(zero_copy_only=False).astype(str)
+        assert got[column.name].dtype == expected.dtype, column.name
+        assert np.array_equal(got[column.name], expected, equal_nan=column.kind == "date"), column.name

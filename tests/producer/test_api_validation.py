@@ -209,7 +209,7 @@ def test_listing_limits_and_evaluator_options_are_checked(fleet):  # noqa: F811
 
 
 def test_sla_search_takes_a_scenario_file_like_run_des_and_checks_its_options(fleet, untouched, monkeypatch):  # noqa: F811
-    import simfleet.producer.fleet.client as client
+    import simfleet.producer.sla as sla  # the client imports the search when it is called
 
     seen = {}
 
@@ -217,7 +217,7 @@ def test_sla_search_takes_a_scenario_file_like_run_des_and_checks_its_options(fl
         seen.update(scenario=scenario, **options)
         return "searched"
 
-    monkeypatch.setattr(client, "search_sla", search)
+    monkeypatch.setattr(sla, "search_sla", search)
     options = {"request_type": "web-search", "metric": "p95", "threshold_s": 1.0}
     assert fleet.sla_search(str(SCENARIO), replications=np.int64(2), seed=np.int64(3), **options) == "searched"
     assert isinstance(seen["scenario"], Scenario) and (seen["replications"], seen["seed"]) == (2, 3)

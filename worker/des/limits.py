@@ -17,6 +17,9 @@ from simfleet.shared.messages.study import SEED_MAX
 
 __all__ = ["SEED_MAX"]  # the wire's limit, re-exported beside the scenario's own
 
+METRICS = ("mean", "p50", "p95", "p99")
+"""The latency metrics a study reports and an SLA may name (here, beside the limits, so that the command line's parser
+can offer them without importing the scenario parser)."""
 MAX_FILE_BYTES = 1 << 20
 """A scenario file is at most 1 MiB (the examples are about 10 KiB)."""
 MAX_DEPTH = 32

@@ -29,13 +29,12 @@ from simfleet.worker.des.limits import (
     MAX_QUANTITY,
     MAX_REPLICATIONS,
     MAX_YAML_NODES,
+    METRICS,
     SEED_MAX,
     check_integer,
     check_number,
     show,
 )
-
-METRICS = ("mean", "p50", "p95", "p99")
 
 
 @dataclass(frozen=True)

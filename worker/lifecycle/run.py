@@ -8,6 +8,7 @@ produced at all. The sinks are re-exported here for callers that import them fro
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,7 @@ def run_local(
     backend: str = "numpy",
     debug: bool = False,
     load_s: float = 0.0,
+    on_progress: Callable[[float, str], None] | None = None,
 ) -> RunReport:
     """Run the model over validated ``inputs``, chunk by chunk into ``sink``.
 
@@ -71,6 +73,7 @@ def run_local(
         backend: a name known to :func:`simfleet.worker.lifecycle.backends.get_backend`.
         debug: check every invariant after each day.
         load_s: time the caller spent loading the inputs, reported as ``load``.
+        on_progress: hears ``(fraction of the days done, label)`` after each chunk (a progress display).
 
     Returns:
         The report: transitions by kind, status counts at the end, days with a shortfall, timings (load / create /
@@ -108,6 +111,8 @@ def run_local(
         run_s += tock - tick
         collect_s += time.perf_counter() - tock
         rows += len(airframe.get("day", ()))
+        if on_progress is not None:
+            on_progress(sim.day / env.days, f"day {sim.day:,}/{env.days:,}")
     sink.close()
     timings["run"], timings["collect"] = run_s, collect_s
     report = summarize(env, sim.state_dict(), log=log, airframe_rows=rows)

@@ -103,14 +103,18 @@ def _run_once(task: Task, request: ReplicationRequest, scenario: Scenario, node:
                                    group_index=task.request.group_index, chord=task.request.chord,
                                    priority=delivery.get("priority"), queue=delivery.get("routing_key") or DES_RUN,
                                    started=time.time()))  # fmt: skip
+    summary: ReplicationSummary | None = None
+    completed = False
     try:
         summary = _simulate(task, request, scenario)
-        if task.AsyncResult(task_id).state == "SUCCESS" or not registry.complete(task_id, node):
+        completed = task.AsyncResult(task_id).state != "SUCCESS" and registry.complete(task_id, node)
+        if not completed:
             logger.info("replication %s: another copy completed it first; this one ends without a result", task_id)
             raise Ignore()
         return to_wire(summary)
     finally:
-        registry.finished(node, task_id)
+        registry.finished(node, task_id, study_id=request.study_id, events=summary.events if summary else 0,
+                          wall_s=summary.wall_s if summary else 0.0, completed=completed)  # fmt: skip
 
 
 def _simulate(task: Task, request: ReplicationRequest, scenario: Scenario) -> ReplicationSummary:
