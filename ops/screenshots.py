@@ -132,7 +132,7 @@ def main() -> int:
         config.chmod(0o600)
         settings = load_settings(config, env={})
         write_inputs(synthesize(args.airframes, DAYS, seed=1), tmp / "inputs", "parquet")
-        simfleet(config, "fleet", "up", "--cpu-workers", "0", "--gpu-workers", "1")
+        simfleet(config, "fleet", "up", "--cpu-workers", "0", "--gpu-workers", "1", "--no-exporter")
         try:
             return take(settings, tmp / "inputs", args.chromium, args.out)
         finally:

@@ -4,9 +4,7 @@ This is a process entry point, so it reads the settings when imported (the one p
 each pool process of a CPU worker to its own core on machines with more than 2 cores (core 0 stays for the system),
 and starts the liveness threads in a worker's main process once it is ready: the heartbeat and the watchdog (both
 roles; the heartbeat says which role and queues the worker has). Nothing here touches a device: backends are
-created in the pool process, on first use. In Flower's process it makes Flower inspect each worker it hears from
-for the first time (:mod:`simfleet.worker.flower_hooks`), so its worker list and broker page hold every worker's
-queues.
+created in the pool process, on first use.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from simfleet.shared.celery_app import create_app
 from simfleet.shared.logs import install_celery_logging
 from simfleet.shared.settings import ROLE_ENV
-from simfleet.worker import flower_hooks
 from simfleet.worker.runtime import worker_settings
 from simfleet.worker.stages import node_name
 from simfleet.worker.watchdog import Liveness
@@ -29,8 +26,6 @@ from simfleet.worker.watchdog import Liveness
 app = create_app(worker_settings())
 install_celery_logging()
 _liveness: list[Liveness] = []
-if flower_hooks.running_flower():
-    flower_hooks.install()
 
 
 @worker_ready.connect

@@ -1,11 +1,11 @@
-"""What the fleet adds to Flower when Flower runs on its app (``celery -A simfleet.worker.celery_main:app flower``).
+"""What the fleet adds to Flower's knowledge of its workers (used by :mod:`simfleet.worker.flower_server`).
 
 Flower learns each worker's queues by *inspecting* the workers (a broadcast that only workers alive at that moment
 answer) and does so at its start and when someone opens its workers page or asks ``/api/workers?refresh=1``. Its
 broker page lists the queues of the workers in that cache, or the app's declared queues when the cache is empty. A
-fleet starts Flower beside its workers, and adds workers later (a scale-up, a restart), so the cache misses them:
-``/api/workers`` answered ``{}`` and the broker page lacked every owner queue (``simfleet.worker.<node>``, where
-a job's later stages wait), whose names no declaration can know in advance.
+fleet starts Flower beside its workers, and adds workers later (a scale-up, a restart), so the cache missed them:
+``/api/workers`` answered ``{}`` and the broker page lacked every owner queue (``simfleet.worker.<node>``, where a
+job's later stages wait), whose names no declaration can know in advance.
 
 The hook: when Flower hears a worker it has not inspected (its ``worker-online`` event, or a heartbeat), it inspects
 that worker alone, once. Its cache then holds every live worker and its queues, without anyone asking.
@@ -19,7 +19,7 @@ WORKER_EVENTS = frozenset({"worker-online", "worker-heartbeat"})
 
 
 def inspect_new_workers(flower: Any) -> None:
-    """Make ``flower`` (a started or starting ``flower.app.Flower``) inspect each worker the first time it hears it."""
+    """Make ``flower`` (a ``flower.app.Flower`` not yet started) inspect each worker the first time it hears it."""
     forward = flower.events.on_event  # runs in the events thread; Flower's state is kept in its IO loop
 
     def on_event(event: dict[str, Any]) -> None:
@@ -35,28 +35,4 @@ def _inspect_if_new(flower: Any, hostname: str) -> None:
         flower.update_workers(workername=hostname)  # one in flight per worker (Flower's inspector keeps it so)
 
 
-def install() -> None:
-    """Hook :func:`inspect_new_workers` into every Flower this process starts (idempotent)."""
-    from flower.app import Flower
-
-    if getattr(Flower.start, "simfleet_hooked", False):
-        return
-    start = Flower.start
-
-    def start_inspecting_new_workers(self: Any) -> None:
-        inspect_new_workers(self)
-        start(self)
-
-    start_inspecting_new_workers.simfleet_hooked = True  # type: ignore[attr-defined]
-    Flower.start = start_inspecting_new_workers
-
-
-def running_flower() -> bool:
-    """Whether this process is the ``celery ... flower`` command (asked while it loads the app)."""
-    import click
-
-    context = click.get_current_context(silent=True)
-    return context is not None and context.invoked_subcommand == "flower"
-
-
-__all__ = ["inspect_new_workers", "install", "running_flower"]
+__all__ = ["inspect_new_workers"]

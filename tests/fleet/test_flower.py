@@ -82,7 +82,7 @@ def flower_fleet(tmp_path: Path) -> Iterator[FlowerFleet]:
         f"stores: {{checkpoint_url: {tmp_path / 'checkpoints'}}}\n"
         "gpu_worker: {progress_interval_s: 0.05}\n"
     )
-    up = simfleet("fleet", "up", "--cpu-workers", "0", "--gpu-workers", "0", config=config)
+    up = simfleet("fleet", "up", "--cpu-workers", "0", "--gpu-workers", "0", "--no-exporter", config=config)
     assert up.returncode == 0, up.stderr
     fleet = FlowerFleet(config, tmp_path)
     yield fleet
