@@ -6,7 +6,11 @@
   replication is idempotent, so running it again after a crash is always safe.
 - The visibility timeout is set in the broker options, the result backend options and the app config; it must be
   longer than the longest task, or Redis would hand a running task to a second worker.
-- Task events and sent events on (Flower needs them); results are summaries and references, never bulk arrays.
+- Workers send task events (Flower needs them); no one sends ``task-sent`` events. A sent event names its sender
+  by process (``gen<pid>@host``), so every CLI invocation and every recycled pool process that published a task
+  would become one more "worker" in Flower and one more ``worker`` label value on its ``/metrics``. Flower sees a
+  task from the worker's ``task-received`` on; what waits before that is counted on its broker page.
+- Results are summaries and references, never bulk arrays.
 - Priorities: Redis priority steps 0, 3, 6, 9; ``high`` = 0 is served first (``settings.PRIORITIES``).
 - Lifecycle stages go to their shared queue unless published to a worker's own queue: the owner of a job publishes
   its later stages there itself (see :mod:`simfleet.worker.stages`).
@@ -141,7 +145,7 @@ def create_app(settings: Settings, *, name: str = "simfleet") -> Celery:
         redis_retry_on_timeout=True,
         task_default_priority=3,
         task_track_started=True,
-        task_send_sent_event=True,
+        task_send_sent_event=False,
         worker_send_task_events=True,
         result_expires=settings.result_expires_s,
         result_extended=False,

@@ -6,6 +6,9 @@ the credentials (a refusal is a 401 asking for basic auth). The credentials come
 (``flower.user``/``flower.password``, ``SIMFLEET_FLOWER__…``, Flower's own ``FLOWER_BASIC_AUTH=user:password``, or the
 local fleet's secrets file), never from the command line, where any user of the machine could read them.
 
+Flower inspects each worker the first time it hears it (:mod:`simfleet.worker.flower_hooks`), so its worker list
+and broker page (with every worker's own queue) hold workers started after it.
+
 A probe that cannot send credentials gets ``flower.health_port``: a second port that answers ``/healthcheck`` with
 ``OK`` and nothing else.
 """
@@ -26,6 +29,7 @@ from tornado.httputil import HTTPServerRequest
 
 from simfleet.shared.errors import ConfigError, FleetError
 from simfleet.shared.settings import Settings
+from simfleet.worker.flower_hooks import inspect_new_workers
 
 logger = logging.getLogger(__name__)
 REALM = "simfleet flower"
@@ -101,7 +105,9 @@ def build(settings: Settings, celery_app: Any) -> Any:
     options.address = settings.flower.address
     options.port = settings.flower.port
     options.basic_auth = [f"{user}:{password}"]  # Flower's own pages then behave as with auth on
-    return GuardedFlower(capp=celery_app, options=options, **tornado_settings)
+    guarded = GuardedFlower(capp=celery_app, options=options, **tornado_settings)
+    inspect_new_workers(guarded)  # its worker list and broker page then hold workers started after it
+    return guarded
 
 
 def _listen(what: str, start: Callable[[], Any]) -> Any:

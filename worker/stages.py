@@ -12,12 +12,13 @@ stage's message in the record (one fenced step) and publishing it to this worker
   version), validate them, build the environment and the backend; the inputs blob is the job's ``environment``
   checkpoint (a ClickHouse version is written as one).
 - create: create the population, write the ``population`` checkpoint.
-- execute: step to the chunk's last day, reporting progress; write the chunk's MP2 as a ``result`` checkpoint, then
+- execute: step to the chunk's last day, reporting progress (into the record, and through ``report`` to the task's
+  state) at most once per ``progress_interval_s``; write the chunk's MP2 as a ``result`` checkpoint, then
   the ``progress`` checkpoint (state at the chunk's end). A result chunk is published before the progress that
   follows it, so whatever progress is restored, the MP2 of every earlier day exists.
 - export: stream the MP2 of every chunk, in day order, from the result checkpoints to the job's sink (one chunk in
-  memory at a time); a chunk that cannot be read is computed again from the newest good state before it. Record
-  the summary and finish the job.
+  memory at a time, reporting the days exported through ``report``); a chunk that cannot be read is computed again
+  from the newest good state before it. Record the summary and finish the job.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from simfleet.shared.messages.lifecycle import (
     JobSpec,
     JobSummary,
     SinkTarget,
+    Stage,
     StageMessage,
     StageProgress,
     StoreInputs,
@@ -165,7 +167,7 @@ class Stages:
             return self._create(session, message, timings)
         if message.stage == "execute":
             return self._execute(session, message, timings, report)
-        return self._export(session, message, timings)
+        return self._export(session, message, timings, report)
 
     def due_record(self, message: StageMessage) -> JobRecord:
         """The job's record if ``message`` is its due stage; otherwise refuse it.
@@ -251,7 +253,7 @@ class Stages:
             now = time.perf_counter()
             if now - last_report >= self.progress_interval_s:
                 last_report = now
-                figures = self._progress(session, first, now - started)
+                figures = self._progress(session, "execute", sim.day, first, now - started)
                 # A cancel stops the run here (the update is refused once the epoch moved on).
                 self.jobs.update(session.job_id, session.epoch, progress=figures, progressed=time.time())
                 if report is not None:
@@ -265,19 +267,19 @@ class Stages:
         timings["run"] = timings.get("run", 0.0) + run_s
         timings["checkpoint"] = timings.get("checkpoint", 0.0) + checkpoint_s
         figures = msgspec.structs.replace(
-            self._progress(session, first, run_s),
+            self._progress(session, "execute", until, first, run_s),
             checkpoint_bytes=result_ref.size + progress_ref.size,
             checkpoint_s=checkpoint_s,
-        )
-        if report is not None:
-            report(figures)
+        )  # into the record only: the task's state turns SUCCESS a moment later, so a report now would be lost work
         self._keep(session)
         log.info(
             "job %s: days %d..%d in %.2f s, checkpoints %.2f s", session.job_id, first, until - 1, run_s, checkpoint_s
         )
         return self._advance(session, message, timings, day=until, progress=figures)
 
-    def _export(self, session: Session, message: StageMessage, timings: dict[str, float]) -> JobSummary:
+    def _export(
+        self, session: Session, message: StageMessage, timings: dict[str, float], report: Report | None
+    ) -> JobSummary:
         env, sim, spec = session.env, session.backend, session.spec
         if sim.day != env.days:
             raise CheckpointError(f"job {session.job_id}: export at day {sim.day}, the horizon is {env.days}")
@@ -293,7 +295,7 @@ class Stages:
                 reports = export_mp2_chunks(
                     ch,
                     session.job_id,
-                    self._chunks(session),
+                    self._chunks(session, report),
                     airframes=env.n if full else None,
                     days=env.days,
                     batch_rows=sink.batch_rows,
@@ -303,15 +305,15 @@ class Stages:
         else:  # MP2 stays in the result checkpoints, where `simfleet job export` reads it
             target, rows = SinkTarget(kind="none"), env.n * env.days if full else 0
         timings["export"] = time.perf_counter() - tick
-        report = summarize(env, sim.state_dict(), log=spec.log, airframe_rows=rows)
+        model = summarize(env, sim.state_dict(), log=spec.log, airframe_rows=rows)
         summary = JobSummary(
             job_id=session.job_id,
-            airframes=report.airframes,
-            days=report.days,
+            airframes=model.airframes,
+            days=model.days,
             log=spec.log,
-            transitions=report.transitions,
-            status_counts_end=report.status_counts_end,
-            shortfall_days=report.shortfall_days,
+            transitions=model.transitions,
+            status_counts_end=model.status_counts_end,
+            shortfall_days=model.shortfall_days,
             airframe_rows=rows,
             sink=target,
             timings_s=timings,
@@ -327,9 +329,18 @@ class Stages:
 
     # ------------------------------------------------------------------------------------------------ helpers
 
-    def _chunks(self, session: Session) -> Iterator[tuple[Columns, Columns]]:
-        """The job's MP2 chunk by chunk; a chunk whose checkpoint cannot be read is computed again."""
+    def _chunks(self, session: Session, report: Report | None = None) -> Iterator[tuple[Columns, Columns]]:
+        """The job's MP2 chunk by chunk; a chunk whose checkpoint cannot be read is computed again.
+
+        Each chunk the sink has taken counts as exported: the days exported so far go to ``report`` at most once per
+        ``progress_interval_s`` (only there: the job's record keeps the simulation's progress).
+        """
+        started = last_report = time.perf_counter()
         for ref in self.checkpoints.result_refs(session.job_id, session.env.days):
+            now = time.perf_counter()
+            if report is not None and ref.first_day > 0 and now - last_report >= self.progress_interval_s:
+                last_report = now
+                report(self._progress(session, "export", ref.first_day, 0, now - started))
             try:
                 payload = self.checkpoints.read(ref)["payload"]
             except CheckpointError as exc:
@@ -457,12 +468,13 @@ class Stages:
         self.publish(msgspec.structs.replace(due, epoch=epoch), self.queue, spec.priority)
         self.jobs.mark_sent(due.job_id, epoch, due.seq)
 
-    def _progress(self, session: Session, first: int, elapsed_s: float) -> StageProgress:
-        day, days = session.backend.day, session.env.days
+    def _progress(self, session: Session, stage: Stage, day: int, first: int, elapsed_s: float) -> StageProgress:
+        """The figures of ``stage`` at ``day``, having gone from ``first`` to ``day`` in ``elapsed_s``."""
+        days = session.env.days
         device = session.backend.device_memory_bytes()
         return StageProgress(
             job_id=session.job_id,
-            stage="execute",
+            stage=stage,
             day=day,
             days=days,
             airframes=session.env.n,

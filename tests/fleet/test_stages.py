@@ -16,7 +16,7 @@ import pytest
 from simfleet.shared.checkpoints import Checkpoints
 from simfleet.shared.errors import StaleEpoch, StaleOwner
 from simfleet.shared.jobs import Jobs
-from simfleet.shared.messages.lifecycle import JobSummary, StageMessage
+from simfleet.shared.messages.lifecycle import JobSummary, StageMessage, StageProgress
 from simfleet.shared.redis_client import connect
 from simfleet.worker.sessions import SessionRegistry
 from simfleet.worker.stages import Stages
@@ -221,3 +221,21 @@ def test_a_horizon_the_workers_memory_cannot_hold_fails_at_load_naming_days(flee
     _fail(harness.stages, load, "lifecycle.load", err.value)
     record = job.record()
     assert record.state == "failed" and record.failure is not None and "at most" in record.failure.message
+
+
+def test_execute_reports_its_day_and_export_the_days_written_at_most_once_per_progress_interval(
+    fleet, harness, inputs_dir
+):
+    def run_reporting(job_id: str, interval_s: float) -> list[StageProgress]:
+        harness.stages.progress_interval_s = interval_s
+        reports: list[StageProgress] = []
+        while not isinstance(harness.stages.run(harness.due(job_id), reports.append), JobSummary):
+            pass
+        return reports
+
+    every = run_reporting(fleet.run_lifecycle(inputs=inputs_dir, chunk_days=100).id, 0.0)  # MP2 to ClickHouse
+    executed = [r.day for r in every if r.stage == "execute"]
+    assert executed == sorted(set(executed)) and {100, 200, 300, 400} <= set(executed)
+    assert [r.day for r in every if r.stage == "export"] == [100, 200, 300]  # the days the sink has taken
+    assert all(r.days == 400 and r.airframes == 60 and 0 < r.percent <= 100 for r in every)
+    assert run_reporting(fleet.run_lifecycle(inputs=inputs_dir, chunk_days=100).id, 3600.0) == []

@@ -7,9 +7,10 @@ If two copies run (the first worker was only cut off), the first to finish is th
 ends without a result. A replication of a cancelled study ends without running, or at its next slice.
 
 The simulation advances in slices of simulated time; between slices the task reports PROGRESS (at most once per
-``progress_interval_s``), checks the process's resident memory against the per-replication limit, and (at most
-once a second) whether its study was cancelled. When Redis cannot be reached past the client's retries, the task
-waits for it and runs the replication again.
+``progress_interval_s``, to the result backend and to Flower: :mod:`simfleet.worker.tasks.reporting`), checks the
+process's resident memory against the per-replication limit, and (at most once a second) whether its study was
+cancelled. When Redis cannot be reached past the client's retries, the task waits for it and runs the replication
+again.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from simfleet.worker.des.engine import Simulation
 from simfleet.worker.des.scenario import Scenario, parse_scenario
 from simfleet.worker.runtime import worker_settings
 from simfleet.worker.stages import node_name
+from simfleet.worker.tasks.reporting import report_progress
 
 logger = get_task_logger(__name__)
 SLICES = 50
@@ -150,7 +152,7 @@ def _simulate(task: Task, request: ReplicationRequest, scenario: Scenario) -> Re
                 horizon_s=scenario.horizon_s, percent=min(100.0, 100.0 * sim.now / scenario.horizon_s),
                 events=sim.events, events_per_s=sim.events / sim.wall_s if sim.wall_s else 0.0, in_flight=sim.n_sys,
             )  # fmt: skip
-            task.update_state(state="PROGRESS", meta=to_wire(progress))
+            report_progress(task, progress)
     summary: ReplicationSummary = sim.summary()
     logger.info("replication %d of %s done: %d events in %.2f s", request.replication, scenario.name,
                 summary.events, summary.wall_s)  # fmt: skip

@@ -10,11 +10,16 @@ Each task receives one :class:`~simfleet.shared.messages.lifecycle.StageMessage`
   until Redis answers again and runs once more from the record and the checkpoints; every effect of a stage is
   fenced, so running it again never applies anything twice;
 - any other error fails the job, fenced by the message's epoch: a worker that lost the job cannot fail it.
+
+A running execute or export stage reports ``PROGRESS`` (to the result backend and, as an event, to Flower; see
+:mod:`simfleet.worker.tasks.reporting`) at most once per ``gpu_worker.progress_interval_s``. A finished stage returns
+a small summary (:func:`stage_result`): the job, the stage, the days done, the next stage or ``done``, its seconds.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -32,14 +37,17 @@ from simfleet.shared.celery_app import (
 from simfleet.shared.checkpoints import Checkpoints
 from simfleet.shared.errors import FleetUnavailable, MessageError, StaleOwner
 from simfleet.shared.jobs import Jobs, worker_queue
-from simfleet.shared.messages import decode, to_wire
-from simfleet.shared.messages.lifecycle import JobFailure, StageMessage, StageProgress
+from simfleet.shared.messages import decode
+from simfleet.shared.messages.lifecycle import JobFailure, JobSummary, StageMessage, StageProgress
 from simfleet.shared.redis_client import UNAVAILABLE, connect, wait_reachable
 from simfleet.worker.runtime import worker_settings
 from simfleet.worker.sessions import SessionRegistry
 from simfleet.worker.stages import Stages, node_name
+from simfleet.worker.tasks.reporting import report_progress
 
 logger = get_task_logger(__name__)
+
+
 def publish(message: StageMessage, queue: str, priority: str) -> None:
     """Publish a stage message with this worker's app."""
     publish_stage(current_app, message, queue, priority)
@@ -80,11 +88,13 @@ def run_stage(task: Task, stage: str, args: tuple[Any, ...], kwargs: dict[str, A
     runner = stages()
 
     def report(figures: StageProgress) -> None:
-        task.update_state(state="PROGRESS", meta=to_wire(figures))
+        report_progress(task, figures)
 
     while True:
         try:
-            return to_wire(runner.run(message, report))
+            started = time.perf_counter()
+            outcome = runner.run(message, report)
+            return stage_result(message, outcome, time.perf_counter() - started)
         except StaleOwner as exc:
             runner.registry.drop(message.job_id)
             logger.warning("refused: %s", exc)
@@ -101,6 +111,21 @@ def run_stage(task: Task, stage: str, args: tuple[Any, ...], kwargs: dict[str, A
             raise
 
 
+def stage_result(message: StageMessage, outcome: StageMessage | JobSummary, seconds: float) -> dict[str, Any]:
+    """What a finished stage task returns: a small summary that reads well in Flower and ``AsyncResult``.
+
+    The job's figures are in its record (``simfleet job status``); the next stage's message is on its way to the
+    owner's queue. ``days_done`` is how far the job has simulated when the stage ends.
+    """
+    if isinstance(outcome, JobSummary):
+        days_done, next_stage = outcome.days, "done"
+    else:
+        days_done = message.until if message.stage == "execute" else 0
+        next_stage = f"execute to day {outcome.until}" if outcome.stage == "execute" else outcome.stage
+    return {"job": message.job_id, "stage": message.stage, "days_done": days_done, "next": next_stage,
+            "seconds": round(seconds, 3)}  # fmt: skip
+
+
 def _fail(runner: Stages, message: StageMessage, task_name: str, exc: Exception) -> None:
     """Fail the job, fenced by the message's epoch (waiting out a Redis outage to do so)."""
     failure = JobFailure(stage=task_name, error_type=type(exc).__name__, message=str(exc))
@@ -113,8 +138,9 @@ def _fail(runner: Stages, message: StageMessage, task_name: str, exc: Exception)
             wait_reachable(worker_settings().result_backend, timeout_s=math.inf)
 
 
-# No STARTED state: a stage records in the job's record when it starts and reports PROGRESS while it runs; the extra
-# result-backend write per stage would only cost time.
+# No STARTED state in the result backend: a stage records in the job's record when it starts and reports PROGRESS
+# while it runs; the extra write per stage would only cost time. (Flower still shows STARTED, from the worker's
+# task-started event, until the first PROGRESS report.)
 STAGE_OPTIONS: dict[str, Any] = {"bind": True, "acks_late": True, "reject_on_worker_lost": True, "track_started": False}
 
 
