@@ -33,6 +33,8 @@ from simfleet.worker.flower_hooks import inspect_new_workers
 
 logger = logging.getLogger(__name__)
 REALM = "simfleet flower"
+OFFLINE_WORKERS_KEPT_S = 3600
+"""How long Flower keeps listing a worker that went offline (and its series on Flower's /metrics)."""
 
 
 def authorised(request: HTTPServerRequest, credentials: bytes) -> bool:
@@ -105,6 +107,9 @@ def build(settings: Settings, celery_app: Any) -> Any:
     options.address = settings.flower.address
     options.port = settings.flower.port
     options.basic_auth = [f"{user}:{password}"]  # Flower's own pages then behave as with auth on
+    # Node names carry a random suffix per start, so each restart of a worker is a new label value on Flower's own
+    # /metrics: workers offline for an hour are dropped from its list and its series, which keeps them bounded.
+    options.purge_offline_workers = OFFLINE_WORKERS_KEPT_S
     guarded = GuardedFlower(capp=celery_app, options=options, **tornado_settings)
     inspect_new_workers(guarded)  # its worker list and broker page then hold workers started after it
     return guarded
