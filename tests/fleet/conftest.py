@@ -87,6 +87,28 @@ def settings_text(server: RedisServer, tmp_path: Path, checkpoint_url: str | Non
     )
 
 
+def local_fleet_config(tmp_path: Path, *, broker_password: str = "", flower: str = "", extra: str = "") -> Path:
+    """A settings file for a fleet that ``simfleet fleet up`` starts on free ports under ``tmp_path``.
+
+    ``broker_password`` goes in the broker URLs (none: the fleet generates one); ``flower`` is the inside of the
+    ``flower`` section beside its port (``user: u, password: p``); ``extra`` is appended as is.
+    """
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    auth = f":{broker_password}@" if broker_password else ""
+    config = tmp_path / "fleet.yaml"
+    config.write_text(
+        f"broker_url: redis://{auth}127.0.0.1:{port}/0\n"
+        f"result_backend: redis://{auth}127.0.0.1:{port}/1\n"
+        f"local_fleet: {{run_dir: {tmp_path / 'run'}, redis_port: {port}}}\n"
+        f"metrics: {{port: {free_port()}}}\n"
+        f"flower: {{port: {free_port()}{', ' + flower if flower else ''}}}\n"
+        f"stores: {{checkpoint_url: {tmp_path / 'checkpoints'}}}\n"
+        f"clickhouse_dsn: chdb://{tmp_path / 'clickhouse'}\n" + extra
+    )
+    return config
+
+
 @pytest.fixture
 def fleet_settings(redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """A settings file pointing at the test's Redis, exported through SIMFLEET_CONFIG for child processes."""

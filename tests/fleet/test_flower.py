@@ -26,7 +26,7 @@ from simfleet.shared.jobs import worker_queue
 from simfleet.shared.messages.lifecycle import StageMessage
 from simfleet.shared.settings import CONFIG_ENV, ROLE_ENV, Settings, load_settings
 
-from .conftest import Worker, free_port, wait_until
+from .conftest import Worker, local_fleet_config, wait_until
 from .lifecycle_helpers import make_inputs
 
 SCENARIO = Path(__file__).resolve().parents[2] / "config" / "scenarios" / "web_search_load_test.yaml"
@@ -72,16 +72,8 @@ class FlowerFleet:
 
 @pytest.fixture
 def flower_fleet(tmp_path: Path) -> Iterator[FlowerFleet]:
-    port = free_port()
-    config = tmp_path / "fleet.yaml"
-    config.write_text(
-        f"broker_url: redis://:fleet-pw@127.0.0.1:{port}/0\n"
-        f"result_backend: redis://:fleet-pw@127.0.0.1:{port}/1\n"
-        f"local_fleet: {{run_dir: {tmp_path / 'run'}, redis_port: {port}, redis_password: fleet-pw}}\n"
-        f"flower: {{port: {free_port()}, user: {USER}, password: {PASSWORD}}}\n"
-        f"stores: {{checkpoint_url: {tmp_path / 'checkpoints'}}}\n"
-        "gpu_worker: {progress_interval_s: 0.05}\n"
-    )
+    config = local_fleet_config(tmp_path, broker_password="fleet-pw", flower=f"user: {USER}, password: {PASSWORD}",
+                                extra="gpu_worker: {progress_interval_s: 0.05}\n")  # fmt: skip
     up = simfleet("fleet", "up", "--cpu-workers", "0", "--gpu-workers", "0", "--no-exporter", config=config)
     assert up.returncode == 0, up.stderr
     fleet = FlowerFleet(config, tmp_path)

@@ -15,7 +15,7 @@ from simfleet.shared.settings import CONFIG_ENV, load_settings
 from simfleet.worker.lifecycle.inputs import write_inputs
 from simfleet.worker.lifecycle.synth import synthesize
 
-from .conftest import free_port, wait_until
+from .conftest import local_fleet_config, wait_until
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 
@@ -40,17 +40,7 @@ def flower_get(url: str, user: str | None = None, password: str | None = None):
 
 @pytest.fixture
 def local_config(tmp_path):
-    port = free_port()
-    config = tmp_path / "fleet.yaml"
-    config.write_text(
-        f"broker_url: redis://:fleet-pw@127.0.0.1:{port}/0\n"
-        f"result_backend: redis://:fleet-pw@127.0.0.1:{port}/1\n"
-        f"local_fleet: {{run_dir: {tmp_path / 'run'}, redis_port: {port}, redis_password: fleet-pw}}\n"
-        f"metrics: {{port: {free_port()}}}\n"
-        f"flower: {{port: {free_port()}, user: watcher, password: flower-pw}}\n"
-        f"stores: {{checkpoint_url: {tmp_path / 'checkpoints'}}}\n"
-        f"clickhouse_dsn: chdb://{tmp_path / 'clickhouse'}\n"
-    )
+    config = local_fleet_config(tmp_path, broker_password="fleet-pw", flower="user: watcher, password: flower-pw")
     yield config
     simfleet("fleet", "down", config=config)
 

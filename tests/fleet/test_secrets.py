@@ -23,7 +23,7 @@ from simfleet.shared.errors import ConfigError
 from simfleet.shared.local_secrets import ensure_local_secrets, read_secrets, secrets_path
 from simfleet.shared.settings import CONFIG_ENV, load_settings
 
-from .conftest import free_port
+from .conftest import free_port, local_fleet_config
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -52,20 +52,7 @@ def http_status(url: str, user: str | None = None, password: str | None = None) 
 
 def write_config(tmp_path: Path, extra: str = "", broker_password: str = "") -> Path:
     """A settings file for a local fleet on free ports that gives no password (unless asked to)."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    auth = f":{broker_password}@" if broker_password else ""
-    config = tmp_path / "fleet.yaml"
-    config.write_text(
-        f"broker_url: redis://{auth}127.0.0.1:{port}/0\n"
-        f"result_backend: redis://{auth}127.0.0.1:{port}/1\n"
-        f"local_fleet: {{run_dir: {tmp_path / 'run'}, redis_port: {port}}}\n"
-        f"metrics: {{port: {free_port()}}}\n"
-        f"flower: {{port: {free_port()}, user: watcher{extra}}}\n"
-        f"stores: {{checkpoint_url: {tmp_path / 'checkpoints'}}}\n"
-        f"clickhouse_dsn: chdb://{tmp_path / 'clickhouse'}\n"
-    )
-    return config
+    return local_fleet_config(tmp_path, broker_password=broker_password, flower=f"user: watcher{extra}")
 
 
 @pytest.fixture
