@@ -135,6 +135,9 @@ class Series:
     name: str
     times: list[float] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
+    unit: str = "short"
+    right: bool = False
+    """Drawn against a second axis on the right (an override's ``custom.axisPlacement: right``)."""
 
     def last(self) -> float | None:
         """The last value that is a number, as Grafana's ``lastNotNull``."""
@@ -159,6 +162,25 @@ def legend(form: str, metric: dict[str, str]) -> str:
     return f"{metric.get('__name__', '')}{{{labels}}}"
 
 
+def field_of(panel: dict[str, Any], ref_id: str) -> tuple[str, bool]:
+    """A target's unit and whether its axis is on the right.
+
+    The panel's defaults, then its ``byFrameRefID`` overrides (the kind of override this dashboard uses).
+    """
+    config = panel.get("fieldConfig", {})
+    unit = str(config.get("defaults", {}).get("unit", "short"))
+    right = config.get("defaults", {}).get("custom", {}).get("axisPlacement") == "right"
+    for override in config.get("overrides", []):
+        matcher = override.get("matcher", {})
+        if matcher.get("id") == "byFrameRefID" and matcher.get("options") == ref_id:
+            for item in override.get("properties", []):
+                if item.get("id") == "unit":
+                    unit = str(item.get("value"))
+                elif item.get("id") == "custom.axisPlacement":
+                    right = item.get("value") == "right"
+    return unit, right
+
+
 def _number(text: str) -> float:
     try:
         return float(text)
@@ -175,16 +197,18 @@ def panel_series(
         if target.get("hide") or not target.get("expr"):
             continue
         expr = substitute(target["expr"], variables)
+        unit, right = field_of(panel, str(target.get("refId", "")))
         if target.get("instant"):
             for sample in prometheus.query(expr, end):
                 at, value = sample["value"]
                 found.append(Series(legend(target.get("legendFormat", ""), sample["metric"]), [float(at)],
-                                    [_number(value)]))  # fmt: skip
+                                    [_number(value)], unit, right))  # fmt: skip
             continue
         for stream in prometheus.query_range(expr, start, end, step):
             points = stream.get("values", [])
             found.append(Series(legend(target.get("legendFormat", ""), stream["metric"]),
-                                [float(t) for t, _ in points], [_number(v) for _, v in points]))  # fmt: skip
+                                [float(t) for t, _ in points], [_number(v) for _, v in points], unit,
+                                right))  # fmt: skip
     return found
 
 
@@ -397,27 +421,33 @@ def render(
         legend_columns = 2 if legend_rows > 3 else 1
         legend_px = 13 * math.ceil(legend_rows / legend_columns) + 6
         plot_bottom = bottom + (legend_px + 18) / layout.height_px
-        axes = figure.add_axes((left + 56 / WIDTH_PX, plot_bottom, width - 66 / WIDTH_PX,
+        right = [s for s in numbers if s.right]
+        axes = figure.add_axes((left + 56 / WIDTH_PX, plot_bottom, width - (116 if right else 66) / WIDTH_PX,
                                 inner_top - plot_bottom - 4 / layout.height_px))  # fmt: skip
         axes.set_facecolor(PANEL)
-        for spine in axes.spines.values():
-            spine.set_visible(False)
         axes.grid(True, color=BORDER, linewidth=0.6)
-        axes.tick_params(colors=MUTED, labelsize=7, length=0)
+        sides = [(axes, [s for s in numbers if not s.right])]
+        if right:
+            sides.append((axes.twinx(), right))
         handles = []
-        for index, item in enumerate(numbers):
-            times = [datetime.fromtimestamp(t, UTC) for t in item.times]
-            (line,) = axes.plot(times, item.values, color=PALETTE[index % len(PALETTE)], linewidth=1.3,
-                                label=item.name)  # fmt: skip
-            handles.append(line)
+        for side, members in sides:
+            for spine in side.spines.values():
+                spine.set_visible(False)
+            side.tick_params(colors=MUTED, labelsize=7, length=0)
+            for item in members:
+                times = [datetime.fromtimestamp(t, UTC) for t in item.times]
+                (line,) = side.plot(times, item.values, color=PALETTE[numbers.index(item) % len(PALETTE)],
+                                    linewidth=1.3, label=item.name)  # fmt: skip
+                handles.append(line)
+            if members:
+                low = min(min(v for v in s.values if not math.isnan(v)) for s in members)
+                high = max(max(v for v in s.values if not math.isnan(v)) for s in members)
+                side.set_ylim(min(0.0, low), high * 1.1 if high > 0 else 1.0)
+                side.yaxis.set_major_locator(MaxNLocator(4, steps=[1, 2, 2.5, 5, 10]))
+                side.yaxis.set_major_formatter(FuncFormatter(_axis_formatter(members[0].unit)))
         axes.set_xlim(datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC))
-        low = min(min(v for v in s.values if not math.isnan(v)) for s in numbers)
-        high = max(max(v for v in s.values if not math.isnan(v)) for s in numbers)
-        axes.set_ylim(min(0.0, low), high * 1.1 if high > 0 else 1.0)
+        axes.xaxis.set_major_locator(mdates.AutoDateLocator(tz=UTC, minticks=4, maxticks=8))
         axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))
-        axes.xaxis.set_major_locator(MaxNLocator(6))
-        axes.yaxis.set_major_locator(MaxNLocator(4))
-        axes.yaxis.set_major_formatter(FuncFormatter(_axis_formatter(unit)))
         labels = [h.get_label() for h in handles[:MAX_LEGEND]]
         shown_handles = handles[:MAX_LEGEND]
         if len(handles) > MAX_LEGEND:
@@ -601,41 +631,39 @@ class RealRun:
     def workload(self, minutes: float) -> None:
         """Lifecycle jobs and a DES study over ``minutes``, a GPU-role and a CPU worker killed on the way.
 
-        The jobs: the 279-airframe reference fleet over 3,650 days (a few seconds each) and a fleet ten times
-        larger (about a minute), one of them running when the workload ends, so the running-jobs panels show it.
+        The jobs are all the 279-airframe reference fleet over 3,650 days: in one stage of 365 days (seconds each),
+        or in stages of 2 days (a minute or so of execute stages, each checkpointed), one of which runs when the
+        workload ends, so that the running-jobs panels show it.
         """
         began = time.monotonic()
-        small, large = self.folder / "fleet279", self.folder / "fleet2790"
-        for aircraft, folder in ((279, small), (2790, large)):
-            self.simfleet("lifecycle", "synth", "--aircraft", str(aircraft), "--days", "3650", "--seed", "1",
-                          "--out", str(folder))  # fmt: skip
+        inputs = self.folder / "fleet279"
+        self.simfleet("lifecycle", "synth", "--aircraft", "279", "--days", "3650", "--seed", "1", "--out", str(inputs))
 
-        def submit(job_id: str, inputs: Path, chunk_days: int = 30) -> None:
-            self.simfleet("lifecycle", "submit", "--fleet", "--inputs", str(inputs), "--chunk-days",
-                          str(chunk_days), "--job-id", job_id, "--no-wait")  # fmt: skip
-            self.log(f"submitted lifecycle job {job_id} ({inputs.name[5:]} airframes, 3650 days, chunks of "
-                     f"{chunk_days})")  # fmt: skip
+        def submit(job_id: str, chunk_days: int) -> None:
+            self.simfleet("lifecycle", "submit", "--fleet", "--inputs", str(inputs), "--chunk-days", str(chunk_days),
+                          "--job-id", job_id, "--no-wait")  # fmt: skip
+            self.log(f"submitted lifecycle job {job_id} (279 airframes, 3650 days, stages of {chunk_days} days)")
 
         def running(job_id: str) -> dict[str, Any] | None:
             status = self.job(job_id)
-            return status if status.get("state") == "running" and status.get("owner") else None
+            return status if status.get("state") == "running" and status.get("day", 0) > 0 else None
 
-        submit("large-1", large)
-        time.sleep(10)
+        submit("long-1", 2)
+        time.sleep(5)
         scenario = ROOT / "config" / "scenarios" / "web_search_load_test.yaml"
         self.simfleet_in_background("des", "run", str(scenario), "--fleet", "--replications", "600", name="study")
-        self.log("published a DES study of 600 replications (web_search_load_test) on two CPU workers")
-        owner = str(wait(lambda: running("large-1"), "job large-1 to run", 120)["owner"])
-        time.sleep(10)
-        self.log(f"killed {self.kill_worker(owner[:4])}, the owner of large-1: the other GPU worker takes it over")
+        self.log("published a DES study of 600 replications (web_search_load_test) to two CPU workers")
+        owner = str(wait(lambda: running("long-1"), "job long-1 to run", 120)["owner"])
+        time.sleep(5)
+        self.log(f"killed {self.kill_worker(owner[:4])}, the owner of long-1: the other GPU worker takes it over")
         time.sleep(20)
         self.log(f"killed {self.kill_worker('cpu2')} during the study: its replications are published again")
         for index in range(1, 4):
             time.sleep(10)
-            submit(f"reference-{index}", small)
+            submit(f"reference-{index}", 365)
         left = minutes * 60 - (time.monotonic() - began)
-        time.sleep(max(0.0, left - 50))
-        submit("large-2", large, chunk_days=60)
+        time.sleep(max(0.0, left - 25))
+        submit("long-2", 2)
         time.sleep(max(0.0, minutes * 60 - (time.monotonic() - began)))
 
     def stop(self) -> None:

@@ -46,7 +46,7 @@ class StubPrometheus:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 url = urllib.parse.urlsplit(self.path)
                 params = dict(urllib.parse.parse_qsl(url.query))
                 stub.asked.append((url.path, params))
@@ -167,6 +167,18 @@ def test_legends_units_and_variables_as_grafana_writes_them():
     assert renderer.format_value(42.5, "percent") == "42.5%"
     assert renderer.format_value(12_500, "short") == "12.5 K"
     assert renderer.format_value(float("nan"), "short") == "No data"
+
+
+def test_a_target_with_its_own_unit_gets_the_right_axis(stub, tmp_path):
+    dashboard = json.loads(DASHBOARD.read_text())
+    panel = next(p for p in dashboard["panels"] if p["title"].startswith("Newest checkpoint size"))
+    assert renderer.field_of(panel, "A") == ("bytes", False)
+    assert renderer.field_of(panel, "B") == ("s", True)
+    series = renderer.panel_series(renderer.Prometheus(stub.url), panel, {}, 0.0, 60.0, 10.0)
+    assert [(s.unit, s.right) for s in series] == [("bytes", False)] * 2 + [("s", True)] * 2
+    drawn = renderer.render({"panels": [{**panel, "gridPos": {"x": 0, "y": 0, "w": 8, "h": 8}}]},
+                            renderer.Prometheus(stub.url), tmp_path / "p.png", start=0.0, end=60.0)  # fmt: skip
+    assert drawn == {panel["title"]: "lines"}
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess[str]:
