@@ -117,9 +117,12 @@ class Watchdog:
         except UNAVAILABLE:
             self._was_down = True
             raise
-        if self._was_down or time.monotonic() - started > self.settings.gpu_worker.heartbeat_interval_s:
+        gpu = self.settings.gpu_worker
+        # A ping that kept retrying this long means Redis was away long enough for a live worker's heartbeat to
+        # expire (it had missed two beats' slack of its TTL); a merely slow ping (a busy machine) does not.
+        outage_s = max(gpu.heartbeat_interval_s, gpu.heartbeat_ttl_s - 2 * gpu.heartbeat_interval_s)
+        if self._was_down or time.monotonic() - started > outage_s:
             self._was_down = False
-            gpu = self.settings.gpu_worker
             self._quiet_until = time.monotonic() + gpu.heartbeat_ttl_s + 2 * gpu.heartbeat_interval_s + BACKOFF_CAP_S
         quiet = time.monotonic() < self._quiet_until
         lock = self.client.lock(WATCHDOG_LOCK, timeout=60)
