@@ -209,6 +209,23 @@ def _context() -> Any:
                 "simfleet.worker.des.runner",
                 "simfleet.worker.lifecycle.run",
                 "simfleet.worker.lifecycle.inputs",
+                # The command line imports these inside its handlers (so that --help starts fast): loaded once here,
+                # a case does not pay for them again.
+                "simfleet.worker.des.scenario",
+                "simfleet.worker.des.aggregate",
+                "simfleet.producer.report",
+                "simfleet.producer.sla",
+                "simfleet.producer.rate_sweep",
+                "simfleet.producer.progress",
+                "simfleet.shared.celery_app",
+                "simfleet.shared.outputs",
+                "celery",
+                "kombu",
+                "scipy.stats",
+                "matplotlib.pyplot",
+                "pyarrow.parquet",
+                "pyarrow.csv",
+                "networkx",
             ]
         )
         first = _CONTEXT.Process(target=_noop)
