@@ -3,7 +3,7 @@
 Run from the repository root: ``.venv/bin/python ops/screenshots.py [--out docs/images] [--airframes 2000]``. It
 needs Chromium (``apt-get install chromium``, or ``--chromium PATH``), and starts a local fleet of its own in a
 temporary folder, on free ports, with a random Flower password (Redis, one GPU-role worker and Flower, through
-``simfleet fleet up``), so it never touches a fleet you have up. It then:
+``simfleet fleet up``; see ``scratch_fleet.py``), so it never touches a fleet you have up. It then:
 
 1. submits a synthetic lifecycle job (one execute stage of 3,650 days) and waits until Flower's API shows that
    stage as ``PROGRESS`` with a day reached;
@@ -23,7 +23,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,28 +32,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from scratch_fleet import ScratchError, ScratchFleet  # the script's folder, ops/, is on the path
+
 from simfleet.producer.fleet.client import Fleet
-from simfleet.shared.settings import CONFIG_ENV, Settings, load_settings
+from simfleet.shared.settings import Settings
 from simfleet.worker.lifecycle.inputs import write_inputs
 from simfleet.worker.lifecycle.synth import synthesize
 
 WINDOW = "1400,900"
 DAYS = 3650
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def simfleet(config: Path, *args: str) -> None:
-    """Run a ``simfleet`` command against ``config``; stop with its error if it fails."""
-    done = subprocess.run([sys.executable, "-m", "simfleet.producer.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, CONFIG_ENV: str(config)}, check=False)  # fmt: skip
-    if done.returncode != 0:
-        sys.exit(f"simfleet {' '.join(args)} failed: {done.stderr.strip()}")
 
 
 class FlowerAPI:
@@ -118,25 +104,17 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="simfleet-screens-") as folder:
         tmp = Path(folder)
-        port = free_port()
-        config = tmp / "fleet.yaml"
-        redis_password = secrets.token_hex(12)
-        config.write_text(
-            f"broker_url: redis://:{redis_password}@127.0.0.1:{port}/0\n"
-            f"result_backend: redis://:{redis_password}@127.0.0.1:{port}/1\n"
-            f"local_fleet: {{run_dir: {tmp / 'run'}, redis_port: {port}, redis_password: {redis_password}}}\n"
-            f"flower: {{port: {free_port()}, user: operator, password: {secrets.token_hex(12)}}}\n"
-            f"stores: {{checkpoint_url: {tmp / 'checkpoints'}}}\n"
-            "gpu_worker: {progress_interval_s: 0.2}\n"
-        )
-        config.chmod(0o600)
-        settings = load_settings(config, env={})
+        progress = "gpu_worker: {progress_interval_s: 0.2}\n"
+        fleet = ScratchFleet(tmp, flower_password=secrets.token_hex(12), extra=progress)
         write_inputs(synthesize(args.airframes, DAYS, seed=1), tmp / "inputs", "parquet")
-        simfleet(config, "fleet", "up", "--cpu-workers", "0", "--gpu-workers", "1", "--no-exporter")
         try:
-            return take(settings, tmp / "inputs", args.chromium, args.out)
-        finally:
-            simfleet(config, "fleet", "down")
+            fleet.simfleet("fleet", "up", "--cpu-workers", "0", "--gpu-workers", "1", "--no-exporter")
+            try:
+                return take(fleet.settings(), tmp / "inputs", args.chromium, args.out)
+            finally:
+                fleet.simfleet("fleet", "down")
+        except ScratchError as exc:
+            sys.exit(str(exc))
 
 
 def take(settings: Settings, inputs: Path, chromium: str, out: Path) -> int:
