@@ -19,16 +19,19 @@ argcomplete (``eval "$(register-python-argcomplete simfleet)"``).
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from simfleet.producer import console
 from simfleet.producer.cli import checkpoint, db, des, job, lifecycle, study
 from simfleet.shared.errors import SimfleetError, WorkFailed, printable
 from simfleet.shared.settings import CONFIG_ENV
@@ -123,7 +126,7 @@ EXIT_USAGE = 2
 """Bad input: a flag, a file, a setting, an id; or the fleet cannot be reached. Nothing was started."""
 EXIT_INTERNAL = 70
 """A defect of simfleet (an exception it did not expect): one line says so; ``SIMFLEET_DEBUG=1`` shows the trace."""
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = console.EXIT_INTERRUPTED  # the console script ends a Ctrl-C during this import the same way
 EXIT_TERMINATED = 143
 EXIT_BROKEN_PIPE = 141
 
@@ -136,9 +139,47 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated
 
 
+def _redeliver_stops(unraisable: Any) -> None:
+    """``sys.unraisablehook`` while a command runs: a signal that landed in a callback is raised again, not printed.
+
+    A Ctrl-C or SIGTERM that arrives while Python runs a callback whose exceptions it cannot propagate (the import
+    system's module-lock weakref callback, a ``__del__``) would be printed as "Exception ignored in ..." with a
+    traceback, and lost. It is handed back to the main thread as the same signal, once this hook has returned (a
+    signal raised inside the hook would be swallowed the same way), and ``main`` turns it into its one line and exit
+    code. Anything else goes to Python's own hook.
+    """
+    exc = unraisable.exc_value
+    if not isinstance(exc, Terminated | KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+        return
+    signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+    main_id = threading.main_thread().ident or 0
+
+    def deliver() -> None:
+        while _in_hook(sys._current_frames().get(main_id)):
+            time.sleep(0.001)
+        _thread.interrupt_main(signum)
+
+    threading.Thread(target=deliver, name="simfleet-redeliver-signal", daemon=True).start()
+
+
+_HOOK_CODE = _redeliver_stops.__code__
+
+
+def _in_hook(frame: Any) -> bool:
+    while frame is not None:
+        if frame.f_code is _HOOK_CODE:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code (see ``docs/errors.md``)."""
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    previous_hook = sys.unraisablehook
+    if previous is not None:
+        sys.unraisablehook = _redeliver_stops
     config = os.environ.get(CONFIG_ENV)
     try:
         args = parse(argv)
@@ -181,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+            sys.unraisablehook = previous_hook
         if config is None:  # --config held for this command only (main may be called again in the same process)
             os.environ.pop(CONFIG_ENV, None)
         else:

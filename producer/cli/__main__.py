@@ -1,7 +1,5 @@
 """Allow ``python -m simfleet.producer.cli``."""
 
-import sys
+from simfleet.producer.console import run
 
-from simfleet.producer.cli import main
-
-sys.exit(main())
+run()

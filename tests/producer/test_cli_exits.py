@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,30 @@ def test_a_signal_wrapped_by_other_code_is_still_an_interruption(
     monkeypatch.setattr(des_commands, "_validate", stopped_inside_an_import)
     assert cli.main(["des", "validate"]) == cli.EXIT_TERMINATED
     assert capsys.readouterr().err == "simfleet: terminated\n"
+
+
+@pytest.mark.parametrize(("stop", "code", "said"), [(KeyboardInterrupt, cli.EXIT_INTERRUPTED, "interrupted"),
+                                                      (cli.Terminated, cli.EXIT_TERMINATED, "terminated")])  # fmt: skip
+def test_a_signal_that_lands_in_a_callback_is_not_printed_and_not_lost(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], stop: type[BaseException], code: int, said: str
+) -> None:
+    """Ctrl-C during an import can land in the module lock's weakref callback, where Python only prints it."""
+
+    class Lock:
+        pass
+
+    def stopped_inside_a_callback(args: object) -> int:
+        lock = Lock()
+        reference = weakref.ref(lock, lambda _: (_ for _ in ()).throw(stop()))
+        del lock  # the callback raises; Python cannot propagate it and calls sys.unraisablehook
+        assert reference() is None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the interruption comes back at the next instruction
+            pass
+        return 0
+
+    monkeypatch.setattr(des_commands, "_validate", stopped_inside_a_callback)
+    hook = sys.unraisablehook
+    assert cli.main(["des", "validate"]) == code
+    assert capsys.readouterr().err == f"simfleet: {said}\n"
+    assert sys.unraisablehook is hook, "the hook is the command's only"
