@@ -174,13 +174,13 @@ def _step_evaluator(fleet: Fleet, progress: StepProgress, request_type: str | No
 
     on_fleet = fleet.evaluator(on_progress=show)
 
-    def evaluate(probe: Any, replications: int, seed: int) -> list[ReplicationSummary]:
+    def evaluate(probe: Any, replications: int, seed: int, first: int = 0) -> list[ReplicationSummary]:
         if request_type is None:
             rate = sum(t.rate_per_min for t in probe.request_types.values())
             progress.begin(f"the mix at {rate:.4g} requests/min")
         else:
             progress.begin(f"{request_type} at {probe.request_types[request_type].rate_per_min:.4g} requests/min")
-        return on_fleet(probe, replications, seed)
+        return on_fleet(probe, replications, seed, first)
 
     return evaluate
 

@@ -18,10 +18,9 @@ unstable probe fails.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from simfleet.shared.errors import ConfigError, printable
 from simfleet.shared.messages.des import ReplicationSummary, Stat
@@ -29,8 +28,19 @@ from simfleet.worker.des.aggregate import scalar_stats
 from simfleet.worker.des.limits import MAX_REPLICATIONS, METRICS, SEED_MAX, check_integer, check_number
 from simfleet.worker.des.scenario import Scenario, as_scenario
 
-Evaluator = Callable[[Scenario, int, int], list[ReplicationSummary]]
-"""Runs ``replications`` replications of a scenario with a seed and returns their summaries."""
+
+class Evaluator(Protocol):
+    """Runs replications ``first`` .. ``first + replications - 1`` of a scenario with a seed; their summaries in order.
+
+    Replication ``i`` of a seed is the same run wherever it runs, so a probe that needs more replications asks for
+    the next indices, and every probe of a search uses the same indices (common random numbers).
+    """
+
+    def __call__(
+        self, scenario: Scenario, replications: int, seed: int, first: int = 0, /
+    ) -> list[ReplicationSummary]:
+        """The summaries of the replications, in index order."""
+        ...
 
 
 @dataclass(frozen=True)

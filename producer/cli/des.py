@@ -334,17 +334,19 @@ def _evaluator(args: argparse.Namespace, progress: StepProgress, rate_of: Any) -
 
         on_fleet = fleet.evaluator(priority=args.priority, timeout_s=args.timeout, on_progress=show)
 
-        def evaluate_on_fleet(probe: Scenario, replications: int, seed: int) -> list[ReplicationSummary]:
+        def evaluate_on_fleet(
+            probe: Scenario, replications: int, seed: int, first: int = 0
+        ) -> list[ReplicationSummary]:
             progress.begin(rate_of(probe))
-            return on_fleet(probe, replications, seed)
+            return on_fleet(probe, replications, seed, first)
 
         return fleet, evaluate_on_fleet
     processes = args.processes
 
-    def evaluate(probe: Scenario, replications: int, seed: int) -> list[ReplicationSummary]:
+    def evaluate(probe: Scenario, replications: int, seed: int, first: int = 0) -> list[ReplicationSummary]:
         progress.begin(rate_of(probe))
-        return run_replications(probe, replications=replications, seed=seed, processes=processes,
-                                on_progress=progress.update)  # fmt: skip
+        return run_replications(probe, replications=first + replications, seed=seed, processes=processes,
+                                first=first, on_progress=progress.update)  # fmt: skip
 
     return None, evaluate
 

@@ -195,20 +195,22 @@ class Fleet:
     # --------------------------------------------------------------------------------------------- DES studies
 
     def run_des(self, scenario: Scenario | str | Path | dict[str, Any], *, replications: int | None = None,
-                seed: int | None = None, priority: str = "normal") -> Study:  # fmt: skip
-        """Publish a DES study: replications 0..n-1 of ``scenario`` with ``seed``, then their aggregation.
+                seed: int | None = None, priority: str = "normal", first: int = 0) -> Study:  # fmt: skip
+        """Publish a DES study: replications first..first+n-1 of ``scenario`` with ``seed``, then their aggregation.
 
         Args:
             scenario: a ``Scenario``, a scenario file (``str`` or ``Path``), or its plain-data form (``dict``).
             replications: how many, at least 1 (default: the scenario's own).
             seed: the study seed, 0 to 2**63 - 1 (default: the scenario's own).
             priority: high, normal or background.
+            first: the index of the first replication (default 0): more replications of an earlier study are the
+                same study's continuation when they start at its count (replication i is the same run everywhere).
 
         Raises:
             ConfigError, ScenarioError: the scenario or an option is invalid (naming it); nothing was published.
             FleetUnavailable: Redis cannot be reached.
         """
-        return publish_study(self, scenario, replications=replications, seed=seed, priority=priority)
+        return publish_study(self, scenario, replications=replications, seed=seed, priority=priority, first=first)
 
     def study(self, study_id: str) -> Study:
         """A handle on a study published earlier (by anyone).
@@ -243,8 +245,8 @@ class Fleet:
         priority = choice(priority, key="priority", choices=tuple(PRIORITIES))
         timeout_s = time_limit(timeout_s, key="timeout_s")
 
-        def evaluate(scenario: Scenario, replications: int, seed: int) -> list[ReplicationSummary]:
-            study = self.run_des(scenario, replications=replications, seed=seed, priority=priority)
+        def evaluate(scenario: Scenario, replications: int, seed: int, first: int = 0) -> list[ReplicationSummary]:
+            study = self.run_des(scenario, replications=replications, seed=seed, priority=priority, first=first)
             if on_progress is not None:
                 study.wait(timeout=timeout_s, on_progress=on_progress)
             return study.summaries(timeout=timeout_s)

@@ -25,7 +25,13 @@ from simfleet.shared.celery_app import DES_AGGREGATE, DES_RUN
 from simfleet.shared.errors import FleetUnavailable, MessageError, StudyFailed
 from simfleet.shared.messages import decode, to_wire
 from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
-from simfleet.shared.messages.study import SEED_MAX, ReplicationProgress, ReplicationRequest, StudyRecord
+from simfleet.shared.messages.study import (
+    MAX_REPLICATION_INDEX,
+    SEED_MAX,
+    ReplicationProgress,
+    ReplicationRequest,
+    StudyRecord,
+)
 from simfleet.shared.settings import PRIORITIES
 
 if TYPE_CHECKING:
@@ -166,7 +172,7 @@ class Study:
 
 
 def publish_study(fleet: Fleet, scenario: Scenario | str | Path | dict[str, Any], *, replications: int | None,
-                  seed: int | None, priority: str) -> Study:  # fmt: skip
+                  seed: int | None, priority: str, first: int = 0) -> Study:  # fmt: skip
     """Validate and publish a DES study (see :meth:`Fleet.run_des`).
 
     Every argument is checked before anything is written to Redis or published (numpy integers are taken as
@@ -185,14 +191,16 @@ def publish_study(fleet: Fleet, scenario: Scenario | str | Path | dict[str, Any]
         replications = whole(replications, key="replications")
     if seed is not None:
         seed = whole(seed, key="seed", low=0, high=SEED_MAX)
+    first = whole(first, key="first", low=0, high=MAX_REPLICATION_INDEX)
     scenario = as_scenario(scenario)
     n = scenario.replications if replications is None else replications  # a scenario's own are checked when parsed
     seed = scenario.seed if seed is None else seed
     study_id = uuid.uuid4().hex
     level = PRIORITIES[priority]
     document = msgspec.json.encode(scenario.to_dict()).decode()
-    task_ids = [f"{study_id}-{i}" for i in range(n)]
-    requests = [ReplicationRequest(study_id=study_id, replication=i, seed=seed, scenario=document) for i in range(n)]
+    indices = range(first, first + n)
+    task_ids = [f"{study_id}-{i}" for i in indices]
+    requests = [ReplicationRequest(study_id=study_id, replication=i, seed=seed, scenario=document) for i in indices]
     header = [
         fleet.app.signature(DES_RUN, args=(to_wire(request),), kwargs={"study_id": study_id}, priority=level).set(
             task_id=task_id
@@ -201,7 +209,7 @@ def publish_study(fleet: Fleet, scenario: Scenario | str | Path | dict[str, Any]
     ]
     callback = fleet.app.signature(DES_AGGREGATE, kwargs={"study_id": study_id}, priority=level).set(task_id=study_id)
     record = StudyRecord(study_id=study_id, scenario=scenario.name, source=scenario.source, replications=n, seed=seed,
-                         priority=priority, created=time.time(), task_ids=task_ids)  # type: ignore[arg-type]  # fmt: skip
+                         priority=priority, created=time.time(), task_ids=task_ids, first=first)  # type: ignore[arg-type]  # fmt: skip
     with fleet.translate():
         fleet.study_records.create(record)
         chord(header, body=callback, app=fleet.app).apply_async()

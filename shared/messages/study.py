@@ -16,6 +16,9 @@ from simfleet.shared.messages import Message, WorkId
 
 SEED_MAX = 2**63 - 1
 """The largest study seed: it travels as a signed 64-bit integer (msgpack, Redis, ClickHouse ``Int64``)."""
+MAX_REPLICATION_INDEX = 2**31 - 1
+"""The largest replication index a study may start from (a study that adds replications to earlier ones starts at
+their count, so that every probe of a search uses the same indices: common random numbers)."""
 MAX_SCENARIO_BYTES = 16 * 2**20
 """The largest scenario a study message may carry (a scenario is a few kilobytes; this bounds a poisoned one)."""
 
@@ -74,6 +77,8 @@ class StudyRecord(Message, frozen=True):
         created: when it was published (Unix seconds).
         task_ids: the replications' task ids, in replication order.
         state: ``running`` until an operator cancels it (done and failed are read from the tasks).
+        first: the index of its first replication (it runs ``first`` .. ``first + replications - 1``); a search
+            that adds replications to a probe publishes the new ones as a study starting where the others end.
     """
 
     study_id: WorkId
@@ -85,6 +90,14 @@ class StudyRecord(Message, frozen=True):
     created: float
     task_ids: list[str]
     state: Literal["running", "cancelled"] = "running"
+    first: Annotated[int, msgspec.Meta(ge=0, le=MAX_REPLICATION_INDEX)] = 0
 
 
-__all__ = ["MAX_SCENARIO_BYTES", "SEED_MAX", "ReplicationProgress", "ReplicationRequest", "StudyRecord"]
+__all__ = [
+    "MAX_REPLICATION_INDEX",
+    "MAX_SCENARIO_BYTES",
+    "SEED_MAX",
+    "ReplicationProgress",
+    "ReplicationRequest",
+    "StudyRecord",
+]

@@ -47,6 +47,8 @@ class Resource:
     per_tool_cap: float | None = None
     max_active: int | None = None
     unit: str = ""
+    step: float | None = None
+    """The resource's natural increment of capacity (a core, a slot, a GiB) for the capacity searches."""
 
     @property
     def effective_capacity(self) -> float:
@@ -192,6 +194,31 @@ class Scenario:
             {name: rt.rate_per_min / total * rate_per_min for name, rt in self.request_types.items()}
         )
 
+    def with_capacity(self, resource: str, capacity: float) -> Scenario:
+        """A copy in which ``resource`` has ``capacity``; its ``max_active`` (where set) scales in proportion.
+
+        ``max_active`` becomes ``max(1, round(max_active × capacity / old capacity))``: a station of c servers of
+        ``per_tool_cap`` each, given ``capacity = k × per_tool_cap``, becomes a station of k servers.
+
+        Raises:
+            ScenarioError: a capacity out of the limits, or below a tool's space demand on a space resource,
+                naming ``resources.<name>.capacity``.
+        """
+        old = self.resources[resource]
+        key = f"resources.{resource}.capacity"
+        check_number(capacity, self.source, key, positive=True)
+        if old.kind == "space":
+            demand = max((t.space.get(resource, 0.0) for t in self.tools.values()), default=0.0)
+            if demand > capacity:
+                raise ScenarioError(f"{capacity:g} is below the largest space demand on {resource!r} ({demand:g})",
+                                    source=self.source, key=key)  # fmt: skip
+        max_active = old.max_active
+        if max_active is not None:
+            max_active = max(1, round(max_active * capacity / old.capacity))
+        resources = dict(self.resources)
+        resources[resource] = dataclasses.replace(old, capacity=capacity, max_active=max_active)
+        return dataclasses.replace(self, resources=resources)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data (msgpack/JSON-serialisable) that :func:`parse_scenario` turns back into this scenario."""
         data: dict[str, Any] = {
@@ -213,6 +240,7 @@ class Scenario:
                         ("per_tool_cap", r.per_tool_cap),
                         ("max_active", r.max_active),
                         ("unit", r.unit),
+                        ("step", r.step),
                     )
                     if v is not None and v != ""
                 }
@@ -419,7 +447,7 @@ def check_event_budget(scenario: Scenario, key: str = "horizon_s") -> None:
 
 
 def _parse_resource(name: str, spec: Any, source: str) -> Resource:
-    r = _Reader(spec, source, f"resources.{name}", {"kind", "capacity", "per_tool_cap", "max_active", "unit"})
+    r = _Reader(spec, source, f"resources.{name}", {"kind", "capacity", "per_tool_cap", "max_active", "unit", "step"})
     kind = r.text("kind", "rate", ("rate", "space"))
     capacity = r.number("capacity", positive=True)
     per_tool_cap = max_active = None
@@ -434,7 +462,8 @@ def _parse_resource(name: str, spec: Any, source: str) -> Resource:
             max_active = r.integer("max_active", minimum=1)
     if r.data.get("unit") is not None and not isinstance(r.data["unit"], str):
         raise r.error("unit", "expected a string")
-    return Resource(name, kind, capacity, per_tool_cap, max_active, r.text("unit", ""))
+    step = r.number("step", positive=True) if "step" in r.data else None
+    return Resource(name, kind, capacity, per_tool_cap, max_active, r.text("unit", ""), step)
 
 
 def _parse_tool(name: str, spec: Any, resources: dict[str, Resource], source: str) -> ToolTemplate:
