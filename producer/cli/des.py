@@ -43,6 +43,8 @@ SWEEP_OUTPUTS = ("sweep.json", "sweep.csv", "latency_vs_rate.png", "utilisation_
 
 replications_int = bounded_int(1, MAX_REPLICATIONS)
 """An argparse type: a replication count, 1 to ``MAX_REPLICATIONS``."""
+probe_replications_int = bounded_int(2, MAX_REPLICATIONS)
+"""An argparse type: replications per probe of a search, 2 (an interval needs two) to ``MAX_REPLICATIONS``."""
 processes_int = bounded_int(1, 1024)
 """An argparse type: a number of worker processes, 1 to 1024."""
 
@@ -79,12 +81,18 @@ def register(families: Any) -> None:
     validate.add_argument("--json", action="store_true", help="print the table's rows as JSON")
     validate.set_defaults(handler=_validate)
 
-    sla = commands.add_parser("sla", help="largest arrival rate meeting an SLA")
+    sla = commands.add_parser("sla", help="largest arrival rate meeting every SLA term, with 95% confidence")
     sla.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
-    sla.add_argument("--request-type", help="the type whose latency is the SLA (default: the scenario's sla block)")
+    sla.add_argument("--sla", action="append", metavar="TYPE:METRIC<SECONDS", dest="slas",
+                     help="an SLA term, e.g. 'deep-research:p95<30' (repeat for several request types: the whole mix "
+                     "is then scaled); default: the scenario's sla block")  # fmt: skip
+    sla.add_argument("--request-type", help="the type whose latency is the SLA (one term; see --sla)")
     sla.add_argument("--metric", choices=METRICS, help="the latency the SLA bounds (default: the sla block's or p95)")
     sla.add_argument("--threshold", type=positive_float, help="seconds")
-    sla.add_argument("--replications", type=replications_int, help="replications per probe")
+    sla.add_argument("--replications", type=probe_replications_int, help="replications per probe to start with "
+                     "(at least 2; default: the sla block's or 5)")  # fmt: skip
+    sla.add_argument("--max-replications", type=replications_int, help="the most replications a probe gets while "
+                     "its interval straddles the threshold (default: 4 x --replications, at least 20)")  # fmt: skip
     sla.add_argument("--rel-tol", type=fraction, help="relative bracket width to reach (default 0.01)")
     sla.add_argument("--mix", action="store_true", help="scale every type's rate at fixed shares, not one type's")
     sla.add_argument("--seed", type=seed_int, help="study seed of every probe (default: the scenario's)")
@@ -253,23 +261,17 @@ def _sla(args: argparse.Namespace) -> int:
     from simfleet.worker.des.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
-    spec = scenario.sla
-    request_type = args.request_type or (spec.request_type if spec else None)
-    threshold = args.threshold if args.threshold is not None else (spec.threshold_s if spec else None)
-    if request_type is None or threshold is None:
-        raise ConfigError(
-            "give --request-type and --threshold, or an sla block in the scenario", source=str(args.scenario)
-        )
-    _check_request_type(scenario, args.request_type)
+    terms = _sla_terms(args, scenario)
     from simfleet.producer.progress import StepProgress
 
-    mix = args.mix or (spec is not None and spec.scale == "mix")
+    spec = scenario.sla
+    mix = args.mix or len({t.request_type for t in terms}) > 1 or (spec is not None and spec.scale == "mix")
     progress = StepProgress(None, after_s=0.0 if args.fleet else 2.0)
     try:
         with _staged(args.out, "--out", "folder", SLA_OUTPUTS) as staging:
-            fleet, evaluate = _evaluator(args, progress, _rate_label(None if mix else request_type))
+            fleet, evaluate = _evaluator(args, progress, _rate_label(None if mix else terms[0].request_type))
             try:
-                result = _search(args, scenario, evaluate, request_type, threshold)
+                result = _search(args, scenario, evaluate, terms, mix)
             finally:
                 progress.close()
                 if fleet is not None:
@@ -289,6 +291,26 @@ def _sla(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {args.out / path.name}", file=sys.stderr)
     return 0
+
+
+def _sla_terms(args: argparse.Namespace, scenario: Scenario) -> list[Any]:
+    """The SLA terms of ``des sla``: ``--sla`` terms, or one from the single-term flags and the sla block."""
+    from simfleet.producer.confidence import SlaTerm, parse_term
+
+    single = [flag for flag, value in (("--request-type", args.request_type), ("--metric", args.metric),
+                                       ("--threshold", args.threshold)) if value is not None]  # fmt: skip
+    if args.slas:
+        if single:
+            raise ConfigError(f"give the SLA as --sla terms or as {', '.join(single)}, not both", key=single[0])
+        return [parse_term(text, scenario) for text in args.slas]
+    _check_request_type(scenario, args.request_type)
+    spec = scenario.sla
+    request_type = args.request_type or (spec.request_type if spec else None)
+    threshold = args.threshold if args.threshold is not None else (spec.threshold_s if spec else None)
+    if request_type is None or threshold is None:
+        raise ConfigError("give --sla TYPE:METRIC<SECONDS (or --request-type and --threshold), or an sla block in "
+                          "the scenario", source=str(args.scenario))  # fmt: skip
+    return [SlaTerm(request_type, args.metric or (spec.metric if spec else "p95"), threshold)]
 
 
 class _NotConverged(Exception):
@@ -411,7 +433,7 @@ def _print_sweep(sweep: SweepResult, args: argparse.Namespace) -> None:
 
 
 def _search(
-    args: argparse.Namespace, scenario: Scenario, evaluate: Evaluator, request_type: str, threshold: float
+    args: argparse.Namespace, scenario: Scenario, evaluate: Evaluator, terms: list[Any], mix: bool
 ) -> SlaResult:
     from simfleet.producer.sla import search_sla
 
@@ -419,11 +441,10 @@ def _search(
     return search_sla(
         scenario,
         evaluate,
-        request_type=request_type,
-        metric=args.metric or (spec.metric if spec else "p95"),
-        threshold_s=threshold,
-        replications=args.replications if args.replications is not None else (spec.replications if spec else 5),
+        slas=terms,
+        replications=args.replications if args.replications is not None else max(2, spec.replications if spec else 5),
+        max_replications=args.max_replications,
         seed=scenario.seed if args.seed is None else args.seed,
         rel_tol=args.rel_tol if args.rel_tol is not None else (spec.rel_tol if spec else 0.01),
-        scale="mix" if args.mix else (spec.scale if spec else "type"),
+        scale="mix" if mix else "type",
     )

@@ -268,8 +268,9 @@ class Fleet:
         from simfleet.worker.des.scenario import as_scenario
 
         evaluate = self.evaluator(priority, timeout_s)
-        if "replications" in kwargs:
-            kwargs["replications"] = whole(kwargs["replications"], key="replications")
+        for key in ("replications", "max_replications"):
+            if kwargs.get(key) is not None:
+                kwargs[key] = whole(kwargs[key], key=key)
         if "seed" in kwargs:
             kwargs["seed"] = whole(kwargs["seed"], key="seed", low=0, high=SEED_MAX)
         return search_sla(as_scenario(scenario), evaluate, **kwargs)
