@@ -56,8 +56,9 @@ MAX_GROWTH = 4
 SPARE = 1.1
 """The count the batch rule asks for is taken with this factor to spare."""
 
-OnRound = Callable[[int, int, int], None]
-"""Called before each round with (round number from 1, first replication index, replications in the round)."""
+OnRound = Callable[[int, int, int, "FigurePrecision | None"], None]
+"""Called before each round with its number (from 1), first replication index and count, and the widest figure so far
+(``None`` before the first round)."""
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,10 @@ class FigurePrecision:
 
     @property
     def relative(self) -> float | None:
-        """The half-width relative to the value (infinite without an interval); ``None`` when the value is 0 or
-        missing (no relative precision exists)."""
+        """The half-width relative to the value: infinite without an interval, ``None`` when the value is 0 or missing.
+
+        A figure of 0, or of no value, has no relative precision.
+        """
         if self.value is None or self.value == 0:
             return None
         return math.inf if self.ci95 is None else self.ci95 / abs(self.value)
@@ -98,8 +101,9 @@ class FigurePrecision:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for strict JSON (an infinite relative half-width is ``None``)."""
         relative = self.relative
+        shown = relative if relative is not None and math.isfinite(relative) else None
         return {"request_type": self.request_type, "figure": self.figure, "value": self.value, "ci95": self.ci95,
-                "n": self.n, "relative_ci95": relative if relative is not None and math.isfinite(relative) else None}  # fmt: skip
+                "n": self.n, "relative_ci95": shown}  # fmt: skip
 
 
 def figures(result: StudyAggregate) -> list[FigurePrecision]:
@@ -233,7 +237,7 @@ def run_to_precision(
         seed: the study seed.
         initial: replications of the first round, 2 (an interval needs two) to ``MAX_REPLICATIONS``.
         cap: the most replications in all, ``initial`` to ``MAX_REPLICATIONS``.
-        on_round: told of each round before it runs (round number, first index, count).
+        on_round: told of each round before it runs (see :data:`OnRound`).
 
     Raises:
         ConfigError: an argument out of its range, naming it; nothing was run.
@@ -247,10 +251,11 @@ def run_to_precision(
     summaries: list[ReplicationSummary] = []
     rounds: list[int] = []
     total = initial
+    widest: FigurePrecision | None = None
     while True:
         count = total - len(summaries)
         if on_round is not None:
-            on_round(len(rounds) + 1, len(summaries), count)
+            on_round(len(rounds) + 1, len(summaries), count, widest)
         summaries.extend(evaluate(scenario, count, seed, len(summaries)))
         rounds.append(count)
         result = aggregate(summaries)

@@ -29,7 +29,7 @@ from simfleet.worker.des.limits import MAX_QUANTITY, MAX_REPLICATIONS, METRICS, 
 if TYPE_CHECKING:
     from simfleet.producer.fleet.client import Fleet
     from simfleet.producer.fleet.study import Study
-    from simfleet.producer.precision import PreciseResult
+    from simfleet.producer.precision import FigurePrecision, PreciseResult
     from simfleet.producer.progress import StepProgress
     from simfleet.producer.rate_sweep import SweepResult
     from simfleet.producer.sla import Evaluator, SlaResult
@@ -80,11 +80,18 @@ def register(families: Any) -> None:
 
     run = commands.add_parser("run", help="run a scenario's replications locally, one process per core")
     run.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
-    run.add_argument("--replications", type=replications_int,
-                     help="replications (default: the scenario's); with --precision, those of the first round")
-    run.add_argument("--precision", type=precision_fraction, metavar="P",
-                     help="add replications in rounds until every latency and throughput figure's 95%% half-width "
-                     "is within P of its value (2%% or 0.02), or --max-replications")
+    run.add_argument(
+        "--replications",
+        type=replications_int,
+        help="replications (default: the scenario's); with --precision, those of the first round",
+    )
+    run.add_argument(
+        "--precision",
+        type=precision_fraction,
+        metavar="P",
+        help="add replications in rounds until every latency and throughput figure's 95%% half-width "
+        "is within P of its value (2%% or 0.02), or --max-replications",
+    )
     run.add_argument("--max-replications", type=replications_int, metavar="N",
                      help=f"the cap of --precision (default {PRECISION_MAX_REPLICATIONS})")  # fmt: skip
     run.add_argument("--seed", type=seed_int, help="study seed (default: the scenario's)")
@@ -216,10 +223,10 @@ def _run_to_precision(args: argparse.Namespace, scenario: Scenario, seed: int) -
         raise ConfigError(f"must be at least the first round's {initial} replications (--replications), got {cap}",
                           key="--max-replications")  # fmt: skip
 
-    def on_round(number: int, first: int, count: int) -> None:
-        if number > 1:
-            print(f"round {number}: {count} more replications ({first} to {first + count - 1}) to reach "
-                  f"precision {100 * args.precision:g}%", file=sys.stderr)  # fmt: skip
+    def on_round(number: int, first: int, count: int, widest: FigurePrecision | None) -> None:
+        if number > 1 and widest is not None and widest.relative is not None:
+            print(f"round {number}: {count} more replications ({first} to {first + count - 1}): {widest.label} is "
+                  f"±{100 * widest.relative:.2g}%, the target {100 * args.precision:g}%", file=sys.stderr)  # fmt: skip
 
     options: dict[str, Any] = {"precision": args.precision, "seed": seed, "initial": initial, "cap": cap,
                                "on_round": on_round}  # fmt: skip
@@ -389,9 +396,6 @@ def _sla(args: argparse.Namespace) -> int:
             "give --request-type and --threshold, or an sla block in the scenario", source=str(args.scenario)
         )
     _check_request_type(scenario, args.request_type)
-    from simfleet.producer.fleet.client import Fleet
-    from simfleet.producer.fleet.study import Study
-    from simfleet.producer.precision import PreciseResult
     from simfleet.producer.progress import StepProgress
 
     mix = args.mix or (spec is not None and spec.scale == "mix")
@@ -495,9 +499,6 @@ def _rate_label(request_type: str | None) -> Any:
 
 def _sweep(args: argparse.Namespace) -> int:
     from simfleet.producer.charts import plot_sweep_latency, plot_utilisation_heatmap
-    from simfleet.producer.fleet.client import Fleet
-    from simfleet.producer.fleet.study import Study
-    from simfleet.producer.precision import PreciseResult
     from simfleet.producer.progress import StepProgress
     from simfleet.producer.rate_sweep import sweep_rates
     from simfleet.shared.outputs import atomic_output

@@ -233,7 +233,7 @@ class Fleet:
             seed: the study seed, 0 to 2**63 - 1 (default: the scenario's own).
             priority: high, normal or background.
             timeout_s: the longest wait for one round (default: no limit).
-            on_round: told of each round before it is published (round number, first index, count).
+            on_round: told of each round before it is published (:data:`~simfleet.producer.precision.OnRound`).
             on_progress: called with each round's :class:`StudyProgress` while it runs.
 
         Raises:

@@ -96,12 +96,19 @@ def scenario_file(tmp_path):
     return str(path)
 
 
-def test_des_run_precision_prints_the_count_it_needed_and_wraps_the_json(scenario_file, capsys):
-    assert main(["des", "run", scenario_file, "--precision", "0.1", "--replications", "2", "--processes", "1"]) == 0
+def test_des_run_precision_prints_the_count_it_needed_and_wraps_the_json(scenario_file, tmp_path, capsys):
+    trace = tmp_path / "trace.txt"
+    command = ["des", "run", scenario_file, "--precision", "0.1", "--replications", "2", "--processes", "1"]
+    assert main([*command, "--trace", str(trace)]) == 0
     captured = capsys.readouterr()
     result = run_to_precision(SCENARIO, local, precision=0.1, seed=SCENARIO.seed, initial=2, cap=200)
     assert captured.out.rstrip().endswith(result.message())
-    assert f"{result.replications} replications, seed" in captured.out and "round 2:" in captured.err
+    assert f"{result.replications} replications, seed" in captured.out
+    more = result.rounds[1]
+    assert (
+        f"round 2: {more} more replications (2 to {more + 1}): " in captured.err and ", the target 10%" in captured.err
+    )
+    assert trace.read_text().startswith("0") and " arrive r req=0" in trace.read_text()  # replication 0's trace
     assert main(["des", "run", scenario_file, "--precision", "10%", "--replications", "2", "--processes", "1",
                  "--json"]) == 0  # fmt: skip
     shown = json.loads(capsys.readouterr().out)
