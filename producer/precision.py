@@ -13,13 +13,14 @@ converge to), nor are the resource figures.
 round is one study published with ``first`` at the count so far, so its replications run in parallel; locally the
 process pool runs it.
 
-**Batch rule.** For the widest figure (largest half-width relative to its target) the standard deviation is estimated
-from the replications so far, and the next total is the smallest count n at which ``t(0.975, n-1) · s / √n`` would be
-within the target, plus 10% to spare. The Student-t quantile of the *new* count is used, not of the current one (at 2
-replications t is 12.7, so the plain rule n·(h/target)² would ask for about 40 times too many). The next total is at
-least one more than the count so far and at most four times it (a standard deviation from few replications is rough,
-so a far target is approached in a few growing rounds rather than one blind leap), and never above the cap. A figure
-with a mean but no interval yet (one replication had a value) asks for the fourfold round.
+**Batch rule.** For each figure not yet within the target, its standard deviation s is estimated from the
+replications so far, and its count is the smallest n at which ``t(0.975, n-1) · s / √n`` would be within the target,
+plus 10% to spare; the next total is the largest of these counts (in practice the widest figure's). The Student-t
+quantile of the *new* count is used, not of the current one (at 2 replications t is 12.7, so the plain rule
+n·(h/target)² would ask for about 40 times too many). The next total is at least one more than the count so far and
+at most four times it (a standard deviation from few replications is rough, so a far target is approached in a few
+growing rounds rather than one blind leap), and never above the cap. A figure with a mean but no interval yet (one
+replication had a value) asks for the fourfold round.
 
 **Stopping.** Stop when every figure is precise (``reached``), when the cap is reached (not reached: the widest
 figure's relative half-width is the answer's precision), or at once when a replication was unstable (``unstable``):
@@ -201,20 +202,20 @@ def _whole(value: Any, low: int, high: int, key: str, what: str) -> int:
     return value
 
 
-def next_total(widest: FigurePrecision, replications: int, precision: float, cap: int) -> int:
-    """The replications to have after the next round (the module's batch rule)."""
+def next_total(figure: FigurePrecision, replications: int, precision: float, cap: int) -> int:
+    """The replications to have after the next round for ``figure`` to be within ``precision`` (the batch rule)."""
     from scipy import stats
 
     most = min(cap, MAX_GROWTH * replications)
     least = min(cap, replications + 1)
-    if widest.std is None or widest.value is None or widest.n < 2:
+    if figure.std is None or figure.value is None or figure.n < 2:
         return most
-    target = precision * abs(widest.value)
+    target = precision * abs(figure.value)
     # t(n-1) > z, so the normal count is a lower bound; t falls with n, so step up to the first count that fits.
-    n = max(widest.n, math.ceil((float(stats.norm.ppf(0.975)) * widest.std / target) ** 2))
-    while n < most and float(stats.t.ppf(0.975, n - 1)) * widest.std / math.sqrt(n) > target:
+    n = max(figure.n, math.ceil((float(stats.norm.ppf(0.975)) * figure.std / target) ** 2))
+    while n < most and float(stats.t.ppf(0.975, n - 1)) * figure.std / math.sqrt(n) > target:
         n += 1
-    extra = math.ceil(n * SPARE) - widest.n
+    extra = math.ceil(n * SPARE) - figure.n
     return max(least, min(most, replications + extra))
 
 
@@ -267,4 +268,4 @@ def run_to_precision(
         answer.reached = widest is not None and result.stable and all((f.relative or 0.0) <= precision for f in held)
         if answer.reached or answer.unstable or widest is None or len(summaries) >= cap:
             return answer
-        total = next_total(widest, len(summaries), precision, cap)
+        total = max(next_total(f, len(summaries), precision, cap) for f in held if (f.relative or 0.0) > precision)

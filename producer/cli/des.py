@@ -156,6 +156,9 @@ def _run(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario)
     seed = scenario.seed if args.seed is None else args.seed
+    if args.trace is not None and args.fleet:
+        raise ConfigError("the trace is written by a local run of replication 0: run without --fleet to write it",
+                          key="--trace")  # fmt: skip
     if args.precision is not None:
         return _run_to_precision(args, scenario, seed)
     if args.max_replications is not None:

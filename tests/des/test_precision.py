@@ -136,7 +136,8 @@ def test_a_bad_precision_is_refused_naming_the_flag(scenario_file, value, capsys
     ("arguments", "named"),
     [(["--max-replications", "5"], "--max-replications: applies only with --precision"),
      (["--precision", "2%", "--replications", "1"], "--replications: must be at least 2"),
-     (["--precision", "2%", "--replications", "6", "--max-replications", "5"], "--max-replications: must be at least")],
+     (["--precision", "2%", "--replications", "6", "--max-replications", "5"], "--max-replications: must be at least"),
+     (["--precision", "2%", "--fleet", "--trace", "t.txt"], "--trace: the trace is written by a local run")],
 )  # fmt: skip
 def test_counts_that_do_not_fit_a_precision_run_are_refused_by_flag(scenario_file, arguments, named, capsys):
     assert main(["des", "run", scenario_file, *arguments]) == 2
