@@ -114,7 +114,7 @@ def register(families: Any) -> None:
     validate.add_argument("--json", action="store_true", help="print the table's rows as JSON")
     validate.set_defaults(handler=_validate)
 
-    sla = commands.add_parser("sla", help="largest arrival rate meeting every SLA term, with 95% confidence")
+    sla = commands.add_parser("sla", help="largest arrival rate meeting every SLA term, with 95%% confidence")
     sla.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
     sla.add_argument("--sla", action="append", metavar="TYPE:METRIC<SECONDS", dest="slas",
                      help="an SLA term, e.g. 'deep-research:p95<30' (repeat for several request types: the whole mix "
