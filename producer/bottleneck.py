@@ -240,6 +240,39 @@ class BottleneckResult:
                          "step of it changes no watched metric significantly")  # fmt: skip
         return "; ".join(lines)
 
+    def table(self) -> str:
+        """The ranked resources as a text table, then the headline."""
+        from simfleet.producer.report import text_table
+
+        header = ["rank", "resource", "utilisation", "waiting", "step"]
+        units = ["", "", "share, ±95%", "tools, ±95%", ""]
+        for watched in self.watched:
+            header.append(f"change of {watched.text}")
+            units.append("s, ±95%")
+        header.append("note")
+        units.append("")
+        body = []
+        for rank, report in enumerate(self.resources, start=1):
+            res = report.resource
+            row = [str(rank), res.name, _shown(report.utilisation, ".2f"), _shown(report.waiting, ".3g"),
+                   "-" if res.step is None else f"+{res.step:g} {res.unit}".rstrip()]  # fmt: skip
+            by_term = {s.watched: s for s in report.sensitivities}
+            for watched in self.watched:
+                sens = by_term.get(watched)
+                if sens is None:
+                    row.append("-")
+                elif sens.change is None:
+                    row.append("unstable")
+                else:
+                    row.append(_shown(sens.change, "+.3g") + (" *" if sens.significant else ""))
+            row.append(report.note or "")
+            body.append(row)
+        base = ", ".join(f"{w.describe()} {_shown(b, '.3g')} s" for w, b in zip(self.watched, self.base, strict=True))
+        head = (f"scenario {self.scenario}: {self.replications} replications per run, seed {self.seed}, the same "
+                f"replication indices in every run (common random numbers)\nbase: {base}\n"
+                "* the change's 95% interval excludes 0 (significant)")  # fmt: skip
+        return f"{head}\n\n{text_table(header, body, units)}\n\n{self.headline()}"
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data for strict JSON (figures that are not finite are ``null``)."""
         top = self.bottleneck
@@ -279,6 +312,13 @@ class BottleneckResult:
                     "significant": None if sens is None else sens.significant, "note": report.note,
                 })  # fmt: skip
         return rows
+
+
+def _shown(value: Estimate, spec: str) -> str:
+    """``mean ±half-width`` of an estimate; ``unstable`` when it is not a finite figure."""
+    if not value.finite:
+        return "unstable"
+    return f"{value.mean:{spec}}" + ("" if value.ci95 is None else f" ±{value.ci95:.2g}")
 
 
 def _figure(value: float) -> float | None:
