@@ -215,8 +215,9 @@ class BottleneckResult:
         """The answer in plain words, with its 95% interval and where the waiting happens."""
         lines = []
         if not self.stable:
-            lines.append(f"the scenario is unstable at its rates ({self.unstable_reason}): a bottleneck ranking needs "
-                         "a stable base; lower the rate, or size the resources with `simfleet des capacity`")  # fmt: skip
+            lines.append(f"the scenario is unstable at its rates ({self.unstable_reason}): a bottleneck ranking "
+                         "needs a stable base; lower the rate, or size the resources with "
+                         "`simfleet des capacity`")  # fmt: skip
         top = self.bottleneck
         if top is not None:
             lead = top.lead(self.worst)

@@ -142,8 +142,8 @@ def plot_sensitivity(result: BottleneckResult, path: Path) -> Path:
             ys.append(row + (t - (len(terms) - 1) / 2) * height)
             changes.append(sens.change.mean)
             errors.append(sens.change.ci95 or 0.0)
-        ax.barh(ys, changes, height=height, xerr=errors, capsize=3, color=colours[t % len(colours)],
-                label=watched.describe() + (f" (SLA {watched.threshold_s:g} s)" if watched.threshold_s else ""))  # fmt: skip
+        label = watched.describe() + (f" (SLA {watched.threshold_s:g} s)" if watched.threshold_s else "")
+        ax.barh(ys, changes, height=height, xerr=errors, capsize=3, color=colours[t % len(colours)], label=label)
     for row, report in enumerate(resources):
         if report.note is not None:
             ax.text(0, row, f"  {report.note}", va="center", ha="left", fontsize=8, color="dimgray")

@@ -118,8 +118,12 @@ def register(families: Any) -> None:
     bottleneck.add_argument("--sla", action="append", metavar="TYPE:METRIC<SECONDS",
                             help="a latency term to watch, e.g. deep-research:p95<30 (repeatable; default: the "
                                  "scenario's sla block, else p95 of every request type)")  # fmt: skip
-    bottleneck.add_argument("--replications", type=bottleneck_replications_int, default=10,
-                            help="replications per run, the same indices in every run (default 10, at least 2)")
+    bottleneck.add_argument(
+        "--replications",
+        type=bottleneck_replications_int,
+        default=10,
+        help="replications per run, the same indices in every run (default 10, at least 2)",
+    )
     bottleneck.add_argument("--seed", type=seed_int, help="study seed of every run (default: the scenario's)")
     bottleneck.add_argument("--processes", type=processes_int, help="local worker processes (default: one per core)")
     bottleneck.add_argument("--json", action="store_true", help="print every resource's figures as JSON")
