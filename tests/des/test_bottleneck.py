@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import msgspec
+import numpy as np
 import pytest
 
 from simfleet.producer.bottleneck import NO_STEP_NOTE, UNSTABLE_NOTE, find_bottlenecks
@@ -147,7 +148,7 @@ def test_the_command_names_the_bad_flag(argv, named, capsys, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_the_fleet_api_checks_its_arguments_before_publishing(fleet, redis_server):  # noqa: F811
+def test_the_fleet_api_checks_its_arguments_before_publishing(fleet, redis_server, monkeypatch):  # noqa: F811
     before = [sorted(redis_server.client(db).keys("*")) for db in (0, 1)]
     for bad, key in (({"replications": 1}, "replications"), ({"slas": ["nope:p95<3"]}, "slas"),
                      ({"priority": "asap"}, "priority"), ({"timeout_s": 0.0}, "timeout_s"),
@@ -156,3 +157,8 @@ def test_the_fleet_api_checks_its_arguments_before_publishing(fleet, redis_serve
             fleet.bottlenecks(str(SCENARIO), **bad)
         assert refused.value.key.startswith(key)
     assert [sorted(redis_server.client(db).keys("*")) for db in (0, 1)] == before
+    # A scenario file and numpy integers are taken as run_des takes them (the runs themselves: the local pool here).
+    monkeypatch.setattr(fleet, "evaluator", lambda priority, timeout_s: local)
+    result = fleet.bottlenecks(str(SCENARIO), slas=["deep-research:p95<10"], replications=np.int64(2), seed=np.int64(3))
+    assert (result.replications, result.seed) == (2, 3) and type(result.seed) is int
+    assert {r.name for r in result.resources} == {"npu", "cpu", "memory"}

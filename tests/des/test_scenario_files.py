@@ -13,7 +13,7 @@ from simfleet.worker.des.scenario import Scenario, load_scenario, parse_scenario
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 SCENARIO_FILES = sorted(SCENARIO_DIR.glob("*.yaml"))
 SMALL_EXAMPLES = {"npu_bottleneck"}
-"""Teaching scenarios with a few resources of their own (not the shared cluster), each exercised by its command's tests."""
+"""Small teaching scenarios with resources of their own (not the shared cluster), exercised by their tests."""
 
 
 def load(name: str) -> Scenario:
