@@ -3,6 +3,7 @@
 - Latency against arrival rate with its 95% confidence band and the SLA threshold, from a rate sweep or from the
   probes of an SLA search (probes coloured by pass/fail, the answer's bracket shaded).
 - Utilisation heatmap: resource x arrival rate, values written in the cells.
+- Sensitivity bars of a bottleneck study: per resource, the change of each watched metric for one more step.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
+from simfleet.producer.bottleneck import BottleneckResult
 from simfleet.producer.rate_sweep import SweepResult
 from simfleet.producer.sla import SlaResult
 
@@ -124,3 +126,41 @@ def plot_utilisation_heatmap(sweep: SweepResult, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_sensitivity(result: BottleneckResult, path: Path) -> Path:
+    """Horizontal bars, ranked top to bottom: each watched metric's change for one more step, ± its 95% interval.
+
+    A resource without a step, or unstable with one more step, keeps its row with the reason written in place of
+    the bars, so the chart lists every resource the table does.
+    """
+    resources = result.resources
+    terms = result.watched
+    height = 0.8 / max(1, len(terms))
+    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.5 * len(resources) * max(1, len(terms))))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for t, watched in enumerate(terms):
+        ys, changes, errors = [], [], []
+        for row, report in enumerate(resources):
+            sens = next((s for s in report.sensitivities if s.watched == watched), None)
+            if sens is None or sens.change is None or not sens.change.finite:
+                continue
+            ys.append(row + (t - (len(terms) - 1) / 2) * height)
+            changes.append(sens.change.mean)
+            errors.append(sens.change.ci95 or 0.0)
+        label = watched.describe() + (f" (SLA {watched.threshold_s:g} s)" if watched.threshold_s else "")
+        ax.barh(ys, changes, height=height, xerr=errors, capsize=3, color=colours[t % len(colours)], label=label)
+    for row, report in enumerate(resources):
+        if report.note is not None:
+            ax.text(0, row, f"  {report.note}", va="center", ha="left", fontsize=8, color="dimgray")
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    labels = [f"{r.name} (+{r.resource.step:g} {r.resource.unit})".replace(" )", ")") if r.resource.step is not None
+              else r.name for r in resources]  # fmt: skip
+    ax.set_yticks(range(len(resources)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("change of the latency metric for one more step, s (mean ± 95% CI, paired replications)")
+    ax.set_ylabel("resource (+ one step), ranked")
+    top = result.bottleneck
+    verdict = f"add {top.name} first" if top is not None else "no significant bottleneck"
+    ax.set_title(f"{result.scenario}: sensitivity to one more step, {result.replications} replications ({verdict})")
+    return _save(fig, ax, path)

@@ -27,6 +27,7 @@ from simfleet.shared.settings import PRIORITIES
 from simfleet.worker.des.limits import MAX_QUANTITY, MAX_REPLICATIONS, METRICS, MIN_POSITIVE
 
 if TYPE_CHECKING:
+    from simfleet.producer.bottleneck import BottleneckResult
     from simfleet.producer.fleet.client import Fleet
     from simfleet.producer.fleet.study import Study
     from simfleet.producer.precision import FigurePrecision, PreciseResult
@@ -45,6 +46,8 @@ SLA_OUTPUTS = ("probes.json", "probes.csv", "sla_search.png")
 """What ``des sla --out`` writes; a folder holding anything else is refused (the output replaces it whole)."""
 SWEEP_OUTPUTS = ("sweep.json", "sweep.csv", "latency_vs_rate.png", "utilisation_heatmap.png")
 """What ``des sweep --out`` writes; a folder holding anything else is refused (the output replaces it whole)."""
+BOTTLENECK_OUTPUTS = ("bottleneck.json", "bottleneck.csv", "sensitivity.png")
+"""What ``des bottleneck --out`` writes; a folder holding anything else is refused (the output replaces it whole)."""
 
 replications_int = bounded_int(1, MAX_REPLICATIONS)
 """An argparse type: a replication count, 1 to ``MAX_REPLICATIONS``."""
@@ -76,7 +79,7 @@ def precision_fraction(text: str) -> float:
 
 
 def register(families: Any) -> None:
-    """Add the ``des`` command family: ``run``, ``validate``, ``sla``."""
+    """Add the ``des`` command family: ``run``, ``validate``, ``sla``, ``sweep``, ``bottleneck``."""
     parser: argparse.ArgumentParser = families.add_parser("des", help="request-latency discrete-event simulator")
     commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
 
@@ -148,6 +151,24 @@ def register(families: Any) -> None:
     sweep.add_argument("--json", action="store_true", help="print the rows as JSON")
     _fleet_options(sweep)
     sweep.set_defaults(handler=_sweep)
+
+    bottleneck = commands.add_parser("bottleneck", help="which resource to add first: each one's sensitivity")
+    bottleneck.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
+    bottleneck.add_argument("--sla", action="append", metavar="TYPE:METRIC<SECONDS",
+                            help="a latency term to watch, e.g. deep-research:p95<30 (repeatable; default: the "
+                                 "scenario's sla block, else p95 of every request type)")  # fmt: skip
+    bottleneck.add_argument(
+        "--replications",
+        type=probe_replications_int,
+        default=10,
+        help="replications per run, the same indices in every run (default 10, at least 2)",
+    )
+    bottleneck.add_argument("--seed", type=seed_int, help="study seed of every run (default: the scenario's)")
+    bottleneck.add_argument("--processes", type=processes_int, help="local worker processes (default: one per core)")
+    bottleneck.add_argument("--json", action="store_true", help="print every resource's figures as JSON")
+    bottleneck.add_argument("--out", type=Path, help="also write " + ", ".join(BOTTLENECK_OUTPUTS) + " here")
+    _fleet_options(bottleneck)
+    bottleneck.set_defaults(handler=_bottleneck)
 
 
 def _fleet_options(parser: argparse.ArgumentParser) -> None:
@@ -586,3 +607,54 @@ def _search(
         rel_tol=args.rel_tol if args.rel_tol is not None else (spec.rel_tol if spec else 0.01),
         scale="mix" if mix else "type",
     )
+
+
+def _bottleneck(args: argparse.Namespace) -> int:
+    from simfleet.producer.bottleneck import find_bottlenecks
+    from simfleet.producer.confidence import parse_term
+    from simfleet.producer.progress import StepProgress
+    from simfleet.producer.report import json_text
+    from simfleet.worker.des.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    terms = None if args.sla is None else [parse_term(text, scenario, flag="--sla") for text in args.sla]
+    progress = StepProgress(1 + sum(r.step is not None for r in scenario.resources.values()),
+                            after_s=0.0 if args.fleet else 2.0)  # fmt: skip
+    with _staged(args.out, "--out", "folder", BOTTLENECK_OUTPUTS) as staging:
+        fleet, evaluate = _evaluator(args, progress, _capacity_label(scenario))
+        try:
+            result = find_bottlenecks(scenario, evaluate, slas=terms, replications=args.replications,
+                                      seed=args.seed)  # fmt: skip
+        finally:
+            progress.close()
+            if fleet is not None:
+                fleet.close()
+        print(json_text(result.to_dict()) if args.json else result.table())
+        written = write_bottleneck_outputs(result, staging) if staging is not None else []
+    for path in written:
+        print(f"wrote {args.out / path.name}", file=sys.stderr)
+    return 0
+
+
+def _capacity_label(base: Scenario) -> Any:
+    """What names a run of a bottleneck study on the progress line: the base, or the resource given one more step."""
+
+    def label(probe: Scenario) -> str:
+        for name, resource in probe.resources.items():
+            if resource.capacity != base.resources[name].capacity:
+                return f"{name} at {resource.capacity:g} {resource.unit}".rstrip()
+        return "the base"
+
+    return label
+
+
+def write_bottleneck_outputs(result: BottleneckResult, out: Path) -> list[Path]:
+    """``bottleneck.json``, ``bottleneck.csv`` and ``sensitivity.png`` of a bottleneck study in ``out``."""
+    from simfleet.producer.charts import plot_sensitivity
+    from simfleet.producer.rate_sweep import write_rows_csv
+    from simfleet.producer.report import json_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bottleneck.json").write_text(json_text(result.to_dict()) + "\n")
+    write_rows_csv(result.rows(), out / "bottleneck.csv")
+    return [out / "bottleneck.json", out / "bottleneck.csv", plot_sensitivity(result, out / "sensitivity.png")]

@@ -32,6 +32,8 @@ from simfleet.shared.studies import Studies
 if TYPE_CHECKING:
     from celery import Celery
 
+    from simfleet.producer.bottleneck import BottleneckResult
+    from simfleet.producer.confidence import SlaTerm
     from simfleet.producer.precision import OnRound, PreciseResult
     from simfleet.producer.sla import Evaluator, SlaResult
     from simfleet.shared.checkpoints import Checkpoints
@@ -324,6 +326,27 @@ class Fleet:
         if "seed" in kwargs:
             kwargs["seed"] = whole(kwargs["seed"], key="seed", low=0, high=SEED_MAX)
         return search_sla(as_scenario(scenario), evaluate, **kwargs)
+
+    def bottlenecks(self, scenario: Scenario | str | Path | dict[str, Any], *,
+                    slas: Sequence[SlaTerm | str] | None = None, replications: int = 10, seed: int | None = None,
+                    priority: str = "normal", timeout_s: float | None = None) -> BottleneckResult:  # fmt: skip
+        """:func:`simfleet.producer.bottleneck.find_bottlenecks` with every run's replications in parallel on the fleet.
+
+        ``scenario`` is what :meth:`run_des` accepts; ``slas``, ``replications`` (at least 2) and ``seed`` are
+        :func:`~simfleet.producer.bottleneck.find_bottlenecks`'s; ``priority`` and ``timeout_s`` (per run) are the
+        evaluator's (:meth:`evaluator`). The base and each resource with one more step are studies run one after the
+        other, each with the same replication indices.
+
+        Raises:
+            ConfigError, ScenarioError: the scenario or an argument is invalid (naming it); nothing was published.
+        """
+        from simfleet.producer.bottleneck import check_arguments, find_bottlenecks
+        from simfleet.worker.des.scenario import as_scenario
+
+        chosen = as_scenario(scenario)
+        _, replications, seed = check_arguments(chosen, slas, replications, seed)
+        evaluate = self.evaluator(priority, timeout_s)
+        return find_bottlenecks(chosen, evaluate, slas=slas, replications=replications, seed=seed)
 
     # ------------------------------------------------------------------------------------------------- waiting
 
