@@ -32,6 +32,7 @@ from simfleet.shared.studies import Studies
 if TYPE_CHECKING:
     from celery import Celery
 
+    from simfleet.producer.capacity import CapacityResult
     from simfleet.producer.sla import Evaluator, SlaResult
     from simfleet.shared.checkpoints import Checkpoints
     from simfleet.worker.des.scenario import Scenario
@@ -273,6 +274,24 @@ class Fleet:
         if "seed" in kwargs:
             kwargs["seed"] = whole(kwargs["seed"], key="seed", low=0, high=SEED_MAX)
         return search_sla(as_scenario(scenario), evaluate, **kwargs)
+
+    def capacity_search(self, scenario: Scenario | str | Path | dict[str, Any], *, priority: str = "normal",
+                        timeout_s: float | None = None, **kwargs: Any) -> CapacityResult:  # fmt: skip
+        """:func:`simfleet.producer.capacity.search_capacity` with every candidate's replications in parallel here.
+
+        ``scenario`` is what :meth:`run_des` accepts; ``priority`` and ``timeout_s`` (per candidate) are the
+        evaluator's (:meth:`evaluator`); the other keywords (``slas``, ``resources``, ``costs``, ``replications``,
+        ``max_replications``, ``seed``, ``max_steps``, ``max_probes``) are
+        :func:`~simfleet.producer.capacity.search_capacity`'s, checked before anything is published.
+
+        Raises:
+            ConfigError, ScenarioError: the scenario or an option is invalid (naming it); nothing was published.
+        """
+        from simfleet.producer.capacity import search_capacity
+        from simfleet.worker.des.scenario import as_scenario
+
+        evaluate = self.evaluator(priority, timeout_s)
+        return search_capacity(as_scenario(scenario), evaluate, **kwargs)
 
     # ------------------------------------------------------------------------------------------------- waiting
 
