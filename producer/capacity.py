@@ -23,27 +23,26 @@ space resource the smallest ``m`` that holds the largest single demand.
 passes, then bisect between the last candidate that did not pass and the first that did. The answer is the smallest
 passing ``m``, reported with the largest non-passing ``m`` below it (both with every term's interval).
 
-**Several resources.** Candidates are visited cheapest first over the grid from each lower limit to ``max_steps``
-steps above it (cost: ``costs[r]`` per unit of capacity, default 1 per step; ties: fewer steps in all, then the
-smaller steps of the resources in the order given). A candidate whose every coordinate is at or below those of a
-candidate that did not pass is skipped: by the assumption it cannot pass either. The first candidate that passes
-is the cheapest of the grid, since every cheaper one was probed or skipped.
+**Several resources.** First, each resource's *floor*: the one-resource search above for it alone, with every other
+resource at the top of the grid (``max_steps`` above its lower limit). By the assumption no candidate below a floor
+can pass, since even the most of everything else does not make it pass; and when the top corner of the grid itself
+does not pass, nothing in the grid can, and the search stops. Then candidates from the floors to the top are visited
+cheapest first (cost: ``costs[r]`` per unit of capacity, default 1 per step; ties: fewer steps in all, then the
+smaller steps of the resources in the order given), and a candidate whose every coordinate is at or below those of
+a candidate that did not pass is skipped: it cannot pass either. The first candidate that passes is the cheapest of
+the grid, since every cheaper one was below a floor, probed, or skipped. The probes grow with the number of grid
+points between the floors and the answer's cost: keep the resources few.
 
-The search first probes the top corner of the grid (every resource ``max_steps`` above its lower limit): when even
-that does not pass, no candidate of the grid can, and the search stops at once. With positive costs a candidate
-dominated by another is the cheaper of the two, so cheapest-first order reaches it first: the dominance rule is why
-the first pass is the cheapest more than a saving of probes, and the number of probes grows with the number of grid
-points cheaper than the answer (keep ``max_steps`` and the resources few).
-
-**Stopping rules.** An answer (converged); or every candidate within ``max_steps`` steps above the lower limits
-probed or skipped without a pass (no answer); or ``max_probes`` probes (not converged).
+**Stopping rules.** An answer (converged); or no candidate within ``max_steps`` steps above the lower limits passes
+(no answer: the top of the range does not pass, or every candidate was ruled out); or ``max_probes`` probes (not
+converged).
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -145,6 +144,10 @@ class CapacityResult:
     probes: list[CapacityProbe] = field(default_factory=list)
     skipped: int = 0
     """Several resources: candidates cheaper than the answer skipped as dominated by one that did not pass."""
+    floor: dict[str, int] = field(default_factory=dict)
+    """Several resources: each one's smallest passing steps with every other resource at the top of the grid."""
+    visited: dict[tuple[int, ...], CapacityProbe] = field(default_factory=dict, repr=False)
+    """The probes by their steps (in resource order): a candidate is run once."""
 
     @property
     def converged(self) -> bool:
@@ -196,6 +199,7 @@ class CapacityResult:
             "stop": self.stop,
             "answer": None if self.answer is None else self.answer.to_dict(),
             "below": None if self.below is None else self.below.to_dict(),
+            "floor_steps": dict(self.floor),
             "skipped": self.skipped,
             "statement": self.statement(),
             "probes": [p.to_dict() for p in self.probes],
@@ -323,7 +327,7 @@ def search_capacity(
         sum(rt.rate_per_min for rt in scenario.request_types.values()), precision.initial, precision.cap, max_steps,
         max_probes, "max_probes", None,
     )  # fmt: skip
-    cache: dict[tuple[int, ...], CapacityProbe] = {}
+    cache = result.visited
 
     def probe(point: tuple[int, ...]) -> CapacityProbe:
         if point not in cache:
@@ -339,7 +343,7 @@ def search_capacity(
         return cache[point]
 
     if len(names) == 1:
-        _search_one(result, lambda m: probe((m,)))
+        _search_one(result, probe)
     else:
         _search_cheapest(result, probe)
     return result
@@ -358,49 +362,69 @@ def _terms(scenario: Scenario, slas: Sequence[SlaTerm | str] | None) -> list[Sla
     return [check_term(term, scenario, key=f"slas[{i}]") for i, term in enumerate(slas)]
 
 
-def _search_one(result: CapacityResult, probe: Any) -> None:
-    """Growing steps up from the lower limit until a pass, then bisection (see the module's text)."""
-    name = result.resources[0]
-    low, top = result.lower[name], result.lower[name] + result.max_steps
+def _smallest_passing(
+    result: CapacityResult, passes: Callable[[int], bool], low: int, top: int
+) -> tuple[int | None, int | None, Stop | None]:
+    """Growing steps up from ``low`` until a pass, then bisection (see the module's text).
+
+    Returns the smallest passing ``m``, the largest failing one below it, and why the search stopped short (``None``
+    when it found the answer).
+    """
     failing: int | None = None
     passing: int | None = None
     m, increment = low, 1
     while passing is None:
         if len(result.probes) >= result.max_probes:
-            return
-        if probe(m).passed:
+            return None, failing, "max_probes"
+        if passes(m):
             passing = m
+        elif m >= top:
+            return None, m, "max_steps"
         else:
-            failing = m
-            if m >= top:
-                result.stop = "max_steps"
-                return
-            m, increment = min(top, m + increment), 2 * increment
+            failing, m, increment = m, min(top, m + increment), 2 * increment
     while failing is not None and passing - failing > 1:
         if len(result.probes) >= result.max_probes:
-            return
+            return None, failing, "max_probes"
         middle = (failing + passing) // 2
-        if probe(middle).passed:
+        if passes(middle):
             passing = middle
         else:
             failing = middle
-    result.stop = "answer"
-    result.answer = probe(passing)
-    result.below = None if failing is None else probe(failing)
+    return passing, failing, None
 
 
-def _search_cheapest(result: CapacityResult, probe: Any) -> None:
-    """Cheapest-first enumeration of the grid, skipping candidates dominated by one that did not pass."""
-    top = tuple(result.lower[name] + result.max_steps for name in result.resources)
-    if not probe(top).passed:
-        result.stop = "max_steps"
+def _search_one(result: CapacityResult, probe: Callable[[tuple[int, ...]], CapacityProbe]) -> None:
+    """One resource: the smallest passing number of steps (see the module's text)."""
+    low = result.lower[result.resources[0]]
+    passing, failing, stop = _smallest_passing(result, lambda m: probe((m,)).passed, low, low + result.max_steps)
+    if stop is not None or passing is None:
+        result.stop = stop or "max_steps"
         return
-    not_passing: list[tuple[int, ...]] = []
+    result.stop = "answer"
+    result.answer = probe((passing,))
+    result.below = None if failing is None else probe((failing,))
+
+
+def _search_cheapest(result: CapacityResult, probe: Callable[[tuple[int, ...]], CapacityProbe]) -> None:
+    """Several resources: each one's floor with the others at the top, then cheapest first above the floors."""
+    names = result.resources
+    top = tuple(result.lower[name] + result.max_steps for name in names)
+    for i, name in enumerate(names):
+
+        def passes(m: int, i: int = i) -> bool:
+            return probe((*top[:i], m, *top[i + 1 :])).passed
+
+        floor, _, stop = _smallest_passing(result, passes, result.lower[name], top[i])
+        if stop is not None or floor is None:
+            result.stop = stop or "max_steps"
+            return
+        result.floor[name] = floor
+    not_passing = [point for point, found in result.visited.items() if not found.passed]
     for point in _cheapest_first(result):
         if any(all(c <= d for c, d in zip(point, bad, strict=True)) for bad in not_passing):
             result.skipped += 1
             continue
-        if len(result.probes) >= result.max_probes:
+        if point not in result.visited and len(result.probes) >= result.max_probes:
             return
         found = probe(point)
         if found.passed:
@@ -418,8 +442,8 @@ def _cheapest_first(result: CapacityResult) -> Iterator[tuple[int, ...]]:
     cheaper one already yielded; the heap holds only the frontier.
     """
     names = result.resources
-    lower = tuple(result.lower[n] for n in names)
-    top = tuple(m + result.max_steps for m in lower)
+    top = tuple(result.lower[n] + result.max_steps for n in names)
+    lower = tuple(result.floor.get(n, result.lower[n]) for n in names)
     unit = [result.costs[n] * result.step[n] for n in names]
 
     def key(point: tuple[int, ...]) -> tuple[float, int, tuple[int, ...]]:

@@ -95,8 +95,11 @@ def test_two_resources_with_costs_give_the_cheapest_passing_combination():
     for a, b in grid:
         if a + 2 * b < best:
             assert (a, b) in failed or any(a <= x and b <= y for x, y in failed), (a, b)
-    by_cost = [p.cost for p in result.probes[1:]]  # after the top corner, cheapest first
-    assert by_cost == sorted(by_cost)
+    # each floor is the least of one resource with the other at the top of the grid (a: 34 steps, b: 33)
+    assert result.floor == {"a": min(a for a in range(2, 35) if 10 / a + 5 / 33 <= 3),
+                            "b": min(b for b in range(1, 34) if 10 / 34 + 5 / b <= 3)} == {"a": 4, "b": 2}  # fmt: skip
+    by_cost = [p.cost for p in result.probes if p.steps["a"] < 34 and p.steps["b"] < 33]
+    assert by_cost[-1] == 14 and by_cost == sorted(by_cost)
     assert json.loads(json.dumps(result.to_dict(), allow_nan=False))["answer"]["steps"] == {"a": 6, "b": 4}
 
 
