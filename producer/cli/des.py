@@ -435,7 +435,7 @@ def _search(
 
 def _register_capacity(commands: Any) -> None:
     """``des capacity``: the smallest (or cheapest) capacity of some resources meeting every SLA term."""
-    capacity = commands.add_parser("capacity", help="smallest or cheapest capacity meeting every SLA term, with 95% "
+    capacity = commands.add_parser("capacity", help="smallest or cheapest capacity meeting every SLA term, with 95%% "
                                    "confidence, at the scenario's load")  # fmt: skip
     capacity.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
     capacity.add_argument("--sla", action="append", metavar="TYPE:METRIC<SECONDS", dest="slas",

@@ -41,13 +41,15 @@ def spaced(stages, rate_per_min=6.0, horizon_s=100.0):
     ``stages`` maps a resource name to its work per request (one tool per resource, in a chain).
     """
     names = list(stages)
+    nodes = {
+        f"t_{n}": {"tool": f"t_{n}", **({"after": [f"t_{names[i - 1]}"]} if i else {})} for i, n in enumerate(names)
+    }
     return parse_scenario({
         "name": "spaced", "horizon_s": horizon_s,
         "resources": {n: {"capacity": 50.0, "step": 1.0, "unit": "core-s"} for n in names},
         "tools": {f"t_{n}": {"work": {n: w}} for n, w in stages.items()},
         "request_types": {"r": {"rate_per_min": rate_per_min, "arrival": "deterministic",
-                                "nodes": {f"t_{n}": {"tool": f"t_{n}", **({"after": [f"t_{names[i - 1]}"]} if i else {})}
-                                          for i, n in enumerate(names)}}},
+                                "nodes": nodes}},
     })  # fmt: skip
 
 
