@@ -125,6 +125,8 @@ def plot_utilisation_heatmap(sweep: SweepResult, path: Path) -> Path:
 def plot_capacity_search(result: CapacityResult, path: Path) -> Path:
     """The probes of a capacity search: each term's metric ± 95% CI against capacity, the threshold, the answer.
 
+    Each point is marked by its term's own decision (a candidate fails when one term fails, though others may pass).
+
     With one term the y axis is the metric in seconds against its threshold; with several, each term's mean over its
     threshold (1 is the threshold). With one searched resource the x axis is its capacity (in its unit); with
     several it is each probe's cost, since a point of the grid has no single capacity.
@@ -142,7 +144,7 @@ def plot_capacity_search(result: CapacityResult, path: Path) -> Path:
     for index, term in enumerate(result.terms):
         colour = colours[index % len(colours)]
         scale = 1.0 if single else term.threshold_s
-        rows = sorted(((x_of(p), t, p.verdict) for p in result.probes for t in p.terms
+        rows = sorted(((x_of(p), t, t.verdict) for p in result.probes for t in p.terms
                        if t.term == term and t.value.finite), key=lambda row: row[0])  # fmt: skip
         if rows and one_resource:
             xs = [x for x, _, _ in rows]
