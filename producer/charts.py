@@ -67,38 +67,44 @@ def plot_sweep_latency(
 
 
 def plot_sla_search(result: SlaResult, path: Path) -> Path:
-    """The probes of an SLA search: metric ± CI against rate, pass/fail, the threshold and the answer bracket."""
-    probes = sorted((p for p in result.probes if p.stable), key=lambda p: p.rate_per_min)
+    """The probes of an SLA search: each term's metric / threshold ± 95% CI against rate, decisions, the bracket.
+
+    With one term the y axis is the metric in seconds against its threshold; with several, each term's mean over its
+    threshold (1 is the threshold), so that every term shares the axis.
+    """
+    single = len(result.terms) == 1
     fig, ax = plt.subplots(figsize=(8, 5))
-    for passed, colour, label in ((True, "seagreen", "meets the SLA"), (False, "crimson", "misses the SLA")):
-        chosen = [p for p in probes if p.passed == passed]
-        if chosen:
-            ax.errorbar(
-                [p.rate_per_min for p in chosen],
-                [p.metric_s for p in chosen],
-                yerr=[p.ci95_s or 0.0 for p in chosen],
-                fmt="o",
-                color=colour,
-                capsize=3,
-                label=label,
-            )
-    if probes:
-        ax.plot([p.rate_per_min for p in probes], [p.metric_s for p in probes], color="grey", alpha=0.4)
-    ax.axhline(result.threshold_s, color="crimson", linestyle="--", label=f"SLA {result.threshold_s:g} s")
+    styles = {"pass": ("o", "meets the SLA"), "fail": ("x", "misses the SLA"), "undecided": ("s", "undecided at cap")}
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, term in enumerate(result.terms):
+        colour = colours[index % len(colours)]
+        scale = 1.0 if single else term.threshold_s
+        rows = sorted(((p.rate_per_min, t, p.verdict) for p in result.probes for t in p.terms
+                       if t.term == term and t.value.finite), key=lambda row: row[0])  # fmt: skip
+        if rows:
+            ax.plot([r for r, _, _ in rows], [t.value.mean / scale for _, t, _ in rows], color=colour, alpha=0.35)
+        for verdict, (marker, label) in styles.items():
+            chosen = [(r, t) for r, t, v in rows if v == verdict]
+            if chosen:
+                ax.errorbar([r for r, _ in chosen], [t.value.mean / scale for _, t in chosen],
+                            yerr=[(t.value.ci95 or 0.0) / scale for _, t in chosen], fmt=marker, color=colour,
+                            capsize=3, label=f"{term.request_type} {term.metric}: {label}")  # fmt: skip
+    threshold = result.threshold_s if single else 1.0
+    ax.axhline(threshold, color="crimson", linestyle="--",
+               label=f"SLA {result.threshold_s:g} s" if single else "SLA threshold (ratio 1)")  # fmt: skip
     if result.best_passing and result.first_failing:
-        ax.axvspan(
-            result.best_passing.rate_per_min,
-            result.first_failing.rate_per_min,
-            color="gold",
-            alpha=0.4,
-            label=f"answer: {result.best_passing.rate_per_min:.3f}/min",
-        )
+        ax.axvspan(result.best_passing.rate_per_min, result.first_failing.rate_per_min, color="gold", alpha=0.4,
+                   label=f"answer: {result.best_passing.rate_per_min:.4g}/min with 95% confidence")  # fmt: skip
     unstable = [p for p in result.probes if not p.stable]
     if unstable:
         ax.plot([], [], " ", label=f"{len(unstable)} unstable probe(s) not drawn")
     ax.set_xlabel(_rate_axis(result.request_type if result.scale == "type" else "mix"))
-    ax.set_ylabel(f"{result.metric} latency of {result.request_type} (s), mean ± 95% CI")
-    ax.set_title(f"SLA search: {result.metric} < {result.threshold_s:g} s, {len(result.probes)} probes")
+    if single:
+        ax.set_ylabel(f"{result.metric} latency of {result.request_type} (s), mean ± 95% CI")
+        ax.set_title(f"SLA search: {result.metric} < {result.threshold_s:g} s, {len(result.probes)} probes")
+    else:
+        ax.set_ylabel("latency metric / its SLA threshold (1 = threshold), mean ± 95% CI")
+        ax.set_title(f"SLA search over {len(result.terms)} terms, {len(result.probes)} probes")
     return _save(fig, ax, path)
 
 
