@@ -2,6 +2,7 @@
 
 - Latency against arrival rate with its 95% confidence band and the SLA threshold, from a rate sweep or from the
   probes of an SLA search (probes coloured by pass/fail, the answer's bracket shaded).
+- The probes of a capacity search: metric against capacity (or cost) with interval bands and the threshold.
 - Utilisation heatmap: resource x arrival rate, values written in the cells.
 - Sensitivity bars of a bottleneck study: per resource, the change of each watched metric for one more step.
 """
@@ -19,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from simfleet.producer.bottleneck import BottleneckResult
+from simfleet.producer.capacity import CapacityProbe, CapacityResult
 from simfleet.producer.rate_sweep import SweepResult
 from simfleet.producer.sla import SlaResult
 
@@ -163,4 +165,65 @@ def plot_sensitivity(result: BottleneckResult, path: Path) -> Path:
     top = result.bottleneck
     verdict = f"add {top.name} first" if top is not None else "no significant bottleneck"
     ax.set_title(f"{result.scenario}: sensitivity to one more step, {result.replications} replications ({verdict})")
+    return _save(fig, ax, path)
+
+
+def plot_capacity_search(result: CapacityResult, path: Path) -> Path:
+    """The probes of a capacity search: each term's metric ± 95% CI against capacity, the threshold, the answer.
+
+    Each point is marked by its term's own decision (a candidate fails when one term fails, though others may pass).
+
+    With one term the y axis is the metric in seconds against its threshold; with several, each term's mean over its
+    threshold (1 is the threshold). With one searched resource the x axis is its capacity (in its unit); with
+    several it is each probe's cost, since a point of the grid has no single capacity.
+    """
+    single = len(result.terms) == 1
+    one_resource = len(result.resources) == 1
+    name = result.resources[0]
+
+    def x_of(probe: CapacityProbe) -> float:
+        return probe.capacities[name] if one_resource else probe.cost
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    styles = {"pass": ("o", "meets the SLA"), "fail": ("x", "misses the SLA"), "undecided": ("s", "undecided at cap")}
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, term in enumerate(result.terms):
+        colour = colours[index % len(colours)]
+        scale = 1.0 if single else term.threshold_s
+        rows = sorted(((x_of(p), t, t.verdict) for p in result.probes for t in p.terms
+                       if t.term == term and t.value.finite), key=lambda row: row[0])  # fmt: skip
+        if rows and one_resource:
+            xs = [x for x, _, _ in rows]
+            means = [t.value.mean / scale for _, t, _ in rows]
+            half = [(t.value.ci95 or 0.0) / scale for _, t, _ in rows]
+            ax.plot(xs, means, color=colour, alpha=0.35)
+            ax.fill_between(xs, [m - h for m, h in zip(means, half, strict=True)],
+                            [m + h for m, h in zip(means, half, strict=True)], color=colour, alpha=0.15)  # fmt: skip
+        for verdict, (marker, label) in styles.items():
+            chosen = [(x, t) for x, t, v in rows if v == verdict]
+            if chosen:
+                ax.errorbar([x for x, _ in chosen], [t.value.mean / scale for _, t in chosen],
+                            yerr=[(t.value.ci95 or 0.0) / scale for _, t in chosen], fmt=marker, color=colour,
+                            capsize=3, label=f"{term.request_type} {term.metric}: {label}")  # fmt: skip
+    threshold = result.terms[0].threshold_s if single else 1.0
+    ax.axhline(threshold, color="crimson", linestyle="--",
+               label=f"SLA {threshold:g} s" if single else "SLA threshold (ratio 1)")  # fmt: skip
+    if result.answer is not None:
+        unit = result.units[name] if one_resource else "(cost)"
+        ax.axvline(x_of(result.answer), color="gold", linewidth=3, alpha=0.6,
+                   label=f"answer: {x_of(result.answer):g} {unit}")  # fmt: skip
+    unstable = [p for p in result.probes if not all(t.value.finite for t in p.terms)]
+    if unstable:
+        ax.plot([], [], " ", label=f"{len(unstable)} unstable probe(s) not drawn")
+    if one_resource:
+        ax.set_xlabel(f"capacity of {name} ({result.units[name]}), step {result.step[name]:g}")
+    else:
+        costs = ", ".join(f"{n} {result.costs[n]:g} per {result.units[n]}" for n in result.resources)
+        ax.set_xlabel(f"cost of the probed combination ({costs})")
+    if single:
+        term = result.terms[0]
+        ax.set_ylabel(f"{term.metric} latency of {term.request_type} (s), mean ± 95% CI")
+    else:
+        ax.set_ylabel("latency metric / its SLA threshold (1 = threshold), mean ± 95% CI")
+    ax.set_title(f"capacity search of {result.scenario}: {len(result.probes)} probes")
     return _save(fig, ax, path)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from simfleet.shared.lifecycle_contract import STATUSES
 
 if TYPE_CHECKING:  # annotations only: `lifecycle run` prints its summary without loading the DES modules
+    from simfleet.producer.capacity import CapacityResult
     from simfleet.producer.confidence import TermOutcome
     from simfleet.producer.rate_sweep import SweepResult
     from simfleet.producer.sla import SlaResult
@@ -235,3 +236,22 @@ def sweep_table(sweep: SweepResult, metric: str = "p95") -> str:
         ["requests/min", "", "s", "utilisation"],
     )
     return f"scenario {sweep.scenario}; {scaled}\n{table}"
+
+
+def capacity_table(result: CapacityResult) -> str:
+    """Every probe of a capacity search (capacities, cost, each term's interval and verdict) and the answer."""
+    terms = result.terms
+
+    def cell(outcome: TermOutcome) -> str:
+        if not outcome.value.finite:
+            return outcome.reason or "unstable"
+        return f"{outcome.value.mean:.3f}" + (f" ±{outcome.value.ci95:.3f}" if outcome.value.ci95 else "")
+
+    body = [
+        [str(i + 1), *(f"{p.capacities[n]:g}" for n in result.resources), f"{p.cost:.4g}",
+         *(cell(t) for t in p.terms), "undecided at cap" if p.capped else p.verdict, str(p.replications)]
+        for i, p in enumerate(result.probes)
+    ]  # fmt: skip
+    header = ["probe", *result.resources, "cost", *(t.text for t in terms), "SLA", "replications"]
+    units = ["", *(result.units[n] for n in result.resources), "", *("s" for _ in terms), "", ""]
+    return text_table(header, body, units) + f"\n\n{result.statement()}\nafter {len(result.probes)} probes"

@@ -28,6 +28,7 @@ from simfleet.worker.des.limits import MAX_QUANTITY, MAX_REPLICATIONS, METRICS, 
 
 if TYPE_CHECKING:
     from simfleet.producer.bottleneck import BottleneckResult
+    from simfleet.producer.capacity import CapacityResult
     from simfleet.producer.fleet.client import Fleet
     from simfleet.producer.fleet.study import Study
     from simfleet.producer.precision import FigurePrecision, PreciseResult
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 
 SLA_OUTPUTS = ("probes.json", "probes.csv", "sla_search.png")
 """What ``des sla --out`` writes; a folder holding anything else is refused (the output replaces it whole)."""
+CAPACITY_OUTPUTS = ("capacity.json", "probes.csv", "capacity_search.png")
+"""What ``des capacity --out`` writes; a folder holding anything else is refused (the output replaces it whole)."""
 SWEEP_OUTPUTS = ("sweep.json", "sweep.csv", "latency_vs_rate.png", "utilisation_heatmap.png")
 """What ``des sweep --out`` writes; a folder holding anything else is refused (the output replaces it whole)."""
 BOTTLENECK_OUTPUTS = ("bottleneck.json", "bottleneck.csv", "sensitivity.png")
@@ -79,7 +82,7 @@ def precision_fraction(text: str) -> float:
 
 
 def register(families: Any) -> None:
-    """Add the ``des`` command family: ``run``, ``validate``, ``sla``, ``sweep``, ``bottleneck``."""
+    """Add the ``des`` command family: ``run``, ``validate``, ``sla``, ``sweep``, ``capacity``, ``bottleneck``."""
     parser: argparse.ArgumentParser = families.add_parser("des", help="request-latency discrete-event simulator")
     commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
 
@@ -151,6 +154,7 @@ def register(families: Any) -> None:
     sweep.add_argument("--json", action="store_true", help="print the rows as JSON")
     _fleet_options(sweep)
     sweep.set_defaults(handler=_sweep)
+    _register_capacity(commands)
 
     bottleneck = commands.add_parser("bottleneck", help="which resource to add first: each one's sensitivity")
     bottleneck.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
@@ -621,7 +625,7 @@ def _bottleneck(args: argparse.Namespace) -> int:
     progress = StepProgress(1 + sum(r.step is not None for r in scenario.resources.values()),
                             after_s=0.0 if args.fleet else 2.0)  # fmt: skip
     with _staged(args.out, "--out", "folder", BOTTLENECK_OUTPUTS) as staging:
-        fleet, evaluate = _evaluator(args, progress, _capacity_label(scenario))
+        fleet, evaluate = _evaluator(args, progress, _bottleneck_label(scenario))
         try:
             result = find_bottlenecks(scenario, evaluate, slas=terms, replications=args.replications,
                                       seed=args.seed)  # fmt: skip
@@ -636,7 +640,7 @@ def _bottleneck(args: argparse.Namespace) -> int:
     return 0
 
 
-def _capacity_label(base: Scenario) -> Any:
+def _bottleneck_label(base: Scenario) -> Any:
     """What names a run of a bottleneck study on the progress line: the base, or the resource given one more step."""
 
     def label(probe: Scenario) -> str:
@@ -658,3 +662,119 @@ def write_bottleneck_outputs(result: BottleneckResult, out: Path) -> list[Path]:
     (out / "bottleneck.json").write_text(json_text(result.to_dict()) + "\n")
     write_rows_csv(result.rows(), out / "bottleneck.csv")
     return [out / "bottleneck.json", out / "bottleneck.csv", plot_sensitivity(result, out / "sensitivity.png")]
+
+
+def _register_capacity(commands: Any) -> None:
+    """``des capacity``: the smallest (or cheapest) capacity of some resources meeting every SLA term."""
+    capacity = commands.add_parser("capacity", help="smallest or cheapest capacity meeting every SLA term, with 95%% "
+                                   "confidence, at the scenario's load")  # fmt: skip
+    capacity.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
+    capacity.add_argument("--sla", action="append", metavar="TYPE:METRIC<SECONDS", dest="slas",
+                          help="an SLA term, e.g. 'deep-research:p95<30' (repeat for several); default: the "
+                          "scenario's sla block")  # fmt: skip
+    capacity.add_argument("--resource", action="append", dest="resources", metavar="NAME",
+                          help="a resource to size, in steps of its 'step' (repeat for several); default: every "
+                          "resource that declares a step")  # fmt: skip
+    capacity.add_argument("--cost", action="append", dest="costs", metavar="NAME=COST[,NAME=COST]",
+                          help="cost per unit of capacity of a searched resource (default: 1 per step)")  # fmt: skip
+    capacity.add_argument("--replications", type=probe_replications_int, default=5,
+                          help="replications per candidate to start with (at least 2; default 5)")  # fmt: skip
+    capacity.add_argument("--max-replications", type=replications_int, help="the most replications a candidate "
+                          "gets while undecided (default: 40)")  # fmt: skip
+    capacity.add_argument("--max-steps", type=bounded_int(1, 10_000), default=32,
+                          help="how many steps above its lower limit a resource may get (default 32)")  # fmt: skip
+    capacity.add_argument("--max-probes", type=bounded_int(1, 1000), default=30,
+                          help="give up after this many probes (default 30)")  # fmt: skip
+    capacity.add_argument("--seed", type=seed_int, help="study seed of every candidate (default: the scenario's)")
+    capacity.add_argument("--processes", type=processes_int, help="local worker processes (default: one per core)")
+    capacity.add_argument("--json", action="store_true", help="print the search and its probes as JSON")
+    capacity.add_argument("--out", type=Path, help="also write capacity.json, probes.csv and capacity_search.png")
+    _fleet_options(capacity)
+    capacity.set_defaults(handler=_capacity)
+
+
+def _capacity(args: argparse.Namespace) -> int:
+    from simfleet.producer.capacity import check_costs, check_resources, search_capacity
+    from simfleet.producer.confidence import SlaTerm, parse_term
+    from simfleet.producer.progress import StepProgress
+    from simfleet.producer.report import capacity_table, json_text
+    from simfleet.worker.des.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    if args.slas:
+        terms = [parse_term(text, scenario) for text in args.slas]
+    elif scenario.sla is not None:
+        terms = [SlaTerm(scenario.sla.request_type, scenario.sla.metric, scenario.sla.threshold_s)]
+    else:
+        raise ConfigError(f"give the SLA as --sla TYPE:METRIC<SECONDS: {args.scenario} has no sla block", key="--sla")
+    resources = check_resources(scenario, args.resources, key="--resource")
+    costs = check_costs(scenario, _parse_costs(args.costs or []), resources, key="--cost")
+    if args.max_replications is not None and args.max_replications < args.replications:
+        raise ConfigError(f"must be at least --replications ({args.replications}), got {args.max_replications}",
+                          key="--max-replications")  # fmt: skip
+    progress = StepProgress(None, after_s=0.0 if args.fleet else 2.0)
+    try:
+        with _staged(args.out, "--out", "folder", CAPACITY_OUTPUTS) as staging:
+            fleet, evaluate = _evaluator(args, progress, _capacity_label(resources))
+            try:
+                result = search_capacity(scenario, evaluate, slas=terms, resources=resources, costs=costs,
+                                         replications=args.replications, max_replications=args.max_replications,
+                                         seed=args.seed, max_steps=args.max_steps,
+                                         max_probes=args.max_probes)  # fmt: skip
+            finally:
+                progress.close()
+                if fleet is not None:
+                    fleet.close()
+            print(json_text(result.to_dict()) if args.json else capacity_table(result))
+            if result.answer is None:
+                raise _NotConverged
+            written = write_capacity_outputs(result, staging) if staging is not None else []
+    except _NotConverged:
+        if args.out is not None:
+            print(f"simfleet: the search found no answer, so {args.out} was not written (the probes are above)",
+                  file=sys.stderr)  # fmt: skip
+        return 1
+    for path in written:
+        print(f"wrote {args.out / path.name}", file=sys.stderr)
+    return 0
+
+
+def _parse_costs(values: list[str]) -> dict[str, float]:
+    """``--cost npu=1.0,cpu=0.05`` (the flag may be repeated) as a mapping; a malformed item names the flag."""
+    costs: dict[str, float] = {}
+    for value in values:
+        for item in value.split(","):
+            name, sign, number = item.partition("=")
+            try:
+                cost = float(number)
+            except ValueError:
+                cost = None
+            if not sign or not name.strip() or cost is None:
+                raise ConfigError(f"{printable(repr(item))} is not NAME=COST (a cost per unit of capacity, e.g. "
+                                  "npu=1.0)", key="--cost")  # fmt: skip
+            if name.strip() in costs:
+                raise ConfigError(f"{name.strip()!r} has two costs", key="--cost")
+            costs[name.strip()] = cost
+    return costs
+
+
+def _capacity_label(resources: list[str]) -> Any:
+    """What names a candidate on the progress line: the capacities of the searched resources."""
+
+    def label(probe: Scenario) -> str:
+        return ", ".join(f"{name} {probe.resources[name].capacity:g}" for name in resources)
+
+    return label
+
+
+def write_capacity_outputs(result: CapacityResult, out: Path) -> list[Path]:
+    """``capacity.json``, ``probes.csv`` and ``capacity_search.png`` of a capacity search in ``out``."""
+    from simfleet.producer.capacity import capacity_rows
+    from simfleet.producer.charts import plot_capacity_search
+    from simfleet.producer.rate_sweep import write_rows_csv
+    from simfleet.producer.report import json_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "capacity.json").write_text(json_text(result.to_dict()) + "\n")
+    write_rows_csv(capacity_rows(result), out / "probes.csv")
+    return [out / "capacity.json", out / "probes.csv", plot_capacity_search(result, out / "capacity_search.png")]

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from simfleet.producer.bottleneck import BottleneckResult
+    from simfleet.producer.capacity import CapacityResult
     from simfleet.producer.confidence import SlaTerm
     from simfleet.producer.precision import OnRound, PreciseResult
     from simfleet.producer.sla import Evaluator, SlaResult
@@ -347,6 +348,24 @@ class Fleet:
         _, replications, seed = check_arguments(chosen, slas, replications, seed)
         evaluate = self.evaluator(priority, timeout_s)
         return find_bottlenecks(chosen, evaluate, slas=slas, replications=replications, seed=seed)
+
+    def capacity_search(self, scenario: Scenario | str | Path | dict[str, Any], *, priority: str = "normal",
+                        timeout_s: float | None = None, **kwargs: Any) -> CapacityResult:  # fmt: skip
+        """:func:`simfleet.producer.capacity.search_capacity` with every candidate's replications in parallel here.
+
+        ``scenario`` is what :meth:`run_des` accepts; ``priority`` and ``timeout_s`` (per candidate) are the
+        evaluator's (:meth:`evaluator`); the other keywords (``slas``, ``resources``, ``costs``, ``replications``,
+        ``max_replications``, ``seed``, ``max_steps``, ``max_probes``) are
+        :func:`~simfleet.producer.capacity.search_capacity`'s, checked before anything is published.
+
+        Raises:
+            ConfigError, ScenarioError: the scenario or an option is invalid (naming it); nothing was published.
+        """
+        from simfleet.producer.capacity import search_capacity
+        from simfleet.worker.des.scenario import as_scenario
+
+        evaluate = self.evaluator(priority, timeout_s)
+        return search_capacity(as_scenario(scenario), evaluate, **kwargs)
 
     # ------------------------------------------------------------------------------------------------- waiting
 
