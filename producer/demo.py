@@ -4,7 +4,8 @@ It starts the local fleet (a Redis server, a CPU worker with one process per cor
 numpy backend, Flower), runs the synthetic 279-airframe fleet over 3,650 days as a lifecycle job through the four
 stage queues (MP2 to ClickHouse, chDB by default) and prints its summary, timings and a BI query on its MP2; then runs
 the mixed workload with 8 replications through the queues with a progress bar, the deep-research SLA search on the
-fleet (each probe's replications in parallel) and a small rate sweep, prints the tables, writes the results (JSON,
+fleet (each probe's replications in parallel, each a decision with 95% confidence), the NPU slots deep-research needs
+at its load (a capacity search) and a small rate sweep, prints the tables, writes the results (JSON,
 CSV) and plots (PNG) under ``runs/demo``, writes the study to ClickHouse and prints one BI query's answer, and stops
 the fleet, unless ``--keep`` (``make demo KEEP=1``) leaves it up to be looked at in Flower. A fleet that was already up
 is used and left running.
@@ -20,13 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from simfleet.producer.capacity import CapacityResult, search_capacity
 from simfleet.producer.charts import plot_sweep_latency, plot_utilisation_heatmap
 from simfleet.producer.cli.des import write_sla_outputs
 from simfleet.producer.cli.lifecycle_run import print_summary
 from simfleet.producer.fleet.client import Fleet, StudyProgress
 from simfleet.producer.progress import ProgressBar, StepProgress
 from simfleet.producer.rate_sweep import SweepResult, sweep_rates
-from simfleet.producer.report import sla_table, study_table, sweep_table
+from simfleet.producer.report import capacity_table, sla_table, study_table, sweep_table
 from simfleet.producer.sla import SlaResult, search_sla
 from simfleet.shared.errors import FleetError
 from simfleet.shared.messages import to_wire
@@ -157,7 +159,8 @@ def _sla_search(fleet: Fleet) -> SlaResult:
           f"< {spec.threshold_s:g} s", flush=True)  # fmt: skip
     progress = StepProgress(None, stream=sys.stdout)
     try:
-        sla = search_sla(deep, _step_evaluator(fleet, progress, spec.request_type), request_type=spec.request_type,
+        evaluate = _step_evaluator(fleet, progress, _rate_of(spec.request_type))
+        sla = search_sla(deep, evaluate, request_type=spec.request_type,
                          metric=spec.metric, threshold_s=spec.threshold_s, replications=max(2, spec.replications),
                          max_replications=10, seed=deep.seed, rel_tol=0.05, scale=spec.scale)  # fmt: skip
     finally:
@@ -166,8 +169,8 @@ def _sla_search(fleet: Fleet) -> SlaResult:
     return sla
 
 
-def _step_evaluator(fleet: Fleet, progress: StepProgress, request_type: str | None) -> Any:
-    """The fleet's evaluator, each probe a step of ``progress`` named by its rate."""
+def _step_evaluator(fleet: Fleet, progress: StepProgress, name_of: Any) -> Any:
+    """The fleet's evaluator, each batch of replications a step of ``progress`` named by ``name_of(scenario)``."""
 
     def show(study: StudyProgress) -> None:
         progress.update(study.percent / 100.0, f"{study.done}/{study.total} replications done")
@@ -175,14 +178,41 @@ def _step_evaluator(fleet: Fleet, progress: StepProgress, request_type: str | No
     on_fleet = fleet.evaluator(on_progress=show)
 
     def evaluate(probe: Any, replications: int, seed: int, first: int = 0) -> list[ReplicationSummary]:
-        if request_type is None:
-            rate = sum(t.rate_per_min for t in probe.request_types.values())
-            progress.begin(f"the mix at {rate:.4g} requests/min")
-        else:
-            progress.begin(f"{request_type} at {probe.request_types[request_type].rate_per_min:.4g} requests/min")
+        progress.begin(name_of(probe))
         return on_fleet(probe, replications, seed, first)
 
     return evaluate
+
+
+def _rate_of(request_type: str | None) -> Any:
+    """Names a probe by the searched rate: ``request_type``'s, or the whole mix's (None)."""
+
+    def name(probe: Any) -> str:
+        if request_type is None:
+            return f"the mix at {sum(t.rate_per_min for t in probe.request_types.values()):.4g} requests/min"
+        return f"{request_type} at {probe.request_types[request_type].rate_per_min:.4g} requests/min"
+
+    return name
+
+
+def _capacity_search(fleet: Fleet) -> CapacityResult:
+    """How many NPU slots deep-research needs at its scenario's load, each candidate's replications on the fleet."""
+    deep = load_scenario(SCENARIOS / "deep_research_sla.yaml")
+    rate = sum(t.rate_per_min for t in deep.request_types.values())
+    print(f"\n== DES capacity search on the fleet: NPU slots for p95 of deep-research < 30 s at {rate:g} requests/min",
+          flush=True)  # fmt: skip
+    progress = StepProgress(None, stream=sys.stdout)
+
+    def npu(probe: Any) -> str:
+        return f"npu at {probe.resources['npu'].capacity:g} slots"
+
+    try:
+        answer = search_capacity(deep, _step_evaluator(fleet, progress, npu), slas=["deep-research:p95<30"],
+                                 resources=["npu"], replications=3, max_replications=10)  # fmt: skip
+    finally:
+        progress.close()
+    print(capacity_table(answer))
+    return answer
 
 
 def _sweep(fleet: Fleet, mixed: Any) -> SweepResult:
@@ -192,7 +222,9 @@ def _sweep(fleet: Fleet, mixed: Any) -> SweepResult:
           "(the whole mix at fixed shares), 4 replications each", flush=True)  # fmt: skip
     progress = StepProgress(len(rates), stream=sys.stdout)
     try:
-        sweep = sweep_rates(mixed, rates, _step_evaluator(fleet, progress, None), replications=4, seed=mixed.seed)
+        sweep = sweep_rates(
+            mixed, rates, _step_evaluator(fleet, progress, _rate_of(None)), replications=4, seed=mixed.seed
+        )
     finally:
         progress.close()
     print(sweep_table(sweep, "p95"))
@@ -228,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         _lifecycle_job(fleet, settings.clickhouse_dsn)
         study, answer, mixed = _des_study(fleet)
         sla = _sla_search(fleet)
+        capacity = _capacity_search(fleet)
         sweep = _sweep(fleet, mixed)
         print("\n== results written")
         for path in _write_outputs(answer, sla, sweep):
@@ -242,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep:
         _kept(settings)
     print(f"\ndemo finished in {time.perf_counter() - started:.1f} s")
-    return 0 if sla.converged else 1
+    return 0 if sla.converged and capacity.answer is not None else 1
 
 
 if __name__ == "__main__":
