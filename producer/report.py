@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # annotations only: `lifecycle run` prints its summary withou
     from simfleet.producer.sla import Probe, SlaResult
     from simfleet.shared.messages.des import Stat, StudyAggregate
     from simfleet.shared.messages.lifecycle import JobSummary
+    from simfleet.worker.des.scenario import Scenario
     from simfleet.worker.des.validation import CaseResult
     from simfleet.worker.lifecycle.run import RunReport
 
@@ -64,8 +65,15 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], units: Sequ
     return "\n".join(lines)
 
 
-def study_table(agg: StudyAggregate) -> str:
-    """The aggregate of a study: latency per type and overall, resources, Little's law, speed."""
+def study_table(agg: StudyAggregate, scenario: Scenario | None = None) -> str:
+    """The aggregate of a study: latency per type and overall, resources and where tools wait, Little's law, speed.
+
+    The bottleneck candidate is the resource where the most tools are held back (queued, or slowed by sharing;
+    :func:`~simfleet.producer.diagnostics.waiting_by_resource`, which reads ``per_tool_cap`` from ``scenario`` when
+    given), not the most utilised one: memory held by calls queued for the NPU looks busiest.
+    """
+    from simfleet.producer.diagnostics import bottleneck_text, waiting_by_resource
+
     plural = "s" if agg.replications != 1 else ""
     status = "stable" if agg.stable else f"UNSTABLE in {agg.unstable_replications} replication(s)"
     head = f"scenario {agg.scenario}: {agg.replications} replication{plural}, seed {agg.seed}, {status}"
@@ -92,6 +100,7 @@ def study_table(agg: StudyAggregate) -> str:
         latency_rows,
         ["", "requests", "per min", "s", "s", "s", "s", "s", "s"],
     )
+    held_back = waiting_by_resource(agg, scenario)
     resource_rows = [
         [
             name,
@@ -100,14 +109,16 @@ def study_table(agg: StudyAggregate) -> str:
             _fmt(res.get("max_consumers") or res.get("max_in_use"), 1),
             _fmt(res.get("mean_waiting"), 2),
             _fmt(res.get("max_waiting"), 1),
+            f"{held_back[name]:.2f}",
         ]
         for name, res in agg.resources.items()
     ]
     resources = text_table(
-        ["resource", "utilisation", "mean busy", "max busy", "mean waiting", "max waiting"],
+        ["resource", "utilisation", "mean busy", "max busy", "mean waiting", "max waiting", "held back"],
         resource_rows,
-        ["", "fraction", "units", "units", "requests", "requests"],
+        ["", "fraction", "units", "units", "tools", "tools", "tools"],
     )
+    resources += "\n" + bottleneck_text(agg, scenario)
     little = agg.little
     run = agg.run
     tail = (
@@ -202,9 +213,11 @@ def lifecycle_summary(summary: RunReport | JobSummary) -> str:
 
 
 def sweep_table(sweep: SweepResult, metric: str = "p95") -> str:
-    """A rate sweep: the latency ``metric`` of each request type (and of all) at each rate, and the busiest resource.
+    """A rate sweep: the latency ``metric`` of each request type (and of all) at each rate, and where tools wait.
 
     The heading says what was scaled: the whole mix at fixed shares, or one type's rate with the others as given.
+    The last column names the resource where the most tools are held back (the bottleneck candidate, see
+    :func:`~simfleet.producer.diagnostics.waiting_by_resource`), and flags unstable and near-saturation rates.
     """
     figure = "mean_s" if metric == "mean" else f"{metric}_s"
     scaled = (
@@ -216,21 +229,21 @@ def sweep_table(sweep: SweepResult, metric: str = "p95") -> str:
     for row in sweep.to_rows():
         ci = row[f"{figure}_ci95"]
         value = "-" if row[figure] is None else f"{row[figure]:.3f}" + (f" ±{ci:.3f}" if ci else "")
-        measured = [
-            (key.removeprefix("utilisation_"), level)
+        held = [
+            (key.removeprefix("waiting_"), level)
             for key, level in row.items()
-            if key.startswith("utilisation_") and level is not None and math.isfinite(level)
+            if key.startswith("waiting_") and level is not None and math.isfinite(level)
         ]
-        busiest = "no utilisation measured"
-        if measured:
-            name, level = max(measured, key=lambda item: item[1])
-            busiest = f"busiest {name} {level:.2f}"
+        where = "no waiting measured"
+        if held:
+            name, level = max(held, key=lambda item: item[1])
+            where = f"waiting at {name} {level:.2f}" if level >= 0.01 else "no queue"
         name = "(all types)" if row["request_type"] == "(all)" else row["request_type"]
-        stable = "" if row["stable"] else "  UNSTABLE"
-        body.append([f"{row['rate_per_min']:.3f}", name, value, busiest + stable])
+        flag = "  UNSTABLE" if not row["stable"] else ("  NEAR SATURATION" if row["near_saturation"] else "")
+        body.append([f"{row['rate_per_min']:.3f}", name, value, where + flag])
     table = text_table(
-        ["rate", "request type", f"{metric} latency", "resources"],
+        ["rate", "request type", f"{metric} latency", "bottleneck candidate"],
         body,
-        ["requests/min", "", "s", "utilisation"],
+        ["requests/min", "", "s", "tools held back"],
     )
     return f"scenario {sweep.scenario}; {scaled}\n{table}"
