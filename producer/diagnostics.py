@@ -31,6 +31,9 @@ NoLoad = dict[str, dict[str, float]]
 
 PILOT_REQUESTS = 1_000
 """Requests per type in the no-load pilot: the fewest at which :func:`sample_warnings` trusts a p99."""
+PILOT_EVENTS = 200_000
+"""A type with so many tool runs per request that 1,000 requests would pass this many events gets fewer (200 at
+least: a p95 is still trusted)."""
 PILOT_SPACING = 50.0
 """The pilot's arrivals are this many times a request's serial no-load run time apart."""
 BEYOND_QUANTILE = 10
@@ -52,13 +55,16 @@ def _alone(scenario: Scenario, request_type: str) -> Scenario:
     rtype = scenario.request_types[request_type]
     serial_s = sum(scenario.holding_time_s(node.tool, rtype.weight) for node in rtype.nodes)
     gap_s = PILOT_SPACING * serial_s if serial_s > 0 else 1.0
+    parts = 1 + sum(max(1, len(scenario.tools[node.tool].work)) for node in rtype.nodes)
+    requests = max(200, min(PILOT_REQUESTS, PILOT_EVENTS // parts))
     pilot_type = dataclasses.replace(rtype, arrival="deterministic", rate_per_min=60.0 / gap_s)
     return dataclasses.replace(
         scenario,
         request_types={request_type: pilot_type},
-        horizon_s=(PILOT_REQUESTS + 0.5) * gap_s,
+        horizon_s=(requests + 0.5) * gap_s,
         warmup_s=0.0,
         drain=True,
+        max_in_flight=1_000_000,
         max_events=MAX_EVENTS,
         sla=None,
     )
@@ -70,8 +76,9 @@ def no_load(scenario: Scenario, seed: int = 0) -> NoLoad:
     How the requests are alone: each type runs by itself (the other types removed) with deterministic arrivals
     spaced :data:`PILOT_SPACING` (50) times the sum of its tools' no-load run times
     (:meth:`~simfleet.worker.des.scenario.Scenario.holding_time_s`), so a request meets another only when its own
-    run takes 50 times its mean. :data:`PILOT_REQUESTS` (1,000) requests per type, one replication of the real
-    engine with ``seed``. The answer is cached per scenario content and seed.
+    run takes 50 times its mean. :data:`PILOT_REQUESTS` (1,000) requests per type (fewer, down to 200, for a type
+    whose 1,000 requests would pass :data:`PILOT_EVENTS` events), one replication of the real engine with ``seed``.
+    The answer is cached per scenario content and seed.
     """
     from simfleet.worker.des.engine import run_replication
 
@@ -173,6 +180,20 @@ def saturation(summaries: Sequence[ReplicationSummary], no_load_figures: NoLoad 
                 f"times its no-load {alone['p95']:.3g} s, and its interval is wide"
             )
     return warnings
+
+
+def wide_tails(summaries: Sequence[ReplicationSummary]) -> bool:
+    """Whether some type's p95 has a 95% half-width above 20% of its mean (over stable replications).
+
+    Only then can the runaway-tail rule of :func:`saturation` fire, so only then is :func:`no_load` worth its pilot.
+    """
+    if len(summaries) < 2 or not all(s.stable for s in summaries):
+        return False
+    for name in summaries[0].types:
+        p95 = estimate(float(s.types[name].p95_s or math.inf) for s in summaries)
+        if p95.finite and p95.ci95 is not None and p95.ci95 > TAIL_SPREAD * p95.mean:
+            return True
+    return False
 
 
 def _mean(stat: Stat | None) -> float:

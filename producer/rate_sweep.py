@@ -112,15 +112,15 @@ def sweep_rates(
     Each rate's warnings (near saturation, against the scenario's no-load latencies; quantiles of ``metric`` from
     too few requests) and its waiting by resource are kept beside its aggregate.
     """
-    from simfleet.producer.diagnostics import no_load, sample_warnings, saturation, waiting_by_resource
+    from simfleet.producer.diagnostics import no_load, sample_warnings, saturation, waiting_by_resource, wide_tails
 
-    alone = no_load(scenario, seed)
     result = SweepResult(scenario.name, request_type or "mix", list(rates_per_min), [])
     for rate in rates_per_min:
         probe = scenario.with_rate(rate, request_type)
         summaries = evaluate(probe, replications, seed)
         agg = aggregate(summaries)
         result.aggregates.append(agg)
+        alone = no_load(scenario, seed) if wide_tails(summaries) else None
         result.warnings.append([*saturation(summaries, alone), *sample_warnings([metric], summaries)])
         result.waiting.append(waiting_by_resource(agg, probe))
     return result

@@ -36,9 +36,7 @@ class Evaluator(Protocol):
     the next indices, and every probe of a search uses the same indices (common random numbers).
     """
 
-    def __call__(
-        self, scenario: Scenario, replications: int, seed: int, first: int = 0, /
-    ) -> list[ReplicationSummary]:
+    def __call__(self, scenario: Scenario, replications: int, seed: int, first: int = 0, /) -> list[ReplicationSummary]:
         """The summaries of the replications, in index order."""
         ...
 

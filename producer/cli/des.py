@@ -145,9 +145,10 @@ def _warn(lines: list[str]) -> None:
 
 def _warn_study(scenario: Scenario, summaries: list[ReplicationSummary], seed: int) -> None:
     """The honest-report warnings of a forward run: near saturation, quantiles from too few requests."""
-    from simfleet.producer.diagnostics import no_load, sample_warnings, saturation
+    from simfleet.producer.diagnostics import no_load, sample_warnings, saturation, wide_tails
 
-    _warn([*saturation(summaries, no_load(scenario, seed)), *sample_warnings(["p50", "p95", "p99"], summaries)])
+    alone = no_load(scenario, seed) if wide_tails(summaries) else None  # the pilot only where a tail rule could fire
+    _warn([*saturation(summaries, alone), *sample_warnings(["p50", "p95", "p99"], summaries)])
 
 
 def _run_locally(

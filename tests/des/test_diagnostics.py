@@ -15,6 +15,7 @@ from simfleet.producer.diagnostics import (
     saturation,
     threshold_warnings,
     waiting_by_resource,
+    wide_tails,
 )
 from simfleet.worker.des.aggregate import aggregate
 from simfleet.worker.des.runner import run_replications
@@ -103,6 +104,7 @@ def test_a_resource_at_95_percent_is_near_saturation_and_an_unstable_study_is_le
 def test_a_tail_many_times_its_no_load_value_with_a_wide_interval_is_near_saturation():
     summaries = local(one_queue(55, {"dist": "exponential", "mean": 1.0}, horizon_s=1_000), 3)
     alone = {"r": {"mean": 1.0, "p50": 0.69, "p95": 0.3, "p99": 4.6}}  # a p95 far below the measured one
+    assert wide_tails(summaries)  # the case in which des run pays for the no-load pilot
     tail = [line for line in saturation(summaries, alone) if "p95 of r" in line]
     assert len(tail) == 1 and "times its no-load 0.3 s, and its interval is wide" in tail[0]
 
