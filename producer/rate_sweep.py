@@ -83,8 +83,9 @@ class SweepResult:
         return rows
 
     def write_json(self, path: Path) -> None:
-        """Every aggregate, as JSON."""
-        data = {"scenario": self.scenario, "scale": self.scale, "rates_per_min": self.rates_per_min}
+        """Every aggregate, as JSON, with each rate's near-saturation flag and warnings."""
+        data = {"scenario": self.scenario, "scale": self.scale, "rates_per_min": self.rates_per_min,
+                "near_saturation": self.near_saturation, "warnings": self.warnings}  # fmt: skip
         path.write_text(json_text({**data, "aggregates": [to_wire(a) for a in self.aggregates]}) + "\n")
 
     def write_csv(self, path: Path) -> None:

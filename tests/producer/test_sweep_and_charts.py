@@ -48,7 +48,8 @@ def test_sweep_latency_grows_with_load_and_rows_are_flat(tmp_path):
             "near_saturation", "waiting_cpu"} <= set(rows[0])  # fmt: skip
     assert [row["near_saturation"] for row in rows] == ["False"] * 6
     sweep.write_json(tmp_path / "sweep.json")
-    assert json.loads((tmp_path / "sweep.json").read_text())["rates_per_min"] == [12, 30, 45]
+    written = json.loads((tmp_path / "sweep.json").read_text())
+    assert written["rates_per_min"] == [12, 30, 45] and written["near_saturation"] == [False] * 3
 
 
 def test_charts_are_real_pngs(tmp_path):
