@@ -3,6 +3,7 @@
 - Latency against arrival rate with its 95% confidence band and the SLA threshold, from a rate sweep or from the
   probes of an SLA search (probes coloured by pass/fail, the answer's bracket shaded).
 - Utilisation heatmap: resource x arrival rate, values written in the cells.
+- Sensitivity bars of a bottleneck study: per resource, the change of each watched metric for one more step.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
+from simfleet.producer.bottleneck import BottleneckResult
 from simfleet.producer.rate_sweep import SweepResult
 from simfleet.producer.sla import SlaResult
 
@@ -108,38 +110,44 @@ def plot_sweep_latency(
 
 
 def plot_sla_search(result: SlaResult, path: Path) -> Path:
-    """The probes of an SLA search: metric ± CI against rate, pass/fail, the threshold and the answer bracket."""
-    probes = sorted((p for p in result.probes if p.stable), key=lambda p: p.rate_per_min)
+    """The probes of an SLA search: each term's metric / threshold ± 95% CI against rate, decisions, the bracket.
+
+    With one term the y axis is the metric in seconds against its threshold; with several, each term's mean over its
+    threshold (1 is the threshold), so that every term shares the axis.
+    """
+    single = len(result.terms) == 1
     fig, ax = plt.subplots(figsize=(8, 5))
-    for passed, colour, label in ((True, "seagreen", "meets the SLA"), (False, "crimson", "misses the SLA")):
-        chosen = [p for p in probes if p.passed == passed]
-        if chosen:
-            ax.errorbar(
-                [p.rate_per_min for p in chosen],
-                [p.metric_s for p in chosen],
-                yerr=[p.ci95_s or 0.0 for p in chosen],
-                fmt="o",
-                color=colour,
-                capsize=3,
-                label=label,
-            )
-    if probes:
-        ax.plot([p.rate_per_min for p in probes], [p.metric_s for p in probes], color="grey", alpha=0.4)
-    ax.axhline(result.threshold_s, color="crimson", linestyle="--", label=f"SLA {result.threshold_s:g} s")
+    styles = {"pass": ("o", "meets the SLA"), "fail": ("x", "misses the SLA"), "undecided": ("s", "undecided at cap")}
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, term in enumerate(result.terms):
+        colour = colours[index % len(colours)]
+        scale = 1.0 if single else term.threshold_s
+        rows = sorted(((p.rate_per_min, t, p.verdict) for p in result.probes for t in p.terms
+                       if t.term == term and t.value.finite), key=lambda row: row[0])  # fmt: skip
+        if rows:
+            ax.plot([r for r, _, _ in rows], [t.value.mean / scale for _, t, _ in rows], color=colour, alpha=0.35)
+        for verdict, (marker, label) in styles.items():
+            chosen = [(r, t) for r, t, v in rows if v == verdict]
+            if chosen:
+                ax.errorbar([r for r, _ in chosen], [t.value.mean / scale for _, t in chosen],
+                            yerr=[(t.value.ci95 or 0.0) / scale for _, t in chosen], fmt=marker, color=colour,
+                            capsize=3, label=f"{term.request_type} {term.metric}: {label}")  # fmt: skip
+    threshold = result.threshold_s if single else 1.0
+    ax.axhline(threshold, color="crimson", linestyle="--",
+               label=f"SLA {result.threshold_s:g} s" if single else "SLA threshold (ratio 1)")  # fmt: skip
     if result.best_passing and result.first_failing:
-        ax.axvspan(
-            result.best_passing.rate_per_min,
-            result.first_failing.rate_per_min,
-            color="gold",
-            alpha=0.4,
-            label=f"answer: {result.best_passing.rate_per_min:.3f}/min",
-        )
+        ax.axvspan(result.best_passing.rate_per_min, result.first_failing.rate_per_min, color="gold", alpha=0.4,
+                   label=f"answer: {result.best_passing.rate_per_min:.4g}/min with 95% confidence")  # fmt: skip
     unstable = [p for p in result.probes if not p.stable]
     if unstable:
         ax.plot([], [], " ", label=f"{len(unstable)} unstable probe(s) not drawn")
     ax.set_xlabel(_rate_axis(result.request_type if result.scale == "type" else "mix"))
-    ax.set_ylabel(f"{result.metric} latency of {result.request_type} (s), mean ± 95% CI")
-    ax.set_title(f"SLA search: {result.metric} < {result.threshold_s:g} s, {len(result.probes)} probes")
+    if single:
+        ax.set_ylabel(f"{result.metric} latency of {result.request_type} (s), mean ± 95% CI")
+        ax.set_title(f"SLA search: {result.metric} < {result.threshold_s:g} s, {len(result.probes)} probes")
+    else:
+        ax.set_ylabel("latency metric / its SLA threshold (1 = threshold), mean ± 95% CI")
+        ax.set_title(f"SLA search over {len(result.terms)} terms, {len(result.probes)} probes")
     return _save(fig, ax, path)
 
 
@@ -161,3 +169,41 @@ def plot_utilisation_heatmap(sweep: SweepResult, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_sensitivity(result: BottleneckResult, path: Path) -> Path:
+    """Horizontal bars, ranked top to bottom: each watched metric's change for one more step, ± its 95% interval.
+
+    A resource without a step, or unstable with one more step, keeps its row with the reason written in place of
+    the bars, so the chart lists every resource the table does.
+    """
+    resources = result.resources
+    terms = result.watched
+    height = 0.8 / max(1, len(terms))
+    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.5 * len(resources) * max(1, len(terms))))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for t, watched in enumerate(terms):
+        ys, changes, errors = [], [], []
+        for row, report in enumerate(resources):
+            sens = next((s for s in report.sensitivities if s.watched == watched), None)
+            if sens is None or sens.change is None or not sens.change.finite:
+                continue
+            ys.append(row + (t - (len(terms) - 1) / 2) * height)
+            changes.append(sens.change.mean)
+            errors.append(sens.change.ci95 or 0.0)
+        label = watched.describe() + (f" (SLA {watched.threshold_s:g} s)" if watched.threshold_s else "")
+        ax.barh(ys, changes, height=height, xerr=errors, capsize=3, color=colours[t % len(colours)], label=label)
+    for row, report in enumerate(resources):
+        if report.note is not None:
+            ax.text(0, row, f"  {report.note}", va="center", ha="left", fontsize=8, color="dimgray")
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    labels = [f"{r.name} (+{r.resource.step:g} {r.resource.unit})".replace(" )", ")") if r.resource.step is not None
+              else r.name for r in resources]  # fmt: skip
+    ax.set_yticks(range(len(resources)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("change of the latency metric for one more step, s (mean ± 95% CI, paired replications)")
+    ax.set_ylabel("resource (+ one step), ranked")
+    top = result.bottleneck
+    verdict = f"add {top.name} first" if top is not None else "no significant bottleneck"
+    ax.set_title(f"{result.scenario}: sensitivity to one more step, {result.replications} replications ({verdict})")
+    return _save(fig, ax, path)

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 Verdict = Literal["pass", "fail", "undecided"]
 
-DEFAULT_MAX_REPLICATIONS = 40
-"""The cap of replications at one candidate when no other is given (8 times the default 5 per probe)."""
+DEFAULT_MAX_REPLICATIONS = 20
+"""The cap of replications at one candidate when no other is given (4 times the default 5 per probe)."""
 
 _TERM = re.compile(r"^\s*(?P<type>[^:]+?)\s*:\s*(?P<metric>[A-Za-z0-9_]+)\s*(?P<op><=|<)\s*(?P<value>[^\s]+?)\s*s?\s*$")
 

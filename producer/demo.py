@@ -158,8 +158,8 @@ def _sla_search(fleet: Fleet) -> SlaResult:
     progress = StepProgress(None, stream=sys.stdout)
     try:
         sla = search_sla(deep, _step_evaluator(fleet, progress, spec.request_type), request_type=spec.request_type,
-                         metric=spec.metric, threshold_s=spec.threshold_s, replications=spec.replications,
-                         seed=deep.seed, rel_tol=spec.rel_tol, scale=spec.scale)  # fmt: skip
+                         metric=spec.metric, threshold_s=spec.threshold_s, replications=max(2, spec.replications),
+                         max_replications=10, seed=deep.seed, rel_tol=0.05, scale=spec.scale)  # fmt: skip
     finally:
         progress.close()
     print(sla_table(sla))

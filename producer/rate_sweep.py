@@ -128,20 +128,24 @@ def sweep_rates(
 
 
 def sla_rows(result: SlaResult) -> list[dict[str, Any]]:
-    """One row per probe of an SLA search, in the order they ran."""
+    """One row per probe of an SLA search, in the order they ran, with each term's mean and 95% half-width."""
     rows = []
     for i, probe in enumerate(result.probes):
-        data = probe.to_dict()  # a figure that is not finite is None, with its reason
-        rows.append({
+        row: dict[str, Any] = {
             "probe": i + 1,
-            "rate_per_min": data["rate_per_min"],
-            f"{result.metric}_s": data["metric_s"],
-            "ci95_s": data["ci95_s"],
-            "reason": data["reason"],
-            "passed": data["passed"],
-            "stable": data["stable"],
-            "threshold_s": result.threshold_s,
-        })  # fmt: skip
+            "rate_per_min": probe.rate_per_min,
+            "verdict": probe.verdict,
+            "undecided_at_cap": probe.capped,
+            "replications": probe.replications,
+            "stable": probe.stable,
+        }
+        for outcome in probe.terms:  # a figure that is not finite is None, with its reason
+            name = f"{outcome.term.request_type}_{outcome.term.metric}"
+            data = outcome.to_dict()
+            row.update({f"{name}_s": data["mean"], f"{name}_ci95_s": data["ci95"],
+                        f"{name}_threshold_s": outcome.term.threshold_s, f"{name}_verdict": outcome.verdict,
+                        f"{name}_reason": outcome.reason})  # fmt: skip
+        rows.append(row)
     return rows
 
 

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from simfleet.shared.lifecycle_contract import STATUSES
 
 if TYPE_CHECKING:  # annotations only: `lifecycle run` prints its summary without loading the DES modules
+    from simfleet.producer.confidence import TermOutcome
     from simfleet.producer.rate_sweep import SweepResult
-    from simfleet.producer.sla import Probe, SlaResult
+    from simfleet.producer.sla import SlaResult
     from simfleet.shared.messages.des import Stat, StudyAggregate
     from simfleet.shared.messages.lifecycle import JobSummary
     from simfleet.worker.des.scenario import Scenario
@@ -149,41 +150,41 @@ def validation_table(rows: Sequence[CaseResult]) -> str:
     )
 
 
-def _probe_metric(probe: Probe) -> str:
-    if not probe.stable:
-        return probe.reason or "unstable"
-    return f"{probe.metric_s:.3f}" + (f" ±{probe.ci95_s:.3f}" if probe.ci95_s else "")
+def _term_cell(outcome: TermOutcome) -> str:
+    """A term's mean ± 95% half-width, or why it has none."""
+    if not outcome.value.finite:
+        return outcome.reason or "unstable"
+    return f"{outcome.value.mean:.3f}" + (f" ±{outcome.value.ci95:.3f}" if outcome.value.ci95 else "")
 
 
 def sla_table(result: SlaResult) -> str:
-    """Every probe of an SLA search and the answer."""
+    """Every probe of an SLA search (each term's interval, the decision, replications) and the answer in words."""
     body = [
-        [
-            str(i + 1),
-            f"{p.rate_per_min:.4f}",
-            _probe_metric(p),
-            "pass" if p.passed else "fail",
-        ]
+        [str(i + 1), f"{p.rate_per_min:.4f}", *(_term_cell(t) for t in p.terms),
+         "undecided at cap" if p.capped else p.verdict, str(p.replications)]
         for i, p in enumerate(result.probes)
-    ]
-    table = text_table(["probe", "rate", f"{result.metric} of {result.request_type}", "SLA"], body,
-                   ["", "requests/min", "s", ""])  # fmt: skip
-    lo, hi = result.best_passing, result.first_failing
+    ]  # fmt: skip
+    rate = "requests/min" if result.scale == "mix" else f"{result.request_type} req/min"
+    table = text_table(["probe", "rate", *(f"{t.metric} of {t.request_type}" for t in result.terms), "SLA",
+                        "replications"], body, ["", rate, *("s, mean ±95%" for _ in result.terms), "", ""])  # fmt: skip
     scaled = f"{result.request_type}'s rate alone" if result.scale == "type" else "the whole mix at fixed shares"
-    answer = (
-        f"SLA {result.metric}({result.request_type}) < {result.threshold_s:g} s, scaling {scaled}; "
-        f"capacity bound {result.capacity_bound_per_min:.4f} requests/min\n"
-    )
-    answer += (
-        f"best passing rate: {lo.rate_per_min:.4f} requests/min ({result.metric} {lo.metric_s:.3f} s)\n"
-        if lo
-        else "no rate passed\n"
-    )
-    answer += f"first failing rate: {hi.rate_per_min:.4f} requests/min\n" if hi else "no rate failed\n"
+    lines = [
+        f"SLA {' and '.join(t.text for t in result.terms)}, scaling {scaled}; capacity bound "
+        f"{result.capacity_bound_per_min:.4f} requests/min; {result.replications} to {result.max_replications} "
+        "replications per probe",
+    ]
+    for name, probe in (("best passing", result.best_passing), ("first failing", result.first_failing)):
+        if probe is None:
+            lines.append(f"{name}: none")
+            continue
+        figures = ", ".join(f"{t.term.metric} of {t.term.request_type} {_term_cell(t)} s" for t in probe.terms)
+        lines.append(f"{name}: {probe.rate_per_min:.4f} requests/min ({figures}; {probe.replications} replications)")
     width = result.bracket_rel_width
-    answer += f"bracket {width:.2%}" if width is not None else "no bracket"
-    answer += f" after {len(result.probes)} probes" + ("" if result.converged else " (NOT converged)")
-    return table + "\n\n" + answer
+    lines.append((f"bracket {width:.2%}" if width is not None else "no bracket") + f" after {len(result.probes)} "
+                 "probes" + ("" if result.converged else " (NOT converged)"))  # fmt: skip
+    lines.append(result.statement())
+    lines.extend(f"warning: {w}" for w in result.warnings)
+    return table + "\n\n" + "\n".join(lines)
 
 
 def _transition_name(key: str) -> str:

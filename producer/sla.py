@@ -1,30 +1,49 @@
-"""Inverse search: the largest arrival rate at which an SLA still holds.
+"""Inverse search: the largest arrival rate at which every SLA term still holds, with 95% confidence.
 
-The search never interpolates its answer: it reports the largest *probed* rate that met the SLA and the smallest
-probed rate that failed it, each with its measured metric and 95% confidence half-width, so the answer holds by
-construction. Every probe uses the same seeds (common random numbers), so the metric is a smooth, monotone
-function of the rate within the noise of one study and probes can be compared with each other.
+**Decisions.** A probe (a rate) is judged by :mod:`simfleet.producer.confidence`: each term passes when the upper end
+of its metric's 95% interval is at or below the threshold, fails when the lower end is above it (or a replication
+was unstable), and otherwise gets more replications (the next indices: common random numbers) up to a cap, after
+which the probe is *undecided at this precision*. A probe passes when every term passes and fails when one fails:
+with several terms (one per request type) the mix scales every type together, and the first term to break decides.
 
-Choosing the probes. Queueing theory says no rate above the capacity bound U = min over resources of C_r /
-(mean work per request on r) is stable, and near saturation latency figures grow like 1 / (1 − λ/U). So 1/metric is
-modelled as metric = a + b / (1 − λ/U), where a absorbs what does not grow with load. The search starts at U/2,
-fits a and b to the two probes nearest the threshold (a = 0 while it has one), and then probes just below and
-above the predicted crossing (± 40% of the tolerance), which closes a bracket of relative width ``rel_tol`` in a
-few probes when the model fits; when it does not, the probes fall back towards bisection of the current bracket.
-A probe passes when the mean over replications of the per-replication metric is at or below the threshold; an
-unstable probe fails.
+**The answer** is never interpolated: the largest probed rate that passed (``best_passing``) and the smallest probed
+rate above it that failed (``first_failing``), each with every term's interval; the probes between them, if any, are
+undecided at this precision (``undecided``). A rate reported as passing passes with 95% confidence; a bracket is no
+finer than the noise of the metric allows.
+
+**Stopping rule.** The search stops when both ends exist and the gaps on either side of the undecided zone, from the
+best passing rate up to the first undecided or failing one, and from the last undecided or passing one up to the
+first failing rate, are each at most ``rel_tol`` of the best passing rate (``converged``; ``limited_by_precision``
+when undecided probes lie between); or after ``max_probes`` probes (not converged).
+
+**Choosing the probes.** Queueing theory says no rate above the capacity bound U (``Scenario.capacity_bound_per_min``)
+is stable, and near saturation latency figures grow like 1 / (1 − λ/U). The search starts at U/2. While the bracket
+has no undecided probe inside, it models the binding term's metric / threshold as a + b / (1 − λ/U), fits a and b to
+the two probes nearest the threshold (a = 0 while it has one), and probes just below and above the predicted
+crossing (± 40% of the tolerance), falling back to bisection when the model does not fit. Once undecided probes
+lie inside, it bisects the wider of the two gaps around them.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from simfleet.producer.confidence import (
+    DEFAULT_MAX_REPLICATIONS,
+    Judged,
+    Precision,
+    SlaTerm,
+    TermOutcome,
+    Verdict,
+    check_term,
+    judge_candidate,
+)
 from simfleet.shared.errors import ConfigError, printable
-from simfleet.shared.messages.des import ReplicationSummary, Stat
-from simfleet.worker.des.aggregate import scalar_stats
+from simfleet.shared.messages.des import ReplicationSummary
 from simfleet.worker.des.limits import MAX_REPLICATIONS, METRICS, SEED_MAX, check_integer, check_number
 from simfleet.worker.des.scenario import Scenario, as_scenario
 
@@ -43,40 +62,102 @@ class Evaluator(Protocol):
 
 @dataclass(frozen=True)
 class Probe:
-    """One probed rate and what was measured there."""
+    """One probed rate and what was measured there: each term's interval and the decision."""
 
     rate_per_min: float
-    metric_s: float
-    ci95_s: float | None
-    passed: bool
-    stable: bool
-    reason: str | None = None
-    """Why ``metric_s`` is not a finite figure: ``unstable`` or ``no request completed`` (None when it is)."""
+    verdict: Verdict
+    terms: list[TermOutcome]
+    replications: int
+    capped: bool = False
+    """Undecided with its replications at the cap: undecided at this precision."""
+    stable: bool = True
+
+    @classmethod
+    def of(cls, rate_per_min: float, judged: Judged) -> Probe:
+        """The probe of a judged candidate."""
+        return cls(rate_per_min, judged.verdict, judged.terms, judged.replications, judged.capped, judged.stable)
+
+    @property
+    def passed(self) -> bool:
+        """Whether every term passed (with 95% confidence)."""
+        return self.verdict == "pass"
+
+    @property
+    def binding(self) -> TermOutcome:
+        """The term nearest to breaking, or the first that broke."""
+        return min(self.terms, key=lambda t: t.margin)
+
+    @property
+    def metric_s(self) -> float:
+        """The binding term's mean, seconds (infinite when unstable)."""
+        return self.binding.value.mean
+
+    @property
+    def ci95_s(self) -> float | None:
+        """The binding term's 95% half-width, seconds."""
+        return self.binding.value.ci95
+
+    @property
+    def reason(self) -> str | None:
+        """Why the binding term has no finite figure: ``unstable`` or ``no request completed``."""
+        return self.binding.reason
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for strict JSON: a metric that is not finite is ``None``, with ``reason`` saying why."""
-        data = asdict(self)
-        if not math.isfinite(self.metric_s):
-            data["metric_s"] = None
-            data["ci95_s"] = None
-            data["reason"] = self.reason or "unstable"
-        return data
+        """Plain data for strict JSON: a figure that is not finite is ``None``, with ``reason`` saying why."""
+        finite = math.isfinite(self.metric_s)
+        return {
+            "rate_per_min": self.rate_per_min,
+            "verdict": self.verdict,
+            "passed": self.passed,
+            "undecided_at_cap": self.capped,
+            "replications": self.replications,
+            "stable": self.stable,
+            "binding": self.binding.term.text,
+            "metric_s": self.metric_s if finite else None,
+            "ci95_s": self.ci95_s if finite else None,
+            "reason": self.reason,
+            "terms": [t.to_dict() for t in self.terms],
+        }
 
 
 @dataclass
 class SlaResult:
-    """The answer of an SLA search."""
+    """The answer of an SLA search (see the module's text for what each part means)."""
 
-    request_type: str
-    metric: str
-    threshold_s: float
+    terms: list[SlaTerm]
     scale: str
     capacity_bound_per_min: float
     rel_tol: float
+    replications: int
+    max_replications: int
     best_passing: Probe | None
     first_failing: Probe | None
     converged: bool
     probes: list[Probe] = field(default_factory=list)
+    undecided: list[Probe] = field(default_factory=list)
+    """Probes between the two ends whose terms stayed undecided at the cap, in rate order."""
+    warnings: list[str] = field(default_factory=list)
+    """Plain-words warnings about the question itself (a threshold below the no-load latency, too few requests)."""
+
+    @property
+    def request_type(self) -> str:
+        """The first term's request type."""
+        return self.terms[0].request_type
+
+    @property
+    def metric(self) -> str:
+        """The first term's metric."""
+        return self.terms[0].metric
+
+    @property
+    def threshold_s(self) -> float:
+        """The first term's threshold, seconds."""
+        return self.terms[0].threshold_s
+
+    @property
+    def limited_by_precision(self) -> bool:
+        """Converged with undecided probes between the ends: the bracket is as fine as the noise allows."""
+        return self.converged and bool(self.undecided)
 
     @property
     def bracket_rel_width(self) -> float | None:
@@ -85,104 +166,204 @@ class SlaResult:
             return None
         return (self.first_failing.rate_per_min - self.best_passing.rate_per_min) / self.best_passing.rate_per_min
 
+    def rate_name(self) -> str:
+        """What the searched rate is the rate of."""
+        return f"{self.request_type} requests/min" if self.scale == "type" else "requests/min of the whole mix"
+
+    def statement(self) -> str:
+        """The answer in plain words, with its confidence and precision."""
+        terms = " and ".join(t.describe().replace(" under ", " stays under ", 1) for t in self.terms)
+        lo, hi = self.best_passing, self.first_failing
+        if lo is None:
+            return f"no probed rate met the SLA with 95% confidence: {terms} at no rate down to " + (
+                f"{min(p.rate_per_min for p in self.probes):.4g} {self.rate_name()}" if self.probes else "any rate"
+            )
+        text = f"{terms} up to {lo.rate_per_min:.4g} {self.rate_name()}, with 95% confidence"
+        if hi is not None:
+            text += f"; it fails from {hi.rate_per_min:.4g} (bracket {self.bracket_rel_width:.1%})"
+        else:
+            text += "; no probed rate failed"
+        if self.undecided:
+            rates = ", ".join(f"{p.rate_per_min:.4g}" for p in self.undecided)
+            text += (f"; undecided at this precision ({self.max_replications} replications) at {rates}: the "
+                     "metric's interval there straddles the threshold")  # fmt: skip
+        return text
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON output; ``probes`` lists every probe in the order it ran."""
-        data = asdict(self)
-        data["best_passing"] = None if self.best_passing is None else self.best_passing.to_dict()
-        data["first_failing"] = None if self.first_failing is None else self.first_failing.to_dict()
-        data["probes"] = [p.to_dict() for p in self.probes]
-        data["bracket_rel_width"] = self.bracket_rel_width
-        return data
+        return {
+            "request_type": self.request_type,
+            "metric": self.metric,
+            "threshold_s": self.threshold_s,
+            "terms": [t.to_dict() for t in self.terms],
+            "scale": self.scale,
+            "capacity_bound_per_min": self.capacity_bound_per_min,
+            "rel_tol": self.rel_tol,
+            "replications": self.replications,
+            "max_replications": self.max_replications,
+            "best_passing": None if self.best_passing is None else self.best_passing.to_dict(),
+            "first_failing": None if self.first_failing is None else self.first_failing.to_dict(),
+            "undecided": [p.to_dict() for p in self.undecided],
+            "converged": self.converged,
+            "limited_by_precision": self.limited_by_precision,
+            "bracket_rel_width": self.bracket_rel_width,
+            "statement": self.statement(),
+            "warnings": list(self.warnings),
+            "probes": [p.to_dict() for p in self.probes],
+        }
 
 
 def metric_of(summary: ReplicationSummary, request_type: str, metric: str) -> float:
     """The SLA metric (seconds) of one replication summary; infinite when unstable or nothing completed."""
-    if not summary.stable:
-        return math.inf
-    value = summary.types[request_type].figure("mean_s" if metric == "mean" else f"{metric}_s")
-    return math.inf if value is None else float(value)
+    return SlaTerm(request_type, metric, 1.0).value(summary)
 
 
 def search_sla(
     scenario: Scenario | str | Path | dict[str, Any],
     evaluate: Evaluator,
     *,
-    request_type: str,
+    slas: Sequence[SlaTerm | str] | None = None,
+    request_type: str | None = None,
     metric: str = "p95",
-    threshold_s: float,
+    threshold_s: float | None = None,
     replications: int = 5,
+    max_replications: int | None = None,
     seed: int = 0,
     rel_tol: float = 0.01,
-    scale: str = "type",
-    max_probes: int = 16,
+    scale: str | None = None,
+    max_probes: int = 20,
 ) -> SlaResult:
-    """Find the largest rate (requests/min) meeting ``metric`` < ``threshold_s`` for ``request_type``.
+    """Find the largest rate (requests/min) at which every SLA term holds with 95% confidence.
 
     Args:
         scenario: the base scenario (or its YAML file, or its plain data); only the searched rate changes between
             probes.
         evaluate: runs the replications of one probe (locally, or on the fleet in parallel).
-        request_type: the type whose latency figure is the SLA.
-        metric: ``mean``, ``p50``, ``p95`` or ``p99``.
-        threshold_s: the SLA threshold in seconds.
-        replications: replications per probe.
+        slas: the terms (:class:`SlaTerm`, or ``"TYPE:METRIC<SECONDS"`` strings), one per request type at most;
+            instead, one term by ``request_type``, ``metric`` and ``threshold_s``.
+        request_type: the single term's request type.
+        metric: the single term's metric: ``mean``, ``p50``, ``p95`` or ``p99``.
+        threshold_s: the single term's threshold in seconds.
+        replications: replications per probe to start with (at least 2: an interval needs two).
+        max_replications: the most replications one probe may get while undecided (default 4x ``replications``,
+            at least 20).
         seed: the study seed, the same at every probe.
-        rel_tol: stop when (first failing − best passing) / best passing <= rel_tol.
-        scale: ``type`` searches ``request_type``'s own rate; ``mix`` the total rate of every type at fixed shares.
+        rel_tol: the gaps of the bracket to reach, relative to the best passing rate.
+        scale: ``type`` searches the single request type's own rate; ``mix`` the total rate of every type at fixed
+            shares (the default, and the only choice, when terms name several types).
         max_probes: give up (``converged`` false) after this many probes.
 
     Raises:
         ConfigError: an argument out of range, naming it, before any probe runs.
     """
     scenario = as_scenario(scenario)
-    _check_arguments(scenario, request_type, metric, threshold_s, replications, seed, rel_tol, scale, max_probes)
-    bound = scenario.capacity_bound_per_min(request_type if scale == "type" else None)
-    if math.isfinite(bound) and bound <= 0:
-        raise ConfigError(
-            "the other request types already use the whole capacity of a resource that "
-            f"{request_type!r} needs, so no rate of it can be stable",
-            source=scenario.source,
-            key=f"request_types.{request_type}",
-        )
-    if not math.isfinite(bound):
-        raise ConfigError(
-            f"request type {request_type!r} puts no work on any rate resource, so no rate bound exists",
-            source=scenario.source,
-            key=f"request_types.{request_type}",
-        )
+    terms = _terms(scenario, slas, request_type, metric, threshold_s)
+    types = {t.request_type for t in terms}
+    if scale is None:
+        scale = "type" if len(types) == 1 else "mix"
+    _check_arguments(scenario, replications, max_replications, seed, rel_tol, scale, max_probes)
+    if scale == "type" and len(types) > 1:
+        raise ConfigError(f"the terms name {len(types)} request types ({', '.join(sorted(types))}): only the whole "
+                          "mix can be scaled (scale 'mix', or --mix)", key="scale")  # fmt: skip
+    searched = terms[0].request_type if scale == "type" else None
+    precision = Precision(replications, max_replications or max(DEFAULT_MAX_REPLICATIONS, 4 * replications))
+    bound = _bound(scenario, searched)
     probes: list[Probe] = []
 
     def run_probe(rate: float) -> None:
-        probe_scenario = scenario.with_rate(rate, request_type if scale == "type" else None)
-        summaries = evaluate(probe_scenario, replications, seed)
-        values = [metric_of(s, request_type, metric) for s in summaries]
-        stable = all(math.isfinite(v) for v in values)
-        reason = None
-        if not all(s.stable for s in summaries):
-            reason = "unstable"
-        elif not stable:
-            reason = "no request completed"
-        stat = scalar_stats(values) if stable else Stat(mean=math.inf, std=None, ci95=None, n=0)
-        mean = math.inf if stat.mean is None else float(stat.mean)
-        probes.append(Probe(rate, mean, stat.ci95, stable and mean <= threshold_s, stable, reason))
+        probe_scenario = scenario.with_rate(rate, searched)
+        probes.append(Probe.of(rate, judge_candidate(evaluate, probe_scenario, seed, terms, precision)))
 
+    floor = _floor_rate(scenario, terms, searched)
+    warnings: list[str] = []
     run_probe(bound / 2.0)
-    while len(probes) < max_probes:
-        lo, hi = _bracket(probes)
-        if lo is not None and hi is not None and (hi.rate_per_min - lo.rate_per_min) <= rel_tol * lo.rate_per_min:
+    while len(probes) < max_probes and not _closed(probes, rel_tol):
+        rate = _next_rate(probes, bound, rel_tol)
+        if rate < floor:
+            warnings.append(f"no rate down to {min(p.rate_per_min for p in probes):.4g} requests/min met the SLA; "
+                            f"below {floor:.4g} requests/min a replication of {scenario.horizon_s:g} s would not "
+                            "hold enough requests to estimate the metrics (a threshold below the latency of a "
+                            "request alone cannot be met at any rate)")  # fmt: skip
             break
-        run_probe(_next_rate(probes, lo, hi, bound, threshold_s, rel_tol))
-    lo, hi = _bracket(probes)
-    converged = lo is not None and hi is not None and (hi.rate_per_min - lo.rate_per_min) <= rel_tol * lo.rate_per_min
-    return SlaResult(request_type, metric, threshold_s, scale, bound, rel_tol, lo, hi, converged, probes)
+        run_probe(rate)
+    lo, hi, zone = _bracket(probes)
+    return SlaResult(terms, scale, bound, rel_tol, precision.initial, precision.cap, lo, hi, _closed(probes, rel_tol),
+                     probes, zone, warnings)  # fmt: skip
+
+
+def _terms(scenario: Scenario, slas: Sequence[SlaTerm | str] | None, request_type: Any, metric: Any,
+           threshold_s: Any) -> list[SlaTerm]:  # fmt: skip
+    """The search's terms, checked against the scenario, naming the argument of a bad one."""
+    if slas is not None:
+        if request_type is not None or threshold_s is not None:
+            raise ConfigError("give either slas or request_type/metric/threshold_s, not both", key="slas")
+        if isinstance(slas, str | SlaTerm) or not isinstance(slas, Sequence) or not slas:
+            raise ConfigError("expected a non-empty list of SLA terms ('TYPE:METRIC<SECONDS')", key="slas")
+        terms = [check_term(term, scenario, key=f"slas[{i}]") for i, term in enumerate(slas)]
+        seen: set[str] = set()
+        for i, term in enumerate(terms):
+            if term.request_type in seen:
+                raise ConfigError(f"request type {term.request_type!r} has two terms: give one term per request type",
+                                  key=f"slas[{i}]")  # fmt: skip
+            seen.add(term.request_type)
+        return terms
+    if not isinstance(request_type, str) or request_type not in scenario.request_types:
+        raise ConfigError(
+            f"unknown request type {printable(repr(request_type))} (declared: {', '.join(scenario.request_types)})",
+            source=scenario.source,
+            key="request_type",
+        )
+    if metric not in METRICS:
+        raise ConfigError(
+            f"must be one of {', '.join(METRICS)}, got {printable(repr(metric))}", source=scenario.source, key="metric"
+        )
+    if threshold_s is None:
+        raise ConfigError("is required (seconds)", source=scenario.source, key="threshold_s")
+    check_number(threshold_s, scenario.source, "threshold_s", positive=True)
+    return [SlaTerm(request_type, metric, float(threshold_s))]
+
+
+def needed_requests(metric: str) -> int:
+    """Completed requests one replication needs for ``metric`` to mean something: 10 beyond a quantile, else 10."""
+    quantile = {"p50": 0.5, "p95": 0.95, "p99": 0.99}.get(metric)
+    return 10 if quantile is None else math.ceil(10 / (1.0 - quantile) - 1e-9)
+
+
+def _floor_rate(scenario: Scenario, terms: list[SlaTerm], searched: str | None) -> float:
+    """The searched rate below which a replication's window holds too few requests of some term's type."""
+    window_min = max(scenario.horizon_s - scenario.warmup_s, 1e-9) / 60.0
+    total = sum(rt.rate_per_min for rt in scenario.request_types.values())
+    floor = 0.0
+    for term in terms:
+        share = 1.0 if searched is not None else scenario.request_types[term.request_type].rate_per_min / total
+        floor = max(floor, needed_requests(term.metric) / window_min / share)
+    return floor
+
+
+def _bound(scenario: Scenario, searched: str | None) -> float:
+    """The capacity bound of the searched rate, refusing a search that cannot have an answer."""
+    bound = scenario.capacity_bound_per_min(searched)
+    what = f"{searched!r}" if searched is not None else "the mix"
+    if math.isfinite(bound) and bound <= 0:
+        raise ConfigError(
+            f"the other request types already use the whole capacity of a resource that {what} needs, so no rate of "
+            "it can be stable",
+            source=scenario.source,
+            key=f"request_types.{searched}" if searched else "request_types",
+        )
+    if not math.isfinite(bound):
+        raise ConfigError(
+            f"{what} puts no work on any rate resource, so no rate bound exists",
+            source=scenario.source,
+            key=f"request_types.{searched}" if searched else "request_types",
+        )
+    return bound
 
 
 def _check_arguments(
     scenario: Scenario,
-    request_type: Any,
-    metric: Any,
-    threshold_s: Any,
     replications: Any,
+    max_replications: Any,
     seed: Any,
     rel_tol: Any,
     scale: Any,
@@ -190,18 +371,9 @@ def _check_arguments(
 ) -> None:
     """Refuse a bad argument of :func:`search_sla` by name, before any probe runs."""
     source = scenario.source
-    if not isinstance(request_type, str) or request_type not in scenario.request_types:
-        raise ConfigError(
-            f"unknown request type {printable(repr(request_type))} (declared: {', '.join(scenario.request_types)})",
-            source=source,
-            key="request_type",
-        )
-    if metric not in METRICS:
-        raise ConfigError(
-            f"must be one of {', '.join(METRICS)}, got {printable(repr(metric))}", source=source, key="metric"
-        )
-    check_number(threshold_s, source, "threshold_s", positive=True)
-    check_integer(replications, source, "replications", minimum=1, maximum=MAX_REPLICATIONS)
+    check_integer(replications, source, "replications", minimum=2, maximum=MAX_REPLICATIONS)
+    if max_replications is not None:
+        check_integer(max_replications, source, "max_replications", minimum=replications, maximum=MAX_REPLICATIONS)
     check_integer(seed, source, "seed", maximum=SEED_MAX)
     if check_number(rel_tol, source, "rel_tol", positive=True) >= 1.0:
         raise ConfigError(f"must be below 1, got {rel_tol!r}", source=source, key="rel_tol")
@@ -210,26 +382,62 @@ def _check_arguments(
     check_integer(max_probes, source, "max_probes", minimum=1, maximum=1000)
 
 
-def _bracket(probes: list[Probe]) -> tuple[Probe | None, Probe | None]:
-    passing = [p for p in probes if p.passed]
-    failing = [p for p in probes if not p.passed]
+def _bracket(probes: list[Probe]) -> tuple[Probe | None, Probe | None, list[Probe]]:
+    """The best passing probe, the first failing one above it, and the undecided probes between them."""
+    passing = [p for p in probes if p.verdict == "pass"]
     lo = max(passing, key=lambda p: p.rate_per_min) if passing else None
-    above = [p for p in failing if lo is None or p.rate_per_min > lo.rate_per_min]
-    hi = min(above, key=lambda p: p.rate_per_min) if above else None
-    return lo, hi
+    floor = -math.inf if lo is None else lo.rate_per_min
+    failing = [p for p in probes if p.verdict == "fail" and p.rate_per_min > floor]
+    hi = min(failing, key=lambda p: p.rate_per_min) if failing else None
+    ceiling = math.inf if hi is None else hi.rate_per_min
+    zone = sorted((p for p in probes if p.verdict == "undecided" and floor < p.rate_per_min < ceiling),
+                  key=lambda p: p.rate_per_min)  # fmt: skip
+    return lo, hi, zone
 
 
-def _predict(probes: list[Probe], bound: float, threshold_s: float) -> float:
-    """The rate where the metric crosses the threshold under the model metric = a + b / (1 − rate / bound).
+def _gaps(lo: Probe, hi: Probe, zone: list[Probe]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The rate intervals still open: from the best pass to the zone, and from the zone to the first fail."""
+    below = zone[0].rate_per_min if zone else hi.rate_per_min
+    above = zone[-1].rate_per_min if zone else lo.rate_per_min
+    return (lo.rate_per_min, below), (above, hi.rate_per_min)
 
-    The two finite probes nearest the threshold fix a and b; with a single probe a = 0 (pure queueing growth).
-    The constant a absorbs the part of the latency that does not grow with load (service times, fixed stages).
+
+def _closed(probes: list[Probe], rel_tol: float) -> bool:
+    lo, hi, zone = _bracket(probes)
+    if lo is None or hi is None:
+        return False
+    limit = max(rel_tol * lo.rate_per_min, _noise_width(lo, hi, zone) / 2.0)
+    return all(high - low <= limit for low, high in _gaps(lo, hi, zone))
+
+
+def _noise_width(lo: Probe, hi: Probe, zone: list[Probe]) -> float:
+    """The rate width the metric's noise blurs at the cap: its 95% half-width over the metric's slope in rate.
+
+    Undecided probes are where the interval at the cap straddles the threshold; a gap narrower than half this width
+    would be bisected by probes that are undecided too, so the search does not chase it. 0 without undecided probes.
+    """
+    if not zone or not (math.isfinite(lo.metric_s) and math.isfinite(hi.metric_s)):
+        return 0.0
+    ratio = [p.binding.value.mean / p.binding.term.threshold_s for p in (lo, hi)]
+    slope = (ratio[1] - ratio[0]) / (hi.rate_per_min - lo.rate_per_min)
+    if slope <= 0:
+        return 0.0
+    half = [(p.binding.value.ci95 or 0.0) / p.binding.term.threshold_s for p in zone if p.binding.value.finite]
+    return 2.0 * (sum(half) / len(half)) / slope if half else 0.0
+
+
+def _predict(probes: list[Probe], bound: float, target: float = 1.0) -> float:
+    """The rate where the binding term's mean / threshold reaches ``target`` under the model a + b / (1 − rate / bound).
+
+    The ratio puts several terms on one scale (the threshold is at 1). The two finite probes nearest the target fix
+    a and b; with a single probe a = 0 (pure queueing growth).
     """
     usable = [p for p in probes if p.stable and math.isfinite(p.metric_s) and p.rate_per_min < bound]
-    points = sorted(((p.rate_per_min, p.metric_s) for p in usable), key=lambda point: abs(point[1] - threshold_s))
+    points = sorted(((p.rate_per_min, p.metric_s / p.binding.term.threshold_s) for p in usable),
+                    key=lambda point: abs(point[1] - target))  # fmt: skip
     if not points:
         return math.nan
-    growth = [(1.0 / (1.0 - rate / bound), metric) for rate, metric in points]
+    growth = [(1.0 / (1.0 - rate / bound), ratio) for rate, ratio in points]
     h1, m1 = growth[0]
     second = next(((h, m) for h, m in growth[1:] if h != h1), None)
     if second is None:
@@ -240,30 +448,47 @@ def _predict(probes: list[Probe], bound: float, threshold_s: float) -> float:
         a = m1 - b * h1
     if b <= 0:
         return math.nan
-    target = (threshold_s - a) / b
-    return bound * (1.0 - 1.0 / target) if target > 1.0 else math.nan
+    growth_at_target = (target - a) / b
+    return bound * (1.0 - 1.0 / growth_at_target) if growth_at_target > 1.0 else math.nan
 
 
-def _next_rate(
-    probes: list[Probe], lo: Probe | None, hi: Probe | None, bound: float, threshold_s: float, rel_tol: float
-) -> float:
-    step = 0.4 * rel_tol
-    predicted = _predict(probes, bound, threshold_s)
+def _half_width(probes: list[Probe]) -> float:
+    """The binding term's 95% half-width relative to its threshold, at the probe nearest the threshold (0 if none)."""
+    finite = [p for p in probes if math.isfinite(p.metric_s) and p.ci95_s is not None]
+    if not finite:
+        return 0.0
+    nearest = min(finite, key=lambda p: abs(p.metric_s / p.binding.term.threshold_s - 1.0))
+    return (nearest.ci95_s or 0.0) / nearest.binding.term.threshold_s
+
+
+def _next_rate(probes: list[Probe], bound: float, rel_tol: float) -> float:
+    """The next rate to probe (see the module's text).
+
+    Probes aim where a decision is expected with the replications a probe starts with: the rate where the model puts
+    the metric one half-width below the threshold (to find a pass) or above it (to find a fail), so that few probes
+    land where the interval straddles the threshold and needs the cap.
+    """
+    lo, hi, zone = _bracket(probes)
+    half = min(_half_width(probes), 0.5)
+    to_pass, to_fail = _predict(probes, bound, 1.0 - half), _predict(probes, bound, 1.0 + half)
     if lo is not None and hi is not None:
-        low, high = lo.rate_per_min, hi.rate_per_min
-        if math.isnan(predicted):
+        if zone:  # bisect the wider of the gaps around the undecided zone
+            low, high = max(_gaps(lo, hi, zone), key=lambda gap: gap[1] - gap[0])
             return (low + high) / 2.0
+        low, high = lo.rate_per_min, hi.rate_per_min
         margin = 0.05 * (high - low)
-        predicted = min(max(predicted, low + margin), high - margin)
-        # Close the bracket from the side the prediction sits nearer to.
-        rate = predicted * (1.0 - step) if predicted - low > high - predicted else predicted * (1.0 + step)
-        return rate if low < rate < high else (low + high) / 2.0
-    if lo is not None:
-        # Only passing probes so far: aim just above the predicted crossing, never at or past the capacity bound.
-        rate = lo.rate_per_min * 2.0 if math.isnan(predicted) else predicted * (1.0 + step)
-        rate = max(rate, lo.rate_per_min * (1.0 + rel_tol))
-        return rate if rate < bound else (lo.rate_per_min + bound) / 2.0
-    # Only failing probes so far: aim just below the predicted crossing, at most half the lowest failing rate.
-    assert hi is not None
-    rate = predicted * (1.0 - step)
-    return rate if 0.0 < rate < hi.rate_per_min else hi.rate_per_min / 2.0
+        inside = [r for r in (to_pass, to_fail) if not math.isnan(r)]
+        if not inside:
+            return (low + high) / 2.0
+        # The aimed rate that splits the bracket most evenly tells the most.
+        rate = min((min(max(r, low + margin), high - margin) for r in inside), key=lambda r: abs(r - (low + high) / 2))
+        return rate
+    if hi is None:
+        # Nothing failed yet: aim where the metric should fail, above every probe that did not fail, below the bound.
+        top = max(p.rate_per_min for p in probes if p.verdict != "fail")
+        rate = top * 2.0 if math.isnan(to_fail) else to_fail
+        rate = max(rate, top * (1.0 + rel_tol))
+        return rate if rate < bound else (top + bound) / 2.0
+    # Nothing passed yet: aim where the metric should pass, below every probe that did not pass.
+    bottom = min(p.rate_per_min for p in probes if p.verdict != "pass")
+    return to_pass if 0.0 < to_pass < bottom * (1.0 - rel_tol) else bottom / 2.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 import uuid
@@ -20,11 +21,16 @@ from simfleet.producer.cli.options import (
     seed_int,
     work_interrupted,
 )
+from simfleet.producer.precision import DEFAULT_MAX_REPLICATIONS as PRECISION_MAX_REPLICATIONS
 from simfleet.shared.errors import ConfigError, printable
 from simfleet.shared.settings import PRIORITIES
 from simfleet.worker.des.limits import MAX_QUANTITY, MAX_REPLICATIONS, METRICS, MIN_POSITIVE
 
 if TYPE_CHECKING:
+    from simfleet.producer.bottleneck import BottleneckResult
+    from simfleet.producer.fleet.client import Fleet
+    from simfleet.producer.fleet.study import Study
+    from simfleet.producer.precision import FigurePrecision, PreciseResult
     from simfleet.producer.progress import StepProgress
     from simfleet.producer.rate_sweep import SweepResult
     from simfleet.producer.sla import Evaluator, SlaResult
@@ -40,9 +46,13 @@ SLA_OUTPUTS = ("probes.json", "probes.csv", "sla_search.png")
 """What ``des sla --out`` writes; a folder holding anything else is refused (the output replaces it whole)."""
 SWEEP_OUTPUTS = ("sweep.json", "sweep.csv", "latency_vs_rate.png", "utilisation_heatmap.png")
 """What ``des sweep --out`` writes; a folder holding anything else is refused (the output replaces it whole)."""
+BOTTLENECK_OUTPUTS = ("bottleneck.json", "bottleneck.csv", "sensitivity.png")
+"""What ``des bottleneck --out`` writes; a folder holding anything else is refused (the output replaces it whole)."""
 
 replications_int = bounded_int(1, MAX_REPLICATIONS)
 """An argparse type: a replication count, 1 to ``MAX_REPLICATIONS``."""
+probe_replications_int = bounded_int(2, MAX_REPLICATIONS)
+"""An argparse type: replications per probe of a search, 2 (an interval needs two) to ``MAX_REPLICATIONS``."""
 processes_int = bounded_int(1, 1024)
 """An argparse type: a number of worker processes, 1 to 1024."""
 
@@ -53,14 +63,42 @@ scale_float = bounded_float(1e-3, 100.0)
 """An argparse type: the horizon factor of ``des validate``."""
 
 
+def precision_fraction(text: str) -> float:
+    """An argparse type: a relative precision as a percentage (``2%``) or a fraction (``0.02``), above 0, below 100%."""
+    raw = text.strip()
+    percent = raw.endswith("%")
+    try:
+        value = float(raw[:-1] if percent else raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage like 2% or a fraction like 0.02, "
+                                         f"got {printable(text)!r}") from None  # fmt: skip
+    value = value / 100 if percent else value
+    if not (math.isfinite(value) and 0 < value < 1):
+        raise argparse.ArgumentTypeError(f"must be above 0% and below 100% (2% or 0.02), got {printable(text)}")
+    return value
+
+
 def register(families: Any) -> None:
-    """Add the ``des`` command family: ``run``, ``validate``, ``sla``."""
+    """Add the ``des`` command family: ``run``, ``validate``, ``sla``, ``sweep``, ``bottleneck``."""
     parser: argparse.ArgumentParser = families.add_parser("des", help="request-latency discrete-event simulator")
     commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
 
     run = commands.add_parser("run", help="run a scenario's replications locally, one process per core")
     run.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
-    run.add_argument("--replications", type=replications_int, help="replications (default: the scenario's)")
+    run.add_argument(
+        "--replications",
+        type=replications_int,
+        help="replications (default: the scenario's); with --precision, those of the first round",
+    )
+    run.add_argument(
+        "--precision",
+        type=precision_fraction,
+        metavar="P",
+        help="add replications in rounds until every latency and throughput figure's 95%% half-width "
+        "is within P of its value (2%% or 0.02), or --max-replications",
+    )
+    run.add_argument("--max-replications", type=replications_int, metavar="N",
+                     help=f"the cap of --precision (default {PRECISION_MAX_REPLICATIONS})")  # fmt: skip
     run.add_argument("--seed", type=seed_int, help="study seed (default: the scenario's)")
     cores = max(1, os.cpu_count() or 1)
     run.add_argument("--processes", type=processes_int, help=f"worker processes (default: one per core, {cores})")
@@ -79,12 +117,18 @@ def register(families: Any) -> None:
     validate.add_argument("--json", action="store_true", help="print the table's rows as JSON")
     validate.set_defaults(handler=_validate)
 
-    sla = commands.add_parser("sla", help="largest arrival rate meeting an SLA")
+    sla = commands.add_parser("sla", help="largest arrival rate meeting every SLA term, with 95%% confidence")
     sla.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
-    sla.add_argument("--request-type", help="the type whose latency is the SLA (default: the scenario's sla block)")
+    sla.add_argument("--sla", action="append", metavar="TYPE:METRIC<SECONDS", dest="slas",
+                     help="an SLA term, e.g. 'deep-research:p95<30' (repeat for several request types: the whole mix "
+                     "is then scaled); default: the scenario's sla block")  # fmt: skip
+    sla.add_argument("--request-type", help="the type whose latency is the SLA (one term; see --sla)")
     sla.add_argument("--metric", choices=METRICS, help="the latency the SLA bounds (default: the sla block's or p95)")
     sla.add_argument("--threshold", type=positive_float, help="seconds")
-    sla.add_argument("--replications", type=replications_int, help="replications per probe")
+    sla.add_argument("--replications", type=probe_replications_int, help="replications per probe to start with "
+                     "(at least 2; default: the sla block's or 5)")  # fmt: skip
+    sla.add_argument("--max-replications", type=replications_int, help="the most replications a probe gets while "
+                     "its interval straddles the threshold (default: 4 x --replications, at least 20)")  # fmt: skip
     sla.add_argument("--rel-tol", type=fraction, help="relative bracket width to reach (default 0.01)")
     sla.add_argument("--mix", action="store_true", help="scale every type's rate at fixed shares, not one type's")
     sla.add_argument("--seed", type=seed_int, help="study seed of every probe (default: the scenario's)")
@@ -108,6 +152,24 @@ def register(families: Any) -> None:
     _fleet_options(sweep)
     sweep.set_defaults(handler=_sweep)
 
+    bottleneck = commands.add_parser("bottleneck", help="which resource to add first: each one's sensitivity")
+    bottleneck.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
+    bottleneck.add_argument("--sla", action="append", metavar="TYPE:METRIC<SECONDS",
+                            help="a latency term to watch, e.g. deep-research:p95<30 (repeatable; default: the "
+                                 "scenario's sla block, else p95 of every request type)")  # fmt: skip
+    bottleneck.add_argument(
+        "--replications",
+        type=probe_replications_int,
+        default=10,
+        help="replications per run, the same indices in every run (default 10, at least 2)",
+    )
+    bottleneck.add_argument("--seed", type=seed_int, help="study seed of every run (default: the scenario's)")
+    bottleneck.add_argument("--processes", type=processes_int, help="local worker processes (default: one per core)")
+    bottleneck.add_argument("--json", action="store_true", help="print every resource's figures as JSON")
+    bottleneck.add_argument("--out", type=Path, help="also write " + ", ".join(BOTTLENECK_OUTPUTS) + " here")
+    _fleet_options(bottleneck)
+    bottleneck.set_defaults(handler=_bottleneck)
+
 
 def _fleet_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fleet", action="store_true", help="run the replications on the fleet (Redis + workers)")
@@ -122,8 +184,16 @@ def _run(args: argparse.Namespace) -> int:
     from simfleet.worker.des.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
-    replications = scenario.replications if args.replications is None else args.replications
     seed = scenario.seed if args.seed is None else args.seed
+    if args.trace is not None and args.fleet:
+        raise ConfigError("the trace is written by a local run of replication 0: run without --fleet to write it",
+                          key="--trace")  # fmt: skip
+    if args.precision is not None:
+        return _run_to_precision(args, scenario, seed)
+    if args.max_replications is not None:
+        raise ConfigError("applies only with --precision (it caps the replications added to reach it)",
+                          key="--max-replications")  # fmt: skip
+    replications = scenario.replications if args.replications is None else args.replications
     if args.fleet:
         return _run_on_fleet(args, scenario, replications, seed)
     study_id = f"local-{uuid.uuid4().hex}"
@@ -152,30 +222,120 @@ def _warn_study(scenario: Scenario, summaries: list[ReplicationSummary], seed: i
 
 
 def _run_locally(
-    args: argparse.Namespace, scenario: Scenario, replications: int, seed: int, trace_path: Path | None
+    args: argparse.Namespace,
+    scenario: Scenario,
+    replications: int,
+    seed: int,
+    trace_path: Path | None,
+    first: int = 0,
 ) -> list[ReplicationSummary]:
-    """Every replication; replication 0 in this process when its trace is written to ``trace_path``."""
+    """Replications ``first .. first+replications-1``; replication 0 in this process when its trace is written."""
     from simfleet.worker.des.engine import Simulation
     from simfleet.worker.des.runner import run_replications
 
     summaries: list[ReplicationSummary] = []
-    first = 0
-    if trace_path is not None:
+    end = first + replications
+    if trace_path is not None and first == 0:
         with trace_path.open("w", encoding="utf-8") as trace:
             sim = Simulation(scenario, seed, 0, trace=trace)
             sim.run()
             summaries.append(sim.summary())
         first = 1
-    if replications > first:
+    if end > first:
         from simfleet.producer.progress import LateProgress
 
         progress = LateProgress()
         try:
-            summaries.extend(run_replications(scenario, replications=replications, seed=seed,
+            summaries.extend(run_replications(scenario, replications=end, seed=seed,
                                               processes=args.processes, first=first, on_progress=progress))  # fmt: skip
         finally:
             progress.close()
     return summaries
+
+
+def _run_to_precision(args: argparse.Namespace, scenario: Scenario, seed: int) -> int:
+    """``des run --precision``: rounds of replications until every figure is within it, locally or on the fleet.
+
+    The trace (``--trace``, local runs) is replication 0's, run in the first round. Exit 1 when the precision was not
+    reached (at the cap, or unstable), after the figures.
+    """
+    from simfleet.producer.precision import run_to_precision
+
+    initial = max(2, scenario.replications) if args.replications is None else args.replications
+    if initial < 2:
+        raise ConfigError(f"must be at least 2 with --precision (an interval needs two replications), got {initial}",
+                          key="--replications")  # fmt: skip
+    cap = args.max_replications if args.max_replications is not None else max(initial, PRECISION_MAX_REPLICATIONS)
+    if cap < initial:
+        raise ConfigError(f"must be at least the first round's {initial} replications (--replications), got {cap}",
+                          key="--max-replications")  # fmt: skip
+
+    def on_round(number: int, first: int, count: int, widest: FigurePrecision | None) -> None:
+        if number > 1 and widest is not None and widest.relative is not None:
+            print(f"round {number}: {count} more replications ({first} to {first + count - 1}): {widest.label} is "
+                  f"±{100 * widest.relative:.2g}%, the target {100 * args.precision:g}%", file=sys.stderr)  # fmt: skip
+
+    options: dict[str, Any] = {"precision": args.precision, "seed": seed, "initial": initial, "cap": cap,
+                               "on_round": on_round}  # fmt: skip
+    if args.fleet:
+        from simfleet.producer.fleet.client import Fleet
+
+        fleet = Fleet.from_settings()
+        studies: list[str] = []
+        try:
+            result = run_to_precision(scenario, _fleet_rounds(args, fleet, studies), **options)
+        except _StoppedWaiting:
+            return 130
+        finally:
+            fleet.close()
+        study_id = studies[0]
+    else:
+        study_id = f"local-{uuid.uuid4().hex}"
+        with _staged(args.trace, "--trace", "file") as trace_path:
+
+            def evaluate(probe: Scenario, replications: int, seed: int, first: int = 0) -> list[ReplicationSummary]:
+                return _run_locally(args, probe, replications, seed, trace_path, first)
+
+            result = run_to_precision(scenario, evaluate, **options)
+    _print_precise(result, args.json, scenario)
+    _warn_study(scenario, result.summaries, seed)
+    if args.to_clickhouse:
+        _to_clickhouse(scenario, study_id, result.summaries, result.aggregate)
+    return 0 if result.reached else 1
+
+
+def _print_precise(result: PreciseResult, as_json: bool, scenario: Scenario | None = None) -> None:
+    """The aggregate and the precision line (stdout); with ``--json``, ``{"aggregate": ..., "precision": ...}``."""
+    from simfleet.producer.report import json_text, study_table
+    from simfleet.shared.messages import to_wire
+
+    if as_json:
+        print(json_text({"aggregate": to_wire(result.aggregate), "precision": result.to_dict()}))
+        return
+    print(study_table(result.aggregate, scenario))
+    print()
+    for note in result.notes():
+        print(note)
+    print(result.message())
+
+
+class _StoppedWaiting(Exception):
+    """Ctrl-C while a round's study ran on the fleet: the study goes on, the command says how to follow it."""
+
+
+def _fleet_rounds(args: argparse.Namespace, fleet: Fleet, studies: list[str]) -> Evaluator:
+    """An evaluator publishing each round as one study (``first`` at the count so far); its ids go into ``studies``."""
+
+    def evaluate(probe: Scenario, replications: int, seed: int, first: int = 0) -> list[ReplicationSummary]:
+        study = fleet.run_des(probe, replications=replications, seed=seed, priority=args.priority, first=first)
+        studies.append(study.id)
+        print(f"study {study.id}: round {len(studies)}, replications {first} to {first + replications - 1} of "
+              f"{probe.name} on the fleet", file=sys.stderr)  # fmt: skip
+        if _follow(args, fleet, study, f"round {len(studies)}: ") is None:
+            raise _StoppedWaiting
+        return study.summaries(timeout=60)
+
+    return evaluate
 
 
 @contextlib.contextmanager
@@ -215,33 +375,14 @@ def _print_study(result: StudyAggregate, as_json: bool, scenario: Scenario | Non
 
 def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: int, seed: int) -> int:
     from simfleet.producer.fleet.client import Fleet
-    from simfleet.producer.progress import ProgressBar
 
     fleet = Fleet.from_settings()
     try:
         study = fleet.run_des(scenario, replications=replications, seed=seed, priority=args.priority)
         print(f"study {study.id}: {replications} replications of {scenario.name} on the fleet", file=sys.stderr)
-        bar = ProgressBar()
-        warn = NoConsumerWarning(fleet, fleet.settings.queues.des_run, "simfleet worker --role cpu")
-
-        def show(progress: Any) -> None:
-            warn.check(not progress.done and not progress.running)
-            if progress.state == "reconnecting":
-                bar.update(progress.percent, "the fleet's Redis is unreachable: reconnecting (the study goes on)")
-                return
-            label = f"{progress.done}/{progress.total} replications done, {len(progress.running)} running"
-            if progress.events_per_s > 0:
-                label += f", {progress.events_per_s / 1e3:.0f}k events/s"
-            bar.update(progress.percent, label)
-
-        try:
-            result = study.wait(timeout=args.timeout, on_progress=show)
-        except KeyboardInterrupt:
-            follow, cancel = f"simfleet study status {study.id}", f"simfleet study cancel {study.id}"
-            work_interrupted(f"study {study.id}", follow, cancel)
+        result = _follow(args, fleet, study)
+        if result is None:
             return 130
-        finally:
-            bar.close()
         summaries = study.summaries(timeout=60)
     finally:
         fleet.close()
@@ -250,6 +391,33 @@ def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: in
     if args.to_clickhouse:
         _to_clickhouse(scenario, study.id, summaries, result)
     return 0
+
+
+def _follow(args: argparse.Namespace, fleet: Fleet, study: Study, label: str = "") -> StudyAggregate | None:
+    """Wait for ``study`` with a progress bar (``label`` first on it); ``None`` after a Ctrl-C (the study goes on)."""
+    from simfleet.producer.progress import ProgressBar
+
+    bar = ProgressBar()
+    warn = NoConsumerWarning(fleet, fleet.settings.queues.des_run, "simfleet worker --role cpu")
+
+    def show(progress: Any) -> None:
+        warn.check(not progress.done and not progress.running)
+        if progress.state == "reconnecting":
+            bar.update(progress.percent, "the fleet's Redis is unreachable: reconnecting (the study goes on)")
+            return
+        text = f"{label}{progress.done}/{progress.total} replications done, {len(progress.running)} running"
+        if progress.events_per_s > 0:
+            text += f", {progress.events_per_s / 1e3:.0f}k events/s"
+        bar.update(progress.percent, text)
+
+    try:
+        return study.wait(timeout=args.timeout, on_progress=show)
+    except KeyboardInterrupt:
+        follow, cancel = f"simfleet study status {study.id}", f"simfleet study cancel {study.id}"
+        work_interrupted(f"study {study.id}", follow, cancel)
+        return None
+    finally:
+        bar.close()
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -269,23 +437,17 @@ def _sla(args: argparse.Namespace) -> int:
     from simfleet.worker.des.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
-    spec = scenario.sla
-    request_type = args.request_type or (spec.request_type if spec else None)
-    threshold = args.threshold if args.threshold is not None else (spec.threshold_s if spec else None)
-    if request_type is None or threshold is None:
-        raise ConfigError(
-            "give --request-type and --threshold, or an sla block in the scenario", source=str(args.scenario)
-        )
-    _check_request_type(scenario, args.request_type)
+    terms = _sla_terms(args, scenario)
     from simfleet.producer.progress import StepProgress
 
-    mix = args.mix or (spec is not None and spec.scale == "mix")
+    spec = scenario.sla
+    mix = args.mix or len({t.request_type for t in terms}) > 1 or (spec is not None and spec.scale == "mix")
     progress = StepProgress(None, after_s=0.0 if args.fleet else 2.0)
     try:
         with _staged(args.out, "--out", "folder", SLA_OUTPUTS) as staging:
-            fleet, evaluate = _evaluator(args, progress, _rate_label(None if mix else request_type))
+            fleet, evaluate = _evaluator(args, progress, _rate_label(None if mix else terms[0].request_type))
             try:
-                result = _search(args, scenario, evaluate, request_type, threshold)
+                result = _search(args, scenario, evaluate, terms, mix)
             finally:
                 progress.close()
                 if fleet is not None:
@@ -305,6 +467,26 @@ def _sla(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {args.out / path.name}", file=sys.stderr)
     return 0
+
+
+def _sla_terms(args: argparse.Namespace, scenario: Scenario) -> list[Any]:
+    """The SLA terms of ``des sla``: ``--sla`` terms, or one from the single-term flags and the sla block."""
+    from simfleet.producer.confidence import SlaTerm, parse_term
+
+    single = [flag for flag, value in (("--request-type", args.request_type), ("--metric", args.metric),
+                                       ("--threshold", args.threshold)) if value is not None]  # fmt: skip
+    if args.slas:
+        if single:
+            raise ConfigError(f"give the SLA as --sla terms or as {', '.join(single)}, not both", key=single[0])
+        return [parse_term(text, scenario) for text in args.slas]
+    _check_request_type(scenario, args.request_type)
+    spec = scenario.sla
+    request_type = args.request_type or (spec.request_type if spec else None)
+    threshold = args.threshold if args.threshold is not None else (spec.threshold_s if spec else None)
+    if request_type is None or threshold is None:
+        raise ConfigError("give --sla TYPE:METRIC<SECONDS (or --request-type and --threshold), or an sla block in "
+                          "the scenario", source=str(args.scenario))  # fmt: skip
+    return [SlaTerm(request_type, args.metric or (spec.metric if spec else "p95"), threshold)]
 
 
 class _NotConverged(Exception):
@@ -443,7 +625,7 @@ def _print_sweep(sweep: SweepResult, args: argparse.Namespace) -> None:
 
 
 def _search(
-    args: argparse.Namespace, scenario: Scenario, evaluate: Evaluator, request_type: str, threshold: float
+    args: argparse.Namespace, scenario: Scenario, evaluate: Evaluator, terms: list[Any], mix: bool
 ) -> SlaResult:
     from simfleet.producer.sla import search_sla
 
@@ -451,11 +633,61 @@ def _search(
     return search_sla(
         scenario,
         evaluate,
-        request_type=request_type,
-        metric=args.metric or (spec.metric if spec else "p95"),
-        threshold_s=threshold,
-        replications=args.replications if args.replications is not None else (spec.replications if spec else 5),
+        slas=terms,
+        replications=args.replications if args.replications is not None else max(2, spec.replications if spec else 5),
+        max_replications=args.max_replications,
         seed=scenario.seed if args.seed is None else args.seed,
         rel_tol=args.rel_tol if args.rel_tol is not None else (spec.rel_tol if spec else 0.01),
-        scale="mix" if args.mix else (spec.scale if spec else "type"),
+        scale="mix" if mix else "type",
     )
+
+
+def _bottleneck(args: argparse.Namespace) -> int:
+    from simfleet.producer.bottleneck import find_bottlenecks
+    from simfleet.producer.confidence import parse_term
+    from simfleet.producer.progress import StepProgress
+    from simfleet.producer.report import json_text
+    from simfleet.worker.des.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    terms = None if args.sla is None else [parse_term(text, scenario, flag="--sla") for text in args.sla]
+    progress = StepProgress(1 + sum(r.step is not None for r in scenario.resources.values()),
+                            after_s=0.0 if args.fleet else 2.0)  # fmt: skip
+    with _staged(args.out, "--out", "folder", BOTTLENECK_OUTPUTS) as staging:
+        fleet, evaluate = _evaluator(args, progress, _capacity_label(scenario))
+        try:
+            result = find_bottlenecks(scenario, evaluate, slas=terms, replications=args.replications,
+                                      seed=args.seed)  # fmt: skip
+        finally:
+            progress.close()
+            if fleet is not None:
+                fleet.close()
+        print(json_text(result.to_dict()) if args.json else result.table())
+        written = write_bottleneck_outputs(result, staging) if staging is not None else []
+    for path in written:
+        print(f"wrote {args.out / path.name}", file=sys.stderr)
+    return 0
+
+
+def _capacity_label(base: Scenario) -> Any:
+    """What names a run of a bottleneck study on the progress line: the base, or the resource given one more step."""
+
+    def label(probe: Scenario) -> str:
+        for name, resource in probe.resources.items():
+            if resource.capacity != base.resources[name].capacity:
+                return f"{name} at {resource.capacity:g} {resource.unit}".rstrip()
+        return "the base"
+
+    return label
+
+
+def write_bottleneck_outputs(result: BottleneckResult, out: Path) -> list[Path]:
+    """``bottleneck.json``, ``bottleneck.csv`` and ``sensitivity.png`` of a bottleneck study in ``out``."""
+    from simfleet.producer.charts import plot_sensitivity
+    from simfleet.producer.rate_sweep import write_rows_csv
+    from simfleet.producer.report import json_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bottleneck.json").write_text(json_text(result.to_dict()) + "\n")
+    write_rows_csv(result.rows(), out / "bottleneck.csv")
+    return [out / "bottleneck.json", out / "bottleneck.csv", plot_sensitivity(result, out / "sensitivity.png")]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from simfleet.producer.fleet.arguments import choice, instance, seconds, time_limit, whole, work_id
 from simfleet.producer.fleet.lifecycle import LifecycleJob, submit
 from simfleet.producer.fleet.study import Study, StudyProgress, publish_study
-from simfleet.shared.errors import FleetUnavailable, JobFailed, StudyFailed, WorkFailed
+from simfleet.shared.errors import ConfigError, FleetUnavailable, JobFailed, StudyFailed, WorkFailed
 from simfleet.shared.heartbeats import Heartbeats
 from simfleet.shared.jobs import JobRecord, Jobs
 from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
@@ -32,6 +32,9 @@ from simfleet.shared.studies import Studies
 if TYPE_CHECKING:
     from celery import Celery
 
+    from simfleet.producer.bottleneck import BottleneckResult
+    from simfleet.producer.confidence import SlaTerm
+    from simfleet.producer.precision import OnRound, PreciseResult
     from simfleet.producer.sla import Evaluator, SlaResult
     from simfleet.shared.checkpoints import Checkpoints
     from simfleet.worker.des.scenario import Scenario
@@ -212,6 +215,55 @@ class Fleet:
         """
         return publish_study(self, scenario, replications=replications, seed=seed, priority=priority, first=first)
 
+    def run_des_to_precision(self, scenario: Scenario | str | Path | dict[str, Any], *, precision: float,
+                             replications: int | None = None, max_replications: int | None = None,
+                             seed: int | None = None, priority: str = "normal", timeout_s: float | None = None,
+                             on_round: OnRound | None = None,
+                             on_progress: Callable[[StudyProgress], None] | None = None) -> PreciseResult:  # fmt: skip
+        """Run ``scenario`` in rounds until every figure's 95% half-width is within ``precision`` of its value.
+
+        Each round is one study (:meth:`run_des` with ``first`` at the count so far), its replications in parallel on
+        the workers; the rule, the figures and the stopping are :mod:`simfleet.producer.precision`'s. The answer
+        equals a local run of the same replications, bit for bit (but for wall-clock figures).
+
+        Args:
+            scenario: what :meth:`run_des` accepts.
+            precision: the target, a fraction strictly between 0 and 1 (0.02 for 2%).
+            replications: the first round, at least 2 (default: the scenario's own, at least 2).
+            max_replications: the cap, at least ``replications`` (default
+                :data:`~simfleet.producer.precision.DEFAULT_MAX_REPLICATIONS`, or ``replications`` if more).
+            seed: the study seed, 0 to 2**63 - 1 (default: the scenario's own).
+            priority: high, normal or background.
+            timeout_s: the longest wait for one round (default: no limit).
+            on_round: told of each round before it is published (:data:`~simfleet.producer.precision.OnRound`).
+            on_progress: called with each round's :class:`StudyProgress` while it runs.
+
+        Raises:
+            ConfigError, ScenarioError: the scenario or an argument is invalid (naming it); nothing was published.
+            StudyFailed: a round's study failed or timed out.
+            FleetUnavailable: Redis cannot be reached.
+        """
+        from simfleet.producer.precision import DEFAULT_MAX_REPLICATIONS, check_precision, run_to_precision
+        from simfleet.worker.des.limits import MAX_REPLICATIONS
+        from simfleet.worker.des.scenario import as_scenario
+
+        precision = check_precision(precision, key="precision")
+        if replications is not None:
+            replications = whole(replications, key="replications", low=2, high=MAX_REPLICATIONS)
+        if max_replications is not None:
+            max_replications = whole(max_replications, key="max_replications", low=2, high=MAX_REPLICATIONS)
+        if seed is not None:
+            seed = whole(seed, key="seed", low=0, high=SEED_MAX)
+        evaluate = self.evaluator(priority, timeout_s, on_progress)
+        scenario = as_scenario(scenario)
+        initial = max(2, scenario.replications) if replications is None else replications
+        cap = max(initial, DEFAULT_MAX_REPLICATIONS) if max_replications is None else max_replications
+        if cap < initial:
+            raise ConfigError(f"must be at least the first round's {initial} replications, got {cap}",
+                              key="max_replications")  # fmt: skip
+        return run_to_precision(scenario, evaluate, precision=precision, seed=scenario.seed if seed is None else seed,
+                                initial=initial, cap=cap, on_round=on_round)  # fmt: skip
+
     def study(self, study_id: str) -> Study:
         """A handle on a study published earlier (by anyone).
 
@@ -268,11 +320,33 @@ class Fleet:
         from simfleet.worker.des.scenario import as_scenario
 
         evaluate = self.evaluator(priority, timeout_s)
-        if "replications" in kwargs:
-            kwargs["replications"] = whole(kwargs["replications"], key="replications")
+        for key in ("replications", "max_replications"):
+            if kwargs.get(key) is not None:
+                kwargs[key] = whole(kwargs[key], key=key)
         if "seed" in kwargs:
             kwargs["seed"] = whole(kwargs["seed"], key="seed", low=0, high=SEED_MAX)
         return search_sla(as_scenario(scenario), evaluate, **kwargs)
+
+    def bottlenecks(self, scenario: Scenario | str | Path | dict[str, Any], *,
+                    slas: Sequence[SlaTerm | str] | None = None, replications: int = 10, seed: int | None = None,
+                    priority: str = "normal", timeout_s: float | None = None) -> BottleneckResult:  # fmt: skip
+        """:func:`simfleet.producer.bottleneck.find_bottlenecks` with every run's replications in parallel on the fleet.
+
+        ``scenario`` is what :meth:`run_des` accepts; ``slas``, ``replications`` (at least 2) and ``seed`` are
+        :func:`~simfleet.producer.bottleneck.find_bottlenecks`'s; ``priority`` and ``timeout_s`` (per run) are the
+        evaluator's (:meth:`evaluator`). The base and each resource with one more step are studies run one after the
+        other, each with the same replication indices.
+
+        Raises:
+            ConfigError, ScenarioError: the scenario or an argument is invalid (naming it); nothing was published.
+        """
+        from simfleet.producer.bottleneck import check_arguments, find_bottlenecks
+        from simfleet.worker.des.scenario import as_scenario
+
+        chosen = as_scenario(scenario)
+        _, replications, seed = check_arguments(chosen, slas, replications, seed)
+        evaluate = self.evaluator(priority, timeout_s)
+        return find_bottlenecks(chosen, evaluate, slas=slas, replications=replications, seed=seed)
 
     # ------------------------------------------------------------------------------------------------- waiting
 

@@ -297,7 +297,7 @@ def test_an_sla_search_that_does_not_converge_writes_no_out(capsys, tmp_path):
     path = scenario_file(tmp_path)
     out = tmp_path / "sla"
     code, text, err = run_cli(capsys, "des", "sla", str(path), "--request-type", "r", "--threshold", "0.01",
-                              "--replications", "1", "--json", "--out", str(out))  # fmt: skip
+                              "--replications", "2", "--json", "--out", str(out))  # fmt: skip
     assert code == 1 and not strict_json(text)["converged"]
     assert not out.exists() and "not written" in err
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
@@ -305,7 +305,8 @@ def test_an_sla_search_that_does_not_converge_writes_no_out(capsys, tmp_path):
 
 @pytest.mark.parametrize(
     ("argument", "value"),
-    [("threshold_s", -1.0), ("threshold_s", float("nan")), ("replications", 0), ("replications", 2.5),
+    [("threshold_s", -1.0), ("threshold_s", float("nan")), ("replications", 1), ("replications", 2.5),
+     ("max_replications", 1),
      ("seed", -1), ("rel_tol", 1.0), ("metric", "p101"), ("request_type", "nope"), ("scale", "all")],
 )  # fmt: skip
 def test_the_sla_search_api_refuses_bad_arguments_by_name(tmp_path, argument, value):
@@ -354,6 +355,8 @@ def test_sweep_json_and_sweep_file_are_strict(capsys, tmp_path):
         ("sla", "--threshold", "-1"),
         ("sla", "--threshold", "nan"),
         ("sla", "--replications", "0"),
+        ("sla", "--replications", "1"),
+        ("sla", "--max-replications", "0"),
         ("sweep", "--rates", "0"),
         ("sweep", "--rates", "-2"),
         ("sweep", "--rates", "nan"),

@@ -24,7 +24,8 @@ aside) must appear in what the block printed, with timings, rates, sizes and per
 ``<!-- docs-test: skip REASON -->`` is not run; ``test_every_block_is_run_or_says_why_not`` lists each one with its
 reason (``pytest -ra`` shows them): only long commands that CI or ``make demo`` already run are skipped so.
 
-All runnable blocks run in one test, so that one fleet serves them whichever pytest-xdist process runs it.
+The runnable blocks run in two tests: the documents that use the fleet (one fleet serves them all, whichever
+pytest-xdist process runs the test), and the others, in a scratch copy of their own.
 """
 
 from __future__ import annotations
@@ -215,11 +216,22 @@ def run_block(scratch: Scratch, block: Block) -> str:
     return ""
 
 
+WITH_FLEET = {block.doc for block in ALL_BLOCKS if block.needs_fleet and block.runs}
+GROUPS = {
+    "documents with fleet blocks": [b for b in ALL_BLOCKS if b.doc in WITH_FLEET],
+    "documents without": [b for b in ALL_BLOCKS if b.doc not in WITH_FLEET],
+}
+"""The blocks in two groups, each in its own scratch copy, so that two pytest-xdist processes share the work: one
+group starts the fleet once for all the documents that use it; the other never needs one. A document's blocks stay
+together and in order (a later block may use what an earlier one wrote)."""
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_every_command_and_code_block_runs_as_shown(scratch: Scratch) -> None:
+@pytest.mark.parametrize("group", list(GROUPS))
+def test_every_command_and_code_block_runs_as_shown(scratch: Scratch, group: str) -> None:
     failures = []
-    for block in (b for b in ALL_BLOCKS if b.runs):
+    for block in (b for b in GROUPS[group] if b.runs):
         problem = run_block(scratch, block)
         if problem:
             failures.append(f"--- {block.where} ({block.language}): {problem}")

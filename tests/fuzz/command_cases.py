@@ -206,7 +206,7 @@ def interrupt_cases(templates: Templates, rng: random.Random, count: int) -> Ite
             "lifecycle": ["lifecycle", "run", "--inputs", "in", "--out", "out", "--chunk-days", "30"],
             "sweep": ["des", "sweep", _S, "--rates", "30", "60", "90", "--replications", "2", "--processes", "1",
                       "--out", "out"],
-            "sla": ["des", "sla", _S, "--request-type", "web-search", "--threshold", "20", "--replications", "1",
+            "sla": ["des", "sla", _S, "--request-type", "web-search", "--threshold", "20", "--replications", "2",
                     "--processes", "1", "--out", "out"],
             "synth": ["lifecycle", "synth", "--aircraft", "2000", "--days", "3650", "--out", "out"],
         }[kind]  # fmt: skip

@@ -26,8 +26,8 @@ def tiny():
     )
 
 
-def local(scenario, replications, seed):
-    return run_replications(scenario, replications=replications, seed=seed, processes=1)
+def local(scenario, replications, seed, first=0):
+    return run_replications(scenario, replications=first + replications, seed=seed, processes=1, first=first)
 
 
 def png_size(path):
@@ -62,7 +62,8 @@ def test_charts_are_real_pngs(tmp_path):
     assert png_size(plot_sla_search(result, tmp_path / "s.png"))[2] > 10_000
     write_rows_csv(sla_rows(result), tmp_path / "probes.csv")
     probes = list(csv.DictReader((tmp_path / "probes.csv").open()))
-    assert len(probes) == len(result.probes) and probes[0]["threshold_s"] == "3.0"
+    assert len(probes) == len(result.probes) and probes[0]["r_mean_threshold_s"] == "3.0"
+    assert {p["verdict"] for p in probes} <= {"pass", "fail", "undecided"} and "r_mean_ci95_s" in probes[0]
 
 
 def test_des_sweep_command_writes_results_and_plots(tmp_path, capsys):
