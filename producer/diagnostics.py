@@ -225,15 +225,29 @@ def waiting_by_resource(agg: StudyAggregate, scenario: Scenario | None = None) -
 
 
 def bottleneck_text(agg: StudyAggregate, scenario: Scenario | None = None) -> str:
-    """A plain sentence: where the waiting happens (the bottleneck candidate), and the busiest resource if other."""
+    """A plain sentence: where the waiting happens (the bottleneck candidate), and the most used resource if other.
+
+    The candidate is the resource with the most tools held back (:func:`waiting_by_resource`), with one exception
+    read from ``scenario``: when that is a space resource whose holders also wait at a rate resource (calls that hold
+    memory while queued for the NPU), the waiting for space comes from there, and the candidate is that rate
+    resource. ``des bottleneck`` measures the answer (one more step of each resource); this is one run's reading.
+    """
     waiting = waiting_by_resource(agg, scenario)
-    if not waiting or max(waiting.values()) < 0.01:
+    candidate = bottleneck_candidate(waiting, scenario)
+    if candidate is None:
         return "no queue forms: on average fewer than 0.01 tools wait at any resource"
     where = max(waiting, key=lambda name: waiting[name])
-    text = (
-        f"the waiting happens at {where} ({waiting[where]:.2f} tools held back on average, queued or slowed by "
-        f"sharing): the bottleneck candidate"
-    )
+    text = f"the waiting happens at {where} ({waiting[where]:.2f} tools held back on average, queued or slowed by "
+    text += "sharing)"
+    behind = candidate if candidate != where else None
+    if behind is not None:
+        text += (
+            f", but {where} is held by tools that themselves wait at {behind} ({waiting[behind]:.2f} held back): "
+            f"{behind} is the bottleneck candidate"
+        )
+        where = behind
+    else:
+        text += ": the bottleneck candidate"
     busy = {name: _mean(figures.get("utilisation")) for name, figures in agg.resources.items()}
     busiest = max(busy, key=lambda name: busy[name])
     if busiest != where:
@@ -242,3 +256,23 @@ def bottleneck_text(agg: StudyAggregate, scenario: Scenario | None = None) -> st
             "busy is not the bottleneck"
         )
     return text
+
+
+def bottleneck_candidate(waiting: dict[str, float], scenario: Scenario | None = None) -> str | None:
+    """The resource :func:`bottleneck_text` names from ``waiting`` (:func:`waiting_by_resource`); ``None``: no queue."""
+    if not waiting or max(waiting.values()) < 0.01:
+        return None
+    where = max(waiting, key=lambda name: waiting[name])
+    behind = _held_behind(scenario, where, waiting) if scenario is not None else None
+    return behind or where
+
+
+def _held_behind(scenario: Scenario, space: str, waiting: dict[str, float]) -> str | None:
+    """The rate resource where the holders of ``space`` wait most (``None``: not a space resource, or none waits)."""
+    resource = scenario.resources.get(space)
+    if resource is None or resource.kind != "space":
+        return None
+    holders = [tool for tool in scenario.tools.values() if tool.space.get(space, 0.0) > 0]
+    used = {name: waiting.get(name, 0.0) for tool in holders for name in tool.work}
+    used = {name: level for name, level in used.items() if level >= 0.01}
+    return max(used, key=lambda name: used[name]) if used else None

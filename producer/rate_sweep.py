@@ -38,6 +38,8 @@ class SweepResult:
     aggregates: list[StudyAggregate]
     warnings: list[list[str]] = field(default_factory=list)
     waiting: list[dict[str, float]] = field(default_factory=list)
+    candidates: list[str | None] = field(default_factory=list)
+    """Per rate, the bottleneck candidate (:func:`~simfleet.producer.diagnostics.bottleneck_candidate`)."""
 
     @property
     def near_saturation(self) -> list[bool]:
@@ -79,6 +81,7 @@ class SweepResult:
                     row[f"utilisation_{resource}"] = agg.resources[resource]["utilisation"].mean
                 for resource in self.resources():
                     row[f"waiting_{resource}"] = self.waiting[i].get(resource) if self.waiting else None
+                row["bottleneck_candidate"] = self.candidates[i] if self.candidates else None
                 rows.append(row)
         return rows
 
@@ -113,7 +116,14 @@ def sweep_rates(
     Each rate's warnings (near saturation, against the scenario's no-load latencies; quantiles of ``metric`` from
     too few requests) and its waiting by resource are kept beside its aggregate.
     """
-    from simfleet.producer.diagnostics import no_load, sample_warnings, saturation, waiting_by_resource, wide_tails
+    from simfleet.producer.diagnostics import (
+        bottleneck_candidate,
+        no_load,
+        sample_warnings,
+        saturation,
+        waiting_by_resource,
+        wide_tails,
+    )
 
     result = SweepResult(scenario.name, request_type or "mix", list(rates_per_min), [])
     for rate in rates_per_min:
@@ -124,6 +134,7 @@ def sweep_rates(
         alone = no_load(scenario, seed) if wide_tails(summaries) else None
         result.warnings.append([*saturation(summaries, alone), *sample_warnings([metric], summaries)])
         result.waiting.append(waiting_by_resource(agg, probe))
+        result.candidates.append(bottleneck_candidate(result.waiting[-1], probe))
     return result
 
 

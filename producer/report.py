@@ -217,8 +217,8 @@ def sweep_table(sweep: SweepResult, metric: str = "p95") -> str:
     """A rate sweep: the latency ``metric`` of each request type (and of all) at each rate, and where tools wait.
 
     The heading says what was scaled: the whole mix at fixed shares, or one type's rate with the others as given.
-    The last column names the resource where the most tools are held back (the bottleneck candidate, see
-    :func:`~simfleet.producer.diagnostics.waiting_by_resource`), and flags unstable and near-saturation rates.
+    The last column names the bottleneck candidate (where the tools are held back, see
+    :func:`~simfleet.producer.diagnostics.bottleneck_candidate`), and flags unstable and near-saturation rates.
     """
     figure = "mean_s" if metric == "mean" else f"{metric}_s"
     scaled = (
@@ -230,15 +230,9 @@ def sweep_table(sweep: SweepResult, metric: str = "p95") -> str:
     for row in sweep.to_rows():
         ci = row[f"{figure}_ci95"]
         value = "-" if row[figure] is None else f"{row[figure]:.3f}" + (f" ±{ci:.3f}" if ci else "")
-        held = [
-            (key.removeprefix("waiting_"), level)
-            for key, level in row.items()
-            if key.startswith("waiting_") and level is not None and math.isfinite(level)
-        ]
-        where = "no waiting measured"
-        if held:
-            name, level = max(held, key=lambda item: item[1])
-            where = f"waiting at {name} {level:.2f}" if level >= 0.01 else "no queue"
+        candidate = row.get("bottleneck_candidate")
+        level = row.get(f"waiting_{candidate}") if candidate else None
+        where = f"{candidate} ({level:.2f} held back)" if candidate and level is not None else "no queue"
         name = "(all types)" if row["request_type"] == "(all)" else row["request_type"]
         flag = "  UNSTABLE" if not row["stable"] else ("  NEAR SATURATION" if row["near_saturation"] else "")
         body.append([f"{row['rate_per_min']:.3f}", name, value, where + flag])

@@ -4,6 +4,7 @@ the waiting happens."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ from simfleet.producer.diagnostics import (
 )
 from simfleet.worker.des.aggregate import aggregate
 from simfleet.worker.des.runner import run_replications
-from simfleet.worker.des.scenario import parse_scenario
+from simfleet.worker.des.scenario import load_scenario, parse_scenario
 from tests.des.helpers import one_queue
 
 
@@ -152,3 +153,17 @@ def test_des_run_names_the_bottleneck_and_warns_on_stderr_only(tmp_path, capsys)
     assert main(["des", "run", str(path), "--replications", "3", "--processes", "1", "--seed", "1", "--json"]) == 0
     printed = capsys.readouterr()
     assert json.loads(printed.out)["stable"] is True and "near saturation" in printed.err
+
+
+def test_waiting_for_memory_held_by_calls_queued_for_the_npu_points_at_the_npu():
+    # npu_bottleneck: deep-research calls hold 1 of 3 GiB from admission while they queue for 2 NPU slots. More
+    # tools wait for memory than for the NPU, yet des bottleneck measures the NPU as the step that helps.
+    scenario = load_scenario(Path(__file__).resolve().parents[2] / "config" / "scenarios" / "npu_bottleneck.yaml")
+    agg = aggregate(local(scenario, 2, seed=scenario.seed))
+    waiting = waiting_by_resource(agg, scenario)
+    assert waiting["memory"] > waiting["npu"] > 0.1
+    text = bottleneck_text(agg, scenario)
+    assert "memory is held by tools that themselves wait at npu" in text and text.endswith(
+        "npu is the bottleneck candidate"
+    )
+    assert "the bottleneck candidate" in bottleneck_text(agg) and "wait at npu" not in bottleneck_text(agg)

@@ -45,8 +45,9 @@ def test_sweep_latency_grows_with_load_and_rows_are_flat(tmp_path):
     rows = list(csv.DictReader((tmp_path / "sweep.csv").open()))
     assert len(rows) == 3 * 2  # (rate, type) with the type and (all)
     assert {"rate_per_min", "request_type", "p95_s", "p95_s_ci95", "utilisation_cpu", "utilisation_mem",
-            "near_saturation", "waiting_cpu"} <= set(rows[0])  # fmt: skip
+            "near_saturation", "waiting_cpu", "bottleneck_candidate"} <= set(rows[0])  # fmt: skip
     assert [row["near_saturation"] for row in rows] == ["False"] * 6
+    assert {row["bottleneck_candidate"] for row in rows} == {"cpu"}  # mem (8 units) never fills
     sweep.write_json(tmp_path / "sweep.json")
     written = json.loads((tmp_path / "sweep.json").read_text())
     assert written["rates_per_min"] == [12, 30, 45] and written["near_saturation"] == [False] * 3
@@ -77,7 +78,7 @@ def test_des_sweep_command_writes_results_and_plots(tmp_path, capsys):
         "sweep.json", "sweep.csv", "latency_vs_rate.png", "utilisation_heatmap.png"
     }  # fmt: skip
     printed = capsys.readouterr()
-    assert "waiting at cpu" in printed.out
+    assert "cpu (0." in printed.out and "held back" in printed.out
     assert "warning: no rate can meet p95 of r < 5 s" not in printed.err  # alone, r's p95 is about 3 s
 
 
