@@ -39,16 +39,31 @@ def _rate_axis(scale: str) -> str:
     return "total arrival rate of the mix, requests/min" if scale == "mix" else f"arrival rate of {scale}, requests/min"
 
 
-def plot_sweep_latency(
-    sweep: SweepResult, path: Path, *, metric: str = "p95", threshold_s: float | None = None
-) -> Path:
-    """Each request type's latency metric against the swept rate, with 95% CI bands and the SLA line."""
+LOG_SPAN = 100.0
+"""A latency axis is logarithmic when the plotted values span more than this factor (two decades)."""
+
+
+def sweep_latency_figure(
+    sweep: SweepResult, *, metric: str = "p95", threshold_s: float | None = None
+) -> tuple[Any, Any]:
+    """The figure and axes of :func:`plot_sweep_latency`, not yet saved (tests read their properties).
+
+    Each request type's metric against the swept rate with its 95% band; rates whose replications were unstable
+    are marked with a red cross, rates near saturation (``SweepResult.near_saturation``) with an open orange
+    triangle, each with its legend entry; the SLA threshold is a labelled dashed line; the latency axis is
+    logarithmic when the plotted values (and the threshold) span more than :data:`LOG_SPAN`.
+    """
     figure_name = "mean_s" if metric == "mean" else f"{metric}_s"
     fig, ax = plt.subplots(figsize=(8, 5))
+    unstable = [not agg.stable for agg in sweep.aggregates]
+    near = sweep.near_saturation
+    plotted: list[float] = [] if threshold_s is None else [threshold_s]
+    marked: dict[str, tuple[list[float], list[float]]] = {"unstable": ([], []), "near": ([], [])}
     for name in sweep.request_types():
         stats = sweep.figure(name, figure_name)
         means = [s.mean if s.mean is not None else math.nan for s in stats]
         half = [s.ci95 or 0.0 for s in stats]
+        plotted += [m for m in means if math.isfinite(m) and m > 0]
         (line,) = ax.plot(sweep.rates_per_min, means, marker="o", label=name)
         ax.fill_between(
             sweep.rates_per_min,
@@ -57,14 +72,42 @@ def plot_sweep_latency(
             color=line.get_color(),
             alpha=0.2,
         )
+        for i, (rate, mean) in enumerate(zip(sweep.rates_per_min, means, strict=True)):
+            kind = "unstable" if unstable[i] else ("near" if near[i] else None)
+            if kind is not None and math.isfinite(mean):
+                marked[kind][0].append(rate)
+                marked[kind][1].append(mean)
+    if marked["unstable"][0]:
+        ax.plot(*marked["unstable"], linestyle="none", marker="X", markersize=11, color="crimson",
+                label="unstable (no steady state: see the table)")  # fmt: skip
+    if marked["near"][0]:
+        ax.plot(*marked["near"], linestyle="none", marker="^", markersize=11, markerfacecolor="none",
+                markeredgecolor="darkorange", markeredgewidth=2,
+                label="near saturation (see the warnings)")  # fmt: skip
+    log = bool(plotted) and max(plotted) > LOG_SPAN * min(plotted)
+    if log:
+        ax.set_yscale("log")
     if threshold_s is not None:
         ax.axhline(threshold_s, color="crimson", linestyle="--", label=f"SLA {metric} < {threshold_s:g} s")
         # Keep the SLA line off the frame when it is the highest thing drawn.
         low, high = ax.get_ylim()
-        ax.set_ylim(low, max(high, threshold_s + 0.05 * (threshold_s - low)))
+        top = threshold_s * 1.3 if log else threshold_s + 0.05 * (threshold_s - low)
+        ax.set_ylim(low, max(high, top))
+    scale = ", log scale" if log else ""
     ax.set_xlabel(_rate_axis(sweep.scale))
-    ax.set_ylabel(f"{metric} latency (s), mean ± 95% CI over replications")
+    ax.set_ylabel(f"{metric} latency (s{scale}), mean ± 95% CI over replications")
     ax.set_title(f"{sweep.scenario}: {metric} latency against load")
+    return fig, ax
+
+
+def plot_sweep_latency(
+    sweep: SweepResult, path: Path, *, metric: str = "p95", threshold_s: float | None = None
+) -> Path:
+    """Each request type's latency against the swept rate, the SLA line, unstable and near-saturation rates marked.
+
+    See :func:`sweep_latency_figure`; the PNG is written to ``path``.
+    """
+    fig, ax = sweep_latency_figure(sweep, metric=metric, threshold_s=threshold_s)
     return _save(fig, ax, path)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,28 @@ FIGURES = ("mean_s", "p50_s", "p95_s", "p99_s", "throughput_per_min")
 
 @dataclass
 class SweepResult:
-    """The aggregate of a study at each swept rate."""
+    """The aggregate of a study at each swept rate, with its warnings and where its tools wait.
+
+    ``warnings`` holds, per rate, the lines of :func:`~simfleet.producer.diagnostics.saturation` (near saturation)
+    and of :func:`~simfleet.producer.diagnostics.sample_warnings`; ``waiting`` per rate the tools held back at each
+    resource (:func:`~simfleet.producer.diagnostics.waiting_by_resource`). Both are empty lists when not computed.
+    """
 
     scenario: str
     scale: str
     rates_per_min: list[float]
     aggregates: list[StudyAggregate]
+    warnings: list[list[str]] = field(default_factory=list)
+    waiting: list[dict[str, float]] = field(default_factory=list)
+    candidates: list[str | None] = field(default_factory=list)
+    """Per rate, the bottleneck candidate (:func:`~simfleet.producer.diagnostics.bottleneck_candidate`)."""
+
+    @property
+    def near_saturation(self) -> list[bool]:
+        """Per rate: stable, but near saturation by one of the rules of ``diagnostics.saturation``."""
+        if not self.warnings:
+            return [False] * len(self.rates_per_min)
+        return [any(w.startswith("near saturation") for w in lines) for lines in self.warnings]
 
     def resources(self) -> list[str]:
         """Resource names, in scenario order."""
@@ -52,21 +68,27 @@ class SweepResult:
     def to_rows(self) -> list[dict[str, Any]]:
         """Flat rows: one per (rate, request type)."""
         rows = []
-        for rate, agg in zip(self.rates_per_min, self.aggregates, strict=True):
+        near = self.near_saturation
+        for i, (rate, agg) in enumerate(zip(self.rates_per_min, self.aggregates, strict=True)):
             for name in self.request_types():
                 block = _block(agg, name)
-                row: dict[str, Any] = {"rate_per_min": rate, "request_type": name, "stable": agg.stable}
+                row: dict[str, Any] = {"rate_per_min": rate, "request_type": name, "stable": agg.stable,
+                                       "near_saturation": near[i]}  # fmt: skip
                 for figure in FIGURES:
                     row[figure] = block.figure(figure).mean
                     row[f"{figure}_ci95"] = block.figure(figure).ci95
                 for resource in self.resources():
                     row[f"utilisation_{resource}"] = agg.resources[resource]["utilisation"].mean
+                for resource in self.resources():
+                    row[f"waiting_{resource}"] = self.waiting[i].get(resource) if self.waiting else None
+                row["bottleneck_candidate"] = self.candidates[i] if self.candidates else None
                 rows.append(row)
         return rows
 
     def write_json(self, path: Path) -> None:
-        """Every aggregate, as JSON."""
-        data = {"scenario": self.scenario, "scale": self.scale, "rates_per_min": self.rates_per_min}
+        """Every aggregate, as JSON, with each rate's near-saturation flag and warnings."""
+        data = {"scenario": self.scenario, "scale": self.scale, "rates_per_min": self.rates_per_min,
+                "near_saturation": self.near_saturation, "warnings": self.warnings}  # fmt: skip
         path.write_text(json_text({**data, "aggregates": [to_wire(a) for a in self.aggregates]}) + "\n")
 
     def write_csv(self, path: Path) -> None:
@@ -87,12 +109,33 @@ def sweep_rates(
     replications: int,
     seed: int,
     request_type: str | None = None,
+    metric: str = "p95",
 ) -> SweepResult:
-    """Run ``replications`` replications at each rate; ``request_type`` None scales the whole mix."""
-    aggregates = [
-        aggregate(evaluate(scenario.with_rate(rate, request_type), replications, seed)) for rate in rates_per_min
-    ]
-    return SweepResult(scenario.name, request_type or "mix", list(rates_per_min), aggregates)
+    """Run ``replications`` replications at each rate; ``request_type`` None scales the whole mix.
+
+    Each rate's warnings (near saturation, against the scenario's no-load latencies; quantiles of ``metric`` from
+    too few requests) and its waiting by resource are kept beside its aggregate.
+    """
+    from simfleet.producer.diagnostics import (
+        bottleneck_candidate,
+        no_load,
+        sample_warnings,
+        saturation,
+        waiting_by_resource,
+        wide_tails,
+    )
+
+    result = SweepResult(scenario.name, request_type or "mix", list(rates_per_min), [])
+    for rate in rates_per_min:
+        probe = scenario.with_rate(rate, request_type)
+        summaries = evaluate(probe, replications, seed)
+        agg = aggregate(summaries)
+        result.aggregates.append(agg)
+        alone = no_load(scenario, seed) if wide_tails(summaries) else None
+        result.warnings.append([*saturation(summaries, alone), *sample_warnings([metric], summaries)])
+        result.waiting.append(waiting_by_resource(agg, probe))
+        result.candidates.append(bottleneck_candidate(result.waiting[-1], probe))
+    return result
 
 
 def sla_rows(result: SlaResult) -> list[dict[str, Any]]:

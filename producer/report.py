@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # annotations only: `lifecycle run` prints its summary withou
     from simfleet.producer.sla import SlaResult
     from simfleet.shared.messages.des import Stat, StudyAggregate
     from simfleet.shared.messages.lifecycle import JobSummary
+    from simfleet.worker.des.scenario import Scenario
     from simfleet.worker.des.validation import CaseResult
     from simfleet.worker.lifecycle.run import RunReport
 
@@ -66,8 +67,15 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], units: Sequ
     return "\n".join(lines)
 
 
-def study_table(agg: StudyAggregate) -> str:
-    """The aggregate of a study: latency per type and overall, resources, Little's law, speed."""
+def study_table(agg: StudyAggregate, scenario: Scenario | None = None) -> str:
+    """The aggregate of a study: latency per type and overall, resources and where tools wait, Little's law, speed.
+
+    The bottleneck candidate is the resource where the most tools are held back (queued, or slowed by sharing;
+    :func:`~simfleet.producer.diagnostics.waiting_by_resource`, which reads ``per_tool_cap`` from ``scenario`` when
+    given), not the most utilised one: memory held by calls queued for the NPU looks busiest.
+    """
+    from simfleet.producer.diagnostics import bottleneck_text, waiting_by_resource
+
     plural = "s" if agg.replications != 1 else ""
     status = "stable" if agg.stable else f"UNSTABLE in {agg.unstable_replications} replication(s)"
     head = f"scenario {agg.scenario}: {agg.replications} replication{plural}, seed {agg.seed}, {status}"
@@ -94,6 +102,7 @@ def study_table(agg: StudyAggregate) -> str:
         latency_rows,
         ["", "requests", "per min", "s", "s", "s", "s", "s", "s"],
     )
+    held_back = waiting_by_resource(agg, scenario)
     resource_rows = [
         [
             name,
@@ -102,14 +111,16 @@ def study_table(agg: StudyAggregate) -> str:
             _fmt(res.get("max_consumers") or res.get("max_in_use"), 1),
             _fmt(res.get("mean_waiting"), 2),
             _fmt(res.get("max_waiting"), 1),
+            f"{held_back[name]:.2f}",
         ]
         for name, res in agg.resources.items()
     ]
     resources = text_table(
-        ["resource", "utilisation", "mean busy", "max busy", "mean waiting", "max waiting"],
+        ["resource", "utilisation", "mean busy", "max busy", "mean waiting", "max waiting", "held back"],
         resource_rows,
-        ["", "fraction", "units", "units", "requests", "requests"],
+        ["", "fraction", "units", "units", "tools", "tools", "tools"],
     )
+    resources += "\n" + bottleneck_text(agg, scenario)
     little = agg.little
     run = agg.run
     tail = (
@@ -204,9 +215,11 @@ def lifecycle_summary(summary: RunReport | JobSummary) -> str:
 
 
 def sweep_table(sweep: SweepResult, metric: str = "p95") -> str:
-    """A rate sweep: the latency ``metric`` of each request type (and of all) at each rate, and the busiest resource.
+    """A rate sweep: the latency ``metric`` of each request type (and of all) at each rate, and where tools wait.
 
     The heading says what was scaled: the whole mix at fixed shares, or one type's rate with the others as given.
+    The last column names the bottleneck candidate (where the tools are held back, see
+    :func:`~simfleet.producer.diagnostics.bottleneck_candidate`), and flags unstable and near-saturation rates.
     """
     figure = "mean_s" if metric == "mean" else f"{metric}_s"
     scaled = (
@@ -218,22 +231,16 @@ def sweep_table(sweep: SweepResult, metric: str = "p95") -> str:
     for row in sweep.to_rows():
         ci = row[f"{figure}_ci95"]
         value = "-" if row[figure] is None else f"{row[figure]:.3f}" + (f" ±{ci:.3f}" if ci else "")
-        measured = [
-            (key.removeprefix("utilisation_"), level)
-            for key, level in row.items()
-            if key.startswith("utilisation_") and level is not None and math.isfinite(level)
-        ]
-        busiest = "no utilisation measured"
-        if measured:
-            name, level = max(measured, key=lambda item: item[1])
-            busiest = f"busiest {name} {level:.2f}"
+        candidate = row.get("bottleneck_candidate")
+        level = row.get(f"waiting_{candidate}") if candidate else None
+        where = f"{candidate} ({level:.2f} held back)" if candidate and level is not None else "no queue"
         name = "(all types)" if row["request_type"] == "(all)" else row["request_type"]
-        stable = "" if row["stable"] else "  UNSTABLE"
-        body.append([f"{row['rate_per_min']:.3f}", name, value, busiest + stable])
+        flag = "  UNSTABLE" if not row["stable"] else ("  NEAR SATURATION" if row["near_saturation"] else "")
+        body.append([f"{row['rate_per_min']:.3f}", name, value, where + flag])
     table = text_table(
-        ["rate", "request type", f"{metric} latency", "resources"],
+        ["rate", "request type", f"{metric} latency", "bottleneck candidate"],
         body,
-        ["requests/min", "", "s", "utilisation"],
+        ["requests/min", "", "s", "tools held back"],
     )
     return f"scenario {sweep.scenario}; {scaled}\n{table}"
 

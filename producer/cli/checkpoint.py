@@ -30,8 +30,12 @@ def register(families: Any) -> None:
         command.add_argument("--json", action="store_true", help="print the answer as JSON")
         command.set_defaults(handler=handler)
     prune = commands.add_parser("prune", help="drop the checkpoints of ended jobs past stores.checkpoint_retention_s")
-    prune.add_argument("--older-than", type=_age_s, metavar="SECONDS",
-                       help="instead of the retention setting, drop those of jobs ended this long ago")
+    prune.add_argument(
+        "--older-than",
+        type=_age_s,
+        metavar="SECONDS",
+        help="instead of the retention setting, drop those of jobs ended this long ago",
+    )
     prune.add_argument("--json", action="store_true", help="print the pruned jobs as JSON")
     prune.set_defaults(handler=_prune)
 
@@ -142,6 +146,9 @@ def _prune(args: argparse.Namespace) -> int:
         json.dump({"pruned": pruned, "retention_s": store.retention_s}, sys.stdout, indent=2)
         print()
     else:
-        print(f"{len(pruned)} ended job(s) past {store.retention_s:.0f} s: checkpoints dropped"
-              + (f" ({', '.join(pruned)})" if pruned else "") + f"; store {settings.stores.checkpoint_url}")
+        print(
+            f"{len(pruned)} ended job(s) past {store.retention_s:.0f} s: checkpoints dropped"
+            + (f" ({', '.join(pruned)})" if pruned else "")
+            + f"; store {settings.stores.checkpoint_url}"
+        )
     return 0

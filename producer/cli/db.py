@@ -37,7 +37,7 @@ def register(families: Any) -> None:
     query = commands.add_parser("query", help="run one read-only SQL query (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN)",
                                 description="Run one read-only SQL statement against the configured ClickHouse; "
                                 "unqualified tables are the simfleet database's.")  # fmt: skip
-    query.add_argument("sql", metavar="SQL", help="the statement, e.g. \"SELECT count() FROM mp2_daily\"")
+    query.add_argument("sql", metavar="SQL", help='the statement, e.g. "SELECT count() FROM mp2_daily"')
     query.add_argument("--format", choices=("table", "csv", "tsv", "json"), default="table",
                        help="how the answer is printed (default: an aligned table)")  # fmt: skip
     query.set_defaults(handler=_query)

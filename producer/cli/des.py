@@ -204,10 +204,25 @@ def _run(args: argparse.Namespace) -> int:
     with _staged(args.trace, "--trace", "file") as trace_path:
         summaries = _run_locally(args, scenario, replications, seed, trace_path)
     result = aggregate(summaries)
-    _print_study(result, args.json)
+    _print_study(result, args.json, scenario)
+    _warn_study(scenario, summaries, seed)
     if args.to_clickhouse:
         _to_clickhouse(scenario, study_id, summaries, result)
     return 0
+
+
+def _warn(lines: list[str]) -> None:
+    """Each warning as one ``warning: ...`` line on stderr (the figures stay on stdout)."""
+    for line in lines:
+        print(f"warning: {line}", file=sys.stderr)
+
+
+def _warn_study(scenario: Scenario, summaries: list[ReplicationSummary], seed: int) -> None:
+    """The honest-report warnings of a forward run: near saturation, quantiles from too few requests."""
+    from simfleet.producer.diagnostics import no_load, sample_warnings, saturation, wide_tails
+
+    alone = no_load(scenario, seed) if wide_tails(summaries) else None  # the pilot only where a tail rule could fire
+    _warn([*saturation(summaries, alone), *sample_warnings(["p50", "p95", "p99"], summaries)])
 
 
 def _run_locally(
@@ -286,13 +301,14 @@ def _run_to_precision(args: argparse.Namespace, scenario: Scenario, seed: int) -
                 return _run_locally(args, probe, replications, seed, trace_path, first)
 
             result = run_to_precision(scenario, evaluate, **options)
-    _print_precise(result, args.json)
+    _print_precise(result, args.json, scenario)
+    _warn_study(scenario, result.summaries, seed)
     if args.to_clickhouse:
         _to_clickhouse(scenario, study_id, result.summaries, result.aggregate)
     return 0 if result.reached else 1
 
 
-def _print_precise(result: PreciseResult, as_json: bool) -> None:
+def _print_precise(result: PreciseResult, as_json: bool, scenario: Scenario | None = None) -> None:
     """The aggregate and the precision line (stdout); with ``--json``, ``{"aggregate": ..., "precision": ...}``."""
     from simfleet.producer.report import json_text, study_table
     from simfleet.shared.messages import to_wire
@@ -300,7 +316,7 @@ def _print_precise(result: PreciseResult, as_json: bool) -> None:
     if as_json:
         print(json_text({"aggregate": to_wire(result.aggregate), "precision": result.to_dict()}))
         return
-    print(study_table(result.aggregate))
+    print(study_table(result.aggregate, scenario))
     print()
     for note in result.notes():
         print(note)
@@ -351,14 +367,14 @@ def _to_clickhouse(
     print(f"study {study_id} written to {ch.dsn.redacted}: {describe(reports)}", file=sys.stderr)
 
 
-def _print_study(result: StudyAggregate, as_json: bool) -> None:
+def _print_study(result: StudyAggregate, as_json: bool, scenario: Scenario | None = None) -> None:
     from simfleet.producer.report import json_text, study_table
     from simfleet.shared.messages import to_wire
 
     if as_json:
         print(json_text(to_wire(result)))
     else:
-        print(study_table(result))
+        print(study_table(result, scenario))
 
 
 def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: int, seed: int) -> int:
@@ -371,10 +387,11 @@ def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: in
         result = _follow(args, fleet, study)
         if result is None:
             return 130
-        summaries = study.summaries(timeout=60) if args.to_clickhouse else []
+        summaries = study.summaries(timeout=60)
     finally:
         fleet.close()
-    _print_study(result, args.json)
+    _print_study(result, args.json, scenario)
+    _warn_study(scenario, summaries, seed)
     if args.to_clickhouse:
         _to_clickhouse(scenario, study.id, summaries, result)
     return 0
@@ -568,6 +585,7 @@ def _sweep(args: argparse.Namespace) -> int:
                 replications=scenario.replications if args.replications is None else args.replications,
                 seed=scenario.seed if args.seed is None else args.seed,
                 request_type=args.request_type,
+                metric=args.metric,
             )
         finally:
             progress.close()
@@ -580,9 +598,24 @@ def _sweep(args: argparse.Namespace) -> int:
             plot_utilisation_heatmap(sweep, staging / "utilisation_heatmap.png"),
         ]
         _print_sweep(sweep, args)
+        _warn_sweep(scenario, sweep, args)
     for path in [staging / "sweep.json", staging / "sweep.csv", *plots]:
         print(f"wrote {out / path.name}", file=sys.stderr)
     return 0
+
+
+def _warn_sweep(scenario: Scenario, sweep: SweepResult, args: argparse.Namespace) -> None:
+    """A threshold no rate can meet (with ``--threshold``), then each rate's warnings, prefixed by the rate."""
+    from simfleet.producer.confidence import SlaTerm
+    from simfleet.producer.diagnostics import no_load, threshold_warnings
+
+    if args.threshold is not None:
+        types = [args.request_type] if args.request_type else list(scenario.request_types)
+        terms = [SlaTerm(name, args.metric, args.threshold) for name in types]
+        seed = scenario.seed if args.seed is None else args.seed
+        _warn(threshold_warnings(scenario, terms, no_load(scenario, seed)))
+    for rate, lines in zip(sweep.rates_per_min, sweep.warnings, strict=True):
+        _warn([f"at {rate:g} requests/min: {line}" for line in lines])
 
 
 def _print_sweep(sweep: SweepResult, args: argparse.Namespace) -> None:

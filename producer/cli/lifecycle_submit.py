@@ -31,28 +31,49 @@ def register(commands: Any) -> None:
     """Add the ``submit`` subcommand."""
     parser: argparse.ArgumentParser = commands.add_parser("submit", help="run a lifecycle job on the fleet")
     parser.add_argument("--inputs", type=Path, help="inputs directory here (mp1, mp3, mp4, mp5, meta.yaml)")
-    parser.add_argument("--inputs-version", metavar="DATE/ID",
-                        help="read the inputs from ClickHouse instead: version_date/version_id (see db import-inputs)")
-    parser.add_argument("--via", choices=["store", "clickhouse"], default="store",
-                        help="how an inputs directory reaches the workers: the checkpoint store (default) or a new "
-                             "ClickHouse version")
-    parser.add_argument("--days", type=bounded_int(1, MAX_DAYS),
-                        help=f"horizon in days, 1 to {MAX_DAYS} (default: the inputs' own)")
-    parser.add_argument("--chunk-days", type=bounded_int(1, MAX_DAYS), default=365,
-                        help=f"days per execute stage, 1 to {MAX_DAYS} (default 365)")
-    parser.add_argument("--out", type=Path,
-                        help="after the job, write MP2 here, on this machine, as Parquet (mp2/, mp2_daily/)")
-    parser.add_argument("--to-clickhouse", action="store_true",
-                        help="MP2 to ClickHouse (the workers' clickhouse_dsn; the default unless --out is given)")
+    parser.add_argument(
+        "--inputs-version",
+        metavar="DATE/ID",
+        help="read the inputs from ClickHouse instead: version_date/version_id (see db import-inputs)",
+    )
+    parser.add_argument(
+        "--via",
+        choices=["store", "clickhouse"],
+        default="store",
+        help="how an inputs directory reaches the workers: the checkpoint store (default) or a new ClickHouse version",
+    )
+    parser.add_argument(
+        "--days", type=bounded_int(1, MAX_DAYS), help=f"horizon in days, 1 to {MAX_DAYS} (default: the inputs' own)"
+    )
+    parser.add_argument(
+        "--chunk-days",
+        type=bounded_int(1, MAX_DAYS),
+        default=365,
+        help=f"days per execute stage, 1 to {MAX_DAYS} (default 365)",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="after the job, write MP2 here, on this machine, as Parquet (mp2/, mp2_daily/)"
+    )
+    parser.add_argument(
+        "--to-clickhouse",
+        action="store_true",
+        help="MP2 to ClickHouse (the workers' clickhouse_dsn; the default unless --out is given)",
+    )
     parser.add_argument("--log", choices=LOG_MODES, default="full", help="per-airframe MP2 or not")
     parser.add_argument("--backend", choices=BACKENDS, help="lifecycle backend (default: the worker's)")
-    parser.add_argument("--no-persist", action="store_true",
-                        help="restore from checkpoints at every stage (the fallback mode) instead of keeping it live")
-    parser.add_argument("--priority", choices=list(PRIORITIES), default="normal",
-                        help="queue priority on the fleet (default normal)")
-    parser.add_argument("--job-id", type=work_id,
-                        help="the job's id: 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit "
-                             "(default: a fresh one)")
+    parser.add_argument(
+        "--no-persist",
+        action="store_true",
+        help="restore from checkpoints at every stage (the fallback mode) instead of keeping it live",
+    )
+    parser.add_argument(
+        "--priority", choices=list(PRIORITIES), default="normal", help="queue priority on the fleet (default normal)"
+    )
+    parser.add_argument(
+        "--job-id",
+        type=work_id,
+        help="the job's id: 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit (default: a fresh one)",
+    )
     parser.add_argument("--fleet", action="store_true", required=True, help="run on the fleet (required)")
     parser.add_argument("--timeout", type=positive_float, help="stop waiting after this many seconds (the job goes on)")
     parser.add_argument("--no-wait", action="store_true", help="print the job id and return at once")

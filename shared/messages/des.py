@@ -169,7 +169,10 @@ class ReplicationSummary(Message, frozen=True):
     Attributes:
         stable: false when the run was stopped as unstable; ``unstable_reason`` says why.
         stopped_at_horizon: the run reached its horizon (rather than running out of work).
-        in_flight: requests in the system when the run stopped.
+        in_flight: requests in the system when the run stopped (0 after a drain).
+        in_system_at_window_end: requests in the system when the measurement window closed (at the horizon, or
+            earlier when the run was stopped): set against ``little.mean_in_system``, it tells a run whose backlog
+            kept growing from one in a steady state, drained or not.
         end_time_s: simulated time when the run stopped.
         window_s: length of the measurement window [warmup, end].
         types: latency figures per request type, in scenario order; ``overall`` over every type.
@@ -193,6 +196,7 @@ class ReplicationSummary(Message, frozen=True):
     events: Count
     wall_s: float
     events_per_s: float
+    in_system_at_window_end: Count = 0
 
 
 class Stat(Message, frozen=True):

@@ -1,7 +1,9 @@
 import csv
 import json
 
-from simfleet.producer.charts import plot_sla_search, plot_sweep_latency, plot_utilisation_heatmap
+import matplotlib.pyplot as plt
+
+from simfleet.producer.charts import plot_sla_search, plot_sweep_latency, plot_utilisation_heatmap, sweep_latency_figure
 from simfleet.producer.cli import main
 from simfleet.producer.rate_sweep import sla_rows, sweep_rates, write_rows_csv
 from simfleet.producer.sla import search_sla
@@ -42,9 +44,13 @@ def test_sweep_latency_grows_with_load_and_rows_are_flat(tmp_path):
     sweep.write_csv(tmp_path / "sweep.csv")
     rows = list(csv.DictReader((tmp_path / "sweep.csv").open()))
     assert len(rows) == 3 * 2  # (rate, type) with the type and (all)
-    assert {"rate_per_min", "request_type", "p95_s", "p95_s_ci95", "utilisation_cpu", "utilisation_mem"} <= set(rows[0])
+    assert {"rate_per_min", "request_type", "p95_s", "p95_s_ci95", "utilisation_cpu", "utilisation_mem",
+            "near_saturation", "waiting_cpu", "bottleneck_candidate"} <= set(rows[0])  # fmt: skip
+    assert [row["near_saturation"] for row in rows] == ["False"] * 6
+    assert {row["bottleneck_candidate"] for row in rows} == {"cpu"}  # mem (8 units) never fills
     sweep.write_json(tmp_path / "sweep.json")
-    assert json.loads((tmp_path / "sweep.json").read_text())["rates_per_min"] == [12, 30, 45]
+    written = json.loads((tmp_path / "sweep.json").read_text())
+    assert written["rates_per_min"] == [12, 30, 45] and written["near_saturation"] == [False] * 3
 
 
 def test_charts_are_real_pngs(tmp_path):
@@ -71,4 +77,41 @@ def test_des_sweep_command_writes_results_and_plots(tmp_path, capsys):
     assert {p.name for p in out.iterdir()} == {
         "sweep.json", "sweep.csv", "latency_vs_rate.png", "utilisation_heatmap.png"
     }  # fmt: skip
-    assert "busiest cpu" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "cpu (0." in printed.out and "held back" in printed.out
+    assert "warning: no rate can meet p95 of r < 5 s" not in printed.err  # alone, r's p95 is about 3 s
+
+
+def test_des_sweep_warns_on_stderr_and_flags_near_saturation_rows(tmp_path, capsys):
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(json.dumps(tiny().to_dict()))
+    code = main(["des", "sweep", str(scenario), "--rates", "12", "58", "--replications", "2", "--threshold", "2",
+                 "--out", str(tmp_path / "out"), "--processes", "1", "--json", "--seed", "4"])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr()
+    rows = json.loads(printed.out)
+    assert [row["near_saturation"] for row in rows] == [False, False, True, True]
+    warnings = printed.err.splitlines()
+    assert warnings[0].startswith("warning: no rate can meet p95 of r < 2 s: even alone its p95 is 2.9")
+    assert "warning: at 58 requests/min: near saturation: cpu is 9" in printed.err
+    assert not [line for line in warnings if line.startswith("warning: at 12 ")]
+
+
+def test_the_sweep_plot_marks_unstable_and_near_saturation_rates_on_a_log_axis_with_the_sla_line():
+    # 12 and 45/min are calm, 58/min is 97% busy (near saturation), 70/min is above capacity: p95 from 4 s to 500 s.
+    sweep = sweep_rates(tiny(), [12, 45, 58, 70], local, replications=2, seed=4)
+    assert sweep.near_saturation == [False, False, True, False]
+    assert [a.stable for a in sweep.aggregates] == [True, True, True, False]
+    fig, ax = sweep_latency_figure(sweep, metric="p95", threshold_s=5)
+    plt.close(fig)
+    assert ax.get_yscale() == "log" and "latency (s" in ax.get_ylabel() and "requests/min" in ax.get_xlabel()
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines["SLA p95 < 5 s"].get_ydata()) == [5, 5]
+    unstable = lines["unstable (no steady state: see the table)"]
+    assert list(unstable.get_xdata()) == [70, 70] and unstable.get_marker() == "X"  # the type and (all)
+    near = lines["near saturation (see the warnings)"]
+    assert list(near.get_xdata()) == [58, 58] and near.get_marker() == "^"
+    calm, calm_ax = sweep_latency_figure(sweep_rates(tiny(), [12, 30], local, replications=2, seed=4))
+    plt.close(calm)
+    assert calm_ax.get_yscale() == "linear"
+    assert not [line for line in calm_ax.get_lines() if "saturation" in line.get_label()]

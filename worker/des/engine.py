@@ -417,6 +417,7 @@ class Simulation:
             "rates": [list(r.integrals()) for r in self.rates],
             "spaces": [list(s.integrals()) for s in self.spaces],
             "sys": self.sys_int,
+            "n": self.n_sys,
         }
 
     def _open_window(self, now: float) -> None:

@@ -140,35 +140,76 @@ class Scenario:
                 load[res] += rt.rate_per_min / 60.0 * work / self.resources[res].effective_capacity
         return load
 
-    def capacity_bound_per_min(self, request_type: str | None = None) -> float:
-        """The rate (requests/min) above which no scenario can be stable.
+    def holding_time_s(self, tool: str, weight: float = 1.0) -> float:
+        """The no-load run time of ``tool`` (seconds): how long it holds its space when it runs alone.
 
-        With ``request_type`` only that type's rate varies (the others keep theirs); with ``None`` the whole mix
-        scales and the bound is on the total rate.
+        Alone on each rate resource it progresses at ``min(capacity, weight × per_tool_cap)`` (the cap is per unit
+        of weight, see docs/des.md); it works on all its resources at once and finishes with the slowest, so the
+        estimate is the largest of ``mean work / that rate``. The largest of the means is at most the mean of the
+        largest, and contention only lengthens a run, so a bound built on it is never below the true one.
         """
-        bound = math.inf
+        longest = 0.0
+        for name, dist in self.tools[tool].work.items():
+            res = self.resources[name]
+            speed = res.capacity if res.per_tool_cap is None else min(res.capacity, weight * res.per_tool_cap)
+            longest = max(longest, dist.mean / speed)
+        return longest
+
+    def mean_use_per_request(self, type_name: str) -> dict[str, float]:
+        """What a request of ``type_name`` asks of each resource, in units of its capacity × seconds.
+
+        A rate resource: the mean work (work units, as :meth:`mean_work_per_request`). A space resource: the sum
+        over the request's tools of demand × no-load holding time (:meth:`holding_time_s`), space-unit-seconds.
+        Either way, λ × this / capacity is the share of the resource the type keeps busy (at least, for space).
+        """
+        rtype = self.request_types[type_name]
+        use = self.mean_work_per_request(type_name)
+        for node in rtype.nodes:
+            tool = self.tools[node.tool]
+            if tool.space:
+                held = self.holding_time_s(node.tool, rtype.weight)
+                for res, demand in tool.space.items():
+                    use[res] = use.get(res, 0.0) + demand * held
+        return use
+
+    def capacity_bound_per_min(self, request_type: str | None = None) -> float:
+        """The rate (requests/min) above which no scenario can be stable: the least of :meth:`bounds_per_min`."""
+        return min(self.bounds_per_min(request_type).values(), default=math.inf)
+
+    def bounds_per_min(self, request_type: str | None = None) -> dict[str, float]:
+        """The rate (requests/min) each resource alone allows, for the resources the searched rate uses.
+
+        Every resource bounds the rate at its capacity over the use per request (:meth:`mean_use_per_request`):
+        a rate resource by its effective capacity over the mean work, a space resource held for each tool's whole
+        run by capacity / (Σ demand × holding time), the holding time estimated from the tools' no-load run time.
+        With ``request_type`` only that type's rate varies (the others keep theirs and take their share first);
+        with ``None`` the whole mix scales and the bound is on the total rate.
+        """
+        bounds: dict[str, float] = {}
         total = sum(rt.rate_per_min for rt in self.request_types.values())
+        uses = {name: self.mean_use_per_request(name) for name in self.request_types}
         for name, res in self.resources.items():
-            if res.kind != "rate":
-                continue
+            capacity = res.effective_capacity if res.kind == "rate" else res.capacity
             if request_type is None:
-                work = sum(
-                    rt.rate_per_min / total * self.mean_work_per_request(rt.name).get(name, 0.0)
-                    for rt in self.request_types.values()
-                )
-                if work > 0:
-                    bound = min(bound, res.effective_capacity / work * 60.0)
+                use = sum(rt.rate_per_min / total * uses[rt.name].get(name, 0.0) for rt in self.request_types.values())
+                if use > 0:
+                    bounds[name] = capacity / use * 60.0
                 continue
-            own = self.mean_work_per_request(request_type).get(name, 0.0)
+            own = uses[request_type].get(name, 0.0)
             if own <= 0:
                 continue
             others = sum(
-                rt.rate_per_min / 60.0 * self.mean_work_per_request(rt.name).get(name, 0.0)
+                rt.rate_per_min / 60.0 * uses[rt.name].get(name, 0.0)
                 for rt in self.request_types.values()
                 if rt.name != request_type
             )
-            bound = min(bound, max(0.0, res.effective_capacity - others) / own * 60.0)
-        return bound
+            bounds[name] = max(0.0, capacity - others) / own * 60.0
+        return bounds
+
+    def binding_resource(self, request_type: str | None = None) -> str | None:
+        """The resource that sets :meth:`capacity_bound_per_min` (``None`` when nothing bounds the rate)."""
+        bounds = self.bounds_per_min(request_type)
+        return min(bounds, key=lambda name: bounds[name]) if bounds else None
 
     def with_rates(self, rates_per_min: dict[str, float]) -> Scenario:
         """A copy with some request types' rates replaced.

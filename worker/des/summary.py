@@ -94,6 +94,7 @@ def build_summary(sim: Simulation) -> ReplicationSummary:
         unstable_reason=sim.unstable_reason,
         stopped_at_horizon=sim.stopped_at_horizon,
         in_flight=sim.n_sys,
+        in_system_at_window_end=int(end.get("n", sim.n_sys)),
         end_time_s=sim.now,
         window_s=window_s,
         types=types,
