@@ -62,6 +62,7 @@ from simfleet.worker.des.scenario import Scenario, as_scenario
 
 if TYPE_CHECKING:
     from simfleet.producer.sla import Evaluator
+    from simfleet.shared.messages.des import ReplicationSummary
 
 Stop = Literal["answer", "max_steps", "max_probes"]
 
@@ -148,6 +149,8 @@ class CapacityResult:
     """Several resources: each one's smallest passing steps with every other resource at the top of the grid."""
     visited: dict[tuple[int, ...], CapacityProbe] = field(default_factory=dict, repr=False)
     """The probes by their steps (in resource order): a candidate is run once."""
+    warnings: list[str] = field(default_factory=list)
+    """Plain-words warnings about the answer (a quantile estimated from too few requests per replication)."""
 
     @property
     def converged(self) -> bool:
@@ -202,6 +205,7 @@ class CapacityResult:
             "floor_steps": dict(self.floor),
             "skipped": self.skipped,
             "statement": self.statement(),
+            "warnings": list(self.warnings),
             "probes": [p.to_dict() for p in self.probes],
         }
 
@@ -303,7 +307,8 @@ def search_capacity(
         resources: the resources to vary (each must declare a ``step``); default: every resource with a step.
         costs: cost per unit of capacity of searched resources; default 1 per step.
         replications: replications per candidate to start with (at least 2).
-        max_replications: the most replications an undecided candidate gets (default: 40, or ``replications``).
+        max_replications: the most replications an undecided candidate gets
+            (default: 4x ``replications``, at least 20, as for the SLA search).
         seed: the study seed, the same at every candidate (default: the scenario's).
         max_steps: how many steps above its lower limit a resource may get.
         max_probes: give up (not converged) after this many probes.
@@ -315,7 +320,7 @@ def search_capacity(
     terms = _terms(scenario, slas)
     names = check_resources(scenario, resources)
     unit_costs = check_costs(scenario, costs, names)
-    precision = Precision(replications, max(DEFAULT_MAX_REPLICATIONS, replications) if max_replications is None
+    precision = Precision(replications, max(DEFAULT_MAX_REPLICATIONS, 4 * replications) if max_replications is None
                           else max_replications)  # fmt: skip
     seed = scenario.seed if seed is None else check_integer(seed, scenario.source, "seed", maximum=SEED_MAX)
     check_integer(max_steps, scenario.source, "max_steps", minimum=1, maximum=10_000)
@@ -328,6 +333,7 @@ def search_capacity(
         max_probes, "max_probes", None,
     )  # fmt: skip
     cache = result.visited
+    summaries: dict[tuple[int, ...], list[ReplicationSummary]] = {}
 
     def probe(point: tuple[int, ...]) -> CapacityProbe:
         if point not in cache:
@@ -335,6 +341,7 @@ def search_capacity(
             for name, m in zip(names, point, strict=True):
                 candidate = candidate.with_capacity(name, m * steps_of[name])
             judged = judge_candidate(evaluate, candidate, seed, terms, precision)
+            summaries[point] = judged.summaries
             capacities = {name: m * steps_of[name] for name, m in zip(names, point, strict=True)}
             cost = sum(unit_costs[name] * capacities[name] for name in names)
             cache[point] = CapacityProbe(dict(zip(names, point, strict=True)), capacities, cost, judged.verdict,
@@ -346,6 +353,11 @@ def search_capacity(
         _search_one(result, probe)
     else:
         _search_cheapest(result, probe)
+    if result.answer is not None:
+        from simfleet.producer.diagnostics import sample_warnings
+
+        point = tuple(result.answer.steps[name] for name in names)
+        result.warnings = sample_warnings(terms, summaries[point])
     return result
 
 

@@ -261,4 +261,5 @@ def capacity_table(result: CapacityResult) -> str:
     ]  # fmt: skip
     header = ["probe", *result.resources, "cost", *(t.text for t in terms), "SLA", "replications"]
     units = ["", *(result.units[n] for n in result.resources), "", *("s" for _ in terms), "", ""]
-    return text_table(header, body, units) + f"\n\n{result.statement()}\nafter {len(result.probes)} probes"
+    warnings = "".join(f"\nwarning: {w}" for w in result.warnings)
+    return text_table(header, body, units) + f"\n\n{result.statement()}\nafter {len(result.probes)} probes{warnings}"

@@ -270,9 +270,13 @@ def search_sla(
     bound = _bound(scenario, searched)
     probes: list[Probe] = []
 
+    judged: list[list[ReplicationSummary]] = []
+
     def run_probe(rate: float) -> None:
         probe_scenario = scenario.with_rate(rate, searched)
-        probes.append(Probe.of(rate, judge_candidate(evaluate, probe_scenario, seed, terms, precision)))
+        outcome = judge_candidate(evaluate, probe_scenario, seed, terms, precision)
+        judged.append(outcome.summaries)
+        probes.append(Probe.of(rate, outcome))
 
     floor = _floor_rate(scenario, terms, searched)
     warnings: list[str] = []
@@ -281,12 +285,13 @@ def search_sla(
         rate = _next_rate(probes, bound, rel_tol)
         if rate < floor:
             warnings.append(f"no rate down to {min(p.rate_per_min for p in probes):.4g} requests/min met the SLA; "
-                            f"below {floor:.4g} requests/min a replication of {scenario.horizon_s:g} s would not "
-                            "hold enough requests to estimate the metrics (a threshold below the latency of a "
-                            "request alone cannot be met at any rate)")  # fmt: skip
+                            f"below {floor:.4g} requests/min a replication of {scenario.horizon_s:g} s would expect "
+                            f"fewer than {MIN_REQUESTS} requests, so the search stopped")  # fmt: skip
             break
         run_probe(rate)
     lo, hi, zone = _bracket(probes)
+    answer = [judged[i] for i, probe in enumerate(probes) if probe is lo or probe is hi]
+    warnings[:0] = question_warnings(scenario, terms, answer or judged[:1], seed)
     return SlaResult(terms, scale, bound, rel_tol, precision.initial, precision.cap, lo, hi, _closed(probes, rel_tol),
                      probes, zone, warnings)  # fmt: skip
 
@@ -323,21 +328,38 @@ def _terms(scenario: Scenario, slas: Sequence[SlaTerm | str] | None, request_typ
     return [SlaTerm(request_type, metric, float(threshold_s))]
 
 
-def needed_requests(metric: str) -> int:
-    """Completed requests one replication needs for ``metric`` to mean something: 10 beyond a quantile, else 10."""
-    quantile = {"p50": 0.5, "p95": 0.95, "p99": 0.99}.get(metric)
-    return 10 if quantile is None else math.ceil(10 / (1.0 - quantile) - 1e-9)
+MIN_REQUESTS = 10
+"""A probe's window must expect at least this many requests of each term's type for its metrics to mean anything."""
 
 
 def _floor_rate(scenario: Scenario, terms: list[SlaTerm], searched: str | None) -> float:
-    """The searched rate below which a replication's window holds too few requests of some term's type."""
+    """The searched rate below which a replication's window would expect fewer than ``MIN_REQUESTS`` of some type."""
     window_min = max(scenario.horizon_s - scenario.warmup_s, 1e-9) / 60.0
     total = sum(rt.rate_per_min for rt in scenario.request_types.values())
     floor = 0.0
     for term in terms:
         share = 1.0 if searched is not None else scenario.request_types[term.request_type].rate_per_min / total
-        floor = max(floor, needed_requests(term.metric) / window_min / share)
+        floor = max(floor, MIN_REQUESTS / window_min / share)
     return floor
+
+
+def question_warnings(scenario: Scenario, terms: Sequence[SlaTerm], judged: Sequence[Sequence[ReplicationSummary]],
+                      seed: int) -> list[str]:  # fmt: skip
+    """Plain-words warnings about the question: thresholds no load can meet, quantiles from too few requests.
+
+    ``judged`` holds the summaries of the candidates the answer rests on (the two ends of the bracket), on which a
+    quantile's sample is checked (:mod:`simfleet.producer.diagnostics`).
+    """
+    from simfleet.producer.diagnostics import no_load, sample_warnings, threshold_warnings
+
+    warnings = threshold_warnings(scenario, terms, no_load(scenario, seed))
+    seen = set(warnings)
+    for summaries in judged:
+        for line in sample_warnings(terms, summaries):
+            if line not in seen:
+                seen.add(line)
+                warnings.append(line)
+    return warnings
 
 
 def _bound(scenario: Scenario, searched: str | None) -> float:

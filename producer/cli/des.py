@@ -713,7 +713,7 @@ def _register_capacity(commands: Any) -> None:
     capacity.add_argument("--replications", type=probe_replications_int, default=5,
                           help="replications per candidate to start with (at least 2; default 5)")  # fmt: skip
     capacity.add_argument("--max-replications", type=replications_int, help="the most replications a candidate "
-                          "gets while undecided (default: 40)")  # fmt: skip
+                          "gets while undecided (default: 4 x --replications, at least 20)")  # fmt: skip
     capacity.add_argument("--max-steps", type=bounded_int(1, 10_000), default=32,
                           help="how many steps above its lower limit a resource may get (default 32)")  # fmt: skip
     capacity.add_argument("--max-probes", type=bounded_int(1, 1000), default=30,
