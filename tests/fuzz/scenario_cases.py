@@ -44,7 +44,8 @@ def _scenario_command(rng: random.Random, data: dict[str, Any], file: str = "s.y
         return ["des", "run", file, "--processes", "1", "--replications", "1", "--json"], None
     if choice == "sla":
         return ["des", "sla", file, "--request-type", request_type, "--threshold", "5", "--replications", "2",
-                "--rel-tol", "0.3", "--processes", "1", "--json", "--out", "out"], "out"  # fmt: skip
+                "--max-replications", "2", "--rel-tol", "0.3", "--processes", "1", "--json", "--out",
+                "out"], "out"  # fmt: skip
     return ["des", "sweep", file, "--rates", "6", "30", "--replications", "1", "--processes", "1", "--json",
             "--out", "out"], "out"  # fmt: skip
 

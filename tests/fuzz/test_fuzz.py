@@ -21,10 +21,17 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
     return Templates(tmp_path_factory.mktemp("fuzz-templates"))
 
 
-@pytest.mark.parametrize("family", sorted(GENERATORS))
-def test_fuzz_sample(family: str, templates: Templates, tmp_path: Path) -> None:
+PARTS = {"scenario": 3, "inputs": 2}
+"""The families with the most cases run in parts (every n-th case), so that pytest-xdist spreads them."""
+
+
+@pytest.mark.parametrize(
+    ("family", "part"), [(family, part) for family in sorted(GENERATORS) for part in range(PARTS.get(family, 1))]
+)
+def test_fuzz_sample(family: str, part: int, templates: Templates, tmp_path: Path) -> None:
     cases = [case for case in make_cases(templates, SAMPLE, SEED) if case.family == family]
     assert cases, f"no {family} cases at a sample of {SAMPLE} ({SHARES[family]:.0%})"
+    cases = cases[part :: PARTS.get(family, 1)]
     report = run_cases(cases, tmp_path, parallel=2, deadline_s=60.0)
     print(report.table())
     assert not report.failures, f"{len(report.failures)} failing cases\n{report.describe_failures()}"
