@@ -83,8 +83,8 @@ def test_deep_research_sla_answers_with_both_ends_decided(capsys):
 
 def test_several_terms_scale_the_whole_mix_and_the_first_to_break_decides(capsys):
     code, answer = sla_cli(capsys, str(SCENARIOS / "mixed_workload.yaml"), "--sla", "deep-research:p95<60",
-                           "--sla", "web-search:p95 < 8", "--replications", "3", "--max-replications", "6",
-                           "--rel-tol", "0.1")  # fmt: skip
+                           "--sla", "web-search:p95 < 8", "--replications", "2", "--max-replications", "4",
+                           "--rel-tol", "0.2")  # fmt: skip
     assert code == 0 and answer["scale"] == "mix"
     assert [t["text"] for t in answer["terms"]] == ["deep-research:p95<60", "web-search:p95<8"]
     for probe in answer["probes"]:
