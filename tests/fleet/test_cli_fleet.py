@@ -24,8 +24,8 @@ def test_des_run_on_the_fleet_prints_the_same_answer_as_locally(fleet, start_wor
 def test_sla_search_on_the_fleet_probes_exactly_like_the_local_search(fleet, start_worker):
     start_worker()
     scenario = load_scenario(SCENARIOS / "deep_research_sla.yaml")
-    options = {"slas": ["deep-research:p95<30"], "replications": 3, "max_replications": 6, "seed": 8,
-               "rel_tol": 0.05}  # fmt: skip
+    options = {"slas": ["deep-research:p95<30"], "replications": 2, "max_replications": 4, "seed": 8,
+               "rel_tol": 0.15}  # fmt: skip
     on_fleet = fleet.sla_search(scenario, **options)
 
     def local(probe, replications, seed, first=0):
