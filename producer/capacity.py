@@ -49,10 +49,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from simfleet.producer.confidence import (
     DEFAULT_MAX_REPLICATIONS,
+    Decision,
     Precision,
     SlaTerm,
-    TermOutcome,
-    Verdict,
     check_term,
     judge_candidate,
 )
@@ -80,44 +79,18 @@ def capacity_unit(scenario: Scenario, resource: str) -> str:
     return f"{res.unit}/s" if res.unit else "work units/s"
 
 
-@dataclass(frozen=True)
-class CapacityProbe:
+@dataclass(frozen=True, kw_only=True)
+class CapacityProbe(Decision):
     """One probed candidate: the steps of each searched resource, its cost and what was measured there."""
 
     steps: dict[str, int]
     capacities: dict[str, float]
     cost: float
-    verdict: Verdict
-    terms: list[TermOutcome]
-    replications: int
-    capped: bool = False
-    """Undecided with its replications at the cap: undecided at this precision (not shown to pass)."""
-    stable: bool = True
-
-    @property
-    def passed(self) -> bool:
-        """Whether every term passed (with 95% confidence)."""
-        return self.verdict == "pass"
-
-    @property
-    def binding(self) -> TermOutcome:
-        """The term nearest to breaking, or the first that broke."""
-        return min(self.terms, key=lambda t: t.margin)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for strict JSON (a figure that is not finite is ``None``, with the term's ``reason``)."""
-        return {
-            "steps": dict(self.steps),
-            "capacities": dict(self.capacities),
-            "cost": self.cost,
-            "verdict": self.verdict,
-            "passed": self.passed,
-            "undecided_at_cap": self.capped,
-            "replications": self.replications,
-            "stable": self.stable,
-            "binding": self.binding.term.text,
-            "terms": [t.to_dict() for t in self.terms],
-        }
+        return {"steps": dict(self.steps), "capacities": dict(self.capacities), "cost": self.cost,
+                **self.decision_dict()}  # fmt: skip
 
 
 @dataclass
@@ -344,8 +317,8 @@ def search_capacity(
             summaries[point] = judged.summaries
             capacities = {name: m * steps_of[name] for name, m in zip(names, point, strict=True)}
             cost = sum(unit_costs[name] * capacities[name] for name in names)
-            cache[point] = CapacityProbe(dict(zip(names, point, strict=True)), capacities, cost, judged.verdict,
-                                         judged.terms, judged.replications, judged.capped, judged.stable)  # fmt: skip
+            cache[point] = CapacityProbe(steps=dict(zip(names, point, strict=True)), capacities=capacities, cost=cost,
+                                         **Decision.fields_of(judged))  # fmt: skip
             result.probes.append(cache[point])
         return cache[point]
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,24 @@ def plot_sweep_latency(
     return _save(fig, ax, path)
 
 
+DECISION_MARKS = {
+    "pass": ("o", "meets the SLA"),
+    "fail": ("x", "misses the SLA"),
+    "undecided": ("s", "undecided at cap"),
+}
+"""How a search's plots mark each decision: a marker and its legend text."""
+
+
+def _decided_points(ax: Any, rows: Sequence[tuple[float, Any, Any]], scale: float, colour: str, name: str) -> None:
+    """One term's points (x, its outcome, the decision) as mean ± 95% CI over ``scale``, marked by decision."""
+    for verdict, (marker, label) in DECISION_MARKS.items():
+        chosen = [(x, t) for x, t, v in rows if v == verdict]
+        if chosen:
+            ax.errorbar([x for x, _ in chosen], [t.value.mean / scale for _, t in chosen],
+                        yerr=[(t.value.ci95 or 0.0) / scale for _, t in chosen], fmt=marker, color=colour,
+                        capsize=3, label=f"{name}: {label}")  # fmt: skip
+
+
 def plot_sla_search(result: SlaResult, path: Path) -> Path:
     """The probes of an SLA search: each term's metric / threshold ± 95% CI against rate, decisions, the bracket.
 
@@ -119,7 +138,6 @@ def plot_sla_search(result: SlaResult, path: Path) -> Path:
     """
     single = len(result.terms) == 1
     fig, ax = plt.subplots(figsize=(8, 5))
-    styles = {"pass": ("o", "meets the SLA"), "fail": ("x", "misses the SLA"), "undecided": ("s", "undecided at cap")}
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, term in enumerate(result.terms):
         colour = colours[index % len(colours)]
@@ -128,12 +146,7 @@ def plot_sla_search(result: SlaResult, path: Path) -> Path:
                        if t.term == term and t.value.finite), key=lambda row: row[0])  # fmt: skip
         if rows:
             ax.plot([r for r, _, _ in rows], [t.value.mean / scale for _, t, _ in rows], color=colour, alpha=0.35)
-        for verdict, (marker, label) in styles.items():
-            chosen = [(r, t) for r, t, v in rows if v == verdict]
-            if chosen:
-                ax.errorbar([r for r, _ in chosen], [t.value.mean / scale for _, t in chosen],
-                            yerr=[(t.value.ci95 or 0.0) / scale for _, t in chosen], fmt=marker, color=colour,
-                            capsize=3, label=f"{term.request_type} {term.metric}: {label}")  # fmt: skip
+        _decided_points(ax, rows, scale, colour, f"{term.request_type} {term.metric}")
     threshold = result.threshold_s if single else 1.0
     ax.axhline(threshold, color="crimson", linestyle="--",
                label=f"SLA {result.threshold_s:g} s" if single else "SLA threshold (ratio 1)")  # fmt: skip
@@ -228,7 +241,6 @@ def plot_capacity_search(result: CapacityResult, path: Path) -> Path:
         return probe.capacities[name] if one_resource else probe.cost
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    styles = {"pass": ("o", "meets the SLA"), "fail": ("x", "misses the SLA"), "undecided": ("s", "undecided at cap")}
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, term in enumerate(result.terms):
         colour = colours[index % len(colours)]
@@ -242,12 +254,7 @@ def plot_capacity_search(result: CapacityResult, path: Path) -> Path:
             ax.plot(xs, means, color=colour, alpha=0.35)
             ax.fill_between(xs, [m - h for m, h in zip(means, half, strict=True)],
                             [m + h for m, h in zip(means, half, strict=True)], color=colour, alpha=0.15)  # fmt: skip
-        for verdict, (marker, label) in styles.items():
-            chosen = [(x, t) for x, t, v in rows if v == verdict]
-            if chosen:
-                ax.errorbar([x for x, _ in chosen], [t.value.mean / scale for _, t in chosen],
-                            yerr=[(t.value.ci95 or 0.0) / scale for _, t in chosen], fmt=marker, color=colour,
-                            capsize=3, label=f"{term.request_type} {term.metric}: {label}")  # fmt: skip
+        _decided_points(ax, rows, scale, colour, f"{term.request_type} {term.metric}")
     threshold = result.terms[0].threshold_s if single else 1.0
     ax.axhline(threshold, color="crimson", linestyle="--",
                label=f"SLA {threshold:g} s" if single else "SLA threshold (ratio 1)")  # fmt: skip

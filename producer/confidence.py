@@ -225,6 +225,46 @@ class Judged:
         return min(self.terms, key=lambda t: t.margin)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    """What a search keeps of a judged candidate (a probed rate, a capacity): the decision and each term's interval."""
+
+    verdict: Verdict
+    terms: list[TermOutcome]
+    replications: int
+    capped: bool = False
+    """Undecided with its replications at the cap: undecided at this precision (not shown to pass)."""
+    stable: bool = True
+
+    @staticmethod
+    def fields_of(judged: Judged) -> dict[str, Any]:
+        """The decision's fields from a judged candidate."""
+        return {"verdict": judged.verdict, "terms": judged.terms, "replications": judged.replications,
+                "capped": judged.capped, "stable": judged.stable}  # fmt: skip
+
+    @property
+    def passed(self) -> bool:
+        """Whether every term passed (with 95% confidence)."""
+        return self.verdict == "pass"
+
+    @property
+    def binding(self) -> TermOutcome:
+        """The term nearest to breaking, or the first that broke."""
+        return min(self.terms, key=lambda t: t.margin)
+
+    def decision_dict(self) -> dict[str, Any]:
+        """The decision as plain data for strict JSON (each term's figures ``None`` where not finite)."""
+        return {
+            "verdict": self.verdict,
+            "passed": self.passed,
+            "undecided_at_cap": self.capped,
+            "replications": self.replications,
+            "stable": self.stable,
+            "binding": self.binding.term.text,
+            "terms": [t.to_dict() for t in self.terms],
+        }
+
+
 def judge(summaries: list[ReplicationSummary], terms: Sequence[SlaTerm]) -> Judged:
     """Every term's estimate and decision over ``summaries``."""
     outcomes = []

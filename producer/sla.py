@@ -34,11 +34,10 @@ from typing import Any, Protocol
 
 from simfleet.producer.confidence import (
     DEFAULT_MAX_REPLICATIONS,
+    Decision,
     Judged,
     Precision,
     SlaTerm,
-    TermOutcome,
-    Verdict,
     check_term,
     judge_candidate,
 )
@@ -60,32 +59,16 @@ class Evaluator(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class Probe:
+@dataclass(frozen=True, kw_only=True)
+class Probe(Decision):
     """One probed rate and what was measured there: each term's interval and the decision."""
 
     rate_per_min: float
-    verdict: Verdict
-    terms: list[TermOutcome]
-    replications: int
-    capped: bool = False
-    """Undecided with its replications at the cap: undecided at this precision."""
-    stable: bool = True
 
     @classmethod
     def of(cls, rate_per_min: float, judged: Judged) -> Probe:
         """The probe of a judged candidate."""
-        return cls(rate_per_min, judged.verdict, judged.terms, judged.replications, judged.capped, judged.stable)
-
-    @property
-    def passed(self) -> bool:
-        """Whether every term passed (with 95% confidence)."""
-        return self.verdict == "pass"
-
-    @property
-    def binding(self) -> TermOutcome:
-        """The term nearest to breaking, or the first that broke."""
-        return min(self.terms, key=lambda t: t.margin)
+        return cls(rate_per_min=rate_per_min, **Decision.fields_of(judged))
 
     @property
     def metric_s(self) -> float:
@@ -107,16 +90,10 @@ class Probe:
         finite = math.isfinite(self.metric_s)
         return {
             "rate_per_min": self.rate_per_min,
-            "verdict": self.verdict,
-            "passed": self.passed,
-            "undecided_at_cap": self.capped,
-            "replications": self.replications,
-            "stable": self.stable,
-            "binding": self.binding.term.text,
+            **self.decision_dict(),
             "metric_s": self.metric_s if finite else None,
             "ci95_s": self.ci95_s if finite else None,
             "reason": self.reason,
-            "terms": [t.to_dict() for t in self.terms],
         }
 
 
