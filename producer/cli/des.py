@@ -437,36 +437,48 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _sla(args: argparse.Namespace) -> int:
-    from simfleet.producer.report import json_text, sla_table
+    from simfleet.producer.report import sla_table
     from simfleet.worker.des.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
     terms = _sla_terms(args, scenario)
-    from simfleet.producer.progress import StepProgress
-
     spec = scenario.sla
     mix = args.mix or len({t.request_type for t in terms}) > 1 or (spec is not None and spec.scale == "mix")
+
+    def search(evaluate: Evaluator) -> SlaResult:
+        return _search(args, scenario, evaluate, terms, mix)
+
+    return _answer(args, SLA_OUTPUTS, _rate_label(None if mix else terms[0].request_type), search, sla_table,
+                   lambda result: result.converged, write_sla_outputs, "the search did not converge")  # fmt: skip
+
+
+def _answer(args: argparse.Namespace, owned: tuple[str, ...], label: Any, search: Any, table: Any, answered: Any,
+            write: Any, nothing: str) -> int:  # fmt: skip
+    """Run a search command: the search with the evaluator of ``args``, its table (or JSON), its ``--out``.
+
+    ``--out`` is written only when ``answered(result)``; otherwise the command says why (``nothing``) and exits 1,
+    since an output there is always a whole answer.
+    """
+    from simfleet.producer.progress import StepProgress
+    from simfleet.producer.report import json_text
+
     progress = StepProgress(None, after_s=0.0 if args.fleet else 2.0)
     try:
-        with _staged(args.out, "--out", "folder", SLA_OUTPUTS) as staging:
-            fleet, evaluate = _evaluator(args, progress, _rate_label(None if mix else terms[0].request_type))
+        with _staged(args.out, "--out", "folder", owned) as staging:
+            fleet, evaluate = _evaluator(args, progress, label)
             try:
-                result = _search(args, scenario, evaluate, terms, mix)
+                result = search(evaluate)
             finally:
                 progress.close()
                 if fleet is not None:
                     fleet.close()
-            if args.json:
-                print(json_text(result.to_dict()))
-            else:
-                print(sla_table(result))
-            if not result.converged:
+            print(json_text(result.to_dict()) if args.json else table(result))
+            if not answered(result):
                 raise _NotConverged
-            written = write_sla_outputs(result, staging) if staging is not None else []
+            written = write(result, staging) if staging is not None else []
     except _NotConverged:
         if args.out is not None:
-            print(f"simfleet: the search did not converge, so {args.out} was not written (the probes are above)",
-                  file=sys.stderr)  # fmt: skip
+            print(f"simfleet: {nothing}, so {args.out} was not written (the probes are above)", file=sys.stderr)
         return 1
     for path in written:
         print(f"wrote {args.out / path.name}", file=sys.stderr)
@@ -729,8 +741,7 @@ def _register_capacity(commands: Any) -> None:
 def _capacity(args: argparse.Namespace) -> int:
     from simfleet.producer.capacity import check_costs, check_resources, search_capacity
     from simfleet.producer.confidence import SlaTerm, parse_term
-    from simfleet.producer.progress import StepProgress
-    from simfleet.producer.report import capacity_table, json_text
+    from simfleet.producer.report import capacity_table
     from simfleet.worker.des.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
@@ -745,31 +756,15 @@ def _capacity(args: argparse.Namespace) -> int:
     if args.max_replications is not None and args.max_replications < args.replications:
         raise ConfigError(f"must be at least --replications ({args.replications}), got {args.max_replications}",
                           key="--max-replications")  # fmt: skip
-    progress = StepProgress(None, after_s=0.0 if args.fleet else 2.0)
-    try:
-        with _staged(args.out, "--out", "folder", CAPACITY_OUTPUTS) as staging:
-            fleet, evaluate = _evaluator(args, progress, _capacity_label(resources))
-            try:
-                result = search_capacity(scenario, evaluate, slas=terms, resources=resources, costs=costs,
-                                         replications=args.replications, max_replications=args.max_replications,
-                                         seed=args.seed, max_steps=args.max_steps,
-                                         max_probes=args.max_probes)  # fmt: skip
-            finally:
-                progress.close()
-                if fleet is not None:
-                    fleet.close()
-            print(json_text(result.to_dict()) if args.json else capacity_table(result))
-            if result.answer is None:
-                raise _NotConverged
-            written = write_capacity_outputs(result, staging) if staging is not None else []
-    except _NotConverged:
-        if args.out is not None:
-            print(f"simfleet: the search found no answer, so {args.out} was not written (the probes are above)",
-                  file=sys.stderr)  # fmt: skip
-        return 1
-    for path in written:
-        print(f"wrote {args.out / path.name}", file=sys.stderr)
-    return 0
+
+    def search(evaluate: Evaluator) -> CapacityResult:
+        return search_capacity(scenario, evaluate, slas=terms, resources=resources, costs=costs,
+                               replications=args.replications, max_replications=args.max_replications,
+                               seed=args.seed, max_steps=args.max_steps, max_probes=args.max_probes)  # fmt: skip
+
+    return _answer(args, CAPACITY_OUTPUTS, _capacity_label(resources), search, capacity_table,
+                   lambda result: result.answer is not None, write_capacity_outputs,
+                   "the search found no answer")  # fmt: skip
 
 
 def _parse_costs(values: list[str]) -> dict[str, float]:
