@@ -23,7 +23,7 @@ from typing import Any
 
 from simfleet.producer.capacity import CapacityResult, search_capacity
 from simfleet.producer.charts import plot_sweep_latency, plot_utilisation_heatmap
-from simfleet.producer.cli.des import write_sla_outputs
+from simfleet.producer.cli.des import rate_label, write_sla_outputs
 from simfleet.producer.cli.lifecycle_run import print_summary
 from simfleet.producer.fleet.client import Fleet, StudyProgress
 from simfleet.producer.progress import ProgressBar, StepProgress
@@ -159,7 +159,7 @@ def _sla_search(fleet: Fleet) -> SlaResult:
           f"< {spec.threshold_s:g} s", flush=True)  # fmt: skip
     progress = StepProgress(None, stream=sys.stdout)
     try:
-        evaluate = _step_evaluator(fleet, progress, _rate_of(spec.request_type))
+        evaluate = _step_evaluator(fleet, progress, rate_label(spec.request_type))
         sla = search_sla(deep, evaluate, request_type=spec.request_type,
                          metric=spec.metric, threshold_s=spec.threshold_s, replications=max(2, spec.replications),
                          max_replications=10, seed=deep.seed, rel_tol=0.05, scale=spec.scale)  # fmt: skip
@@ -182,17 +182,6 @@ def _step_evaluator(fleet: Fleet, progress: StepProgress, name_of: Any) -> Any:
         return on_fleet(probe, replications, seed, first)
 
     return evaluate
-
-
-def _rate_of(request_type: str | None) -> Any:
-    """Names a probe by the searched rate: ``request_type``'s, or the whole mix's (None)."""
-
-    def name(probe: Any) -> str:
-        if request_type is None:
-            return f"the mix at {sum(t.rate_per_min for t in probe.request_types.values()):.4g} requests/min"
-        return f"{request_type} at {probe.request_types[request_type].rate_per_min:.4g} requests/min"
-
-    return name
 
 
 def _capacity_search(fleet: Fleet) -> CapacityResult:
@@ -223,7 +212,7 @@ def _sweep(fleet: Fleet, mixed: Any) -> SweepResult:
     progress = StepProgress(len(rates), stream=sys.stdout)
     try:
         sweep = sweep_rates(
-            mixed, rates, _step_evaluator(fleet, progress, _rate_of(None)), replications=4, seed=mixed.seed
+            mixed, rates, _step_evaluator(fleet, progress, rate_label(None)), replications=4, seed=mixed.seed
         )
     finally:
         progress.close()

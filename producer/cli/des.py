@@ -448,7 +448,7 @@ def _sla(args: argparse.Namespace) -> int:
     def search(evaluate: Evaluator) -> SlaResult:
         return _search(args, scenario, evaluate, terms, mix)
 
-    return _answer(args, SLA_OUTPUTS, _rate_label(None if mix else terms[0].request_type), search, sla_table,
+    return _answer(args, SLA_OUTPUTS, rate_label(None if mix else terms[0].request_type), search, sla_table,
                    lambda result: result.converged, write_sla_outputs, "the search did not converge")  # fmt: skip
 
 
@@ -565,7 +565,7 @@ def _evaluator(args: argparse.Namespace, progress: StepProgress, rate_of: Any) -
     return None, evaluate
 
 
-def _rate_label(request_type: str | None) -> Any:
+def rate_label(request_type: str | None) -> Any:
     """What names a probe on the progress line: the rate of ``request_type``, or of the whole mix (None)."""
 
     def label(probe: Scenario) -> str:
@@ -588,7 +588,7 @@ def _sweep(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / "sweeps" / scenario.name
     progress = StepProgress(len(args.rates), after_s=0.0 if args.fleet else 2.0)
     with atomic_output(out, flag="--out", owned=SWEEP_OUTPUTS) as staging:
-        fleet, evaluate = _evaluator(args, progress, _rate_label(args.request_type))
+        fleet, evaluate = _evaluator(args, progress, rate_label(args.request_type))
         try:
             sweep = sweep_rates(
                 scenario,
