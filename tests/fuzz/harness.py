@@ -138,6 +138,9 @@ class Report:
 def _child(case_dir: str, argv: list[str] | None, call: tuple[str, dict[str, Any]] | None) -> None:
     """Run one case in this process (forked from the server) and leave ``result.json`` in its folder."""
     began = time.monotonic()
+    # A case is a command run in a terminal, where Ctrl-C raises KeyboardInterrupt; a runner started in the
+    # background of a shell (``make fuzz &``) has SIGINT ignored, and its children would inherit that.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     os.chdir(case_dir)
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
     os.environ["SIMFLEET_BROKER_URL"] = UNREACHABLE_REDIS
