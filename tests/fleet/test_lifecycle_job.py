@@ -26,7 +26,7 @@ def inputs_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def big_inputs(tmp_path: Path) -> Path:
-    return make_inputs(tmp_path / "big-inputs", 4000, 1095, seed=3)
+    return make_inputs(tmp_path / "big-inputs", 2500, 1095, seed=3)
 
 
 def test_a_job_through_the_fleet_gives_the_local_runs_mp2(fleet, start_worker, inputs_dir, tmp_path):

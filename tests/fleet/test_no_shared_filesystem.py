@@ -43,7 +43,7 @@ def test_a_job_completes_across_machines_that_share_no_directory(redis_server, s
                 worker = Worker(settings, homes[name] / "worker.log", 1, {ROLE_ENV: "gpu"}, "gpu", home=homes[name])
                 workers.append(worker)
                 worker.wait_ready(fleet)
-            inputs = make_inputs(homes["producer"] / "inputs", 4000, 1095, seed=3)
+            inputs = make_inputs(homes["producer"] / "inputs", 2500, 1095, seed=3)
             job = fleet.run_lifecycle(inputs=inputs, chunk_days=365, sink="none")
             shutil.rmtree(inputs)  # the producer keeps nothing the workers could need
             wire = json.dumps(to_wire(job.record().spec))
@@ -59,7 +59,7 @@ def test_a_job_completes_across_machines_that_share_no_directory(redis_server, s
         finally:
             for worker in workers:
                 worker.discard()
-    assert_mp2_is_the_local_runs(out, make_inputs(tmp_path / "same-inputs", 4000, 1095, seed=3))
+    assert_mp2_is_the_local_runs(out, make_inputs(tmp_path / "same-inputs", 2500, 1095, seed=3))
     blobs = fleet.checkpoints().store.keys(f"{job.id}/")
     assert blobs and any("environment" in key for key in blobs)
     for name in ("machine-a", "machine-b"):
