@@ -14,14 +14,15 @@ PYTEST_WORKERS ?= 4
 
 install: $(STAMP)
 
-# uv installs the same packages as pip (the machine's pip constraints included, where it has them) in a few seconds
-# instead of about 45; pip does it when uv cannot be had.
+# uv installs the same packages as pip (the machine's pip constraints included, where it has them), compiled to
+# bytecode as pip does (else every test process compiles them again), in about 18 s instead of 50; pip does it when
+# uv cannot be had.
 PIP_CONSTRAINTS := $(wildcard /etc/xdg/pip/constraints.txt)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	{ $(BIN)/python -m pip install --quiet uv && \
-	  $(BIN)/uv pip install --quiet --python $(BIN)/python $(if $(PIP_CONSTRAINTS),--constraint $(PIP_CONSTRAINTS)) \
-	    -e '.[dev]'; } || \
+	  $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python \
+	    $(if $(PIP_CONSTRAINTS),--constraint $(PIP_CONSTRAINTS)) -e '.[dev]'; } || \
 	{ $(BIN)/python -m pip install --quiet --upgrade pip && $(BIN)/python -m pip install --quiet -e '.[dev]'; }
 	touch $(STAMP)
 
