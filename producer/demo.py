@@ -23,7 +23,8 @@ from typing import Any
 
 from simfleet.producer.capacity import CapacityResult, search_capacity
 from simfleet.producer.charts import plot_sweep_latency, plot_utilisation_heatmap
-from simfleet.producer.cli.des import rate_label, write_sla_outputs
+from simfleet.producer.cli.des_common import rate_label
+from simfleet.producer.cli.des_search import write_sla_outputs
 from simfleet.producer.cli.lifecycle_run import print_summary
 from simfleet.producer.fleet.client import Fleet, StudyProgress
 from simfleet.producer.progress import ProgressBar, StepProgress
