@@ -272,17 +272,14 @@ def _register_capacity(commands: Any) -> None:
 
 def _capacity(args: argparse.Namespace) -> int:
     from simfleet.producer.capacity import check_costs, check_resources, search_capacity
-    from simfleet.producer.confidence import SlaTerm, parse_term
+    from simfleet.producer.confidence import parse_term
     from simfleet.producer.report import capacity_table
     from simfleet.worker.des.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
-    if args.slas:
-        terms = [parse_term(text, scenario) for text in args.slas]
-    elif scenario.sla is not None:
-        terms = [SlaTerm(scenario.sla.request_type, scenario.sla.metric, scenario.sla.threshold_s)]
-    else:
+    if not args.slas and scenario.sla is None:
         raise ConfigError(f"give the SLA as --sla TYPE:METRIC<SECONDS: {args.scenario} has no sla block", key="--sla")
+    terms = [parse_term(text, scenario) for text in args.slas] if args.slas else None  # None: the sla block's term
     resources = check_resources(scenario, args.resources, key="--resource")
     costs = check_costs(scenario, _parse_costs(args.costs or []), resources, key="--cost")
     if args.max_replications is not None and args.max_replications < args.replications:
