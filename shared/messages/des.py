@@ -23,9 +23,16 @@ Count = Annotated[int, msgspec.Meta(ge=0)]
 """A number of things (requests, events, replications): never negative."""
 
 LATENCY_FIGURES = (
-    "arrived", "completed", "unfinished", "mean_s", "p50_s", "p95_s", "p99_s", "max_s", "throughput_per_min"
+    "arrived", "completed", "unfinished", "mean_s", "p50_s", "p95_s", "p99_s", "max_s", "throughput_per_min",
+    "failed", "timed_out", "success_ratio", "goodput_per_min",
 )  # fmt: skip
 """The scalar latency figures, in order; :class:`LatencyFigures` and :class:`LatencyAggregate` have a field of each."""
+
+FINISHED_FIGURES = ("finished", "mean_s", "p50_s", "p95_s", "p99_s", "max_s")
+"""The figures over every finished request (successful or not), in order (:class:`FinishedFigures`)."""
+
+NODE_FIGURES = ("attempts", "failed", "timed_out", "fallbacks", "skipped", "branch_skipped")
+"""What a replication counts per node of a request type (:class:`NodeFigures`)."""
 
 # ``frozen=True`` is inherited from Message at run time; each class repeats it because mypy's reading of msgspec's
 # dataclass_transform takes a subclass without it for a non-frozen dataclass of a frozen one (an error).
@@ -49,16 +56,40 @@ class SketchData(Message, frozen=True):
     max: float | None
 
 
+class FinishedFigures(Message, frozen=True):
+    """Latency over every finished request of a type, successful or not (a failed request finishes when it fails).
+
+    The figures are ``None`` when nothing finished.
+    """
+
+    finished: Count
+    mean_s: float | None
+    p50_s: float | None
+    p95_s: float | None
+    p99_s: float | None
+    max_s: float | None
+
+
 class LatencyFigures(Message, frozen=True):
     """Latency figures of one request type (or of all) in one replication.
 
+    Every count is of counted requests (arriving in [warmup, horizon)), and
+    ``completed + failed + timed_out + unfinished == arrived``.
+
     Attributes:
         arrived: counted arrivals.
-        completed: counted completions.
-        unfinished: requests in flight when the run stopped, counted or not.
-        mean_s: mean latency; this and the quantiles and ``max_s`` are ``None`` when nothing completed.
-        throughput_per_min: counted completions per minute of the measurement window (0 when it is empty).
-        sketch: the mergeable sketch of the latencies.
+        completed: counted requests that finished successfully.
+        unfinished: counted requests still in flight when the run stopped.
+        mean_s: mean latency of the successful requests; this and the quantiles and ``max_s`` are ``None`` when
+            nothing completed.
+        throughput_per_min: successful completions per minute of the measurement window (0 when it is empty).
+        sketch: the mergeable sketch of the successful requests' latencies.
+        failed: counted requests that failed (a node's last attempt failed and its ``on_failure`` is ``fail``).
+        timed_out: counted requests that failed because a node's last attempt timed out.
+        success_ratio: ``completed / (completed + failed + timed_out)``; ``None`` when none finished.
+        goodput_per_min: successful completions per minute of the window (equal to ``throughput_per_min``; named
+            for the model with failures, where finished requests are not all good ones).
+        all_finished: latency over every finished request, failed ones included (:class:`FinishedFigures`).
     """
 
     arrived: Count
@@ -71,6 +102,11 @@ class LatencyFigures(Message, frozen=True):
     max_s: float | None
     throughput_per_min: float
     sketch: SketchData
+    failed: Count = 0
+    timed_out: Count = 0
+    success_ratio: float | None = None
+    goodput_per_min: float = 0.0
+    all_finished: FinishedFigures | None = None
 
     def figure(self, name: str) -> float | None:
         """The latency figure called ``name`` (one of :data:`LATENCY_FIGURES`)."""
@@ -89,6 +125,8 @@ class RateResourceFigures(Message, frozen=True, tag_field="kind", tag="rate"):
         utilisation: measured busy share of the capacity.
         mean_consumers, max_consumers: tools being served at once.
         mean_waiting, max_waiting: tools queued for a service slot.
+        wasted_work_per_s: work units per second of the window done by attempts that then failed, timed out or were
+            cancelled with their failed request (0 without failures).
     """
 
     capacity: float
@@ -98,6 +136,7 @@ class RateResourceFigures(Message, frozen=True, tag_field="kind", tag="rate"):
     max_consumers: Count
     mean_waiting: float
     max_waiting: Count
+    wasted_work_per_s: float = 0.0
 
     @property
     def kind(self) -> str:
@@ -152,6 +191,26 @@ ResourceFigures = RateResourceFigures | SpaceResourceFigures
 """A resource's figures, told apart on the wire by their ``kind`` field; both have ``mean_busy`` and ``max_busy``."""
 
 
+class NodeFigures(Message, frozen=True):
+    """What happened at one node of a request type, over its counted requests.
+
+    Attributes:
+        attempts: attempts started (retries and fallback runs included).
+        failed: attempts that failed at their completion (``fail_prob``).
+        timed_out: attempts cancelled by their ``timeout_s``.
+        fallbacks: times the node ran its fallback template.
+        skipped: times the node counted as done after its last attempt failed (``on_failure: skip``).
+        branch_skipped: times the node did not run at all (its ``prob`` draw said no).
+    """
+
+    attempts: Count = 0
+    failed: Count = 0
+    timed_out: Count = 0
+    fallbacks: Count = 0
+    skipped: Count = 0
+    branch_skipped: Count = 0
+
+
 class LittleFigures(Message, frozen=True):
     """Little's law over the measurement window: L (``mean_in_system``) against λ·W (``lambda_w``)."""
 
@@ -178,6 +237,7 @@ class ReplicationSummary(Message, frozen=True):
         types: latency figures per request type, in scenario order; ``overall`` over every type.
         resources: figures per resource, in scenario order (rate resources first).
         events: events processed; ``wall_s`` the time they took, ``events_per_s`` their rate.
+        nodes: per request type and node (``VARIANT/NODE`` for a type with variants), what its attempts did.
     """
 
     scenario: str
@@ -197,6 +257,7 @@ class ReplicationSummary(Message, frozen=True):
     wall_s: float
     events_per_s: float
     in_system_at_window_end: Count = 0
+    nodes: dict[str, dict[str, NodeFigures]] = msgspec.field(default_factory=dict)
 
 
 class Stat(Message, frozen=True):
@@ -237,6 +298,11 @@ class LatencyAggregate(Message, frozen=True):
     throughput_per_min: Stat
     merged: MergedLatency
     sketch: SketchData
+    failed: Stat = Stat(mean=None, std=None, ci95=None, n=0)
+    timed_out: Stat = Stat(mean=None, std=None, ci95=None, n=0)
+    success_ratio: Stat = Stat(mean=None, std=None, ci95=None, n=0)
+    goodput_per_min: Stat = Stat(mean=None, std=None, ci95=None, n=0)
+    all_finished: dict[str, Stat] = msgspec.field(default_factory=dict)
 
     def figure(self, name: str) -> Stat:
         """The statistics of the latency figure called ``name`` (one of :data:`LATENCY_FIGURES`)."""
@@ -275,6 +341,8 @@ class StudyAggregate(Message, frozen=True, omit_defaults=True):
             ``unstable_reasons`` lists their distinct reasons, sorted.
         resources: per resource, each figure of its kind (``capacity``, ``utilisation``, ...) by name.
         study_id: the fleet's study id (set by the fleet's aggregation; empty, and left off the wire, for a local run).
+        nodes: per request type and node, each :class:`NodeFigures` figure and ``attempts_per_request`` (attempts
+            over counted arrivals) as a :class:`Stat`.
     """
 
     scenario: str
@@ -289,3 +357,4 @@ class StudyAggregate(Message, frozen=True, omit_defaults=True):
     little: LittleAggregate
     run: RunAggregate
     study_id: str = ""
+    nodes: dict[str, dict[str, dict[str, Stat]]] = msgspec.field(default_factory=dict)

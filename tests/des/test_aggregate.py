@@ -44,7 +44,8 @@ def test_aggregate_reports_every_scalar_and_merged_quantiles(summaries):
     assert set(agg.resources) == {"cpu", "net", "mem"}
     assert agg.resources["cpu"]["utilisation"].n == 4
     assert list(agg.resources["cpu"]) == [
-        "capacity", "offered_load", "utilisation", "mean_consumers", "max_consumers", "mean_waiting", "max_waiting"
+        "capacity", "offered_load", "utilisation", "mean_consumers", "max_consumers", "mean_waiting", "max_waiting",
+        "wasted_work_per_s",
     ]
     assert list(agg.resources["mem"]) == [
         "capacity", "utilisation", "mean_in_use", "max_in_use", "mean_waiting", "max_waiting"

@@ -17,6 +17,9 @@ import msgspec
 from scipy import stats
 
 from simfleet.shared.messages.des import (
+    FINISHED_FIGURES,
+    NODE_FIGURES,
+    FinishedFigures,
     LatencyAggregate,
     LatencyFigures,
     LittleAggregate,
@@ -69,7 +72,36 @@ def _latency_block(items: Sequence[LatencyFigures]) -> LatencyAggregate:
             max_s=None if empty else merged.max,
         ),
         sketch=merged.to_data(),
+        failed=scalar_stats(i.failed for i in items),
+        timed_out=scalar_stats(i.timed_out for i in items),
+        success_ratio=scalar_stats(i.success_ratio for i in items),
+        goodput_per_min=scalar_stats(i.goodput_per_min for i in items),
+        all_finished=_finished_block([i.all_finished for i in items]),
     )
+
+
+def _finished_block(items: Sequence[FinishedFigures | None]) -> dict[str, Stat]:
+    """Each figure over every finished request, over the replications (empty when no replication had them)."""
+    present = [i for i in items if i is not None]
+    if not present:
+        return {}
+    return {name: scalar_stats(getattr(i, name) for i in present) for name in FINISHED_FIGURES}
+
+
+def _node_block(runs: Sequence[ReplicationSummary]) -> dict[str, dict[str, dict[str, Stat]]]:
+    """Per type and node, each node figure and the attempts per counted arrival, over the replications."""
+    block: dict[str, dict[str, dict[str, Stat]]] = {}
+    for type_name, nodes in runs[0].nodes.items():
+        block[type_name] = {}
+        for node in nodes:
+            figures = [r.nodes[type_name][node] for r in runs]
+            stats = {name: scalar_stats(getattr(f, name) for f in figures) for name in NODE_FIGURES}
+            stats["attempts_per_request"] = scalar_stats(
+                f.attempts / r.types[type_name].arrived if r.types[type_name].arrived else None
+                for f, r in zip(figures, runs, strict=True)
+            )
+            block[type_name][node] = stats
+    return block
 
 
 def _resource_block(items: Sequence[ResourceFigures]) -> dict[str, Stat]:
@@ -108,4 +140,5 @@ def aggregate(summaries: Iterable[ReplicationSummary]) -> StudyAggregate:
             in_flight=scalar_stats(r.in_flight for r in runs),
             end_time_s=scalar_stats(r.end_time_s for r in runs),
         ),
+        nodes=_node_block(runs),
     )
