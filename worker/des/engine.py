@@ -14,6 +14,14 @@ but not counted; with ``drain`` the run continues until every request finished, 
 A system whose offered load reaches a rate resource's capacity, or whose requests in flight exceed
 ``max_in_flight``, is reported unstable and stops at the horizon (or at once, on the in-flight guard).
 Time averages (utilisation, consumers, waiting, requests in system) cover the window [warmup, horizon].
+
+Model v2 (docs/des.md, "Failures, priorities, branches"): a node's attempt may fail at its completion (``fail_prob``,
+decided by a draw when the attempt starts), or time out (a ``TIMEOUT`` event ``timeout_s`` after it started, waiting
+included; a completion at that very instant wins, since resource completions come first). A failed or timed-out
+attempt is retried after its backoff (a ``RETRY`` event; at once when the backoff is 0) with fresh work; after the last
+one the node's ``on_failure`` decides: skip it, run its fallback template in its place, or fail the request, which
+cancels its other tools. A cancelled tool gives back what it held at once. A timer or retry that no longer matters
+(its attempt finished, its request failed) is dropped when it comes up and is not counted as an event.
 """
 
 from __future__ import annotations
@@ -26,36 +34,49 @@ from heapq import heappop, heappush
 from typing import IO, Any
 
 from simfleet.shared.errors import SimulationError
-from simfleet.shared.messages.des import ReplicationSummary
+from simfleet.shared.messages.des import NODE_FIGURES, ReplicationSummary
 from simfleet.worker.des.limits import check_number
 from simfleet.worker.des.resources import INF, RateResource, SpaceResource
-from simfleet.worker.des.scenario import Scenario
+from simfleet.worker.des.scenario import FailurePolicy, Scenario
 from simfleet.worker.des.sketch import LatencySketch
-from simfleet.worker.des.streams import ArrivalStream, WorkStream, make_generators
+from simfleet.worker.des.streams import ArrivalStream, UniformStream, WorkStream, make_generators
 
-WARMUP, ARRIVAL, HORIZON = 0, 1, 2
+WARMUP, ARRIVAL, HORIZON, TIMEOUT, RETRY = 0, 1, 2, 3, 4
 FLUSH_EVERY = 4096
-STATE_VERSION = 1
+STATE_VERSION = 2
+ATTEMPTS, FAILED, TIMED_OUT, FALLBACKS, SKIPPED, BRANCH_SKIPPED = range(len(NODE_FIGURES))
+COMPLETED_OK, FAILED_OUTCOME, TIMED_OUT_OUTCOME = 0, 1, 2
 
 RequestObserver = Callable[[str, float, float, list[float]], None]
-"""Called with (request type, arrival time, finish time, total work of each node run) for every counted request."""
+"""Called with (request type, arrival time, finish time, total work of each node run) for every counted request
+that completed successfully."""
 
 
 class _Request:
-    __slots__ = ("arrival", "left", "rid", "rtype", "spec", "waiting", "works")
+    __slots__ = ("arrival", "attrs", "counted", "dag", "dead", "left", "rid", "rtype", "spec", "tools", "waiting",
+                 "works")  # fmt: skip
 
-    def __init__(self, rid: int, spec: _Type, arrival: float, waiting: list[int], left: int) -> None:
+    def __init__(self, rid: int, spec: _Type, dag: _Dag, arrival: float, counted: bool) -> None:
         self.rid = rid
         self.spec = spec
         self.rtype = spec.index
+        self.dag = dag
         self.arrival = arrival
-        self.waiting = waiting
-        self.left = left
+        self.waiting = list(dag.preds)
+        self.left = len(dag.preds)
+        self.counted = counted
+        self.dead = False
+        self.attrs: dict[str, float] = {}
+        self.tools: dict[int, _Attempt] = {}
         self.works: list[float] = []
 
 
 class _Tool:
-    __slots__ = ("node", "parts", "req", "space_pos", "template")
+    """One run of a node's tool that cannot fail or be cancelled: the template it runs and where it stands."""
+
+    __slots__ = ("cancelled", "node", "parts", "req", "space_pos", "template")
+
+    is_fallback = False
 
     def __init__(self, req: _Request, node: int, template: _Template) -> None:
         self.req = req
@@ -63,37 +84,106 @@ class _Tool:
         self.template = template
         self.parts = 0
         self.space_pos = 0
+        self.cancelled = False
+
+
+class _Attempt(_Tool):
+    """One attempt of a node that may fail, time out or be cancelled (or whose work is observed).
+
+    ``uid`` names it in timers and saved states; ``at`` is where it stands on each rate resource (kept by the
+    resources), ``joined`` what it joined each with; ``started`` tells whether it got its space and began its work.
+    """
+
+    __slots__ = ("at", "attempt", "fails", "is_fallback", "joined", "policy", "started", "uid")
+
+    def __init__(self, uid: int, req: _Request, node: int, template: _Template, policy: FailurePolicy,
+                 attempt: int, is_fallback: bool) -> None:  # fmt: skip
+        super().__init__(req, node, template)
+        self.uid = uid
+        self.policy = policy
+        self.attempt = attempt
+        self.is_fallback = is_fallback
+        self.started = False
+        self.fails = False
+        self.at: dict[int, float | None] = {}
+        self.joined: list[tuple[int, float]] = []
 
 
 class _Template:
-    __slots__ = ("index", "name", "parts", "space", "stream")
+    __slots__ = ("index", "name", "parts", "per", "policy", "space", "stream")
 
-    def __init__(self, index: int, name: str, parts: tuple[int, ...], space: tuple[tuple[int, float], ...]) -> None:
+    def __init__(self, index: int, name: str, parts: tuple[int, ...], space: tuple[tuple[int, float], ...],
+                 per: tuple[tuple[int, str], ...], policy: FailurePolicy) -> None:  # fmt: skip
         self.index = index
         self.name = name
         self.parts = parts
         self.space = space
+        self.per = per
+        self.policy = policy
         self.stream: WorkStream
 
 
-class _Type:
-    __slots__ = ("index", "name", "node_names", "preds", "roots", "succs", "templates", "weight")
+class _Dag:
+    """One DAG of a request type (the type's only one, or one of its variants)."""
 
-    def __init__(self, index: int, scenario: Scenario, name: str, template_index: dict[str, int]) -> None:
-        rt = scenario.request_types[name]
-        position = {node.name: i for i, node in enumerate(rt.nodes)}
+    __slots__ = ("fallible", "index", "node_names", "offset", "policies", "preds", "probs", "roots", "succs",
+                 "templates")  # fmt: skip
+
+    def __init__(self, index: int, nodes: tuple[Any, ...], template_index: dict[str, int], offset: int) -> None:
+        position = {node.name: i for i, node in enumerate(nodes)}
         self.index = index
-        self.name = name
-        self.weight = rt.weight
-        self.node_names = tuple(node.name for node in rt.nodes)
-        self.templates = tuple(template_index[node.tool] for node in rt.nodes)
-        self.preds = tuple(len(node.after) for node in rt.nodes)
-        succs: list[list[int]] = [[] for _ in rt.nodes]
-        for i, node in enumerate(rt.nodes):
+        self.offset = offset
+        self.node_names = tuple(node.name for node in nodes)
+        self.templates = tuple(template_index[node.tool] for node in nodes)
+        self.policies = tuple(node.policy for node in nodes)
+        self.fallible = tuple(node.policy.can_fail for node in nodes)
+        self.probs = tuple(node.prob for node in nodes)
+        self.preds = tuple(len(node.after) for node in nodes)
+        succs: list[list[int]] = [[] for _ in nodes]
+        for i, node in enumerate(nodes):
             for pred in node.after:
                 succs[position[pred]].append(i)
         self.succs = tuple(tuple(s) for s in succs)
         self.roots = tuple(i for i, n in enumerate(self.preds) if n == 0)
+
+
+class _Type:
+    __slots__ = ("attr_names", "attr_stream", "cumulative", "dags", "decisions", "index", "name", "node_keys",
+                 "priority", "weight")  # fmt: skip
+
+    def __init__(self, index: int, scenario: Scenario, name: str, template_index: dict[str, int]) -> None:
+        rt = scenario.request_types[name]
+        self.index = index
+        self.name = name
+        self.weight = rt.weight
+        self.priority = rt.priority
+        dags = []
+        keys: list[str] = []
+        for i, variant in enumerate(rt.dags()):
+            dags.append(_Dag(i, variant.nodes, template_index, len(keys)))
+            keys.extend(f"{variant.name}/{n.name}" if rt.variants else n.name for n in variant.nodes)
+        self.dags = dags
+        self.node_keys = tuple(keys)
+        total = math.fsum(v.weight for v in rt.dags())
+        running = 0.0
+        cumulative = []
+        for variant in rt.dags():
+            running += variant.weight / total
+            cumulative.append(running)
+        self.cumulative = tuple(cumulative)
+        self.attr_names = tuple(rt.attributes)
+        self.attr_stream: WorkStream | None = None
+        self.decisions: UniformStream
+
+    def pick(self) -> _Dag:
+        """The DAG of a new request (a draw only when the type has several)."""
+        if len(self.dags) == 1:
+            return self.dags[0]
+        u = self.decisions.draw()
+        for dag, bound in zip(self.dags, self.cumulative, strict=True):
+            if u < bound:
+                return dag
+        return self.dags[-1]
 
 
 class Simulation:
@@ -104,7 +194,7 @@ class Simulation:
         seed: the study seed.
         replication: the replication index; together with ``seed`` it fixes every random draw.
         trace: an open text file that receives one line per event (off when ``None``).
-        observer: called for every counted completed request (for validation; off when ``None``).
+        observer: called for every counted, successfully completed request (for validation; off when ``None``).
     """
 
     def __init__(
@@ -128,6 +218,7 @@ class Simulation:
             RateResource(i, n, r.capacity, r.per_tool_cap, r.max_active, self.next_times)
             for i, (n, r) in enumerate((n, scenario.resources[n]) for n in rate_names)
         ]
+        self.overheads = [scenario.resources[n].join_overhead for n in rate_names]
         self.spaces = [SpaceResource(i, n, scenario.resources[n].capacity) for i, n in enumerate(space_names)]
         rate_index = {n: i for i, n in enumerate(rate_names)}
         space_index = {n: i for i, n in enumerate(space_names)}
@@ -138,18 +229,30 @@ class Simulation:
                 name,
                 tuple(rate_index[r] for r in tool.work),
                 tuple((space_index[r], amount) for r, amount in tool.space.items()),
+                tuple((list(tool.work).index(r), attribute) for r, attribute in tool.per.items()),
+                tool.policy,
             )
             for i, (name, tool) in enumerate(scenario.tools.items())
         ]
+        self.template_index = template_index
         self.types = [_Type(i, scenario, name, template_index) for i, name in enumerate(scenario.request_types)]
         for name, rt in scenario.request_types.items():
             # A scenario built in code, not parsed, must not reach a division by a zero rate either.
             check_number(rt.rate_per_min, scenario.source, f"request_types.{name}.rate_per_min", positive=True)
-        arrival_rngs, work_rngs = make_generators(seed, replication, len(self.types), len(self.templates))
-        self.arrivals = [
-            ArrivalStream(rng, rt.rate_per_min / 60.0, rt.arrival == "poisson")
-            for rng, rt in zip(arrival_rngs, scenario.request_types.values(), strict=True)
-        ]
+        arrival_rngs, work_rngs, v2_rngs = make_generators(seed, replication, len(self.types), len(self.templates))
+        self.arrivals: list[Any] = []
+        for rtype, rng, rt, (decisions, attributes, modulation) in zip(
+            self.types, arrival_rngs, scenario.request_types.values(), v2_rngs, strict=True
+        ):
+            if rt.process is None:
+                self.arrivals.append(ArrivalStream(rng, rt.rate_per_min / 60.0, rt.arrival == "poisson"))
+            else:
+                from simfleet.worker.des.arrivals import ProcessStream
+
+                self.arrivals.append(ProcessStream(rt.process, rng, modulation))
+            rtype.decisions = UniformStream(decisions)
+            if rt.attributes:
+                rtype.attr_stream = WorkStream(attributes, list(rt.attributes.values()))
         for template, rng, tool in zip(self.templates, work_rngs, scenario.tools.values(), strict=True):
             template.stream = WorkStream(rng, list(tool.work.values()))
         offered = scenario.offered_load()
@@ -158,31 +261,51 @@ class Simulation:
         self.unstable_reason: str | None = (
             f"offered load reaches capacity on {', '.join(overloaded)}" if overloaded else None
         )
+        self.fallible = scenario.fallible
+        for rate in self.rates:
+            rate.track = self.fallible
+        self.keep_joined = self.fallible or observer is not None or any(self.overheads)
         self.horizon_s = scenario.horizon_s
         self.warmup_s = scenario.warmup_s
         self.now = 0.0
         self.seq = 0
         self.events = 0
         self.next_rid = 0
+        self.next_uid = 0
         self.finished = False
         self.stopped_at_horizon = False
         self.heap: list[tuple[float, int, int, int]] = []
-        self.ready: deque[_Tool] = deque()
+        self.ready: deque[_Tool | tuple[_Request, int]] = deque()
+        self.live: dict[int, _Request] = {}
+        self.timers: dict[int, _Attempt] = {}
+        self.pending: dict[int, tuple[_Request, int, int, bool, int]] = {}
         self.n_sys = 0
         self.sys_int = 0.0
         self.sys_t = 0.0
         self.inflight = [0] * len(self.types)
+        self.counted_inflight = [0] * len(self.types)
         self.counted_arrivals = [0] * len(self.types)
+        self.outcomes = [[0, 0] for _ in self.types]  # counted requests failed, timed out
+        self.node_stats = [[[0] * len(NODE_FIGURES) for _ in t.node_keys] for t in self.types]
         self.lat_buffers: list[list[float]] = [[] for _ in self.types]
         self.sketches = [LatencySketch() for _ in self.types]
+        self.fail_buffers: list[list[float]] = [[] for _ in self.types]
+        self.fail_sketches = [LatencySketch() for _ in self.types]
         self.window: dict[str, Any] = {}
         self.wall_s = 0.0
         self._schedule(self.warmup_s, WARMUP, -1)
         self._schedule(self.horizon_s, HORIZON, -1)
         for rtype in self.types:
-            first = self.arrivals[rtype.index].next_gap()
+            first = self._next_arrival(rtype.index, 0.0)
             if first < self.horizon_s:
                 self._schedule(first, ARRIVAL, rtype.index)
+
+    def _next_arrival(self, type_index: int, now: float) -> float:
+        stream = self.arrivals[type_index]
+        if isinstance(stream, ArrivalStream):
+            return now + stream.next_gap()
+        time_s: float = stream.next_time(now)
+        return time_s
 
     def _schedule(self, when: float, kind: int, payload: int) -> None:
         heappush(self.heap, (when, kind, self.seq, payload))
@@ -231,7 +354,7 @@ class Simulation:
                     self.now = t_res
                     for tool in rates[0 if single else next_times.index(t_res)].complete(t_res):
                         tool.parts -= 1
-                        if not tool.parts:
+                        if not tool.parts and not tool.cancelled:
                             self._finish_tool(tool, t_res)
                     if ready:
                         self._drain_ready(t_res)
@@ -239,8 +362,14 @@ class Simulation:
                     if t_ev > limit:
                         return False
                     now, kind, _, payload = heappop(heap)
+                    if kind >= TIMEOUT and not self._due(kind, payload):
+                        continue  # a timer of a finished attempt, a retry of a failed request: not an event
                     self.now = now
-                    if kind == ARRIVAL:
+                    if kind == TIMEOUT:
+                        self._timeout(payload, now)
+                    elif kind == RETRY:
+                        self._retry(payload, now)
+                    elif kind == ARRIVAL:
                         self._arrive(payload, now)
                         if self.n_sys > max_in_flight:
                             self.unstable_reason = f"more than {max_in_flight} requests in flight"
@@ -267,11 +396,11 @@ class Simulation:
             self.wall_s += time.perf_counter() - started
 
     def _check_stuck(self) -> None:
-        """An ended run in which a request type never completed a request is unstable, never a silent success.
+        """An ended run in which a request type never finished a request is unstable, never a silent success.
 
         Two cases: requests still in flight with nothing left to happen (cannot happen with a valid DAG; a guard),
-        and a type whose counted requests arrived but none finished before the run stopped (its latency figures
-        would all be missing).
+        and a type whose counted requests arrived but none finished, successfully or not, before the run stopped
+        (its latency figures would all be missing).
         """
         if self.unstable_reason:
             return
@@ -282,42 +411,100 @@ class Simulation:
         silent = [
             t.name
             for t in self.types
-            if self.counted_arrivals[t.index] and not self.sketches[t.index].count and not self.lat_buffers[t.index]
+            if self.counted_arrivals[t.index]
+            and not self.sketches[t.index].count
+            and not self.lat_buffers[t.index]
+            and not sum(self.outcomes[t.index])
         ]
         if silent:
             self.unstable_reason = f"no request of {', '.join(silent)} completed in the measurement window"
 
+    def _due(self, kind: int, payload: int) -> bool:
+        """Whether a timer or a retry still matters."""
+        if kind == TIMEOUT:
+            return payload in self.timers
+        return payload in self.pending
+
     def _arrive(self, type_index: int, now: float) -> None:
         rtype = self.types[type_index]
         stream = self.arrivals[type_index]
-        buffer = stream.buffer
-        # ArrivalStream.next_gap() inlined for the common Poisson case: this runs once per request.
-        gap = buffer.pop() * stream.mean_gap_s if stream.poisson and buffer else stream.next_gap()
-        following = now + gap
+        if isinstance(stream, ArrivalStream):
+            buffer = stream.buffer
+            # ArrivalStream.next_gap() inlined for the common Poisson case: this runs once per request.
+            following = now + (buffer.pop() * stream.mean_gap_s if stream.poisson and buffer else stream.next_gap())
+        else:
+            following = stream.next_time(now)
         seq = self.seq
         if following < self.horizon_s:
             heappush(self.heap, (following, ARRIVAL, seq, type_index))
             self.seq = seq + 1
-        preds = rtype.preds
-        req = _Request(self.next_rid, rtype, now, list(preds), len(preds))
+        counted = now >= self.warmup_s
+        req = _Request(self.next_rid, rtype, rtype.dags[0] if len(rtype.dags) == 1 else rtype.pick(), now, counted)
+        if rtype.attr_stream is not None:
+            req.attrs = dict(zip(rtype.attr_names, rtype.attr_stream.draw(), strict=True))
+        if self.fallible:
+            self.live[req.rid] = req
         self.next_rid += 1
         n_sys = self.n_sys
         self.sys_int += n_sys * (now - self.sys_t)
         self.sys_t = now
         self.n_sys = n_sys + 1
         self.inflight[type_index] += 1
-        if now >= self.warmup_s:
+        if counted:
             self.counted_arrivals[type_index] += 1
+            self.counted_inflight[type_index] += 1
         if self.trace:
             self.trace.write(f"{now:.9f} arrive {rtype.name} req={req.rid}\n")
-        for node in rtype.roots:
+        for node in req.dag.roots:
             self._start(req, node, now)
         if self.ready:
             self._drain_ready(now)
 
+    def _count(self, req: _Request, node: int, figure: int) -> None:
+        if req.counted:
+            self.node_stats[req.rtype][req.dag.offset + node][figure] += 1
+
     def _start(self, req: _Request, node: int, now: float) -> None:
-        template = self.templates[req.spec.templates[node]]
+        """A node's predecessors are done: run it (or, when its branch draw says no, count it done at once)."""
+        dag = req.dag
+        prob = dag.probs[node]
+        if prob < 1.0 and req.spec.decisions.draw() >= prob:
+            self._count(req, node, BRANCH_SKIPPED)
+            if self.trace:
+                self.trace.write(f"{now:.9f} branch-skip req={req.rid} node={dag.node_names[node]}\n")
+            self.ready.append((req, node))
+            return
+        policy = dag.policies[node]
+        template = self.templates[dag.templates[node]]
+        if dag.fallible[node]:
+            self._attempt(req, node, template, policy, 0, False, now)
+            return
+        if self.keep_joined:
+            self._attempt(req, node, template, policy, 0, False, now)
+            return
+        # _attempt() inlined for a tool that cannot fail: this runs once per node of every request.
         tool = _Tool(req, node, template)
+        if req.counted:
+            self.node_stats[req.rtype][dag.offset + node][ATTEMPTS] += 1
+        if template.space and not self._acquire_space(tool, now):
+            if self.trace:
+                self.trace.write(f"{now:.9f} wait-space req={req.rid} node={self._node_name(tool)}\n")
+            return
+        self._start_work(tool, now)
+
+    def _attempt(self, req: _Request, node: int, template: _Template, policy: FailurePolicy, attempt: int,
+                 is_fallback: bool, now: float) -> None:  # fmt: skip
+        uid = self.next_uid
+        self.next_uid = uid + 1
+        tool = _Attempt(uid, req, node, template, policy, attempt, is_fallback)
+        if self.fallible:
+            req.tools[uid] = tool
+        self._count(req, node, ATTEMPTS)
+        if policy.fail_prob > 0.0:
+            tool.fails = req.spec.decisions.draw() < policy.fail_prob
+        if policy.timeout_s is not None:
+            self.timers[uid] = tool
+            self._schedule(now + policy.timeout_s, TIMEOUT, uid)
         if template.space and not self._acquire_space(tool, now):
             if self.trace:
                 self.trace.write(f"{now:.9f} wait-space req={req.rid} node={self._node_name(tool)}\n")
@@ -327,29 +514,50 @@ class Simulation:
     def _acquire_space(self, tool: _Tool, now: float) -> bool:
         # Space resources are taken one at a time in a fixed order, so tools can never deadlock each other.
         space = tool.template.space
+        priority = tool.req.spec.priority
         while tool.space_pos < len(space):
             index, amount = space[tool.space_pos]
-            if not self.spaces[index].acquire(tool, amount, now):
+            if not self.spaces[index].acquire(tool, amount, priority, now):
                 return False
             tool.space_pos += 1
         return True
 
-    def _start_work(self, tool: _Tool, now: float) -> None:
+    def _start_work(self, tool: Any, now: float) -> None:
         template = tool.template
         works = template.stream.draw()
-        weight = tool.req.spec.weight
+        if template.per:
+            attrs = tool.req.attrs
+            for position, attribute in template.per:
+                works[position] *= attrs[attribute]
+        spec = tool.req.spec
+        weight = spec.weight
+        priority = spec.priority
         rates = self.rates
         seq = self.seq
         parts = 0
-        for index, work in zip(template.parts, works, strict=True):
-            if work > 0.0:
-                rates[index].join(tool, work, weight, seq, now)
-                seq += 1
-                parts += 1
+        if self.keep_joined:
+            # What each part joined with is kept for what a cancellation or a failure wastes, and for the observer.
+            overheads = self.overheads
+            joined = tool.joined
+            for index, work in zip(template.parts, works, strict=True):
+                if work > 0.0:
+                    work += overheads[index]
+                    rates[index].join(tool, work, weight, priority, seq, now)
+                    joined.append((index, work))
+                    seq += 1
+            parts = len(joined)
+            if self.observer is not None:
+                tool.req.works.append(sum(w for _, w in joined))
+        else:
+            for index, work in zip(template.parts, works, strict=True):
+                if work > 0.0:
+                    rates[index].join(tool, work, weight, priority, seq, now)
+                    seq += 1
+                    parts += 1
         self.seq = seq
         tool.parts = parts
-        if self.observer is not None:
-            tool.req.works.append(sum(works))
+        if self.keep_joined:
+            tool.started = True
         if self.trace:
             self.trace.write(f"{now:.9f} start req={tool.req.rid} node={self._node_name(tool)} work={works}\n")
         if not parts:
@@ -359,37 +567,157 @@ class Simulation:
         """Finish the tools that completed without work at ``now`` (and those their successors start)."""
         ready = self.ready
         while ready:
-            self._finish_tool(ready.popleft(), now)
+            item = ready.popleft()
+            if isinstance(item, _Tool):
+                if not item.cancelled:
+                    self._finish_tool(item, now)
+            elif not item[0].dead:
+                self._node_done(item[0], item[1], now)
+
+    def _release_space(self, tool: _Tool, held: int, now: float) -> None:
+        """Give back the first ``held`` space holdings of ``tool`` and start the tools that this admits."""
+        for index, amount in tool.template.space[:held]:
+            for admitted in self.spaces[index].release(amount, now):
+                self._admitted(admitted, now)
+
+    def _admitted(self, tool: _Tool, now: float) -> None:
+        tool.space_pos += 1
+        if self._acquire_space(tool, now):
+            self._start_work(tool, now)
 
     def _finish_tool(self, tool: _Tool, now: float) -> None:
-        """A tool's work is done: free its space, then finish its request or start the successors it unblocks."""
+        """A tool's work is done: free its space, then count its node done, or its attempt failed."""
         if tool.template.space:
-            for index, amount in tool.template.space:
-                for admitted in self.spaces[index].release(amount, now):
-                    admitted.space_pos += 1
-                    if self._acquire_space(admitted, now):
-                        self._start_work(admitted, now)
+            self._release_space(tool, len(tool.template.space), now)
         req = tool.req
-        req.left -= 1
+        if self.fallible:
+            del req.tools[tool.uid]
+            if tool.policy.timeout_s is not None:
+                del self.timers[tool.uid]
+            if tool.fails:
+                self._attempt_failed(tool, now)
+                return
         if self.trace:
             self.trace.write(f"{now:.9f} done req={req.rid} node={self._node_name(tool)}\n")
+        # _node_done() inlined: this runs once per node of every request.
+        req.left -= 1
         if not req.left:
-            self._request_done(req, now)
+            self._request_done(req, COMPLETED_OK, now)
             return
         waiting = req.waiting
-        for succ in req.spec.succs[tool.node]:
+        for succ in req.dag.succs[tool.node]:
             waiting[succ] -= 1
             if not waiting[succ]:
                 self._start(req, succ, now)
 
-    def _request_done(self, req: _Request, now: float) -> None:
+    def _attempt_failed(self, tool: _Attempt, now: float) -> None:
+        """An attempt finished its work and failed (its ``fail_prob`` draw): all it did is wasted."""
+        req = tool.req
+        tool.cancelled = True
+        for index, work in tool.joined:
+            self.rates[index].wasted += work
+        self._count(req, tool.node, FAILED)
+        if self.trace:
+            self.trace.write(f"{now:.9f} fail req={req.rid} node={self._node_name(tool)}\n")
+        self._attempt_over(tool, FAILED_OUTCOME, now)
+
+    def _node_done(self, req: _Request, node: int, now: float) -> None:
+        """A node counts as done: finish its request, or start the successors it unblocks."""
+        req.left -= 1
+        if not req.left:
+            self._request_done(req, COMPLETED_OK, now)
+            return
+        waiting = req.waiting
+        for succ in req.dag.succs[node]:
+            waiting[succ] -= 1
+            if not waiting[succ]:
+                self._start(req, succ, now)
+
+    def _cancel(self, tool: _Tool, now: float) -> None:
+        """Take an unfinished attempt off everything it holds or waits for; its work done so far is wasted."""
+        tool.cancelled = True
+        req = tool.req
+        del req.tools[tool.uid]
+        self.timers.pop(tool.uid, None)
+        weight = req.spec.weight
+        for index, work in tool.joined:
+            rate = self.rates[index]
+            rate.wasted += rate.cancel(tool, work, weight, now)
+        space = tool.template.space
+        if space:
+            if tool.space_pos < len(space):
+                for admitted in self.spaces[space[tool.space_pos][0]].cancel_waiting(now):
+                    self._admitted(admitted, now)
+            self._release_space(tool, tool.space_pos, now)
+
+    def _timeout(self, uid: int, now: float) -> None:
+        tool = self.timers[uid]
+        self._cancel(tool, now)
+        self._count(tool.req, tool.node, TIMED_OUT)
+        if self.trace:
+            self.trace.write(f"{now:.9f} timeout req={tool.req.rid} node={self._node_name(tool)}\n")
+        self._attempt_over(tool, TIMED_OUT_OUTCOME, now)
+        if self.ready:
+            self._drain_ready(now)
+
+    def _attempt_over(self, tool: _Tool, outcome: int, now: float) -> None:
+        """An attempt failed or timed out: retry it, or apply the node's ``on_failure``."""
+        req, node, policy = tool.req, tool.node, tool.policy
+        if tool.attempt < policy.retries:
+            delay = policy.backoff.delay_s(tool.attempt + 1)
+            if delay <= 0.0:
+                self._attempt(req, node, tool.template, policy, tool.attempt + 1, tool.is_fallback, now)
+                return
+            uid = self.next_uid
+            self.next_uid = uid + 1
+            self.pending[uid] = (req, node, tool.template.index, tool.is_fallback, tool.attempt + 1)
+            self._schedule(now + delay, RETRY, uid)
+            if self.trace:
+                self.trace.write(f"{now:.9f} backoff req={req.rid} node={self._node_name(tool)} s={delay:.9f}\n")
+            return
+        if policy.on_failure == "skip":
+            self._count(req, node, SKIPPED)
+            self._node_done(req, node, now)
+        elif policy.on_failure == "fallback" and policy.fallback is not None:
+            self._count(req, node, FALLBACKS)
+            fallback = self.templates[self.template_index[policy.fallback]]
+            self._attempt(req, node, fallback, fallback.policy, 0, True, now)
+        else:
+            self._request_failed(req, outcome, now)
+
+    def _retry(self, uid: int, now: float) -> None:
+        req, node, template_index, is_fallback, attempt = self.pending.pop(uid)
+        template = self.templates[template_index]
+        policy = template.policy if is_fallback else req.dag.policies[node]
+        self._attempt(req, node, template, policy, attempt, is_fallback, now)
+        if self.ready:
+            self._drain_ready(now)
+
+    def _request_failed(self, req: _Request, outcome: int, now: float) -> None:
+        """The request fails: its other attempts are cancelled, its pending retries dropped, and it leaves."""
+        req.dead = True
+        for tool in list(req.tools.values()):
+            self._cancel(tool, now)
+        for uid in [uid for uid, item in self.pending.items() if item[0] is req]:
+            del self.pending[uid]
+        self._request_done(req, outcome, now)
+
+    def _request_done(self, req: _Request, outcome: int, now: float) -> None:
         self.sys_int += self.n_sys * (now - self.sys_t)
         self.sys_t = now
         self.n_sys -= 1
         self.inflight[req.rtype] -= 1
+        if self.fallible:
+            del self.live[req.rid]
         if self.trace:
-            self.trace.write(f"{now:.9f} finish req={req.rid} latency={now - req.arrival:.9f}\n")
-        if req.arrival < self.warmup_s:
+            what = ("finish", "failed", "timed-out")[outcome]
+            self.trace.write(f"{now:.9f} {what} req={req.rid} latency={now - req.arrival:.9f}\n")
+        if not req.counted:
+            return
+        self.counted_inflight[req.rtype] -= 1
+        if outcome != COMPLETED_OK:
+            self.outcomes[req.rtype][outcome - 1] += 1
+            self.fail_buffers[req.rtype].append(now - req.arrival)
             return
         buffer = self.lat_buffers[req.rtype]
         buffer.append(now - req.arrival)
@@ -400,7 +728,8 @@ class Simulation:
             self.observer(self.types[req.rtype].name, req.arrival, now, req.works)
 
     def _node_name(self, tool: _Tool) -> str:
-        return tool.req.spec.node_names[tool.node]
+        name = tool.req.dag.node_names[tool.node]
+        return name if not tool.is_fallback else f"{name}[{tool.template.name}]"
 
     # ------------------------------------------------------------------------------------------ measurement window
 
@@ -438,9 +767,10 @@ class Simulation:
 
     def flush(self) -> None:
         """Move buffered latencies into the sketches."""
-        for buffer, sketch in zip(self.lat_buffers, self.sketches, strict=True):
-            sketch.add_many(buffer)
-            buffer.clear()
+        for buffers, sketches in ((self.lat_buffers, self.sketches), (self.fail_buffers, self.fail_sketches)):
+            for buffer, sketch in zip(buffers, sketches, strict=True):
+                sketch.add_many(buffer)
+                buffer.clear()
 
     def summary(self) -> ReplicationSummary:
         """The replication's figures (see :mod:`simfleet.worker.des.summary`)."""

@@ -38,6 +38,10 @@ MAX_CV = 1_000.0
 """The largest coefficient of variation of a lognormal distribution."""
 MAX_COUNT = 1_000_000_000
 """The largest count (``max_in_flight``, ``max_active``)."""
+MAX_RETRIES = 1_000
+"""The most retries of one node's attempts."""
+MAX_PRIORITY = 1_000_000
+"""Request type priorities lie within [-MAX_PRIORITY, MAX_PRIORITY]."""
 MAX_REPLICATIONS = 10_000
 """The most replications of a study or of an SLA probe."""
 DEFAULT_MAX_EVENTS = 200_000_000

@@ -27,7 +27,9 @@ from simfleet.worker.des.limits import (
     MAX_FILE_BYTES,
     MAX_NODES_PER_TYPE,
     MAX_QUANTITY,
+    MAX_PRIORITY,
     MAX_REPLICATIONS,
+    MAX_RETRIES,
     MAX_YAML_NODES,
     METRICS,
     SEED_MAX,
@@ -49,6 +51,8 @@ class Resource:
     unit: str = ""
     step: float | None = None
     """The resource's natural increment of capacity (a core, a slot, a GiB) for the capacity searches."""
+    join_overhead: float = 0.0
+    """Work units added to a tool's work on this (rate) resource each time it joins it with work to do."""
 
     @property
     def effective_capacity(self) -> float:
@@ -59,27 +63,135 @@ class Resource:
 
 
 @dataclass(frozen=True)
+class Backoff:
+    """The wait before retry k (k = 1, 2, ...) of a failed attempt: ``min(max_s, base_s × factor^(k−1))`` seconds."""
+
+    base_s: float = 0.0
+    factor: float = 1.0
+    max_s: float = math.inf
+
+    def delay_s(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (1 for the first)."""
+        if self.factor == 1.0:
+            return min(self.max_s, self.base_s)
+        return min(self.max_s, self.base_s * self.factor ** min(retry - 1, 4096))
+
+    def to_data(self) -> float | dict[str, float]:
+        """The plain form :func:`parse_scenario` reads (a number when fixed)."""
+        if self.factor == 1.0 and math.isinf(self.max_s):
+            return self.base_s
+        data: dict[str, float] = {"base_s": self.base_s, "factor": self.factor}
+        if not math.isinf(self.max_s):
+            data["max_s"] = self.max_s
+        return data
+
+
+ON_FAILURE = ("fail", "skip", "fallback")
+
+
+@dataclass(frozen=True)
+class FailurePolicy:
+    """What happens to the attempts of a tool at a node: failure, timeout, retries, and the last resort.
+
+    Attributes:
+        fail_prob: probability that an attempt fails at its completion (its work was done, and is wasted).
+        timeout_s: an attempt still unfinished this long after it started is cancelled (``None``: never).
+        retries: how many times a failed or timed-out attempt is tried again (fresh work each time).
+        backoff: the wait before each retry.
+        on_failure: ``fail`` (the request fails), ``skip`` (the node counts as done) or ``fallback``.
+        fallback: the template run in the node's place when ``on_failure`` is ``fallback``.
+    """
+
+    fail_prob: float = 0.0
+    timeout_s: float | None = None
+    retries: int = 0
+    backoff: Backoff = Backoff()
+    on_failure: str = "fail"
+    fallback: str | None = None
+
+    @property
+    def can_fail(self) -> bool:
+        """Whether an attempt under this policy can end other than by finishing its work."""
+        return self.fail_prob > 0.0 or self.timeout_s is not None
+
+    def expected_attempts(self) -> float:
+        """Mean attempts per run of the node, counting failures only (a timeout can only shorten the work)."""
+        p = self.fail_prob
+        return float(self.retries + 1) if p >= 1.0 else (1.0 - p ** (self.retries + 1)) / (1.0 - p)
+
+    def to_data(self) -> dict[str, Any]:
+        """The keys :func:`parse_scenario` reads, those that differ from the defaults."""
+        data: dict[str, Any] = {}
+        if self.fail_prob:
+            data["fail_prob"] = self.fail_prob
+        if self.timeout_s is not None:
+            data["timeout_s"] = self.timeout_s
+        if self.retries:
+            data["retries"] = self.retries
+        if self.backoff != Backoff():
+            data["backoff_s"] = self.backoff.to_data()
+        if self.on_failure == "fallback":
+            data["on_failure"] = {"fallback": self.fallback}
+        elif self.on_failure != "fail":
+            data["on_failure"] = self.on_failure
+        return data
+
+
+POLICY_KEYS = ("fail_prob", "timeout_s", "retries", "backoff_s", "on_failure")
+"""The keys of a failure policy, in a tool template (its defaults) or a node (overriding them)."""
+
+
+@dataclass(frozen=True)
 class ToolTemplate:
-    """What one run of a tool needs: work per rate resource and space held per space resource."""
+    """What one run of a tool needs: work per rate resource and space held per space resource.
+
+    ``per`` names, for some rate resources, a request attribute that the work drawn there is multiplied by;
+    ``policy`` is the failure policy of the tool wherever a node does not override it (and when it runs as a
+    fallback).
+    """
 
     name: str
     work: dict[str, Distribution] = field(default_factory=dict)
     space: dict[str, float] = field(default_factory=dict)
     description: str = ""
+    per: dict[str, str] = field(default_factory=dict)
+    policy: FailurePolicy = FailurePolicy()
 
 
 @dataclass(frozen=True)
 class Node:
-    """A node of a request type's DAG: a tool template and the nodes that must finish first."""
+    """A node of a request type's DAG: a tool template, the nodes that must finish first, and how it may fail.
+
+    ``prob`` is the probability that the node runs at all in a request (else it counts as done at once);
+    ``policy`` is its failure policy (the template's, with the node's own keys over it).
+    """
 
     name: str
     tool: str
     after: tuple[str, ...] = ()
+    prob: float = 1.0
+    policy: FailurePolicy = FailurePolicy()
+    overrides: tuple[str, ...] = ()
+    """The policy keys the node itself set (the rest come from the template); kept for the plain-data form."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One DAG a request of a type may take, chosen at arrival with probability proportional to ``weight``."""
+
+    name: str
+    weight: float
+    nodes: tuple[Node, ...]
 
 
 @dataclass(frozen=True)
 class RequestType:
-    """A kind of request: its DAG (nodes in a deterministic topological order) and its arrival process."""
+    """A kind of request: its DAG (nodes in a deterministic topological order) and its arrival process.
+
+    A type either has one DAG (``nodes``) or several ``variants``. ``rate_per_min`` is its mean arrival rate; with
+    a ``process`` (a schedule, an MMPP, a trace: :mod:`simfleet.worker.des.arrivals`) it is that process's mean rate
+    and changing it scales the process. ``attributes`` are drawn once per request at arrival.
+    """
 
     name: str
     rate_per_min: float
@@ -87,6 +199,18 @@ class RequestType:
     arrival: str = "poisson"
     weight: float = 1.0
     description: str = ""
+    priority: int = 0
+    variants: tuple[Variant, ...] = ()
+    attributes: dict[str, Distribution] = field(default_factory=dict)
+    process: Any = None
+
+    def dags(self) -> tuple[Variant, ...]:
+        """The type's DAGs with their weights: its variants, or its one DAG (an unnamed variant of weight 1)."""
+        return self.variants or (Variant("", 1.0, self.nodes),)
+
+    def all_nodes(self) -> tuple[Node, ...]:
+        """Every node of every DAG of the type."""
+        return tuple(node for dag in self.dags() for node in dag.nodes)
 
 
 @dataclass(frozen=True)
@@ -124,12 +248,49 @@ class Scenario:
     description: str = ""
     source: str = "<scenario>"
 
+    @property
+    def fallible(self) -> bool:
+        """Whether any attempt can fail or time out (the model's failure outputs then mean something)."""
+        return any(t.policy.can_fail for t in self.tools.values()) or any(
+            node.policy.can_fail for rt in self.request_types.values() for node in rt.all_nodes()
+        )
+
+    def template_runs(self, type_name: str) -> dict[str, float]:
+        """Mean runs of each tool template per request of ``type_name``.
+
+        A node counts its variant's share, its ``prob``, its mean attempts (retries after failures) and, when all its
+        attempts may fail, its fallback chain. Timeouts are not counted: they only shorten work.
+        """
+        rtype = self.request_types[type_name]
+        total = math.fsum(dag.weight for dag in rtype.dags())
+        runs: dict[str, float] = {}
+        for dag in rtype.dags():
+            for node in dag.nodes:
+                self._add_runs(runs, node.tool, node.policy, dag.weight / total * node.prob)
+        return runs
+
+    def _add_runs(self, runs: dict[str, float], tool: str, policy: FailurePolicy, times: float) -> None:
+        runs[tool] = runs.get(tool, 0.0) + times * policy.expected_attempts()
+        if policy.on_failure == "fallback" and policy.fallback is not None and policy.fail_prob > 0.0:
+            fallback = self.tools[policy.fallback]
+            self._add_runs(runs, fallback.name, fallback.policy, times * policy.fail_prob ** (policy.retries + 1))
+
+    def mean_work(self, tool: str, resource: str, type_name: str | None = None) -> float:
+        """Mean work (work units) of one run of ``tool`` on ``resource``: the draw's mean times the mean of the
+        request attribute it is ``per`` (of ``type_name``), plus the resource's ``join_overhead`` when there is work."""
+        template = self.tools[tool]
+        mean = template.work[resource].mean
+        attribute = template.per.get(resource)
+        if attribute is not None and type_name is not None:
+            mean *= self.request_types[type_name].attributes[attribute].mean
+        return mean + self.resources[resource].join_overhead if mean > 0 else mean
+
     def mean_work_per_request(self, type_name: str) -> dict[str, float]:
         """Mean work a request of ``type_name`` puts on each rate resource (work units)."""
         totals: dict[str, float] = {}
-        for node in self.request_types[type_name].nodes:
-            for res, dist in self.tools[node.tool].work.items():
-                totals[res] = totals.get(res, 0.0) + dist.mean
+        for tool, runs in self.template_runs(type_name).items():
+            for res in self.tools[tool].work:
+                totals[res] = totals.get(res, 0.0) + runs * self.mean_work(tool, res, type_name)
         return totals
 
     def offered_load(self) -> dict[str, float]:
@@ -140,7 +301,7 @@ class Scenario:
                 load[res] += rt.rate_per_min / 60.0 * work / self.resources[res].effective_capacity
         return load
 
-    def holding_time_s(self, tool: str, weight: float = 1.0) -> float:
+    def holding_time_s(self, tool: str, weight: float = 1.0, type_name: str | None = None) -> float:
         """The no-load run time of ``tool`` (seconds): how long it holds its space when it runs alone.
 
         Alone on each rate resource it progresses at ``min(capacity, weight × per_tool_cap)`` (the cap is per unit
@@ -149,27 +310,27 @@ class Scenario:
         largest, and contention only lengthens a run, so a bound built on it is never below the true one.
         """
         longest = 0.0
-        for name, dist in self.tools[tool].work.items():
+        for name in self.tools[tool].work:
             res = self.resources[name]
             speed = res.capacity if res.per_tool_cap is None else min(res.capacity, weight * res.per_tool_cap)
-            longest = max(longest, dist.mean / speed)
+            longest = max(longest, self.mean_work(tool, name, type_name) / speed)
         return longest
 
     def mean_use_per_request(self, type_name: str) -> dict[str, float]:
         """What a request of ``type_name`` asks of each resource, in units of its capacity × seconds.
 
         A rate resource: the mean work (work units, as :meth:`mean_work_per_request`). A space resource: the sum
-        over the request's tools of demand × no-load holding time (:meth:`holding_time_s`), space-unit-seconds.
+        over the request's tool runs of demand × no-load holding time (:meth:`holding_time_s`), space-unit-seconds.
         Either way, λ × this / capacity is the share of the resource the type keeps busy (at least, for space).
         """
         rtype = self.request_types[type_name]
         use = self.mean_work_per_request(type_name)
-        for node in rtype.nodes:
-            tool = self.tools[node.tool]
+        for tool_name, runs in self.template_runs(type_name).items():
+            tool = self.tools[tool_name]
             if tool.space:
-                held = self.holding_time_s(node.tool, rtype.weight)
+                held = self.holding_time_s(tool_name, rtype.weight, type_name)
                 for res, demand in tool.space.items():
-                    use[res] = use.get(res, 0.0) + demand * held
+                    use[res] = use.get(res, 0.0) + runs * demand * held
         return use
 
     def capacity_bound_per_min(self, request_type: str | None = None) -> float:
@@ -221,7 +382,7 @@ class Scenario:
         for name, rate in rates_per_min.items():
             check_number(rate, self.source, f"request_types.{name}.rate_per_min", positive=True)
         types = {
-            name: dataclasses.replace(rt, rate_per_min=rates_per_min.get(name, rt.rate_per_min))
+            name: rt if name not in rates_per_min else _at_rate(rt, rates_per_min[name], self.horizon_s)
             for name, rt in self.request_types.items()
         }
         return dataclasses.replace(self, request_types=types)
@@ -282,33 +443,70 @@ class Scenario:
                         ("max_active", r.max_active),
                         ("unit", r.unit),
                         ("step", r.step),
+                        ("join_overhead", r.join_overhead or None),
                     )
                     if v is not None and v != ""
                 }
                 for r in self.resources.values()
             },
-            "tools": {
-                t.name: {
-                    "description": t.description,
-                    "work": {res: d.to_dict() for res, d in t.work.items()},
-                    "space": dict(t.space),
-                }
-                for t in self.tools.values()
-            },
-            "request_types": {
-                rt.name: {
-                    "description": rt.description,
-                    "rate_per_min": rt.rate_per_min,
-                    "arrival": rt.arrival,
-                    "weight": rt.weight,
-                    "nodes": {n.name: {"tool": n.tool, "after": list(n.after)} for n in rt.nodes},
-                }
-                for rt in self.request_types.values()
-            },
+            "tools": {t.name: _tool_data(t) for t in self.tools.values()},
+            "request_types": {rt.name: _type_data(rt) for rt in self.request_types.values()},
         }
         if self.sla is not None:
             data["sla"] = dataclasses.asdict(self.sla)
         return data
+
+
+def _at_rate(rtype: RequestType, rate_per_min: float, horizon_s: float) -> RequestType:
+    """``rtype`` at a new mean rate: a process (schedule, MMPP, trace) is scaled by the ratio of the rates."""
+    if rtype.process is None:
+        return dataclasses.replace(rtype, rate_per_min=rate_per_min)
+    process = rtype.process.with_scale(rtype.process.scale * rate_per_min / rtype.rate_per_min)
+    return dataclasses.replace(rtype, rate_per_min=process.mean_rate_per_min(horizon_s), process=process)
+
+
+def _tool_data(tool: ToolTemplate) -> dict[str, Any]:
+    work: dict[str, Any] = {}
+    for res, dist in tool.work.items():
+        attribute = tool.per.get(res)
+        work[res] = dist.to_dict() if attribute is None else {"per": attribute, "amount": dist.to_dict()}
+    return {"description": tool.description, "work": work, "space": dict(tool.space), **tool.policy.to_data()}
+
+
+def _policy_value(policy: FailurePolicy, key: str) -> Any:
+    if key == "backoff_s":
+        return policy.backoff.to_data()
+    if key == "on_failure":
+        return {"fallback": policy.fallback} if policy.on_failure == "fallback" else policy.on_failure
+    return getattr(policy, key)
+
+
+def _nodes_data(nodes: tuple[Node, ...]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for node in nodes:
+        item: dict[str, Any] = {"tool": node.tool, "after": list(node.after)}
+        if node.prob != 1.0:
+            item["prob"] = node.prob
+        item.update({key: _policy_value(node.policy, key) for key in node.overrides})
+        data[node.name] = item
+    return data
+
+
+def _type_data(rtype: RequestType) -> dict[str, Any]:
+    data: dict[str, Any] = {"description": rtype.description, "weight": rtype.weight}
+    if rtype.process is None:
+        data.update(rate_per_min=rtype.rate_per_min, arrival=rtype.arrival)
+    else:
+        data["arrival"] = rtype.process.to_dict()
+    if rtype.priority:
+        data["priority"] = rtype.priority
+    if rtype.attributes:
+        data["attributes"] = {name: dist.to_dict() for name, dist in rtype.attributes.items()}
+    if rtype.variants:
+        data["variants"] = {v.name: {"weight": v.weight, "nodes": _nodes_data(v.nodes)} for v in rtype.variants}
+    else:
+        data["nodes"] = _nodes_data(rtype.nodes)
+    return data
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -321,6 +519,7 @@ def load_scenario(path: str | Path) -> Scenario:
         read_yaml(path, what="scenario file", max_bytes=MAX_FILE_BYTES, max_depth=MAX_DEPTH, max_nodes=MAX_YAML_NODES,
                   error=ScenarioError),
         source=str(path),
+        base_dir=Path(path).parent,
     )  # fmt: skip
 
 
@@ -383,8 +582,11 @@ class _Reader:
         return value
 
 
-def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
+def parse_scenario(data: Any, source: str = "<scenario>", *, base_dir: Path | None = None) -> Scenario:
     """Validate plain scenario data (as loaded from YAML) and build a :class:`Scenario`.
+
+    ``base_dir`` is the folder of the scenario file, where an arrival trace's ``file`` is read from; without it (a
+    scenario that came in a message) a trace must be given inline, as ``times_s``: no path travels in a message.
 
     Raises:
         ScenarioError: naming ``source`` and the dotted key path of the first problem found.
@@ -418,10 +620,12 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
         raise top.error("drain", f"expected true or false, got {drain!r}")
     resources = {str(name): _parse_resource(str(name), spec, source) for name, spec in top.mapping("resources").items()}
     tools = {str(name): _parse_tool(str(name), spec, resources, source) for name, spec in top.mapping("tools").items()}
+    _check_fallbacks(tools, source)
     types = {
-        str(name): _parse_request_type(str(name), spec, tools, source)
+        str(name): _parse_request_type(str(name), spec, tools, source, horizon_s, base_dir)
         for name, spec in top.mapping("request_types").items()
     }
+    _check_attributes(tools, types, source)
     sla = _parse_sla(top.data["sla"], types, source) if top.data.get("sla") is not None else None
     scenario = Scenario(
         name=top.text("name", Path(source).stem),
@@ -466,7 +670,10 @@ def expected_events(scenario: Scenario) -> float:
     """
     total = 0.0
     for rt in scenario.request_types.values():
-        parts = sum(max(1, len(scenario.tools[node.tool].work)) for node in rt.nodes)
+        parts = 0.0
+        for tool, runs in scenario.template_runs(rt.name).items():
+            template = scenario.tools[tool]
+            parts += runs * (max(1, len(template.work)) + (template.policy.timeout_s is not None))
         total += rt.rate_per_min / 60.0 * scenario.horizon_s * (1 + parts)
     return total
 
@@ -488,12 +695,13 @@ def check_event_budget(scenario: Scenario, key: str = "horizon_s") -> None:
 
 
 def _parse_resource(name: str, spec: Any, source: str) -> Resource:
-    r = _Reader(spec, source, f"resources.{name}", {"kind", "capacity", "per_tool_cap", "max_active", "unit", "step"})
+    r = _Reader(spec, source, f"resources.{name}",
+                {"kind", "capacity", "per_tool_cap", "max_active", "unit", "step", "join_overhead"})  # fmt: skip
     kind = r.text("kind", "rate", ("rate", "space"))
     capacity = r.number("capacity", positive=True)
     per_tool_cap = max_active = None
     if kind == "space":
-        for key in ("per_tool_cap", "max_active"):
+        for key in ("per_tool_cap", "max_active", "join_overhead"):
             if key in r.data:
                 raise r.error(key, "only applies to rate resources")
     else:
@@ -504,12 +712,14 @@ def _parse_resource(name: str, spec: Any, source: str) -> Resource:
     if r.data.get("unit") is not None and not isinstance(r.data["unit"], str):
         raise r.error("unit", "expected a string")
     step = r.number("step", positive=True) if "step" in r.data else None
-    return Resource(name, kind, capacity, per_tool_cap, max_active, r.text("unit", ""), step)
+    overhead = r.number("join_overhead", 0.0)
+    return Resource(name, kind, capacity, per_tool_cap, max_active, r.text("unit", ""), step, overhead)
 
 
 def _parse_tool(name: str, spec: Any, resources: dict[str, Resource], source: str) -> ToolTemplate:
-    r = _Reader(spec, source, f"tools.{name}", {"work", "space", "description"})
+    r = _Reader(spec, source, f"tools.{name}", {"work", "space", "description", *POLICY_KEYS})
     work: dict[str, Distribution] = {}
+    per: dict[str, str] = {}
     for raw, amount in r.mapping("work", required=False).items():
         res = str(raw)
         key = f"tools.{name}.work.{res}"
@@ -517,7 +727,14 @@ def _parse_tool(name: str, spec: Any, resources: dict[str, Resource], source: st
             raise ScenarioError(f"unknown resource {res!r} (declared: {', '.join(resources)})", source=source, key=key)
         if resources[res].kind != "rate":
             raise ScenarioError(f"{res!r} is a space resource: list it under 'space'", source=source, key=key)
-        work[res] = parse_distribution(amount, source, key)
+        if isinstance(amount, dict) and "per" in amount:
+            scaled = _Reader(amount, source, key, {"per", "amount"})
+            per[res] = scaled.text("per")
+            if "amount" not in amount:
+                raise scaled.error("amount", "is required: the work per unit of the attribute")
+            work[res] = parse_distribution(amount["amount"], source, f"{key}.amount")
+        else:
+            work[res] = parse_distribution(amount, source, key)
     space: dict[str, float] = {}
     space_reader = _Reader(r.mapping("space", required=False), source, f"tools.{name}.space", set(resources))
     for res in space_reader.data:
@@ -529,20 +746,155 @@ def _parse_tool(name: str, spec: Any, resources: dict[str, Resource], source: st
             raise space_reader.error(res, f"demand {demand} exceeds the capacity of {res!r} ({resource.capacity})")
         space[str(res)] = demand
     # Stable resource order makes the per-template draw order, hence the run, independent of YAML key order.
-    return ToolTemplate(name, dict(sorted(work.items())), dict(sorted(space.items())), r.text("description", ""))
+    return ToolTemplate(name, dict(sorted(work.items())), dict(sorted(space.items())), r.text("description", ""),
+                        dict(sorted(per.items())), _parse_policy(r, FailurePolicy())[0])  # fmt: skip
 
 
-def _parse_request_type(name: str, spec: Any, tools: dict[str, ToolTemplate], source: str) -> RequestType:
+def _parse_policy(r: _Reader, base: FailurePolicy) -> tuple[FailurePolicy, tuple[str, ...]]:
+    """The failure keys of a tool template or a node over ``base``; also the keys that were given."""
+    given = tuple(key for key in POLICY_KEYS if key in r.data)
+    for key in given:
+        r.refuse_null(key, "a value")
+    fields: dict[str, Any] = {}
+    if "fail_prob" in r.data:
+        fields["fail_prob"] = r.number("fail_prob", upper=1.0)
+    if "timeout_s" in r.data:
+        fields["timeout_s"] = r.number("timeout_s", positive=True)
+    if "retries" in r.data:
+        fields["retries"] = r.integer("retries", minimum=0, maximum=MAX_RETRIES)
+    if "backoff_s" in r.data:
+        fields["backoff"] = _parse_backoff(r)
+    if "on_failure" in r.data:
+        value = r.data["on_failure"]
+        if isinstance(value, dict):
+            fallback = _Reader(value, r.source, r.key("on_failure"), {"fallback"})
+            fields["on_failure"], fields["fallback"] = "fallback", fallback.text("fallback")
+        else:
+            fields["on_failure"], fields["fallback"] = r.text("on_failure", choices=("fail", "skip")), None
+    return dataclasses.replace(base, **fields), given
+
+
+def _parse_backoff(r: _Reader) -> Backoff:
+    value = r.data["backoff_s"]
+    if not isinstance(value, dict):
+        return Backoff(base_s=r.number("backoff_s"))
+    b = _Reader(value, r.source, r.key("backoff_s"), {"base_s", "factor", "max_s"})
+    factor = b.number("factor", 1.0, positive=True)
+    if factor < 1.0:
+        raise b.error("factor", f"must be at least 1 (the backoff grows or stays), got {factor!r}")
+    max_s = b.number("max_s") if "max_s" in b.data else math.inf
+    return Backoff(base_s=b.number("base_s"), factor=factor, max_s=max_s)
+
+
+def _check_fallbacks(tools: dict[str, ToolTemplate], source: str) -> None:
+    """Every fallback names a declared template, and no chain of template fallbacks comes back to where it began."""
+    for name, tool in tools.items():
+        _check_fallback(tool.policy, tools, source, f"tools.{name}.on_failure.fallback")
+        chain = [name]
+        policy = tool.policy
+        while policy.on_failure == "fallback" and policy.fallback is not None:
+            if policy.fallback in chain:
+                path = " -> ".join([*chain, policy.fallback])
+                raise ScenarioError(f"the fallbacks form a cycle: {path}", source=source,
+                                    key=f"tools.{name}.on_failure.fallback")  # fmt: skip
+            chain.append(policy.fallback)
+            policy = tools[policy.fallback].policy
+
+
+def _check_fallback(policy: FailurePolicy, tools: dict[str, ToolTemplate], source: str, key: str) -> None:
+    if policy.on_failure == "fallback" and policy.fallback not in tools:
+        raise ScenarioError(f"unknown tool template {show(policy.fallback)} (declared: {_names(tools)})",
+                            source=source, key=key)  # fmt: skip
+
+
+def _reachable_tools(node: Node, tools: dict[str, ToolTemplate]) -> list[str]:
+    """The templates a node may run: its own, then its fallback chain."""
+    names = [node.tool]
+    policy = node.policy
+    while policy.on_failure == "fallback" and policy.fallback is not None and policy.fallback not in names:
+        names.append(policy.fallback)
+        policy = tools[policy.fallback].policy
+    return names
+
+
+def _check_attributes(tools: dict[str, ToolTemplate], types: dict[str, RequestType], source: str) -> None:
+    """A tool whose work is ``per`` an attribute runs only in request types that declare that attribute."""
+    for rtype in types.values():
+        for node in rtype.all_nodes():
+            for tool in _reachable_tools(node, tools):
+                for res, attribute in tools[tool].per.items():
+                    if attribute not in rtype.attributes:
+                        declared = _names(rtype.attributes) or "none"
+                        raise ScenarioError(
+                            f"attribute {show(attribute)} is not declared by request type {show(rtype.name)}, which "
+                            f"runs this tool at node {show(node.name)} (its attributes: {declared})",
+                            source=source,
+                            key=f"tools.{tool}.work.{res}.per",
+                        )
+
+
+def _parse_request_type(
+    name: str, spec: Any, tools: dict[str, ToolTemplate], source: str, horizon_s: float, base_dir: Path | None
+) -> RequestType:
     path = f"request_types.{name}"
-    r = _Reader(spec, source, path, {"rate_per_min", "arrival", "weight", "nodes", "description"})
-    rate = r.number("rate_per_min", positive=True)
-    nodes_spec = r.mapping("nodes")
+    r = _Reader(spec, source, path,
+                {"rate_per_min", "arrival", "weight", "nodes", "variants", "description", "priority", "attributes"})  # fmt: skip
+    arrival = r.data.get("arrival", "poisson")
+    process = None
+    if isinstance(arrival, dict):
+        from simfleet.worker.des.arrivals import parse_process
+
+        if "rate_per_min" in r.data:
+            raise r.error("rate_per_min", "comes from the arrival process: leave it out (scale the process with "
+                          "its 'scale' key)")  # fmt: skip
+        process = parse_process(arrival, source=source, key=r.key("arrival"), horizon_s=horizon_s, base_dir=base_dir)
+        rate = process.mean_rate_per_min(horizon_s)
+        if not rate > 0:
+            raise r.error("arrival", f"the process brings no arrival before horizon_s ({horizon_s:g} s)")
+        arrival = str(arrival.get("process"))
+    else:
+        rate = r.number("rate_per_min", positive=True)
+        arrival = r.text("arrival", "poisson", ("poisson", "deterministic"))
+    if ("nodes" in r.data) == ("variants" in r.data):
+        raise r.error("nodes", "give either nodes (one DAG) or variants (several DAGs with weights), not both"
+                      if "nodes" in r.data else "is required (or variants: several DAGs with weights)")  # fmt: skip
+    variants: tuple[Variant, ...] = ()
+    nodes: tuple[Node, ...] = ()
+    if "nodes" in r.data:
+        nodes = _parse_dag(r.mapping("nodes"), tools, source, r.key("nodes"))
+    else:
+        parsed = []
+        for variant_name, variant_spec in r.mapping("variants").items():
+            v = _Reader(variant_spec, source, r.key(f"variants.{variant_name}"), {"weight", "nodes"})
+            parsed.append(Variant(str(variant_name), v.number("weight", positive=True),
+                                  _parse_dag(v.mapping("nodes"), tools, source, v.key("nodes"))))  # fmt: skip
+        variants = tuple(parsed)
+    attributes = {
+        str(attr): parse_distribution(dist, source, r.key(f"attributes.{attr}"))
+        for attr, dist in r.mapping("attributes", required=False).items()
+    }
+    return RequestType(
+        name=name,
+        rate_per_min=rate,
+        nodes=nodes,
+        arrival=arrival,
+        weight=r.number("weight", 1.0, positive=True),
+        description=r.text("description", ""),
+        priority=r.integer("priority", 0, minimum=-MAX_PRIORITY, maximum=MAX_PRIORITY),
+        variants=variants,
+        attributes=attributes,
+        process=process,
+    )
+
+
+def _parse_dag(nodes_spec: dict[Any, Any], tools: dict[str, ToolTemplate], source: str, path: str) -> tuple[Node, ...]:
     if len(nodes_spec) > MAX_NODES_PER_TYPE:
-        raise r.error("nodes", f"{len(nodes_spec)} nodes; a request type has at most {MAX_NODES_PER_TYPE}")
+        raise ScenarioError(f"{len(nodes_spec)} nodes; a request type has at most {MAX_NODES_PER_TYPE}",
+                            source=source, key=path)  # fmt: skip
     graph: nx.DiGraph = nx.DiGraph()
     nodes: dict[str, Node] = {}
     for node_name, node_spec in nodes_spec.items():
-        nr = _Reader(node_spec, source, f"{path}.nodes.{node_name}", {"tool", "after"})
+        nr = _Reader(node_spec, source, f"{path}.{node_name}", {"tool", "after", "prob", *POLICY_KEYS})
         tool = nr.text("tool")
         if tool not in tools:
             raise nr.error("tool", f"unknown tool template {show(tool)} (declared: {_names(tools)})")
@@ -560,7 +912,10 @@ def _parse_request_type(name: str, spec: Any, tools: dict[str, ToolTemplate], so
             if str(pred) in seen:
                 raise nr.error("after", f"node {show(pred)} is listed twice")
             seen.add(str(pred))
-        nodes[str(node_name)] = Node(str(node_name), tool, tuple(str(p) for p in after))
+        policy, overrides = _parse_policy(nr, tools[tool].policy)
+        _check_fallback(policy, tools, source, nr.key("on_failure.fallback"))
+        prob = nr.number("prob", 1.0, upper=1.0)
+        nodes[str(node_name)] = Node(str(node_name), tool, tuple(str(p) for p in after), prob, policy, overrides)
         graph.add_node(str(node_name))
         graph.add_edges_from((str(p), str(node_name)) for p in after)
     try:
@@ -569,16 +924,9 @@ def _parse_request_type(name: str, spec: Any, tools: dict[str, ToolTemplate], so
         cycle = None
     if cycle:
         names = " -> ".join([str(u) for u, _ in cycle] + [str(cycle[0][0])])
-        raise ScenarioError(f"the DAG has a cycle: {names}", source=source, key=f"{path}.nodes.{cycle[0][1]}.after")
+        raise ScenarioError(f"the DAG has a cycle: {names}", source=source, key=f"{path}.{cycle[0][1]}.after")
     order = list(nx.lexicographical_topological_sort(graph))
-    return RequestType(
-        name=name,
-        rate_per_min=rate,
-        nodes=tuple(nodes[n] for n in order),
-        arrival=r.text("arrival", "poisson", ("poisson", "deterministic")),
-        weight=r.number("weight", 1.0, positive=True),
-        description=r.text("description", ""),
-    )
+    return tuple(nodes[n] for n in order)
 
 
 def _parse_sla(spec: Any, types: dict[str, RequestType], source: str) -> SlaSpec:

@@ -2,7 +2,10 @@
 
 Streams come from ``SeedSequence(seed, spawn_key=(replication,))``: its first child is spawned into one stream per
 request type, its second into one per tool template, so changing one type's rate changes no other draw (common
-random numbers across the probes of an SLA search). Draws are taken in blocks and handed out one by one; the block
+random numbers across the probes of an SLA search). Model v2's draws come from its third child, spawned into three
+streams per request type: decisions (failures, branches, variants), attributes, and the modulation of an arrival
+process (an MMPP's states). A scenario that uses none of them draws exactly what it drew before they existed, and a
+type's failure probability changes no other type's decisions. Draws are taken in blocks and handed out one by one; the block
 contents and the generator state are part of the saved engine state, so a resumed run draws exactly what an
 uninterrupted one would.
 """
@@ -18,14 +21,40 @@ from simfleet.worker.des.distributions import Distribution
 BLOCK = 2048
 
 
-def make_generators(seed: int, replication: int, n_types: int, n_templates: int) -> tuple[list[Any], list[Any]]:
-    """The arrival generators (one per type) and work generators (one per template) of a replication."""
+def make_generators(
+    seed: int, replication: int, n_types: int, n_templates: int
+) -> tuple[list[Any], list[Any], list[tuple[Any, Any, Any]]]:
+    """The generators of a replication: arrivals (one per type), work (one per template), and per type the
+    (decisions, attributes, modulation) generators of model v2."""
     root = np.random.SeedSequence(seed, spawn_key=(replication,))
-    arrivals_root, work_root = root.spawn(2)
+    arrivals_root, work_root, v2_root = root.spawn(3)
+    per_type = []
+    for child in v2_root.spawn(n_types):
+        decisions, attributes, modulation = (np.random.Generator(np.random.PCG64(s)) for s in child.spawn(3))
+        per_type.append((decisions, attributes, modulation))
     return (
         [np.random.Generator(np.random.PCG64(s)) for s in arrivals_root.spawn(n_types)],
         [np.random.Generator(np.random.PCG64(s)) for s in work_root.spawn(n_templates)],
+        per_type,
     )
+
+
+class UniformStream:
+    """Uniform draws in [0, 1) of one request type's decisions (does an attempt fail, does a node run, which variant)."""
+
+    __slots__ = ("buffer", "rng")
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.buffer: list[float] = []
+
+    def draw(self) -> float:
+        """The next uniform."""
+        if not self.buffer:
+            block = self.rng.random(BLOCK).tolist()
+            block.reverse()
+            self.buffer = block
+        return self.buffer.pop()
 
 
 class ArrivalStream:
