@@ -112,6 +112,11 @@ def test_a_schedule_without_repeat_keeps_its_last_window_and_a_last_rate_of_0_en
     assert stream(Schedule((0.0, 10.0), (0.0, 60.0))).next_time(0.0) >= 10.0
 
 
+@pytest.mark.parametrize("process", [DAY, BURSTY, Schedule((0.0, 10.0), (60.0, 5.0))])
+def test_after_an_arrival_at_infinity_there_is_none(process):
+    assert stream(process).next_time(math.inf) == math.inf
+
+
 def test_scale_2_of_a_constant_rate_halves_every_time_exactly():
     one = first_times(stream(Schedule((0.0,), (6.0,))), 5_000)
     two = first_times(stream(Schedule((0.0,), (6.0,), scale=2.0)), 5_000)

@@ -417,13 +417,15 @@ class ProcessStream:
         """The absolute time (seconds) of the next arrival after ``now`` (the previous arrival, or 0 at the start).
 
         ``math.inf`` when there is none: a trace is exhausted, or a schedule's last window (without ``repeat_s``)
-        has rate 0.
+        has rate 0. A trace hands out its times in order whatever ``now`` is (several may fall at the same time).
         """
         if self.is_trace:
             if self.trace_index == len(self.trace_times_s):
                 return math.inf
             self.trace_index += 1
             return self.trace_times_s[self.trace_index - 1]
+        if now == math.inf:
+            return math.inf
         piece = self._mmpp_piece if isinstance(self.process, Mmpp) else self._schedule_piece
         need = self._exponential()
         time = now
