@@ -30,6 +30,12 @@ MAX_NODES_PER_TYPE = 5_000
 """Nodes in one request type's DAG."""
 MAX_EMPIRICAL_VALUES = 100_000
 """Values of one empirical distribution."""
+MAX_SCHEDULE_WINDOWS = 100_000
+"""Windows of one arrival rate schedule (a day in minutes is 1440)."""
+MAX_TRACE_ROWS = 1_000_000
+"""Arrival times of one trace (a file's rows, or an inline ``times_s`` list)."""
+MAX_TRACE_BYTES = 64 << 20
+"""A trace file is at most 64 MiB (a million rows of up to 60 characters or so)."""
 MIN_POSITIVE = 1e-9
 """The smallest non-zero quantity (seconds, work units, capacities, rates, weights)."""
 MAX_QUANTITY = 1e12
