@@ -65,3 +65,56 @@ def fork_join(horizon_s: float = 3_000.0, **overrides: Any) -> Scenario:
 def without_wall_clock(summary: ReplicationSummary) -> ReplicationSummary:
     """A summary with the two fields that depend on the machine's speed set to zero."""
     return msgspec.structs.replace(summary, wall_s=0.0, events_per_s=0.0)
+
+
+def faulty(horizon_s: float = 2_000.0, **overrides: Any) -> Scenario:
+    """Every feature of model v2 at once: failures, timeouts, retries with backoff, skip, fallback, priorities at a
+    FIFO limit and a space resource, a probabilistic node, variants, attributes scaling work, a join overhead, and a
+    bursty (MMPP) arrival process beside a Poisson one."""
+    data: dict[str, Any] = {
+        "name": "faulty",
+        "horizon_s": horizon_s,
+        "warmup_s": 100.0,
+        "resources": {
+            "cpu": {"capacity": 2.0, "max_active": 2, "per_tool_cap": 1.0, "join_overhead": 0.01},
+            "net": {"capacity": 1.0},
+            "mem": {"kind": "space", "capacity": 3},
+        },
+        "tools": {
+            "fetch": {
+                "work": {"net": {"per": "size", "amount": {"dist": "exponential", "mean": 0.1}}},
+                "timeout_s": 1.5, "retries": 2, "backoff_s": {"base_s": 0.2, "factor": 2.0, "max_s": 0.5},
+                "on_failure": {"fallback": "cache"},
+            },
+            "cache": {"work": {"cpu": 0.05}, "fail_prob": 0.1, "on_failure": "skip"},
+            "think": {"work": {"cpu": {"dist": "exponential", "mean": 0.4}}, "space": {"mem": 1},
+                      "fail_prob": 0.15, "retries": 1},
+            "write": {"work": {"cpu": 0.1, "net": {"dist": "uniform", "low": 0.05, "high": 0.15}},
+                      "timeout_s": 0.8},
+        },
+        "request_types": {
+            "chat": {
+                "rate_per_min": 40, "priority": 1,
+                "attributes": {"size": {"dist": "lognormal", "mean": 2.0, "cv": 1.0}},
+                "nodes": {
+                    "fetch": {"tool": "fetch", "prob": 0.7},
+                    "think": {"tool": "think", "after": ["fetch"]},
+                    "write": {"tool": "write", "after": ["think"], "retries": 1},
+                },
+            },
+            "batch": {
+                "arrival": {"process": "mmpp", "rates_per_min": [20, 80], "mean_sojourn_s": [60, 20]},
+                "weight": 2.0,
+                "attributes": {"size": {"dist": "exponential", "mean": 1.0}},
+                "variants": {
+                    "short": {"weight": 3, "nodes": {"think": {"tool": "think"}}},
+                    "long": {"weight": 1, "nodes": {
+                        "fetch": {"tool": "fetch"},
+                        "think": {"tool": "think", "after": ["fetch"], "fail_prob": 0.3, "on_failure": "fail"},
+                    }},
+                },
+            },
+        },
+    }  # fmt: skip
+    data.update(overrides)
+    return parse_scenario(data)

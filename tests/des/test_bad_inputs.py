@@ -236,7 +236,7 @@ def test_a_repeated_name_in_after_is_an_error(capsys, tmp_path):
 
 def test_requests_that_never_finish_make_the_run_unstable():
     sim = Simulation(parse_scenario(copy.deepcopy(BASE), "small.yaml"), seed=1)
-    sim.types[0].preds = (0, 2)  # node b waits for a predecessor that does not exist: nothing ever completes
+    sim.types[0].dags[0].preds = (0, 2)  # node b waits for a predecessor that does not exist: nothing ever completes
     sim.run()
     summary = sim.summary()
     assert not summary.stable

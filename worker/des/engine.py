@@ -43,7 +43,6 @@ from simfleet.worker.des.streams import ArrivalStream, UniformStream, WorkStream
 
 WARMUP, ARRIVAL, HORIZON, TIMEOUT, RETRY = 0, 1, 2, 3, 4
 FLUSH_EVERY = 4096
-STATE_VERSION = 2
 ATTEMPTS, FAILED, TIMED_OUT, FALLBACKS, SKIPPED, BRANCH_SKIPPED = range(len(NODE_FIGURES))
 COMPLETED_OK, FAILED_OUTCOME, TIMED_OUT_OUTCOME = 0, 1, 2
 
@@ -585,7 +584,7 @@ class Simulation:
         if self._acquire_space(tool, now):
             self._start_work(tool, now)
 
-    def _finish_tool(self, tool: _Tool, now: float) -> None:
+    def _finish_tool(self, tool: Any, now: float) -> None:
         """A tool's work is done: free its space, then count its node done, or its attempt failed."""
         if tool.template.space:
             self._release_space(tool, len(tool.template.space), now)
@@ -633,7 +632,7 @@ class Simulation:
             if not waiting[succ]:
                 self._start(req, succ, now)
 
-    def _cancel(self, tool: _Tool, now: float) -> None:
+    def _cancel(self, tool: _Attempt, now: float) -> None:
         """Take an unfinished attempt off everything it holds or waits for; its work done so far is wasted."""
         tool.cancelled = True
         req = tool.req
@@ -660,7 +659,7 @@ class Simulation:
         if self.ready:
             self._drain_ready(now)
 
-    def _attempt_over(self, tool: _Tool, outcome: int, now: float) -> None:
+    def _attempt_over(self, tool: _Attempt, outcome: int, now: float) -> None:
         """An attempt failed or timed out: retry it, or apply the node's ``on_failure``."""
         req, node, policy = tool.req, tool.node, tool.policy
         if tool.attempt < policy.retries:

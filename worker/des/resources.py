@@ -240,7 +240,7 @@ class RateResource:
             return 0.0
         self.n -= 1
         self.wsum -= weight
-        done = work - max(0.0, vfinish - self.vclock) * weight
+        done: float = work - max(0.0, vfinish - self.vclock) * weight
         self._admit_and_reschedule(now)
         return max(0.0, done)
 

@@ -26,8 +26,8 @@ from simfleet.worker.des.limits import (
     MAX_EVENTS,
     MAX_FILE_BYTES,
     MAX_NODES_PER_TYPE,
-    MAX_QUANTITY,
     MAX_PRIORITY,
+    MAX_QUANTITY,
     MAX_REPLICATIONS,
     MAX_RETRIES,
     MAX_YAML_NODES,
@@ -276,8 +276,11 @@ class Scenario:
             self._add_runs(runs, fallback.name, fallback.policy, times * policy.fail_prob ** (policy.retries + 1))
 
     def mean_work(self, tool: str, resource: str, type_name: str | None = None) -> float:
-        """Mean work (work units) of one run of ``tool`` on ``resource``: the draw's mean times the mean of the
-        request attribute it is ``per`` (of ``type_name``), plus the resource's ``join_overhead`` when there is work."""
+        """Mean work (work units) of one run of ``tool`` on ``resource``.
+
+        The draw's mean times the mean of the request attribute it is ``per`` (of ``type_name``), plus the
+        resource's ``join_overhead`` when there is work.
+        """
         template = self.tools[tool]
         mean = template.work[resource].mean
         attribute = template.per.get(resource)
@@ -837,8 +840,8 @@ def _parse_request_type(
     name: str, spec: Any, tools: dict[str, ToolTemplate], source: str, horizon_s: float, base_dir: Path | None
 ) -> RequestType:
     path = f"request_types.{name}"
-    r = _Reader(spec, source, path,
-                {"rate_per_min", "arrival", "weight", "nodes", "variants", "description", "priority", "attributes"})  # fmt: skip
+    keys = {"rate_per_min", "arrival", "weight", "nodes", "variants", "description", "priority", "attributes"}
+    r = _Reader(spec, source, path, keys)
     arrival = r.data.get("arrival", "poisson")
     process = None
     if isinstance(arrival, dict):

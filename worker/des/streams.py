@@ -5,7 +5,9 @@ request type, its second into one per tool template, so changing one type's rate
 random numbers across the probes of an SLA search). Model v2's draws come from its third child, spawned into three
 streams per request type: decisions (failures, branches, variants), attributes, and the modulation of an arrival
 process (an MMPP's states). A scenario that uses none of them draws exactly what it drew before they existed, and a
-type's failure probability changes no other type's decisions. Draws are taken in blocks and handed out one by one; the block
+type's failure probability changes no other type's decisions.
+
+Draws are taken in blocks and handed out one by one; the block
 contents and the generator state are part of the saved engine state, so a resumed run draws exactly what an
 uninterrupted one would.
 """
@@ -24,8 +26,11 @@ BLOCK = 2048
 def make_generators(
     seed: int, replication: int, n_types: int, n_templates: int
 ) -> tuple[list[Any], list[Any], list[tuple[Any, Any, Any]]]:
-    """The generators of a replication: arrivals (one per type), work (one per template), and per type the
-    (decisions, attributes, modulation) generators of model v2."""
+    """The generators of a replication.
+
+    Arrivals (one per type), work (one per template), and per type the (decisions, attributes, modulation)
+    generators of model v2.
+    """
     root = np.random.SeedSequence(seed, spawn_key=(replication,))
     arrivals_root, work_root, v2_root = root.spawn(3)
     per_type = []
@@ -40,7 +45,7 @@ def make_generators(
 
 
 class UniformStream:
-    """Uniform draws in [0, 1) of one request type's decisions (does an attempt fail, does a node run, which variant)."""
+    """Uniform draws in [0, 1) of a request type's decisions (does an attempt fail, does a node run, which variant)."""
 
     __slots__ = ("buffer", "rng")
 

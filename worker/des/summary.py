@@ -15,8 +15,8 @@ from simfleet.shared.messages.des import (
     NODE_FIGURES,
     FinishedFigures,
     LatencyFigures,
-    NodeFigures,
     LittleFigures,
+    NodeFigures,
     RateResourceFigures,
     ReplicationSummary,
     ResourceFigures,
@@ -54,8 +54,10 @@ def latency_figures(
     timed_out: int = 0,
     failures: LatencySketch | None = None,
 ) -> LatencyFigures:
-    """Latency figures of one request type (or of all) from its sketch (and the sketch of its failed requests,
-    when the scenario can fail)."""
+    """Latency figures of one request type (or of all) from its sketch.
+
+    ``failures`` is the sketch of its failed requests, given when the scenario can fail.
+    """
     empty = sketch.count == 0
     finished = sketch.count + failed + timed_out
     goodput = sketch.count / window_s * 60.0 if window_s > 0 else 0.0
