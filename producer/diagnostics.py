@@ -4,7 +4,7 @@ The searches and the ``des`` commands call these on what they already have (the 
 replications' summaries) and print each warning as one plain line. Nothing here needs Celery or Redis.
 
 - :func:`no_load`: each request type's latency when it is alone in the system, from a short pilot run.
-- :func:`threshold_warnings`: an SLA threshold at or below that no-load latency (no rate can meet it).
+- :func:`threshold_warnings`: a latency SLA threshold at or below that no-load latency (no rate can meet it).
 - :func:`sample_warnings`: a quantile estimated from too few completed requests per replication.
 - :func:`saturation`: a run that looks stable but is near saturation (growing backlog, a resource at 95% or
   more, or a tail many times its no-load value with a wide interval).
@@ -95,9 +95,14 @@ def no_load(scenario: Scenario, seed: int = 0) -> NoLoad:
 
 
 def threshold_warnings(scenario: Scenario, terms: Sequence[SlaTerm], no_load_figures: NoLoad) -> list[str]:
-    """One line per term whose threshold is at or below its metric's no-load value: no rate can meet it."""
+    """One line per latency term whose threshold is at or below its metric's no-load value: no rate can meet it.
+
+    A success-ratio term (a floor, not a latency) gets no line: the no-load pilot says nothing about it.
+    """
     warnings = []
     for term in terms:
+        if term.floor:
+            continue
         alone = no_load_figures.get(term.request_type, {}).get(term.metric)
         if term.request_type in scenario.request_types and alone is not None and term.threshold_s <= alone:
             warnings.append(
