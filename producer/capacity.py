@@ -123,7 +123,8 @@ class CapacityResult:
     visited: dict[tuple[int, ...], CapacityProbe] = field(default_factory=dict, repr=False)
     """The probes by their steps (in resource order): a candidate is run once."""
     warnings: list[str] = field(default_factory=list)
-    """Plain-words warnings about the answer (a quantile estimated from too few requests per replication)."""
+    """Plain-words warnings about the answer (a success ratio that was always 1, a quantile estimated from too few
+    requests per replication)."""
 
     @property
     def converged(self) -> bool:
@@ -327,10 +328,10 @@ def search_capacity(
     else:
         _search_cheapest(result, probe)
     if result.answer is not None:
-        from simfleet.producer.diagnostics import sample_warnings
+        from simfleet.producer.diagnostics import failure_warnings, sample_warnings
 
         point = tuple(result.answer.steps[name] for name in names)
-        result.warnings = sample_warnings(terms, summaries[point])
+        result.warnings = failure_warnings(terms, summaries[point]) + sample_warnings(terms, summaries[point])
     return result
 
 

@@ -116,6 +116,9 @@ class SlaTerm:
         figures = summary.types[self.request_type]
         if self.floor:
             figure = figures.figure(self.metric)
+            finished = figures.completed + figures.failed + figures.timed_out
+            if figure is None and finished > 0:  # a summary that counts outcomes without the ratio (older engines)
+                figure = figures.completed / finished
         else:
             figure = figures.figure("mean_s" if self.metric == "mean" else f"{self.metric}_s")
         return self.worst if figure is None else float(figure)

@@ -357,14 +357,16 @@ def _floor_rate(scenario: Scenario, terms: list[SlaTerm], searched: str | None) 
 
 def question_warnings(scenario: Scenario, terms: Sequence[SlaTerm], judged: Sequence[Sequence[ReplicationSummary]],
                       seed: int) -> list[str]:  # fmt: skip
-    """Plain-words warnings about the question: thresholds no load can meet, quantiles from too few requests.
+    """Plain-words warnings about the question: thresholds no load can meet, success ratios that never fell below 1,
+    quantiles from too few requests.
 
     ``judged`` holds the summaries of the candidates the answer rests on (the two ends of the bracket), on which a
     quantile's sample is checked (:mod:`simfleet.producer.diagnostics`).
     """
-    from simfleet.producer.diagnostics import no_load, sample_warnings, threshold_warnings
+    from simfleet.producer.diagnostics import failure_warnings, no_load, sample_warnings, threshold_warnings
 
     warnings = threshold_warnings(scenario, terms, no_load(scenario, seed))
+    warnings += failure_warnings(terms, [s for summaries in judged for s in summaries])
     seen = set(warnings)
     for summaries in judged:
         for line in sample_warnings(terms, summaries):
