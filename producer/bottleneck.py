@@ -10,11 +10,11 @@ the base, replication by replication) with its 95% interval. A change is *signif
 The watched metrics are the SLA terms given, else the scenario's ``sla`` block, else p95 of every request type (with
 no threshold). Ranking, what to add first:
 
-1. resources whose one more step significantly improves a watched metric (lowers a latency, raises a success ratio),
-   by the improvement of the *worst term* (the one nearest to or furthest beyond its threshold in the base, by its
-   badness: metric / threshold for a latency, threshold / metric for a success ratio) relative to its threshold, then by the
-   largest relative improvement of any term; without thresholds, by the largest improvement relative to the
-   metric's base value;
+1. resources whose one more step significantly improves a watched metric (lowers a latency, raises a success
+   ratio), by the improvement of the *worst term* (the one nearest to or furthest beyond its threshold in the base,
+   by its badness: metric / threshold for a latency, threshold / metric for a success ratio) relative to its
+   threshold, then by the largest relative improvement of any term; without thresholds, by the largest improvement
+   relative to the metric's base value;
 2. then every other resource (no significant improvement, no step, unstable with one more step), by mean waiting.
 
 The bottleneck is the top-ranked resource when its improvement is significant. A ranking needs a stable base: when
@@ -77,8 +77,7 @@ class Watched:
 
     @property
     def text(self) -> str:
-        """``deep-research:p95<30`` (``deep-research:success_ratio>0.99``) with a threshold, ``deep-research:p95``
-        without."""
+        """``deep-research:p95<30`` or ``deep-research:success_ratio>0.99``; ``deep-research:p95`` without threshold."""
         term = self.term
         return f"{self.request_type}:{self.metric}" if term is None else term.text
 
@@ -91,8 +90,10 @@ class Watched:
         return SlaTerm(self.request_type, self.metric, math.inf).value(summary)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON: ``op`` is ``<`` (a latency ceiling) or ``>`` (a success-ratio floor); ``threshold_s``
-        is ``None`` for a success ratio (its ``threshold`` is a ratio)."""
+        """Plain data for JSON: ``op`` is ``<`` (a latency ceiling) or ``>`` (a success-ratio floor).
+
+        ``threshold_s`` is ``None`` for a success ratio (its ``threshold`` is a ratio).
+        """
         return {"text": self.text, "request_type": self.request_type, "metric": self.metric,
                 "op": ">" if self.floor else "<", "threshold": self.threshold,
                 "threshold_s": None if self.floor else self.threshold}  # fmt: skip
@@ -119,8 +120,10 @@ class Sensitivity:
 
     @property
     def improvement(self) -> float:
-        """How much the metric improves (a latency drops, a success ratio rises), relative to its threshold (else to
-        its base value); 0 unless significant."""
+        """How much the metric improves, relative to its threshold (else to its base value); 0 unless significant.
+
+        A latency improves as it drops, a success ratio as it rises.
+        """
         if not self.significant or self.change is None:
             return 0.0
         gain = self.change.mean if self.watched.floor else -self.change.mean
@@ -220,8 +223,10 @@ class BottleneckResult:
 
     @property
     def worst(self) -> Watched | None:
-        """The watched term nearest to (or furthest beyond) its threshold in the base, by its badness
-        (:meth:`SlaTerm.badness`); ``None`` without thresholds."""
+        """The watched term nearest to (or furthest beyond) its threshold in the base; ``None`` without thresholds.
+
+        Terms are compared by their badness (:meth:`SlaTerm.badness`), so a floor and a ceiling compare alike.
+        """
         pairs = [(term, w, b) for w, b in zip(self.watched, self.base, strict=True) if (term := w.term) is not None]
         if not pairs:
             return None

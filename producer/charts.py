@@ -255,8 +255,8 @@ def plot_capacity_search(result: CapacityResult, path: Path) -> Path:
     Each point is marked by its term's own decision (a candidate fails when one term fails, though others may pass).
 
     With one term the y axis is the metric (seconds, or a success ratio) against its threshold; with several, each
-    term's mean over its threshold (1 is the threshold). With one searched resource the x axis is its capacity (in its unit); with
-    several it is each probe's cost, since a point of the grid has no single capacity.
+    term's mean over its threshold (1 is the threshold). With one searched resource the x axis is its capacity (in
+    its unit); with several it is each probe's cost, since a point of the grid has no single capacity.
     """
     single = len(result.terms) == 1
     one_resource = len(result.resources) == 1

@@ -124,8 +124,11 @@ class SlaTerm:
         return self.worst if figure is None else float(figure)
 
     def badness(self, value: float) -> float:
-        """``value`` on a scale where the threshold is 1 and larger is worse: value / threshold for a ceiling,
-        threshold / value for a floor (infinite when the value is not finite, or a floor's value is 0 or less)."""
+        """``value`` on a scale where the threshold is 1 and larger is worse (grows with load, for either kind).
+
+        value / threshold for a ceiling, threshold / value for a floor; infinite when the value is not finite, or a
+        floor's value is 0 or less.
+        """
         if not math.isfinite(value):
             return math.inf
         if self.floor:
@@ -133,8 +136,10 @@ class SlaTerm:
         return value / self.threshold
 
     def badness_width(self, value: Estimate) -> float:
-        """The 95% half-width of ``value`` on the scale of :meth:`badness` (to first order); infinite without a
-        finite figure, 0 without an interval."""
+        """The 95% half-width of ``value`` on the scale of :meth:`badness` (to first order).
+
+        Infinite without a finite figure, 0 without an interval.
+        """
         if not value.finite or (self.floor and value.mean <= 0):
             return math.inf
         half = value.ci95 or 0.0
@@ -145,15 +150,18 @@ class SlaTerm:
         return decide(value, self.threshold, floor=self.floor)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON: ``op`` is ``<`` (a ceiling) or ``>`` (a floor); ``threshold_s`` is the threshold in
-        seconds, ``None`` for a success-ratio term (whose ``threshold`` is a ratio)."""
+        """Plain data for JSON: ``op`` is ``<`` (a ceiling) or ``>`` (a floor).
+
+        ``threshold_s`` is the threshold in seconds, ``None`` for a success-ratio term (whose ``threshold`` is a ratio).
+        """
         return {"request_type": self.request_type, "metric": self.metric, "op": self.op, "threshold": self.threshold,
                 "threshold_s": None if self.floor else self.threshold, "text": self.text}  # fmt: skip
 
 
 def parse_term(text: str, scenario: Scenario, *, flag: str = "--sla") -> SlaTerm:
-    """``TYPE:METRIC<SECONDS`` (also ``<=``, and a trailing ``s``), or ``TYPE:success_ratio>RATIO`` (also ``>=``),
-    checked against ``scenario``.
+    """A term's text checked against ``scenario``.
+
+    ``TYPE:METRIC<SECONDS`` (also ``<=``, and a trailing ``s``), or ``TYPE:success_ratio>RATIO`` (also ``>=``).
 
     ``<`` and ``<=`` (``>`` and ``>=``) mean the same: a pass needs the whole 95% interval at or below (at or above)
     the threshold.
@@ -185,8 +193,9 @@ def parse_term(text: str, scenario: Scenario, *, flag: str = "--sla") -> SlaTerm
 
 
 def check_term(term: Any, scenario: Scenario, *, key: str = "slas") -> SlaTerm:
-    """``term`` (an :class:`SlaTerm`, or its text: ``TYPE:METRIC<SECONDS``, ``TYPE:success_ratio>RATIO``) checked
-    against ``scenario``.
+    """``term`` (an :class:`SlaTerm`, or its text) checked against ``scenario``.
+
+    The text is ``TYPE:METRIC<SECONDS`` or ``TYPE:success_ratio>RATIO`` (see :func:`parse_term`).
 
     Raises:
         ConfigError: an unknown request type or metric, or a bad threshold, naming ``key``.
@@ -243,8 +252,10 @@ class Estimate:
 
 
 def estimate(values: Iterable[float]) -> Estimate:
-    """Mean and 95% half-width of per-replication values; an infinite value (no figure: unstable) makes the mean
-    that infinity (the first one met; +inf when there are no values)."""
+    """Mean and 95% half-width of per-replication values.
+
+    An infinite value (no figure: unstable) makes the mean that infinity (the first one met; +inf without values).
+    """
     from simfleet.worker.des.aggregate import scalar_stats
 
     present = list(values)
@@ -291,9 +302,11 @@ class TermOutcome:
 
     @property
     def margin(self) -> float:
-        """How far the interval's worse end is on the good side of the threshold, relative to it (negative: on the
-        bad side): (threshold − upper end) / threshold for a ceiling, (lower end − threshold) / threshold for a
-        floor; −inf without a finite figure."""
+        """How far the interval's worse end is on the good side of the threshold, relative to it (negative: bad side).
+
+        (threshold − upper end) / threshold for a ceiling, (lower end − threshold) / threshold for a floor; −inf
+        without a finite figure.
+        """
         if not self.value.finite:
             return -math.inf
         if self.term.floor:

@@ -1,9 +1,10 @@
 """Inverse search: the largest arrival rate at which every SLA term still holds, with 95% confidence.
 
 **Decisions.** A probe (a rate) is judged by :mod:`simfleet.producer.confidence`: each term passes when its metric's
-95% interval lies wholly on the good side of the threshold (at or below a latency ceiling, at or above a success-ratio
-floor), fails when it lies wholly on the bad side (or a replication was unstable), and otherwise gets more replications (the next indices: common random numbers) up to a cap, after
-which the probe is *undecided at this precision*. A probe passes when every term passes and fails when one fails:
+95% interval lies wholly on the good side of the threshold (at or below a latency ceiling, at or above a
+success-ratio floor), fails when it lies wholly on the bad side (or a replication was unstable), and otherwise gets
+more replications (the next indices: common random numbers) up to a cap, after which the probe is *undecided at this
+precision*. A probe passes when every term passes and fails when one fails:
 with several terms (one per request type) the mix scales every type together, and the first term to break decides.
 
 **The answer** is never interpolated: the largest probed rate that passed (``best_passing``) and the smallest probed
@@ -19,10 +20,10 @@ when undecided probes lie between); or after ``max_probes`` probes (not converge
 **Choosing the probes.** Queueing theory says no rate above the capacity bound U (``Scenario.capacity_bound_per_min``)
 is stable, and near saturation latency figures grow like 1 / (1 − λ/U). The search starts at U/2. While the bracket
 has no undecided probe inside, it models the binding term's badness (metric / threshold for a latency ceiling,
-threshold / metric for a success-ratio floor: 1 at the threshold, growing with load) as a + b / (1 − λ/U), fits a and b to
-the two probes nearest the threshold (a = 0 while it has one), and probes just below and above the predicted
-crossing (± 40% of the tolerance), falling back to bisection when the model does not fit. Once undecided probes
-lie inside, it bisects the wider of the two gaps around them.
+threshold / metric for a success-ratio floor: 1 at the threshold, growing with load) as a + b / (1 − λ/U), fits a
+and b to the two probes nearest the threshold (a = 0 while it has one), and probes just below and above the
+predicted crossing (± 40% of the tolerance), falling back to bisection when the model does not fit. Once undecided
+probes lie inside, it bisects the wider of the two gaps around them.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class Probe(Decision):
 
     @property
     def badness(self) -> float:
-        """The binding term's mean on the scale where its threshold is 1 and larger is worse (:meth:`SlaTerm.badness`)."""
+        """The binding term's mean where its threshold is 1 and larger is worse (:meth:`SlaTerm.badness`)."""
         return self.binding.term.badness(self.binding.value.mean)
 
     @property
@@ -216,8 +217,10 @@ class SlaResult:
 
 
 def metric_of(summary: ReplicationSummary, request_type: str, metric: str) -> float:
-    """The SLA metric of one replication summary (seconds, or a ratio); infinite without a figure (see
-    :meth:`SlaTerm.value`: −inf for a success ratio)."""
+    """The SLA metric of one replication summary (seconds, or a ratio); not finite without a figure.
+
+    See :meth:`SlaTerm.value`: +inf for a latency, −inf for a success ratio.
+    """
     return SlaTerm(request_type, metric, 1.0).value(summary)
 
 
@@ -325,10 +328,8 @@ def _terms(scenario: Scenario, slas: Sequence[SlaTerm | str] | None, request_typ
             key="request_type",
         )
     if metric not in SLA_METRICS:
-        raise ConfigError(
-            f"must be one of {', '.join(SLA_METRICS)}, got {printable(repr(metric))}", source=scenario.source,
-            key="metric",
-        )
+        raise ConfigError(f"must be one of {', '.join(SLA_METRICS)}, got {printable(repr(metric))}",
+                          source=scenario.source, key="metric")  # fmt: skip
     floor = metric in FLOOR_METRICS
     if threshold_s is None:
         raise ConfigError(f"is required ({'a ratio' if floor else 'seconds'})", source=scenario.source,
@@ -357,8 +358,9 @@ def _floor_rate(scenario: Scenario, terms: list[SlaTerm], searched: str | None) 
 
 def question_warnings(scenario: Scenario, terms: Sequence[SlaTerm], judged: Sequence[Sequence[ReplicationSummary]],
                       seed: int) -> list[str]:  # fmt: skip
-    """Plain-words warnings about the question: thresholds no load can meet, success ratios that never fell below 1,
-    quantiles from too few requests.
+    """Plain-words warnings about the question: thresholds no load can meet, ratios never below 1, small samples.
+
+    A success-ratio term whose type never failed cannot bind; a quantile needs enough requests beyond it.
 
     ``judged`` holds the summaries of the candidates the answer rests on (the two ends of the bracket), on which a
     quantile's sample is checked (:mod:`simfleet.producer.diagnostics`).
@@ -490,8 +492,7 @@ def _predict(probes: list[Probe], bound: float, target: float = 1.0) -> float:
 
 
 def _half_width(probes: list[Probe]) -> float:
-    """The binding term's 95% half-width on the badness scale (relative to its threshold), at the probe nearest the
-    threshold (0 if none)."""
+    """The binding term's 95% half-width on the badness scale, at the probe nearest the threshold (0 if none)."""
     finite = [p for p in probes if math.isfinite(p.badness) and p.ci95_s is not None]
     if not finite:
         return 0.0

@@ -95,7 +95,8 @@ def test_a_built_term_is_checked_too():
     ("value", "verdict"),
     [(Estimate(0.995, 0.003, 5), "pass"), (Estimate(0.993, 0.003, 5), "pass"), (Estimate(0.99, 0.0, 5), "pass"),
      (Estimate(0.991, 0.003, 5), "undecided"), (Estimate(0.988, 0.003, 5), "undecided"),
-     (Estimate(0.985, 0.003, 5), "fail"), (Estimate(-math.inf, None, 5), "fail"), (Estimate(1.0, None, 1), "undecided")],
+     (Estimate(0.985, 0.003, 5), "fail"), (Estimate(-math.inf, None, 5), "fail"),
+     (Estimate(1.0, None, 1), "undecided")],
 )  # fmt: skip
 def test_a_floor_passes_on_its_lower_bound_and_fails_on_its_upper_bound(value, verdict):
     assert decide(value, 0.99, floor=True) == verdict

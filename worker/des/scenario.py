@@ -22,6 +22,7 @@ from simfleet.shared.user_files import read_yaml
 from simfleet.worker.des.distributions import Distribution, parse_distribution
 from simfleet.worker.des.limits import (
     DEFAULT_MAX_EVENTS,
+    FLOOR_METRICS,
     MAX_DEPTH,
     MAX_EVENTS,
     MAX_FILE_BYTES,
@@ -29,9 +30,8 @@ from simfleet.worker.des.limits import (
     MAX_QUANTITY,
     MAX_REPLICATIONS,
     MAX_YAML_NODES,
-    FLOOR_METRICS,
-    SLA_METRICS,
     SEED_MAX,
+    SLA_METRICS,
     check_integer,
     check_number,
     show,
@@ -92,8 +92,9 @@ class RequestType:
 
 @dataclass(frozen=True)
 class SlaSpec:
-    """The inverse question: the largest arrival rate at which ``metric`` of ``request_type`` stays on the good side
-    of ``threshold``: at or below it for a latency metric (seconds), at or above it for ``success_ratio`` (a floor).
+    """The inverse question: the largest arrival rate at which ``metric`` of ``request_type`` meets ``threshold``.
+
+    A latency metric (seconds) must stay at or below the threshold; ``success_ratio`` (a floor) at or above it.
 
     ``scale`` says what the searched rate is: ``type`` scales only ``request_type``'s rate, ``mix`` scales every
     type's rate together, keeping the proportions of the scenario (the searched rate is then the total).
@@ -595,8 +596,11 @@ def _parse_request_type(name: str, spec: Any, tools: dict[str, ToolTemplate], so
 
 
 def _parse_sla(spec: Any, types: dict[str, RequestType], source: str) -> SlaSpec:
-    """The ``sla`` block. A latency metric takes ``threshold_s`` (seconds; ``threshold`` is read the same, as
-    :meth:`Scenario.to_dict` writes it); ``success_ratio`` takes ``threshold``, a ratio in (0, 1]."""
+    """The ``sla`` block, its threshold read by the metric's kind.
+
+    A latency metric takes ``threshold_s`` (seconds; ``threshold`` is read the same, as :meth:`Scenario.to_dict`
+    writes it); ``success_ratio`` takes ``threshold``, a ratio in (0, 1].
+    """
     allowed = {"request_type", "metric", "threshold", "threshold_s", "replications", "rel_tol", "scale"}
     r = _Reader(spec, source, "sla", allowed)
     request_type = r.text("request_type")
