@@ -10,10 +10,11 @@ the base, replication by replication) with its 95% interval. A change is *signif
 The watched metrics are the SLA terms given, else the scenario's ``sla`` block, else p95 of every request type (with
 no threshold). Ranking, what to add first:
 
-1. resources whose one more step significantly improves (lowers) a watched metric, by the improvement of the *worst
-   term* (the one nearest to or furthest over its threshold in the base) relative to its threshold, then by the
-   largest relative improvement of any term; without thresholds, by the largest improvement relative to the
-   metric's base value;
+1. resources whose one more step significantly improves a watched metric (lowers a latency, raises a success
+   ratio), by the improvement of the *worst term* (the one nearest to or furthest beyond its threshold in the base,
+   by its badness: metric / threshold for a latency, threshold / metric for a success ratio) relative to its
+   threshold, then by the largest relative improvement of any term; without thresholds, by the largest improvement
+   relative to the metric's base value;
 2. then every other resource (no significant improvement, no step, unstable with one more step), by mean waiting.
 
 The bottleneck is the top-ranked resource when its improvement is significant. A ranking needs a stable base: when
@@ -31,7 +32,7 @@ from simfleet.producer.confidence import Estimate, SlaTerm, check_term, estimate
 from simfleet.producer.fleet.arguments import whole
 from simfleet.shared.errors import ConfigError
 from simfleet.shared.messages.study import SEED_MAX
-from simfleet.worker.des.limits import MAX_REPLICATIONS
+from simfleet.worker.des.limits import FLOOR_METRICS, MAX_REPLICATIONS
 
 if TYPE_CHECKING:
     from simfleet.producer.sla import Evaluator
@@ -44,30 +45,58 @@ UNSTABLE_NOTE = "unstable with one more step"
 
 @dataclass(frozen=True)
 class Watched:
-    """A latency metric whose change is measured: a request type's ``metric``, with its SLA threshold if any."""
+    """A metric whose change is measured: a request type's ``metric``, with its SLA threshold if any.
+
+    A latency metric (seconds) improves as it falls; ``success_ratio`` (a ratio, an SLA floor) improves as it rises.
+    """
 
     request_type: str
     metric: str
-    threshold_s: float | None = None
+    threshold: float | None = None
+    """Seconds for a latency metric, a ratio for ``success_ratio``; ``None`` without an SLA term."""
+
+    @property
+    def threshold_s(self) -> float | None:
+        """The threshold under its former name (for ``success_ratio``, the ratio)."""
+        return self.threshold
+
+    @property
+    def floor(self) -> bool:
+        """Whether the metric is a floor (``success_ratio``): larger is better."""
+        return self.metric in FLOOR_METRICS
+
+    @property
+    def unit(self) -> str:
+        """The metric's unit: ``s``, or ``ratio`` for a success ratio."""
+        return "ratio" if self.floor else "s"
+
+    @property
+    def term(self) -> SlaTerm | None:
+        """The SLA term watched, ``None`` without a threshold."""
+        return None if self.threshold is None else SlaTerm(self.request_type, self.metric, self.threshold)
 
     @property
     def text(self) -> str:
-        """``deep-research:p95<30`` with a threshold, ``deep-research:p95`` without."""
-        base = f"{self.request_type}:{self.metric}"
-        return base if self.threshold_s is None else f"{base}<{self.threshold_s:g}"
+        """``deep-research:p95<30`` or ``deep-research:success_ratio>0.99``; ``deep-research:p95`` without threshold."""
+        term = self.term
+        return f"{self.request_type}:{self.metric}" if term is None else term.text
 
     def describe(self) -> str:
-        """Plain words: ``p95 of deep-research``."""
-        return f"{self.metric} of {self.request_type}"
+        """Plain words: ``p95 of deep-research``, ``success ratio of deep-research``."""
+        return f"{'success ratio' if self.floor else self.metric} of {self.request_type}"
 
     def value(self, summary: ReplicationSummary) -> float:
-        """The metric in one replication, seconds; infinite when unstable or nothing of the type completed."""
+        """The metric in one replication (seconds, or a ratio); not finite without a figure (:meth:`SlaTerm.value`)."""
         return SlaTerm(self.request_type, self.metric, math.inf).value(summary)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON."""
+        """Plain data for JSON: ``op`` is ``<`` (a latency ceiling) or ``>`` (a success-ratio floor).
+
+        ``threshold_s`` is ``None`` for a success ratio (its ``threshold`` is a ratio).
+        """
         return {"text": self.text, "request_type": self.request_type, "metric": self.metric,
-                "threshold_s": self.threshold_s}  # fmt: skip
+                "op": ">" if self.floor else "<", "threshold": self.threshold,
+                "threshold_s": None if self.floor else self.threshold}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -78,7 +107,8 @@ class Sensitivity:
     base: Estimate
     changed: Estimate
     change: Estimate | None
-    """``changed − base`` replication by replication, seconds; ``None`` when a changed replication was unstable."""
+    """``changed − base`` replication by replication, in the metric's unit; ``None`` when a changed replication was
+    unstable."""
 
     @property
     def significant(self) -> bool:
@@ -90,11 +120,17 @@ class Sensitivity:
 
     @property
     def improvement(self) -> float:
-        """How much the metric drops, relative to its threshold (else to its base value); 0 unless significant."""
-        if not self.significant or self.change is None or self.change.mean >= 0:
+        """How much the metric improves, relative to its threshold (else to its base value); 0 unless significant.
+
+        A latency improves as it drops, a success ratio as it rises.
+        """
+        if not self.significant or self.change is None:
             return 0.0
-        scale = self.watched.threshold_s if self.watched.threshold_s is not None else self.base.mean
-        return -self.change.mean / scale if scale > 0 else 0.0
+        gain = self.change.mean if self.watched.floor else -self.change.mean
+        if gain <= 0:
+            return 0.0
+        scale = self.watched.threshold if self.watched.threshold is not None else self.base.mean
+        return gain / scale if scale > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for strict JSON (an unstable change is ``null``)."""
@@ -130,7 +166,7 @@ class ResourceReport:
 
     @property
     def improves(self) -> bool:
-        """Whether one more step significantly lowers some watched metric."""
+        """Whether one more step significantly improves some watched metric."""
         return any(s.improvement > 0 for s in self.sensitivities)
 
     def lead(self, worst: Watched | None) -> Sensitivity | None:
@@ -187,11 +223,14 @@ class BottleneckResult:
 
     @property
     def worst(self) -> Watched | None:
-        """The watched term nearest to (or furthest over) its threshold in the base; ``None`` without thresholds."""
-        pairs = [(w, b) for w, b in zip(self.watched, self.base, strict=True) if w.threshold_s is not None]
+        """The watched term nearest to (or furthest beyond) its threshold in the base; ``None`` without thresholds.
+
+        Terms are compared by their badness (:meth:`SlaTerm.badness`), so a floor and a ceiling compare alike.
+        """
+        pairs = [(term, w, b) for w, b in zip(self.watched, self.base, strict=True) if (term := w.term) is not None]
         if not pairs:
             return None
-        return max(pairs, key=lambda p: p[1].mean / p[0].threshold_s if p[0].threshold_s else 0.0)[0]
+        return max(pairs, key=lambda p: p[0].badness(p[2].mean))[1]
 
     @property
     def bottleneck(self) -> ResourceReport | None:
@@ -222,8 +261,12 @@ class BottleneckResult:
         if top is not None:
             lead = top.lead(self.worst)
             assert lead is not None and lead.change is not None
-            lines.append(f"add {top.name} first: {top.step_text()} cuts {lead.watched.describe()} by "
-                         f"{-lead.change.mean:.3g} s (±{lead.change.ci95 or 0.0:.2g} s, 95%)")  # fmt: skip
+            if lead.watched.floor:
+                lines.append(f"add {top.name} first: {top.step_text()} raises {lead.watched.describe()} by "
+                             f"{lead.change.mean:.3g} (±{lead.change.ci95 or 0.0:.2g}, 95%)")  # fmt: skip
+            else:
+                lines.append(f"add {top.name} first: {top.step_text()} cuts {lead.watched.describe()} by "
+                             f"{-lead.change.mean:.3g} s (±{lead.change.ci95 or 0.0:.2g} s, 95%)")  # fmt: skip
         elif self.stable:
             if any(r.resource.step is not None for r in self.resources):
                 lines.append(f"no single step changes a watched metric significantly at {self.replications} "
@@ -249,7 +292,7 @@ class BottleneckResult:
         units = ["", "", "share, ±95%", "tools, ±95%", ""]
         for watched in self.watched:
             header.append(f"change of {watched.text}")
-            units.append("s, ±95%")
+            units.append(f"{watched.unit}, ±95%")
         header.append("note")
         units.append("")
         body = []
@@ -268,7 +311,8 @@ class BottleneckResult:
                     row.append(_shown(sens.change, "+.3g") + (" *" if sens.significant else ""))
             row.append(report.note or "")
             body.append(row)
-        base = ", ".join(f"{w.describe()} {_shown(b, '.3g')} s" for w, b in zip(self.watched, self.base, strict=True))
+        base = ", ".join(f"{w.describe()} {_shown(b, '.3g')}{'' if w.floor else ' s'}"
+                         for w, b in zip(self.watched, self.base, strict=True))  # fmt: skip
         head = (f"scenario {self.scenario}: {self.replications} replications per run, seed {self.seed}, the same "
                 f"replication indices in every run (common random numbers)\nbase: {base}\n"
                 "* the change's 95% interval excludes 0 (significant)")  # fmt: skip
@@ -334,12 +378,13 @@ def watched_metrics(scenario: Scenario, slas: Sequence[SlaTerm | str] | None, *,
     """
     if slas is not None:
         if isinstance(slas, str | SlaTerm) or not isinstance(slas, Sequence):
-            raise ConfigError("must be a list of SLA terms (SlaTerm or 'TYPE:METRIC<SECONDS' strings)", key=key)
+            raise ConfigError("must be a list of SLA terms (SlaTerm, or 'TYPE:METRIC<SECONDS' and "
+                              "'TYPE:success_ratio>RATIO' strings)", key=key)  # fmt: skip
         terms = [check_term(term, scenario, key=key) for term in slas]
         if terms:
-            return list(dict.fromkeys(Watched(t.request_type, t.metric, t.threshold_s) for t in terms))
+            return list(dict.fromkeys(Watched(t.request_type, t.metric, t.threshold) for t in terms))
     if scenario.sla is not None:
-        return [Watched(scenario.sla.request_type, scenario.sla.metric, scenario.sla.threshold_s)]
+        return [Watched(scenario.sla.request_type, scenario.sla.metric, scenario.sla.threshold)]
     return [Watched(name, "p95") for name in scenario.request_types]
 
 
@@ -371,7 +416,8 @@ def find_bottlenecks(
     Args:
         scenario: the scenario, at its own rates.
         evaluate: runs replications ``first..first+n-1`` (locally or on the fleet; see ``producer/sla.py``).
-        slas: the latency terms to watch (``SlaTerm`` or ``"type:p95<30"``); default the scenario's sla block, else
+        slas: the terms to watch (``SlaTerm``, ``"type:p95<30"`` or ``"type:success_ratio>0.99"``); default the
+            scenario's sla block, else
             p95 of every request type.
         replications: per run, at least 2; the base and every stepped run use the same indices.
         seed: the study seed (default: the scenario's).

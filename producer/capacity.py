@@ -123,7 +123,8 @@ class CapacityResult:
     visited: dict[tuple[int, ...], CapacityProbe] = field(default_factory=dict, repr=False)
     """The probes by their steps (in resource order): a candidate is run once."""
     warnings: list[str] = field(default_factory=list)
-    """Plain-words warnings about the answer (a quantile estimated from too few requests per replication)."""
+    """Plain-words warnings about the answer (a success ratio that was always 1, a quantile estimated from too few
+    requests per replication)."""
 
     @property
     def converged(self) -> bool:
@@ -327,10 +328,10 @@ def search_capacity(
     else:
         _search_cheapest(result, probe)
     if result.answer is not None:
-        from simfleet.producer.diagnostics import sample_warnings
+        from simfleet.producer.diagnostics import failure_warnings, sample_warnings
 
         point = tuple(result.answer.steps[name] for name in names)
-        result.warnings = sample_warnings(terms, summaries[point])
+        result.warnings = failure_warnings(terms, summaries[point]) + sample_warnings(terms, summaries[point])
     return result
 
 
@@ -339,11 +340,12 @@ def _terms(scenario: Scenario, slas: Sequence[SlaTerm | str] | None) -> list[Sla
     if slas is None:
         spec = scenario.sla
         if spec is None:
-            raise ConfigError(f"give SLA terms ('TYPE:METRIC<SECONDS'): {scenario.source} has no sla block",
-                              key="slas")  # fmt: skip
-        return [SlaTerm(spec.request_type, spec.metric, spec.threshold_s)]
+            raise ConfigError(f"give SLA terms ('TYPE:METRIC<SECONDS' or 'TYPE:success_ratio>RATIO'): "
+                              f"{scenario.source} has no sla block", key="slas")  # fmt: skip
+        return [SlaTerm(spec.request_type, spec.metric, spec.threshold)]
     if isinstance(slas, str | SlaTerm) or not isinstance(slas, Sequence) or not slas:
-        raise ConfigError("expected a non-empty list of SLA terms ('TYPE:METRIC<SECONDS')", key="slas")
+        raise ConfigError("expected a non-empty list of SLA terms ('TYPE:METRIC<SECONDS' or "
+                          "'TYPE:success_ratio>RATIO')", key="slas")  # fmt: skip
     return [check_term(term, scenario, key=f"slas[{i}]") for i, term in enumerate(slas)]
 
 
@@ -460,8 +462,9 @@ def capacity_rows(result: CapacityResult) -> list[dict[str, Any]]:
             row[f"{name}_capacity ({result.units[name]})"] = probe.capacities[name]
         row.update({"cost": probe.cost, "verdict": probe.verdict, "replications": probe.replications})
         for outcome in probe.to_dict()["terms"]:
-            row[f"{outcome['term']} mean (s)"] = outcome["mean"]
-            row[f"{outcome['term']} ci95 (s)"] = outcome["ci95"]
+            unit = " (s)" if outcome["op"] == "<" else ""  # a success ratio (op ">") has no unit
+            row[f"{outcome['term']} mean{unit}"] = outcome["mean"]
+            row[f"{outcome['term']} ci95{unit}"] = outcome["ci95"]
             row[f"{outcome['term']} verdict"] = outcome["verdict"]
             row[f"{outcome['term']} reason"] = outcome["reason"]
         rows.append(row)

@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt
 
 from simfleet.producer.bottleneck import BottleneckResult
 from simfleet.producer.capacity import CapacityProbe, CapacityResult
+from simfleet.producer.confidence import SlaTerm
 from simfleet.producer.rate_sweep import SweepResult
 from simfleet.producer.sla import SlaResult
 
@@ -130,26 +131,45 @@ def _decided_points(ax: Any, rows: Sequence[tuple[float, Any, Any]], scale: floa
                         capsize=3, label=f"{name}: {label}")  # fmt: skip
 
 
+def _term_axis(term: SlaTerm) -> str:
+    """The y axis of a single term's plot: ``p95 latency of X (s)``, ``success ratio of X``."""
+    if term.floor:
+        return f"success ratio of {term.request_type} (at least {term.threshold:g}), mean ± 95% CI"
+    return f"{term.metric} latency of {term.request_type} (s), mean ± 95% CI"
+
+
+def _ratio_axis(terms: Sequence[SlaTerm]) -> str:
+    """The y axis of a several-term plot, where each term is drawn over its threshold."""
+    if any(t.floor for t in terms):
+        return "metric / its SLA threshold (1 = threshold: latency below, success ratio above), mean ± 95% CI"
+    return "latency metric / its SLA threshold (1 = threshold), mean ± 95% CI"
+
+
+def _threshold_label(term: SlaTerm) -> str:
+    """The legend of a single term's threshold line: ``SLA 30 s``, ``SLA success ratio ≥ 0.99``."""
+    return f"SLA success ratio ≥ {term.threshold:g}" if term.floor else f"SLA {term.threshold:g} s"
+
+
 def plot_sla_search(result: SlaResult, path: Path) -> Path:
     """The probes of an SLA search: each term's metric / threshold ± 95% CI against rate, decisions, the bracket.
 
-    With one term the y axis is the metric in seconds against its threshold; with several, each term's mean over its
-    threshold (1 is the threshold), so that every term shares the axis.
+    With one term the y axis is the metric (seconds, or a success ratio) against its threshold; with several, each
+    term's mean over its threshold (1 is the threshold), so that every term shares the axis.
     """
     single = len(result.terms) == 1
     fig, ax = plt.subplots(figsize=(8, 5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, term in enumerate(result.terms):
         colour = colours[index % len(colours)]
-        scale = 1.0 if single else term.threshold_s
+        scale = 1.0 if single else term.threshold
         rows = sorted(((p.rate_per_min, t, p.verdict) for p in result.probes for t in p.terms
                        if t.term == term and t.value.finite), key=lambda row: row[0])  # fmt: skip
         if rows:
             ax.plot([r for r, _, _ in rows], [t.value.mean / scale for _, t, _ in rows], color=colour, alpha=0.35)
         _decided_points(ax, rows, scale, colour, f"{term.request_type} {term.metric}")
-    threshold = result.threshold_s if single else 1.0
+    threshold = result.terms[0].threshold if single else 1.0
     ax.axhline(threshold, color="crimson", linestyle="--",
-               label=f"SLA {result.threshold_s:g} s" if single else "SLA threshold (ratio 1)")  # fmt: skip
+               label=_threshold_label(result.terms[0]) if single else "SLA threshold (ratio 1)")  # fmt: skip
     if result.best_passing and result.first_failing:
         ax.axvspan(result.best_passing.rate_per_min, result.first_failing.rate_per_min, color="gold", alpha=0.4,
                    label=f"answer: {result.best_passing.rate_per_min:.4g}/min with 95% confidence")  # fmt: skip
@@ -158,10 +178,10 @@ def plot_sla_search(result: SlaResult, path: Path) -> Path:
         ax.plot([], [], " ", label=f"{len(unstable)} unstable probe(s) not drawn")
     ax.set_xlabel(_rate_axis(result.request_type if result.scale == "type" else "mix"))
     if single:
-        ax.set_ylabel(f"{result.metric} latency of {result.request_type} (s), mean ± 95% CI")
-        ax.set_title(f"SLA search: {result.metric} < {result.threshold_s:g} s, {len(result.probes)} probes")
+        ax.set_ylabel(_term_axis(result.terms[0]))
+        ax.set_title(f"SLA search: {result.terms[0].text}, {len(result.probes)} probes")
     else:
-        ax.set_ylabel("latency metric / its SLA threshold (1 = threshold), mean ± 95% CI")
+        ax.set_ylabel(_ratio_axis(result.terms))
         ax.set_title(f"SLA search over {len(result.terms)} terms, {len(result.probes)} probes")
     return _save(fig, ax, path)
 
@@ -206,7 +226,8 @@ def plot_sensitivity(result: BottleneckResult, path: Path) -> Path:
             ys.append(row + (t - (len(terms) - 1) / 2) * height)
             changes.append(sens.change.mean)
             errors.append(sens.change.ci95 or 0.0)
-        label = watched.describe() + (f" (SLA {watched.threshold_s:g} s)" if watched.threshold_s else "")
+        term = watched.term
+        label = watched.describe() + ("" if term is None else f" (SLA {term.op} {term.threshold:g}{term.unit})")
         ax.barh(ys, changes, height=height, xerr=errors, capsize=3, color=colours[t % len(colours)], label=label)
     for row, report in enumerate(resources):
         if report.note is not None:
@@ -216,7 +237,11 @@ def plot_sensitivity(result: BottleneckResult, path: Path) -> Path:
               else r.name for r in resources]  # fmt: skip
     ax.set_yticks(range(len(resources)), labels)
     ax.invert_yaxis()
-    ax.set_xlabel("change of the latency metric for one more step, s (mean ± 95% CI, paired replications)")
+    if any(w.floor for w in terms):
+        ax.set_xlabel("change of the watched metric for one more step: latency in s, success ratio as a ratio "
+                      "(mean ± 95% CI, paired replications)")  # fmt: skip
+    else:
+        ax.set_xlabel("change of the latency metric for one more step, s (mean ± 95% CI, paired replications)")
     ax.set_ylabel("resource (+ one step), ranked")
     top = result.bottleneck
     verdict = f"add {top.name} first" if top is not None else "no significant bottleneck"
@@ -229,9 +254,9 @@ def plot_capacity_search(result: CapacityResult, path: Path) -> Path:
 
     Each point is marked by its term's own decision (a candidate fails when one term fails, though others may pass).
 
-    With one term the y axis is the metric in seconds against its threshold; with several, each term's mean over its
-    threshold (1 is the threshold). With one searched resource the x axis is its capacity (in its unit); with
-    several it is each probe's cost, since a point of the grid has no single capacity.
+    With one term the y axis is the metric (seconds, or a success ratio) against its threshold; with several, each
+    term's mean over its threshold (1 is the threshold). With one searched resource the x axis is its capacity (in
+    its unit); with several it is each probe's cost, since a point of the grid has no single capacity.
     """
     single = len(result.terms) == 1
     one_resource = len(result.resources) == 1
@@ -244,7 +269,7 @@ def plot_capacity_search(result: CapacityResult, path: Path) -> Path:
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, term in enumerate(result.terms):
         colour = colours[index % len(colours)]
-        scale = 1.0 if single else term.threshold_s
+        scale = 1.0 if single else term.threshold
         rows = sorted(((x_of(p), t, t.verdict) for p in result.probes for t in p.terms
                        if t.term == term and t.value.finite), key=lambda row: row[0])  # fmt: skip
         if rows and one_resource:
@@ -255,9 +280,9 @@ def plot_capacity_search(result: CapacityResult, path: Path) -> Path:
             ax.fill_between(xs, [m - h for m, h in zip(means, half, strict=True)],
                             [m + h for m, h in zip(means, half, strict=True)], color=colour, alpha=0.15)  # fmt: skip
         _decided_points(ax, rows, scale, colour, f"{term.request_type} {term.metric}")
-    threshold = result.terms[0].threshold_s if single else 1.0
+    threshold = result.terms[0].threshold if single else 1.0
     ax.axhline(threshold, color="crimson", linestyle="--",
-               label=f"SLA {threshold:g} s" if single else "SLA threshold (ratio 1)")  # fmt: skip
+               label=_threshold_label(result.terms[0]) if single else "SLA threshold (ratio 1)")  # fmt: skip
     if result.answer is not None:
         unit = result.units[name] if one_resource else "(cost)"
         ax.axvline(x_of(result.answer), color="gold", linewidth=3, alpha=0.6,
@@ -271,9 +296,8 @@ def plot_capacity_search(result: CapacityResult, path: Path) -> Path:
         costs = ", ".join(f"{n} {result.costs[n]:g} per {result.units[n]}" for n in result.resources)
         ax.set_xlabel(f"cost of the probed combination ({costs})")
     if single:
-        term = result.terms[0]
-        ax.set_ylabel(f"{term.metric} latency of {term.request_type} (s), mean ± 95% CI")
+        ax.set_ylabel(_term_axis(result.terms[0]))
     else:
-        ax.set_ylabel("latency metric / its SLA threshold (1 = threshold), mean ± 95% CI")
+        ax.set_ylabel(_ratio_axis(result.terms))
     ax.set_title(f"capacity search of {result.scenario}: {len(result.probes)} probes")
     return _save(fig, ax, path)

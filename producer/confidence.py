@@ -1,13 +1,22 @@
 """Confident answers: SLA terms, their statistical pass/fail decision, and replications added until it is decided.
 
 Every search of the DES (``des sla``, ``des capacity``, ``des bottleneck``) asks of a candidate (a rate, a capacity)
-whether its SLA terms hold. A term is a request type's latency metric against a threshold
-(``deep-research:p95<30``). Its value at a candidate is estimated by the mean over replications of the
-per-replication metric, with a 95% Student-t confidence interval. The decision is statistical:
+whether its SLA terms hold. A term is a request type's metric against a threshold: a latency metric (``mean``,
+``p50``, ``p95``, ``p99``, seconds) is a ceiling (``deep-research:p95<30``), the success ratio (``success_ratio``:
+completed / (completed + failed + timed out), per replication) is a floor (``deep-research:success_ratio>0.99``).
+Its value at a candidate is estimated by the mean over replications of the per-replication metric, with a 95%
+Student-t confidence interval. The decision is statistical:
 
-- **pass** when the upper end of the interval is at or below the threshold;
-- **fail** when the lower end is above it, or when a replication was unstable or completed nothing of that type;
+- **pass** when the whole interval is on the good side: its upper end at or below a ceiling, its lower end at or
+  above a floor;
+- **fail** when the whole interval is on the bad side (its lower end above a ceiling, its upper end below a floor), or
+  when a replication was unstable or had no figure for the term (completed nothing of that type; for a success
+  ratio, finished nothing);
 - **undecided** otherwise: the interval straddles the threshold.
+
+Both kinds get worse as load rises (latency grows, the success ratio falls). Where a search compares terms or fits
+how a term changes with load it uses the term's *badness* (:meth:`SlaTerm.badness`): value / threshold for a
+ceiling, threshold / value for a floor, so that 1 is the threshold and larger is worse for every term.
 
 A candidate passes when every term passes, fails when any term fails, and is undecided otherwise. An undecided
 candidate gets more replications, with the next indices (replication ``i`` is the same run at every candidate:
@@ -24,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from simfleet.shared.errors import ConfigError, printable
-from simfleet.worker.des.limits import MAX_REPLICATIONS, METRICS, check_number
+from simfleet.worker.des.limits import FLOOR_METRICS, MAX_REPLICATIONS, SLA_METRICS, check_number
 
 if TYPE_CHECKING:
     from simfleet.producer.sla import Evaluator
@@ -36,59 +45,157 @@ Verdict = Literal["pass", "fail", "undecided"]
 DEFAULT_MAX_REPLICATIONS = 20
 """The cap of replications at one candidate when no other is given (4 times the default 5 per probe)."""
 
-_TERM = re.compile(r"^\s*(?P<type>[^:]+?)\s*:\s*(?P<metric>[A-Za-z0-9_]+)\s*(?P<op><=|<)\s*(?P<value>[^\s]+?)\s*s?\s*$")
+_TERM = re.compile(
+    r"^\s*(?P<type>[^:]+?)\s*:\s*(?P<metric>[A-Za-z0-9_]+)\s*(?P<op><=|<|>=|>)\s*(?P<value>[^\s]+?)\s*(?P<unit>s?)\s*$"
+)
 
 
 @dataclass(frozen=True)
 class SlaTerm:
-    """One SLA term: ``metric`` of ``request_type`` (seconds) must stay at or below ``threshold_s``."""
+    """One SLA term: ``metric`` of ``request_type`` against ``threshold``.
+
+    A latency metric (``mean``, ``p50``, ``p95``, ``p99``) is a ceiling in seconds: it must stay at or below the
+    threshold. ``success_ratio`` is a floor, a ratio in (0, 1]: it must stay at or above the threshold.
+    """
 
     request_type: str
     metric: str
-    threshold_s: float
+    threshold: float
+    """Seconds for a latency metric; a ratio in (0, 1] for ``success_ratio``."""
+
+    @property
+    def threshold_s(self) -> float:
+        """The threshold under its former name (seconds for a latency metric; for ``success_ratio`` the ratio)."""
+        return self.threshold
+
+    @property
+    def floor(self) -> bool:
+        """Whether the metric must stay at or above the threshold (``success_ratio``) rather than at or below it."""
+        return self.metric in FLOOR_METRICS
+
+    @property
+    def op(self) -> str:
+        """The comparison the term asks for, as text writes it: ``<`` for a ceiling, ``>`` for a floor."""
+        return ">" if self.floor else "<"
+
+    @property
+    def unit(self) -> str:
+        """The metric's unit as text writes it after a figure: `` s`` for seconds, nothing for a ratio."""
+        return "" if self.floor else " s"
 
     @property
     def text(self) -> str:
-        """The term as the command line writes it: ``deep-research:p95<30``."""
-        return f"{self.request_type}:{self.metric}<{self.threshold_s:g}"
+        """The term as the command line writes it: ``deep-research:p95<30``, ``deep-research:success_ratio>0.99``."""
+        return f"{self.request_type}:{self.metric}{self.op}{self.threshold:g}"
 
     def describe(self) -> str:
-        """Plain words: ``p95 of deep-research under 30 s``."""
-        return f"{self.metric} of {self.request_type} under {self.threshold_s:g} s"
+        """Plain words: ``p95 of deep-research under 30 s``, ``success ratio of deep-research at least 0.99``."""
+        if self.floor:
+            return f"success ratio of {self.request_type} at least {self.threshold:g}"
+        return f"{self.metric} of {self.request_type} under {self.threshold:g} s"
+
+    def holds(self) -> str:
+        """Plain words for the term holding: ``p95 of deep-research stays under 30 s``."""
+        if self.floor:
+            return f"success ratio of {self.request_type} stays at least {self.threshold:g}"
+        return f"{self.metric} of {self.request_type} stays under {self.threshold:g} s"
+
+    @property
+    def worst(self) -> float:
+        """The value that stands for no figure (unstable, nothing completed): +inf for a ceiling, -inf for a floor."""
+        return -math.inf if self.floor else math.inf
 
     def value(self, summary: ReplicationSummary) -> float:
-        """The term's metric in one replication, seconds; infinite when unstable or nothing of the type completed."""
+        """The term's metric in one replication (seconds, or a ratio); :attr:`worst` when there is no figure.
+
+        No figure: the replication was unstable, or nothing of the type completed (a latency metric) or finished
+        (the success ratio).
+        """
         if not summary.stable:
+            return self.worst
+        figures = summary.types[self.request_type]
+        if self.floor:
+            figure = figures.figure(self.metric)
+            finished = figures.completed + figures.failed + figures.timed_out
+            if figure is None and finished > 0:  # a summary that counts outcomes without the ratio (older engines)
+                figure = figures.completed / finished
+        else:
+            figure = figures.figure("mean_s" if self.metric == "mean" else f"{self.metric}_s")
+        return self.worst if figure is None else float(figure)
+
+    def badness(self, value: float) -> float:
+        """``value`` on a scale where the threshold is 1 and larger is worse (grows with load, for either kind).
+
+        value / threshold for a ceiling, threshold / value for a floor; infinite when the value is not finite, or a
+        floor's value is 0 or less.
+        """
+        if not math.isfinite(value):
             return math.inf
-        figure = summary.types[self.request_type].figure("mean_s" if self.metric == "mean" else f"{self.metric}_s")
-        return math.inf if figure is None else float(figure)
+        if self.floor:
+            return self.threshold / value if value > 0 else math.inf
+        return value / self.threshold
+
+    def badness_width(self, value: Estimate) -> float:
+        """The 95% half-width of ``value`` on the scale of :meth:`badness` (to first order).
+
+        Infinite without a finite figure, 0 without an interval.
+        """
+        if not value.finite or (self.floor and value.mean <= 0):
+            return math.inf
+        half = value.ci95 or 0.0
+        return self.threshold * half / value.mean**2 if self.floor else half / self.threshold
+
+    def decide(self, value: Estimate) -> Verdict:
+        """The statistical decision of this term on ``value`` (see the module's text)."""
+        return decide(value, self.threshold, floor=self.floor)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON."""
-        return {"request_type": self.request_type, "metric": self.metric, "threshold_s": self.threshold_s,
-                "text": self.text}  # fmt: skip
+        """Plain data for JSON: ``op`` is ``<`` (a ceiling) or ``>`` (a floor).
+
+        ``threshold_s`` is the threshold in seconds, ``None`` for a success-ratio term (whose ``threshold`` is a ratio).
+        """
+        return {"request_type": self.request_type, "metric": self.metric, "op": self.op, "threshold": self.threshold,
+                "threshold_s": None if self.floor else self.threshold, "text": self.text}  # fmt: skip
 
 
 def parse_term(text: str, scenario: Scenario, *, flag: str = "--sla") -> SlaTerm:
-    """``TYPE:METRIC<SECONDS`` (also ``<=``, and a trailing ``s``) checked against ``scenario``.
+    """A term's text checked against ``scenario``.
+
+    ``TYPE:METRIC<SECONDS`` (also ``<=``, and a trailing ``s``), or ``TYPE:success_ratio>RATIO`` (also ``>=``).
+
+    ``<`` and ``<=`` (``>`` and ``>=``) mean the same: a pass needs the whole 95% interval at or below (at or above)
+    the threshold.
 
     Raises:
-        ConfigError: a malformed term, an unknown request type or metric, or a threshold that is not a number
-            above 0, naming ``flag`` and the term.
+        ConfigError: a malformed term, an unknown request type or metric, a comparison the wrong way for the metric,
+            or a threshold out of range (seconds above 0; a ratio in (0, 1]), naming ``flag`` and the term.
     """
     match = _TERM.match(text) if isinstance(text, str) else None
     if match is None:
-        raise ConfigError(f"{printable(repr(text))} is not an SLA term: write TYPE:METRIC<SECONDS, "
-                          "e.g. deep-research:p95<30", key=flag)  # fmt: skip
+        raise ConfigError(f"{printable(repr(text))} is not an SLA term: write TYPE:METRIC<SECONDS or "
+                          "TYPE:success_ratio>RATIO, e.g. deep-research:p95<30", key=flag)  # fmt: skip
+    key = f"{flag} {text.strip()}"
     try:
         threshold = float(match["value"])
     except ValueError:
         threshold = math.nan
-    return check_term(SlaTerm(match["type"], match["metric"], threshold), scenario, key=f"{flag} {text.strip()}")
+    term = SlaTerm(match["type"], match["metric"], threshold)
+    if term.metric in SLA_METRICS:
+        wanted = ">" if term.floor else "<"
+        if not match["op"].startswith(wanted):
+            what = "a floor: it must stay above the threshold" if term.floor else \
+                "a ceiling: it must stay below the threshold"  # fmt: skip
+            raise ConfigError(f"{term.metric} is {what}, so write {term.request_type}:{term.metric}{wanted}"
+                              f"{match['value']}", key=key)  # fmt: skip
+        if term.floor and match["unit"]:
+            raise ConfigError("a success ratio is a ratio, not seconds: write it without 's'", key=key)
+    return check_term(term, scenario, key=key)
 
 
 def check_term(term: Any, scenario: Scenario, *, key: str = "slas") -> SlaTerm:
-    """``term`` (an :class:`SlaTerm`, or its ``TYPE:METRIC<SECONDS`` text) checked against ``scenario``.
+    """``term`` (an :class:`SlaTerm`, or its text) checked against ``scenario``.
+
+    The text is ``TYPE:METRIC<SECONDS`` or ``TYPE:success_ratio>RATIO`` (see :func:`parse_term`).
 
     Raises:
         ConfigError: an unknown request type or metric, or a bad threshold, naming ``key``.
@@ -101,15 +208,17 @@ def check_term(term: Any, scenario: Scenario, *, key: str = "slas") -> SlaTerm:
     if term.request_type not in scenario.request_types:
         raise ConfigError(f"unknown request type {printable(repr(term.request_type))} in {scenario.source} "
                           f"(declared: {', '.join(scenario.request_types)})", key=key)  # fmt: skip
-    if term.metric not in METRICS:
-        hint = " (success_ratio comes with the DES model v2)" if term.metric == "success_ratio" else ""
-        raise ConfigError(f"unknown metric {printable(repr(term.metric))}: one of {', '.join(METRICS)}{hint}",
+    if term.metric not in SLA_METRICS:
+        raise ConfigError(f"unknown metric {printable(repr(term.metric))}: one of {', '.join(SLA_METRICS)}",
                           key=key)  # fmt: skip
+    what = "a success ratio in (0, 1]" if term.floor else "a number of seconds above 0"
     try:
-        check_number(term.threshold_s, scenario.source, key, positive=True)
+        threshold = check_number(term.threshold, scenario.source, key, positive=True)
     except Exception as exc:  # the scenario's number check names the scenario file; here the flag is the source
-        raise ConfigError(f"the threshold must be a number of seconds above 0, got "
-                          f"{printable(repr(term.threshold_s))}", key=key) from exc  # fmt: skip
+        raise ConfigError(f"the threshold must be {what}, got {printable(repr(term.threshold))}",
+                          key=key) from exc  # fmt: skip
+    if term.floor and threshold > 1.0:
+        raise ConfigError(f"the threshold must be {what} (0.99 is 99%), got {threshold:g}", key=key)
     return term
 
 
@@ -133,7 +242,7 @@ class Estimate:
 
     @property
     def finite(self) -> bool:
-        """Whether the mean is a finite figure (no replication was unstable)."""
+        """Whether the mean is a finite figure (every replication had a figure)."""
         return math.isfinite(self.mean)
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,12 +252,16 @@ class Estimate:
 
 
 def estimate(values: Iterable[float]) -> Estimate:
-    """Mean and 95% half-width of per-replication values; an infinite value (unstable) makes the mean infinite."""
+    """Mean and 95% half-width of per-replication values.
+
+    An infinite value (no figure: unstable) makes the mean that infinity (the first one met; +inf without values).
+    """
     from simfleet.worker.des.aggregate import scalar_stats
 
     present = list(values)
-    if not present or not all(math.isfinite(v) for v in present):
-        return Estimate(math.inf, None, len(present))
+    worst = next((v for v in present if not math.isfinite(v)), None if present else math.inf)
+    if worst is not None:
+        return Estimate(worst if not math.isnan(worst) else math.inf, None, len(present))
     stat = scalar_stats(present)
     assert stat.mean is not None
     return Estimate(float(stat.mean), stat.ci95, stat.n)
@@ -159,15 +272,20 @@ def paired_difference(base: Sequence[float], other: Sequence[float]) -> Estimate
     return estimate([b - a for a, b in zip(base, other, strict=True)])
 
 
-def decide(value: Estimate, threshold: float) -> Verdict:
-    """The statistical decision of one term: pass, fail or undecided (see the module's text)."""
+def decide(value: Estimate, threshold: float, *, floor: bool = False) -> Verdict:
+    """The statistical decision of one term: pass, fail or undecided (see the module's text).
+
+    ``floor``: the value must stay at or above ``threshold`` (a success ratio) instead of at or below it.
+    """
     if not value.finite:
         return "fail"
     if value.ci95 is None:
         return "undecided"
-    if value.high <= threshold:
+    good, bad = (value.low >= threshold, value.high < threshold) if floor else \
+        (value.high <= threshold, value.low > threshold)  # fmt: skip
+    if good:
         return "pass"
-    if value.low > threshold:
+    if bad:
         return "fail"
     return "undecided"
 
@@ -180,16 +298,25 @@ class TermOutcome:
     value: Estimate
     verdict: Verdict
     reason: str | None = None
-    """Why the value is not a finite figure: ``unstable`` or ``no request completed``."""
+    """Why the value is not a finite figure: ``unstable``, ``no request completed`` or ``no request finished``."""
 
     @property
     def margin(self) -> float:
-        """How far the interval's upper end is from the threshold, relative to it (negative: above it)."""
-        return (self.term.threshold_s - self.value.high) / self.term.threshold_s if self.value.finite else -math.inf
+        """How far the interval's worse end is on the good side of the threshold, relative to it (negative: bad side).
+
+        (threshold − upper end) / threshold for a ceiling, (lower end − threshold) / threshold for a floor; −inf
+        without a finite figure.
+        """
+        if not self.value.finite:
+            return -math.inf
+        if self.term.floor:
+            return (self.value.low - self.term.threshold) / self.term.threshold
+        return (self.term.threshold - self.value.high) / self.term.threshold
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON."""
-        return {"term": self.term.text, **self.value.to_dict(), "verdict": self.verdict, "reason": self.reason}
+        """Plain data for JSON (``op``: ``<`` for a ceiling, ``>`` for a floor)."""
+        return {"term": self.term.text, "op": self.term.op, "threshold": self.term.threshold, **self.value.to_dict(),
+                "verdict": self.verdict, "reason": self.reason}  # fmt: skip
 
 
 @dataclass
@@ -273,8 +400,9 @@ def judge(summaries: list[ReplicationSummary], terms: Sequence[SlaTerm]) -> Judg
         value = estimate(values)
         reason = None
         if not value.finite:
-            reason = "unstable" if not all(s.stable for s in summaries) else "no request completed"
-        outcomes.append(TermOutcome(term, value, decide(value, term.threshold_s), reason))
+            missing = "no request finished" if term.floor else "no request completed"
+            reason = "unstable" if not all(s.stable for s in summaries) else missing
+        outcomes.append(TermOutcome(term, value, term.decide(value), reason))
     return Judged(list(summaries), outcomes)
 
 
@@ -308,7 +436,7 @@ def next_count(judged: Judged, cap: int) -> int:
     for outcome in judged.terms:
         if outcome.verdict != "undecided" or outcome.value.ci95 is None:
             continue
-        distance = abs(outcome.value.mean - outcome.term.threshold_s)
+        distance = abs(outcome.value.mean - outcome.term.threshold)
         wanted = math.inf if distance == 0 else n * (outcome.value.ci95 / distance) ** 2 * 1.2
         needed = max(needed, min(4 * n, math.ceil(wanted)))
     return min(cap, needed)

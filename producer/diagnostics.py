@@ -4,8 +4,9 @@ The searches and the ``des`` commands call these on what they already have (the 
 replications' summaries) and print each warning as one plain line. Nothing here needs Celery or Redis.
 
 - :func:`no_load`: each request type's latency when it is alone in the system, from a short pilot run.
-- :func:`threshold_warnings`: an SLA threshold at or below that no-load latency (no rate can meet it).
+- :func:`threshold_warnings`: a latency SLA threshold at or below that no-load latency (no rate can meet it).
 - :func:`sample_warnings`: a quantile estimated from too few completed requests per replication.
+- :func:`failure_warnings`: a success-ratio term whose type never failed (the term cannot bind).
 - :func:`saturation`: a run that looks stable but is near saturation (growing backlog, a resource at 95% or
   more, or a tail many times its no-load value with a wide interval).
 - :func:`waiting_by_resource`, :func:`bottleneck_text`: where the tools wait, and the bottleneck candidate.
@@ -95,9 +96,14 @@ def no_load(scenario: Scenario, seed: int = 0) -> NoLoad:
 
 
 def threshold_warnings(scenario: Scenario, terms: Sequence[SlaTerm], no_load_figures: NoLoad) -> list[str]:
-    """One line per term whose threshold is at or below its metric's no-load value: no rate can meet it."""
+    """One line per latency term whose threshold is at or below its metric's no-load value: no rate can meet it.
+
+    A success-ratio term (a floor, not a latency) gets no line: the no-load pilot says nothing about it.
+    """
     warnings = []
     for term in terms:
+        if term.floor:
+            continue
         alone = no_load_figures.get(term.request_type, {}).get(term.metric)
         if term.request_type in scenario.request_types and alone is not None and term.threshold_s <= alone:
             warnings.append(
@@ -132,6 +138,26 @@ def sample_warnings(items: Sequence[SlaTerm | str], summaries: Sequence[Replicat
             warnings.append(
                 f"{metric} of {request_type} comes from as few as {fewest} completed requests in a replication; "
                 f"a {metric} needs at least {needed} ({BEYOND_QUANTILE} beyond it): a longer horizon_s gives them"
+            )
+    return warnings
+
+
+def failure_warnings(terms: Sequence[SlaTerm], summaries: Sequence[ReplicationSummary]) -> list[str]:
+    """One line per success-ratio term whose type had no failed or timed-out request in any stable replication.
+
+    Such a term is met wherever the system is stable: the answer then rests on the latency terms, or on stability
+    alone, and the line says so rather than let the term look like a binding constraint.
+    """
+    stable = [s for s in summaries if s.stable]
+    warnings = []
+    for term in terms:
+        if not term.floor or not stable or term.request_type not in stable[0].types:
+            continue
+        if all(s.types[term.request_type].failed + s.types[term.request_type].timed_out == 0 for s in stable):
+            warnings.append(
+                f"no request of {term.request_type} failed or timed out in any stable replication here, so its "
+                f"success ratio was 1 and {term.text} held wherever the system was stable: the scenario models no "
+                "failures of it (fail_prob, timeout_s)"
             )
     return warnings
 

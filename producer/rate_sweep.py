@@ -139,7 +139,10 @@ def sweep_rates(
 
 
 def sla_rows(result: SlaResult) -> list[dict[str, Any]]:
-    """One row per probe of an SLA search, in the order they ran, with each term's mean and 95% half-width."""
+    """One row per probe of an SLA search, in the order they ran, with each term's mean and 95% half-width.
+
+    A latency term's columns end in ``_s`` (seconds); a success-ratio term's have no unit; ``_op`` is ``<`` or ``>``.
+    """
     rows = []
     for i, probe in enumerate(result.probes):
         row: dict[str, Any] = {
@@ -152,10 +155,11 @@ def sla_rows(result: SlaResult) -> list[dict[str, Any]]:
         }
         for outcome in probe.terms:  # a figure that is not finite is None, with its reason
             name = f"{outcome.term.request_type}_{outcome.term.metric}"
+            unit = "" if outcome.term.floor else "_s"  # a success ratio's columns have no unit
             data = outcome.to_dict()
-            row.update({f"{name}_s": data["mean"], f"{name}_ci95_s": data["ci95"],
-                        f"{name}_threshold_s": outcome.term.threshold_s, f"{name}_verdict": outcome.verdict,
-                        f"{name}_reason": outcome.reason})  # fmt: skip
+            row.update({f"{name}{unit}": data["mean"], f"{name}_ci95{unit}": data["ci95"],
+                        f"{name}_threshold{unit}": outcome.term.threshold, f"{name}_op": outcome.term.op,
+                        f"{name}_verdict": outcome.verdict, f"{name}_reason": outcome.reason})  # fmt: skip
         rows.append(row)
     return rows
 

@@ -16,7 +16,7 @@ from simfleet.shared.lifecycle_contract import STATUSES
 
 if TYPE_CHECKING:  # annotations only: `lifecycle run` prints its summary without loading the DES modules
     from simfleet.producer.capacity import CapacityResult
-    from simfleet.producer.confidence import TermOutcome
+    from simfleet.producer.confidence import SlaTerm, TermOutcome
     from simfleet.producer.rate_sweep import SweepResult
     from simfleet.producer.sla import SlaResult
     from simfleet.shared.messages.des import Stat, StudyAggregate
@@ -152,10 +152,21 @@ def validation_table(rows: Sequence[CaseResult]) -> str:
 
 
 def _term_cell(outcome: TermOutcome) -> str:
-    """A term's mean ± 95% half-width, or why it has none."""
+    """A term's mean ± 95% half-width (seconds to 3 decimals, a success ratio to 4), or why it has none."""
     if not outcome.value.finite:
         return outcome.reason or "unstable"
-    return f"{outcome.value.mean:.3f}" + (f" ±{outcome.value.ci95:.3f}" if outcome.value.ci95 else "")
+    spec = ".4f" if outcome.term.floor else ".3f"
+    return f"{outcome.value.mean:{spec}}" + (f" ±{outcome.value.ci95:{spec}}" if outcome.value.ci95 else "")
+
+
+def _term_unit(term: SlaTerm) -> str:
+    """The unit of a term's figures in a table's unit row: ``s``, or ``ratio`` for a success ratio."""
+    return "ratio" if term.floor else "s"
+
+
+def _term_name(term: SlaTerm) -> str:
+    """A term's metric in a table's header: ``p95 of deep-research``, ``success ratio of deep-research``."""
+    return f"{'success ratio' if term.floor else term.metric} of {term.request_type}"
 
 
 def sla_table(result: SlaResult) -> str:
@@ -166,8 +177,8 @@ def sla_table(result: SlaResult) -> str:
         for i, p in enumerate(result.probes)
     ]  # fmt: skip
     rate = "requests/min" if result.scale == "mix" else f"{result.request_type} req/min"
-    table = text_table(["probe", "rate", *(f"{t.metric} of {t.request_type}" for t in result.terms), "SLA",
-                        "replications"], body, ["", rate, *("s, mean ±95%" for _ in result.terms), "", ""])  # fmt: skip
+    table = text_table(["probe", "rate", *(_term_name(t) for t in result.terms), "SLA", "replications"], body,
+                       ["", rate, *(f"{_term_unit(t)}, mean ±95%" for t in result.terms), "", ""])  # fmt: skip
     scaled = f"{result.request_type}'s rate alone" if result.scale == "type" else "the whole mix at fixed shares"
     lines = [
         f"SLA {' and '.join(t.text for t in result.terms)}, scaling {scaled}; capacity bound "
@@ -178,7 +189,7 @@ def sla_table(result: SlaResult) -> str:
         if probe is None:
             lines.append(f"{name}: none")
             continue
-        figures = ", ".join(f"{t.term.metric} of {t.term.request_type} {_term_cell(t)} s" for t in probe.terms)
+        figures = ", ".join(f"{_term_name(t.term)} {_term_cell(t)}{t.term.unit}" for t in probe.terms)
         lines.append(f"{name}: {probe.rate_per_min:.4f} requests/min ({figures}; {probe.replications} replications)")
     width = result.bracket_rel_width
     lines.append((f"bracket {width:.2%}" if width is not None else "no bracket") + f" after {len(result.probes)} "
@@ -249,17 +260,12 @@ def capacity_table(result: CapacityResult) -> str:
     """Every probe of a capacity search (capacities, cost, each term's interval and verdict) and the answer."""
     terms = result.terms
 
-    def cell(outcome: TermOutcome) -> str:
-        if not outcome.value.finite:
-            return outcome.reason or "unstable"
-        return f"{outcome.value.mean:.3f}" + (f" ±{outcome.value.ci95:.3f}" if outcome.value.ci95 else "")
-
     body = [
         [str(i + 1), *(f"{p.capacities[n]:g}" for n in result.resources), f"{p.cost:.4g}",
-         *(cell(t) for t in p.terms), "undecided at cap" if p.capped else p.verdict, str(p.replications)]
+         *(_term_cell(t) for t in p.terms), "undecided at cap" if p.capped else p.verdict, str(p.replications)]
         for i, p in enumerate(result.probes)
     ]  # fmt: skip
     header = ["probe", *result.resources, "cost", *(t.text for t in terms), "SLA", "replications"]
-    units = ["", *(result.units[n] for n in result.resources), "", *("s" for _ in terms), "", ""]
+    units = ["", *(result.units[n] for n in result.resources), "", *(_term_unit(t) for t in terms), "", ""]
     warnings = "".join(f"\nwarning: {w}" for w in result.warnings)
     return text_table(header, body, units) + f"\n\n{result.statement()}\nafter {len(result.probes)} probes{warnings}"

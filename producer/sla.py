@@ -1,9 +1,10 @@
 """Inverse search: the largest arrival rate at which every SLA term still holds, with 95% confidence.
 
-**Decisions.** A probe (a rate) is judged by :mod:`simfleet.producer.confidence`: each term passes when the upper end
-of its metric's 95% interval is at or below the threshold, fails when the lower end is above it (or a replication
-was unstable), and otherwise gets more replications (the next indices: common random numbers) up to a cap, after
-which the probe is *undecided at this precision*. A probe passes when every term passes and fails when one fails:
+**Decisions.** A probe (a rate) is judged by :mod:`simfleet.producer.confidence`: each term passes when its metric's
+95% interval lies wholly on the good side of the threshold (at or below a latency ceiling, at or above a
+success-ratio floor), fails when it lies wholly on the bad side (or a replication was unstable), and otherwise gets
+more replications (the next indices: common random numbers) up to a cap, after which the probe is *undecided at this
+precision*. A probe passes when every term passes and fails when one fails:
 with several terms (one per request type) the mix scales every type together, and the first term to break decides.
 
 **The answer** is never interpolated: the largest probed rate that passed (``best_passing``) and the smallest probed
@@ -18,10 +19,11 @@ when undecided probes lie between); or after ``max_probes`` probes (not converge
 
 **Choosing the probes.** Queueing theory says no rate above the capacity bound U (``Scenario.capacity_bound_per_min``)
 is stable, and near saturation latency figures grow like 1 / (1 − λ/U). The search starts at U/2. While the bracket
-has no undecided probe inside, it models the binding term's metric / threshold as a + b / (1 − λ/U), fits a and b to
-the two probes nearest the threshold (a = 0 while it has one), and probes just below and above the predicted
-crossing (± 40% of the tolerance), falling back to bisection when the model does not fit. Once undecided probes
-lie inside, it bisects the wider of the two gaps around them.
+has no undecided probe inside, it models the binding term's badness (metric / threshold for a latency ceiling,
+threshold / metric for a success-ratio floor: 1 at the threshold, growing with load) as a + b / (1 − λ/U), fits a
+and b to the two probes nearest the threshold (a = 0 while it has one), and probes just below and above the
+predicted crossing (± 40% of the tolerance), falling back to bisection when the model does not fit. Once undecided
+probes lie inside, it bisects the wider of the two gaps around them.
 """
 
 from __future__ import annotations
@@ -43,7 +45,14 @@ from simfleet.producer.confidence import (
 )
 from simfleet.shared.errors import ConfigError, printable
 from simfleet.shared.messages.des import ReplicationSummary
-from simfleet.worker.des.limits import MAX_REPLICATIONS, METRICS, SEED_MAX, check_integer, check_number
+from simfleet.worker.des.limits import (
+    FLOOR_METRICS,
+    MAX_REPLICATIONS,
+    SEED_MAX,
+    SLA_METRICS,
+    check_integer,
+    check_number,
+)
 from simfleet.worker.des.scenario import Scenario, as_scenario
 
 
@@ -72,27 +81,42 @@ class Probe(Decision):
 
     @property
     def metric_s(self) -> float:
-        """The binding term's mean, seconds (infinite when unstable)."""
+        """The binding term's mean: seconds, or a ratio for a success-ratio term (not finite without a figure)."""
         return self.binding.value.mean
 
     @property
     def ci95_s(self) -> float | None:
-        """The binding term's 95% half-width, seconds."""
+        """The binding term's 95% half-width, in the metric's unit."""
         return self.binding.value.ci95
 
     @property
+    def badness(self) -> float:
+        """The binding term's mean where its threshold is 1 and larger is worse (:meth:`SlaTerm.badness`)."""
+        return self.binding.term.badness(self.binding.value.mean)
+
+    @property
+    def badness_width(self) -> float:
+        """The binding term's 95% half-width on the scale of :attr:`badness`."""
+        return self.binding.term.badness_width(self.binding.value)
+
+    @property
     def reason(self) -> str | None:
-        """Why the binding term has no finite figure: ``unstable`` or ``no request completed``."""
+        """Why the binding term has no finite figure: ``unstable``, ``no request completed`` or ``finished``."""
         return self.binding.reason
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for strict JSON: a figure that is not finite is ``None``, with ``reason`` saying why."""
+        """Plain data for strict JSON: a figure that is not finite is ``None``, with ``reason`` saying why.
+
+        ``metric_s`` and ``ci95_s`` are the binding term's (a ratio, despite the name, when it is a success-ratio
+        term); ``op`` says which way its threshold bounds it.
+        """
         finite = math.isfinite(self.metric_s)
         return {
             "rate_per_min": self.rate_per_min,
             **self.decision_dict(),
             "metric_s": self.metric_s if finite else None,
             "ci95_s": self.ci95_s if finite else None,
+            "op": self.binding.term.op,
             "reason": self.reason,
         }
 
@@ -128,8 +152,8 @@ class SlaResult:
 
     @property
     def threshold_s(self) -> float:
-        """The first term's threshold, seconds."""
-        return self.terms[0].threshold_s
+        """The first term's threshold: seconds, or a ratio for a success-ratio term."""
+        return self.terms[0].threshold
 
     @property
     def limited_by_precision(self) -> bool:
@@ -149,7 +173,7 @@ class SlaResult:
 
     def statement(self) -> str:
         """The answer in plain words, with its confidence and precision."""
-        terms = " and ".join(t.describe().replace(" under ", " stays under ", 1) for t in self.terms)
+        terms = " and ".join(t.holds() for t in self.terms)
         lo, hi = self.best_passing, self.first_failing
         if lo is None:
             return f"no probed rate met the SLA with 95% confidence: {terms} at no rate down to " + (
@@ -171,7 +195,9 @@ class SlaResult:
         return {
             "request_type": self.request_type,
             "metric": self.metric,
-            "threshold_s": self.threshold_s,
+            "op": self.terms[0].op,
+            "threshold": self.terms[0].threshold,
+            "threshold_s": self.terms[0].to_dict()["threshold_s"],
             "terms": [t.to_dict() for t in self.terms],
             "scale": self.scale,
             "capacity_bound_per_min": self.capacity_bound_per_min,
@@ -191,7 +217,10 @@ class SlaResult:
 
 
 def metric_of(summary: ReplicationSummary, request_type: str, metric: str) -> float:
-    """The SLA metric (seconds) of one replication summary; infinite when unstable or nothing completed."""
+    """The SLA metric of one replication summary (seconds, or a ratio); not finite without a figure.
+
+    See :meth:`SlaTerm.value`: +inf for a latency, −inf for a success ratio.
+    """
     return SlaTerm(request_type, metric, 1.0).value(summary)
 
 
@@ -216,11 +245,13 @@ def search_sla(
         scenario: the base scenario (or its YAML file, or its plain data); only the searched rate changes between
             probes.
         evaluate: runs the replications of one probe (locally, or on the fleet in parallel).
-        slas: the terms (:class:`SlaTerm`, or ``"TYPE:METRIC<SECONDS"`` strings), one per request type at most;
-            instead, one term by ``request_type``, ``metric`` and ``threshold_s``.
+        slas: the terms (:class:`SlaTerm`, or ``"TYPE:METRIC<SECONDS"`` / ``"TYPE:success_ratio>RATIO"`` strings),
+            one per request type at most; instead, one term by ``request_type``, ``metric`` and ``threshold_s``.
         request_type: the single term's request type.
-        metric: the single term's metric: ``mean``, ``p50``, ``p95`` or ``p99``.
-        threshold_s: the single term's threshold in seconds.
+        metric: the single term's metric: ``mean``, ``p50``, ``p95`` or ``p99`` (ceilings), or ``success_ratio``
+            (a floor).
+        threshold_s: the single term's threshold: seconds for a latency metric, a ratio in (0, 1] for
+            ``success_ratio``.
         replications: replications per probe to start with (at least 2: an interval needs two).
         max_replications: the most replications one probe may get while undecided (default 4x ``replications``,
             at least 20).
@@ -280,7 +311,8 @@ def _terms(scenario: Scenario, slas: Sequence[SlaTerm | str] | None, request_typ
         if request_type is not None or threshold_s is not None:
             raise ConfigError("give either slas or request_type/metric/threshold_s, not both", key="slas")
         if isinstance(slas, str | SlaTerm) or not isinstance(slas, Sequence) or not slas:
-            raise ConfigError("expected a non-empty list of SLA terms ('TYPE:METRIC<SECONDS')", key="slas")
+            raise ConfigError("expected a non-empty list of SLA terms ('TYPE:METRIC<SECONDS' or "
+                              "'TYPE:success_ratio>RATIO')", key="slas")  # fmt: skip
         terms = [check_term(term, scenario, key=f"slas[{i}]") for i, term in enumerate(slas)]
         seen: set[str] = set()
         for i, term in enumerate(terms):
@@ -295,14 +327,18 @@ def _terms(scenario: Scenario, slas: Sequence[SlaTerm | str] | None, request_typ
             source=scenario.source,
             key="request_type",
         )
-    if metric not in METRICS:
-        raise ConfigError(
-            f"must be one of {', '.join(METRICS)}, got {printable(repr(metric))}", source=scenario.source, key="metric"
-        )
+    if metric not in SLA_METRICS:
+        raise ConfigError(f"must be one of {', '.join(SLA_METRICS)}, got {printable(repr(metric))}",
+                          source=scenario.source, key="metric")  # fmt: skip
+    floor = metric in FLOOR_METRICS
     if threshold_s is None:
-        raise ConfigError("is required (seconds)", source=scenario.source, key="threshold_s")
-    check_number(threshold_s, scenario.source, "threshold_s", positive=True)
-    return [SlaTerm(request_type, metric, float(threshold_s))]
+        raise ConfigError(f"is required ({'a ratio' if floor else 'seconds'})", source=scenario.source,
+                          key="threshold_s")  # fmt: skip
+    threshold = check_number(threshold_s, scenario.source, "threshold_s", positive=True)
+    if floor and threshold > 1.0:
+        raise ConfigError(f"a success ratio's threshold must be in (0, 1] (0.99 is 99%), got {threshold:g}",
+                          source=scenario.source, key="threshold_s")  # fmt: skip
+    return [SlaTerm(request_type, metric, threshold)]
 
 
 MIN_REQUESTS = 10
@@ -322,14 +358,17 @@ def _floor_rate(scenario: Scenario, terms: list[SlaTerm], searched: str | None) 
 
 def question_warnings(scenario: Scenario, terms: Sequence[SlaTerm], judged: Sequence[Sequence[ReplicationSummary]],
                       seed: int) -> list[str]:  # fmt: skip
-    """Plain-words warnings about the question: thresholds no load can meet, quantiles from too few requests.
+    """Plain-words warnings about the question: thresholds no load can meet, ratios never below 1, small samples.
+
+    A success-ratio term whose type never failed cannot bind; a quantile needs enough requests beyond it.
 
     ``judged`` holds the summaries of the candidates the answer rests on (the two ends of the bracket), on which a
     quantile's sample is checked (:mod:`simfleet.producer.diagnostics`).
     """
-    from simfleet.producer.diagnostics import no_load, sample_warnings, threshold_warnings
+    from simfleet.producer.diagnostics import failure_warnings, no_load, sample_warnings, threshold_warnings
 
     warnings = threshold_warnings(scenario, terms, no_load(scenario, seed))
+    warnings += failure_warnings(terms, [s for summaries in judged for s in summaries])
     seen = set(warnings)
     for summaries in judged:
         for line in sample_warnings(terms, summaries):
@@ -412,28 +451,29 @@ def _closed(probes: list[Probe], rel_tol: float) -> bool:
 def _noise_width(lo: Probe, hi: Probe, zone: list[Probe]) -> float:
     """The rate width the metric's noise blurs at the cap: its 95% half-width over the metric's slope in rate.
 
-    Undecided probes are where the interval at the cap straddles the threshold; a gap narrower than half this width
-    would be bisected by probes that are undecided too, so the search does not chase it. 0 without undecided probes.
+    Both are taken on the scale of the binding term's badness (1 at the threshold, growing with load), so that a
+    success-ratio floor and a latency ceiling are measured alike. Undecided probes are where the interval at the cap
+    straddles the threshold; a gap narrower than half this width would be bisected by probes that are undecided too,
+    so the search does not chase it. 0 without undecided probes.
     """
-    if not zone or not (math.isfinite(lo.metric_s) and math.isfinite(hi.metric_s)):
+    if not zone or not (math.isfinite(lo.badness) and math.isfinite(hi.badness)):
         return 0.0
-    ratio = [p.binding.value.mean / p.binding.term.threshold_s for p in (lo, hi)]
-    slope = (ratio[1] - ratio[0]) / (hi.rate_per_min - lo.rate_per_min)
+    slope = (hi.badness - lo.badness) / (hi.rate_per_min - lo.rate_per_min)
     if slope <= 0:
         return 0.0
-    half = [(p.binding.value.ci95 or 0.0) / p.binding.term.threshold_s for p in zone if p.binding.value.finite]
+    half = [p.badness_width for p in zone if math.isfinite(p.badness_width)]
     return 2.0 * (sum(half) / len(half)) / slope if half else 0.0
 
 
 def _predict(probes: list[Probe], bound: float, target: float = 1.0) -> float:
-    """The rate where the binding term's mean / threshold reaches ``target`` under the model a + b / (1 − rate / bound).
+    """The rate where the binding term's badness reaches ``target`` under the model a + b / (1 − rate / bound).
 
-    The ratio puts several terms on one scale (the threshold is at 1). The two finite probes nearest the target fix
-    a and b; with a single probe a = 0 (pure queueing growth).
+    The badness (metric / threshold for a ceiling, threshold / metric for a floor) puts several terms on one scale
+    (the threshold is at 1, larger is worse). The two finite probes nearest the target fix a and b; with a single
+    probe a = 0 (pure queueing growth).
     """
-    usable = [p for p in probes if p.stable and math.isfinite(p.metric_s) and p.rate_per_min < bound]
-    points = sorted(((p.rate_per_min, p.metric_s / p.binding.term.threshold_s) for p in usable),
-                    key=lambda point: abs(point[1] - target))  # fmt: skip
+    usable = [p for p in probes if p.stable and math.isfinite(p.badness) and p.rate_per_min < bound]
+    points = sorted(((p.rate_per_min, p.badness) for p in usable), key=lambda point: abs(point[1] - target))
     if not points:
         return math.nan
     growth = [(1.0 / (1.0 - rate / bound), ratio) for rate, ratio in points]
@@ -452,12 +492,12 @@ def _predict(probes: list[Probe], bound: float, target: float = 1.0) -> float:
 
 
 def _half_width(probes: list[Probe]) -> float:
-    """The binding term's 95% half-width relative to its threshold, at the probe nearest the threshold (0 if none)."""
-    finite = [p for p in probes if math.isfinite(p.metric_s) and p.ci95_s is not None]
+    """The binding term's 95% half-width on the badness scale, at the probe nearest the threshold (0 if none)."""
+    finite = [p for p in probes if math.isfinite(p.badness) and p.ci95_s is not None]
     if not finite:
         return 0.0
-    nearest = min(finite, key=lambda p: abs(p.metric_s / p.binding.term.threshold_s - 1.0))
-    return (nearest.ci95_s or 0.0) / nearest.binding.term.threshold_s
+    nearest = min(finite, key=lambda p: abs(p.badness - 1.0))
+    return nearest.badness_width
 
 
 def _next_rate(probes: list[Probe], bound: float, rel_tol: float) -> float:

@@ -22,7 +22,7 @@ from simfleet.producer.cli.des_common import (
 )
 from simfleet.producer.cli.options import bounded_int, fraction, positive_float, seed_int
 from simfleet.shared.errors import ConfigError, printable
-from simfleet.worker.des.limits import METRICS
+from simfleet.worker.des.limits import FLOOR_METRICS, SLA_METRICS
 
 if TYPE_CHECKING:
     from simfleet.producer.bottleneck import BottleneckResult
@@ -36,11 +36,13 @@ def register(commands: Any) -> None:
     sla = commands.add_parser("sla", help="largest arrival rate meeting every SLA term, with 95%% confidence")
     sla.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
     sla.add_argument("--sla", action="append", metavar="TYPE:METRIC<SECONDS", dest="slas",
-                     help="an SLA term, e.g. 'deep-research:p95<30' (repeat for several request types: the whole mix "
-                     "is then scaled); default: the scenario's sla block")  # fmt: skip
-    sla.add_argument("--request-type", help="the type whose latency is the SLA (one term; see --sla)")
-    sla.add_argument("--metric", choices=METRICS, help="the latency the SLA bounds (default: the sla block's or p95)")
-    sla.add_argument("--threshold", type=positive_float, help="seconds")
+                     help="an SLA term, e.g. 'deep-research:p95<30', or a success-ratio floor, e.g. "
+                     "'deep-research:success_ratio>0.99' (repeat for several request types: the whole mix is then "
+                     "scaled); default: the scenario's sla block")  # fmt: skip
+    sla.add_argument("--request-type", help="the type whose metric is the SLA (one term; see --sla)")
+    sla.add_argument("--metric", choices=SLA_METRICS, help="the latency the SLA bounds, or success_ratio (a floor) "
+                     "(default: the sla block's or p95)")  # fmt: skip
+    sla.add_argument("--threshold", type=positive_float, help="seconds; for --metric success_ratio a ratio in (0, 1]")
     sla.add_argument("--replications", type=probe_replications_int, help="replications per probe to start with "
                      "(at least 2; default: the sla block's or 5)")  # fmt: skip
     sla.add_argument("--max-replications", type=replications_int, help="the most replications a probe gets while "
@@ -59,8 +61,9 @@ def register(commands: Any) -> None:
     bottleneck = commands.add_parser("bottleneck", help="which resource to add first: each one's sensitivity")
     bottleneck.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
     bottleneck.add_argument("--sla", action="append", metavar="TYPE:METRIC<SECONDS",
-                            help="a latency term to watch, e.g. deep-research:p95<30 (repeatable; default: the "
-                                 "scenario's sla block, else p95 of every request type)")  # fmt: skip
+                            help="a term to watch, e.g. deep-research:p95<30 or deep-research:success_ratio>0.99 "
+                                 "(repeatable; default: the scenario's sla block, else p95 of every request "
+                                 "type)")  # fmt: skip
     bottleneck.add_argument(
         "--replications",
         type=probe_replications_int,
@@ -138,7 +141,7 @@ def _answer(args: argparse.Namespace, owned: tuple[str, ...], label: Any, search
 
 def _sla_terms(args: argparse.Namespace, scenario: Scenario) -> list[Any]:
     """The SLA terms of ``des sla``: ``--sla`` terms, or one from the single-term flags and the sla block."""
-    from simfleet.producer.confidence import SlaTerm, parse_term
+    from simfleet.producer.confidence import SlaTerm, check_term, parse_term
 
     single = [flag for flag, value in (("--request-type", args.request_type), ("--metric", args.metric),
                                        ("--threshold", args.threshold)) if value is not None]  # fmt: skip
@@ -149,11 +152,15 @@ def _sla_terms(args: argparse.Namespace, scenario: Scenario) -> list[Any]:
     check_request_type(scenario, args.request_type)
     spec = scenario.sla
     request_type = args.request_type or (spec.request_type if spec else None)
-    threshold = args.threshold if args.threshold is not None else (spec.threshold_s if spec else None)
+    metric = args.metric or (spec.metric if spec else "p95")
+    if args.threshold is None and spec is not None and (metric in FLOOR_METRICS) != spec.floor:
+        raise ConfigError(f"give --threshold for --metric {metric}: the sla block's threshold is "
+                          f"{'a ratio' if spec.floor else 'seconds'}", key="--threshold")  # fmt: skip
+    threshold = args.threshold if args.threshold is not None else (spec.threshold if spec else None)
     if request_type is None or threshold is None:
-        raise ConfigError("give --sla TYPE:METRIC<SECONDS (or --request-type and --threshold), or an sla block in "
-                          "the scenario", source=str(args.scenario))  # fmt: skip
-    return [SlaTerm(request_type, args.metric or (spec.metric if spec else "p95"), threshold)]
+        raise ConfigError("give --sla TYPE:METRIC<SECONDS or TYPE:success_ratio>RATIO (or --request-type and "
+                          "--threshold), or an sla block in the scenario", source=str(args.scenario))  # fmt: skip
+    return [check_term(SlaTerm(request_type, metric, threshold), scenario, key="--threshold")]
 
 
 class _NotConverged(Exception):
@@ -247,8 +254,8 @@ def _register_capacity(commands: Any) -> None:
                                    "confidence, at the scenario's load")  # fmt: skip
     capacity.add_argument("scenario", type=Path, help="the scenario file (YAML, see docs/scenarios.md)")
     capacity.add_argument("--sla", action="append", metavar="TYPE:METRIC<SECONDS", dest="slas",
-                          help="an SLA term, e.g. 'deep-research:p95<30' (repeat for several); default: the "
-                          "scenario's sla block")  # fmt: skip
+                          help="an SLA term, e.g. 'deep-research:p95<30' or 'deep-research:success_ratio>0.99' "
+                          "(repeat for several); default: the scenario's sla block")  # fmt: skip
     capacity.add_argument("--resource", action="append", dest="resources", metavar="NAME",
                           help="a resource to size, in steps of its 'step' (repeat for several); default: every "
                           "resource that declares a step")  # fmt: skip
@@ -278,7 +285,8 @@ def _capacity(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario)
     if not args.slas and scenario.sla is None:
-        raise ConfigError(f"give the SLA as --sla TYPE:METRIC<SECONDS: {args.scenario} has no sla block", key="--sla")
+        raise ConfigError(f"give the SLA as --sla TYPE:METRIC<SECONDS (or TYPE:success_ratio>RATIO): {args.scenario} "
+                          "has no sla block", key="--sla")  # fmt: skip
     terms = [parse_term(text, scenario) for text in args.slas] if args.slas else None  # None: the sla block's term
     resources = check_resources(scenario, args.resources, key="--resource")
     costs = check_costs(scenario, _parse_costs(args.costs or []), resources, key="--cost")

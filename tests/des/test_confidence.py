@@ -36,7 +36,8 @@ def test_terms_are_read_as_the_command_line_writes_them():
 @pytest.mark.parametrize(
     ("text", "named"),
     [("nope:p95<3", "unknown request type 'nope'"), ("r:p90<3", "unknown metric 'p90'"), ("r:p95<0", "above 0"),
-     ("r:p95<abc", "above 0"), ("x p95 30", "not an SLA term"), ("r:success_ratio<1", "DES model v2")],
+     ("r:p95<abc", "above 0"), ("x p95 30", "not an SLA term"), ("r:success_ratio<1", "so write r:success_ratio>1"),
+     ("r:p95>3", "so write r:p95<3")],
 )  # fmt: skip
 def test_a_bad_term_is_refused_naming_the_flag_and_the_term(text, named):
     with pytest.raises(ConfigError, match="--sla") as caught:

@@ -20,6 +20,11 @@ __all__ = ["SEED_MAX"]  # the wire's limit, re-exported beside the scenario's ow
 METRICS = ("mean", "p50", "p95", "p99")
 """The latency metrics a study reports and an SLA may name (here, beside the limits, so that the command line's parser
 can offer them without importing the scenario parser)."""
+FLOOR_METRICS = ("success_ratio",)
+"""The SLA metrics that are floors (a term holds while the metric stays at or above its threshold): the per-replication
+success ratio, completed / (completed + failed + timed out), a number in [0, 1]."""
+SLA_METRICS = METRICS + FLOOR_METRICS
+"""Every metric an SLA term may name: the latency ceilings (seconds), then the floors (ratios)."""
 MAX_FILE_BYTES = 1 << 20
 """A scenario file is at most 1 MiB (the examples are about 10 KiB)."""
 MAX_DEPTH = 32

@@ -22,6 +22,7 @@ from simfleet.shared.user_files import read_yaml
 from simfleet.worker.des.distributions import Distribution, parse_distribution
 from simfleet.worker.des.limits import (
     DEFAULT_MAX_EVENTS,
+    FLOOR_METRICS,
     MAX_DEPTH,
     MAX_EVENTS,
     MAX_FILE_BYTES,
@@ -31,8 +32,8 @@ from simfleet.worker.des.limits import (
     MAX_REPLICATIONS,
     MAX_RETRIES,
     MAX_YAML_NODES,
-    METRICS,
     SEED_MAX,
+    SLA_METRICS,
     check_integer,
     check_number,
     show,
@@ -215,7 +216,9 @@ class RequestType:
 
 @dataclass(frozen=True)
 class SlaSpec:
-    """The inverse question: the largest arrival rate at which ``metric`` of ``request_type`` stays below threshold.
+    """The inverse question: the largest arrival rate at which ``metric`` of ``request_type`` meets ``threshold``.
+
+    A latency metric (seconds) must stay at or below the threshold; ``success_ratio`` (a floor) at or above it.
 
     ``scale`` says what the searched rate is: ``type`` scales only ``request_type``'s rate, ``mix`` scales every
     type's rate together, keeping the proportions of the scenario (the searched rate is then the total).
@@ -223,10 +226,21 @@ class SlaSpec:
 
     request_type: str
     metric: str
-    threshold_s: float
+    threshold: float
+    """Seconds for a latency metric (the file's ``threshold_s``); a ratio in (0, 1] for ``success_ratio``."""
     replications: int = 5
     rel_tol: float = 0.01
     scale: str = "type"
+
+    @property
+    def threshold_s(self) -> float:
+        """The threshold under its former name: seconds for a latency metric, the ratio for ``success_ratio``."""
+        return self.threshold
+
+    @property
+    def floor(self) -> bool:
+        """Whether the metric is a floor (``success_ratio``: it must stay at or above the threshold)."""
+        return self.metric in FLOOR_METRICS
 
 
 @dataclass(frozen=True)
@@ -933,14 +947,32 @@ def _parse_dag(nodes_spec: dict[Any, Any], tools: dict[str, ToolTemplate], sourc
 
 
 def _parse_sla(spec: Any, types: dict[str, RequestType], source: str) -> SlaSpec:
-    r = _Reader(spec, source, "sla", {"request_type", "metric", "threshold_s", "replications", "rel_tol", "scale"})
+    """The ``sla`` block, its threshold read by the metric's kind.
+
+    A latency metric takes ``threshold_s`` (seconds; ``threshold`` is read the same, as :meth:`Scenario.to_dict`
+    writes it); ``success_ratio`` takes ``threshold``, a ratio in (0, 1].
+    """
+    allowed = {"request_type", "metric", "threshold", "threshold_s", "replications", "rel_tol", "scale"}
+    r = _Reader(spec, source, "sla", allowed)
     request_type = r.text("request_type")
     if request_type not in types:
         raise r.error("request_type", f"unknown request type {show(request_type)} (declared: {_names(types)})")
+    metric = r.text("metric", "p95", SLA_METRICS)
+    if metric in FLOOR_METRICS:
+        if "threshold_s" in r.data:
+            raise r.error("threshold_s", f"{metric} is a ratio, not seconds: give sla.threshold (in (0, 1], e.g. "
+                                         "0.99) instead")  # fmt: skip
+        threshold = r.number("threshold", positive=True, upper=1.0)
+    elif "threshold" in r.data:
+        if "threshold_s" in r.data:
+            raise r.error("threshold", "give threshold_s or threshold (both seconds for a latency metric), not both")
+        threshold = r.number("threshold", positive=True)
+    else:
+        threshold = r.number("threshold_s", positive=True)
     return SlaSpec(
         request_type=request_type,
-        metric=r.text("metric", "p95", METRICS),
-        threshold_s=r.number("threshold_s", positive=True),
+        metric=metric,
+        threshold=threshold,
         replications=r.integer("replications", 5, minimum=1, maximum=MAX_REPLICATIONS),
         rel_tol=_rel_tol(r),
         scale=r.text("scale", "type", ("type", "mix")),
