@@ -121,6 +121,7 @@ def study_table(agg: StudyAggregate, scenario: Scenario | None = None) -> str:
         ["", "fraction", "units", "units", "tools", "tools", "tools"],
     )
     resources += "\n" + bottleneck_text(agg, scenario)
+    failures = _failure_tables(agg)
     little = agg.little
     run = agg.run
     tail = (
@@ -129,7 +130,41 @@ def study_table(agg: StudyAggregate, scenario: Scenario | None = None) -> str:
         f"events per replication {_fmt(run.events, 0)}; on this machine {_fmt(run.events_per_s, 0, False)} events/s, "
         f"{_fmt(run.wall_s, 2, False)} s of wall clock per replication"
     )
-    return "\n\n".join([head, latency, resources, tail])
+    return "\n\n".join([head, latency, *failures, resources, tail])
+
+
+def _failure_tables(agg: StudyAggregate) -> list[str]:
+    """Outcomes per type and what each node's attempts did, for a scenario whose attempts can fail (else nothing)."""
+    if not agg.overall.all_finished:
+        return []
+    rows = []
+    for name, block in [*agg.types.items(), ("(all types)", agg.overall)]:
+        finished = block.all_finished
+        rows.append([name, _fmt(block.completed, 0), _fmt(block.failed, 0), _fmt(block.timed_out, 0),
+                     _fmt(block.success_ratio, 4), _fmt(block.goodput_per_min, 2), _fmt(finished.get("mean_s")),
+                     _fmt(finished.get("p95_s"))])  # fmt: skip
+    outcomes = text_table(
+        ["request type", "completed", "failed", "timed out", "success ratio", "goodput", "mean (all)", "p95 (all)"],
+        rows,
+        ["", "requests", "requests", "requests", "fraction", "per min", "s", "s"],
+    )
+    wasted = {name: res["wasted_work_per_s"] for name, res in agg.resources.items() if "wasted_work_per_s" in res}
+    outcomes += "\nlatency figures above are over successful requests; (all) ones over every finished request"
+    outcomes += "\nwasted work (failed, timed-out and cancelled attempts), work units/s: " + ", ".join(
+        f"{name} {_fmt(stat, 3)}" for name, stat in wasted.items()
+    )
+    node_rows = [
+        [type_name, node, _fmt(stats["attempts_per_request"]), _fmt(stats["failed"], 1), _fmt(stats["timed_out"], 1),
+         _fmt(stats["fallbacks"], 1), _fmt(stats["skipped"], 1), _fmt(stats["branch_skipped"], 1)]
+        for type_name, nodes in agg.nodes.items()
+        for node, stats in nodes.items()
+    ]  # fmt: skip
+    nodes = text_table(
+        ["request type", "node", "attempts", "failed", "timed out", "fallbacks", "skipped", "not run"],
+        node_rows,
+        ["", "", "per request", "attempts", "attempts", "runs", "nodes", "(prob)"],
+    )
+    return [outcomes, nodes]
 
 
 def validation_table(rows: Sequence[CaseResult]) -> str:

@@ -134,7 +134,11 @@ def build_summary(sim: Simulation) -> ReplicationSummary:
     arrivals = sum(sim.counted_arrivals)
     mean_in_system = (end["sys"] - start["sys"]) / span
     arrival_rate = arrivals / span
-    mean_latency = overall.mean if overall.count else float("nan")
+    # Little's law holds for every request that passes through, failed ones included: W is over all finished ones.
+    finished = LatencySketch()
+    finished.merge(overall)
+    finished.merge(overall_failures)
+    mean_latency = finished.mean if finished.count else float("nan")
     return ReplicationSummary(
         scenario=sim.scenario.name,
         seed=sim.seed,
