@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
+import yaml
 from celery.result import AsyncResult
 
 from simfleet.producer.cli import main
@@ -16,6 +17,8 @@ from simfleet.shared.messages import to_wire
 from simfleet.shared.messages.des import StudyAggregate
 from simfleet.worker.des.runner import run_study
 from simfleet.worker.des.scenario import load_scenario, parse_scenario
+
+from tests.des.helpers import faulty
 
 from .conftest import wait_until
 
@@ -40,6 +43,26 @@ def test_fleet_study_gives_exactly_the_local_runners_aggregate(fleet, start_work
     lines = [json.loads(line) for line in worker.log.read_text().splitlines() if line.startswith("{")]
     task_lines = [line for line in lines if line["task"] == "des.run"]
     assert task_lines and all(line["study_id"] == study.id and line["worker"] == worker.name for line in task_lines)
+
+
+def test_a_model_v2_study_with_a_trace_file_runs_on_the_fleet_exactly_as_locally(fleet, start_worker, tmp_path):
+    # Failures, timeouts, retries, fallbacks, priorities, variants, attributes, an MMPP, and a trace file that only the
+    # producer can read: the trace travels inside the message, so the file is gone before the worker runs.
+    worker = start_worker()
+    data = faulty(horizon_s=600.0).to_dict()
+    (tmp_path / "arrivals.csv").write_text("arrival_s\n" + "\n".join(f"{i * 0.9:.3f}" for i in range(700)) + "\n")
+    chat = data["request_types"]["chat"]
+    del chat["rate_per_min"]
+    chat["arrival"] = {"process": "trace", "file": "arrivals.csv"}
+    path = tmp_path / "v2.yaml"
+    path.write_text(yaml.safe_dump(data))
+    scenario = load_scenario(path)
+    (tmp_path / "arrivals.csv").unlink()
+    result = fleet.run_des(scenario, replications=4, seed=3).wait(timeout=120)
+    assert comparable(result) == comparable(run_study(scenario, replications=4, seed=3, processes=1))
+    assert result.types["chat"].arrived.mean == 555  # the trace's arrivals in [warmup 100 s, horizon 600 s)
+    assert result.overall.failed.mean > 0 and result.nodes["chat"]["fetch"]["timed_out"].mean > 0
+    assert worker.log.exists()
 
 
 def long_scenario(horizon_s: float = 12_000):
