@@ -442,15 +442,25 @@ def next_count(judged: Judged, cap: int) -> int:
     return min(cap, needed)
 
 
+def _evaluated(evaluate: Evaluator, scenario: Scenario, count: int, seed: int, first: int) -> list[ReplicationSummary]:
+    """``count`` replications from ``first`` on; an evaluator that returns another number is a bug, said at once
+    (a round that added nothing would be asked again for ever)."""
+    summaries = list(evaluate(scenario, count, seed, first))
+    if len(summaries) != count:
+        raise ValueError(f"the evaluator returned {len(summaries)} replication summaries for {count} asked "
+                         f"(replications {first} to {first + count - 1})")  # fmt: skip
+    return summaries
+
+
 def judge_candidate(
     evaluate: Evaluator, scenario: Scenario, seed: int, terms: Sequence[SlaTerm], precision: Precision
 ) -> Judged:
     """Run a candidate until its terms are decided or its replications reach the cap (see the module's text)."""
-    summaries = list(evaluate(scenario, precision.initial, seed, 0))
+    summaries = _evaluated(evaluate, scenario, precision.initial, seed, 0)
     judged = judge(summaries, terms)
     while judged.verdict == "undecided" and judged.replications < precision.cap:
         more = next_count(judged, precision.cap) - judged.replications
-        summaries.extend(evaluate(scenario, more, seed, judged.replications))
+        summaries.extend(_evaluated(evaluate, scenario, more, seed, judged.replications))
         judged = judge(summaries, terms)
     judged.capped = judged.verdict == "undecided"
     return judged

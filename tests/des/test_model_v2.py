@@ -9,6 +9,7 @@ from typing import Any
 import msgpack
 import pytest
 
+from simfleet.producer.sla import search_sla
 from simfleet.worker.des.engine import Simulation, run_replication
 from simfleet.worker.des.scenario import parse_scenario
 
@@ -219,3 +220,26 @@ def test_a_run_is_a_pure_function_of_seed_and_replication():
     first, second = (without_wall_clock(run_replication(faulty(), seed=9, replication=2)) for _ in range(2))
     assert first == second
     assert first != without_wall_clock(run_replication(faulty(), seed=9, replication=3))
+
+
+def test_the_sla_search_finds_where_timeouts_bring_the_success_ratio_under_its_floor():
+    # M/M/1-PS whose requests give up after 6 s: the more load, the longer the sojourn, the more time out.
+    scenario = parse_scenario({
+        "horizon_s": 3_000.0, "warmup_s": 200.0,
+        "resources": {"cpu": {"capacity": 1.0}},
+        "tools": {"job": {"work": {"cpu": {"dist": "exponential", "mean": 1.0}}, "timeout_s": 6.0}},
+        "request_types": {"r": {"rate_per_min": 30, "nodes": {"job": {"tool": "job"}}}},
+    })  # fmt: skip
+
+    def local(probe, replications, seed, first=0):
+        return [run_replication(probe, seed, i) for i in range(first, first + replications)]
+
+    result = search_sla(scenario, local, slas=["r:success_ratio>0.95"], replications=4, max_replications=12,
+                        rel_tol=0.05, seed=3)  # fmt: skip
+    lo, hi = result.best_passing, result.first_failing
+    assert lo is not None and hi is not None and lo.rate_per_min < hi.rate_per_min
+    assert lo.terms[0].value.low >= 0.95  # passes with 95% confidence
+    assert hi.terms[0].value.high < 0.95  # fails with 95% confidence
+    # At no load nothing times out (P(work > 6 s) = e^-6), at the capacity bound (60/min) nearly everything would:
+    # the answer lies well inside.
+    assert 10.0 < lo.rate_per_min < 55.0

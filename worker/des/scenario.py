@@ -72,10 +72,13 @@ class Backoff:
     max_s: float = math.inf
 
     def delay_s(self, retry: int) -> float:
-        """Seconds to wait before retry number ``retry`` (1 for the first)."""
-        if self.factor == 1.0:
+        """Seconds to wait before retry number ``retry`` (1 for the first), at most ``MAX_QUANTITY`` (1e12 s)."""
+        if self.factor == 1.0 or self.base_s == 0.0:
             return min(self.max_s, self.base_s)
-        return min(self.max_s, self.base_s * self.factor ** min(retry - 1, 4096))
+        # Checked in logarithms first: base × factor^(k−1) overflows a float long before a thousand retries of 10.
+        if math.log(self.base_s) + (retry - 1) * math.log(self.factor) >= math.log(MAX_QUANTITY):
+            return min(self.max_s, MAX_QUANTITY)
+        return min(self.max_s, self.base_s * self.factor ** (retry - 1))
 
     def to_data(self) -> float | dict[str, float]:
         """The plain form :func:`parse_scenario` reads (a number when fixed)."""
