@@ -76,8 +76,8 @@ def test_scenario_error_is_a_config_error() -> None:
         pytest.param(lambda d: d.update(colour="blue"), "colour", id="top-level"),
         pytest.param(lambda d: d["resources"]["cpu"].update(speed=3), "resources.cpu.speed", id="resource"),
         pytest.param(lambda d: d["tools"]["work"].update(cost=1), "tools.work.cost", id="tool"),
-        pytest.param(lambda d: d["request_types"]["rt"].update(priority=1), "request_types.rt.priority", id="type"),
-        pytest.param(lambda d: node(d, "a").update(retries=2), "request_types.rt.nodes.a.retries", id="node"),
+        pytest.param(lambda d: d["request_types"]["rt"].update(urgency=1), "request_types.rt.urgency", id="type"),
+        pytest.param(lambda d: node(d, "a").update(retry=2), "request_types.rt.nodes.a.retry", id="node"),
         pytest.param(lambda d: d["sla"].update(budget=1), "sla.budget", id="sla"),
         pytest.param(
             lambda d: work(d).update(cpu={"dist": "exponential", "mean": 1, "cv": 2}),
