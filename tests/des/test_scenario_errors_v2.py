@@ -156,7 +156,16 @@ def test_bad_backoff_on_a_node_names_the_node(tmp_path: Path) -> None:
     ("mutation", "key", "reason"),
     [
         pytest.param(
-            lambda d: tool(d).update(on_failure="retry"), f"{TOOL}.on_failure", "must be one of fail, skip", id="word"
+            lambda d: tool(d).update(on_failure="retry"),
+            f"{TOOL}.on_failure",
+            "must be fail, skip or {fallback: TEMPLATE}",
+            id="word",
+        ),
+        pytest.param(
+            lambda d: node(d).update(on_failure=["fallback", "cache"]),
+            f"{NODE}.on_failure",
+            "got ['fallback', 'cache']",
+            id="list",
         ),
         pytest.param(
             lambda d: node(d).update(on_failure="ignore"), f"{NODE}.on_failure", "got 'ignore'", id="node-word"
