@@ -105,3 +105,37 @@ def test_a_short_replication_of_every_scenario_is_stable_with_plausible_latencie
         figures = summary.types[name]
         assert figures.completed > 0, name
         assert 0.5 < figures.mean_s < 30.0, name
+
+
+def test_rag_with_failures_fails_times_out_falls_back_and_retries_and_accounts_for_every_request() -> None:
+    scenario = load("rag_with_failures")
+    summary = run_replication(scenario, seed=scenario.seed)
+    assert summary.stable and summary.in_flight == 0
+    for name, figures in [*summary.types.items(), ("(all)", summary.overall)]:
+        finished = figures.completed + figures.failed + figures.timed_out
+        assert finished + figures.unfinished == figures.arrived, name
+    chat, summarise = summary.types["chat"], summary.types["summarise"]
+
+    web = summary.nodes["chat"]["web"]
+    assert web.failed > 0 and web.timed_out > 0
+    # No retries: every failed or cancelled search fell back to the cache, and the cache lookup never fails.
+    assert web.fallbacks == web.failed + web.timed_out
+    # Each request either skipped the branch (prob 0.4: about 60% do) or ran the search, plus its fallback runs.
+    assert web.attempts - web.fallbacks + web.branch_skipped == chat.arrived
+    assert abs(web.branch_skipped / chat.arrived - 0.6) < 0.05
+
+    # Retries with backoff absorb every LLM error of chat: each failure cost one more attempt, no request.
+    answer = summary.nodes["chat"]["answer"]
+    assert answer.failed > 0
+    assert answer.attempts == chat.arrived + answer.failed + answer.timed_out
+    assert chat.success_ratio == 1.0
+
+    # A document too long for the summary's timeout fails its request; the variants' nodes are keyed VARIANT/NODE.
+    assert {"direct/summary", "with_related/related", "with_related/summary"} <= set(summary.nodes["summarise"])
+    timeouts = sum(summary.nodes["summarise"][f"{v}/summary"].timed_out for v in ("direct", "with_related"))
+    assert timeouts > 0 and summarise.timed_out > 0
+    assert summarise.success_ratio is not None and summarise.success_ratio < 1.0
+
+    wasted = {name: getattr(res, "wasted_work_per_s", 0.0) for name, res in summary.resources.items()}
+    assert wasted["network"] > 0  # cancelled web searches
+    assert wasted["npu"] > 0  # failed and timed-out LLM calls

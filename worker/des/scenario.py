@@ -789,8 +789,10 @@ def _parse_policy(r: _Reader, base: FailurePolicy) -> tuple[FailurePolicy, tuple
         if isinstance(value, dict):
             fallback = _Reader(value, r.source, r.key("on_failure"), {"fallback"})
             fields["on_failure"], fields["fallback"] = "fallback", fallback.text("fallback")
+        elif value in ("fail", "skip"):
+            fields["on_failure"], fields["fallback"] = value, None
         else:
-            fields["on_failure"], fields["fallback"] = r.text("on_failure", choices=("fail", "skip")), None
+            raise r.error("on_failure", f"must be fail, skip or {{fallback: TEMPLATE}}, got {show(value)}")
     return dataclasses.replace(base, **fields), given
 
 
