@@ -355,7 +355,7 @@ def _one_type(
 def _finished_max(summary: ReplicationSummary) -> float:
     """The latency of the one request of a summary, successful or not."""
     finished = summary.overall.all_finished
-    return math.nan if finished is None or not finished.finished else finished.max_s
+    return math.nan if finished is None else _figure(finished.max_s)
 
 
 def _trace_times(trace: str, event: str) -> list[float]:
