@@ -53,5 +53,5 @@ def test_des_validate_passes_every_case_of_the_model(capsys):
     failed = [row for row in rows if not row["passed"]]
     assert failed == []
     assert code == 0
-    assert len(rows) >= 17
+    assert len(rows) >= 32
     assert {"theory", "measured", "error", "tolerance"} <= set(rows[0])
