@@ -443,8 +443,11 @@ def next_count(judged: Judged, cap: int) -> int:
 
 
 def _evaluated(evaluate: Evaluator, scenario: Scenario, count: int, seed: int, first: int) -> list[ReplicationSummary]:
-    """``count`` replications from ``first`` on; an evaluator that returns another number is a bug, said at once
-    (a round that added nothing would be asked again for ever)."""
+    """``count`` replications from ``first`` on.
+
+    An evaluator that returns another number is a bug, said at once (a round that added nothing would be asked
+    again for ever).
+    """
     summaries = list(evaluate(scenario, count, seed, first))
     if len(summaries) != count:
         raise ValueError(f"the evaluator returned {len(summaries)} replication summaries for {count} asked "

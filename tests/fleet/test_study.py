@@ -17,7 +17,6 @@ from simfleet.shared.messages import to_wire
 from simfleet.shared.messages.des import StudyAggregate
 from simfleet.worker.des.runner import run_study
 from simfleet.worker.des.scenario import load_scenario, parse_scenario
-
 from tests.des.helpers import faulty
 
 from .conftest import wait_until
