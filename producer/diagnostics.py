@@ -54,11 +54,15 @@ _cache: dict[tuple[str, int], NoLoad] = {}
 def _alone(scenario: Scenario, request_type: str) -> Scenario:
     """The pilot of one type: it alone, deterministic arrivals far enough apart that no two requests meet."""
     rtype = scenario.request_types[request_type]
-    serial_s = sum(scenario.holding_time_s(node.tool, rtype.weight) for node in rtype.nodes)
+    runs = scenario.template_runs(request_type)
+    serial_s = sum(n * scenario.holding_time_s(tool, rtype.weight, request_type) for tool, n in runs.items())
+    # A node's retries wait their backoffs too (at most the last, longest one each time).
+    serial_s += sum(node.policy.retries * node.policy.backoff.delay_s(node.policy.retries)
+                    for node in rtype.all_nodes())  # fmt: skip
     gap_s = PILOT_SPACING * serial_s if serial_s > 0 else 1.0
-    parts = 1 + sum(max(1, len(scenario.tools[node.tool].work)) for node in rtype.nodes)
+    parts = 1 + math.ceil(sum(n * max(1, len(scenario.tools[tool].work)) for tool, n in runs.items()))
     requests = max(200, min(PILOT_REQUESTS, PILOT_EVENTS // parts))
-    pilot_type = dataclasses.replace(rtype, arrival="deterministic", rate_per_min=60.0 / gap_s)
+    pilot_type = dataclasses.replace(rtype, arrival="deterministic", rate_per_min=60.0 / gap_s, process=None)
     return dataclasses.replace(
         scenario,
         request_types={request_type: pilot_type},

@@ -125,7 +125,9 @@ class Watchdog:
             self._was_down = False
             self._quiet_until = time.monotonic() + gpu.heartbeat_ttl_s + 2 * gpu.heartbeat_interval_s + BACKOFF_CAP_S
         quiet = time.monotonic() < self._quiet_until
-        lock = self.client.lock(WATCHDOG_LOCK, timeout=60)
+        # The lock lives as long as a heartbeat: a worker killed mid-sweep holds it no longer than its own silence
+        # takes to be noticed (with 60 s, every takeover of the fleet waited up to a minute behind a dead sweeper).
+        lock = self.client.lock(WATCHDOG_LOCK, timeout=max(gpu.heartbeat_ttl_s, 2 * gpu.watchdog_interval_s))
         if not lock.acquire(blocking=False):
             return []
         try:

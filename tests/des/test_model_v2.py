@@ -243,3 +243,21 @@ def test_the_sla_search_finds_where_timeouts_bring_the_success_ratio_under_its_f
     # At no load nothing times out (P(work > 6 s) = e^-6), at the capacity bound (60/min) nearly everything would:
     # the answer lies well inside.
     assert 10.0 < lo.rate_per_min < 55.0
+
+
+def test_a_searched_rate_scales_an_arrival_schedule_with_the_same_draws():
+    scenario = parse_scenario({
+        "horizon_s": 4_000.0,
+        "resources": {"cpu": {"capacity": 10.0}},
+        "tools": {"job": {"work": {"cpu": 0.1}}},
+        "request_types": {"r": {"nodes": {"job": {"tool": "job"}}, "arrival": {
+            "process": "schedule", "repeat_s": 1_000.0,
+            "windows": [{"start_s": 0.0, "rate_per_min": 30}, {"start_s": 500.0, "rate_per_min": 90}]}}},
+    })  # fmt: skip
+    assert scenario.request_types["r"].rate_per_min == pytest.approx(60.0)
+    doubled = scenario.with_rate(120.0, "r")
+    assert doubled.request_types["r"].process.scale == pytest.approx(2.0)
+    assert doubled.request_types["r"].rate_per_min == pytest.approx(120.0)
+    assert parse_scenario(doubled.to_dict()) == doubled  # the scale travels with the scenario
+    base, more = (run_replication(s, seed=6).types["r"].arrived for s in (scenario, doubled))
+    assert base == pytest.approx(4_000, rel=0.05) and more == pytest.approx(2 * base, rel=0.05)

@@ -9,6 +9,7 @@ import os
 import pty
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,14 @@ COMMAND = [sys.executable, "-m", "simfleet.producer.cli", "des", "run", str(SCEN
 
 
 def _run_with_stderr_on_a_terminal() -> tuple[str, str]:
-    """The command with stderr on a pseudo-terminal (as in a shell) and stdout on a pipe: (stdout, terminal text)."""
+    """The command with stderr on a pseudo-terminal (as in a shell) and stdout in a file: (stdout, terminal text).
+
+    Not a pipe: the answer is larger than a pipe's buffer, and the child would block writing it while this process
+    waits for the terminal to close.
+    """
     leader, follower = pty.openpty()
-    process = subprocess.Popen(COMMAND, stdout=subprocess.PIPE, stderr=follower, env={**os.environ, "COLUMNS": "160"})
+    answer = tempfile.TemporaryFile()
+    process = subprocess.Popen(COMMAND, stdout=answer, stderr=follower, env={**os.environ, "COLUMNS": "160"})
     os.close(follower)
     shown = b""
     while True:
@@ -34,8 +40,10 @@ def _run_with_stderr_on_a_terminal() -> tuple[str, str]:
         if not chunk:
             break
         shown += chunk
-    stdout = process.stdout.read().decode() if process.stdout else ""
     assert process.wait(60) == 0, shown.decode(errors="replace")
+    answer.seek(0)
+    stdout = answer.read().decode()
+    answer.close()
     os.close(leader)
     return stdout, shown.decode(errors="replace")
 
