@@ -28,22 +28,21 @@ def _run_with_stderr_on_a_terminal() -> tuple[str, str]:
     waits for the terminal to close.
     """
     leader, follower = pty.openpty()
-    answer = tempfile.TemporaryFile()
-    process = subprocess.Popen(COMMAND, stdout=answer, stderr=follower, env={**os.environ, "COLUMNS": "160"})
-    os.close(follower)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        shown += chunk
-    assert process.wait(60) == 0, shown.decode(errors="replace")
-    answer.seek(0)
-    stdout = answer.read().decode()
-    answer.close()
+    with tempfile.TemporaryFile() as answer:
+        process = subprocess.Popen(COMMAND, stdout=answer, stderr=follower, env={**os.environ, "COLUMNS": "160"})
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert process.wait(60) == 0, shown.decode(errors="replace")
+        answer.seek(0)
+        stdout = answer.read().decode()
     os.close(leader)
     return stdout, shown.decode(errors="replace")
 
