@@ -442,3 +442,11 @@ def test_des_run_refuses_the_file_in_one_line(
     assert f"{path}: {key}: " in lines[0]
     assert reason in lines[0]
     assert "Traceback" not in captured.err
+
+
+def test_an_unknown_fallback_further_down_a_chain_is_named_not_a_crash(tmp_path):
+    # a's fallback b is declared; b's fallback is not (found by the fuzzer: the chain walk met it before its check).
+    path = write(tmp_path, mutated(lambda d: d["tools"].update(
+        a={"work": {"cpu": 1}, "on_failure": {"fallback": "b"}},
+        b={"work": {"cpu": 1}, "on_failure": {"fallback": "nowhere"}})))  # fmt: skip
+    expect_error(path, "tools.b.on_failure.fallback", "unknown tool template 'nowhere'")

@@ -131,10 +131,12 @@ def _scenario_structure(rng: random.Random, data: dict[str, Any]) -> Case | None
 
 def _scenario_meaning(rng: random.Random, data: dict[str, Any]) -> Case | None:
     rt_name = rng.choice(list(data["request_types"]))
-    nodes = data["request_types"][rt_name]["nodes"]
+    rtype = data["request_types"][rt_name]
+    nodes = rtype["nodes"] if "nodes" in rtype else next(iter(rtype["variants"].values()))["nodes"]
     node_names = list(nodes)
     kind = rng.choice(["repeat-after", "unknown-after", "cycle", "unknown-tool", "no-nodes", "horizon", "rate",
-                       "self-after", "no-types", "zero-work"])  # fmt: skip
+                       "self-after", "no-types", "zero-work", "unknown-fallback", "fallback-cycle", "unknown-per",
+                       "bad-prob", "rate-and-process", "nodes-and-variants"])  # fmt: skip
     name = f"{kind} in {rt_name}"
     expect = "error"
     if kind == "repeat-after":
@@ -155,14 +157,37 @@ def _scenario_meaning(rng: random.Random, data: dict[str, Any]) -> Case | None:
     elif kind == "unknown-tool":
         nodes[rng.choice(node_names)]["tool"] = "no_such_tool"
     elif kind == "no-nodes":
-        data["request_types"][rt_name]["nodes"] = {}
+        rtype.pop("variants", None)
+        rtype["nodes"] = {}
+    elif kind == "unknown-fallback":
+        data["tools"][rng.choice(list(data["tools"]))]["on_failure"] = {"fallback": "no_such_tool"}
+    elif kind == "fallback-cycle":
+        first, second = rng.sample(list(data["tools"]), 2)
+        data["tools"][first]["on_failure"] = {"fallback": second}
+        data["tools"][second]["on_failure"] = {"fallback": first}
+    elif kind == "unknown-per":
+        tool = data["tools"][nodes[rng.choice(node_names)]["tool"]]
+        resource = next(iter(tool.get("work") or {}), None)
+        if resource is None:
+            return None
+        tool["work"][resource] = {"per": "no_such_attribute", "amount": 1.0}
+    elif kind == "bad-prob":
+        nodes[rng.choice(node_names)]["prob"] = rng.choice([1.5, -0.5, 2])
+    elif kind == "rate-and-process":
+        rtype["rate_per_min"] = rtype.get("rate_per_min", 5)
+        rtype["arrival"] = {"process": "mmpp", "rates_per_min": [1, 10], "mean_sojourn_s": [5, 5]}
+    elif kind == "nodes-and-variants":
+        rtype["nodes" if "variants" in rtype else "variants"] = (
+            {"v": {"weight": 1, "nodes": dict(nodes)}} if "nodes" in rtype else dict(nodes))
     elif kind == "no-types":
         data["request_types"] = {}
     elif kind == "horizon":
         data["horizon_s"] = rng.choice([1e308, 1e12, 1e15])
         expect = "error"
     elif kind == "rate":
-        data["request_types"][rt_name]["rate_per_min"] = rng.choice([1e308, 1e9, 1e6])
+        if "rate_per_min" not in rtype:
+            return None
+        rtype["rate_per_min"] = rng.choice([1e308, 1e9, 1e6])
         expect = "either"
     else:
         tool = data["tools"][nodes[rng.choice(node_names)]["tool"]]

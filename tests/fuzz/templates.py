@@ -16,7 +16,7 @@ import yaml
 from tests.fuzz.harness import PREVIOUS, Case
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = ("web_search_load_test", "mixed_workload", "deep_research_sla")
+SCENARIOS = ("web_search_load_test", "mixed_workload", "deep_research_sla", "rag_with_failures")
 TABLES = ("mp1", "mp3", "mp4", "mp5")
 
 # ------------------------------------------------------------------------------------------------------ templates

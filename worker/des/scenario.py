@@ -812,6 +812,7 @@ def _check_fallbacks(tools: dict[str, ToolTemplate], source: str) -> None:
     """Every fallback names a declared template, and no chain of template fallbacks comes back to where it began."""
     for name, tool in tools.items():
         _check_fallback(tool.policy, tools, source, f"tools.{name}.on_failure.fallback")
+    for name, tool in tools.items():  # every fallback named is declared: now the chains can be walked
         chain = [name]
         policy = tool.policy
         while policy.on_failure == "fallback" and policy.fallback is not None:
