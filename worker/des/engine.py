@@ -125,7 +125,7 @@ class _Template:
 class _Dag:
     """One DAG of a request type (the type's only one, or one of its variants)."""
 
-    __slots__ = ("fallible", "index", "node_names", "offset", "policies", "preds", "probs", "roots", "succs",
+    __slots__ = ("fallible", "index", "node_names", "offset", "plain", "policies", "preds", "probs", "roots", "succs",
                  "templates")  # fmt: skip
 
     def __init__(self, index: int, nodes: tuple[Any, ...], template_index: dict[str, int], offset: int) -> None:
@@ -136,6 +136,8 @@ class _Dag:
         self.templates = tuple(template_index[node.tool] for node in nodes)
         self.policies = tuple(node.policy for node in nodes)
         self.fallible = tuple(node.policy.can_fail for node in nodes)
+        self.plain = tuple(node.prob == 1.0 and not node.policy.can_fail for node in nodes)
+        """Nodes that always run and cannot fail (the simulation also needs no record of their work)."""
         self.probs = tuple(node.prob for node in nodes)
         self.preds = tuple(len(node.after) for node in nodes)
         succs: list[list[int]] = [[] for _ in nodes]
@@ -264,6 +266,10 @@ class Simulation:
         for rate in self.rates:
             rate.track = self.fallible
         self.keep_joined = self.fallible or observer is not None or any(self.overheads)
+        if self.keep_joined:
+            for rtype in self.types:
+                for dag in rtype.dags:
+                    dag.plain = tuple(False for _ in dag.plain)
         self.horizon_s = scenario.horizon_s
         self.warmup_s = scenario.warmup_s
         self.now = 0.0
@@ -466,22 +472,19 @@ class Simulation:
     def _start(self, req: _Request, node: int, now: float) -> None:
         """A node's predecessors are done: run it (or, when its branch draw says no, count it done at once)."""
         dag = req.dag
-        prob = dag.probs[node]
-        if prob < 1.0 and req.spec.decisions.draw() >= prob:
-            self._count(req, node, BRANCH_SKIPPED)
-            if self.trace:
-                self.trace.write(f"{now:.9f} branch-skip req={req.rid} node={dag.node_names[node]}\n")
-            self.ready.append((req, node))
-            return
-        policy = dag.policies[node]
         template = self.templates[dag.templates[node]]
-        if dag.fallible[node]:
-            self._attempt(req, node, template, policy, 0, False, now)
-            return
-        if self.keep_joined:
-            self._attempt(req, node, template, policy, 0, False, now)
-            return
-        # _attempt() inlined for a tool that cannot fail: this runs once per node of every request.
+        if not dag.plain[node]:
+            prob = dag.probs[node]
+            if prob < 1.0 and req.spec.decisions.draw() >= prob:
+                self._count(req, node, BRANCH_SKIPPED)
+                if self.trace:
+                    self.trace.write(f"{now:.9f} branch-skip req={req.rid} node={dag.node_names[node]}\n")
+                self.ready.append((req, node))
+                return
+            if dag.fallible[node] or self.keep_joined:
+                self._attempt(req, node, template, dag.policies[node], 0, False, now)
+                return
+        # _attempt() inlined for a node that always runs and cannot fail: this runs once per node of every request.
         tool = _Tool(req, node, template)
         if req.counted:
             self.node_stats[req.rtype][dag.offset + node][ATTEMPTS] += 1
