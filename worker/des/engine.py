@@ -35,6 +35,7 @@ from typing import IO, Any
 
 from simfleet.shared.errors import SimulationError
 from simfleet.shared.messages.des import NODE_FIGURES, ReplicationSummary
+from simfleet.worker.des.entities import Attempt, Request, Template, Tool, TypeSpec
 from simfleet.worker.des.limits import check_number
 from simfleet.worker.des.resources import INF, RateResource, SpaceResource
 from simfleet.worker.des.scenario import FailurePolicy, Scenario
@@ -49,142 +50,6 @@ COMPLETED_OK, FAILED_OUTCOME, TIMED_OUT_OUTCOME = 0, 1, 2
 RequestObserver = Callable[[str, float, float, list[float]], None]
 """Called with (request type, arrival time, finish time, total work of each node run) for every counted request
 that completed successfully."""
-
-
-class _Request:
-    __slots__ = ("arrival", "attrs", "counted", "dag", "dead", "left", "rid", "rtype", "spec", "tools", "waiting",
-                 "works")  # fmt: skip
-
-    def __init__(self, rid: int, spec: _Type, dag: _Dag, arrival: float, counted: bool) -> None:
-        self.rid = rid
-        self.spec = spec
-        self.rtype = spec.index
-        self.dag = dag
-        self.arrival = arrival
-        self.waiting = list(dag.preds)
-        self.left = len(dag.preds)
-        self.counted = counted
-        self.dead = False
-        self.attrs: dict[str, float] = {}
-        self.tools: dict[int, _Attempt] = {}
-        self.works: list[float] = []
-
-
-class _Tool:
-    """One run of a node's tool that cannot fail or be cancelled: the template it runs and where it stands."""
-
-    __slots__ = ("cancelled", "node", "parts", "req", "space_pos", "template")
-
-    is_fallback = False
-
-    def __init__(self, req: _Request, node: int, template: _Template) -> None:
-        self.req = req
-        self.node = node
-        self.template = template
-        self.parts = 0
-        self.space_pos = 0
-        self.cancelled = False
-
-
-class _Attempt(_Tool):
-    """One attempt of a node that may fail, time out or be cancelled (or whose work is observed).
-
-    ``uid`` names it in timers and saved states; ``at`` is where it stands on each rate resource (kept by the
-    resources), ``joined`` what it joined each with; ``started`` tells whether it got its space and began its work.
-    """
-
-    __slots__ = ("at", "attempt", "fails", "is_fallback", "joined", "policy", "started", "uid")
-
-    def __init__(self, uid: int, req: _Request, node: int, template: _Template, policy: FailurePolicy,
-                 attempt: int, is_fallback: bool) -> None:  # fmt: skip
-        super().__init__(req, node, template)
-        self.uid = uid
-        self.policy = policy
-        self.attempt = attempt
-        self.is_fallback = is_fallback
-        self.started = False
-        self.fails = False
-        self.at: dict[int, float | None] = {}
-        self.joined: list[tuple[int, float]] = []
-
-
-class _Template:
-    __slots__ = ("index", "name", "parts", "per", "policy", "space", "stream")
-
-    def __init__(self, index: int, name: str, parts: tuple[int, ...], space: tuple[tuple[int, float], ...],
-                 per: tuple[tuple[int, str], ...], policy: FailurePolicy) -> None:  # fmt: skip
-        self.index = index
-        self.name = name
-        self.parts = parts
-        self.space = space
-        self.per = per
-        self.policy = policy
-        self.stream: WorkStream
-
-
-class _Dag:
-    """One DAG of a request type (the type's only one, or one of its variants)."""
-
-    __slots__ = ("fallible", "index", "node_names", "offset", "plain", "policies", "preds", "probs", "roots", "succs",
-                 "templates")  # fmt: skip
-
-    def __init__(self, index: int, nodes: tuple[Any, ...], template_index: dict[str, int], offset: int) -> None:
-        position = {node.name: i for i, node in enumerate(nodes)}
-        self.index = index
-        self.offset = offset
-        self.node_names = tuple(node.name for node in nodes)
-        self.templates = tuple(template_index[node.tool] for node in nodes)
-        self.policies = tuple(node.policy for node in nodes)
-        self.fallible = tuple(node.policy.can_fail for node in nodes)
-        self.plain = tuple(node.prob == 1.0 and not node.policy.can_fail for node in nodes)
-        """Nodes that always run and cannot fail (the simulation also needs no record of their work)."""
-        self.probs = tuple(node.prob for node in nodes)
-        self.preds = tuple(len(node.after) for node in nodes)
-        succs: list[list[int]] = [[] for _ in nodes]
-        for i, node in enumerate(nodes):
-            for pred in node.after:
-                succs[position[pred]].append(i)
-        self.succs = tuple(tuple(s) for s in succs)
-        self.roots = tuple(i for i, n in enumerate(self.preds) if n == 0)
-
-
-class _Type:
-    __slots__ = ("attr_names", "attr_stream", "cumulative", "dags", "decisions", "index", "name", "node_keys",
-                 "priority", "weight")  # fmt: skip
-
-    def __init__(self, index: int, scenario: Scenario, name: str, template_index: dict[str, int]) -> None:
-        rt = scenario.request_types[name]
-        self.index = index
-        self.name = name
-        self.weight = rt.weight
-        self.priority = rt.priority
-        dags = []
-        keys: list[str] = []
-        for i, variant in enumerate(rt.dags()):
-            dags.append(_Dag(i, variant.nodes, template_index, len(keys)))
-            keys.extend(f"{variant.name}/{n.name}" if rt.variants else n.name for n in variant.nodes)
-        self.dags = dags
-        self.node_keys = tuple(keys)
-        total = math.fsum(v.weight for v in rt.dags())
-        running = 0.0
-        cumulative = []
-        for variant in rt.dags():
-            running += variant.weight / total
-            cumulative.append(running)
-        self.cumulative = tuple(cumulative)
-        self.attr_names = tuple(rt.attributes)
-        self.attr_stream: WorkStream | None = None
-        self.decisions: UniformStream
-
-    def pick(self) -> _Dag:
-        """The DAG of a new request (a draw only when the type has several)."""
-        if len(self.dags) == 1:
-            return self.dags[0]
-        u = self.decisions.draw()
-        for dag, bound in zip(self.dags, self.cumulative, strict=True):
-            if u < bound:
-                return dag
-        return self.dags[-1]
 
 
 class Simulation:
@@ -225,7 +90,7 @@ class Simulation:
         space_index = {n: i for i, n in enumerate(space_names)}
         template_index = {n: i for i, n in enumerate(scenario.tools)}
         self.templates = [
-            _Template(
+            Template(
                 i,
                 name,
                 tuple(rate_index[r] for r in tool.work),
@@ -236,7 +101,7 @@ class Simulation:
             for i, (name, tool) in enumerate(scenario.tools.items())
         ]
         self.template_index = template_index
-        self.types = [_Type(i, scenario, name, template_index) for i, name in enumerate(scenario.request_types)]
+        self.types = [TypeSpec(i, scenario, name, template_index) for i, name in enumerate(scenario.request_types)]
         for name, rt in scenario.request_types.items():
             # A scenario built in code, not parsed, must not reach a division by a zero rate either.
             check_number(rt.rate_per_min, scenario.source, f"request_types.{name}.rate_per_min", positive=True)
@@ -280,10 +145,10 @@ class Simulation:
         self.finished = False
         self.stopped_at_horizon = False
         self.heap: list[tuple[float, int, int, int]] = []
-        self.ready: deque[_Tool | tuple[_Request, int]] = deque()
-        self.live: dict[int, _Request] = {}
-        self.timers: dict[int, _Attempt] = {}
-        self.pending: dict[int, tuple[_Request, int, int, bool, int]] = {}
+        self.ready: deque[Tool | tuple[Request, int]] = deque()
+        self.live: dict[int, Request] = {}
+        self.timers: dict[int, Attempt] = {}
+        self.pending: dict[int, tuple[Request, int, int, bool, int]] = {}
         self.n_sys = 0
         self.sys_int = 0.0
         self.sys_t = 0.0
@@ -444,7 +309,7 @@ class Simulation:
             heappush(self.heap, (following, ARRIVAL, seq, type_index))
             self.seq = seq + 1
         counted = now >= self.warmup_s
-        req = _Request(self.next_rid, rtype, rtype.dags[0] if len(rtype.dags) == 1 else rtype.pick(), now, counted)
+        req = Request(self.next_rid, rtype, rtype.dags[0] if len(rtype.dags) == 1 else rtype.pick(), now, counted)
         if rtype.attr_stream is not None:
             req.attrs = dict(zip(rtype.attr_names, rtype.attr_stream.draw(), strict=True))
         if self.fallible:
@@ -465,11 +330,11 @@ class Simulation:
         if self.ready:
             self._drain_ready(now)
 
-    def _count(self, req: _Request, node: int, figure: int) -> None:
+    def _count(self, req: Request, node: int, figure: int) -> None:
         if req.counted:
             self.node_stats[req.rtype][req.dag.offset + node][figure] += 1
 
-    def _start(self, req: _Request, node: int, now: float) -> None:
+    def _start(self, req: Request, node: int, now: float) -> None:
         """A node's predecessors are done: run it (or, when its branch draw says no, count it done at once)."""
         dag = req.dag
         template = self.templates[dag.templates[node]]
@@ -485,7 +350,7 @@ class Simulation:
                 self._attempt(req, node, template, dag.policies[node], 0, False, now)
                 return
         # _attempt() inlined for a node that always runs and cannot fail: this runs once per node of every request.
-        tool = _Tool(req, node, template)
+        tool = Tool(req, node, template)
         if req.counted:
             self.node_stats[req.rtype][dag.offset + node][ATTEMPTS] += 1
         if template.space and not self._acquire_space(tool, now):
@@ -494,11 +359,11 @@ class Simulation:
             return
         self._start_work(tool, now)
 
-    def _attempt(self, req: _Request, node: int, template: _Template, policy: FailurePolicy, attempt: int,
+    def _attempt(self, req: Request, node: int, template: Template, policy: FailurePolicy, attempt: int,
                  is_fallback: bool, now: float) -> None:  # fmt: skip
         uid = self.next_uid
         self.next_uid = uid + 1
-        tool = _Attempt(uid, req, node, template, policy, attempt, is_fallback)
+        tool = Attempt(uid, req, node, template, policy, attempt, is_fallback)
         if self.fallible:
             req.tools[uid] = tool
         self._count(req, node, ATTEMPTS)
@@ -513,7 +378,7 @@ class Simulation:
             return
         self._start_work(tool, now)
 
-    def _acquire_space(self, tool: _Tool, now: float) -> bool:
+    def _acquire_space(self, tool: Tool, now: float) -> bool:
         # Space resources are taken one at a time in a fixed order, so tools can never deadlock each other.
         space = tool.template.space
         priority = tool.req.spec.priority
@@ -570,19 +435,19 @@ class Simulation:
         ready = self.ready
         while ready:
             item = ready.popleft()
-            if isinstance(item, _Tool):
+            if isinstance(item, Tool):
                 if not item.cancelled:
                     self._finish_tool(item, now)
             elif not item[0].dead:
                 self._node_done(item[0], item[1], now)
 
-    def _release_space(self, tool: _Tool, held: int, now: float) -> None:
+    def _release_space(self, tool: Tool, held: int, now: float) -> None:
         """Give back the first ``held`` space holdings of ``tool`` and start the tools that this admits."""
         for index, amount in tool.template.space[:held]:
             for admitted in self.spaces[index].release(amount, now):
                 self._admitted(admitted, now)
 
-    def _admitted(self, tool: _Tool, now: float) -> None:
+    def _admitted(self, tool: Tool, now: float) -> None:
         tool.space_pos += 1
         if self._acquire_space(tool, now):
             self._start_work(tool, now)
@@ -612,7 +477,7 @@ class Simulation:
             if not waiting[succ]:
                 self._start(req, succ, now)
 
-    def _attempt_failed(self, tool: _Attempt, now: float) -> None:
+    def _attempt_failed(self, tool: Attempt, now: float) -> None:
         """An attempt finished its work and failed (its ``fail_prob`` draw): all it did is wasted."""
         req = tool.req
         tool.cancelled = True
@@ -623,7 +488,7 @@ class Simulation:
             self.trace.write(f"{now:.9f} fail req={req.rid} node={self._node_name(tool)}\n")
         self._attempt_over(tool, FAILED_OUTCOME, now)
 
-    def _node_done(self, req: _Request, node: int, now: float) -> None:
+    def _node_done(self, req: Request, node: int, now: float) -> None:
         """A node counts as done: finish its request, or start the successors it unblocks."""
         req.left -= 1
         if not req.left:
@@ -635,7 +500,7 @@ class Simulation:
             if not waiting[succ]:
                 self._start(req, succ, now)
 
-    def _cancel(self, tool: _Attempt, now: float) -> None:
+    def _cancel(self, tool: Attempt, now: float) -> None:
         """Take an unfinished attempt off everything it holds or waits for; its work done so far is wasted."""
         tool.cancelled = True
         req = tool.req
@@ -662,7 +527,7 @@ class Simulation:
         if self.ready:
             self._drain_ready(now)
 
-    def _attempt_over(self, tool: _Attempt, outcome: int, now: float) -> None:
+    def _attempt_over(self, tool: Attempt, outcome: int, now: float) -> None:
         """An attempt failed or timed out: retry it, or apply the node's ``on_failure``."""
         req, node, policy = tool.req, tool.node, tool.policy
         if tool.attempt < policy.retries:
@@ -695,7 +560,7 @@ class Simulation:
         if self.ready:
             self._drain_ready(now)
 
-    def _request_failed(self, req: _Request, outcome: int, now: float) -> None:
+    def _request_failed(self, req: Request, outcome: int, now: float) -> None:
         """The request fails: its other attempts are cancelled, its pending retries dropped, and it leaves."""
         req.dead = True
         for tool in list(req.tools.values()):
@@ -704,7 +569,7 @@ class Simulation:
             del self.pending[uid]
         self._request_done(req, outcome, now)
 
-    def _request_done(self, req: _Request, outcome: int, now: float) -> None:
+    def _request_done(self, req: Request, outcome: int, now: float) -> None:
         self.sys_int += self.n_sys * (now - self.sys_t)
         self.sys_t = now
         self.n_sys -= 1
@@ -729,7 +594,7 @@ class Simulation:
         if self.observer is not None:
             self.observer(self.types[req.rtype].name, req.arrival, now, req.works)
 
-    def _node_name(self, tool: _Tool) -> str:
+    def _node_name(self, tool: Tool) -> str:
         name = tool.req.dag.node_names[tool.node]
         return name if not tool.is_fallback else f"{name}[{tool.template.name}]"
 

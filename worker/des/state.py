@@ -22,22 +22,23 @@ from simfleet.worker.des.sketch import LatencySketch
 from simfleet.worker.des.streams import ArrivalStream, WorkStream, generator_state, restore_generator
 
 if TYPE_CHECKING:
-    from simfleet.worker.des.engine import Simulation, _Request, _Tool
+    from simfleet.worker.des.engine import Simulation
+    from simfleet.worker.des.entities import Request, Tool
 
 VERSION = 2
 
 
-def _reachable(sim: Simulation) -> tuple[list[_Tool], list[_Request]]:
+def _reachable(sim: Simulation) -> tuple[list[Tool], list[Request]]:
     """Every tool and request the state refers to, in a deterministic order of discovery."""
-    found: list[_Tool] = [entry[2] for rate in sim.rates for entry in rate.heap]
+    found: list[Tool] = [entry[2] for rate in sim.rates for entry in rate.heap]
     found += [entry[2] for rate in sim.rates for entry in rate.queue]
     found += [entry[2] for space in sim.spaces for entry in space.queue]
     found += [tool for req in sim.live.values() for tool in req.tools.values()]
     found += list(sim.timers.values())
-    tools: dict[int, _Tool] = {}
+    tools: dict[int, Tool] = {}
     for tool in found:
         tools.setdefault(id(tool), tool)
-    requests: dict[int, _Request] = {}
+    requests: dict[int, Request] = {}
     for tool in tools.values():
         requests.setdefault(tool.req.rid, tool.req)
     for req in sim.live.values():
@@ -64,7 +65,7 @@ def _restore_work(stream: WorkStream, saved: dict[str, Any]) -> None:
     stream.left = saved["left"]
 
 
-def _request_record(r: _Request, position: dict[int, int]) -> list[Any]:
+def _request_record(r: Request, position: dict[int, int]) -> list[Any]:
     attrs = [[k, v] for k, v in r.attrs.items()]
     tools = [position[id(t)] for t in r.tools.values()]
     return [r.rid, r.rtype, r.dag.index, r.arrival, list(r.waiting), r.left, list(r.works), r.counted, r.dead, attrs,
@@ -73,16 +74,16 @@ def _request_record(r: _Request, position: dict[int, int]) -> list[Any]:
 
 def save_state(sim: Simulation) -> dict[str, Any]:
     """Capture ``sim`` between two events (after :meth:`Simulation.run` returned)."""
-    from simfleet.worker.des.engine import _Attempt
+    from simfleet.worker.des.entities import Attempt
 
     if sim.ready:
         raise SimulationError("a DES state can only be saved between events")
     tools, requests = _reachable(sim)
     position = {id(tool): i for i, tool in enumerate(tools)}
 
-    def tool_record(t: _Tool) -> list[Any]:
+    def tool_record(t: Tool) -> list[Any]:
         record: list[Any] = [t.req.rid, t.node, t.template.index, t.parts, t.space_pos, t.cancelled]
-        if isinstance(t, _Attempt):
+        if isinstance(t, Attempt):
             record.append([t.uid, t.attempt, t.is_fallback, t.fails, t.started,
                            [[i, vf] for i, vf in t.at.items()], [list(j) for j in t.joined]])  # fmt: skip
         return record
@@ -163,7 +164,7 @@ def save_state(sim: Simulation) -> dict[str, Any]:
 
 def load_state(sim: Simulation, state: dict[str, Any]) -> None:
     """Overwrite a freshly built ``sim`` (same scenario, seed, replication) with a saved state."""
-    from simfleet.worker.des.engine import _Attempt, _Request, _Tool
+    from simfleet.worker.des.entities import Attempt, Request, Tool
 
     if state.get("version") != VERSION:
         raise SimulationError(f"unsupported DES state version {state.get('version')!r} (expected {VERSION})")
@@ -174,39 +175,39 @@ def load_state(sim: Simulation, state: dict[str, Any]) -> None:
         setattr(sim, name, state[name])
     sim.heap[:] = [tuple(entry) for entry in state["heap"]]
     sim.next_times[:] = state["next_times"]
-    requests: dict[int, _Request] = {}
+    requests: dict[int, Request] = {}
     for rid, rtype, dag, arrival, waiting, left, works, counted, dead, attrs, _ in state["requests"]:
         spec = sim.types[rtype]
-        req = _Request(rid, spec, spec.dags[dag], arrival, counted)
+        req = Request(rid, spec, spec.dags[dag], arrival, counted)
         req.waiting, req.left, req.works, req.dead = list(waiting), left, list(works), dead
         req.attrs = {k: v for k, v in attrs}
         requests[rid] = req
-    tools: list[_Tool] = []
+    tools: list[Tool] = []
     for record in state["tools"]:
         rid, node, template_index, parts, space_pos, cancelled = record[:6]
         req = requests[rid]
         template = sim.templates[template_index]
-        tool: _Tool
+        tool: Tool
         if len(record) > 6:
             uid, attempt, is_fallback, fails, started, at, joined = record[6]
             policy = template.policy if is_fallback else req.dag.policies[node]
-            attempt_tool = _Attempt(uid, req, node, template, policy, attempt, is_fallback)
+            attempt_tool = Attempt(uid, req, node, template, policy, attempt, is_fallback)
             attempt_tool.fails, attempt_tool.started = fails, started
             attempt_tool.at = {int(i): vf for i, vf in at}
             attempt_tool.joined = [(int(i), w) for i, w in joined]
             tool = attempt_tool
         else:
-            tool = _Tool(req, node, template)
+            tool = Tool(req, node, template)
         tool.parts, tool.space_pos, tool.cancelled = parts, space_pos, cancelled
         tools.append(tool)
     for record in state["requests"]:
         req = requests[record[0]]
-        req.tools = {t.uid: t for t in (tools[i] for i in record[10]) if isinstance(t, _Attempt)}
+        req.tools = {t.uid: t for t in (tools[i] for i in record[10]) if isinstance(t, Attempt)}
     sim.live = {rid: requests[rid] for rid in state["live"]}
     sim.timers = {}
     for uid, i in state["timers"]:
         timed = tools[i]
-        assert isinstance(timed, _Attempt)
+        assert isinstance(timed, Attempt)
         sim.timers[uid] = timed
     sim.pending = {uid: (requests[rid], node, template, fallback, attempt)
                    for uid, rid, node, template, fallback, attempt in state["pending"]}  # fmt: skip
