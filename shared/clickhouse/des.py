@@ -9,7 +9,7 @@ from msgspec import structs
 
 from simfleet.shared.clickhouse.client import ClickHouse
 from simfleet.shared.clickhouse.export import ExportReport, export_partition
-from simfleet.shared.clickhouse.schema import DES_TABLES, LATENCY
+from simfleet.shared.clickhouse.schema import DES_TABLES, FAILURES, LATENCY
 from simfleet.shared.messages.des import (
     LATENCY_FIGURES,
     LatencyAggregate,
@@ -20,7 +20,7 @@ from simfleet.shared.messages.des import (
 )
 
 TABLES = {t.name: t for t in DES_TABLES}
-LATENCY_FIELDS = [c.name for c in LATENCY]
+LATENCY_FIELDS = [c.name for c in (*LATENCY, *FAILURES)]
 
 
 def replication_columns(
@@ -68,6 +68,7 @@ def resource_columns(study_id: str, summaries: Sequence[ReplicationSummary]) -> 
                     "max_busy": float(res.max_busy),
                     "mean_waiting": float(res.mean_waiting),
                     "max_waiting": res.max_waiting,
+                    "wasted_work_per_s": res.wasted_work_per_s if isinstance(res, RateResourceFigures) else None,
                 }
             )
     return _columns(rows, [c.name for c in TABLES["des_resources"].columns])

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 
 from simfleet.shared.clickhouse.client import ClickHouse
 from simfleet.shared.clickhouse.field_ids import create_dictionary_objects, sync_field_ids
-from simfleet.shared.clickhouse.schema import DES_TABLES, TableSpec, input_tables, managed_tables, mp2_tables
+from simfleet.shared.clickhouse.schema import (
+    DES_TABLES,
+    FAILURES,
+    WASTED,
+    TableSpec,
+    input_tables,
+    managed_tables,
+    mp2_tables,
+)
 
 
 @dataclass(frozen=True)
@@ -39,10 +47,26 @@ def _create_tables(tables: Callable[[], list[TableSpec]]) -> Callable[[ClickHous
     return apply
 
 
+def _add_des_failure_columns(ch: ClickHouse) -> None:
+    """DES model v2: the outcome columns of ``des_replications`` and the wasted work of ``des_resources``.
+
+    They are placed where a new database has them (one created after this migration existed has them: a no-op).
+    """
+    after = "throughput_per_min"
+    for column in FAILURES:
+        ch.command(f"ALTER TABLE {ch.database}.des_replications ADD COLUMN IF NOT EXISTS `{column.name}` "
+                   f"{column.type} AFTER `{after}`")  # fmt: skip
+        after = column.name
+    ch.command(f"ALTER TABLE {ch.database}.des_resources ADD COLUMN IF NOT EXISTS `{WASTED.name}` {WASTED.type} "
+               "AFTER `max_waiting`")  # fmt: skip
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "field_id dictionary table and DICTIONARY object", create_dictionary_objects),
     Migration(2, "input and DES tables", _create_tables(lambda: [*input_tables(), *DES_TABLES])),
     Migration(3, "MP2 tables (per airframe and day, per type and day)", _create_tables(mp2_tables)),
+    Migration(4, "DES model v2 outcome columns (failed, timed_out, success_ratio, goodput, wasted work)",
+              _add_des_failure_columns),
 ]
 
 

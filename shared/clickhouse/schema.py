@@ -125,15 +125,25 @@ F64 = "Float64"
 NF64 = "Nullable(Float64)"
 LATENCY = (
     ColumnSpec("arrived", "UInt64", "requests arriving in [warmup, horizon)", "requests", 0),
-    ColumnSpec("completed", "UInt64", "counted requests completed", "requests", 0),
-    ColumnSpec("unfinished", "UInt64", "requests in flight when the run stopped", "requests", 0),
-    ColumnSpec("mean_s", NF64, "mean latency", "s", 0),
+    ColumnSpec("completed", "UInt64", "counted requests completed successfully", "requests", 0),
+    ColumnSpec("unfinished", "UInt64", "counted requests in flight when the run stopped", "requests", 0),
+    ColumnSpec("mean_s", NF64, "mean latency of the successful requests", "s", 0),
     ColumnSpec("p50_s", NF64, "median latency (DDSketch, 0.5% relative accuracy)", "s", 0),
     ColumnSpec("p95_s", NF64, "95th percentile latency", "s", 0),
     ColumnSpec("p99_s", NF64, "99th percentile latency", "s", 0),
     ColumnSpec("max_s", NF64, "largest latency", "s", 0),
     ColumnSpec("throughput_per_min", F64, "counted completions per minute of the measurement window", "1/min", 0),
 )
+FAILURES = (
+    ColumnSpec("failed", "UInt64", "counted requests that failed (a node's last attempt failed)", "requests", 0),
+    ColumnSpec("timed_out", "UInt64", "counted requests that failed on a timeout", "requests", 0),
+    ColumnSpec("success_ratio", NF64, "completed / (completed + failed + timed out)", "", 0, 1),
+    ColumnSpec("goodput_per_min", F64, "successful completions per minute of the measurement window", "1/min", 0),
+)
+"""The DES model v2 outcome columns of ``des_replications`` (added to existing databases by migration 4)."""
+WASTED = ColumnSpec("wasted_work_per_s", NF64, "work per second of failed, timed-out and cancelled attempts (rate)",
+                    "work units/s", 0)  # fmt: skip
+"""The DES model v2 column of ``des_resources``."""
 
 DES_TABLES = [
     TableSpec(
@@ -147,6 +157,7 @@ DES_TABLES = [
             ColumnSpec("request_type", "LowCardinality(String)", "request type, or (all)"),
             ColumnSpec("rate_per_min", F64, "arrival rate of the type (total for (all))", "1/min", 0),
             *LATENCY,
+            *FAILURES,
             ColumnSpec("stable", "UInt8", "1 when the replication was stable", "", 0, 1),
             ColumnSpec("events", "UInt64", "events processed by the replication", "events", 0),
             ColumnSpec("wall_s", F64, "wall-clock time of the replication", "s", 0),
@@ -170,6 +181,7 @@ DES_TABLES = [
             ColumnSpec("max_busy", F64, "largest number of consumers, or largest space in use", "", 0),
             ColumnSpec("mean_waiting", F64, "time-averaged tools waiting for admission", "tools", 0),
             ColumnSpec("max_waiting", "UInt32", "largest number of waiting tools", "tools", 0),
+            WASTED,
         ),
         order_by=("study_id", "replication", "resource"),
         partition_by=("study_id",),

@@ -71,6 +71,7 @@ def resource_columns(n, replication_offset=0):
         "max_busy": np.full(n, 3.0),
         "mean_waiting": np.zeros(n),
         "max_waiting": np.zeros(n, dtype=np.uint32),
+        "wasted_work_per_s": np.zeros(n),
     }
 
 

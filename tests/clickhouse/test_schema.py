@@ -96,3 +96,34 @@ def test_tables_are_partitioned_by_version_or_study(ch, table):
         0
     ]
     assert key in ("(version_date, version_id)", "study_id")
+
+
+def test_a_database_from_before_model_v2_gets_the_failure_columns_and_takes_a_v2_study(ch):
+    # The database as the previous release left it: without migration 4's columns and its record.
+    from simfleet.shared.clickhouse.des import export_des_study
+    from simfleet.shared.clickhouse.schema import FAILURES, WASTED
+    from simfleet.worker.des.aggregate import aggregate
+    from simfleet.worker.des.runner import run_replications
+    from tests.des.helpers import faulty
+
+    for column in FAILURES:
+        ch.command(f"ALTER TABLE {ch.database}.des_replications DROP COLUMN `{column.name}`")
+    ch.command(f"ALTER TABLE {ch.database}.des_resources DROP COLUMN `{WASTED.name}`")
+    ch.command(f"ALTER TABLE {ch.database}.schema_migrations DELETE WHERE version = 4 SETTINGS mutations_sync = 1")
+    assert init_db(ch) == [4]
+    names = [row[0] for row in ch.rows(f"DESCRIBE TABLE {ch.database}.des_replications")]
+    start = names.index("throughput_per_min")
+    assert names[start + 1 : start + 5] == ["failed", "timed_out", "success_ratio", "goodput_per_min"]
+    assert comments(ch, "des_replications")["success_ratio"].startswith("field_id: ")
+    scenario = faulty(horizon_s=400.0)
+    summaries = run_replications(scenario, replications=2, seed=1, processes=1)
+    rates = {name: rtype.rate_per_min for name, rtype in scenario.request_types.items()}
+    export_des_study(ch, "v2", summaries, aggregate(summaries), rates)
+    rows = ch.rows(f"SELECT request_type, failed, success_ratio FROM {ch.database}.des_replications "
+                   "WHERE study_id = 'v2' AND replication = 0 ORDER BY request_type")  # fmt: skip
+    expected = sorted((name, f.failed, f.success_ratio) for name, f in [*summaries[0].types.items(),
+                                                                         ("(all)", summaries[0].overall)])  # fmt: skip
+    assert rows == expected
+    wasted = ch.rows(f"SELECT resource, wasted_work_per_s FROM {ch.database}.des_resources "
+                     "WHERE study_id = 'v2' AND replication = 0 ORDER BY resource")  # fmt: skip
+    assert dict(wasted) == {name: getattr(r, "wasted_work_per_s", None) for name, r in summaries[0].resources.items()}
