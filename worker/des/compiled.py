@@ -1,0 +1,487 @@
+"""A replication run by the compiled event loop of :mod:`simfleet.worker.des.kernel` (model v1 scenarios only).
+
+:class:`CompiledSimulation` has the surface of :class:`~simfleet.worker.des.engine.Simulation` (``run``,
+``summary``, ``events``, ``now``, ``wall_s``) and gives the same summary bit for bit. It owns the generators (made by
+:func:`~simfleet.worker.des.streams.make_generators`, so every draw is the Python engine's) and hands the kernel blocks
+of draws; the kernel returns between two events whenever it needs more, a latency batch is full, or a table must
+grow, and this class does that and calls it again.
+
+A scenario that uses a model v2 feature (failures, timeouts, branch probabilities, variants, attributes, ``per``,
+join overheads, arrival processes) is refused with a :class:`~simfleet.shared.errors.ScenarioError`: the kernel does
+not cover those yet.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simfleet.shared.errors import ScenarioError, SimulationError
+from simfleet.shared.messages.des import NODE_FIGURES, ReplicationSummary
+from simfleet.worker.des import kernel as K
+from simfleet.worker.des.entities import TypeSpec
+from simfleet.worker.des.limits import check_number
+from simfleet.worker.des.scenario import Scenario
+from simfleet.worker.des.sketch import LatencySketch
+from simfleet.worker.des.streams import BLOCK, make_generators
+
+
+def unsupported_features(scenario: Scenario) -> list[str]:
+    """The model v2 features ``scenario`` uses that the compiled kernel does not cover (empty: it can run)."""
+    found: list[str] = []
+    if scenario.fallible:
+        found.append("failures or timeouts (fail_prob, timeout_s)")
+    for name, res in scenario.resources.items():
+        if res.join_overhead:
+            found.append(f"resources.{name}.join_overhead")
+    for name, tool in scenario.tools.items():
+        if tool.per:
+            found.append(f"tools.{name}.work.*.per")
+    for name, rt in scenario.request_types.items():
+        if rt.variants:
+            found.append(f"request_types.{name}.variants")
+        if rt.attributes:
+            found.append(f"request_types.{name}.attributes")
+        if rt.process is not None:
+            found.append(f"request_types.{name}.arrival (an arrival process)")
+        found += [f"request_types.{name}.nodes.{n.name}.prob" for n in rt.all_nodes() if n.prob < 1.0]
+    return found
+
+
+@dataclass
+class RateView:
+    """What :func:`~simfleet.worker.des.summary.build_summary` reads of a rate resource."""
+
+    name: str
+    capacity: float
+    max_n: int
+    max_q: int
+
+
+@dataclass
+class SpaceView:
+    """What :func:`~simfleet.worker.des.summary.build_summary` reads of a space resource."""
+
+    name: str
+    capacity: float
+    max_used: float
+    max_q: int
+
+
+class CompiledSimulation:
+    """One replication of a model v1 scenario on the compiled kernel; call :meth:`run`, then :meth:`summary`.
+
+    Args:
+        scenario: the validated scenario (model v1 features only).
+        seed: the study seed.
+        replication: the replication index; together with ``seed`` it fixes every random draw.
+
+    Raises:
+        ScenarioError: the scenario uses a feature the kernel does not cover yet.
+    """
+
+    def __init__(self, scenario: Scenario, seed: int, replication: int = 0) -> None:
+        missing = unsupported_features(scenario)
+        if missing:
+            raise ScenarioError(
+                "the compiled DES kernel does not cover these model v2 features yet: "
+                f"{', '.join(missing)}; run the scenario on the Python engine (simfleet.worker.des.engine)",
+                source=scenario.source,
+                key=missing[0].split(" ")[0],
+            )
+        self.scenario = scenario
+        self.seed = seed
+        self.replication = replication
+        self.fallible = False
+        rate_names = [n for n, r in scenario.resources.items() if r.kind == "rate"]
+        space_names = [n for n, r in scenario.resources.items() if r.kind == "space"]
+        self.rate_names, self.space_names = rate_names, space_names
+        rate_index = {n: i for i, n in enumerate(rate_names)}
+        space_index = {n: i for i, n in enumerate(space_names)}
+        template_index = {n: i for i, n in enumerate(scenario.tools)}
+        self.types = [TypeSpec(i, scenario, name, template_index) for i, name in enumerate(scenario.request_types)]
+        for name, rt in scenario.request_types.items():
+            check_number(rt.rate_per_min, scenario.source, f"request_types.{name}.rate_per_min", positive=True)
+        arrival_rngs, work_rngs, _ = make_generators(seed, replication, len(self.types), len(scenario.tools))
+        self.arrival_rngs, self.work_rngs = arrival_rngs, work_rngs
+        self.dists = [list(tool.work.values()) for tool in scenario.tools.values()]
+        offered = scenario.offered_load()
+        self.offered_load = offered
+        overloaded = sorted(name for name, rho in offered.items() if rho >= 1.0)
+        self.unstable_reason: str | None = (
+            f"offered load reaches capacity on {', '.join(overloaded)}" if overloaded else None
+        )
+        self.stopped_at_horizon = False
+        self.finished = False
+        self.wall_s = 0.0
+        self.sketches = [LatencySketch() for _ in self.types]
+        self.fail_sketches = [LatencySketch() for _ in self.types]
+        self.outcomes = [[0, 0] for _ in self.types]
+        self._build_arrays(rate_index, space_index, template_index)
+        self._schedule_start()
+
+    # ------------------------------------------------------------------------------------------------ the arrays
+
+    def _build_arrays(self, rate_index: dict[str, int], space_index: dict[str, int],
+                      template_index: dict[str, int]) -> None:  # fmt: skip
+        sc = self.scenario
+        n_rates, n_spaces = max(1, len(self.rate_names)), len(self.space_names)
+        n_types, n_tmpl = len(self.types), len(sc.tools)
+        max_nodes = max(len(rt.nodes) for rt in sc.request_types.values())
+        max_parts = max([1] + [len(t.work) for t in sc.tools.values()])
+        max_spaces = max([1] + [len(t.space) for t in sc.tools.values()])
+        self.gf = np.zeros(K.N_GF)
+        self.gf[K.HORIZON_S], self.gf[K.WARMUP_S] = sc.horizon_s, sc.warmup_s
+        self.gi = np.zeros(K.N_GI, dtype=np.int64)
+        self.gi[K.DRAIN] = 1 if sc.drain else 0
+        self.gi[K.MAX_EVENTS_I], self.gi[K.MAX_IN_FLIGHT] = sc.max_events, sc.max_in_flight
+        self.gi[K.MAX_NODES] = max_nodes
+        self.gi[K.UNSTABLE] = K.UNSTABLE_LOAD if self.unstable_reason else 0
+        rate_f = np.zeros((n_rates, K.N_RF))
+        rate_i = np.zeros((n_rates, K.N_RI), dtype=np.int64)
+        rate_i[:, K.R_MAX_ACTIVE] = 1 << 62
+        for i, name in enumerate(self.rate_names):
+            res = sc.resources[name]
+            rate_f[i, K.R_CAPACITY] = res.capacity
+            rate_f[i, K.R_CAP] = np.inf if res.per_tool_cap is None else res.per_tool_cap
+            if res.max_active is not None:
+                rate_i[i, K.R_MAX_ACTIVE] = res.max_active
+        # A scenario without rate resources still has one idle row, as the engine's next_times has one entry.
+        self.next_times = np.full(n_rates, np.inf)
+        self.rate_f, self.rate_i = rate_f, rate_i
+        self.space_f = np.zeros((n_spaces, K.N_SF))
+        self.space_i = np.zeros((n_spaces, K.N_SI), dtype=np.int64)
+        for i, name in enumerate(self.space_names):
+            self.space_f[i, K.S_CAPACITY] = sc.resources[name].capacity
+        type_f = np.zeros((n_types, 2))
+        type_i = np.zeros((n_types, 3), dtype=np.int64)
+        node_i = np.zeros((n_types, max_nodes, 2), dtype=np.int64)
+        succ_start = np.zeros((n_types, max_nodes + 1), dtype=np.int64)
+        succ = np.zeros((n_types, max(1, max_nodes * max_nodes)), dtype=np.int64)
+        for t, (spec, rt) in enumerate(zip(self.types, sc.request_types.values(), strict=True)):
+            dag = spec.dags[0]
+            type_f[t, K.Y_WEIGHT] = spec.weight
+            type_f[t, K.Y_MEAN_GAP] = 1.0 / (rt.rate_per_min / 60.0)
+            type_i[t] = (spec.priority, len(dag.preds), 1 if rt.arrival == "poisson" else 0)
+            edges = 0
+            for node, (tmpl, preds, succs) in enumerate(zip(dag.templates, dag.preds, dag.succs, strict=True)):
+                node_i[t, node] = (tmpl, preds)
+                succ_start[t, node] = edges
+                for s in succs:
+                    succ[t, edges] = s
+                    edges += 1
+            succ_start[t, len(dag.preds):] = edges
+        tmpl_i = np.zeros((n_tmpl, 3), dtype=np.int64)
+        tmpl_res = np.zeros((n_tmpl, max_parts), dtype=np.int64)
+        tmpl_rand = np.zeros((n_tmpl, max_parts), dtype=np.int64)
+        tmpl_const = np.zeros((n_tmpl, max_parts))
+        tmpl_space = np.zeros((n_tmpl, max_spaces), dtype=np.int64)
+        tmpl_amt = np.zeros((n_tmpl, max_spaces))
+        for k, tool in enumerate(sc.tools.values()):
+            randoms = [d.is_random for d in tool.work.values()]
+            tmpl_i[k] = (len(tool.work), len(tool.space), 1 if any(randoms) else 0)
+            for p, (res_name, dist) in enumerate(tool.work.items()):
+                tmpl_res[k, p] = rate_index[res_name]
+                tmpl_rand[k, p] = 1 if dist.is_random else 0
+                tmpl_const[k, p] = dist.mean
+            for p, (res_name, amount) in enumerate(tool.space.items()):
+                tmpl_space[k, p], tmpl_amt[k, p] = space_index[res_name], amount
+        self.model = (type_f, type_i, node_i, succ_start, succ, tmpl_i, tmpl_res, tmpl_rand, tmpl_const, tmpl_space,
+                      tmpl_amt)  # fmt: skip
+        self.work_buf = np.zeros((n_tmpl, max_parts, 2 * BLOCK))
+        self.work_pos = np.zeros((n_tmpl, 2), dtype=np.int64)
+        self.arr_buf = np.zeros((n_types, BLOCK))
+        self.arr_pos = np.zeros((n_types, 2), dtype=np.int64)
+        self.lat_buf = np.zeros((n_types, 2 * K.FLUSH_EVERY))
+        self.lat_n = np.zeros(n_types, dtype=np.int64)
+        self.counts = np.zeros((n_types, 3), dtype=np.int64)
+        self.attempts = np.zeros((n_types, max_nodes), dtype=np.int64)
+        self.win_f = np.zeros((2, 2 + 3 * n_rates + 2 * n_spaces))
+        self.win_n = np.zeros(2, dtype=np.int64)
+        self.ev_kf = np.zeros(n_types + 4)
+        self.ev_ki = np.zeros((n_types + 4, 2), dtype=np.int64)
+        self.ev_pf = np.zeros((n_types + 4, 1))
+        self._alloc_requests(64)
+        self._alloc_tools(64 * max_nodes)
+
+    def _alloc_requests(self, capacity: int) -> None:
+        """(Re)size the request table to ``capacity`` rows, keeping the requests in flight and their ids."""
+        old = getattr(self, "req_f", None)
+        width = K.Q_WAITING + int(self.gi[K.MAX_NODES])
+        req_f, req_i = np.zeros(capacity), np.zeros((capacity, width), dtype=np.int64)
+        req_free = np.zeros(capacity, dtype=np.int64)
+        used = 0 if old is None else old.shape[0]
+        if old is not None:
+            req_f[:used], req_i[:used] = self.req_f, self.req_i
+            n_free = int(self.gi[K.REQ_FREE_N])
+            req_free[:n_free] = self.req_free[:n_free]
+        else:
+            n_free = 0
+        fresh = np.arange(capacity - 1, used - 1, -1, dtype=np.int64)
+        req_free[n_free:n_free + fresh.size] = fresh
+        self.gi[K.REQ_FREE_N] = n_free + fresh.size
+        self.req_f, self.req_i, self.req_free = req_f, req_i, req_free
+
+    def _alloc_tools(self, capacity: int) -> None:
+        """(Re)size everything sized by the tools in flight: the tool table, heaps, queues and scratch lists."""
+        old = getattr(self, "tool_i", None)
+        used = 0 if old is None else old.shape[0]
+        n_rates, n_spaces = self.rate_f.shape[0], self.space_f.shape[0]
+
+        def grown(array: Any, shape: tuple[int, ...], dtype: Any = np.float64) -> Any:
+            new = np.zeros(shape, dtype=dtype)
+            if array is not None:
+                new[tuple(slice(0, s) for s in array.shape)] = array
+            return new
+
+        get = self.__dict__.get
+        self.tool_i = grown(old, (capacity, K.N_TI), np.int64)
+        tool_free = np.zeros(capacity, dtype=np.int64)
+        n_free = 0
+        if old is not None:
+            n_free = int(self.gi[K.TOOL_FREE_N])
+            tool_free[:n_free] = self.tool_free[:n_free]
+        fresh = np.arange(capacity - 1, used - 1, -1, dtype=np.int64)
+        tool_free[n_free:n_free + fresh.size] = fresh
+        self.gi[K.TOOL_FREE_N] = n_free + fresh.size
+        self.tool_free = tool_free
+        self.rh_kf = grown(get("rh_kf"), (n_rates, capacity))
+        self.rh_ki = grown(get("rh_ki"), (n_rates, capacity, 2), np.int64)
+        self.rh_pf = grown(get("rh_pf"), (n_rates, capacity, 1))
+        self.rq_kf = grown(get("rq_kf"), (n_rates, capacity))
+        self.rq_ki = grown(get("rq_ki"), (n_rates, capacity, 2), np.int64)
+        self.rq_pf = grown(get("rq_pf"), (n_rates, capacity, 2))
+        self.sq_kf = grown(get("sq_kf"), (n_spaces, capacity))
+        self.sq_ki = grown(get("sq_ki"), (n_spaces, capacity, 2), np.int64)
+        self.sq_pf = grown(get("sq_pf"), (n_spaces, capacity, 1))
+        self.done_buf = np.zeros(capacity, dtype=np.int64)
+        self.admit_buf = np.zeros(capacity, dtype=np.int64)
+        self.ready_buf = np.zeros(capacity, dtype=np.int64)
+
+    def _bundles(self) -> tuple[Any, ...]:
+        rates = (self.rate_f, self.rate_i, self.next_times, self.rh_kf, self.rh_ki, self.rh_pf, self.rq_kf, self.rq_ki,
+                 self.rq_pf)  # fmt: skip
+        spaces = (self.space_f, self.space_i, self.sq_kf, self.sq_ki, self.sq_pf)
+        table = (self.req_f, self.req_i, self.req_free, self.tool_i, self.tool_free, self.done_buf, self.admit_buf,
+                 self.ready_buf)  # fmt: skip
+        draws = (self.work_buf, self.work_pos, self.arr_buf, self.arr_pos)
+        out = (self.lat_buf, self.lat_n, self.counts, self.attempts, self.win_f, self.win_n)
+        events = (self.ev_kf, self.ev_ki, self.ev_pf)
+        return self.gf, self.gi, rates, spaces, self.model, table, draws, out, events
+
+    # --------------------------------------------------------------------------------------------------- draws
+
+    def _refill_arrivals(self, t: int) -> None:
+        self.arr_buf[t] = self.arrival_rngs[t].standard_exponential(BLOCK)
+        self.arr_pos[t] = (0, BLOCK)
+
+    def _refill_work(self, k: int, need: int) -> None:
+        """Append blocks of template ``k``'s draws (as WorkStream._refill makes them) until ``need`` are unused."""
+        pos, end = (int(v) for v in self.work_pos[k])
+        left = end - pos
+        blocks = max(0, -(-(need - left) // BLOCK))
+        if left + blocks * BLOCK > self.work_buf.shape[2]:
+            size = self.work_buf.shape[2]
+            while size < left + blocks * BLOCK:
+                size *= 2
+            bigger = np.zeros((*self.work_buf.shape[:2], size))
+            bigger[:, :, : self.work_buf.shape[2]] = self.work_buf
+            self.work_buf = bigger
+        buf = self.work_buf[k]
+        buf[:, :left] = buf[:, pos:end]
+        for b in range(blocks):
+            at = left + b * BLOCK
+            for p, dist in enumerate(self.dists[k]):
+                if dist.is_random:
+                    buf[p, at : at + BLOCK] = dist.sample(self.work_rngs[k], BLOCK)
+        self.work_pos[k] = (0, left + blocks * BLOCK)
+
+    def _schedule_start(self) -> None:
+        gf, gi, rates, spaces, model, table, draws, out, events = self._bundles()
+        K.push_event(gi, events, self.scenario.warmup_s, K.WARMUP, -1)
+        K.push_event(gi, events, self.scenario.horizon_s, K.HORIZON, -1)
+        type_f, type_i = model[0], model[1]
+        for t in range(len(self.types)):
+            if type_i[t, K.Y_POISSON]:
+                self._refill_arrivals(t)
+                first = 0.0 + self.arr_buf[t, 0] * type_f[t, K.Y_MEAN_GAP]
+                self.arr_pos[t, K.POS] = 1
+            else:
+                first = 0.0 + type_f[t, K.Y_MEAN_GAP]
+            if first < self.scenario.horizon_s:
+                K.push_event(gi, events, first, K.ARRIVAL, t)
+
+    # -------------------------------------------------------------------------------------------------- the loop
+
+    @property
+    def now(self) -> float:
+        """The simulated time of the last event (seconds)."""
+        return float(self.gf[K.NOW])
+
+    @property
+    def events(self) -> int:
+        """Events processed so far, counted as the Python engine counts them."""
+        return int(self.gi[K.EVENTS])
+
+    @property
+    def n_sys(self) -> int:
+        """Requests in flight."""
+        return int(self.gi[K.N_SYS])
+
+    def run(self, until_s: float | None = None) -> bool:
+        """Process events up to simulated time ``until_s`` (all of them when ``None``).
+
+        Returns:
+            True when the replication has ended, False when it paused at ``until_s`` (call again to go on).
+        """
+        started = time.perf_counter()
+        self.gf[K.LIMIT] = np.inf if until_s is None else until_s
+        try:
+            while True:
+                status = K.run_events(*self._bundles())
+                if status == K.DONE:
+                    self.finished = True
+                    self.stopped_at_horizon = bool(self.gi[K.STOPPED])
+                    if self.gi[K.UNSTABLE] == K.UNSTABLE_IN_FLIGHT:
+                        self.unstable_reason = f"more than {self.scenario.max_in_flight} requests in flight"
+                    self._flush_full()
+                    self._check_stuck()
+                    return True
+                if status == K.PAUSED:
+                    self._flush_full()
+                    return False
+                if status == K.NEED_ARRIVALS:
+                    self._refill_arrivals(int(self.gi[K.STATUS_ARG]))
+                elif status == K.NEED_WORK:
+                    self._refill_work(int(self.gi[K.STATUS_ARG]), (self.n_sys + 1) * int(self.gi[K.MAX_NODES]))
+                elif status == K.FLUSH:
+                    self._flush_full()
+                elif status == K.GROW:
+                    self._grow()
+                else:
+                    raise SimulationError(
+                        f"{self.scenario.source}: max_events: the replication reached its limit of "
+                        f"{self.scenario.max_events} events at simulated time {self.now:.6g} s; shorten horizon_s, "
+                        "lower the rates, or raise max_events"
+                    )
+        finally:
+            self.wall_s += time.perf_counter() - started
+
+    def _grow(self) -> None:
+        n_sys = self.n_sys
+        if n_sys + 1 > self.req_f.shape[0]:
+            self._alloc_requests(2 * self.req_f.shape[0])
+        if (n_sys + 1) * int(self.gi[K.MAX_NODES]) > self.tool_i.shape[0]:
+            self._alloc_tools(2 * self.tool_i.shape[0])
+        if K.FLUSH_EVERY + n_sys + 1 > self.lat_buf.shape[1]:
+            bigger = np.zeros((self.lat_buf.shape[0], 2 * self.lat_buf.shape[1]))
+            bigger[:, : self.lat_buf.shape[1]] = self.lat_buf
+            self.lat_buf = bigger
+
+    def _flush_full(self) -> None:
+        """Fold every full batch of latencies into its sketch, as the engine does when a buffer reaches the batch."""
+        for t in range(len(self.types)):
+            n = int(self.lat_n[t])
+            done = 0
+            while n - done >= K.FLUSH_EVERY:
+                self.sketches[t].add_many(self.lat_buf[t, done : done + K.FLUSH_EVERY].tolist())
+                done += K.FLUSH_EVERY
+            if done:
+                self.lat_buf[t, : n - done] = self.lat_buf[t, done:n]
+                self.lat_n[t] = n - done
+
+    def _check_stuck(self) -> None:
+        """Simulation._check_stuck."""
+        if self.unstable_reason:
+            return
+        counts = self.counts
+        if not self.stopped_at_horizon and self.n_sys:
+            stuck = [t.name for t in self.types if counts[t.index, K.C_INFLIGHT]]
+            self.unstable_reason = f"requests of {', '.join(stuck)} never finished ({self.n_sys} in flight at the end)"
+            return
+        silent = [
+            t.name
+            for t in self.types
+            if counts[t.index, K.C_ARRIVALS] and not self.sketches[t.index].count and not self.lat_n[t.index]
+        ]
+        if silent:
+            self.unstable_reason = f"no request of {', '.join(silent)} completed in the measurement window"
+
+    # ---------------------------------------------------------------------------------------------- the summary
+
+    def _close_window(self, now: float) -> None:
+        gf, gi, rates, spaces, model, table, draws, out, events = self._bundles()
+        K.close_window(gf, gi, rates, spaces, out, now)
+
+    @property
+    def window(self) -> dict[str, Any]:
+        """The window snapshots as the engine keeps them (``start`` and ``end`` once taken)."""
+        window: dict[str, Any] = {}
+        n_rates = len(self.rate_names)
+        base = 2 + 3 * self.rate_f.shape[0]
+        for key, row, flag in (("start", 0, K.HAS_START), ("end", 1, K.HAS_END)):
+            if not self.gi[flag]:
+                continue
+            w = self.win_f[row].tolist()
+            window[key] = {
+                "t": w[0],
+                "sys": w[1],
+                "n": int(self.win_n[row]),
+                "rates": [[w[2 + 3 * r], w[3 + 3 * r], w[4 + 3 * r], 0.0] for r in range(n_rates)],
+                "spaces": [[w[base + 2 * s], 0.0, w[base + 2 * s + 1]] for s in range(len(self.space_names))],
+            }
+        return window
+
+    @property
+    def rates(self) -> list[RateView]:
+        """The rate resources' names, capacities and maxima."""
+        return [
+            RateView(name, float(self.rate_f[i, K.R_CAPACITY]), int(self.rate_i[i, K.R_MAX_N]),
+                     int(self.rate_i[i, K.R_MAX_Q]))  # fmt: skip
+            for i, name in enumerate(self.rate_names)
+        ]
+
+    @property
+    def spaces(self) -> list[SpaceView]:
+        """The space resources' names, capacities and maxima."""
+        return [
+            SpaceView(name, float(self.space_f[i, K.S_CAPACITY]), float(self.space_f[i, K.S_MAX_USED]),
+                      int(self.space_i[i, K.S_MAX_Q]))  # fmt: skip
+            for i, name in enumerate(self.space_names)
+        ]
+
+    @property
+    def counted_arrivals(self) -> list[int]:
+        """Requests per type that arrived in the measurement window."""
+        return [int(v) for v in self.counts[:, K.C_ARRIVALS]]
+
+    @property
+    def counted_inflight(self) -> list[int]:
+        """Counted requests per type still in flight."""
+        return [int(v) for v in self.counts[:, K.C_COUNTED_INFLIGHT]]
+
+    @property
+    def node_stats(self) -> list[list[list[int]]]:
+        """Per type and node the engine's node figures (only attempts can be non-zero in model v1)."""
+        return [
+            [[int(self.attempts[t.index, n])] + [0] * (len(NODE_FIGURES) - 1) for n in range(len(t.node_keys))]
+            for t in self.types
+        ]
+
+    def flush(self) -> None:
+        """Move buffered latencies into the sketches."""
+        self._flush_full()
+        for t, sketch in enumerate(self.sketches):
+            n = int(self.lat_n[t])
+            sketch.add_many(self.lat_buf[t, :n].tolist())
+            self.lat_n[t] = 0
+
+    def summary(self) -> ReplicationSummary:
+        """The replication's figures, as :meth:`Simulation.summary <simfleet.worker.des.engine.Simulation.summary>`."""
+        from simfleet.worker.des.summary import build_summary
+
+        self.flush()
+        return build_summary(self)  # type: ignore[arg-type]

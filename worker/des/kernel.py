@@ -1,0 +1,663 @@
+"""The DES event loop of model v1 compiled with numba, for :mod:`simfleet.worker.des.compiled`.
+
+It mirrors :mod:`simfleet.worker.des.engine` and :mod:`simfleet.worker.des.resources` operation by operation, in the
+same order of floating-point operations and with the same tie-breaking, so that a compiled run's summary equals the
+Python engine's bit for bit. The state lives in numpy arrays (one row per rate resource, space resource, request,
+tool; see :class:`simfleet.worker.des.compiled.KernelState` for the layout); tools and requests are ids into their
+tables, reused through free lists.
+
+Random numbers are not drawn here: Python fills the blocks (same generators, same block sizes as
+:mod:`simfleet.worker.des.streams`) and :func:`run_events` returns a status between two events when it needs more
+of them, when a latency buffer holds a batch to fold into its sketch, when a table must grow, or when it paused or
+ended. Before each event it checks that whatever the event could use is there, so it never stops half-way through
+one.
+
+Heaps hold unique keys (a float, then a sequence number), so any correct binary heap pops them in the same order as
+Python's ``heapq``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import numba
+import numpy as np
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+INF = np.inf
+FLUSH_EVERY = 4096
+"""Latencies folded into a sketch per batch (:data:`simfleet.worker.des.engine.FLUSH_EVERY`)."""
+WARMUP, ARRIVAL, HORIZON = 0, 1, 2
+KIND_SHIFT = 1 << 48
+"""Event heap entries are ordered by (time, kind * KIND_SHIFT + seq): the engine's (time, kind, seq)."""
+
+# Statuses of run_events.
+DONE, PAUSED, NEED_ARRIVALS, NEED_WORK, FLUSH, GROW, MAX_EVENTS = range(7)
+
+# Global floats (gf) and integers (gi).
+NOW, SYS_INT, SYS_T, HORIZON_S, WARMUP_S, LIMIT = range(6)
+N_GF = 6
+(SEQ, EVENTS, N_SYS, FINISHED, STOPPED, UNSTABLE, DRAIN, MAX_EVENTS_I, MAX_IN_FLIGHT, EV_N, REQ_FREE_N, TOOL_FREE_N,
+ STATUS_ARG, HAS_START, HAS_END, MAX_NODES, READY_N) = range(17)  # fmt: skip
+N_GI = 17
+UNSTABLE_LOAD, UNSTABLE_IN_FLIGHT = 1, 2
+# Rate resources: floats (rate_f) and integers (rate_i).
+R_CAPACITY, R_CAP, R_VCLOCK, R_T_LAST, R_WSUM, R_VRATE, R_BUSY, R_NINT, R_QINT = range(9)
+N_RF = 9
+R_N, R_MAX_ACTIVE, R_MAX_N, R_MAX_Q, R_HEAP_N, R_QUEUE_N = range(6)
+N_RI = 6
+# Space resources.
+S_CAPACITY, S_USED, S_T_LAST, S_USED_INT, S_QINT, S_MAX_USED = range(6)
+N_SF = 6
+S_QUEUE_N, S_ORDER, S_MAX_Q = range(3)
+N_SI = 3
+# Requests (req_i; req_f holds the arrival time) and tools (tool_i).
+Q_TYPE, Q_LEFT, Q_COUNTED = range(3)
+Q_WAITING = 3
+"""req_i[rid, Q_WAITING + node]: the predecessors the node still waits for."""
+T_REQ, T_NODE, T_TMPL, T_PARTS, T_SPACE_POS = range(5)
+N_TI = 5
+# Request types (type_f, type_i), nodes (node_i), templates (tmpl_i), counters (counts).
+Y_WEIGHT, Y_MEAN_GAP = range(2)
+Y_PRIORITY, Y_NODES, Y_POISSON = range(3)
+N_TMPL, N_PREDS = range(2)
+K_PARTS, K_SPACES, K_RANDOM = range(3)
+C_INFLIGHT, C_COUNTED_INFLIGHT, C_ARRIVALS = range(3)
+POS, LEN = range(2)
+
+
+def _compiled(function: F) -> F:
+    """``numba.njit`` with the on-disk cache, keeping the function's type for mypy."""
+    return cast(F, numba.njit(cache=True, nogil=True)(function))
+
+
+# ------------------------------------------------------------------------------------------------------------ heaps
+
+
+@_compiled
+def _less(kf: Any, ki: Any, a: int, b: int) -> bool:
+    return kf[a] < kf[b] or (kf[a] == kf[b] and ki[a, 0] < ki[b, 0])
+
+
+@_compiled
+def _swap(kf: Any, ki: Any, pf: Any, a: int, b: int) -> None:
+    kf[a], kf[b] = kf[b], kf[a]
+    for c in range(ki.shape[1]):
+        ki[a, c], ki[b, c] = ki[b, c], ki[a, c]
+    for c in range(pf.shape[1]):
+        pf[a, c], pf[b, c] = pf[b, c], pf[a, c]
+
+
+@_compiled
+def heap_push(kf: Any, ki: Any, pf: Any, n: int, key: float, seq: int, item: int, x: float, y: float) -> None:
+    """Put an entry at position ``n`` (the heap's size before the push) and sift it up."""
+    kf[n] = key
+    ki[n, 0] = seq
+    ki[n, 1] = item
+    pf[n, 0] = x
+    if pf.shape[1] > 1:
+        pf[n, 1] = y
+    i = n
+    while i > 0:
+        parent = (i - 1) >> 1
+        if _less(kf, ki, i, parent):
+            _swap(kf, ki, pf, i, parent)
+            i = parent
+        else:
+            break
+
+
+@_compiled
+def heap_pop(kf: Any, ki: Any, pf: Any, n: int) -> None:
+    """Drop the top of a heap of ``n`` entries (read it first)."""
+    last = n - 1
+    if last > 0:
+        _swap(kf, ki, pf, 0, last)
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= last:
+            break
+        child = left
+        if left + 1 < last and _less(kf, ki, left + 1, left):
+            child = left + 1
+        if _less(kf, ki, child, i):
+            _swap(kf, ki, pf, i, child)
+            i = child
+        else:
+            break
+
+
+# --------------------------------------------------------------------------------------------------- rate resources
+
+
+@_compiled
+def rate_advance(rate_f: Any, rate_i: Any, r: int, now: float) -> None:
+    """RateResource.advance."""
+    dt = now - rate_f[r, R_T_LAST]
+    if dt > 0.0:
+        n = rate_i[r, R_N]
+        if n:
+            rate_f[r, R_VCLOCK] += rate_f[r, R_VRATE] * dt
+            rate_f[r, R_BUSY] += rate_f[r, R_VRATE] * rate_f[r, R_WSUM] * dt
+            rate_f[r, R_NINT] += n * dt
+        if rate_i[r, R_QUEUE_N]:
+            rate_f[r, R_QINT] += rate_i[r, R_QUEUE_N] * dt
+    rate_f[r, R_T_LAST] = now
+
+
+@_compiled
+def rate_join(rate_f: Any, rate_i: Any, next_times: Any, rh_kf: Any, rh_ki: Any, rh_pf: Any, rq_kf: Any, rq_ki: Any,
+              rq_pf: Any, r: int, tool: int, work: float, weight: float, priority: int, seq: int,
+              now: float) -> None:  # fmt: skip
+    """RateResource.join."""
+    rate_advance(rate_f, rate_i, r, now)
+    n = rate_i[r, R_N]
+    if n >= rate_i[r, R_MAX_ACTIVE]:
+        q = rate_i[r, R_QUEUE_N]
+        heap_push(rq_kf[r], rq_ki[r], rq_pf[r], q, float(-priority), seq, tool, work, weight)
+        q += 1
+        rate_i[r, R_QUEUE_N] = q
+        if q > rate_i[r, R_MAX_Q]:
+            rate_i[r, R_MAX_Q] = q
+        return
+    vclock = rate_f[r, R_VCLOCK]
+    vfinish = vclock + work / weight
+    h = rate_i[r, R_HEAP_N]
+    heap_push(rh_kf[r], rh_ki[r], rh_pf[r], h, vfinish, seq, tool, weight, 0.0)
+    rate_i[r, R_HEAP_N] = h + 1
+    n += 1
+    rate_i[r, R_N] = n
+    rate_f[r, R_WSUM] += weight
+    if n > rate_i[r, R_MAX_N]:
+        rate_i[r, R_MAX_N] = n
+    vrate = rate_f[r, R_CAPACITY] / rate_f[r, R_WSUM]
+    if vrate > rate_f[r, R_CAP]:
+        vrate = rate_f[r, R_CAP]
+    rate_f[r, R_VRATE] = vrate
+    next_times[r] = now + (rh_kf[r, 0] - vclock) / vrate
+
+
+@_compiled
+def rate_admit_and_reschedule(rate_f: Any, rate_i: Any, next_times: Any, rh_kf: Any, rh_ki: Any, rh_pf: Any,
+                              rq_kf: Any, rq_ki: Any, rq_pf: Any, r: int, now: float) -> None:  # fmt: skip
+    """RateResource._admit_and_reschedule (no tool is ever cancelled in model v1)."""
+    n = rate_i[r, R_N]
+    wsum = rate_f[r, R_WSUM]
+    vclock = rate_f[r, R_VCLOCK]
+    q = rate_i[r, R_QUEUE_N]
+    if q:
+        h = rate_i[r, R_HEAP_N]
+        max_active = rate_i[r, R_MAX_ACTIVE]
+        while q and n < max_active:
+            seq = rq_ki[r, 0, 0]
+            tool = rq_ki[r, 0, 1]
+            work = rq_pf[r, 0, 0]
+            weight = rq_pf[r, 0, 1]
+            heap_pop(rq_kf[r], rq_ki[r], rq_pf[r], q)
+            q -= 1
+            vfinish = vclock + work / weight
+            heap_push(rh_kf[r], rh_ki[r], rh_pf[r], h, vfinish, seq, tool, weight, 0.0)
+            h += 1
+            n += 1
+            wsum += weight
+        rate_i[r, R_QUEUE_N] = q
+        rate_i[r, R_HEAP_N] = h
+        if n > rate_i[r, R_MAX_N]:
+            rate_i[r, R_MAX_N] = n
+    rate_i[r, R_N] = n
+    if n:
+        rate_f[r, R_WSUM] = wsum
+        vrate = rate_f[r, R_CAPACITY] / wsum
+        if vrate > rate_f[r, R_CAP]:
+            vrate = rate_f[r, R_CAP]
+        rate_f[r, R_VRATE] = vrate
+        next_times[r] = now + (rh_kf[r, 0] - vclock) / vrate
+    else:
+        rate_i[r, R_HEAP_N] = 0
+        rate_f[r, R_WSUM] = 0.0
+        rate_f[r, R_VRATE] = 0.0
+        next_times[r] = INF
+
+
+@_compiled
+def rate_complete(rate_f: Any, rate_i: Any, next_times: Any, rh_kf: Any, rh_ki: Any, rh_pf: Any, rq_kf: Any,
+                  rq_ki: Any, rq_pf: Any, r: int, now: float, done: Any) -> int:  # fmt: skip
+    """RateResource.complete: the tools done at ``now`` go into ``done``; returns how many."""
+    n = rate_i[r, R_N]
+    dt = now - rate_f[r, R_T_LAST]
+    if dt > 0.0:
+        rate_f[r, R_VCLOCK] += rate_f[r, R_VRATE] * dt
+        rate_f[r, R_BUSY] += rate_f[r, R_VRATE] * rate_f[r, R_WSUM] * dt
+        rate_f[r, R_NINT] += n * dt
+        if rate_i[r, R_QUEUE_N]:
+            rate_f[r, R_QINT] += rate_i[r, R_QUEUE_N] * dt
+    rate_f[r, R_T_LAST] = now
+    kf, ki, pf = rh_kf[r], rh_ki[r], rh_pf[r]
+    h = rate_i[r, R_HEAP_N]
+    vfinish = kf[0]
+    done[0] = ki[0, 1]
+    weight = pf[0, 0]
+    heap_pop(kf, ki, pf, h)
+    h -= 1
+    vclock = rate_f[r, R_VCLOCK]
+    if vfinish > vclock:
+        vclock = vfinish
+        rate_f[r, R_VCLOCK] = vfinish
+    m = 1
+    n -= 1
+    wsum = rate_f[r, R_WSUM] - weight
+    while h and kf[0] <= vclock:
+        done[m] = ki[0, 1]
+        weight = pf[0, 0]
+        heap_pop(kf, ki, pf, h)
+        h -= 1
+        m += 1
+        n -= 1
+        wsum -= weight
+    rate_i[r, R_HEAP_N] = h
+    rate_i[r, R_N] = n
+    rate_f[r, R_WSUM] = wsum
+    if rate_i[r, R_QUEUE_N] or not n:
+        rate_admit_and_reschedule(rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf, r, now)
+        return m
+    vrate = rate_f[r, R_CAPACITY] / wsum
+    if vrate > rate_f[r, R_CAP]:
+        vrate = rate_f[r, R_CAP]
+    rate_f[r, R_VRATE] = vrate
+    next_times[r] = now + (kf[0] - vclock) / vrate
+    return m
+
+
+# -------------------------------------------------------------------------------------------------- space resources
+
+
+@_compiled
+def space_advance(space_f: Any, space_i: Any, s: int, now: float) -> None:
+    """SpaceResource.advance."""
+    dt = now - space_f[s, S_T_LAST]
+    if dt > 0.0:
+        space_f[s, S_USED_INT] += space_f[s, S_USED] * dt
+        space_f[s, S_QINT] += space_i[s, S_QUEUE_N] * dt
+    space_f[s, S_T_LAST] = now
+
+
+@_compiled
+def space_acquire(space_f: Any, space_i: Any, sq_kf: Any, sq_ki: Any, sq_pf: Any, s: int, tool: int, amount: float,
+                  priority: int, now: float) -> bool:  # fmt: skip
+    """SpaceResource.acquire."""
+    space_advance(space_f, space_i, s, now)
+    q = space_i[s, S_QUEUE_N]
+    if space_f[s, S_USED] + amount <= space_f[s, S_CAPACITY] and (not q or -priority < sq_kf[s, 0]):
+        space_f[s, S_USED] += amount
+        if space_f[s, S_USED] > space_f[s, S_MAX_USED]:
+            space_f[s, S_MAX_USED] = space_f[s, S_USED]
+        return True
+    heap_push(sq_kf[s], sq_ki[s], sq_pf[s], q, float(-priority), space_i[s, S_ORDER], tool, amount, 0.0)
+    space_i[s, S_ORDER] += 1
+    q += 1
+    space_i[s, S_QUEUE_N] = q
+    if q > space_i[s, S_MAX_Q]:
+        space_i[s, S_MAX_Q] = q
+    return False
+
+
+@_compiled
+def space_release(space_f: Any, space_i: Any, sq_kf: Any, sq_ki: Any, sq_pf: Any, s: int, amount: float, now: float,
+                  admitted: Any) -> int:  # fmt: skip
+    """SpaceResource.release: the tools admitted go into ``admitted``, in order; returns how many."""
+    space_advance(space_f, space_i, s, now)
+    space_f[s, S_USED] -= amount
+    if space_f[s, S_USED] < 1e-12:
+        space_f[s, S_USED] = 0.0
+    m = 0
+    q = space_i[s, S_QUEUE_N]
+    while q and space_f[s, S_USED] + sq_pf[s, 0, 0] <= space_f[s, S_CAPACITY]:
+        admitted[m] = sq_ki[s, 0, 1]
+        space_f[s, S_USED] += sq_pf[s, 0, 0]
+        heap_pop(sq_kf[s], sq_ki[s], sq_pf[s], q)
+        q -= 1
+        m += 1
+    space_i[s, S_QUEUE_N] = q
+    if space_f[s, S_USED] > space_f[s, S_MAX_USED]:
+        space_f[s, S_MAX_USED] = space_f[s, S_USED]
+    return m
+
+
+# ------------------------------------------------------------------------------------------------ requests and tools
+
+
+@_compiled
+def start_work(gi: Any, rates: Any, model: Any, table: Any, draws: Any, tool: int, now: float) -> None:
+    """Simulation._start_work: draw the tool's work and join its rate resources (or finish it at once)."""
+    rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf = rates
+    type_f, type_i, node_i, succ_start, succ, tmpl_i, tmpl_res, tmpl_rand, tmpl_const, tmpl_space, tmpl_amt = model
+    req_f, req_i, req_free, tool_i, tool_free, done_buf, admit_buf, ready_buf = table
+    work_buf, work_pos, arr_buf, arr_pos = draws
+    k = tool_i[tool, T_TMPL]
+    rtype = req_i[tool_i[tool, T_REQ], Q_TYPE]
+    weight = type_f[rtype, Y_WEIGHT]
+    priority = type_i[rtype, Y_PRIORITY]
+    j = work_pos[k, POS]
+    if tmpl_i[k, K_RANDOM]:
+        work_pos[k, POS] = j + 1
+    seq = gi[SEQ]
+    parts = 0
+    for p in range(tmpl_i[k, K_PARTS]):
+        work = work_buf[k, p, j] if tmpl_rand[k, p] else tmpl_const[k, p]
+        if work > 0.0:
+            rate_join(rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf, tmpl_res[k, p], tool, work,
+                      weight, priority, seq, now)  # fmt: skip
+            seq += 1
+            parts += 1
+    gi[SEQ] = seq
+    tool_i[tool, T_PARTS] = parts
+    if not parts:
+        ready_buf[gi[READY_N]] = tool
+        gi[READY_N] += 1
+
+
+@_compiled
+def acquire_space(spaces: Any, model: Any, table: Any, tool: int, now: float) -> bool:
+    """Simulation._acquire_space: take the template's spaces in order from where the tool stands."""
+    space_f, space_i, sq_kf, sq_ki, sq_pf = spaces
+    type_f, type_i, node_i, succ_start, succ, tmpl_i, tmpl_res, tmpl_rand, tmpl_const, tmpl_space, tmpl_amt = model
+    req_f, req_i, req_free, tool_i, tool_free, done_buf, admit_buf, ready_buf = table
+    k = tool_i[tool, T_TMPL]
+    priority = type_i[req_i[tool_i[tool, T_REQ], Q_TYPE], Y_PRIORITY]
+    while tool_i[tool, T_SPACE_POS] < tmpl_i[k, K_SPACES]:
+        pos = tool_i[tool, T_SPACE_POS]
+        if not space_acquire(space_f, space_i, sq_kf, sq_ki, sq_pf, tmpl_space[k, pos], tool, tmpl_amt[k, pos],
+                             priority, now):  # fmt: skip
+            return False
+        tool_i[tool, T_SPACE_POS] = pos + 1
+    return True
+
+
+@_compiled
+def start_node(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, req: int, node: int,
+               now: float) -> None:  # fmt: skip
+    """Simulation._start for a node that always runs and cannot fail."""
+    type_f, type_i, node_i, succ_start, succ, tmpl_i, tmpl_res, tmpl_rand, tmpl_const, tmpl_space, tmpl_amt = model
+    req_f, req_i, req_free, tool_i, tool_free, done_buf, admit_buf, ready_buf = table
+    lat_buf, lat_n, counts, attempts, win_f, win_n = out
+    rtype = req_i[req, Q_TYPE]
+    gi[TOOL_FREE_N] -= 1
+    tool = tool_free[gi[TOOL_FREE_N]]
+    k = node_i[rtype, node, N_TMPL]
+    tool_i[tool, T_REQ] = req
+    tool_i[tool, T_NODE] = node
+    tool_i[tool, T_TMPL] = k
+    tool_i[tool, T_PARTS] = 0
+    tool_i[tool, T_SPACE_POS] = 0
+    if req_i[req, Q_COUNTED]:
+        attempts[rtype, node] += 1
+    if tmpl_i[k, K_SPACES] and not acquire_space(spaces, model, table, tool, now):
+        return
+    start_work(gi, rates, model, table, draws, tool, now)
+
+
+@_compiled
+def request_done(gf: Any, gi: Any, table: Any, out: Any, req: int, now: float) -> None:
+    """Simulation._request_done for a request that completed."""
+    req_f, req_i, req_free, tool_i, tool_free, done_buf, admit_buf, ready_buf = table
+    lat_buf, lat_n, counts, attempts, win_f, win_n = out
+    n_sys = gi[N_SYS]
+    gf[SYS_INT] += n_sys * (now - gf[SYS_T])
+    gf[SYS_T] = now
+    gi[N_SYS] = n_sys - 1
+    rtype = req_i[req, Q_TYPE]
+    counts[rtype, C_INFLIGHT] -= 1
+    req_free[gi[REQ_FREE_N]] = req
+    gi[REQ_FREE_N] += 1
+    if not req_i[req, Q_COUNTED]:
+        return
+    counts[rtype, C_COUNTED_INFLIGHT] -= 1
+    lat_buf[rtype, lat_n[rtype]] = now - req_f[req]
+    lat_n[rtype] += 1
+
+
+@_compiled
+def finish_tool(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, tool: int,
+                now: float) -> None:  # fmt: skip
+    """Simulation._finish_tool: free its space, count its node done, start the successors it unblocks."""
+    space_f, space_i, sq_kf, sq_ki, sq_pf = spaces
+    type_f, type_i, node_i, succ_start, succ, tmpl_i, tmpl_res, tmpl_rand, tmpl_const, tmpl_space, tmpl_amt = model
+    req_f, req_i, req_free, tool_i, tool_free, done_buf, admit_buf, ready_buf = table
+    k = tool_i[tool, T_TMPL]
+    req = tool_i[tool, T_REQ]
+    node = tool_i[tool, T_NODE]
+    tool_free[gi[TOOL_FREE_N]] = tool
+    gi[TOOL_FREE_N] += 1
+    for pos in range(tmpl_i[k, K_SPACES]):
+        m = space_release(space_f, space_i, sq_kf, sq_ki, sq_pf, tmpl_space[k, pos], tmpl_amt[k, pos], now,
+                          admit_buf)  # fmt: skip
+        for i in range(m):
+            admitted = admit_buf[i]
+            tool_i[admitted, T_SPACE_POS] += 1
+            if acquire_space(spaces, model, table, admitted, now):
+                start_work(gi, rates, model, table, draws, admitted, now)
+    req_i[req, Q_LEFT] -= 1
+    if not req_i[req, Q_LEFT]:
+        request_done(gf, gi, table, out, req, now)
+        return
+    rtype = req_i[req, Q_TYPE]
+    for e in range(succ_start[rtype, node], succ_start[rtype, node + 1]):
+        nxt = succ[rtype, e]
+        req_i[req, Q_WAITING + nxt] -= 1
+        if not req_i[req, Q_WAITING + nxt]:
+            start_node(gi, rates, spaces, model, table, draws, out, req, nxt, now)
+
+
+@_compiled
+def drain_ready(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any,
+                now: float) -> None:  # fmt: skip
+    """Simulation._drain_ready: finish the tools that had no work, in the order they started."""
+    ready_buf = table[7]
+    head = 0
+    while head < gi[READY_N]:
+        tool = ready_buf[head]
+        head += 1
+        finish_tool(gf, gi, rates, spaces, model, table, draws, out, tool, now)
+    gi[READY_N] = 0
+
+
+@_compiled
+def push_event(gi: Any, events: Any, when: float, kind: int, payload: int) -> None:
+    """Simulation._schedule."""
+    ev_kf, ev_ki, ev_pf = events
+    heap_push(ev_kf, ev_ki, ev_pf, gi[EV_N], when, kind * KIND_SHIFT + gi[SEQ], payload, 0.0, 0.0)
+    gi[EV_N] += 1
+    gi[SEQ] += 1
+
+
+@_compiled
+def arrive(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, events: Any,
+           rtype: int, now: float) -> None:  # fmt: skip
+    """Simulation._arrive: schedule the type's next arrival, then start the new request's roots."""
+    type_f, type_i, node_i, succ_start, succ, tmpl_i, tmpl_res, tmpl_rand, tmpl_const, tmpl_space, tmpl_amt = model
+    req_f, req_i, req_free, tool_i, tool_free, done_buf, admit_buf, ready_buf = table
+    work_buf, work_pos, arr_buf, arr_pos = draws
+    lat_buf, lat_n, counts, attempts, win_f, win_n = out
+    if type_i[rtype, Y_POISSON]:
+        following = now + arr_buf[rtype, arr_pos[rtype, POS]] * type_f[rtype, Y_MEAN_GAP]
+        arr_pos[rtype, POS] += 1
+    else:
+        following = now + type_f[rtype, Y_MEAN_GAP]
+    if following < gf[HORIZON_S]:
+        push_event(gi, events, following, ARRIVAL, rtype)
+    counted = now >= gf[WARMUP_S]
+    gi[REQ_FREE_N] -= 1
+    req = req_free[gi[REQ_FREE_N]]
+    nodes = type_i[rtype, Y_NODES]
+    req_f[req] = now
+    req_i[req, Q_TYPE] = rtype
+    req_i[req, Q_LEFT] = nodes
+    req_i[req, Q_COUNTED] = 1 if counted else 0
+    for node in range(nodes):
+        req_i[req, Q_WAITING + node] = node_i[rtype, node, N_PREDS]
+    n_sys = gi[N_SYS]
+    gf[SYS_INT] += n_sys * (now - gf[SYS_T])
+    gf[SYS_T] = now
+    gi[N_SYS] = n_sys + 1
+    counts[rtype, C_INFLIGHT] += 1
+    if counted:
+        counts[rtype, C_ARRIVALS] += 1
+        counts[rtype, C_COUNTED_INFLIGHT] += 1
+    for node in range(nodes):
+        if node_i[rtype, node, N_PREDS] == 0:
+            start_node(gi, rates, spaces, model, table, draws, out, req, node, now)
+    if gi[READY_N]:
+        drain_ready(gf, gi, rates, spaces, model, table, draws, out, now)
+
+
+# ------------------------------------------------------------------------------------------- the measurement window
+
+
+@_compiled
+def snapshot(gf: Any, gi: Any, rates: Any, spaces: Any, out: Any, which: int, now: float) -> None:
+    """Simulation._snapshot into row ``which`` (0: start, 1: end) of the window arrays."""
+    rate_f, rate_i = rates[0], rates[1]
+    space_f, space_i = spaces[0], spaces[1]
+    win_f, win_n = out[4], out[5]
+    n_rates = rate_f.shape[0]
+    for r in range(n_rates):
+        rate_advance(rate_f, rate_i, r, now)
+    for s in range(space_f.shape[0]):
+        space_advance(space_f, space_i, s, now)
+    gf[SYS_INT] += gi[N_SYS] * (now - gf[SYS_T])
+    gf[SYS_T] = now
+    win_f[which, 0] = now
+    win_f[which, 1] = gf[SYS_INT]
+    win_n[which] = gi[N_SYS]
+    for r in range(n_rates):
+        win_f[which, 2 + 3 * r] = rate_f[r, R_BUSY]
+        win_f[which, 3 + 3 * r] = rate_f[r, R_NINT]
+        win_f[which, 4 + 3 * r] = rate_f[r, R_QINT]
+    base = 2 + 3 * n_rates
+    for s in range(space_f.shape[0]):
+        win_f[which, base + 2 * s] = space_f[s, S_USED_INT]
+        win_f[which, base + 2 * s + 1] = space_f[s, S_QINT]
+
+
+@_compiled
+def open_window(gf: Any, gi: Any, rates: Any, spaces: Any, out: Any, now: float) -> None:
+    """Simulation._open_window: snapshot, and measure maxima afresh."""
+    snapshot(gf, gi, rates, spaces, out, 0, now)
+    rate_i = rates[1]
+    space_f, space_i = spaces[0], spaces[1]
+    for r in range(rate_i.shape[0]):
+        rate_i[r, R_MAX_N] = rate_i[r, R_N]
+        rate_i[r, R_MAX_Q] = rate_i[r, R_QUEUE_N]
+    for s in range(space_f.shape[0]):
+        space_f[s, S_MAX_USED] = space_f[s, S_USED]
+        space_i[s, S_MAX_Q] = space_i[s, S_QUEUE_N]
+    gi[HAS_START] = 1
+
+
+@_compiled
+def close_window(gf: Any, gi: Any, rates: Any, spaces: Any, out: Any, now: float) -> None:
+    """Simulation._close_window (once; opens the window first if the warmup never ended)."""
+    if gi[HAS_END]:
+        return
+    if not gi[HAS_START]:
+        open_window(gf, gi, rates, spaces, out, now)
+    snapshot(gf, gi, rates, spaces, out, 1, now)
+    gi[HAS_END] = 1
+
+
+# ------------------------------------------------------------------------------------------------------- the loop
+
+
+@_compiled
+def _room(gi: Any, model: Any, table: Any, draws: Any, out: Any) -> int:
+    """What must be refilled or grown before the next event can surely run to its end (DONE when nothing)."""
+    tmpl_i = model[5]
+    req_f, tool_i = table[0], table[3]
+    work_buf, work_pos = draws[0], draws[1]
+    lat_buf, lat_n = out[0], out[1]
+    n_sys = gi[N_SYS]
+    tools_bound = (n_sys + 1) * gi[MAX_NODES]
+    if n_sys + 1 > req_f.shape[0] or tools_bound > tool_i.shape[0] or FLUSH_EVERY + n_sys + 1 > lat_buf.shape[1]:
+        return GROW
+    for t in range(lat_n.shape[0]):
+        if lat_n[t] >= FLUSH_EVERY:
+            gi[STATUS_ARG] = t
+            return FLUSH
+    for k in range(tmpl_i.shape[0]):
+        if tmpl_i[k, K_RANDOM] and work_pos[k, LEN] - work_pos[k, POS] < tools_bound:
+            gi[STATUS_ARG] = k
+            return NEED_WORK
+    return DONE
+
+
+@_compiled
+def run_events(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any,
+               events: Any) -> int:  # fmt: skip
+    """Simulation.run's loop up to gf[LIMIT]; returns a status (see the module docstring)."""
+    rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf = rates
+    ev_kf, ev_ki, ev_pf = events
+    type_i = model[1]
+    arr_pos = draws[3]
+    done_buf = table[5]
+    limit = gf[LIMIT]
+    n_rates = next_times.shape[0]
+    while not gi[FINISHED]:
+        status = _room(gi, model, table, draws, out)
+        if status != DONE:
+            return status
+        t_res = next_times[0]
+        index = 0
+        for r in range(1, n_rates):
+            if next_times[r] < t_res:
+                t_res = next_times[r]
+                index = r
+        t_ev = ev_kf[0] if gi[EV_N] else INF
+        if t_res <= t_ev:
+            if t_res == INF:
+                gi[FINISHED] = 1
+                break
+            if t_res > limit:
+                return PAUSED
+            gf[NOW] = t_res
+            m = rate_complete(rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf, index, t_res,
+                              done_buf)  # fmt: skip
+            tool_i = table[3]
+            for i in range(m):
+                tool = done_buf[i]
+                tool_i[tool, T_PARTS] -= 1
+                if not tool_i[tool, T_PARTS]:
+                    finish_tool(gf, gi, rates, spaces, model, table, draws, out, tool, t_res)
+            if gi[READY_N]:
+                drain_ready(gf, gi, rates, spaces, model, table, draws, out, t_res)
+        else:
+            if t_ev > limit:
+                return PAUSED
+            kind = ev_ki[0, 0] // KIND_SHIFT
+            payload = ev_ki[0, 1]
+            if kind == ARRIVAL and type_i[payload, Y_POISSON] and arr_pos[payload, POS] >= arr_pos[payload, LEN]:
+                gi[STATUS_ARG] = payload
+                return NEED_ARRIVALS
+            heap_pop(ev_kf, ev_ki, ev_pf, gi[EV_N])
+            gi[EV_N] -= 1
+            now = t_ev
+            gf[NOW] = now
+            if kind == ARRIVAL:
+                arrive(gf, gi, rates, spaces, model, table, draws, out, events, payload, now)
+                if gi[N_SYS] > gi[MAX_IN_FLIGHT]:
+                    gi[UNSTABLE] = UNSTABLE_IN_FLIGHT
+                    close_window(gf, gi, rates, spaces, out, now)
+                    gi[FINISHED] = 1
+            elif kind == WARMUP:
+                open_window(gf, gi, rates, spaces, out, now)
+            else:
+                close_window(gf, gi, rates, spaces, out, now)
+                if not gi[DRAIN] or gi[UNSTABLE]:
+                    gi[STOPPED] = 1
+                    gi[FINISHED] = 1
+        gi[EVENTS] += 1
+        if gi[EVENTS] >= gi[MAX_EVENTS_I]:
+            return MAX_EVENTS
+    return DONE
