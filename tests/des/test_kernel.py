@@ -33,12 +33,14 @@ def differences(python: Any, compiled: Any, path: str = "") -> list[str]:
         keys = sorted(set(python) | set(compiled))
         return [d for k in keys for d in differences(python.get(k), compiled.get(k), f"{path}.{k}")]
     if isinstance(python, list) and isinstance(compiled, list) and len(python) == len(compiled):
-        return [d for i, (a, b) in enumerate(zip(python, compiled, strict=True)) for d in differences(a, b, f"{path}[{i}]")]
+        pairs = enumerate(zip(python, compiled, strict=True))
+        return [d for i, (a, b) in pairs for d in differences(a, b, f"{path}[{i}]")]
     if python == compiled or (isinstance(python, float) and isinstance(compiled, float) and math.isnan(python)
                               and math.isnan(compiled)):  # fmt: skip
         return []
     if isinstance(python, float) and isinstance(compiled, float):
-        return [f"{path}: {python!r} vs {compiled!r} (relative {abs(python - compiled) / max(abs(python), 1e-300):.3g})"]
+        relative = abs(python - compiled) / max(abs(python), 1e-300)
+        return [f"{path}: {python!r} vs {compiled!r} (relative {relative:.3g})"]
     return [f"{path}: {python!r} vs {compiled!r}"]
 
 
@@ -158,8 +160,10 @@ def test_the_event_limit_is_enforced_as_in_the_engine() -> None:
     [
         (lambda: faulty(), "failures or timeouts"),
         (lambda: load_scenario(f"{SCENARIOS}/rag_with_failures.yaml"), "request_types.summarise.variants"),
-        (lambda: fork_join(request_types={"r": {"rate_per_min": 6, "nodes": {"a": {"tool": "a", "prob": 0.5}}}}),
-         "request_types.r.nodes.a.prob"),
+        (
+            lambda: fork_join(request_types={"r": {"rate_per_min": 6, "nodes": {"a": {"tool": "a", "prob": 0.5}}}}),
+            "request_types.r.nodes.a.prob",
+        ),
     ],
 )
 def test_a_model_v2_scenario_is_refused_with_what_is_missing(scenario: Any, feature: str) -> None:

@@ -83,6 +83,12 @@ class CompiledSimulation:
         ScenarioError: the scenario uses a feature the kernel does not cover yet.
     """
 
+    req_f: Any
+    req_i: Any
+    req_free: Any
+    tool_i: Any
+    tool_free: Any
+
     def __init__(self, scenario: Scenario, seed: int, replication: int = 0) -> None:
         missing = unsupported_features(scenario)
         if missing:
@@ -173,7 +179,7 @@ class CompiledSimulation:
                 for s in succs:
                     succ[t, edges] = s
                     edges += 1
-            succ_start[t, len(dag.preds):] = edges
+            succ_start[t, len(dag.preds) :] = edges
         tmpl_i = np.zeros((n_tmpl, 3), dtype=np.int64)
         tmpl_res = np.zeros((n_tmpl, max_parts), dtype=np.int64)
         tmpl_rand = np.zeros((n_tmpl, max_parts), dtype=np.int64)
@@ -221,7 +227,7 @@ class CompiledSimulation:
         else:
             n_free = 0
         fresh = np.arange(capacity - 1, used - 1, -1, dtype=np.int64)
-        req_free[n_free:n_free + fresh.size] = fresh
+        req_free[n_free : n_free + fresh.size] = fresh
         self.gi[K.REQ_FREE_N] = n_free + fresh.size
         self.req_f, self.req_i, self.req_free = req_f, req_i, req_free
 
@@ -245,7 +251,7 @@ class CompiledSimulation:
             n_free = int(self.gi[K.TOOL_FREE_N])
             tool_free[:n_free] = self.tool_free[:n_free]
         fresh = np.arange(capacity - 1, used - 1, -1, dtype=np.int64)
-        tool_free[n_free:n_free + fresh.size] = fresh
+        tool_free[n_free : n_free + fresh.size] = fresh
         self.gi[K.TOOL_FREE_N] = n_free + fresh.size
         self.tool_free = tool_free
         self.rh_kf = grown(get("rh_kf"), (n_rates, capacity))
@@ -300,7 +306,7 @@ class CompiledSimulation:
         self.work_pos[k] = (0, left + blocks * BLOCK)
 
     def _schedule_start(self) -> None:
-        gf, gi, rates, spaces, model, table, draws, out, events = self._bundles()
+        gi, model, events = self.gi, self.model, self._bundles()[8]
         K.push_event(gi, events, self.scenario.warmup_s, K.WARMUP, -1)
         K.push_event(gi, events, self.scenario.horizon_s, K.HORIZON, -1)
         type_f, type_i = model[0], model[1]
@@ -413,7 +419,7 @@ class CompiledSimulation:
     # ---------------------------------------------------------------------------------------------- the summary
 
     def _close_window(self, now: float) -> None:
-        gf, gi, rates, spaces, model, table, draws, out, events = self._bundles()
+        gf, gi, rates, spaces, _, _, _, out, _ = self._bundles()
         K.close_window(gf, gi, rates, spaces, out, now)
 
     @property
@@ -438,19 +444,19 @@ class CompiledSimulation:
     @property
     def rates(self) -> list[RateView]:
         """The rate resources' names, capacities and maxima."""
+        f, i = self.rate_f, self.rate_i
         return [
-            RateView(name, float(self.rate_f[i, K.R_CAPACITY]), int(self.rate_i[i, K.R_MAX_N]),
-                     int(self.rate_i[i, K.R_MAX_Q]))  # fmt: skip
-            for i, name in enumerate(self.rate_names)
+            RateView(name, float(f[r, K.R_CAPACITY]), int(i[r, K.R_MAX_N]), int(i[r, K.R_MAX_Q]))
+            for r, name in enumerate(self.rate_names)
         ]
 
     @property
     def spaces(self) -> list[SpaceView]:
         """The space resources' names, capacities and maxima."""
+        f, i = self.space_f, self.space_i
         return [
-            SpaceView(name, float(self.space_f[i, K.S_CAPACITY]), float(self.space_f[i, K.S_MAX_USED]),
-                      int(self.space_i[i, K.S_MAX_Q]))  # fmt: skip
-            for i, name in enumerate(self.space_names)
+            SpaceView(name, float(f[s, K.S_CAPACITY]), float(f[s, K.S_MAX_USED]), int(i[s, K.S_MAX_Q]))
+            for s, name in enumerate(self.space_names)
         ]
 
     @property

@@ -12,6 +12,21 @@ of them, when a latency buffer holds a batch to fold into its sketch, when a tab
 ended. Before each event it checks that whatever the event could use is there, so it never stops half-way through
 one.
 
+The arrays travel in tuples, always in this order (compiled.py builds them):
+
+- ``rates``: rate_f, rate_i (the R_* columns), next_times, the served heaps rh_kf, rh_ki, rh_pf (virtual finish;
+  sequence and tool; weight) and the waiting queues rq_kf, rq_ki, rq_pf (-priority; sequence and tool; work and
+  weight), one row per resource;
+- ``spaces``: space_f, space_i (the S_* columns), the queues sq_kf, sq_ki, sq_pf (-priority; order and tool; amount);
+- ``model``: type_f, type_i (Y_*), node_i (N_*), succ_start, succ (each node's successors), tmpl_i (K_*), tmpl_res,
+  tmpl_rand, tmpl_const (per template part: its rate resource, whether drawn, its constant), tmpl_space, tmpl_amt;
+- ``table``: req_f (arrival time), req_i (Q_*), req_free, tool_i (T_*), tool_free, and the scratch lists done_buf,
+  admit_buf, ready_buf;
+- ``draws``: work_buf (template, part, draw), work_pos and arr_buf, arr_pos (next unused, end: POS, LEN);
+- ``out``: lat_buf, lat_n (latencies not yet in a sketch), counts (C_*), attempts (per type and node), win_f, win_n
+  (the window snapshots: time, sys integral, three integrals per rate resource, two per space; requests in system);
+- ``events``: ev_kf, ev_ki, ev_pf (time; kind * KIND_SHIFT + sequence and payload; unused).
+
 Heaps hold unique keys (a float, then a sequence number), so any correct binary heap pops them in the same order as
 Python's ``heapq``.
 """
@@ -68,6 +83,9 @@ C_INFLIGHT, C_COUNTED_INFLIGHT, C_ARRIVALS = range(3)
 POS, LEN = range(2)
 
 
+_OPTIONS: dict[str, Any] = {"cache": True, "nogil": True, "_nrt": False}
+
+
 def _compiled(function: F) -> F:
     """``numba.njit`` with the on-disk cache, keeping the function's type for mypy.
 
@@ -76,12 +94,12 @@ def _compiled(function: F) -> F:
     increments and decrements on every row view and tuple unpacking took about 80% of an event (M/M/1-PS: 0.4 M
     requests/s with it, 1.9 M without).
     """
-    return cast(F, numba.njit(cache=True, nogil=True, _nrt=False)(function))
+    return cast(F, numba.njit(**_OPTIONS)(function))
 
 
 def _inlined(function: F) -> F:
     """:func:`_compiled`, inlined into its callers at numba's level (the small helpers of the hot paths)."""
-    return cast(F, numba.njit(cache=True, nogil=True, inline="always", _nrt=False)(function))
+    return cast(F, numba.njit(inline="always", **_OPTIONS)(function))
 
 
 # ------------------------------------------------------------------------------------------------------------ heaps
@@ -89,7 +107,8 @@ def _inlined(function: F) -> F:
 
 @_inlined
 def _less(kf: Any, ki: Any, a: int, b: int) -> bool:
-    return kf[a] < kf[b] or (kf[a] == kf[b] and ki[a, 0] < ki[b, 0])
+    less: bool = kf[a] < kf[b] or (kf[a] == kf[b] and ki[a, 0] < ki[b, 0])
+    return less
 
 
 @_inlined
@@ -343,10 +362,11 @@ def space_release(space_f: Any, space_i: Any, sq_kf: Any, sq_ki: Any, sq_pf: Any
 @_compiled
 def start_work(gi: Any, rates: Any, model: Any, table: Any, draws: Any, tool: int, now: float) -> None:
     """Simulation._start_work: draw the tool's work and join its rate resources (or finish it at once)."""
-    rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf = rates
-    type_f, type_i, node_i, succ_start, succ, tmpl_i, tmpl_res, tmpl_rand, tmpl_const, tmpl_space, tmpl_amt = model
-    req_f, req_i, req_free, tool_i, tool_free, done_buf, admit_buf, ready_buf = table
-    work_buf, work_pos, arr_buf, arr_pos = draws
+    rate_f, rate_i, next_times, rh_kf = rates[0], rates[1], rates[2], rates[3]
+    rh_ki, rh_pf, rq_kf, rq_ki, rq_pf = rates[4], rates[5], rates[6], rates[7], rates[8]
+    type_f, type_i, tmpl_i, tmpl_res, tmpl_rand, tmpl_const = model[0], model[1], model[5], model[6], model[7], model[8]
+    req_i, tool_i, ready_buf = table[1], table[3], table[7]
+    work_buf, work_pos = draws[0], draws[1]
     k = tool_i[tool, T_TMPL]
     rtype = req_i[tool_i[tool, T_REQ], Q_TYPE]
     weight = type_f[rtype, Y_WEIGHT]
@@ -373,9 +393,9 @@ def start_work(gi: Any, rates: Any, model: Any, table: Any, draws: Any, tool: in
 @_compiled
 def acquire_space(spaces: Any, model: Any, table: Any, tool: int, now: float) -> bool:
     """Simulation._acquire_space: take the template's spaces in order from where the tool stands."""
-    space_f, space_i, sq_kf, sq_ki, sq_pf = spaces
-    type_f, type_i, node_i, succ_start, succ, tmpl_i, tmpl_res, tmpl_rand, tmpl_const, tmpl_space, tmpl_amt = model
-    req_f, req_i, req_free, tool_i, tool_free, done_buf, admit_buf, ready_buf = table
+    space_f, space_i, sq_kf, sq_ki, sq_pf = spaces[0], spaces[1], spaces[2], spaces[3], spaces[4]
+    type_i, tmpl_i, tmpl_space, tmpl_amt = model[1], model[5], model[9], model[10]
+    req_i, tool_i = table[1], table[3]
     k = tool_i[tool, T_TMPL]
     priority = type_i[req_i[tool_i[tool, T_REQ], Q_TYPE], Y_PRIORITY]
     while tool_i[tool, T_SPACE_POS] < tmpl_i[k, K_SPACES]:
@@ -391,9 +411,9 @@ def acquire_space(spaces: Any, model: Any, table: Any, tool: int, now: float) ->
 def start_node(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, req: int, node: int,
                now: float) -> None:  # fmt: skip
     """Simulation._start for a node that always runs and cannot fail."""
-    type_f, type_i, node_i, succ_start, succ, tmpl_i, tmpl_res, tmpl_rand, tmpl_const, tmpl_space, tmpl_amt = model
-    req_f, req_i, req_free, tool_i, tool_free, done_buf, admit_buf, ready_buf = table
-    lat_buf, lat_n, counts, attempts, win_f, win_n = out
+    node_i, tmpl_i = model[2], model[5]
+    req_i, tool_i, tool_free = table[1], table[3], table[4]
+    attempts = out[3]
     rtype = req_i[req, Q_TYPE]
     gi[TOOL_FREE_N] -= 1
     tool = tool_free[gi[TOOL_FREE_N]]
@@ -413,8 +433,8 @@ def start_node(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: 
 @_compiled
 def request_done(gf: Any, gi: Any, table: Any, out: Any, req: int, now: float) -> None:
     """Simulation._request_done for a request that completed."""
-    req_f, req_i, req_free, tool_i, tool_free, done_buf, admit_buf, ready_buf = table
-    lat_buf, lat_n, counts, attempts, win_f, win_n = out
+    req_f, req_i, req_free = table[0], table[1], table[2]
+    lat_buf, lat_n, counts = out[0], out[1], out[2]
     n_sys = gi[N_SYS]
     gf[SYS_INT] += n_sys * (now - gf[SYS_T])
     gf[SYS_T] = now
@@ -434,9 +454,9 @@ def request_done(gf: Any, gi: Any, table: Any, out: Any, req: int, now: float) -
 def finish_tool(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, tool: int,
                 now: float) -> None:  # fmt: skip
     """Simulation._finish_tool: free its space, count its node done, start the successors it unblocks."""
-    space_f, space_i, sq_kf, sq_ki, sq_pf = spaces
-    type_f, type_i, node_i, succ_start, succ, tmpl_i, tmpl_res, tmpl_rand, tmpl_const, tmpl_space, tmpl_amt = model
-    req_f, req_i, req_free, tool_i, tool_free, done_buf, admit_buf, ready_buf = table
+    space_f, space_i, sq_kf, sq_ki, sq_pf = spaces[0], spaces[1], spaces[2], spaces[3], spaces[4]
+    succ_start, succ, tmpl_i, tmpl_space, tmpl_amt = model[3], model[4], model[5], model[9], model[10]
+    req_i, tool_i, tool_free, admit_buf = table[1], table[3], table[4], table[6]
     k = tool_i[tool, T_TMPL]
     req = tool_i[tool, T_REQ]
     node = tool_i[tool, T_NODE]
@@ -478,7 +498,7 @@ def drain_ready(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: An
 @_compiled
 def push_event(gi: Any, events: Any, when: float, kind: int, payload: int) -> None:
     """Simulation._schedule."""
-    ev_kf, ev_ki, ev_pf = events
+    ev_kf, ev_ki, ev_pf = events[0], events[1], events[2]
     heap_push(ev_kf, ev_ki, ev_pf, gi[EV_N], when, kind * KIND_SHIFT + gi[SEQ], payload, 0.0, 0.0)
     gi[EV_N] += 1
     gi[SEQ] += 1
@@ -488,10 +508,10 @@ def push_event(gi: Any, events: Any, when: float, kind: int, payload: int) -> No
 def arrive(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, events: Any,
            rtype: int, now: float) -> None:  # fmt: skip
     """Simulation._arrive: schedule the type's next arrival, then start the new request's roots."""
-    type_f, type_i, node_i, succ_start, succ, tmpl_i, tmpl_res, tmpl_rand, tmpl_const, tmpl_space, tmpl_amt = model
-    req_f, req_i, req_free, tool_i, tool_free, done_buf, admit_buf, ready_buf = table
-    work_buf, work_pos, arr_buf, arr_pos = draws
-    lat_buf, lat_n, counts, attempts, win_f, win_n = out
+    type_f, type_i, node_i = model[0], model[1], model[2]
+    req_f, req_i, req_free = table[0], table[1], table[2]
+    arr_buf, arr_pos = draws[2], draws[3]
+    counts = out[2]
     if type_i[rtype, Y_POISSON]:
         following = now + arr_buf[rtype, arr_pos[rtype, POS]] * type_f[rtype, Y_MEAN_GAP]
         arr_pos[rtype, POS] += 1
@@ -587,7 +607,7 @@ def _room(gi: Any, model: Any, table: Any, draws: Any, out: Any) -> int:
     """What must be refilled or grown before the next event can surely run to its end (DONE when nothing)."""
     tmpl_i = model[5]
     req_f, tool_i = table[0], table[3]
-    work_buf, work_pos = draws[0], draws[1]
+    work_pos = draws[1]
     lat_buf, lat_n = out[0], out[1]
     n_sys = gi[N_SYS]
     tools_bound = (n_sys + 1) * gi[MAX_NODES]
@@ -608,8 +628,9 @@ def _room(gi: Any, model: Any, table: Any, draws: Any, out: Any) -> int:
 def run_events(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any,
                events: Any) -> int:  # fmt: skip
     """Simulation.run's loop up to gf[LIMIT]; returns a status (see the module docstring)."""
-    rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf = rates
-    ev_kf, ev_ki, ev_pf = events
+    rate_f, rate_i, next_times, rh_kf = rates[0], rates[1], rates[2], rates[3]
+    rh_ki, rh_pf, rq_kf, rq_ki, rq_pf = rates[4], rates[5], rates[6], rates[7], rates[8]
+    ev_kf, ev_ki, ev_pf = events[0], events[1], events[2]
     type_i = model[1]
     arr_pos = draws[3]
     done_buf = table[5]
