@@ -7,6 +7,7 @@ import dataclasses
 import math
 from typing import Any
 
+import msgpack
 import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -86,6 +87,20 @@ def test_a_run_in_slices_equals_the_python_engine_slice_by_slice() -> None:
         assert (compiled.now, compiled.events) == (python.now, python.events)
     assert compiled.run() and python.run()
     assert plain(compiled.summary()) == plain(python.summary())
+
+
+def test_a_run_saved_and_resumed_at_every_slice_equals_the_uninterrupted_one() -> None:
+    scenario = fork_join(horizon_s=1_500.0)
+    python = Simulation(scenario, 5, 2)
+    python.run()
+    compiled = CompiledSimulation(scenario, 5, 2)
+    for until_s in (0.1, 100.0, 450.5, 1_000.0, 1_500.0, 1_600.0):
+        compiled.run(until_s)
+        state = msgpack.unpackb(msgpack.packb(compiled.state_dict()))
+        compiled = CompiledSimulation.from_state(scenario, state)
+    assert compiled.run()
+    assert plain(compiled.summary()) == plain(python.summary())
+    assert compiled.events == python.events
 
 
 def test_a_paused_run_summarises_as_the_python_engine_does() -> None:

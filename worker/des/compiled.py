@@ -20,13 +20,30 @@ from typing import Any
 import numpy as np
 
 from simfleet.shared.errors import ScenarioError, SimulationError
-from simfleet.shared.messages.des import NODE_FIGURES, ReplicationSummary
+from simfleet.shared.messages import decode, to_wire
+from simfleet.shared.messages.des import NODE_FIGURES, ReplicationSummary, SketchData
 from simfleet.worker.des import kernel as K
 from simfleet.worker.des.entities import TypeSpec
 from simfleet.worker.des.limits import check_number
 from simfleet.worker.des.scenario import Scenario
 from simfleet.worker.des.sketch import LatencySketch
-from simfleet.worker.des.streams import BLOCK, make_generators
+from simfleet.worker.des.streams import BLOCK, generator_state, make_generators, restore_generator
+
+STATE_VERSION = 1
+STATE_ARRAYS = (
+    "gf", "gi", "rate_f", "rate_i", "next_times", "rh_kf", "rh_ki", "rh_pf", "rq_kf", "rq_ki", "rq_pf", "space_f",
+    "space_i", "sq_kf", "sq_ki", "sq_pf", "req_f", "req_i", "req_free", "tool_i", "tool_free", "work_buf", "work_pos",
+    "arr_buf", "arr_pos", "lat_buf", "lat_n", "counts", "attempts", "win_f", "win_n", "ev_kf", "ev_ki", "ev_pf",
+)  # fmt: skip
+"""The arrays that make up a run's state (the model tables and scratch lists are rebuilt from the scenario)."""
+
+
+def _array_data(array: Any) -> dict[str, Any]:
+    return {"dtype": array.dtype.str, "shape": list(array.shape), "data": array.tobytes()}
+
+
+def _array_from(data: dict[str, Any]) -> Any:
+    return np.frombuffer(data["data"], dtype=np.dtype(data["dtype"])).reshape(data["shape"]).copy()
 
 
 def unsupported_features(scenario: Scenario) -> list[str]:
@@ -484,6 +501,57 @@ class CompiledSimulation:
             n = int(self.lat_n[t])
             sketch.add_many(self.lat_buf[t, :n].tolist())
             self.lat_n[t] = 0
+
+    # ------------------------------------------------------------------------------------------ saving and resuming
+
+    def state_dict(self) -> dict[str, Any]:
+        """The whole run's state as msgpack-serialisable data: its arrays (as raw bytes), generators and sketches.
+
+        Only :meth:`from_state` of this class reads it (it is not the Python engine's state format).
+        """
+        arrays = {name: _array_data(getattr(self, name)) for name in STATE_ARRAYS}
+        return {
+            "version": STATE_VERSION,
+            "kind": "compiled-v1",
+            "scenario": self.scenario.name,
+            "seed": self.seed,
+            "replication": self.replication,
+            "arrays": arrays,
+            "arrival_rngs": [generator_state(rng) for rng in self.arrival_rngs],
+            "work_rngs": [generator_state(rng) for rng in self.work_rngs],
+            "sketches": [to_wire(sketch.to_data()) for sketch in self.sketches],
+            "unstable_reason": self.unstable_reason,
+            "stopped_at_horizon": self.stopped_at_horizon,
+            "finished": self.finished,
+            "wall_s": self.wall_s,
+        }
+
+    @classmethod
+    def from_state(cls, scenario: Scenario, state: dict[str, Any]) -> CompiledSimulation:
+        """A run that continues exactly where the one that produced ``state`` (:meth:`state_dict`) stopped."""
+        if state.get("version") != STATE_VERSION or state.get("kind") != "compiled-v1":
+            raise SimulationError(
+                f"unsupported compiled DES state (version {state.get('version')!r}, kind {state.get('kind')!r}; "
+                f"expected version {STATE_VERSION}, kind 'compiled-v1')"
+            )
+        if state["scenario"] != scenario.name:
+            raise SimulationError(f"state is of scenario {state['scenario']!r}, not {scenario.name!r}")
+        sim = cls(scenario, int(state["seed"]), int(state["replication"]))
+        for name in STATE_ARRAYS:
+            setattr(sim, name, _array_from(state["arrays"][name]))
+        capacity = sim.tool_i.shape[0]
+        sim.done_buf, sim.admit_buf, sim.ready_buf = (np.zeros(capacity, dtype=np.int64) for _ in range(3))
+        for rng, saved in zip(sim.arrival_rngs + sim.work_rngs, state["arrival_rngs"] + state["work_rngs"],
+                              strict=True):  # fmt: skip
+            restore_generator(rng, saved)
+        sim.sketches = [
+            LatencySketch.from_data(decode(SketchData, d, what="DES state sketch")) for d in state["sketches"]
+        ]
+        sim.unstable_reason = state["unstable_reason"]
+        sim.stopped_at_horizon = bool(state["stopped_at_horizon"])
+        sim.finished = bool(state["finished"])
+        sim.wall_s = float(state["wall_s"])
+        return sim
 
     def summary(self) -> ReplicationSummary:
         """The replication's figures, as :meth:`Simulation.summary <simfleet.worker.des.engine.Simulation.summary>`."""
