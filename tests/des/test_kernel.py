@@ -84,7 +84,11 @@ def test_a_run_in_slices_equals_the_python_engine_slice_by_slice() -> None:
     python, compiled = Simulation(scenario, 3, 1), CompiledSimulation(scenario, 3, 1)
     for until_s in (0.5, 99.0, 100.0, 333.3, 1_200.0, 1_500.0, 1_700.0):
         assert compiled.run(until_s) == python.run(until_s)
-        assert (compiled.now, compiled.events) == (python.now, python.events)
+        assert (compiled.now, compiled.events, compiled.next_event_s) == (
+            python.now,
+            python.events,
+            python.next_event_s,
+        )
     assert compiled.run() and python.run()
     assert plain(compiled.summary()) == plain(python.summary())
 

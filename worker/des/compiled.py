@@ -350,6 +350,12 @@ class CompiledSimulation:
         return int(self.gi[K.EVENTS])
 
     @property
+    def next_event_s(self) -> float:
+        """The simulated time of the next event (infinite when nothing is left), as ``Simulation.next_event_s``."""
+        t_ev = float(self.ev_kf[0]) if self.gi[K.EV_N] else float("inf")
+        return min(float(self.next_times.min()), t_ev)
+
+    @property
     def n_sys(self) -> int:
         """Requests in flight."""
         return int(self.gi[K.N_SYS])
@@ -374,6 +380,7 @@ class CompiledSimulation:
                     self._check_stuck()
                     return True
                 if status == K.PAUSED:
+                    self.stopped_at_horizon = bool(self.gi[K.STOPPED])
                     self._flush_full()
                     return False
                 if status == K.NEED_ARRIVALS:
