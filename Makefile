@@ -39,6 +39,7 @@ lint: $(STAMP)
 # them at once, about 5 s of a core apiece, on a fresh clone).
 unit: $(STAMP)
 	$(BIN)/python -m simfleet.worker.lifecycle.backends.numba_backend --warm
+	$(BIN)/python -m simfleet.worker.des.compiled --warm
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 ## make test: lint plus the whole suite (what CI runs)
