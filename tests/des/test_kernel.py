@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -20,7 +21,7 @@ from simfleet.worker.des.scenario import Scenario, load_scenario, parse_scenario
 
 from .helpers import faulty, fork_join, one_queue, without_wall_clock
 
-SCENARIOS = "config/scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 V1_EXAMPLES = ["deep_research_sla", "mixed_workload", "npu_bottleneck", "web_search_load_test"]
 
 
@@ -74,7 +75,7 @@ def test_compiled_summary_equals_the_python_engines(make: Any, seed: int, replic
 
 @pytest.mark.parametrize("name", V1_EXAMPLES)
 def test_example_scenarios_give_the_same_summary(name: str) -> None:
-    scenario = load_scenario(f"{SCENARIOS}/{name}.yaml")
+    scenario = load_scenario(SCENARIOS / f"{name}.yaml")
     for seed, replication in ((0, 0), (5, 2)):
         assert_same_run(scenario, seed, replication)
 
@@ -178,7 +179,7 @@ def test_the_event_limit_is_enforced_as_in_the_engine() -> None:
     "scenario, feature",
     [
         (lambda: faulty(), "failures or timeouts"),
-        (lambda: load_scenario(f"{SCENARIOS}/rag_with_failures.yaml"), "request_types.summarise.variants"),
+        (lambda: load_scenario(SCENARIOS / "rag_with_failures.yaml"), "request_types.summarise.variants"),
         (
             lambda: fork_join(request_types={"r": {"rate_per_min": 6, "nodes": {"a": {"tool": "a", "prob": 0.5}}}}),
             "request_types.r.nodes.a.prob",
