@@ -167,6 +167,14 @@ def test_an_overloaded_system_grows_the_tables_and_stops_at_the_horizon() -> Non
     assert summary["stopped_at_horizon"] and summary["unstable_reason"].startswith("offered load reaches capacity")
 
 
+def test_thousands_in_flight_grow_every_table_and_the_draws_ahead() -> None:
+    # 10 requests a second on a server that finishes 1: over 4,000 in flight, past the first sizes of the request,
+    # tool and latency tables and of the work draws kept ahead of use.
+    scenario = one_queue(600, {"dist": "exponential", "mean": 1.0}, horizon_s=480.0)
+    summary = assert_same_run(scenario, 6, 1)
+    assert summary["in_flight"] > 4_100
+
+
 def test_the_event_limit_is_enforced_as_in_the_engine() -> None:
     scenario = dataclasses.replace(one_queue(60, 0.5, horizon_s=1_000.0), max_events=500)
     with pytest.raises(SimulationError, match="max_events"):
