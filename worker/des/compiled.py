@@ -23,6 +23,7 @@ from simfleet.shared.errors import ScenarioError, SimulationError
 from simfleet.shared.messages import decode, to_wire
 from simfleet.shared.messages.des import NODE_FIGURES, ReplicationSummary, SketchData
 from simfleet.worker.des import kernel as K
+from simfleet.worker.des import kernel_resources as KR
 from simfleet.worker.des.entities import TypeSpec
 from simfleet.worker.des.limits import check_number
 from simfleet.worker.des.scenario import Scenario
@@ -163,22 +164,22 @@ class CompiledSimulation:
         self.gi[K.MAX_EVENTS_I], self.gi[K.MAX_IN_FLIGHT] = sc.max_events, sc.max_in_flight
         self.gi[K.MAX_NODES] = max_nodes
         self.gi[K.UNSTABLE] = K.UNSTABLE_LOAD if self.unstable_reason else 0
-        rate_f = np.zeros((n_rates, K.N_RF))
-        rate_i = np.zeros((n_rates, K.N_RI), dtype=np.int64)
-        rate_i[:, K.R_MAX_ACTIVE] = 1 << 62
+        rate_f = np.zeros((n_rates, KR.N_RF))
+        rate_i = np.zeros((n_rates, KR.N_RI), dtype=np.int64)
+        rate_i[:, KR.R_MAX_ACTIVE] = 1 << 62
         for i, name in enumerate(self.rate_names):
             res = sc.resources[name]
-            rate_f[i, K.R_CAPACITY] = res.capacity
-            rate_f[i, K.R_CAP] = np.inf if res.per_tool_cap is None else res.per_tool_cap
+            rate_f[i, KR.R_CAPACITY] = res.capacity
+            rate_f[i, KR.R_CAP] = np.inf if res.per_tool_cap is None else res.per_tool_cap
             if res.max_active is not None:
-                rate_i[i, K.R_MAX_ACTIVE] = res.max_active
+                rate_i[i, KR.R_MAX_ACTIVE] = res.max_active
         # A scenario without rate resources still has one idle row, as the engine's next_times has one entry.
         self.next_times = np.full(n_rates, np.inf)
         self.rate_f, self.rate_i = rate_f, rate_i
-        self.space_f = np.zeros((n_spaces, K.N_SF))
-        self.space_i = np.zeros((n_spaces, K.N_SI), dtype=np.int64)
+        self.space_f = np.zeros((n_spaces, KR.N_SF))
+        self.space_i = np.zeros((n_spaces, KR.N_SI), dtype=np.int64)
         for i, name in enumerate(self.space_names):
-            self.space_f[i, K.S_CAPACITY] = sc.resources[name].capacity
+            self.space_f[i, KR.S_CAPACITY] = sc.resources[name].capacity
         type_f = np.zeros((n_types, 2))
         type_i = np.zeros((n_types, 3), dtype=np.int64)
         node_i = np.zeros((n_types, max_nodes, 2), dtype=np.int64)
@@ -470,7 +471,7 @@ class CompiledSimulation:
         """The rate resources' names, capacities and maxima."""
         f, i = self.rate_f, self.rate_i
         return [
-            RateView(name, float(f[r, K.R_CAPACITY]), int(i[r, K.R_MAX_N]), int(i[r, K.R_MAX_Q]))
+            RateView(name, float(f[r, KR.R_CAPACITY]), int(i[r, KR.R_MAX_N]), int(i[r, KR.R_MAX_Q]))
             for r, name in enumerate(self.rate_names)
         ]
 
@@ -479,7 +480,7 @@ class CompiledSimulation:
         """The space resources' names, capacities and maxima."""
         f, i = self.space_f, self.space_i
         return [
-            SpaceView(name, float(f[s, K.S_CAPACITY]), float(f[s, K.S_MAX_USED]), int(i[s, K.S_MAX_Q]))
+            SpaceView(name, float(f[s, KR.S_CAPACITY]), float(f[s, KR.S_MAX_USED]), int(i[s, KR.S_MAX_Q]))
             for s, name in enumerate(self.space_names)
         ]
 

@@ -1,4 +1,4 @@
-"""The DES event loop of model v1 compiled with numba, for :mod:`simfleet.worker.des.compiled`.
+"""The DES event loop compiled with numba, for :mod:`simfleet.worker.des.compiled`.
 
 It mirrors :mod:`simfleet.worker.des.engine` and :mod:`simfleet.worker.des.resources` operation by operation, in the
 same order of floating-point operations and with the same tie-breaking, so that a compiled run's summary equals the
@@ -27,21 +27,39 @@ The arrays travel in tuples, always in this order (compiled.py builds them):
   (the window snapshots: time, sys integral, three integrals per rate resource, two per space; requests in system);
 - ``events``: ev_kf, ev_ki, ev_pf (time; kind * KIND_SHIFT + sequence and payload; unused).
 
-Heaps hold unique keys (a float, then a sequence number), so any correct binary heap pops them in the same order as
-Python's ``heapq``.
+Heaps and resources are in :mod:`simfleet.worker.des.kernel_resources`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any
 
-import numba
-import numpy as np
+from simfleet.worker.des.kernel_resources import (
+    INF,
+    R_BUSY,
+    R_MAX_N,
+    R_MAX_Q,
+    R_N,
+    R_NINT,
+    R_QINT,
+    R_QUEUE_N,
+    S_MAX_Q,
+    S_MAX_USED,
+    S_QINT,
+    S_QUEUE_N,
+    S_USED,
+    S_USED_INT,
+    heap_pop,
+    heap_push,
+    njit_cached,
+    rate_advance,
+    rate_complete,
+    rate_join,
+    space_acquire,
+    space_advance,
+    space_release,
+)
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-INF = np.inf
 FLUSH_EVERY = 4096
 """Latencies folded into a sketch per batch (:data:`simfleet.worker.des.engine.FLUSH_EVERY`)."""
 WARMUP, ARRIVAL, HORIZON = 0, 1, 2
@@ -58,16 +76,6 @@ N_GF = 6
  STATUS_ARG, HAS_START, HAS_END, MAX_NODES, READY_N) = range(17)  # fmt: skip
 N_GI = 17
 UNSTABLE_LOAD, UNSTABLE_IN_FLIGHT = 1, 2
-# Rate resources: floats (rate_f) and integers (rate_i).
-R_CAPACITY, R_CAP, R_VCLOCK, R_T_LAST, R_WSUM, R_VRATE, R_BUSY, R_NINT, R_QINT = range(9)
-N_RF = 9
-R_N, R_MAX_ACTIVE, R_MAX_N, R_MAX_Q, R_HEAP_N, R_QUEUE_N = range(6)
-N_RI = 6
-# Space resources.
-S_CAPACITY, S_USED, S_T_LAST, S_USED_INT, S_QINT, S_MAX_USED = range(6)
-N_SF = 6
-S_QUEUE_N, S_ORDER, S_MAX_Q = range(3)
-N_SI = 3
 # Requests (req_i; req_f holds the arrival time) and tools (tool_i).
 Q_TYPE, Q_LEFT, Q_COUNTED = range(3)
 Q_WAITING = 3
@@ -83,283 +91,10 @@ C_INFLIGHT, C_COUNTED_INFLIGHT, C_ARRIVALS = range(3)
 POS, LEN = range(2)
 
 
-_OPTIONS: dict[str, Any] = {"cache": True, "nogil": True, "_nrt": False}
-
-
-def _compiled(function: F) -> F:
-    """``numba.njit`` with the on-disk cache, keeping the function's type for mypy.
-
-    Compiled without numba's reference counting (``_nrt=False``): the kernel never allocates, and every array it
-    touches (or takes a row of) is owned by the driver for the whole call, so the counting only cost time: its atomic
-    increments and decrements on every row view and tuple unpacking took about 80% of an event (M/M/1-PS: 0.4 M
-    requests/s with it, 1.9 M without).
-    """
-    return cast(F, numba.njit(**_OPTIONS)(function))
-
-
-def _inlined(function: F) -> F:
-    """:func:`_compiled`, inlined into its callers at numba's level (the small helpers of the hot paths)."""
-    return cast(F, numba.njit(inline="always", **_OPTIONS)(function))
-
-
-# ------------------------------------------------------------------------------------------------------------ heaps
-
-
-@_inlined
-def _less(kf: Any, ki: Any, a: int, b: int) -> bool:
-    less: bool = kf[a] < kf[b] or (kf[a] == kf[b] and ki[a, 0] < ki[b, 0])
-    return less
-
-
-@_inlined
-def _swap(kf: Any, ki: Any, pf: Any, a: int, b: int) -> None:
-    kf[a], kf[b] = kf[b], kf[a]
-    for c in range(ki.shape[1]):
-        ki[a, c], ki[b, c] = ki[b, c], ki[a, c]
-    for c in range(pf.shape[1]):
-        pf[a, c], pf[b, c] = pf[b, c], pf[a, c]
-
-
-@_inlined
-def heap_push(kf: Any, ki: Any, pf: Any, n: int, key: float, seq: int, item: int, x: float, y: float) -> None:
-    """Put an entry at position ``n`` (the heap's size before the push) and sift it up."""
-    kf[n] = key
-    ki[n, 0] = seq
-    ki[n, 1] = item
-    pf[n, 0] = x
-    if pf.shape[1] > 1:
-        pf[n, 1] = y
-    i = n
-    while i > 0:
-        parent = (i - 1) >> 1
-        if _less(kf, ki, i, parent):
-            _swap(kf, ki, pf, i, parent)
-            i = parent
-        else:
-            break
-
-
-@_inlined
-def heap_pop(kf: Any, ki: Any, pf: Any, n: int) -> None:
-    """Drop the top of a heap of ``n`` entries (read it first)."""
-    last = n - 1
-    if last > 0:
-        _swap(kf, ki, pf, 0, last)
-    i = 0
-    while True:
-        left = 2 * i + 1
-        if left >= last:
-            break
-        child = left
-        if left + 1 < last and _less(kf, ki, left + 1, left):
-            child = left + 1
-        if _less(kf, ki, child, i):
-            _swap(kf, ki, pf, i, child)
-            i = child
-        else:
-            break
-
-
-# --------------------------------------------------------------------------------------------------- rate resources
-
-
-@_inlined
-def rate_advance(rate_f: Any, rate_i: Any, r: int, now: float) -> None:
-    """RateResource.advance."""
-    dt = now - rate_f[r, R_T_LAST]
-    if dt > 0.0:
-        n = rate_i[r, R_N]
-        if n:
-            rate_f[r, R_VCLOCK] += rate_f[r, R_VRATE] * dt
-            rate_f[r, R_BUSY] += rate_f[r, R_VRATE] * rate_f[r, R_WSUM] * dt
-            rate_f[r, R_NINT] += n * dt
-        if rate_i[r, R_QUEUE_N]:
-            rate_f[r, R_QINT] += rate_i[r, R_QUEUE_N] * dt
-    rate_f[r, R_T_LAST] = now
-
-
-@_compiled
-def rate_join(rate_f: Any, rate_i: Any, next_times: Any, rh_kf: Any, rh_ki: Any, rh_pf: Any, rq_kf: Any, rq_ki: Any,
-              rq_pf: Any, r: int, tool: int, work: float, weight: float, priority: int, seq: int,
-              now: float) -> None:  # fmt: skip
-    """RateResource.join."""
-    rate_advance(rate_f, rate_i, r, now)
-    n = rate_i[r, R_N]
-    if n >= rate_i[r, R_MAX_ACTIVE]:
-        q = rate_i[r, R_QUEUE_N]
-        heap_push(rq_kf[r], rq_ki[r], rq_pf[r], q, float(-priority), seq, tool, work, weight)
-        q += 1
-        rate_i[r, R_QUEUE_N] = q
-        if q > rate_i[r, R_MAX_Q]:
-            rate_i[r, R_MAX_Q] = q
-        return
-    vclock = rate_f[r, R_VCLOCK]
-    vfinish = vclock + work / weight
-    h = rate_i[r, R_HEAP_N]
-    heap_push(rh_kf[r], rh_ki[r], rh_pf[r], h, vfinish, seq, tool, weight, 0.0)
-    rate_i[r, R_HEAP_N] = h + 1
-    n += 1
-    rate_i[r, R_N] = n
-    rate_f[r, R_WSUM] += weight
-    if n > rate_i[r, R_MAX_N]:
-        rate_i[r, R_MAX_N] = n
-    vrate = rate_f[r, R_CAPACITY] / rate_f[r, R_WSUM]
-    if vrate > rate_f[r, R_CAP]:
-        vrate = rate_f[r, R_CAP]
-    rate_f[r, R_VRATE] = vrate
-    next_times[r] = now + (rh_kf[r, 0] - vclock) / vrate
-
-
-@_compiled
-def rate_admit_and_reschedule(rate_f: Any, rate_i: Any, next_times: Any, rh_kf: Any, rh_ki: Any, rh_pf: Any,
-                              rq_kf: Any, rq_ki: Any, rq_pf: Any, r: int, now: float) -> None:  # fmt: skip
-    """RateResource._admit_and_reschedule (no tool is ever cancelled in model v1)."""
-    n = rate_i[r, R_N]
-    wsum = rate_f[r, R_WSUM]
-    vclock = rate_f[r, R_VCLOCK]
-    q = rate_i[r, R_QUEUE_N]
-    if q:
-        h = rate_i[r, R_HEAP_N]
-        max_active = rate_i[r, R_MAX_ACTIVE]
-        while q and n < max_active:
-            seq = rq_ki[r, 0, 0]
-            tool = rq_ki[r, 0, 1]
-            work = rq_pf[r, 0, 0]
-            weight = rq_pf[r, 0, 1]
-            heap_pop(rq_kf[r], rq_ki[r], rq_pf[r], q)
-            q -= 1
-            vfinish = vclock + work / weight
-            heap_push(rh_kf[r], rh_ki[r], rh_pf[r], h, vfinish, seq, tool, weight, 0.0)
-            h += 1
-            n += 1
-            wsum += weight
-        rate_i[r, R_QUEUE_N] = q
-        rate_i[r, R_HEAP_N] = h
-        if n > rate_i[r, R_MAX_N]:
-            rate_i[r, R_MAX_N] = n
-    rate_i[r, R_N] = n
-    if n:
-        rate_f[r, R_WSUM] = wsum
-        vrate = rate_f[r, R_CAPACITY] / wsum
-        if vrate > rate_f[r, R_CAP]:
-            vrate = rate_f[r, R_CAP]
-        rate_f[r, R_VRATE] = vrate
-        next_times[r] = now + (rh_kf[r, 0] - vclock) / vrate
-    else:
-        rate_i[r, R_HEAP_N] = 0
-        rate_f[r, R_WSUM] = 0.0
-        rate_f[r, R_VRATE] = 0.0
-        next_times[r] = INF
-
-
-@_compiled
-def rate_complete(rate_f: Any, rate_i: Any, next_times: Any, rh_kf: Any, rh_ki: Any, rh_pf: Any, rq_kf: Any,
-                  rq_ki: Any, rq_pf: Any, r: int, now: float, done: Any) -> int:  # fmt: skip
-    """RateResource.complete: the tools done at ``now`` go into ``done``; returns how many."""
-    n = rate_i[r, R_N]
-    dt = now - rate_f[r, R_T_LAST]
-    if dt > 0.0:
-        rate_f[r, R_VCLOCK] += rate_f[r, R_VRATE] * dt
-        rate_f[r, R_BUSY] += rate_f[r, R_VRATE] * rate_f[r, R_WSUM] * dt
-        rate_f[r, R_NINT] += n * dt
-        if rate_i[r, R_QUEUE_N]:
-            rate_f[r, R_QINT] += rate_i[r, R_QUEUE_N] * dt
-    rate_f[r, R_T_LAST] = now
-    kf, ki, pf = rh_kf[r], rh_ki[r], rh_pf[r]
-    h = rate_i[r, R_HEAP_N]
-    vfinish = kf[0]
-    done[0] = ki[0, 1]
-    weight = pf[0, 0]
-    heap_pop(kf, ki, pf, h)
-    h -= 1
-    vclock = rate_f[r, R_VCLOCK]
-    if vfinish > vclock:
-        vclock = vfinish
-        rate_f[r, R_VCLOCK] = vfinish
-    m = 1
-    n -= 1
-    wsum = rate_f[r, R_WSUM] - weight
-    while h and kf[0] <= vclock:
-        done[m] = ki[0, 1]
-        weight = pf[0, 0]
-        heap_pop(kf, ki, pf, h)
-        h -= 1
-        m += 1
-        n -= 1
-        wsum -= weight
-    rate_i[r, R_HEAP_N] = h
-    rate_i[r, R_N] = n
-    rate_f[r, R_WSUM] = wsum
-    if rate_i[r, R_QUEUE_N] or not n:
-        rate_admit_and_reschedule(rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf, r, now)
-        return m
-    vrate = rate_f[r, R_CAPACITY] / wsum
-    if vrate > rate_f[r, R_CAP]:
-        vrate = rate_f[r, R_CAP]
-    rate_f[r, R_VRATE] = vrate
-    next_times[r] = now + (kf[0] - vclock) / vrate
-    return m
-
-
-# -------------------------------------------------------------------------------------------------- space resources
-
-
-@_inlined
-def space_advance(space_f: Any, space_i: Any, s: int, now: float) -> None:
-    """SpaceResource.advance."""
-    dt = now - space_f[s, S_T_LAST]
-    if dt > 0.0:
-        space_f[s, S_USED_INT] += space_f[s, S_USED] * dt
-        space_f[s, S_QINT] += space_i[s, S_QUEUE_N] * dt
-    space_f[s, S_T_LAST] = now
-
-
-@_compiled
-def space_acquire(space_f: Any, space_i: Any, sq_kf: Any, sq_ki: Any, sq_pf: Any, s: int, tool: int, amount: float,
-                  priority: int, now: float) -> bool:  # fmt: skip
-    """SpaceResource.acquire."""
-    space_advance(space_f, space_i, s, now)
-    q = space_i[s, S_QUEUE_N]
-    if space_f[s, S_USED] + amount <= space_f[s, S_CAPACITY] and (not q or -priority < sq_kf[s, 0]):
-        space_f[s, S_USED] += amount
-        if space_f[s, S_USED] > space_f[s, S_MAX_USED]:
-            space_f[s, S_MAX_USED] = space_f[s, S_USED]
-        return True
-    heap_push(sq_kf[s], sq_ki[s], sq_pf[s], q, float(-priority), space_i[s, S_ORDER], tool, amount, 0.0)
-    space_i[s, S_ORDER] += 1
-    q += 1
-    space_i[s, S_QUEUE_N] = q
-    if q > space_i[s, S_MAX_Q]:
-        space_i[s, S_MAX_Q] = q
-    return False
-
-
-@_compiled
-def space_release(space_f: Any, space_i: Any, sq_kf: Any, sq_ki: Any, sq_pf: Any, s: int, amount: float, now: float,
-                  admitted: Any) -> int:  # fmt: skip
-    """SpaceResource.release: the tools admitted go into ``admitted``, in order; returns how many."""
-    space_advance(space_f, space_i, s, now)
-    space_f[s, S_USED] -= amount
-    if space_f[s, S_USED] < 1e-12:
-        space_f[s, S_USED] = 0.0
-    m = 0
-    q = space_i[s, S_QUEUE_N]
-    while q and space_f[s, S_USED] + sq_pf[s, 0, 0] <= space_f[s, S_CAPACITY]:
-        admitted[m] = sq_ki[s, 0, 1]
-        space_f[s, S_USED] += sq_pf[s, 0, 0]
-        heap_pop(sq_kf[s], sq_ki[s], sq_pf[s], q)
-        q -= 1
-        m += 1
-    space_i[s, S_QUEUE_N] = q
-    if space_f[s, S_USED] > space_f[s, S_MAX_USED]:
-        space_f[s, S_MAX_USED] = space_f[s, S_USED]
-    return m
-
-
 # ------------------------------------------------------------------------------------------------ requests and tools
 
 
-@_compiled
+@njit_cached
 def start_work(gi: Any, rates: Any, model: Any, table: Any, draws: Any, tool: int, now: float) -> None:
     """Simulation._start_work: draw the tool's work and join its rate resources (or finish it at once)."""
     rate_f, rate_i, next_times, rh_kf = rates[0], rates[1], rates[2], rates[3]
@@ -390,7 +125,7 @@ def start_work(gi: Any, rates: Any, model: Any, table: Any, draws: Any, tool: in
         gi[READY_N] += 1
 
 
-@_compiled
+@njit_cached
 def acquire_space(spaces: Any, model: Any, table: Any, tool: int, now: float) -> bool:
     """Simulation._acquire_space: take the template's spaces in order from where the tool stands."""
     space_f, space_i, sq_kf, sq_ki, sq_pf = spaces[0], spaces[1], spaces[2], spaces[3], spaces[4]
@@ -407,7 +142,7 @@ def acquire_space(spaces: Any, model: Any, table: Any, tool: int, now: float) ->
     return True
 
 
-@_compiled
+@njit_cached
 def start_node(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, req: int, node: int,
                now: float) -> None:  # fmt: skip
     """Simulation._start for a node that always runs and cannot fail."""
@@ -430,7 +165,7 @@ def start_node(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: 
     start_work(gi, rates, model, table, draws, tool, now)
 
 
-@_compiled
+@njit_cached
 def request_done(gf: Any, gi: Any, table: Any, out: Any, req: int, now: float) -> None:
     """Simulation._request_done for a request that completed."""
     req_f, req_i, req_free = table[0], table[1], table[2]
@@ -450,7 +185,7 @@ def request_done(gf: Any, gi: Any, table: Any, out: Any, req: int, now: float) -
     lat_n[rtype] += 1
 
 
-@_compiled
+@njit_cached
 def finish_tool(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, tool: int,
                 now: float) -> None:  # fmt: skip
     """Simulation._finish_tool: free its space, count its node done, start the successors it unblocks."""
@@ -482,7 +217,7 @@ def finish_tool(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: An
             start_node(gi, rates, spaces, model, table, draws, out, req, nxt, now)
 
 
-@_compiled
+@njit_cached
 def drain_ready(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any,
                 now: float) -> None:  # fmt: skip
     """Simulation._drain_ready: finish the tools that had no work, in the order they started."""
@@ -495,7 +230,7 @@ def drain_ready(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: An
     gi[READY_N] = 0
 
 
-@_compiled
+@njit_cached
 def push_event(gi: Any, events: Any, when: float, kind: int, payload: int) -> None:
     """Simulation._schedule."""
     ev_kf, ev_ki, ev_pf = events[0], events[1], events[2]
@@ -504,7 +239,7 @@ def push_event(gi: Any, events: Any, when: float, kind: int, payload: int) -> No
     gi[SEQ] += 1
 
 
-@_compiled
+@njit_cached
 def arrive(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, events: Any,
            rtype: int, now: float) -> None:  # fmt: skip
     """Simulation._arrive: schedule the type's next arrival, then start the new request's roots."""
@@ -547,7 +282,7 @@ def arrive(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, dr
 # ------------------------------------------------------------------------------------------- the measurement window
 
 
-@_compiled
+@njit_cached
 def snapshot(gf: Any, gi: Any, rates: Any, spaces: Any, out: Any, which: int, now: float) -> None:
     """Simulation._snapshot into row ``which`` (0: start, 1: end) of the window arrays."""
     rate_f, rate_i = rates[0], rates[1]
@@ -573,7 +308,7 @@ def snapshot(gf: Any, gi: Any, rates: Any, spaces: Any, out: Any, which: int, no
         win_f[which, base + 2 * s + 1] = space_f[s, S_QINT]
 
 
-@_compiled
+@njit_cached
 def open_window(gf: Any, gi: Any, rates: Any, spaces: Any, out: Any, now: float) -> None:
     """Simulation._open_window: snapshot, and measure maxima afresh."""
     snapshot(gf, gi, rates, spaces, out, 0, now)
@@ -588,7 +323,7 @@ def open_window(gf: Any, gi: Any, rates: Any, spaces: Any, out: Any, now: float)
     gi[HAS_START] = 1
 
 
-@_compiled
+@njit_cached
 def close_window(gf: Any, gi: Any, rates: Any, spaces: Any, out: Any, now: float) -> None:
     """Simulation._close_window (once; opens the window first if the warmup never ended)."""
     if gi[HAS_END]:
@@ -602,7 +337,7 @@ def close_window(gf: Any, gi: Any, rates: Any, spaces: Any, out: Any, now: float
 # ------------------------------------------------------------------------------------------------------- the loop
 
 
-@_compiled
+@njit_cached
 def _room(gi: Any, model: Any, table: Any, draws: Any, out: Any) -> int:
     """What must be refilled or grown before the next event can surely run to its end (DONE when nothing)."""
     tmpl_i = model[5]
@@ -624,7 +359,7 @@ def _room(gi: Any, model: Any, table: Any, draws: Any, out: Any) -> int:
     return DONE
 
 
-@_compiled
+@njit_cached
 def run_events(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any,
                events: Any) -> int:  # fmt: skip
     """Simulation.run's loop up to gf[LIMIT]; returns a status (see the module docstring)."""
