@@ -1,5 +1,6 @@
-"""The compiled event loop gives the Python engine's summaries bit for bit on model v1 scenarios, and refuses the
-scenarios whose features it does not cover yet."""
+"""The compiled event loop gives the Python engine's summaries bit for bit on every scenario that cannot fail (model v1,
+and model v2's branches, variants, attributes, ``per``, join overheads, priorities and arrival processes), and refuses
+the scenarios that can fail (fail_prob, timeout_s), which it does not cover yet."""
 
 from __future__ import annotations
 
@@ -184,29 +185,160 @@ def test_the_event_limit_is_enforced_as_in_the_engine() -> None:
 
 
 @pytest.mark.parametrize(
-    "scenario, feature",
-    [
-        (lambda: faulty(), "failures or timeouts"),
-        (lambda: load_scenario(SCENARIOS / "rag_with_failures.yaml"), "request_types.summarise.variants"),
-        (
-            lambda: fork_join(request_types={"r": {"rate_per_min": 6, "nodes": {"a": {"tool": "a", "prob": 0.5}}}}),
-            "request_types.r.nodes.a.prob",
-        ),
-    ],
+    "scenario",
+    [lambda: faulty(), lambda: load_scenario(SCENARIOS / "rag_with_failures.yaml")],
+    ids=["faulty", "rag_with_failures"],
 )
-def test_a_model_v2_scenario_is_refused_with_what_is_missing(scenario: Any, feature: str) -> None:
+def test_a_scenario_that_can_fail_is_refused_with_what_is_missing(scenario: Any) -> None:
     with pytest.raises(ScenarioError, match="compiled DES kernel does not cover") as raised:
         CompiledSimulation(scenario(), 1)
-    assert feature in str(raised.value)
+    assert "failures or timeouts (fail_prob, timeout_s)" in str(raised.value)
+
+
+# ------------------------------------------------------------------------------- model v2 features without failures
+
+MMPP = {"process": "mmpp", "rates_per_min": [20, 80], "mean_sojourn_s": [60, 20]}
+SCHEDULE = {"process": "schedule", "repeat_s": 600.0,
+            "windows": [{"start_s": 0.0, "rate_per_min": 50}, {"start_s": 300.0, "rate_per_min": 0}]}  # fmt: skip
+TRACE = {"process": "trace", "times_s": [0.5 * i for i in range(3_000)]}
+"""3,000 arrivals every 0.5 s: more than one block of times, and the trace runs out at 1,500 s, before the horizon."""
+
+
+def without_failures(batch_arrival: Any = None, **overrides: Any) -> Scenario:
+    """Every model v2 feature that cannot fail: branch probabilities (also inside a variant), variants, random and
+    constant attributes scaling work (``per``) on two resources, a join overhead, priorities at a FIFO limit and a
+    space resource, and an arrival process (an MMPP unless given) beside a Poisson type."""
+    data: dict[str, Any] = {
+        "name": "v2-without-failures", "horizon_s": 2_000.0, "warmup_s": 100.0,
+        "resources": {
+            "cpu": {"capacity": 2.0, "max_active": 2, "per_tool_cap": 1.0, "join_overhead": 0.01},
+            "net": {"capacity": 1.0},
+            "mem": {"kind": "space", "capacity": 3},
+        },
+        "tools": {
+            "fetch": {"work": {"net": {"per": "size", "amount": {"dist": "exponential", "mean": 0.1}}}},
+            "cache": {"work": {"cpu": 0.05}},
+            "think": {"work": {"cpu": {"dist": "exponential", "mean": 0.4}, "net": {"per": "size", "amount": 0.05}},
+                      "space": {"mem": 1}},
+            "write": {"work": {"cpu": 0.1, "net": {"dist": "uniform", "low": 0.05, "high": 0.15}}},
+        },
+        "request_types": {
+            "chat": {
+                "rate_per_min": 40, "priority": 1,
+                "attributes": {"size": {"dist": "lognormal", "mean": 2.0, "cv": 1.0}},
+                "nodes": {
+                    "fetch": {"tool": "fetch", "prob": 0.7},
+                    "think": {"tool": "think", "after": ["fetch"]},
+                    "write": {"tool": "write", "after": ["think"], "prob": 0.5},
+                },
+            },
+            "batch": {
+                "arrival": batch_arrival or MMPP, "weight": 2.0,
+                "attributes": {"size": {"dist": "exponential", "mean": 1.0}, "k": 2.0},
+                "variants": {
+                    "short": {"weight": 3, "nodes": {"think": {"tool": "think"}}},
+                    "long": {"weight": 1, "nodes": {
+                        "fetch": {"tool": "fetch"},
+                        "c": {"tool": "cache", "prob": 0.3},
+                        "think": {"tool": "think", "after": ["fetch", "c"]},
+                    }},
+                },
+            },
+        },
+    }  # fmt: skip
+    data.update(overrides)
+    return parse_scenario(data)
+
+
+@pytest.mark.parametrize("seed, replication", [(3, 1), (11, 0)])
+@pytest.mark.parametrize("arrival", [MMPP, SCHEDULE, TRACE], ids=["mmpp", "schedule", "trace"])
+def test_model_v2_without_failures_gives_the_python_engines_summary(arrival: Any, seed: int,
+                                                                     replication: int) -> None:  # fmt: skip
+    summary = assert_same_run(without_failures(arrival), seed, replication)
+    nodes = summary["nodes"]
+    # Every feature was exercised: both variants ran, the branch draws said no as well as yes.
+    assert nodes["batch"]["short/think"]["attempts"] > 100 and nodes["batch"]["long/think"]["attempts"] > 50
+    assert nodes["chat"]["fetch"]["branch_skipped"] > 100 and nodes["chat"]["fetch"]["attempts"] > 100
+    assert nodes["batch"]["long/c"]["branch_skipped"] > 10
+
+
+def feature_alone(feature: str) -> Scenario:
+    """fork_join with one model v2 feature added."""
+    if feature == "join_overhead":
+        return fork_join(resources={"cpu": {"capacity": 2.0, "max_active": 3, "join_overhead": 0.05},
+                                    "net": {"capacity": 1.0, "join_overhead": 0.02},
+                                    "mem": {"kind": "space", "capacity": 4}})  # fmt: skip
+    nodes = {"a": {"tool": "a"}, "b": {"tool": "b", "after": ["a"]}, "c": {"tool": "a", "after": ["a"]},
+             "d": {"tool": "c", "after": ["b", "c"]}}  # fmt: skip
+    q = {"rate_per_min": 30, "weight": 2, "arrival": "deterministic", "nodes": {"x": {"tool": "b"}}}
+    if feature == "prob":
+        nodes["b"]["prob"], nodes["d"]["prob"] = 0.4, 0.9
+        return fork_join(request_types={"r": {"rate_per_min": 60, "nodes": nodes}, "q": q})
+    if feature == "variants":
+        variants = {"full": {"weight": 1.5, "nodes": nodes}, "quick": {"weight": 1, "nodes": {"x": {"tool": "c"}}},
+                    "two": {"weight": 0.5, "nodes": {"x": {"tool": "b"}, "y": {"tool": "a", "after": ["x"]}}}}
+        return fork_join(request_types={"r": {"rate_per_min": 60, "variants": variants}, "q": q})  # fmt: skip
+    if feature == "attributes":
+        tools = {"a": {"work": {"cpu": {"per": "n", "amount": {"dist": "exponential", "mean": 0.2}},
+                                "net": {"per": "m", "amount": 0.1}}, "space": {"mem": 1}},
+                 "b": {"work": {"cpu": 0.3,
+                                "net": {"per": "m", "amount": {"dist": "uniform", "low": 0.1, "high": 0.3}}}},
+                 "c": {"work": {"net": {"dist": "empirical", "values": [0.1, 0.2, 0.4]}}}}  # fmt: skip
+        attributes = {"n": {"dist": "lognormal", "mean": 2.0, "cv": 1.5},
+                      "m": {"dist": "empirical", "values": [0, 1, 3]}}
+        q["attributes"] = {"m": 0.5}
+        return fork_join(tools=tools, request_types={"r": {"rate_per_min": 60, "attributes": attributes,
+                                                           "nodes": nodes}, "q": q})  # fmt: skip
+    process = {"mmpp": MMPP, "schedule": SCHEDULE, "trace": TRACE}[feature]
+    return fork_join(request_types={"r": {"arrival": process, "nodes": nodes}, "q": q})
+
+
+@pytest.mark.parametrize("feature", ["join_overhead", "prob", "variants", "attributes", "mmpp", "schedule", "trace"])
+def test_each_model_v2_feature_alone_gives_the_python_engines_summary(feature: str) -> None:
+    for seed, replication in ((2, 0), (9, 3)):
+        summary = assert_same_run(feature_alone(feature), seed, replication)
+        assert summary["overall"]["completed"] > 1_000
+
+
+def test_a_model_v2_run_in_slices_saved_and_resumed_equals_the_python_engine() -> None:
+    # The decision, attribute and modulation streams, the arrival process and the blocks drawn ahead are all saved.
+    scenario = without_failures(horizon_s=1_200.0)
+    python, compiled = Simulation(scenario, 4, 2), CompiledSimulation(scenario, 4, 2)
+    for until_s in (0.5, 150.0, 151.0, 640.0, 1_200.0, 1_300.0):
+        assert compiled.run(until_s) == python.run(until_s)
+        assert (compiled.now, compiled.events, compiled.next_event_s) == (
+            python.now,
+            python.events,
+            python.next_event_s,
+        )
+        state = msgpack.unpackb(msgpack.packb(compiled.state_dict()))
+        compiled = CompiledSimulation.from_state(scenario, state)
+    assert compiled.run() and python.run()
+    assert plain(compiled.summary()) == plain(python.summary())
+    assert compiled.events == python.events
+
+
+def test_thousands_in_flight_with_branches_and_variants_draw_decisions_far_ahead() -> None:
+    # An overloaded net: thousands of requests in flight, so a single event may start thousands of nodes, and the
+    # decisions kept ahead (one per node that may start, and one variant pick) grow past their first size.
+    scenario = without_failures(horizon_s=1_500.0, resources={
+        "cpu": {"capacity": 2.0, "max_active": 2, "per_tool_cap": 1.0, "join_overhead": 0.01},
+        "net": {"capacity": 0.05},
+        "mem": {"kind": "space", "capacity": 3},
+    })  # fmt: skip
+    summary = assert_same_run(scenario, 8, 0)
+    assert summary["in_flight"] > 1_500 and summary["stopped_at_horizon"]
 
 
 # ---------------------------------------------------------------------------------------------- random scenarios
 
 
 @st.composite
-def v1_scenarios(draw: Any) -> dict[str, Any]:
-    """Random model v1 scenarios: up to three rate and two space resources, caps, FIFO limits, zero-work tools,
-    random DAGs, weights and priorities, both arrival kinds, warmup, drain or not, and a small in-flight guard."""
+def scenarios_without_failures(draw: Any) -> dict[str, Any]:
+    """Random scenarios that cannot fail: up to three rate resources (with caps, FIFO limits and join overheads) and
+    two space resources, zero-work tools, work scaled by attributes (``per``), random DAGs with branch probabilities,
+    variants, weights and priorities, attributes, every kind of arrival (Poisson, deterministic, schedule, MMPP,
+    trace), warmup, drain or not, and a small in-flight guard."""
     resources: dict[str, Any] = {}
     for index in range(draw(st.integers(1, 3))):
         rate: dict[str, Any] = {"capacity": draw(st.sampled_from([0.5, 1.0, 3.0]))}
@@ -214,6 +346,8 @@ def v1_scenarios(draw: Any) -> dict[str, Any]:
             rate["per_tool_cap"] = draw(st.sampled_from([0.25, 1.0]))
         if draw(st.booleans()):
             rate["max_active"] = draw(st.integers(1, 3))
+        if draw(st.integers(0, 3)) == 0:
+            rate["join_overhead"] = draw(st.sampled_from([0.01, 0.1]))
         resources[f"r{index}"] = rate
     for index in range(draw(st.integers(0, 2))):
         resources[f"s{index}"] = {"kind": "space", "capacity": draw(st.sampled_from([1, 2, 5]))}
@@ -223,31 +357,60 @@ def v1_scenarios(draw: Any) -> dict[str, Any]:
         0.0, 0.2, {"dist": "exponential", "mean": 0.3}, {"dist": "uniform", "low": 0.0, "high": 0.4},
         {"dist": "lognormal", "mean": 0.2, "cv": 1.5}, {"dist": "empirical", "values": [0.0, 0.1, 0.5]},
     ])  # fmt: skip
+    # Every type has both attributes (a tool may be scaled by either, whichever type runs it).
+    attribute_dists = st.sampled_from([1.5, {"dist": "exponential", "mean": 1.0},
+                                       {"dist": "empirical", "values": [0.0, 1.0, 2.0]}])  # fmt: skip
+    scaled = draw(st.booleans())
     tools: dict[str, Any] = {}
     for index in range(draw(st.integers(1, 4))):
-        work = {r: draw(amounts) for r in draw(st.lists(st.sampled_from(rates), max_size=3, unique=True))}
+        work: dict[str, Any] = {}
+        for r in draw(st.lists(st.sampled_from(rates), max_size=3, unique=True)):
+            amount = draw(amounts)
+            per = draw(st.sampled_from([None, "size", "depth"])) if scaled else None
+            work[r] = amount if per is None else {"per": per, "amount": amount}
         tool: dict[str, Any] = {"work": work}
         held = draw(st.lists(st.sampled_from(spaces), max_size=2, unique=True)) if spaces else []
         if held:
             tool["space"] = {s: min(draw(st.sampled_from([1, 1.5])), resources[s]["capacity"]) for s in held}
         tools[f"t{index}"] = tool
-    types: dict[str, Any] = {}
-    for index in range(draw(st.integers(1, 3))):
+
+    def dag() -> dict[str, Any]:
         nodes: dict[str, Any] = {}
         for n in range(draw(st.integers(1, 5))):
             node: dict[str, Any] = {"tool": draw(st.sampled_from(list(tools)))}
             if nodes:
                 node["after"] = draw(st.lists(st.sampled_from(list(nodes)), max_size=3, unique=True))
+            if draw(st.integers(0, 3)) == 0:
+                node["prob"] = draw(st.sampled_from([0.0, 0.3, 0.8]))
             nodes[f"n{n}"] = node
-        types[f"y{index}"] = {
-            "rate_per_min": draw(st.sampled_from([10, 40, 90])),
-            "arrival": draw(st.sampled_from(["poisson", "deterministic"])),
+        return nodes
+
+    types: dict[str, Any] = {}
+    for index in range(draw(st.integers(1, 3))):
+        rtype: dict[str, Any] = {
             "weight": draw(st.sampled_from([1.0, 2.0, 0.5])),
             "priority": draw(st.integers(0, 2)),
-            "nodes": nodes,
         }
+        arrival = draw(st.sampled_from(["poisson", "deterministic", "poisson", "schedule", "mmpp", "trace"]))
+        if arrival == "schedule":
+            rtype["arrival"] = {"process": "schedule", "repeat_s": 60.0,
+                                "windows": [{"start_s": 0.0, "rate_per_min": 90}, {"start_s": 30.0, "rate_per_min": 0}]}
+        elif arrival == "mmpp":
+            rtype["arrival"] = {"process": "mmpp", "rates_per_min": [20, 120], "mean_sojourn_s": [20, 5]}
+        elif arrival == "trace":
+            gaps = draw(st.lists(st.sampled_from([0.0, 0.5, 2.0]), min_size=1, max_size=200))
+            rtype["arrival"] = {"process": "trace", "times_s": [sum(gaps[:i + 1]) for i in range(len(gaps))]}
+        else:
+            rtype.update(rate_per_min=draw(st.sampled_from([10, 40, 90])), arrival=arrival)  # fmt: skip
+        if scaled:
+            rtype["attributes"] = {"size": draw(attribute_dists), "depth": draw(attribute_dists)}
+        if draw(st.integers(0, 2)) == 0:
+            rtype["variants"] = {"a": {"weight": 2, "nodes": dag()}, "b": {"weight": 1, "nodes": dag()}}
+        else:
+            rtype["nodes"] = dag()
+        types[f"y{index}"] = rtype
     return {
-        "name": "random-v1",
+        "name": "random-without-failures",
         "horizon_s": draw(st.sampled_from([60.0, 300.0])),
         "warmup_s": draw(st.sampled_from([0.0, 20.0])),
         "drain": draw(st.booleans()),
@@ -258,8 +421,8 @@ def v1_scenarios(draw: Any) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=v1_scenarios(), seed=st.integers(0, 2**31), replication=st.integers(0, 3))
-def test_random_v1_scenarios_give_the_python_engines_summary(data: dict[str, Any], seed: int,
-                                                             replication: int) -> None:  # fmt: skip
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=scenarios_without_failures(), seed=st.integers(0, 2**31), replication=st.integers(0, 3))
+def test_random_scenarios_without_failures_give_the_python_engines_summary(data: dict[str, Any], seed: int,
+                                                                           replication: int) -> None:  # fmt: skip
     assert_same_run(parse_scenario(data), seed, replication)

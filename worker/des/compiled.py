@@ -1,4 +1,4 @@
-"""A replication run by the compiled event loop of :mod:`simfleet.worker.des.kernel` (model v1 scenarios only).
+"""A replication run by the compiled event loop of :mod:`simfleet.worker.des.kernel` (scenarios that cannot fail).
 
 :class:`CompiledSimulation` has the surface of :class:`~simfleet.worker.des.engine.Simulation` (``run``,
 ``summary``, ``events``, ``now``, ``wall_s``) and gives the same summary bit for bit. It owns the generators (made by
@@ -6,9 +6,11 @@
 of draws; the kernel returns between two events whenever it needs more, a latency batch is full, or a table must
 grow, and this class does that and calls it again.
 
-A scenario that uses a model v2 feature (failures, timeouts, branch probabilities, variants, attributes, ``per``,
-join overheads, arrival processes) is refused with a :class:`~simfleet.shared.errors.ScenarioError`: the kernel does
-not cover those yet.
+Of model v2 it covers branch probabilities (``prob``), variants, attributes and ``per``, join overheads, priorities and
+the arrival processes (schedule, MMPP, trace: their times are computed here by the engine's own
+:class:`~simfleet.worker.des.arrivals.ProcessStream` and handed to the kernel in blocks). A scenario that can fail
+(``fail_prob``, ``timeout_s``, hence retries and ``on_failure``) is refused with a
+:class:`~simfleet.shared.errors.ScenarioError`: the kernel has no cancellation yet.
 """
 
 from __future__ import annotations
@@ -24,17 +26,19 @@ from simfleet.shared.messages import decode, to_wire
 from simfleet.shared.messages.des import NODE_FIGURES, ReplicationSummary, SketchData
 from simfleet.worker.des import kernel as K
 from simfleet.worker.des import kernel_resources as KR
+from simfleet.worker.des.arrivals import ProcessStream
 from simfleet.worker.des.entities import TypeSpec
 from simfleet.worker.des.limits import check_number
 from simfleet.worker.des.scenario import Scenario
 from simfleet.worker.des.sketch import LatencySketch
 from simfleet.worker.des.streams import BLOCK, generator_state, make_generators, restore_generator
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 STATE_ARRAYS = (
     "gf", "gi", "rate_f", "rate_i", "next_times", "rh_kf", "rh_ki", "rh_pf", "rq_kf", "rq_ki", "rq_pf", "space_f",
-    "space_i", "sq_kf", "sq_ki", "sq_pf", "req_f", "req_i", "req_free", "tool_i", "tool_free", "work_buf", "work_pos",
-    "arr_buf", "arr_pos", "lat_buf", "lat_n", "counts", "attempts", "win_f", "win_n", "ev_kf", "ev_ki", "ev_pf",
+    "space_i", "sq_kf", "sq_ki", "sq_pf", "req_f", "req_i", "req_free", "req_a", "tool_i", "tool_free", "work_buf",
+    "work_pos", "arr_buf", "arr_pos", "dec_buf", "dec_pos", "attr_buf", "attr_pos", "lat_buf", "lat_n", "counts",
+    "node_fig", "win_f", "win_n", "ev_kf", "ev_ki", "ev_pf",
 )  # fmt: skip
 """The arrays that make up a run's state (the model tables and scratch lists are rebuilt from the scenario)."""
 
@@ -48,24 +52,14 @@ def _array_from(data: dict[str, Any]) -> Any:
 
 
 def unsupported_features(scenario: Scenario) -> list[str]:
-    """The model v2 features ``scenario`` uses that the compiled kernel does not cover (empty: it can run)."""
+    """The model v2 features ``scenario`` uses that the compiled kernel does not cover (empty: it can run).
+
+    Failures and timeouts (``fail_prob``, ``timeout_s``, and with them ``retries``, ``backoff_s`` and
+    ``on_failure``): the kernel cannot cancel a tool yet.
+    """
     found: list[str] = []
     if scenario.fallible:
         found.append("failures or timeouts (fail_prob, timeout_s)")
-    for name, res in scenario.resources.items():
-        if res.join_overhead:
-            found.append(f"resources.{name}.join_overhead")
-    for name, tool in scenario.tools.items():
-        if tool.per:
-            found.append(f"tools.{name}.work.*.per")
-    for name, rt in scenario.request_types.items():
-        if rt.variants:
-            found.append(f"request_types.{name}.variants")
-        if rt.attributes:
-            found.append(f"request_types.{name}.attributes")
-        if rt.process is not None:
-            found.append(f"request_types.{name}.arrival (an arrival process)")
-        found += [f"request_types.{name}.nodes.{n.name}.prob" for n in rt.all_nodes() if n.prob < 1.0]
     return found
 
 
@@ -90,7 +84,7 @@ class SpaceView:
 
 
 class CompiledSimulation:
-    """One replication of a model v1 scenario on the compiled kernel; call :meth:`run`, then :meth:`summary`.
+    """One replication of a scenario that cannot fail, on the compiled kernel; call :meth:`run`, then :meth:`summary`.
 
     Args:
         scenario: the validated scenario (model v1 features only).
@@ -98,12 +92,13 @@ class CompiledSimulation:
         replication: the replication index; together with ``seed`` it fixes every random draw.
 
     Raises:
-        ScenarioError: the scenario uses a feature the kernel does not cover yet.
+        ScenarioError: the scenario can fail (``fail_prob``, ``timeout_s``), which the kernel does not cover yet.
     """
 
     req_f: Any
     req_i: Any
     req_free: Any
+    req_a: Any
     tool_i: Any
     tool_free: Any
 
@@ -129,9 +124,17 @@ class CompiledSimulation:
         self.types = [TypeSpec(i, scenario, name, template_index) for i, name in enumerate(scenario.request_types)]
         for name, rt in scenario.request_types.items():
             check_number(rt.rate_per_min, scenario.source, f"request_types.{name}.rate_per_min", positive=True)
-        arrival_rngs, work_rngs, _ = make_generators(seed, replication, len(self.types), len(scenario.tools))
+        arrival_rngs, work_rngs, v2_rngs = make_generators(seed, replication, len(self.types), len(scenario.tools))
         self.arrival_rngs, self.work_rngs = arrival_rngs, work_rngs
+        self.decision_rngs = [d for d, _, _ in v2_rngs]
+        self.attribute_rngs = [a for _, a, _ in v2_rngs]
+        sc_types = list(scenario.request_types.values())
+        self.processes: list[ProcessStream | None] = [
+            None if rt.process is None else ProcessStream(rt.process, rng, modulation)
+            for rt, rng, (_, _, modulation) in zip(sc_types, arrival_rngs, v2_rngs, strict=True)
+        ]
         self.dists = [list(tool.work.values()) for tool in scenario.tools.values()]
+        self.attr_dists = [list(rt.attributes.values()) for rt in sc_types]
         offered = scenario.offered_load()
         self.offered_load = offered
         overloaded = sorted(name for name, rho in offered.items() if rho >= 1.0)
@@ -154,7 +157,14 @@ class CompiledSimulation:
         sc = self.scenario
         n_rates, n_spaces = max(1, len(self.rate_names)), len(self.space_names)
         n_types, n_tmpl = len(self.types), len(sc.tools)
-        max_nodes = max(len(rt.nodes) for rt in sc.request_types.values())
+        dags = [dag for spec in self.types for dag in spec.dags]
+        max_nodes = max(len(dag.preds) for dag in dags)
+        max_keys = max(len(spec.node_keys) for spec in self.types)
+        max_dags = max(len(spec.dags) for spec in self.types)
+        attr_names = sorted({a for rt in sc.request_types.values() for a in rt.attributes})
+        attr_col = {a: i for i, a in enumerate(attr_names)}
+        max_attrs = max([1] + [len(rt.attributes) for rt in sc.request_types.values()])
+        self.n_attr_cols = max(1, len(attr_names))
         max_parts = max([1] + [len(t.work) for t in sc.tools.values()])
         max_spaces = max([1] + [len(t.space) for t in sc.tools.values()])
         self.gf = np.zeros(K.N_GF)
@@ -181,29 +191,50 @@ class CompiledSimulation:
         for i, name in enumerate(self.space_names):
             self.space_f[i, KR.S_CAPACITY] = sc.resources[name].capacity
         type_f = np.zeros((n_types, 2))
-        type_i = np.zeros((n_types, 3), dtype=np.int64)
-        node_i = np.zeros((n_types, max_nodes, 2), dtype=np.int64)
-        succ_start = np.zeros((n_types, max_nodes + 1), dtype=np.int64)
-        succ = np.zeros((n_types, max(1, max_nodes * max_nodes)), dtype=np.int64)
+        type_i = np.zeros((n_types, K.N_YI), dtype=np.int64)
+        type_cum = np.ones((n_types, max_dags))
+        type_attr = np.zeros((n_types, max_attrs, 2), dtype=np.int64)
+        type_attr_const = np.zeros((n_types, max_attrs))
+        n_dags = len(dags)
+        dag_i = np.zeros((n_dags, 2), dtype=np.int64)
+        node_i = np.zeros((n_dags, max_nodes, 2), dtype=np.int64)
+        node_prob = np.ones((n_dags, max_nodes))
+        succ_start = np.zeros((n_dags, max_nodes + 1), dtype=np.int64)
+        succ = np.zeros((n_dags, max(1, max_nodes * max_nodes)), dtype=np.int64)
+        d = 0
         for t, (spec, rt) in enumerate(zip(self.types, sc.request_types.values(), strict=True)):
-            dag = spec.dags[0]
             type_f[t, K.Y_WEIGHT] = spec.weight
             type_f[t, K.Y_MEAN_GAP] = 1.0 / (rt.rate_per_min / 60.0)
-            type_i[t] = (spec.priority, len(dag.preds), 1 if rt.arrival == "poisson" else 0)
-            edges = 0
-            for node, (tmpl, preds, succs) in enumerate(zip(dag.templates, dag.preds, dag.succs, strict=True)):
-                node_i[t, node] = (tmpl, preds)
-                succ_start[t, node] = edges
-                for s in succs:
-                    succ[t, edges] = s
-                    edges += 1
-            succ_start[t, len(dag.preds) :] = edges
+            if rt.process is not None:
+                arrival = K.ARR_PROCESS
+            else:
+                arrival = K.ARR_POISSON if rt.arrival == "poisson" else K.ARR_DETERMINISTIC
+            decides = len(spec.dags) > 1 or any(p < 1.0 for dag in spec.dags for p in dag.probs)
+            randoms = [dist.is_random for dist in rt.attributes.values()]
+            type_i[t] = (spec.priority, arrival, d, len(spec.dags), decides, len(randoms), any(randoms))
+            type_cum[t, : len(spec.cumulative)] = spec.cumulative
+            for a, (name, dist) in enumerate(rt.attributes.items()):
+                type_attr[t, a] = (attr_col[name], dist.is_random)
+                type_attr_const[t, a] = dist.mean
+            for dag in spec.dags:
+                dag_i[d] = (len(dag.preds), dag.offset)
+                edges = 0
+                for node, (tmpl, preds, succs) in enumerate(zip(dag.templates, dag.preds, dag.succs, strict=True)):
+                    node_i[d, node] = (tmpl, preds)
+                    node_prob[d, node] = dag.probs[node]
+                    succ_start[d, node] = edges
+                    for s in succs:
+                        succ[d, edges] = s
+                        edges += 1
+                succ_start[d, len(dag.preds) :] = edges
+                d += 1
         tmpl_i = np.zeros((n_tmpl, 3), dtype=np.int64)
         tmpl_res = np.zeros((n_tmpl, max_parts), dtype=np.int64)
         tmpl_rand = np.zeros((n_tmpl, max_parts), dtype=np.int64)
         tmpl_const = np.zeros((n_tmpl, max_parts))
         tmpl_space = np.zeros((n_tmpl, max_spaces), dtype=np.int64)
         tmpl_amt = np.zeros((n_tmpl, max_spaces))
+        tmpl_per = np.full((n_tmpl, max_parts), -1, dtype=np.int64)
         for k, tool in enumerate(sc.tools.values()):
             randoms = [d.is_random for d in tool.work.values()]
             tmpl_i[k] = (len(tool.work), len(tool.space), 1 if any(randoms) else 0)
@@ -211,18 +242,27 @@ class CompiledSimulation:
                 tmpl_res[k, p] = rate_index[res_name]
                 tmpl_rand[k, p] = 1 if dist.is_random else 0
                 tmpl_const[k, p] = dist.mean
+            for res_name, attribute in tool.per.items():
+                tmpl_per[k, list(tool.work).index(res_name)] = attr_col[attribute]
             for p, (res_name, amount) in enumerate(tool.space.items()):
                 tmpl_space[k, p], tmpl_amt[k, p] = space_index[res_name], amount
+        overhead = np.zeros(n_rates)
+        for i, name in enumerate(self.rate_names):
+            overhead[i] = sc.resources[name].join_overhead
         self.model = (type_f, type_i, node_i, succ_start, succ, tmpl_i, tmpl_res, tmpl_rand, tmpl_const, tmpl_space,
-                      tmpl_amt)  # fmt: skip
+                      tmpl_amt, node_prob, type_cum, dag_i, tmpl_per, overhead, type_attr, type_attr_const)  # fmt: skip
         self.work_buf = np.zeros((n_tmpl, max_parts, 2 * BLOCK))
         self.work_pos = np.zeros((n_tmpl, 2), dtype=np.int64)
         self.arr_buf = np.zeros((n_types, BLOCK))
         self.arr_pos = np.zeros((n_types, 2), dtype=np.int64)
+        self.dec_buf = np.zeros((n_types, 1, 2 * BLOCK))
+        self.dec_pos = np.zeros((n_types, 2), dtype=np.int64)
+        self.attr_buf = np.zeros((n_types, max_attrs, 2 * BLOCK))
+        self.attr_pos = np.zeros((n_types, 2), dtype=np.int64)
         self.lat_buf = np.zeros((n_types, 2 * K.FLUSH_EVERY))
         self.lat_n = np.zeros(n_types, dtype=np.int64)
         self.counts = np.zeros((n_types, 3), dtype=np.int64)
-        self.attempts = np.zeros((n_types, max_nodes), dtype=np.int64)
+        self.node_fig = np.zeros((n_types, max_keys, len(NODE_FIGURES)), dtype=np.int64)
         self.win_f = np.zeros((2, 2 + 3 * n_rates + 2 * n_spaces))
         self.win_n = np.zeros(2, dtype=np.int64)
         self.ev_kf = np.zeros(n_types + 4)
@@ -237,9 +277,10 @@ class CompiledSimulation:
         width = K.Q_WAITING + int(self.gi[K.MAX_NODES])
         req_f, req_i = np.zeros(capacity), np.zeros((capacity, width), dtype=np.int64)
         req_free = np.zeros(capacity, dtype=np.int64)
+        req_a = np.zeros((capacity, self.n_attr_cols))
         used = 0 if old is None else old.shape[0]
         if old is not None:
-            req_f[:used], req_i[:used] = self.req_f, self.req_i
+            req_f[:used], req_i[:used], req_a[:used] = self.req_f, self.req_i, self.req_a
             n_free = int(self.gi[K.REQ_FREE_N])
             req_free[:n_free] = self.req_free[:n_free]
         else:
@@ -247,7 +288,7 @@ class CompiledSimulation:
         fresh = np.arange(capacity - 1, used - 1, -1, dtype=np.int64)
         req_free[n_free : n_free + fresh.size] = fresh
         self.gi[K.REQ_FREE_N] = n_free + fresh.size
-        self.req_f, self.req_i, self.req_free = req_f, req_i, req_free
+        self.req_f, self.req_i, self.req_free, self.req_a = req_f, req_i, req_free, req_a
 
     def _alloc_tools(self, capacity: int) -> None:
         """(Re)size everything sized by the tools in flight: the tool table, heaps, queues and scratch lists."""
@@ -290,38 +331,69 @@ class CompiledSimulation:
                  self.rq_pf)  # fmt: skip
         spaces = (self.space_f, self.space_i, self.sq_kf, self.sq_ki, self.sq_pf)
         table = (self.req_f, self.req_i, self.req_free, self.tool_i, self.tool_free, self.done_buf, self.admit_buf,
-                 self.ready_buf)  # fmt: skip
-        draws = (self.work_buf, self.work_pos, self.arr_buf, self.arr_pos)
-        out = (self.lat_buf, self.lat_n, self.counts, self.attempts, self.win_f, self.win_n)
+                 self.ready_buf, self.req_a)  # fmt: skip
+        draws = (self.work_buf, self.work_pos, self.arr_buf, self.arr_pos, self.dec_buf, self.dec_pos, self.attr_buf,
+                 self.attr_pos)  # fmt: skip
+        out = (self.lat_buf, self.lat_n, self.counts, self.node_fig, self.win_f, self.win_n)
         events = (self.ev_kf, self.ev_ki, self.ev_pf)
         return self.gf, self.gi, rates, spaces, self.model, table, draws, out, events
 
     # --------------------------------------------------------------------------------------------------- draws
 
     def _refill_arrivals(self, t: int) -> None:
-        self.arr_buf[t] = self.arrival_rngs[t].standard_exponential(BLOCK)
+        """A block of type ``t``'s arrivals: unit exponentials, or the process's next absolute times.
+
+        A process's times come from its :class:`ProcessStream`, each from the one before (the last of the previous
+        block), as the engine asks at each arrival; a block stops at the first time at or past the horizon (the
+        engine never asks further), the rest of it is infinite.
+        """
+        process = self.processes[t]
+        if process is None:
+            self.arr_buf[t] = self.arrival_rngs[t].standard_exponential(BLOCK)
+        else:
+            horizon_s = self.scenario.horizon_s
+            last = 0.0 if self.arr_pos[t, K.LEN] == 0 else float(self.arr_buf[t, BLOCK - 1])
+            block = np.full(BLOCK, np.inf)
+            for i in range(BLOCK):
+                last = process.next_time(last)
+                block[i] = last
+                if not last < horizon_s:
+                    break
+            self.arr_buf[t] = block
         self.arr_pos[t] = (0, BLOCK)
 
-    def _refill_work(self, k: int, need: int) -> None:
-        """Append blocks of template ``k``'s draws (as WorkStream._refill makes them) until ``need`` are unused."""
-        pos, end = (int(v) for v in self.work_pos[k])
+    def _refill(self, which: str, row: int, need: int) -> None:
+        """Append blocks to row ``row`` of a stream's buffer until ``need`` draws are unused.
+
+        ``which`` is ``work`` (template ``row``, as WorkStream._refill draws), ``dec`` (type ``row``'s decisions, as
+        UniformStream.draw) or ``attr`` (type ``row``'s attributes, as WorkStream._refill). Drawing a block early
+        changes none of its values: nothing else draws from that generator.
+        """
+        buf, positions = getattr(self, f"{which}_buf"), getattr(self, f"{which}_pos")
+        pos, end = (int(v) for v in positions[row])
         left = end - pos
         blocks = max(0, -(-(need - left) // BLOCK))
-        if left + blocks * BLOCK > self.work_buf.shape[2]:
-            size = self.work_buf.shape[2]
+        if left + blocks * BLOCK > buf.shape[2]:
+            size = buf.shape[2]
             while size < left + blocks * BLOCK:
                 size *= 2
-            bigger = np.zeros((*self.work_buf.shape[:2], size))
-            bigger[:, :, : self.work_buf.shape[2]] = self.work_buf
-            self.work_buf = bigger
-        buf = self.work_buf[k]
-        buf[:, :left] = buf[:, pos:end]
+            bigger = np.zeros((*buf.shape[:2], size))
+            bigger[:, :, : buf.shape[2]] = buf
+            buf = bigger
+            setattr(self, f"{which}_buf", buf)
+        rows = buf[row]
+        rows[:, :left] = rows[:, pos:end]
         for b in range(blocks):
             at = left + b * BLOCK
-            for p, dist in enumerate(self.dists[k]):
+            if which == "dec":
+                rows[0, at : at + BLOCK] = self.decision_rngs[row].random(BLOCK)
+                continue
+            rng = self.work_rngs[row] if which == "work" else self.attribute_rngs[row]
+            dists = self.dists[row] if which == "work" else self.attr_dists[row]
+            for p, dist in enumerate(dists):
                 if dist.is_random:
-                    buf[p, at : at + BLOCK] = dist.sample(self.work_rngs[k], BLOCK)
-        self.work_pos[k] = (0, left + blocks * BLOCK)
+                    rows[p, at : at + BLOCK] = dist.sample(rng, BLOCK)
+        positions[row] = (0, left + blocks * BLOCK)
 
     def _schedule_start(self) -> None:
         gi, model, events = self.gi, self.model, self._bundles()[8]
@@ -329,7 +401,11 @@ class CompiledSimulation:
         K.push_event(gi, events, self.scenario.horizon_s, K.HORIZON, -1)
         type_f, type_i = model[0], model[1]
         for t in range(len(self.types)):
-            if type_i[t, K.Y_POISSON]:
+            if type_i[t, K.Y_ARRIVAL] == K.ARR_PROCESS:
+                self._refill_arrivals(t)
+                first = float(self.arr_buf[t, 0])
+                self.arr_pos[t, K.POS] = 1
+            elif type_i[t, K.Y_ARRIVAL] == K.ARR_POISSON:
                 self._refill_arrivals(t)
                 first = 0.0 + self.arr_buf[t, 0] * type_f[t, K.Y_MEAN_GAP]
                 self.arr_pos[t, K.POS] = 1
@@ -387,7 +463,11 @@ class CompiledSimulation:
                 if status == K.NEED_ARRIVALS:
                     self._refill_arrivals(int(self.gi[K.STATUS_ARG]))
                 elif status == K.NEED_WORK:
-                    self._refill_work(int(self.gi[K.STATUS_ARG]), (self.n_sys + 1) * int(self.gi[K.MAX_NODES]))
+                    self._refill("work", int(self.gi[K.STATUS_ARG]), (self.n_sys + 1) * int(self.gi[K.MAX_NODES]))
+                elif status == K.NEED_DECISIONS:
+                    self._refill("dec", int(self.gi[K.STATUS_ARG]), (self.n_sys + 1) * int(self.gi[K.MAX_NODES]) + 1)
+                elif status == K.NEED_ATTRIBUTES:
+                    self._refill("attr", int(self.gi[K.STATUS_ARG]), 1)
                 elif status == K.FLUSH:
                     self._flush_full()
                 elif status == K.GROW:
@@ -496,11 +576,8 @@ class CompiledSimulation:
 
     @property
     def node_stats(self) -> list[list[list[int]]]:
-        """Per type and node the engine's node figures (only attempts can be non-zero in model v1)."""
-        return [
-            [[int(self.attempts[t.index, n])] + [0] * (len(NODE_FIGURES) - 1) for n in range(len(t.node_keys))]
-            for t in self.types
-        ]
+        """Per type and node key the engine's node figures (attempts and branch skips; no failures here)."""
+        return [[self.node_fig[t.index, n].tolist() for n in range(len(t.node_keys))] for t in self.types]
 
     def flush(self) -> None:
         """Move buffered latencies into the sketches."""
@@ -527,6 +604,9 @@ class CompiledSimulation:
             "arrays": arrays,
             "arrival_rngs": [generator_state(rng) for rng in self.arrival_rngs],
             "work_rngs": [generator_state(rng) for rng in self.work_rngs],
+            "decision_rngs": [generator_state(rng) for rng in self.decision_rngs],
+            "attribute_rngs": [generator_state(rng) for rng in self.attribute_rngs],
+            "processes": [None if p is None else p.state() for p in self.processes],
             "sketches": [to_wire(sketch.to_data()) for sketch in self.sketches],
             "unstable_reason": self.unstable_reason,
             "stopped_at_horizon": self.stopped_at_horizon,
@@ -549,9 +629,13 @@ class CompiledSimulation:
             setattr(sim, name, _array_from(state["arrays"][name]))
         capacity = sim.tool_i.shape[0]
         sim.done_buf, sim.admit_buf, sim.ready_buf = (np.zeros(capacity, dtype=np.int64) for _ in range(3))
-        for rng, saved in zip(sim.arrival_rngs + sim.work_rngs, state["arrival_rngs"] + state["work_rngs"],
-                              strict=True):  # fmt: skip
+        rngs = sim.arrival_rngs + sim.work_rngs + sim.decision_rngs + sim.attribute_rngs
+        saved_rngs = state["arrival_rngs"] + state["work_rngs"] + state["decision_rngs"] + state["attribute_rngs"]
+        for rng, saved in zip(rngs, saved_rngs, strict=True):
             restore_generator(rng, saved)
+        for process, saved in zip(sim.processes, state["processes"], strict=True):
+            if process is not None:
+                process.restore(saved)
         sim.sketches = [
             LatencySketch.from_data(decode(SketchData, d, what="DES state sketch")) for d in state["sketches"]
         ]

@@ -18,13 +18,21 @@ The arrays travel in tuples, always in this order (compiled.py builds them):
   sequence and tool; weight) and the waiting queues rq_kf, rq_ki, rq_pf (-priority; sequence and tool; work and
   weight), one row per resource;
 - ``spaces``: space_f, space_i (the S_* columns), the queues sq_kf, sq_ki, sq_pf (-priority; order and tool; amount);
-- ``model``: type_f, type_i (Y_*), node_i (N_*), succ_start, succ (each node's successors), tmpl_i (K_*), tmpl_res,
-  tmpl_rand, tmpl_const (per template part: its rate resource, whether drawn, its constant), tmpl_space, tmpl_amt;
-- ``table``: req_f (arrival time), req_i (Q_*), req_free, tool_i (T_*), tool_free, and the scratch lists done_buf,
-  admit_buf, ready_buf;
-- ``draws``: work_buf (template, part, draw), work_pos and arr_buf, arr_pos (next unused, end: POS, LEN);
-- ``out``: lat_buf, lat_n (latencies not yet in a sketch), counts (C_*), attempts (per type and node), win_f, win_n
-  (the window snapshots: time, sys integral, three integrals per rate resource, two per space; requests in system);
+- ``model``: type_f, type_i (Y_*), node_i (N_*, per DAG and node: a type's DAGs are rows Y_DAG0.. of every per-DAG
+  table), succ_start, succ (each node's successors), tmpl_i (K_*), tmpl_res, tmpl_rand, tmpl_const (per template
+  part: its rate resource, whether drawn, its constant), tmpl_space, tmpl_amt, node_prob (per DAG and node), type_cum
+  (per type, its variants' cumulative weights), dag_i (D_*), tmpl_per (per template part: the attribute column that
+  scales it, -1 for none), overhead (per rate resource: its join_overhead), type_attr (per type and attribute: its
+  column in req_a, whether drawn), type_attr_const (its constant);
+- ``table``: req_f (arrival time), req_i (Q_*), req_free, tool_i (T_*), tool_free, the scratch lists done_buf,
+  admit_buf, ready_buf (a tool id, or ``-1 - (req * MAX_NODES + node)`` for a node whose ``prob`` said no), and req_a
+  (per request, its attributes by column);
+- ``draws``: work_buf (template, part, draw), work_pos, arr_buf (unit exponentials; for an arrival process the
+  absolute times, computed ahead by Python), arr_pos, dec_buf (type, 1, uniform), dec_pos, attr_buf (type,
+  attribute, draw), attr_pos (positions: next unused, end: POS, LEN);
+- ``out``: lat_buf, lat_n (latencies not yet in a sketch), counts (C_*), node_fig (per type, node key and
+  NODE_FIGURES column), win_f, win_n (the window snapshots: time, sys integral, three integrals per rate resource, two
+  per space; requests in system);
 - ``events``: ev_kf, ev_ki, ev_pf (time; kind * KIND_SHIFT + sequence and payload; unused).
 
 Heaps and resources are in :mod:`simfleet.worker.des.kernel_resources`.
@@ -67,7 +75,7 @@ KIND_SHIFT = 1 << 48
 """Event heap entries are ordered by (time, kind * KIND_SHIFT + seq): the engine's (time, kind, seq)."""
 
 # Statuses of run_events.
-DONE, PAUSED, NEED_ARRIVALS, NEED_WORK, FLUSH, GROW, MAX_EVENTS = range(7)
+DONE, PAUSED, NEED_ARRIVALS, NEED_WORK, FLUSH, GROW, MAX_EVENTS, NEED_DECISIONS, NEED_ATTRIBUTES = range(9)
 
 # Global floats (gf) and integers (gi).
 NOW, SYS_INT, SYS_T, HORIZON_S, WARMUP_S, LIMIT = range(6)
@@ -77,15 +85,23 @@ N_GF = 6
 N_GI = 17
 UNSTABLE_LOAD, UNSTABLE_IN_FLIGHT = 1, 2
 # Requests (req_i; req_f holds the arrival time) and tools (tool_i).
-Q_TYPE, Q_LEFT, Q_COUNTED = range(3)
-Q_WAITING = 3
+Q_TYPE, Q_LEFT, Q_COUNTED, Q_DAG = range(4)
+Q_WAITING = 4
 """req_i[rid, Q_WAITING + node]: the predecessors the node still waits for."""
 T_REQ, T_NODE, T_TMPL, T_PARTS, T_SPACE_POS = range(5)
 N_TI = 5
 # Request types (type_f, type_i), nodes (node_i), templates (tmpl_i), counters (counts).
 Y_WEIGHT, Y_MEAN_GAP = range(2)
-Y_PRIORITY, Y_NODES, Y_POISSON = range(3)
+Y_PRIORITY, Y_ARRIVAL, Y_DAG0, Y_NDAGS, Y_DECIDES, Y_NATTRS, Y_ATTR_RANDOM = range(7)
+N_YI = 7
+ARR_DETERMINISTIC, ARR_POISSON, ARR_PROCESS = range(3)
+"""Y_ARRIVAL: a constant gap, unit exponentials times the mean gap, or absolute times of an arrival process."""
+D_NODES, D_OFFSET = range(2)
+"""dag_i: the DAG's nodes, and the position of its first node among its type's node keys."""
+A_COL, A_RANDOM = range(2)
 N_TMPL, N_PREDS = range(2)
+ATTEMPTS, BRANCH_SKIPPED = 0, 5
+"""Columns of node_fig (simfleet.shared.messages.des.NODE_FIGURES; the others stay 0 without failures)."""
 K_PARTS, K_SPACES, K_RANDOM = range(3)
 C_INFLIGHT, C_COUNTED_INFLIGHT, C_ARRIVALS = range(3)
 POS, LEN = range(2)
@@ -100,10 +116,12 @@ def start_work(gi: Any, rates: Any, model: Any, table: Any, draws: Any, tool: in
     rate_f, rate_i, next_times, rh_kf = rates[0], rates[1], rates[2], rates[3]
     rh_ki, rh_pf, rq_kf, rq_ki, rq_pf = rates[4], rates[5], rates[6], rates[7], rates[8]
     type_f, type_i, tmpl_i, tmpl_res, tmpl_rand, tmpl_const = model[0], model[1], model[5], model[6], model[7], model[8]
-    req_i, tool_i, ready_buf = table[1], table[3], table[7]
+    tmpl_per, overhead = model[14], model[15]
+    req_i, tool_i, ready_buf, req_a = table[1], table[3], table[7], table[8]
     work_buf, work_pos = draws[0], draws[1]
     k = tool_i[tool, T_TMPL]
-    rtype = req_i[tool_i[tool, T_REQ], Q_TYPE]
+    req = tool_i[tool, T_REQ]
+    rtype = req_i[req, Q_TYPE]
     weight = type_f[rtype, Y_WEIGHT]
     priority = type_i[rtype, Y_PRIORITY]
     j = work_pos[k, POS]
@@ -113,9 +131,14 @@ def start_work(gi: Any, rates: Any, model: Any, table: Any, draws: Any, tool: in
     parts = 0
     for p in range(tmpl_i[k, K_PARTS]):
         work = work_buf[k, p, j] if tmpl_rand[k, p] else tmpl_const[k, p]
+        col = tmpl_per[k, p]
+        if col >= 0:
+            work *= req_a[req, col]
         if work > 0.0:
-            rate_join(rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf, tmpl_res[k, p], tool, work,
-                      weight, priority, seq, now)  # fmt: skip
+            r = tmpl_res[k, p]
+            work += overhead[r]
+            rate_join(rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf, r, tool, work, weight,
+                      priority, seq, now)  # fmt: skip
             seq += 1
             parts += 1
     gi[SEQ] = seq
@@ -145,21 +168,34 @@ def acquire_space(spaces: Any, model: Any, table: Any, tool: int, now: float) ->
 @njit_cached
 def start_node(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, req: int, node: int,
                now: float) -> None:  # fmt: skip
-    """Simulation._start for a node that always runs and cannot fail."""
-    node_i, tmpl_i = model[2], model[5]
-    req_i, tool_i, tool_free = table[1], table[3], table[4]
-    attempts = out[3]
+    """Simulation._start for a node that cannot fail: its branch draw (``prob`` < 1), then its tool."""
+    node_i, tmpl_i, node_prob, dag_i = model[2], model[5], model[11], model[13]
+    req_i, tool_i, tool_free, ready_buf = table[1], table[3], table[4], table[7]
+    dec_buf, dec_pos = draws[4], draws[5]
+    node_fig = out[3]
     rtype = req_i[req, Q_TYPE]
+    dag = req_i[req, Q_DAG]
+    key = dag_i[dag, D_OFFSET] + node
+    prob = node_prob[dag, node]
+    if prob < 1.0:
+        u = dec_buf[rtype, 0, dec_pos[rtype, POS]]
+        dec_pos[rtype, POS] += 1
+        if u >= prob:
+            if req_i[req, Q_COUNTED]:
+                node_fig[rtype, key, BRANCH_SKIPPED] += 1
+            ready_buf[gi[READY_N]] = -1 - (req * gi[MAX_NODES] + node)
+            gi[READY_N] += 1
+            return
     gi[TOOL_FREE_N] -= 1
     tool = tool_free[gi[TOOL_FREE_N]]
-    k = node_i[rtype, node, N_TMPL]
+    k = node_i[dag, node, N_TMPL]
     tool_i[tool, T_REQ] = req
     tool_i[tool, T_NODE] = node
     tool_i[tool, T_TMPL] = k
     tool_i[tool, T_PARTS] = 0
     tool_i[tool, T_SPACE_POS] = 0
     if req_i[req, Q_COUNTED]:
-        attempts[rtype, node] += 1
+        node_fig[rtype, key, ATTEMPTS] += 1
     if tmpl_i[k, K_SPACES] and not acquire_space(spaces, model, table, tool, now):
         return
     start_work(gi, rates, model, table, draws, tool, now)
@@ -190,8 +226,8 @@ def finish_tool(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: An
                 now: float) -> None:  # fmt: skip
     """Simulation._finish_tool: free its space, count its node done, start the successors it unblocks."""
     space_f, space_i, sq_kf, sq_ki, sq_pf = spaces[0], spaces[1], spaces[2], spaces[3], spaces[4]
-    succ_start, succ, tmpl_i, tmpl_space, tmpl_amt = model[3], model[4], model[5], model[9], model[10]
-    req_i, tool_i, tool_free, admit_buf = table[1], table[3], table[4], table[6]
+    tmpl_i, tmpl_space, tmpl_amt = model[5], model[9], model[10]
+    tool_i, tool_free, admit_buf = table[3], table[4], table[6]
     k = tool_i[tool, T_TMPL]
     req = tool_i[tool, T_REQ]
     node = tool_i[tool, T_NODE]
@@ -205,13 +241,22 @@ def finish_tool(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: An
             tool_i[admitted, T_SPACE_POS] += 1
             if acquire_space(spaces, model, table, admitted, now):
                 start_work(gi, rates, model, table, draws, admitted, now)
+    node_done(gf, gi, rates, spaces, model, table, draws, out, req, node, now)
+
+
+@njit_cached
+def node_done(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, req: int,
+              node: int, now: float) -> None:  # fmt: skip
+    """Simulation._node_done: finish the request, or start the successors the node unblocks."""
+    succ_start, succ = model[3], model[4]
+    req_i = table[1]
     req_i[req, Q_LEFT] -= 1
     if not req_i[req, Q_LEFT]:
         request_done(gf, gi, table, out, req, now)
         return
-    rtype = req_i[req, Q_TYPE]
-    for e in range(succ_start[rtype, node], succ_start[rtype, node + 1]):
-        nxt = succ[rtype, e]
+    dag = req_i[req, Q_DAG]
+    for e in range(succ_start[dag, node], succ_start[dag, node + 1]):
+        nxt = succ[dag, e]
         req_i[req, Q_WAITING + nxt] -= 1
         if not req_i[req, Q_WAITING + nxt]:
             start_node(gi, rates, spaces, model, table, draws, out, req, nxt, now)
@@ -220,13 +265,18 @@ def finish_tool(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: An
 @njit_cached
 def drain_ready(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any,
                 now: float) -> None:  # fmt: skip
-    """Simulation._drain_ready: finish the tools that had no work, in the order they started."""
+    """Simulation._drain_ready: finish the tools that had no work and the skipped nodes, in the order they came."""
     ready_buf = table[7]
     head = 0
     while head < gi[READY_N]:
-        tool = ready_buf[head]
+        item = ready_buf[head]
         head += 1
-        finish_tool(gf, gi, rates, spaces, model, table, draws, out, tool, now)
+        if item >= 0:
+            finish_tool(gf, gi, rates, spaces, model, table, draws, out, item, now)
+        else:
+            code = -1 - item
+            node_done(gf, gi, rates, spaces, model, table, draws, out, code // gi[MAX_NODES], code % gi[MAX_NODES],
+                      now)  # fmt: skip
     gi[READY_N] = 0
 
 
@@ -243,12 +293,17 @@ def push_event(gi: Any, events: Any, when: float, kind: int, payload: int) -> No
 def arrive(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, events: Any,
            rtype: int, now: float) -> None:  # fmt: skip
     """Simulation._arrive: schedule the type's next arrival, then start the new request's roots."""
-    type_f, type_i, node_i = model[0], model[1], model[2]
-    req_f, req_i, req_free = table[0], table[1], table[2]
-    arr_buf, arr_pos = draws[2], draws[3]
+    type_f, type_i, node_i, type_cum, dag_i = model[0], model[1], model[2], model[12], model[13]
+    type_attr, type_attr_const = model[16], model[17]
+    req_f, req_i, req_free, req_a = table[0], table[1], table[2], table[8]
+    arr_buf, arr_pos, dec_buf, dec_pos, attr_buf, attr_pos = draws[2], draws[3], draws[4], draws[5], draws[6], draws[7]
     counts = out[2]
-    if type_i[rtype, Y_POISSON]:
+    arrival = type_i[rtype, Y_ARRIVAL]
+    if arrival == ARR_POISSON:
         following = now + arr_buf[rtype, arr_pos[rtype, POS]] * type_f[rtype, Y_MEAN_GAP]
+        arr_pos[rtype, POS] += 1
+    elif arrival == ARR_PROCESS:
+        following = arr_buf[rtype, arr_pos[rtype, POS]]
         arr_pos[rtype, POS] += 1
     else:
         following = now + type_f[rtype, Y_MEAN_GAP]
@@ -257,13 +312,33 @@ def arrive(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, dr
     counted = now >= gf[WARMUP_S]
     gi[REQ_FREE_N] -= 1
     req = req_free[gi[REQ_FREE_N]]
-    nodes = type_i[rtype, Y_NODES]
+    dag = type_i[rtype, Y_DAG0]
+    n_dags = type_i[rtype, Y_NDAGS]
+    if n_dags > 1:  # TypeSpec.pick
+        u = dec_buf[rtype, 0, dec_pos[rtype, POS]]
+        dec_pos[rtype, POS] += 1
+        chosen = n_dags - 1
+        for v in range(n_dags):
+            if u < type_cum[rtype, v]:
+                chosen = v
+                break
+        dag += chosen
+    nodes = dag_i[dag, D_NODES]
     req_f[req] = now
     req_i[req, Q_TYPE] = rtype
     req_i[req, Q_LEFT] = nodes
     req_i[req, Q_COUNTED] = 1 if counted else 0
+    req_i[req, Q_DAG] = dag
     for node in range(nodes):
-        req_i[req, Q_WAITING + node] = node_i[rtype, node, N_PREDS]
+        req_i[req, Q_WAITING + node] = node_i[dag, node, N_PREDS]
+    n_attrs = type_i[rtype, Y_NATTRS]
+    if n_attrs:  # the type's attribute WorkStream.draw
+        j = attr_pos[rtype, POS]
+        if type_i[rtype, Y_ATTR_RANDOM]:
+            attr_pos[rtype, POS] = j + 1
+        for a in range(n_attrs):
+            value = attr_buf[rtype, a, j] if type_attr[rtype, a, A_RANDOM] else type_attr_const[rtype, a]
+            req_a[req, type_attr[rtype, a, A_COL]] = value
     n_sys = gi[N_SYS]
     gf[SYS_INT] += n_sys * (now - gf[SYS_T])
     gf[SYS_T] = now
@@ -273,7 +348,7 @@ def arrive(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, dr
         counts[rtype, C_ARRIVALS] += 1
         counts[rtype, C_COUNTED_INFLIGHT] += 1
     for node in range(nodes):
-        if node_i[rtype, node, N_PREDS] == 0:
+        if node_i[dag, node, N_PREDS] == 0:
             start_node(gi, rates, spaces, model, table, draws, out, req, node, now)
     if gi[READY_N]:
         drain_ready(gf, gi, rates, spaces, model, table, draws, out, now)
@@ -356,6 +431,15 @@ def _room(gi: Any, model: Any, table: Any, draws: Any, out: Any) -> int:
         if tmpl_i[k, K_RANDOM] and work_pos[k, LEN] - work_pos[k, POS] < tools_bound:
             gi[STATUS_ARG] = k
             return NEED_WORK
+    type_i, dec_pos, attr_pos = model[1], draws[5], draws[7]
+    for t in range(type_i.shape[0]):
+        # An event starts at most tools_bound nodes, each with at most one branch draw, and picks one variant.
+        if type_i[t, Y_DECIDES] and dec_pos[t, LEN] - dec_pos[t, POS] < tools_bound + 1:
+            gi[STATUS_ARG] = t
+            return NEED_DECISIONS
+        if type_i[t, Y_ATTR_RANDOM] and attr_pos[t, LEN] - attr_pos[t, POS] < 1:
+            gi[STATUS_ARG] = t
+            return NEED_ATTRIBUTES
     return DONE
 
 
@@ -404,7 +488,8 @@ def run_events(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any
                 return PAUSED
             kind = ev_ki[0, 0] // KIND_SHIFT
             payload = ev_ki[0, 1]
-            if kind == ARRIVAL and type_i[payload, Y_POISSON] and arr_pos[payload, POS] >= arr_pos[payload, LEN]:
+            if (kind == ARRIVAL and type_i[payload, Y_ARRIVAL] != ARR_DETERMINISTIC
+                    and arr_pos[payload, POS] >= arr_pos[payload, LEN]):  # fmt: skip
                 gi[STATUS_ARG] = payload
                 return NEED_ARRIVALS
             heap_pop(ev_kf, ev_ki, ev_pf, gi[EV_N])
