@@ -300,11 +300,32 @@ def test_each_model_v2_feature_alone_gives_the_python_engines_summary(feature: s
         assert summary["overall"]["completed"] > 1_000
 
 
-def test_a_model_v2_run_in_slices_saved_and_resumed_equals_the_python_engine() -> None:
-    # The decision, attribute and modulation streams, the arrival process and the blocks drawn ahead are all saved.
-    scenario = without_failures(horizon_s=1_200.0)
+@pytest.mark.parametrize("arrival", [MMPP, TRACE], ids=["mmpp", "trace"])
+def test_a_model_v2_run_in_slices_saved_and_resumed_equals_the_python_engine(arrival: Any) -> None:
+    # The decision, attribute and modulation streams, the arrival process and the blocks drawn ahead are all saved;
+    # the run is long enough that each of them draws its next block after a resume (the trace's 2,049th time comes
+    # at 1,024 s, the batch type's second block of decisions before that).
+    cuts = (0.5, 150.0, 151.0, 640.0, 1_100.0, 1_500.0, 1_900.0, 2_000.0, 2_100.0)
+    assert_resumes_exactly(without_failures(arrival, horizon_s=2_000.0), cuts)
+
+
+def test_a_trace_resumed_after_its_second_block_goes_on_where_it_was() -> None:
+    # 5,000 arrivals 0.05 s apart: blocks of times are computed at 0, 102.4 and 204.8 s; the cut at 210 s resumes a
+    # run whose trace stream stands at its 4,096th time.
+    scenario = parse_scenario({
+        "name": "long-trace", "horizon_s": 300.0,
+        "resources": {"cpu": {"capacity": 1.0}},
+        "tools": {"job": {"work": {"cpu": {"dist": "exponential", "mean": 0.01}}}},
+        "request_types": {"r": {"arrival": {"process": "trace", "times_s": [0.05 * i for i in range(5_000)]},
+                                "nodes": {"job": {"tool": "job"}}}},
+    })  # fmt: skip
+    assert_resumes_exactly(scenario, (50.0, 120.0, 210.0, 260.0, 300.0))
+
+
+def assert_resumes_exactly(scenario: Scenario, cuts: tuple[float, ...]) -> None:
+    """Run in slices, saving, msgpacking and resuming at each cut: every slice and the summary equal the engine's."""
     python, compiled = Simulation(scenario, 4, 2), CompiledSimulation(scenario, 4, 2)
-    for until_s in (0.5, 150.0, 151.0, 640.0, 1_200.0, 1_300.0):
+    for until_s in cuts:
         assert compiled.run(until_s) == python.run(until_s)
         assert (compiled.now, compiled.events, compiled.next_event_s) == (
             python.now,
@@ -316,6 +337,18 @@ def test_a_model_v2_run_in_slices_saved_and_resumed_equals_the_python_engine() -
     assert compiled.run() and python.run()
     assert plain(compiled.summary()) == plain(python.summary())
     assert compiled.events == python.events
+
+
+def test_an_arrival_that_draws_several_decisions_across_a_block_boundary() -> None:
+    # Five optional roots: each arrival draws five decisions, and 2,048 is not a multiple of 5, so some arrival
+    # needs the end of one block and the start of the next.
+    nodes = {f"n{i}": {"tool": "b", "prob": 0.5} for i in range(5)}
+    q = {"rate_per_min": 30, "arrival": "deterministic", "nodes": {"x": {"tool": "b"}}}
+    scenario = fork_join(horizon_s=1_000.0, request_types={"r": {"rate_per_min": 60, "arrival": "deterministic",
+                                                                "nodes": nodes}, "q": q})  # fmt: skip
+    summary = assert_same_run(scenario, 5, 0)
+    nodes_run = sum(figures["attempts"] + figures["branch_skipped"] for figures in summary["nodes"]["r"].values())
+    assert nodes_run == 5 * summary["types"]["r"]["arrived"] > 4_000
 
 
 def test_thousands_in_flight_with_branches_and_variants_draw_decisions_far_ahead() -> None:
