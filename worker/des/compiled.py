@@ -249,6 +249,7 @@ class CompiledSimulation:
         overhead = np.zeros(n_rates)
         for i, name in enumerate(self.rate_names):
             overhead[i] = sc.resources[name].join_overhead
+        self.gi[K.STREAMS_V2] = 1 if (type_i[:, K.Y_DECIDES].any() or type_i[:, K.Y_ATTR_RANDOM].any()) else 0
         self.model = (type_f, type_i, node_i, succ_start, succ, tmpl_i, tmpl_res, tmpl_rand, tmpl_const, tmpl_space,
                       tmpl_amt, node_prob, type_cum, dag_i, tmpl_per, overhead, type_attr, type_attr_const)  # fmt: skip
         self.work_buf = np.zeros((n_tmpl, max_parts, 2 * BLOCK))

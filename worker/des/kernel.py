@@ -81,8 +81,9 @@ DONE, PAUSED, NEED_ARRIVALS, NEED_WORK, FLUSH, GROW, MAX_EVENTS, NEED_DECISIONS,
 NOW, SYS_INT, SYS_T, HORIZON_S, WARMUP_S, LIMIT = range(6)
 N_GF = 6
 (SEQ, EVENTS, N_SYS, FINISHED, STOPPED, UNSTABLE, DRAIN, MAX_EVENTS_I, MAX_IN_FLIGHT, EV_N, REQ_FREE_N, TOOL_FREE_N,
- STATUS_ARG, HAS_START, HAS_END, MAX_NODES, READY_N) = range(17)  # fmt: skip
-N_GI = 17
+ STATUS_ARG, HAS_START, HAS_END, MAX_NODES, READY_N, STREAMS_V2) = range(18)  # fmt: skip
+N_GI = 18
+"""STREAMS_V2: whether some type draws decisions or attributes (else _room skips their check)."""
 UNSTABLE_LOAD, UNSTABLE_IN_FLIGHT = 1, 2
 # Requests (req_i; req_f holds the arrival time) and tools (tool_i).
 Q_TYPE, Q_LEFT, Q_COUNTED, Q_DAG = range(4)
@@ -431,6 +432,8 @@ def _room(gi: Any, model: Any, table: Any, draws: Any, out: Any) -> int:
         if tmpl_i[k, K_RANDOM] and work_pos[k, LEN] - work_pos[k, POS] < tools_bound:
             gi[STATUS_ARG] = k
             return NEED_WORK
+    if not gi[STREAMS_V2]:
+        return DONE
     type_i, dec_pos, attr_pos = model[1], draws[5], draws[7]
     for t in range(type_i.shape[0]):
         # An event starts at most tools_bound nodes, each with at most one branch draw, and picks one variant.
