@@ -92,7 +92,7 @@ class DesSettings:
             for at most this long (extrapolating from the simulated time reached) to measure it.
     """
 
-    batch_target_s: float = 0.5
+    batch_target_s: float = 0.2
     max_batch: int = 100
     pilot_s: float = 0.05
 

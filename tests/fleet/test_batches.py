@@ -57,7 +57,7 @@ def test_batches_of_1_3_and_all_give_the_one_replication_per_task_answer_to_the_
         assert (progress.done, progress.total, progress.state) == (7, 7, "done")
         ran_by = {index: task for index, task in done_lines(worker).items() if task.startswith(study.id)}
         assert ran_by == {i: f"{study.id}-{i - i % batch}" for i in range(7)}, "each replication in its batch's task"
-    assert fleet.study_records.done_counts([s.id for s in fleet.studies()]) == [7, 7, 7]
+    assert fleet.study_records.done_counts([s.study_id for s in fleet.studies()]) == [7, 7, 7]
 
 
 def test_a_continuation_study_batches_from_its_first_index(fleet, start_worker):
