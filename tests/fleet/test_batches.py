@@ -22,7 +22,6 @@ from simfleet.shared.studies import Studies
 from simfleet.worker.des.engine import run_replication
 from simfleet.worker.des.runner import run_study
 from simfleet.worker.des.scenario import load_scenario, parse_scenario
-
 from tests.des.helpers import without_wall_clock
 
 from .conftest import wait_until
