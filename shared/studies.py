@@ -228,14 +228,15 @@ class Studies:
         if len(indices) > 1:
             self.redis.delete(*[SUMMARY_KEY.format(replication_id(study_id, i)) for i in indices])
 
-    def recorded(self, study_id: str, indices: list[int]) -> int:
-        """How many of the study's replications ``indices`` were recorded (one round trip)."""
+    def recorded(self, study_id: str, indices: list[int]) -> set[int]:
+        """Which of the study's replications ``indices`` were recorded (one round trip)."""
         if not indices:
-            return 0
-        return int(self.redis.exists(*[COUNTED_KEY.format(replication_id(study_id, i)) for i in indices]))
+            return set()
+        found = self.redis.mget([COUNTED_KEY.format(replication_id(study_id, i)) for i in indices])
+        return {index for index, holder in zip(indices, found, strict=True) if holder is not None}
 
     def done_counts(self, study_ids: list[str]) -> list[int]:
-        """Replications completed so far, per study (one round trip)."""
+        """Replications recorded so far, per study (one round trip)."""
         found = self.redis.mget([DONE_COUNT_KEY.format(study_id) for study_id in study_ids]) if study_ids else []
         return [int(value or 0) for value in found]
 

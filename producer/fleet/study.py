@@ -120,7 +120,9 @@ class Study:
                     running.append(decode(ReplicationProgress, meta["result"]))
         if unfinished:
             with self.fleet.translate():
-                done += self.fleet.study_records.recorded(self.id, unfinished)
+                recorded = self.fleet.study_records.recorded(self.id, unfinished)
+            done += len(recorded)
+            running = [r for r in running if r.replication not in recorded]  # its last report is older than its end
         final = self.fleet.task_meta(self.id).get("status")
         with self.fleet.translate():
             record = self.fleet.study_records.get(self.id) or self.record
