@@ -22,7 +22,8 @@ def load(name: str) -> Scenario:
 
 def test_the_example_scenarios_exist() -> None:
     names = {path.stem for path in SCENARIO_FILES}
-    assert {"web_search_load_test", "deep_research_sla", "mixed_workload", "npu_bottleneck", "rag_with_failures"} <= names
+    examples = {"web_search_load_test", "deep_research_sla", "mixed_workload", "npu_bottleneck", "rag_with_failures"}
+    assert examples <= names
 
 
 @pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: p.stem)
