@@ -293,7 +293,11 @@ class Simulation:
         """Whether a timer or a retry still matters."""
         if kind == TIMEOUT:
             return payload in self.timers
-        return payload in self.pending
+        pending = self.pending.get(payload)
+        if pending is not None and pending[0].dead:  # a retry of a request that failed meanwhile
+            del self.pending[payload]
+            return False
+        return pending is not None
 
     def _arrive(self, type_index: int, now: float) -> None:
         rtype = self.types[type_index]
@@ -561,12 +565,13 @@ class Simulation:
             self._drain_ready(now)
 
     def _request_failed(self, req: Request, outcome: int, now: float) -> None:
-        """The request fails: its other attempts are cancelled, its pending retries dropped, and it leaves."""
+        """The request fails: its other attempts are cancelled, and it leaves.
+
+        Its pending retries are dropped when they come up (:meth:`_due`), not looked for among every pending retry.
+        """
         req.dead = True
         for tool in list(req.tools.values()):
             self._cancel(tool, now)
-        for uid in [uid for uid, item in self.pending.items() if item[0] is req]:
-            del self.pending[uid]
         self._request_done(req, outcome, now)
 
     def _request_done(self, req: Request, outcome: int, now: float) -> None:
