@@ -101,7 +101,11 @@ class Simulation:
             for i, (name, tool) in enumerate(scenario.tools.items())
         ]
         self.template_index = template_index
-        self.types = [TypeSpec(i, scenario, name, template_index) for i, name in enumerate(scenario.request_types)]
+        self.fallible = scenario.fallible
+        # Attempts keep what they joined each resource with when it may be wasted, observed, or carries an overhead.
+        self.keep_joined = self.fallible or observer is not None or any(self.overheads)
+        self.types = [TypeSpec(i, scenario, name, template_index, self.keep_joined)
+                      for i, name in enumerate(scenario.request_types)]  # fmt: skip
         for name, rt in scenario.request_types.items():
             # A scenario built in code, not parsed, must not reach a division by a zero rate either.
             check_number(rt.rate_per_min, scenario.source, f"request_types.{name}.rate_per_min", positive=True)
@@ -127,14 +131,8 @@ class Simulation:
         self.unstable_reason: str | None = (
             f"offered load reaches capacity on {', '.join(overloaded)}" if overloaded else None
         )
-        self.fallible = scenario.fallible
         for rate in self.rates:
             rate.track = self.fallible
-        self.keep_joined = self.fallible or observer is not None or any(self.overheads)
-        if self.keep_joined:
-            for rtype in self.types:
-                for dag in rtype.dags:
-                    dag.plain = tuple(False for _ in dag.plain)
         self.horizon_s = scenario.horizon_s
         self.warmup_s = scenario.warmup_s
         self.now = 0.0
