@@ -57,13 +57,10 @@ def pilot_replication_s(scenario: Scenario, seed: int, replication: int, budget_
 
     started = time.perf_counter()
     sim = Simulation(scenario, seed, replication)
-    step = scenario.horizon_s / PILOT_SLICES
-    until = step
-    while not sim.run(until_s=until):
+    for _ in sim.slices(PILOT_SLICES):
         elapsed = time.perf_counter() - started
         if elapsed >= budget_s:
-            return elapsed * scenario.horizon_s / max(sim.now, step)
-        until = max(until + step, sim.next_event_s)
+            return elapsed * scenario.horizon_s / max(sim.now, scenario.horizon_s / PILOT_SLICES)
     return time.perf_counter() - started
 
 

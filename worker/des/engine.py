@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from heapq import heappop, heappush
 from typing import IO, Any
 
@@ -190,6 +190,18 @@ class Simulation:
         t_res = min(self.next_times) if self.next_times else INF
         t_ev = self.heap[0][0] if self.heap else INF
         return min(t_res, t_ev)
+
+    def slices(self, count: int) -> Iterator[None]:
+        """Run the replication to its end in steps of ``horizon_s / count`` of simulated time, yielding at each pause.
+
+        What callers do between steps: report progress, look at the clock, the memory or a cancel flag. A step
+        starts no earlier than :attr:`next_event_s`, so a long quiet drain is one step, not billions of empty ones.
+        """
+        step = self.horizon_s / count
+        until = step
+        while not self.run(until_s=until):
+            yield
+            until = max(until + step, self.next_event_s)
 
     # ---------------------------------------------------------------------------------------------------- the loop
 

@@ -153,13 +153,10 @@ def _simulate(task: Task, request: ReplicationRequest, index: int, scenario: Sce
     sim = Simulation(scenario, request.seed, index)
     limit_bytes = settings.max_memory_per_replication_mb * 2**20
     process = psutil.Process()
-    step = scenario.horizon_s / SLICES
-    until = step
     last_report = last_cancel_check = time.monotonic()
     last_memory_check = 0.0
     logger.info("replication %d of %s started (study %s)", index, scenario.name, request.study_id)
-    while not sim.run(until_s=until):
-        until = max(until + step, sim.next_event_s)  # a long quiet drain is one slice, not billions of empty ones
+    for _ in sim.slices(SLICES):
         now = time.monotonic()
         if now - last_memory_check >= MEMORY_CHECK_EVERY_S:
             last_memory_check = now
