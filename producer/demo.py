@@ -248,10 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     fleet = Fleet.from_settings(settings)
     try:
         _lifecycle_job(fleet, settings.clickhouse_dsn)
+        des_started = time.perf_counter()
         study, answer, mixed = _des_study(fleet)
         sla = _sla_search(fleet)
         capacity = _capacity_search(fleet)
         sweep = _sweep(fleet, mixed)
+        des_s = time.perf_counter() - des_started
+        print(f"\nDES on the fleet (study, SLA search, capacity search, sweep): {des_s:.1f} s")
         print("\n== results written")
         for path in _write_outputs(answer, sla, sweep):
             print(f"   {path.relative_to(ROOT)}")

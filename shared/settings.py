@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from simfleet.shared.errors import ConfigError, printable
+from simfleet.shared.messages.study import MAX_BATCH
 from simfleet.shared.user_files import parse_yaml, read_yaml
 
 ENV_PREFIX = "SIMFLEET_"
@@ -72,6 +73,28 @@ class CpuWorkerSettings:
     pin_cores: bool = True
     max_memory_per_replication_mb: int = 4096
     progress_interval_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class DesSettings:
+    """How a producer publishes DES studies on the fleet.
+
+    Short replications are published in batches, several to a ``des.run`` task, so that they do not pay Celery's
+    per-task cost one by one (a few milliseconds: the message, the result, the chord's counter, the task events).
+    Batching never changes a result: replication ``i`` is the same run in any batch.
+
+    Attributes:
+        batch_target_s: seconds of simulation a task should carry: a study's batch is this over the measured
+            seconds of one replication (at least 1; no more than spreads the study over every worker process); 0
+            turns batching off (one replication per task).
+        max_batch: the most replications one task carries.
+        pilot_s: when no study of the scenario has run yet, the producer times one replication on its own machine
+            for at most this long (extrapolating from the simulated time reached) to measure it.
+    """
+
+    batch_target_s: float = 0.2
+    max_batch: int = 100
+    pilot_s: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -212,6 +235,7 @@ class Settings:
     accept_content: tuple[str, ...] = SERIALIZERS
     queues: QueueNames = field(default_factory=QueueNames)
     cpu_worker: CpuWorkerSettings = field(default_factory=CpuWorkerSettings)
+    des: DesSettings = field(default_factory=DesSettings)
     gpu_worker: GpuWorkerSettings = field(default_factory=GpuWorkerSettings)
     flower: FlowerSettings = field(default_factory=FlowerSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
@@ -364,6 +388,14 @@ def _validate(settings: Settings) -> None:
                           key="stores.checkpoint_url")  # fmt: skip
     if settings.cpu_worker.concurrency is not None and settings.cpu_worker.concurrency < 1:
         raise ConfigError("must be at least 1", source=source, key="cpu_worker.concurrency")
+    des = settings.des
+    if des.batch_target_s < 0:
+        raise ConfigError(f"must be 0 (no batching) or more seconds, got {des.batch_target_s}", source=source,
+                          key="des.batch_target_s")  # fmt: skip
+    if not 1 <= des.max_batch <= MAX_BATCH:
+        raise ConfigError(f"must be 1 to {MAX_BATCH}, got {des.max_batch}", source=source, key="des.max_batch")
+    if des.pilot_s <= 0:
+        raise ConfigError(f"must be above 0 seconds, got {des.pilot_s}", source=source, key="des.pilot_s")
     gpu = settings.gpu_worker
     if gpu.heartbeat_ttl_s <= gpu.heartbeat_interval_s:
         raise ConfigError(

@@ -5,13 +5,17 @@
 - ``simfleet:node:<node>:running``: the replications a worker has started and not finished, each with what it
   takes to publish it again (:class:`Running`). When the worker's heartbeat expires, the watchdog publishes them
   again at once instead of leaving their messages to the broker's visibility timeout.
-- ``simfleet:replication:<task id>:done``: which worker's copy of a replication completes it. A replication
-  published again can run twice (its first worker was only cut off); only the first copy to finish is counted by
-  the study's chord, the other ends without a result.
-- ``simfleet:study:<id>:done``: how many of the study's replications completed.
+- ``simfleet:replication:<task id>:done``: which worker's copy of a ``des.run`` task (one replication, or a batch
+  of them) completes it. A task published again can run twice (its first worker was only cut off); only the first
+  copy to finish is counted by the study's chord, the other ends without a result.
+- ``simfleet:replication:<study>-<i>:counted``: replication ``i`` of the study was recorded (by the worker named),
+  once whatever the batching and however many copies ran it; ``simfleet:replication:<study>-<i>:summary``: its
+  summary, kept while the rest of its batch runs, so that a batch published again after its worker died runs only
+  the replications not yet recorded (deleted when the batch completes).
+- ``simfleet:study:<id>:done``: how many of the study's replications were recorded.
 
-A finished replication's events and seconds, and the completion of each replication, are counted
-(:mod:`simfleet.shared.counters`, and the study's own count) as its worker notes it finished.
+A finished replication's events and seconds are counted (:mod:`simfleet.shared.counters`) for every copy that ran
+to its end; the replication itself (and the study's own count) once, when it is first recorded.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from simfleet.shared.errors import MessageError
 from simfleet.shared.heartbeats import HEARTBEAT_PREFIX
 from simfleet.shared.ids import check_id
 from simfleet.shared.messages import Message, decode_json
+from simfleet.shared.messages.des import ReplicationSummary
 from simfleet.shared.messages.study import ReplicationRequest, StudyRecord
 
 log = logging.getLogger(__name__)
@@ -37,8 +42,19 @@ RUNNING_KEY = "simfleet:node:{}:running"
 RUNNING_PATTERN = "simfleet:node:*:running"
 DONE_KEY = "simfleet:replication:{}:done"
 DONE_COUNT_KEY = "simfleet:study:{}:done"
+COUNTED_KEY = "simfleet:replication:{}:counted"
+SUMMARY_KEY = "simfleet:replication:{}:summary"
 
 _json = msgspec.json.Encoder()
+
+
+def replication_id(study_id: str, index: int) -> str:
+    """The id of replication ``index`` of a study; also the task id of the ``des.run`` task a batch starts with."""
+    return f"{study_id}-{index}"
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
 
 
 def _text(value: bytes | str) -> str:
@@ -46,11 +62,11 @@ def _text(value: bytes | str) -> str:
 
 
 class Running(Message, frozen=True):
-    """A replication a worker has started: what publishing it again takes (its Celery chord membership included).
+    """A ``des.run`` task a worker has started: what publishing it again takes (its Celery chord membership included).
 
     Attributes:
-        task_id: the replication's task id (kept when it is published again).
-        request: the replication's message.
+        task_id: the task's id (kept when it is published again).
+        request: the task's message (one replication, or a batch).
         group_id: the chord's group.
         group_index: its place in the group.
         chord: the chord's callback, as Celery carries it in the request.
@@ -80,6 +96,24 @@ end
 return 0
 """
 
+# KEYS[1] counted marker, KEYS[2] summary, KEYS[3] the study's done count, KEYS[4] the counters hash; ARGV: this node,
+# expiry, the summary to keep ('' for none), events, seconds, then the counters' fields (events, seconds,
+# replications). 1: this copy records the replication; 0: one was recorded already (its work is still counted).
+_RECORD = """
+redis.call('HINCRBY', KEYS[4], ARGV[6], ARGV[4])
+redis.call('HINCRBYFLOAT', KEYS[4], ARGV[7], ARGV[5])
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  return 0
+end
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[2])
+end
+redis.call('HINCRBY', KEYS[4], ARGV[8], 1)
+redis.call('INCR', KEYS[3])
+redis.call('EXPIRE', KEYS[3], ARGV[2])
+return 1
+"""
+
 
 class Studies:
     """Study records and running replications in one Redis (the result backend's).
@@ -93,6 +127,7 @@ class Studies:
         self.redis = client
         self.expires_s = expires_s
         self._complete = client.register_script(_COMPLETE)
+        self._record = client.register_script(_RECORD)
 
     # ------------------------------------------------------------------------------------------------ records
 
@@ -149,32 +184,59 @@ class Studies:
         """Note that ``node`` started a replication."""
         self.redis.hset(RUNNING_KEY.format(node), running.task_id, _json.encode(running))
 
-    def finished(self, node: str, task_id: str, *, study_id: str = "", events: int = 0, wall_s: float = 0.0,
-                 completed: bool = False) -> None:  # fmt: skip
-        """Note that ``node`` finished (or gave up) a replication, counting its work in the same round trip.
+    def finished(self, node: str, task_id: str) -> None:
+        """Note that ``node`` finished (or gave up) a ``des.run`` task."""
+        self.redis.hdel(RUNNING_KEY.format(node), task_id)
+
+    def record(self, node: str, study_id: str, summary: ReplicationSummary, *, keep: bool) -> bool:
+        """Record that ``node`` ran a replication to its end, counting its work; whether this copy is the first.
 
         Args:
             node: the worker.
-            task_id: the replication's task.
-            study_id: its study (whose count of completed replications goes up when ``completed``).
-            events: events it simulated (0 if it did not run to its end).
-            wall_s: the seconds it ran.
-            completed: whether this copy is the one that completes the replication.
+            study_id: the study.
+            summary: the replication's summary (its index, events and seconds).
+            keep: keep the summary (until :meth:`forget_summaries`) for a copy of its batch run again later.
+
+        Returns:
+            True when this is the replication's first record (it and the study's count of recorded replications go
+            up by one), False when another copy recorded it already.
         """
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hdel(RUNNING_KEY.format(node), task_id)
-            if events or wall_s:
-                pipe.hincrby(COUNTERS_KEY, DES_EVENTS, events)
-                pipe.hincrbyfloat(COUNTERS_KEY, DES_SECONDS, round(wall_s, 6))
-            if completed:
-                pipe.hincrby(COUNTERS_KEY, DES_REPLICATIONS, 1)
-                if study_id:
-                    pipe.incr(DONE_COUNT_KEY.format(study_id))
-                    pipe.expire(DONE_COUNT_KEY.format(study_id), self.expires_s)
-            pipe.execute()
+        rid = replication_id(study_id, summary.replication)
+        payload = msgspec.msgpack.encode(summary) if keep else b""
+        keys = [COUNTED_KEY.format(rid), SUMMARY_KEY.format(rid), DONE_COUNT_KEY.format(study_id), COUNTERS_KEY]
+        args: list[bytes | str | int | float] = [node, self.expires_s, payload, summary.events,
+                                                 round(summary.wall_s, 6), DES_EVENTS, DES_SECONDS, DES_REPLICATIONS]
+        return bool(self._record(keys=keys, args=args))
+
+    def recorded_summaries(self, study_id: str, indices: range) -> dict[int, ReplicationSummary]:
+        """The kept summaries of those of ``indices`` recorded by an earlier copy of their batch (one round trip)."""
+        if len(indices) < 2:
+            return {}
+        found = self.redis.mget([SUMMARY_KEY.format(replication_id(study_id, i)) for i in indices])
+        kept = {}
+        for index, raw in zip(indices, found, strict=True):
+            if raw is None:
+                continue
+            try:
+                kept[index] = msgspec.msgpack.decode(_bytes(raw), type=ReplicationSummary)
+            except msgspec.MsgspecError as exc:  # not ours to trust: run the replication again
+                log.warning("kept summary of replication %d of study %s unreadable: %s", index, study_id, exc)
+        return kept
+
+    def forget_summaries(self, study_id: str, indices: range) -> None:
+        """Drop the kept summaries of a completed batch (its result holds them now)."""
+        if len(indices) > 1:
+            self.redis.delete(*[SUMMARY_KEY.format(replication_id(study_id, i)) for i in indices])
+
+    def recorded(self, study_id: str, indices: list[int]) -> set[int]:
+        """Which of the study's replications ``indices`` were recorded (one round trip)."""
+        if not indices:
+            return set()
+        found = self.redis.mget([COUNTED_KEY.format(replication_id(study_id, i)) for i in indices])
+        return {index for index, holder in zip(indices, found, strict=True) if holder is not None}
 
     def done_counts(self, study_ids: list[str]) -> list[int]:
-        """Replications completed so far, per study (one round trip)."""
+        """Replications recorded so far, per study (one round trip)."""
         found = self.redis.mget([DONE_COUNT_KEY.format(study_id) for study_id in study_ids]) if study_ids else []
         return [int(value or 0) for value in found]
 

@@ -3,8 +3,8 @@
 This is a process entry point, so it reads the settings when imported (the one place that does). It also pins
 each pool process of a CPU worker to its own core on machines with more than 2 cores (core 0 stays for the system),
 and starts the liveness threads in a worker's main process once it is ready: the heartbeat and the watchdog (both
-roles; the heartbeat says which role and queues the worker has). Nothing here touches a device: backends are
-created in the pool process, on first use.
+roles; the heartbeat says which role, queues and pool processes the worker has). Nothing here touches a device:
+backends are created in the pool process, on first use.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ def _start_liveness(sender: Any = None, **_: Any) -> None:
     node = node_name()
     consumer = getattr(sender, "task_consumer", None)
     queues = sorted(q.name for q in getattr(consumer, "queues", [])) if consumer is not None else []
-    info = {"role": os.environ.get(ROLE_ENV, ""), "queues": queues, "pid": os.getpid(), "host": socket.gethostname()}
+    concurrency = getattr(getattr(sender, "controller", None), "concurrency", None)
+    info = {"role": os.environ.get(ROLE_ENV, ""), "queues": queues, "pid": os.getpid(), "host": socket.gethostname(),
+            "concurrency": concurrency if isinstance(concurrency, int) else None}  # fmt: skip
     liveness = Liveness(worker_settings(), node, info)
     liveness.start()
     _liveness.append(liveness)

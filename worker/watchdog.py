@@ -10,8 +10,9 @@ watchdog``) then:
    queue with the new epoch; any copy of an older message still about (in the dead worker's queue, or taken and not
    acknowledged) carries the old epoch and is refused when it arrives;
 2. deletes the dead worker's own queue through kombu's API (everything in it is superseded);
-3. publishes again the DES replications it had started and not finished, with their task ids and chord membership,
-   so a study does not wait for the broker's visibility timeout (the first copy to finish is the one counted).
+3. publishes again the DES tasks (a replication, or a batch of them) it had started and not finished, with their task
+   ids and chord membership, so a study does not wait for the broker's visibility timeout (the first copy to finish
+   is the one counted; a batch's copy runs only the replications the dead worker had not recorded).
 
 It also publishes the due stage of a job that has no owner and whose due message was never published (a producer
 or a watchdog that died between recording and publishing), once the record has been still for ``grace_s``; and a due
@@ -53,13 +54,18 @@ RETENTION_EVERY_S = 3600.0
 
 @dataclass
 class Handover:
-    """What one sweep did about one silent worker (or about unpublished due stages, with ``owner`` empty)."""
+    """What one sweep did about one silent worker (or about unpublished due stages, with ``owner`` empty).
+
+    ``replications`` lists the ``des.run`` tasks published again (by task id); ``replication_count`` the
+    replications they carry (a batch counts each of its replications).
+    """
 
     owner: str
     jobs: dict[str, int] = field(default_factory=dict)
     republished: int = 0
     queue_deleted: int = 0
     replications: list[str] = field(default_factory=list)
+    replication_count: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -69,6 +75,7 @@ class Handover:
             "republished": self.republished,
             "queue_deleted": self.queue_deleted,
             "replications": self.replications,
+            "replication_count": self.replication_count,
         }
 
 
@@ -145,7 +152,7 @@ class Watchdog:
                     "worker %s is silent: jobs %s released (new epochs %s), %d stage(s) published again, its queue "
                     "deleted (%d message(s)), %d replication(s) published again",
                     handover.owner or "-", ", ".join(handover.jobs) or "-", handover.jobs, handover.republished,
-                    handover.queue_deleted, len(handover.replications),
+                    handover.queue_deleted, handover.replication_count,
                 )  # fmt: skip
             return list(handovers.values())
         finally:
@@ -260,9 +267,11 @@ class Watchdog:
                     exchange=running.queue,
                     routing_key=running.queue,
                 )
-                handovers.setdefault(node, Handover(node)).replications.append(running.task_id)
-            if node in handovers and handovers[node].replications:
-                self.client.hincrby(COUNTERS_KEY, TAKEOVER_REPLICATION, len(handovers[node].replications))
+                handover = handovers.setdefault(node, Handover(node))
+                handover.replications.append(running.task_id)
+                handover.replication_count += running.request.count
+            if node in handovers and handovers[node].replication_count:
+                self.client.hincrby(COUNTERS_KEY, TAKEOVER_REPLICATION, handovers[node].replication_count)
 
     # ---------------------------------------------------------------------------------------------- actions
 

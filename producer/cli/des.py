@@ -14,6 +14,7 @@ from simfleet.producer.cli import des_search
 from simfleet.producer.cli.des_common import (
     check_request_type,
     evaluator,
+    fleet_batch,
     fleet_options,
     processes_int,
     rate_label,
@@ -133,6 +134,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.trace is not None and args.fleet:
         raise ConfigError("the trace is written by a local run of replication 0: run without --fleet to write it",
                           key="--trace")  # fmt: skip
+    fleet_batch(args)
     if args.precision is not None:
         return _run_to_precision(args, scenario, seed)
     if args.max_replications is not None:
@@ -272,7 +274,8 @@ def _fleet_rounds(args: argparse.Namespace, fleet: Fleet, studies: list[str]) ->
     """An evaluator publishing each round as one study (``first`` at the count so far); its ids go into ``studies``."""
 
     def evaluate(probe: Scenario, replications: int, seed: int, first: int = 0) -> list[ReplicationSummary]:
-        study = fleet.run_des(probe, replications=replications, seed=seed, priority=args.priority, first=first)
+        study = fleet.run_des(probe, replications=replications, seed=seed, priority=args.priority, first=first,
+                              batch=args.batch)  # fmt: skip
         studies.append(study.id)
         print(f"study {study.id}: round {len(studies)}, replications {first} to {first + replications - 1} of "
               f"{probe.name} on the fleet", file=sys.stderr)  # fmt: skip
@@ -311,7 +314,8 @@ def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: in
 
     fleet = Fleet.from_settings()
     try:
-        study = fleet.run_des(scenario, replications=replications, seed=seed, priority=args.priority)
+        study = fleet.run_des(scenario, replications=replications, seed=seed, priority=args.priority,
+                              batch=args.batch)  # fmt: skip
         print(f"study {study.id}: {replications} replications of {scenario.name} on the fleet", file=sys.stderr)
         result = _follow(args, fleet, study)
         if result is None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from simfleet.producer.cli.options import bounded_int, positive_float
 from simfleet.shared.errors import ConfigError, printable
+from simfleet.shared.messages.study import MAX_BATCH
 from simfleet.shared.settings import PRIORITIES
 from simfleet.worker.des.limits import MAX_REPLICATIONS
 
@@ -39,12 +40,25 @@ processes_int = bounded_int(1, 1024)
 
 
 def fleet_options(parser: argparse.ArgumentParser) -> None:
-    """``--fleet``, ``--priority`` and ``--timeout``: run on the fleet instead of the local pool."""
+    """``--fleet``, ``--priority``, ``--timeout`` and ``--batch``: run on the fleet instead of the local pool."""
     parser.add_argument("--fleet", action="store_true", help="run the replications on the fleet (Redis + workers)")
     parser.add_argument("--priority", choices=list(PRIORITIES), default="normal", help="queue priority on the fleet")
     parser.add_argument(
         "--timeout", type=positive_float, help="seconds to wait for the fleet's answer (default: no limit)"
     )
+    parser.add_argument(
+        "--batch", type=bounded_int(1, MAX_BATCH), metavar="N",
+        help="with --fleet: replications per des.run task (default: sized from a measured run time, "
+        "des.batch_target_s in the fleet settings); the results are the same whatever the batch",
+    )  # fmt: skip
+
+
+def fleet_batch(args: argparse.Namespace) -> int | None:
+    """``--batch``, refused without ``--fleet`` (a local run has no tasks to size)."""
+    batch: int | None = getattr(args, "batch", None)
+    if batch is not None and not args.fleet:
+        raise ConfigError("applies only with --fleet (it sets the replications per des.run task)", key="--batch")
+    return batch
 
 
 @contextlib.contextmanager
@@ -66,6 +80,7 @@ def evaluator(args: argparse.Namespace, progress: StepProgress, rate_of: Any) ->
     """
     from simfleet.worker.des.runner import run_replications
 
+    batch = fleet_batch(args)
     if args.fleet:
         from simfleet.producer.fleet.client import Fleet
 
@@ -74,7 +89,7 @@ def evaluator(args: argparse.Namespace, progress: StepProgress, rate_of: Any) ->
         def show(study: Any) -> None:
             progress.update(study.percent / 100.0, f"{study.done}/{study.total} replications done")
 
-        on_fleet = fleet.evaluator(priority=args.priority, timeout_s=args.timeout, on_progress=show)
+        on_fleet = fleet.evaluator(priority=args.priority, timeout_s=args.timeout, on_progress=show, batch=batch)
 
         def evaluate_on_fleet(
             probe: Scenario, replications: int, seed: int, first: int = 0

@@ -64,6 +64,7 @@ class Fleet:
         self.study_records = Studies(self.redis, expires_s=settings.records_expire_s)
         self.heartbeats = Heartbeats(self.redis)
         self._checkpoints: Checkpoints | None = None
+        self._replication_s: dict[str, float] = {}
 
     @property
     def app(self) -> Celery:
@@ -126,6 +127,26 @@ class Fleet:
         with self.translate():
             nodes = self.heartbeats.nodes()
         return sorted(name for name, info in nodes.items() if queue in info.get("queues", []))
+
+    def des_processes(self) -> int:
+        """Pool processes of the live workers consuming ``des.run`` (this machine's cores when none is seen)."""
+        from simfleet.producer.fleet.batching import local_processes
+
+        with self.translate():
+            nodes = self.heartbeats.nodes()
+        queue = self.settings.queues.des_run
+        found = [info.get("concurrency") for info in nodes.values() if queue in info.get("queues", [])]
+        total = sum(n if isinstance(n, int) and n > 0 else 1 for n in found)
+        return total or local_processes()
+
+    def replication_s(self, scenario: str) -> float | None:
+        """Measured seconds of one replication of the scenario named so (its last study here), if any."""
+        return self._replication_s.get(scenario)
+
+    def measured(self, scenario: str, replication_s: float) -> None:
+        """Note the measured seconds of one replication of ``scenario`` (a finished study's mean, or a pilot)."""
+        if math.isfinite(replication_s) and replication_s > 0:
+            self._replication_s[scenario] = replication_s
 
     def jobs_exists(self, job_id: str) -> bool:
         """Whether a job of this id is recorded."""
@@ -199,7 +220,8 @@ class Fleet:
     # --------------------------------------------------------------------------------------------- DES studies
 
     def run_des(self, scenario: Scenario | str | Path | dict[str, Any], *, replications: int | None = None,
-                seed: int | None = None, priority: str = "normal", first: int = 0) -> Study:  # fmt: skip
+                seed: int | None = None, priority: str = "normal", first: int = 0,
+                batch: int | None = None) -> Study:  # fmt: skip
         """Publish a DES study: replications first..first+n-1 of ``scenario`` with ``seed``, then their aggregation.
 
         Args:
@@ -209,18 +231,22 @@ class Fleet:
             priority: high, normal or background.
             first: the index of the first replication (default 0): more replications of an earlier study are the
                 same study's continuation when they start at its count (replication i is the same run everywhere).
+            batch: replications per ``des.run`` task, 1 to ``MAX_BATCH`` (default: sized from a measured run time,
+                ``des.batch_target_s``: :mod:`simfleet.producer.fleet.batching`). It never changes the results.
 
         Raises:
             ConfigError, ScenarioError: the scenario or an option is invalid (naming it); nothing was published.
             FleetUnavailable: Redis cannot be reached.
         """
-        return publish_study(self, scenario, replications=replications, seed=seed, priority=priority, first=first)
+        return publish_study(self, scenario, replications=replications, seed=seed, priority=priority, first=first,
+                             batch=batch)  # fmt: skip
 
     def run_des_to_precision(self, scenario: Scenario | str | Path | dict[str, Any], *, precision: float,
                              replications: int | None = None, max_replications: int | None = None,
                              seed: int | None = None, priority: str = "normal", timeout_s: float | None = None,
                              on_round: OnRound | None = None,
-                             on_progress: Callable[[StudyProgress], None] | None = None) -> PreciseResult:  # fmt: skip
+                             on_progress: Callable[[StudyProgress], None] | None = None,
+                             batch: int | None = None) -> PreciseResult:  # fmt: skip
         """Run ``scenario`` in rounds until every figure's 95% half-width is within ``precision`` of its value.
 
         Each round is one study (:meth:`run_des` with ``first`` at the count so far), its replications in parallel on
@@ -238,6 +264,7 @@ class Fleet:
             timeout_s: the longest wait for one round (default: no limit).
             on_round: told of each round before it is published (:data:`~simfleet.producer.precision.OnRound`).
             on_progress: called with each round's :class:`StudyProgress` while it runs.
+            batch: replications per task (:meth:`run_des`; default: sized from the rounds before).
 
         Raises:
             ConfigError, ScenarioError: the scenario or an argument is invalid (naming it); nothing was published.
@@ -255,7 +282,7 @@ class Fleet:
             max_replications = whole(max_replications, key="max_replications", low=2, high=MAX_REPLICATIONS)
         if seed is not None:
             seed = whole(seed, key="seed", low=0, high=SEED_MAX)
-        evaluate = self.evaluator(priority, timeout_s, on_progress)
+        evaluate = self.evaluator(priority, timeout_s, on_progress, batch)
         scenario = as_scenario(scenario)
         initial = max(2, scenario.replications) if replications is None else replications
         cap = max(initial, DEFAULT_MAX_REPLICATIONS) if max_replications is None else max_replications
@@ -287,19 +314,27 @@ class Fleet:
             return self.study_records.listed(limit)
 
     def evaluator(self, priority: str = "normal", timeout_s: float | None = None,
-                  on_progress: Callable[[StudyProgress], None] | None = None) -> Evaluator:  # fmt: skip
+                  on_progress: Callable[[StudyProgress], None] | None = None,
+                  batch: int | None = None) -> Evaluator:  # fmt: skip
         """An SLA-search evaluator that runs each probe's replications in parallel on the fleet.
 
-        ``on_progress`` (a progress display) is called with each probe's :class:`StudyProgress` while it runs.
+        ``on_progress`` (a progress display) is called with each probe's :class:`StudyProgress` while it runs;
+        ``batch`` is :meth:`run_des`'s (default: sized from the measured run time of the probes before).
 
         Raises:
-            ConfigError: an unknown priority, or a timeout that is not a finite number above 0 (or None).
+            ConfigError: an unknown priority, a timeout that is not a finite number above 0 (or None), or a batch
+                out of range.
         """
+        from simfleet.shared.messages.study import MAX_BATCH
+
         priority = choice(priority, key="priority", choices=tuple(PRIORITIES))
         timeout_s = time_limit(timeout_s, key="timeout_s")
+        if batch is not None:
+            batch = whole(batch, key="batch", low=1, high=MAX_BATCH)
 
         def evaluate(scenario: Scenario, replications: int, seed: int, first: int = 0) -> list[ReplicationSummary]:
-            study = self.run_des(scenario, replications=replications, seed=seed, priority=priority, first=first)
+            study = self.run_des(scenario, replications=replications, seed=seed, priority=priority, first=first,
+                                 batch=batch)  # fmt: skip
             if on_progress is not None:
                 study.wait(timeout=timeout_s, on_progress=on_progress)
             return study.summaries(timeout=timeout_s)
@@ -307,11 +342,11 @@ class Fleet:
         return evaluate
 
     def sla_search(self, scenario: Scenario | str | Path | dict[str, Any], *, priority: str = "normal",
-                   timeout_s: float | None = None, **kwargs: Any) -> SlaResult:  # fmt: skip
+                   timeout_s: float | None = None, batch: int | None = None, **kwargs: Any) -> SlaResult:  # fmt: skip
         """:func:`simfleet.producer.sla.search_sla` with every probe's replications in parallel on the fleet.
 
-        ``scenario`` is what :meth:`run_des` accepts (a ``Scenario``, a file, or its plain-data form); ``priority``
-        and ``timeout_s`` (per probe) are the evaluator's (:meth:`evaluator`); the other keywords are
+        ``scenario`` is what :meth:`run_des` accepts (a ``Scenario``, a file, or its plain-data form); ``priority``,
+        ``timeout_s`` (per probe) and ``batch`` are the evaluator's (:meth:`evaluator`); the other keywords are
         :func:`~simfleet.producer.sla.search_sla`'s.
 
         Raises:
@@ -320,7 +355,7 @@ class Fleet:
         from simfleet.producer.sla import search_sla
         from simfleet.worker.des.scenario import as_scenario
 
-        evaluate = self.evaluator(priority, timeout_s)
+        evaluate = self.evaluator(priority, timeout_s, batch=batch)
         for key in ("replications", "max_replications"):
             if kwargs.get(key) is not None:
                 kwargs[key] = whole(kwargs[key], key=key)
@@ -330,13 +365,14 @@ class Fleet:
 
     def bottlenecks(self, scenario: Scenario | str | Path | dict[str, Any], *,
                     slas: Sequence[SlaTerm | str] | None = None, replications: int = 10, seed: int | None = None,
-                    priority: str = "normal", timeout_s: float | None = None) -> BottleneckResult:  # fmt: skip
+                    priority: str = "normal", timeout_s: float | None = None,
+                    batch: int | None = None) -> BottleneckResult:  # fmt: skip
         """:func:`simfleet.producer.bottleneck.find_bottlenecks` with every run's replications in parallel on the fleet.
 
         ``scenario`` is what :meth:`run_des` accepts; ``slas``, ``replications`` (at least 2) and ``seed`` are
-        :func:`~simfleet.producer.bottleneck.find_bottlenecks`'s; ``priority`` and ``timeout_s`` (per run) are the
-        evaluator's (:meth:`evaluator`). The base and each resource with one more step are studies run one after the
-        other, each with the same replication indices.
+        :func:`~simfleet.producer.bottleneck.find_bottlenecks`'s; ``priority``, ``timeout_s`` (per run) and ``batch``
+        are the evaluator's (:meth:`evaluator`). The base and each resource with one more step are studies run one
+        after the other, each with the same replication indices.
 
         Raises:
             ConfigError, ScenarioError: the scenario or an argument is invalid (naming it); nothing was published.
@@ -346,14 +382,15 @@ class Fleet:
 
         chosen = as_scenario(scenario)
         _, replications, seed = check_arguments(chosen, slas, replications, seed)
-        evaluate = self.evaluator(priority, timeout_s)
+        evaluate = self.evaluator(priority, timeout_s, batch=batch)
         return find_bottlenecks(chosen, evaluate, slas=slas, replications=replications, seed=seed)
 
     def capacity_search(self, scenario: Scenario | str | Path | dict[str, Any], *, priority: str = "normal",
-                        timeout_s: float | None = None, **kwargs: Any) -> CapacityResult:  # fmt: skip
+                        timeout_s: float | None = None, batch: int | None = None,
+                        **kwargs: Any) -> CapacityResult:  # fmt: skip
         """:func:`simfleet.producer.capacity.search_capacity` with every candidate's replications in parallel here.
 
-        ``scenario`` is what :meth:`run_des` accepts; ``priority`` and ``timeout_s`` (per candidate) are the
+        ``scenario`` is what :meth:`run_des` accepts; ``priority``, ``timeout_s`` (per candidate) and ``batch`` are the
         evaluator's (:meth:`evaluator`); the other keywords (``slas``, ``resources``, ``costs``, ``replications``,
         ``max_replications``, ``seed``, ``max_steps``, ``max_probes``) are
         :func:`~simfleet.producer.capacity.search_capacity`'s, checked before anything is published.
@@ -364,7 +401,7 @@ class Fleet:
         from simfleet.producer.capacity import search_capacity
         from simfleet.worker.des.scenario import as_scenario
 
-        evaluate = self.evaluator(priority, timeout_s)
+        evaluate = self.evaluator(priority, timeout_s, batch=batch)
         return search_capacity(as_scenario(scenario), evaluate, **kwargs)
 
     # ------------------------------------------------------------------------------------------------- waiting

@@ -1,9 +1,9 @@
 """The messages of a DES study: what one ``des.run`` task receives, and the progress a replication reports.
 
-A study is published as a Celery chord: one ``des.run`` per replication, each with a :class:`ReplicationRequest`,
-and a ``des.aggregate`` callback that receives the replications' summaries
-(:class:`~simfleet.shared.messages.des.ReplicationSummary`) and returns the study's aggregate
-(:class:`~simfleet.shared.messages.des.StudyAggregate`).
+A study is published as a Celery chord: one ``des.run`` per batch of replications (one replication, or a contiguous
+run of short ones), each with a :class:`ReplicationRequest`, and a ``des.aggregate`` callback that receives the
+batches' summaries (:class:`~simfleet.shared.messages.des.ReplicationSummary`, a list per batch) and returns the
+study's aggregate (:class:`~simfleet.shared.messages.des.StudyAggregate`).
 """
 
 from __future__ import annotations
@@ -21,23 +21,44 @@ MAX_REPLICATION_INDEX = 2**31 - 1
 their count, so that every probe of a search uses the same indices: common random numbers)."""
 MAX_SCENARIO_BYTES = 16 * 2**20
 """The largest scenario a study message may carry (a scenario is a few kilobytes; this bounds a poisoned one)."""
+MAX_BATCH = 10_000
+"""The most replications one ``des.run`` task may carry (its result holds every one's summary, about 10 kB each)."""
+MAX_INDEX = 2**63 - 1
+"""The largest replication index a message may name (indices travel as signed 64-bit integers)."""
 
 
 class ReplicationRequest(Message, frozen=True):
-    """One replication of a study.
+    """A batch of replications of a study: ``replication`` .. ``replication + count - 1``, run one after the other.
+
+    A batch is a contiguous range, so it is never empty and holds no index twice; its last index must fit in a signed
+    64-bit integer. Batching short replications saves Celery's per-task cost; it never changes a summary (replication
+    ``i`` is the same run in any batch).
 
     Attributes:
         study_id: the study.
-        replication: the replication's index (its random streams derive from ``seed`` and this index).
+        replication: the index of the batch's first replication (its random streams derive from ``seed`` and the
+            index).
         seed: the study's seed.
         scenario: the scenario document as JSON (the format of docs/scenarios.md), validated by the worker like a
             scenario file, with errors naming the key.
+        count: how many replications the batch holds, 1 to :data:`MAX_BATCH` (default 1).
     """
 
     study_id: WorkId
-    replication: Annotated[int, msgspec.Meta(ge=0)]
+    replication: Annotated[int, msgspec.Meta(ge=0, le=MAX_INDEX)]
     seed: Annotated[int, msgspec.Meta(ge=0, le=SEED_MAX)]
     scenario: Annotated[str, msgspec.Meta(max_length=MAX_SCENARIO_BYTES)]
+    count: Annotated[int, msgspec.Meta(ge=1, le=MAX_BATCH)] = 1
+
+    def __post_init__(self) -> None:
+        if self.replication > MAX_INDEX - (self.count - 1):
+            raise ValueError(f"the batch's last replication index, {self.replication} + {self.count} - 1, is above "
+                             f"{MAX_INDEX}")  # fmt: skip
+
+    @property
+    def indices(self) -> range:
+        """The replication indices of the batch, in the order it runs them."""
+        return range(self.replication, self.replication + self.count)
 
 
 class ReplicationProgress(Message, frozen=True):
@@ -79,6 +100,8 @@ class StudyRecord(Message, frozen=True):
         state: ``running`` until an operator cancels it (done and failed are read from the tasks).
         first: the index of its first replication (it runs ``first`` .. ``first + replications - 1``); a search
             that adds replications to a probe publishes the new ones as a study starting where the others end.
+        batch: replications per ``des.run`` task (the last task may hold fewer): task ``k`` (id
+            ``<study>-<first + k * batch>``) runs ``batch`` replications from that index.
     """
 
     study_id: WorkId
@@ -91,9 +114,17 @@ class StudyRecord(Message, frozen=True):
     task_ids: list[str]
     state: Literal["running", "cancelled"] = "running"
     first: Annotated[int, msgspec.Meta(ge=0, le=MAX_REPLICATION_INDEX)] = 0
+    batch: Annotated[int, msgspec.Meta(ge=1, le=MAX_BATCH)] = 1
+
+    def batches(self) -> list[range]:
+        """The replication indices of each task, in task order (``task_ids``'s order)."""
+        end = self.first + self.replications
+        return [range(start, min(start + self.batch, end)) for start in range(self.first, end, self.batch)]
 
 
 __all__ = [
+    "MAX_BATCH",
+    "MAX_INDEX",
     "MAX_REPLICATION_INDEX",
     "MAX_SCENARIO_BYTES",
     "SEED_MAX",

@@ -158,7 +158,7 @@ def test_the_fleet_api_checks_its_arguments_before_publishing(fleet, redis_serve
         assert refused.value.key.startswith(key)
     assert [sorted(redis_server.client(db).keys("*")) for db in (0, 1)] == before
     # A scenario file and numpy integers are taken as run_des takes them (the runs themselves: the local pool here).
-    monkeypatch.setattr(fleet, "evaluator", lambda priority, timeout_s: local)
+    monkeypatch.setattr(fleet, "evaluator", lambda priority, timeout_s, **_: local)
     result = fleet.bottlenecks(str(SCENARIO), slas=["deep-research:p95<10"], replications=np.int64(2), seed=np.int64(3))
     assert (result.replications, result.seed) == (2, 3) and type(result.seed) is int
     assert {r.name for r in result.resources} == {"npu", "cpu", "memory"}

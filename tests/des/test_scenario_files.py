@@ -20,9 +20,10 @@ def load(name: str) -> Scenario:
     return load_scenario(SCENARIO_DIR / f"{name}.yaml")
 
 
-def test_the_three_example_scenarios_exist() -> None:
+def test_the_example_scenarios_exist() -> None:
     names = {path.stem for path in SCENARIO_FILES}
-    assert {"web_search_load_test", "deep_research_sla", "mixed_workload"} <= names
+    examples = {"web_search_load_test", "deep_research_sla", "mixed_workload", "npu_bottleneck", "rag_with_failures"}
+    assert examples <= names
 
 
 @pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: p.stem)

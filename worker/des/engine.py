@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from heapq import heappop, heappush
 from typing import IO, Any
 
@@ -101,7 +101,11 @@ class Simulation:
             for i, (name, tool) in enumerate(scenario.tools.items())
         ]
         self.template_index = template_index
-        self.types = [TypeSpec(i, scenario, name, template_index) for i, name in enumerate(scenario.request_types)]
+        self.fallible = scenario.fallible
+        # Attempts keep what they joined each resource with when it may be wasted, observed, or carries an overhead.
+        self.keep_joined = self.fallible or observer is not None or any(self.overheads)
+        self.types = [TypeSpec(i, scenario, name, template_index, self.keep_joined)
+                      for i, name in enumerate(scenario.request_types)]  # fmt: skip
         for name, rt in scenario.request_types.items():
             # A scenario built in code, not parsed, must not reach a division by a zero rate either.
             check_number(rt.rate_per_min, scenario.source, f"request_types.{name}.rate_per_min", positive=True)
@@ -127,14 +131,8 @@ class Simulation:
         self.unstable_reason: str | None = (
             f"offered load reaches capacity on {', '.join(overloaded)}" if overloaded else None
         )
-        self.fallible = scenario.fallible
         for rate in self.rates:
             rate.track = self.fallible
-        self.keep_joined = self.fallible or observer is not None or any(self.overheads)
-        if self.keep_joined:
-            for rtype in self.types:
-                for dag in rtype.dags:
-                    dag.plain = tuple(False for _ in dag.plain)
         self.horizon_s = scenario.horizon_s
         self.warmup_s = scenario.warmup_s
         self.now = 0.0
@@ -192,6 +190,18 @@ class Simulation:
         t_res = min(self.next_times) if self.next_times else INF
         t_ev = self.heap[0][0] if self.heap else INF
         return min(t_res, t_ev)
+
+    def slices(self, count: int) -> Iterator[None]:
+        """Run the replication to its end in steps of ``horizon_s / count`` of simulated time, yielding at each pause.
+
+        What callers do between steps: report progress, look at the clock, the memory or a cancel flag. A step
+        starts no earlier than :attr:`next_event_s`, so a long quiet drain is one step, not billions of empty ones.
+        """
+        step = self.horizon_s / count
+        until = step
+        while not self.run(until_s=until):
+            yield
+            until = max(until + step, self.next_event_s)
 
     # ---------------------------------------------------------------------------------------------------- the loop
 
@@ -293,7 +303,11 @@ class Simulation:
         """Whether a timer or a retry still matters."""
         if kind == TIMEOUT:
             return payload in self.timers
-        return payload in self.pending
+        pending = self.pending.get(payload)
+        if pending is not None and pending[0].dead:  # a retry of a request that failed meanwhile
+            del self.pending[payload]
+            return False
+        return pending is not None
 
     def _arrive(self, type_index: int, now: float) -> None:
         rtype = self.types[type_index]
@@ -561,12 +575,13 @@ class Simulation:
             self._drain_ready(now)
 
     def _request_failed(self, req: Request, outcome: int, now: float) -> None:
-        """The request fails: its other attempts are cancelled, its pending retries dropped, and it leaves."""
+        """The request fails: its other attempts are cancelled, and it leaves.
+
+        Its pending retries are dropped when they come up (:meth:`_due`), not looked for among every pending retry.
+        """
         req.dead = True
         for tool in list(req.tools.values()):
             self._cancel(tool, now)
-        for uid in [uid for uid, item in self.pending.items() if item[0] is req]:
-            del self.pending[uid]
         self._request_done(req, outcome, now)
 
     def _request_done(self, req: Request, outcome: int, now: float) -> None:

@@ -101,7 +101,8 @@ class Dag:
     __slots__ = ("fallible", "index", "node_names", "offset", "plain", "policies", "preds", "probs", "roots", "succs",
                  "templates")  # fmt: skip
 
-    def __init__(self, index: int, nodes: tuple[Any, ...], template_index: dict[str, int], offset: int) -> None:
+    def __init__(self, index: int, nodes: tuple[Any, ...], template_index: dict[str, int], offset: int,
+                 keep_joined: bool = False) -> None:  # fmt: skip
         position = {node.name: i for i, node in enumerate(nodes)}
         self.index = index
         self.offset = offset
@@ -109,8 +110,9 @@ class Dag:
         self.templates = tuple(template_index[node.tool] for node in nodes)
         self.policies = tuple(node.policy for node in nodes)
         self.fallible = tuple(node.policy.can_fail for node in nodes)
-        self.plain = tuple(node.prob == 1.0 and not node.policy.can_fail for node in nodes)
-        """Nodes that always run and cannot fail (the simulation also needs no record of their work)."""
+        self.plain = tuple(node.prob == 1.0 and not node.policy.can_fail and not keep_joined for node in nodes)
+        """Nodes that always run, cannot fail, and need no record of their work (``keep_joined``: the simulation
+        keeps one for every attempt)."""
         self.probs = tuple(node.prob for node in nodes)
         self.preds = tuple(len(node.after) for node in nodes)
         succs: list[list[int]] = [[] for _ in nodes]
@@ -131,7 +133,8 @@ class TypeSpec:
     __slots__ = ("attr_names", "attr_stream", "cumulative", "dags", "decisions", "index", "name", "node_keys",
                  "priority", "weight")  # fmt: skip
 
-    def __init__(self, index: int, scenario: Scenario, name: str, template_index: dict[str, int]) -> None:
+    def __init__(self, index: int, scenario: Scenario, name: str, template_index: dict[str, int],
+                 keep_joined: bool = False) -> None:  # fmt: skip
         rt = scenario.request_types[name]
         self.index = index
         self.name = name
@@ -140,7 +143,7 @@ class TypeSpec:
         dags = []
         keys: list[str] = []
         for i, variant in enumerate(rt.dags()):
-            dags.append(Dag(i, variant.nodes, template_index, len(keys)))
+            dags.append(Dag(i, variant.nodes, template_index, len(keys), keep_joined))
             keys.extend(f"{variant.name}/{n.name}" if rt.variants else n.name for n in variant.nodes)
         self.dags = dags
         self.node_keys = tuple(keys)

@@ -74,10 +74,7 @@ def _stepped(scenario: Scenario, seed: int, replication: int, position: tuple[in
     """One replication in this process, run in steps of simulated time so that its progress can be told."""
     done, total = position
     sim = Simulation(scenario, seed, replication)
-    step = scenario.horizon_s / PROGRESS_STEPS
-    until = step
-    while not sim.run(until_s=until):
-        until = max(until + step, sim.next_event_s)
+    for _ in sim.slices(PROGRESS_STEPS):
         within = min(1.0, sim.now / scenario.horizon_s)
         rate = sim.events / sim.wall_s if sim.wall_s else 0.0
         report((done + within) / total, f"replication {done + 1}/{total}, {rate / 1e3:.0f}k events/s")

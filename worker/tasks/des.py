@@ -1,10 +1,15 @@
-"""``des.run`` (one replication) and ``des.aggregate`` (the chord callback of a study).
+"""``des.run`` (one replication, or a batch of short ones) and ``des.aggregate`` (the chord callback of a study).
 
 A replication is a pure function of (scenario, seed, replication index), so running it again is always safe: when
 its pool process dies the message is redelivered (late ack, reject on worker lost), and when its whole worker dies
-the watchdog publishes it again from the worker's list of running replications (:mod:`simfleet.shared.studies`).
-If two copies run (the first worker was only cut off), the first to finish is the one the study counts; the other
-ends without a result. A replication of a cancelled study ends without running, or at its next slice.
+the watchdog publishes it again from the worker's list of running tasks (:mod:`simfleet.shared.studies`). If two
+copies of a task run (the first worker was only cut off), the first to finish is the one the study's chord counts;
+the other ends without a result. A task of a cancelled study ends without running, or at its next slice.
+
+A batch runs its replications one after the other in this process and returns their summaries, in index order.
+Each replication is recorded as it ends (counted once, whatever the batching and however many copies ran it), and
+its summary is kept until the batch completes: a copy of the batch published again after its worker died runs only
+the replications not yet recorded.
 
 The simulation advances in slices of simulated time; between slices the task reports PROGRESS (at most once per
 ``progress_interval_s``, to the result backend and to Flower: :mod:`simfleet.worker.tasks.reporting`), checks the
@@ -79,7 +84,7 @@ def _request(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple
 
 @shared_task(name=DES_RUN, bind=True, acks_late=True, reject_on_worker_lost=True)
 def des_run(self: Task, *args: Any, **kwargs: Any) -> Any:
-    """Run one replication and return its summary (a :class:`ReplicationSummary`)."""
+    """Run a batch of replications and return their summaries (a list of :class:`ReplicationSummary`)."""
     request, scenario = _request(self, args, kwargs)
     node = node_name()
     task_id = self.request.id or f"{request.study_id}-{request.replication}"
@@ -87,15 +92,21 @@ def des_run(self: Task, *args: Any, **kwargs: Any) -> Any:
         try:
             return _run_once(self, request, scenario, node, task_id)
         except (FleetUnavailable, *UNAVAILABLE) as exc:
-            logger.warning("Redis unreachable during replication %d of study %s (%s); waiting, then running it again",
-                           request.replication, request.study_id, exc)  # fmt: skip
+            logger.warning("Redis unreachable during replications %s of study %s (%s); waiting, then running them "
+                           "again", _named(request), request.study_id, exc)  # fmt: skip
             wait_reachable(worker_settings().result_backend, timeout_s=math.inf)
+
+
+def _named(request: ReplicationRequest) -> str:
+    """The batch's replications in words, for the log."""
+    last = request.replication + request.count - 1
+    return str(request.replication) if request.count == 1 else f"{request.replication}-{last}"
 
 
 def _run_once(task: Task, request: ReplicationRequest, scenario: Scenario, node: str, task_id: str) -> Any:
     registry = studies()
     if registry.cancelled(request.study_id):
-        logger.info("replication %d of study %s not run: the study was cancelled", request.replication,
+        logger.info("replications %s of study %s not run: the study was cancelled", _named(request),
                     request.study_id)  # fmt: skip
         raise Ignore()
     delivery = task.request.delivery_info or {}
@@ -103,66 +114,85 @@ def _run_once(task: Task, request: ReplicationRequest, scenario: Scenario, node:
                                    group_index=task.request.group_index, chord=task.request.chord,
                                    priority=delivery.get("priority"), queue=delivery.get("routing_key") or DES_RUN,
                                    started=time.time()))  # fmt: skip
-    summary: ReplicationSummary | None = None
-    completed = False
     try:
-        summary = _simulate(task, request, scenario)
-        completed = task.AsyncResult(task_id).state != "SUCCESS" and registry.complete(task_id, node)
-        if not completed:
-            logger.info("replication %s: another copy completed it first; this one ends without a result", task_id)
+        summaries = _run_batch(task, request, scenario, node)
+        if task.AsyncResult(task_id).state == "SUCCESS" or not registry.complete(task_id, node):
+            logger.info("task %s: another copy completed it first; this one ends without a result", task_id)
             raise Ignore()
-        return to_wire(summary)
+        registry.forget_summaries(request.study_id, request.indices)
+        return [to_wire(summary) for summary in summaries]
     finally:
-        registry.finished(node, task_id, study_id=request.study_id, events=summary.events if summary else 0,
-                          wall_s=summary.wall_s if summary else 0.0, completed=completed)  # fmt: skip
+        registry.finished(node, task_id)
 
 
-def _simulate(task: Task, request: ReplicationRequest, scenario: Scenario) -> ReplicationSummary:
+def _run_batch(task: Task, request: ReplicationRequest, scenario: Scenario, node: str) -> list[ReplicationSummary]:
+    """The batch's summaries in index order: those an earlier copy recorded, and the others run here, one by one."""
+    registry = studies()
+    kept = registry.recorded_summaries(request.study_id, request.indices)
+    if kept:
+        logger.info("replications %s of study %s: %d recorded by an earlier copy of this batch are not run again",
+                    _named(request), request.study_id, len(kept))  # fmt: skip
+    summaries = []
+    last = request.indices[-1]
+    for index in request.indices:
+        if index in kept:
+            summaries.append(kept[index])
+            continue
+        if index != request.replication and registry.cancelled(request.study_id):
+            logger.info("replication %d of study %s not run: the study was cancelled", index, request.study_id)
+            raise Ignore()
+        summary = _simulate(task, request, index, scenario)
+        registry.record(node, request.study_id, summary, keep=index != last)
+        summaries.append(summary)
+    return summaries
+
+
+def _simulate(task: Task, request: ReplicationRequest, index: int, scenario: Scenario) -> ReplicationSummary:
+    """Run replication ``index`` of the request's batch, reporting progress and watching memory and cancellation."""
     settings = worker_settings().cpu_worker
-    sim = Simulation(scenario, request.seed, request.replication)
+    sim = Simulation(scenario, request.seed, index)
     limit_bytes = settings.max_memory_per_replication_mb * 2**20
     process = psutil.Process()
-    step = scenario.horizon_s / SLICES
-    until = step
     last_report = last_cancel_check = time.monotonic()
     last_memory_check = 0.0
-    logger.info("replication %d of %s started (study %s)", request.replication, scenario.name, request.study_id)
-    while not sim.run(until_s=until):
-        until = max(until + step, sim.next_event_s)  # a long quiet drain is one slice, not billions of empty ones
+    logger.info("replication %d of %s started (study %s)", index, scenario.name, request.study_id)
+    for _ in sim.slices(SLICES):
         now = time.monotonic()
         if now - last_memory_check >= MEMORY_CHECK_EVERY_S:
             last_memory_check = now
             rss = process.memory_info().rss
             if rss > limit_bytes:
                 raise MemoryLimitExceeded(
-                    f"replication {request.replication} of scenario {scenario.name!r} uses {rss / 2**20:.0f} MiB, "
+                    f"replication {index} of scenario {scenario.name!r} uses {rss / 2**20:.0f} MiB, "
                     f"above the limit of {settings.max_memory_per_replication_mb} MiB "
                     "(cpu_worker.max_memory_per_replication_mb)"
                 )
         if now - last_cancel_check >= CANCEL_CHECK_EVERY_S:
             last_cancel_check = now
             if studies().cancelled(request.study_id):
-                logger.info("replication %d of study %s stopped: the study was cancelled", request.replication,
-                            request.study_id)  # fmt: skip
+                logger.info("replication %d of study %s stopped: the study was cancelled", index, request.study_id)
                 raise Ignore()
         if now - last_report >= settings.progress_interval_s:
             last_report = now
             progress = ReplicationProgress(
-                study_id=request.study_id, replication=request.replication, sim_time_s=sim.now,
+                study_id=request.study_id, replication=index, sim_time_s=sim.now,
                 horizon_s=scenario.horizon_s, percent=min(100.0, 100.0 * sim.now / scenario.horizon_s),
                 events=sim.events, events_per_s=sim.events / sim.wall_s if sim.wall_s else 0.0, in_flight=sim.n_sys,
             )  # fmt: skip
             report_progress(task, progress)
     summary: ReplicationSummary = sim.summary()
-    logger.info("replication %d of %s done: %d events in %.2f s", request.replication, scenario.name,
+    logger.info("replication %d of %s done: %d events in %.2f s", index, scenario.name,
                 summary.events, summary.wall_s)  # fmt: skip
     return summary
 
 
 @shared_task(name=DES_AGGREGATE, acks_late=True, reject_on_worker_lost=True)
-def des_aggregate(summaries: list[Any], study_id: str = "") -> Any:
-    """Merge a study's replication summaries exactly as the local runner does."""
-    typed = [decode(ReplicationSummary, raw, what=f"{DES_AGGREGATE} summary {i}") for i, raw in enumerate(summaries)]
+def des_aggregate(batches: list[Any], study_id: str = "") -> Any:
+    """Merge a study's replication summaries (a list per batch, in task order) exactly as the local runner does."""
+    if not isinstance(batches, list) or not all(isinstance(batch, list) for batch in batches):
+        raise MessageError(f"{DES_AGGREGATE} results", "expected a list of summaries per des.run task")
+    flat = [raw for batch in batches for raw in batch]
+    typed = [decode(ReplicationSummary, raw, what=f"{DES_AGGREGATE} summary {i}") for i, raw in enumerate(flat)]
     result = msgspec.structs.replace(aggregate(typed), study_id=study_id)
     logger.info("study %s aggregated over %d replications", study_id or "-", len(typed))
     return to_wire(result)
