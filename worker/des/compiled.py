@@ -27,6 +27,7 @@ from simfleet.shared.messages.des import NODE_FIGURES, ReplicationSummary, Sketc
 from simfleet.worker.des import kernel as K
 from simfleet.worker.des import kernel_resources as KR
 from simfleet.worker.des.arrivals import ProcessStream
+from simfleet.worker.des.engine import Sliced
 from simfleet.worker.des.entities import TypeSpec
 from simfleet.worker.des.limits import check_number
 from simfleet.worker.des.scenario import Scenario
@@ -83,7 +84,7 @@ class SpaceView:
     max_q: int
 
 
-class CompiledSimulation:
+class CompiledSimulation(Sliced):
     """One replication of a scenario that cannot fail, on the compiled kernel; call :meth:`run`, then :meth:`summary`.
 
     Args:
@@ -142,6 +143,7 @@ class CompiledSimulation:
             f"offered load reaches capacity on {', '.join(overloaded)}" if overloaded else None
         )
         self.stopped_at_horizon = False
+        self.horizon_s = scenario.horizon_s
         self.finished = False
         self.wall_s = 0.0
         self.sketches = [LatencySketch() for _ in self.types]
