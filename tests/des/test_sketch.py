@@ -44,3 +44,35 @@ def test_empty_sketch_reports_nothing():
     assert np.isnan(sketch.quantile(0.5))
     assert sketch.to_data().min is None and sketch.to_data().max is None
     assert LatencySketch.from_data(sketch.to_data()).count == 0
+
+
+def test_batched_buckets_equal_one_ddsketch_add_per_value():
+    """add_many fills the store's bins a batch at a time; the buckets and quantiles are those of ddsketch's own add."""
+    from ddsketch import DDSketch
+
+    rng = np.random.default_rng(3)
+    batches = [[*rng.lognormal(0.0, 2.0, 500).tolist(), 0.0] for _ in range(20)]
+    batches.append(rng.exponential(1e4, 300).tolist())  # keys above every earlier one: the store grows upwards
+    batches.append(rng.exponential(1e-4, 300).tolist())  # and below
+    ours, reference = LatencySketch(), DDSketch(relative_accuracy=LatencySketch().relative_accuracy)
+    for batch in batches:
+        ours.add_many(batch)
+        for value in batch:
+            reference.add(value)
+    store = reference._store
+    expected = {i + store.offset: n for i, n in enumerate(store.bins) if n}
+    data = ours.to_data()
+    assert dict(zip(data.keys, data.counts, strict=True)) == expected
+    assert data.zero_count == reference._zero_count == 20
+    for q in (0.0, 0.01, 0.5, 0.95, 0.999, 1.0):
+        assert ours.quantile(q) == reference.get_quantile_value(q)
+    again = LatencySketch.from_data(data)
+    assert again.to_data() == data and again.quantile(0.95) == ours.quantile(0.95)
+
+
+def test_a_sketch_with_a_bucket_count_that_is_not_positive_is_refused():
+    data = LatencySketch().to_data()
+    bad = type(data)(relative_accuracy=data.relative_accuracy, keys=[3], counts=[0.0], zero_count=0.0, count=0,
+                     sum=0.0, min=None, max=None)  # fmt: skip
+    with pytest.raises(ValueError, match="positive count"):
+        LatencySketch.from_data(bad)

@@ -51,11 +51,23 @@ class LatencySketch:
         if zeros:
             self._sketch.add(0.0, float(zeros))
         if positive.size:
-            keys, counts = np.unique(self._keys(positive), return_counts=True)
-            for key, n in zip(keys.tolist(), counts.tolist(), strict=True):
-                # The bucket's representative value maps back to the same key, so adding it with the bucket's
-                # count is exactly a bucket increment through the public API.
-                self._sketch.add(self._mapping.value(key), float(n))
+            self._add_keys(self._keys(positive))
+
+    def _add_keys(self, keys: np.ndarray[Any, np.dtype[np.int64]], weights: Sequence[float] | None = None) -> None:
+        """Add one count (or ``weights``) to the bucket of each key, in one numpy step over the keys' range.
+
+        Counts are whole numbers in floats, so the bins are the same, in any order, as one ddsketch ``add`` per value.
+        """
+        low, high = int(keys.min()), int(keys.max())
+        counts = np.bincount(keys - low, weights=weights)
+        store = self._store
+        store._extend_range(low, high)  # the bins then cover low..high
+        start = low - store.offset
+        end = start + counts.size
+        store.bins[start:end] = (np.asarray(store.bins[start:end]) + counts).tolist()
+        added = float(keys.size) if weights is None else float(counts.sum())
+        store.count += added
+        self._sketch._count += added
 
     def _keys(self, values: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[Any, np.dtype[np.int64]]:
         scaled = np.log2(values) * self._mapping._multiplier
@@ -105,8 +117,10 @@ class LatencySketch:
     def from_data(cls, data: SketchData) -> LatencySketch:
         """Rebuild a sketch from :meth:`to_data` output."""
         sketch = cls(float(data.relative_accuracy))
-        for key, n in zip(data.keys, data.counts, strict=True):
-            sketch._sketch.add(sketch._mapping.value(int(key)), float(n))
+        if data.keys:
+            if len(data.keys) != len(data.counts) or min(data.counts) <= 0:
+                raise ValueError("a sketch's buckets need one positive count per key")
+            sketch._add_keys(np.asarray(data.keys, dtype=np.int64), np.asarray(data.counts, dtype=np.float64))
         if data.zero_count:
             sketch._sketch.add(0.0, float(data.zero_count))
         sketch.count = int(data.count)
