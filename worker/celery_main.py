@@ -3,18 +3,21 @@
 This is a process entry point, so it reads the settings when imported (the one place that does). It also pins
 each pool process of a CPU worker to its own core on machines with more than 2 cores (core 0 stays for the system),
 and starts the liveness threads in a worker's main process once it is ready: the heartbeat and the watchdog (both
-roles; the heartbeat says which role, queues and pool processes the worker has). Nothing here touches a device:
+roles; the heartbeat says which role, queues and pool processes the worker has). A CPU worker makes the compiled
+DES kernel ready (compiled once per machine into numba's cache, else loaded from it) in its main process before its
+pool starts, so that no task waits for a compile and every pool process inherits it. Nothing here touches a device:
 backends are created in the pool process, on first use.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from typing import Any
 
 from billiard.process import current_process
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
 from simfleet.shared.celery_app import create_app
 from simfleet.shared.logs import install_celery_logging
@@ -26,6 +29,16 @@ from simfleet.worker.watchdog import Liveness
 app = create_app(worker_settings())
 install_celery_logging()
 _liveness: list[Liveness] = []
+logger = logging.getLogger(__name__)
+
+
+@worker_init.connect
+def _prepare_des_kernel(**_: Any) -> None:
+    if os.environ.get(ROLE_ENV) != "cpu":
+        return
+    from simfleet.worker.des.engines import prepare
+
+    logger.info("DES kernel ready in %.1f s (compiled, or loaded from numba's cache)", prepare("compiled"))
 
 
 @worker_ready.connect

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from simfleet.producer.cli import des_search
 from simfleet.producer.cli.des_common import (
     check_request_type,
+    engine_option,
     evaluator,
     fleet_batch,
     fleet_options,
@@ -94,7 +95,8 @@ def register(families: Any) -> None:
     run.add_argument("--seed", type=seed_int, help="study seed (default: the scenario's)")
     cores = max(1, os.cpu_count() or 1)
     run.add_argument("--processes", type=processes_int, help=f"worker processes (default: one per core, {cores})")
-    run.add_argument("--trace", type=Path, help="write replication 0's event trace to this file, one line per event")
+    run.add_argument("--trace", type=Path, help="write replication 0's event trace to this file, one line per event "
+                     "(replication 0 then runs on the Python engine, the one that writes traces: same figures)")
     run.add_argument("--json", action="store_true", help="print the aggregate as JSON")
     run.add_argument(
         "--to-clickhouse", action="store_true", help="also write the study to ClickHouse (settings' clickhouse_dsn)"
@@ -107,6 +109,7 @@ def register(families: Any) -> None:
         "--scale", type=scale_float, default=1.0, help="horizon factor of the statistical cases (0.001 to 100)"
     )
     validate.add_argument("--json", action="store_true", help="print the table's rows as JSON")
+    engine_option(validate)
     validate.set_defaults(handler=_validate)
 
     sweep = commands.add_parser("sweep", help="the forward question at several arrival rates, with plots")
@@ -193,8 +196,8 @@ def _run_locally(
 
         progress = LateProgress()
         try:
-            summaries.extend(run_replications(scenario, replications=end, seed=seed,
-                                              processes=args.processes, first=first, on_progress=progress))  # fmt: skip
+            summaries.extend(run_replications(scenario, replications=end, seed=seed, processes=args.processes,
+                                              first=first, on_progress=progress, engine=args.engine))  # fmt: skip
         finally:
             progress.close()
     return summaries
@@ -275,7 +278,7 @@ def _fleet_rounds(args: argparse.Namespace, fleet: Fleet, studies: list[str]) ->
 
     def evaluate(probe: Scenario, replications: int, seed: int, first: int = 0) -> list[ReplicationSummary]:
         study = fleet.run_des(probe, replications=replications, seed=seed, priority=args.priority, first=first,
-                              batch=args.batch)  # fmt: skip
+                              batch=args.batch, engine=args.engine)  # fmt: skip
         studies.append(study.id)
         print(f"study {study.id}: round {len(studies)}, replications {first} to {first + replications - 1} of "
               f"{probe.name} on the fleet", file=sys.stderr)  # fmt: skip
@@ -315,7 +318,7 @@ def _run_on_fleet(args: argparse.Namespace, scenario: Scenario, replications: in
     fleet = Fleet.from_settings()
     try:
         study = fleet.run_des(scenario, replications=replications, seed=seed, priority=args.priority,
-                              batch=args.batch)  # fmt: skip
+                              batch=args.batch, engine=args.engine)  # fmt: skip
         print(f"study {study.id}: {replications} replications of {scenario.name} on the fleet", file=sys.stderr)
         result = _follow(args, fleet, study)
         if result is None:
@@ -361,7 +364,7 @@ def _validate(args: argparse.Namespace) -> int:
     from simfleet.producer.report import json_text, validation_table
     from simfleet.worker.des.validation import run_validation
 
-    rows = run_validation(args.scale)
+    rows = run_validation(args.scale, engine=args.engine)
     if args.json:
         print(json_text([r.to_dict() for r in rows]))
     else:

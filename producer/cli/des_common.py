@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from simfleet.producer.cli.options import bounded_int, positive_float
 from simfleet.shared.errors import ConfigError, printable
-from simfleet.shared.messages.study import MAX_BATCH
+from simfleet.shared.messages.study import DEFAULT_ENGINE, ENGINES, MAX_BATCH
 from simfleet.shared.settings import PRIORITIES
 from simfleet.worker.des.limits import MAX_REPLICATIONS
 
@@ -39,8 +39,18 @@ processes_int = bounded_int(1, 1024)
 """An argparse type: a number of worker processes, 1 to 1024."""
 
 
+def engine_option(parser: argparse.ArgumentParser) -> None:
+    """``--engine``: the compiled kernel (the default) or the Python reference engine; the results are the same."""
+    parser.add_argument(
+        "--engine", choices=list(ENGINES), default=DEFAULT_ENGINE,
+        help="DES engine: compiled (default; numba, compiled once per machine) or python (the reference engine); "
+        "both give the same figures, bit for bit",
+    )  # fmt: skip
+
+
 def fleet_options(parser: argparse.ArgumentParser) -> None:
-    """``--fleet``, ``--priority``, ``--timeout`` and ``--batch``: run on the fleet instead of the local pool."""
+    """``--engine``; ``--fleet``, ``--priority``, ``--timeout``, ``--batch``: run on the fleet, not the local pool."""
+    engine_option(parser)
     parser.add_argument("--fleet", action="store_true", help="run the replications on the fleet (Redis + workers)")
     parser.add_argument("--priority", choices=list(PRIORITIES), default="normal", help="queue priority on the fleet")
     parser.add_argument(
@@ -89,7 +99,8 @@ def evaluator(args: argparse.Namespace, progress: StepProgress, rate_of: Any) ->
         def show(study: Any) -> None:
             progress.update(study.percent / 100.0, f"{study.done}/{study.total} replications done")
 
-        on_fleet = fleet.evaluator(priority=args.priority, timeout_s=args.timeout, on_progress=show, batch=batch)
+        on_fleet = fleet.evaluator(priority=args.priority, timeout_s=args.timeout, on_progress=show, batch=batch,
+                                   engine=args.engine)  # fmt: skip
 
         def evaluate_on_fleet(
             probe: Scenario, replications: int, seed: int, first: int = 0
@@ -103,7 +114,7 @@ def evaluator(args: argparse.Namespace, progress: StepProgress, rate_of: Any) ->
     def evaluate(probe: Scenario, replications: int, seed: int, first: int = 0) -> list[ReplicationSummary]:
         progress.begin(rate_of(probe))
         return run_replications(probe, replications=first + replications, seed=seed, processes=processes,
-                                first=first, on_progress=progress.update)  # fmt: skip
+                                first=first, on_progress=progress.update, engine=args.engine)  # fmt: skip
 
     return None, evaluate
 

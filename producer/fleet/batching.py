@@ -21,7 +21,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from simfleet.shared.messages.study import MAX_BATCH
+from simfleet.shared.messages.study import DEFAULT_ENGINE, MAX_BATCH, Engine
 from simfleet.shared.settings import DesSettings
 
 if TYPE_CHECKING:
@@ -47,16 +47,19 @@ def batch_size(replications: int, replication_s: float, processes: int, settings
     return max(1, min(by_time, by_spread, settings.max_batch, MAX_BATCH))
 
 
-def pilot_replication_s(scenario: Scenario, seed: int, replication: int, budget_s: float) -> float:
-    """Seconds replication ``replication`` of ``scenario`` takes on this machine, measured for at most ``budget_s``.
+def pilot_replication_s(scenario: Scenario, seed: int, replication: int, budget_s: float,
+                        engine: Engine = DEFAULT_ENGINE) -> float:  # fmt: skip
+    """Seconds replication ``replication`` of ``scenario`` takes on ``engine`` here, measured for at most ``budget_s``.
 
     A replication that ends within the budget is timed; one that does not is extrapolated from the share of the
-    horizon it simulated (its drain, if any, is not counted: a lower bound, which errs towards smaller batches).
+    horizon it simulated (its drain, if any, is not counted: a lower bound, which errs towards smaller batches). The
+    engine is made ready first (the kernel's compile or cache load is not timed: workers do it before they start).
     """
-    from simfleet.worker.des.engine import Simulation
+    from simfleet.worker.des.engines import prepare, simulation
 
+    prepare(engine)
     started = time.perf_counter()
-    sim = Simulation(scenario, seed, replication)
+    sim = simulation(scenario, seed, replication, engine)
     for _ in sim.slices(PILOT_SLICES):
         elapsed = time.perf_counter() - started
         if elapsed >= budget_s:

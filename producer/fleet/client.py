@@ -24,7 +24,7 @@ from simfleet.shared.heartbeats import Heartbeats
 from simfleet.shared.jobs import JobRecord, Jobs
 from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
 from simfleet.shared.messages.lifecycle import Inputs, JobSummary, Sink
-from simfleet.shared.messages.study import SEED_MAX, StudyRecord
+from simfleet.shared.messages.study import DEFAULT_ENGINE, ENGINES, SEED_MAX, StudyRecord
 from simfleet.shared.redis_client import connect, translate
 from simfleet.shared.settings import PRIORITIES, Settings, load_settings
 from simfleet.shared.studies import Studies
@@ -64,7 +64,7 @@ class Fleet:
         self.study_records = Studies(self.redis, expires_s=settings.records_expire_s)
         self.heartbeats = Heartbeats(self.redis)
         self._checkpoints: Checkpoints | None = None
-        self._replication_s: dict[str, float] = {}
+        self._replication_s: dict[tuple[str, str], float] = {}
 
     @property
     def app(self) -> Celery:
@@ -139,14 +139,14 @@ class Fleet:
         total = sum(n if isinstance(n, int) and n > 0 else 1 for n in found)
         return total or local_processes()
 
-    def replication_s(self, scenario: str) -> float | None:
-        """Measured seconds of one replication of the scenario named so (its last study here), if any."""
-        return self._replication_s.get(scenario)
+    def replication_s(self, scenario: str, engine: str = DEFAULT_ENGINE) -> float | None:
+        """Measured seconds of one replication of the scenario named so on ``engine`` (its last study here), if any."""
+        return self._replication_s.get((scenario, engine))
 
-    def measured(self, scenario: str, replication_s: float) -> None:
-        """Note the measured seconds of one replication of ``scenario`` (a finished study's mean, or a pilot)."""
+    def measured(self, scenario: str, replication_s: float, engine: str = DEFAULT_ENGINE) -> None:
+        """Note the measured seconds of one replication of ``scenario`` on ``engine`` (a study's mean, or a pilot)."""
         if math.isfinite(replication_s) and replication_s > 0:
-            self._replication_s[scenario] = replication_s
+            self._replication_s[(scenario, engine)] = replication_s
 
     def jobs_exists(self, job_id: str) -> bool:
         """Whether a job of this id is recorded."""
@@ -221,7 +221,7 @@ class Fleet:
 
     def run_des(self, scenario: Scenario | str | Path | dict[str, Any], *, replications: int | None = None,
                 seed: int | None = None, priority: str = "normal", first: int = 0,
-                batch: int | None = None) -> Study:  # fmt: skip
+                batch: int | None = None, engine: str = DEFAULT_ENGINE) -> Study:  # fmt: skip
         """Publish a DES study: replications first..first+n-1 of ``scenario`` with ``seed``, then their aggregation.
 
         Args:
@@ -233,20 +233,22 @@ class Fleet:
                 same study's continuation when they start at its count (replication i is the same run everywhere).
             batch: replications per ``des.run`` task, 1 to ``MAX_BATCH`` (default: sized from a measured run time,
                 ``des.batch_target_s``: :mod:`simfleet.producer.fleet.batching`). It never changes the results.
+            engine: ``compiled`` (the default) or ``python``: the DES engine the workers run. It never changes the
+                results either, only how long they take (docs/des.md, "The compiled kernel").
 
         Raises:
             ConfigError, ScenarioError: the scenario or an option is invalid (naming it); nothing was published.
             FleetUnavailable: Redis cannot be reached.
         """
         return publish_study(self, scenario, replications=replications, seed=seed, priority=priority, first=first,
-                             batch=batch)  # fmt: skip
+                             batch=batch, engine=engine)  # fmt: skip
 
     def run_des_to_precision(self, scenario: Scenario | str | Path | dict[str, Any], *, precision: float,
                              replications: int | None = None, max_replications: int | None = None,
                              seed: int | None = None, priority: str = "normal", timeout_s: float | None = None,
                              on_round: OnRound | None = None,
                              on_progress: Callable[[StudyProgress], None] | None = None,
-                             batch: int | None = None) -> PreciseResult:  # fmt: skip
+                             batch: int | None = None, engine: str = DEFAULT_ENGINE) -> PreciseResult:  # fmt: skip
         """Run ``scenario`` in rounds until every figure's 95% half-width is within ``precision`` of its value.
 
         Each round is one study (:meth:`run_des` with ``first`` at the count so far), its replications in parallel on
@@ -265,6 +267,7 @@ class Fleet:
             on_round: told of each round before it is published (:data:`~simfleet.producer.precision.OnRound`).
             on_progress: called with each round's :class:`StudyProgress` while it runs.
             batch: replications per task (:meth:`run_des`; default: sized from the rounds before).
+            engine: the DES engine (:meth:`run_des`).
 
         Raises:
             ConfigError, ScenarioError: the scenario or an argument is invalid (naming it); nothing was published.
@@ -282,7 +285,7 @@ class Fleet:
             max_replications = whole(max_replications, key="max_replications", low=2, high=MAX_REPLICATIONS)
         if seed is not None:
             seed = whole(seed, key="seed", low=0, high=SEED_MAX)
-        evaluate = self.evaluator(priority, timeout_s, on_progress, batch)
+        evaluate = self.evaluator(priority, timeout_s, on_progress, batch, engine)
         scenario = as_scenario(scenario)
         initial = max(2, scenario.replications) if replications is None else replications
         cap = max(initial, DEFAULT_MAX_REPLICATIONS) if max_replications is None else max_replications
@@ -315,15 +318,16 @@ class Fleet:
 
     def evaluator(self, priority: str = "normal", timeout_s: float | None = None,
                   on_progress: Callable[[StudyProgress], None] | None = None,
-                  batch: int | None = None) -> Evaluator:  # fmt: skip
+                  batch: int | None = None, engine: str = DEFAULT_ENGINE) -> Evaluator:  # fmt: skip
         """An SLA-search evaluator that runs each probe's replications in parallel on the fleet.
 
         ``on_progress`` (a progress display) is called with each probe's :class:`StudyProgress` while it runs;
-        ``batch`` is :meth:`run_des`'s (default: sized from the measured run time of the probes before).
+        ``batch`` and ``engine`` are :meth:`run_des`'s (batch default: sized from the measured run time of the
+        probes before).
 
         Raises:
-            ConfigError: an unknown priority, a timeout that is not a finite number above 0 (or None), or a batch
-                out of range.
+            ConfigError: an unknown priority or engine, a timeout that is not a finite number above 0 (or None), or a
+                batch out of range.
         """
         from simfleet.shared.messages.study import MAX_BATCH
 
@@ -331,10 +335,11 @@ class Fleet:
         timeout_s = time_limit(timeout_s, key="timeout_s")
         if batch is not None:
             batch = whole(batch, key="batch", low=1, high=MAX_BATCH)
+        chosen = choice(engine, key="engine", choices=ENGINES)
 
         def evaluate(scenario: Scenario, replications: int, seed: int, first: int = 0) -> list[ReplicationSummary]:
             study = self.run_des(scenario, replications=replications, seed=seed, priority=priority, first=first,
-                                 batch=batch)  # fmt: skip
+                                 batch=batch, engine=chosen)  # fmt: skip
             if on_progress is not None:
                 study.wait(timeout=timeout_s, on_progress=on_progress)
             return study.summaries(timeout=timeout_s)
@@ -342,12 +347,13 @@ class Fleet:
         return evaluate
 
     def sla_search(self, scenario: Scenario | str | Path | dict[str, Any], *, priority: str = "normal",
-                   timeout_s: float | None = None, batch: int | None = None, **kwargs: Any) -> SlaResult:  # fmt: skip
+                   timeout_s: float | None = None, batch: int | None = None, engine: str = DEFAULT_ENGINE,
+                   **kwargs: Any) -> SlaResult:  # fmt: skip
         """:func:`simfleet.producer.sla.search_sla` with every probe's replications in parallel on the fleet.
 
         ``scenario`` is what :meth:`run_des` accepts (a ``Scenario``, a file, or its plain-data form); ``priority``,
-        ``timeout_s`` (per probe) and ``batch`` are the evaluator's (:meth:`evaluator`); the other keywords are
-        :func:`~simfleet.producer.sla.search_sla`'s.
+        ``timeout_s`` (per probe), ``batch`` and ``engine`` are the evaluator's (:meth:`evaluator`); the other
+        keywords are :func:`~simfleet.producer.sla.search_sla`'s.
 
         Raises:
             ConfigError, ScenarioError: the scenario or an option is invalid (naming it); nothing was published.
@@ -355,7 +361,7 @@ class Fleet:
         from simfleet.producer.sla import search_sla
         from simfleet.worker.des.scenario import as_scenario
 
-        evaluate = self.evaluator(priority, timeout_s, batch=batch)
+        evaluate = self.evaluator(priority, timeout_s, batch=batch, engine=engine)
         for key in ("replications", "max_replications"):
             if kwargs.get(key) is not None:
                 kwargs[key] = whole(kwargs[key], key=key)
@@ -366,13 +372,13 @@ class Fleet:
     def bottlenecks(self, scenario: Scenario | str | Path | dict[str, Any], *,
                     slas: Sequence[SlaTerm | str] | None = None, replications: int = 10, seed: int | None = None,
                     priority: str = "normal", timeout_s: float | None = None,
-                    batch: int | None = None) -> BottleneckResult:  # fmt: skip
+                    batch: int | None = None, engine: str = DEFAULT_ENGINE) -> BottleneckResult:  # fmt: skip
         """:func:`simfleet.producer.bottleneck.find_bottlenecks` with every run's replications in parallel on the fleet.
 
         ``scenario`` is what :meth:`run_des` accepts; ``slas``, ``replications`` (at least 2) and ``seed`` are
-        :func:`~simfleet.producer.bottleneck.find_bottlenecks`'s; ``priority``, ``timeout_s`` (per run) and ``batch``
-        are the evaluator's (:meth:`evaluator`). The base and each resource with one more step are studies run one
-        after the other, each with the same replication indices.
+        :func:`~simfleet.producer.bottleneck.find_bottlenecks`'s; ``priority``, ``timeout_s`` (per run), ``batch`` and
+        ``engine`` are the evaluator's (:meth:`evaluator`). The base and each resource with one more step are studies
+        run one after the other, each with the same replication indices.
 
         Raises:
             ConfigError, ScenarioError: the scenario or an argument is invalid (naming it); nothing was published.
@@ -382,17 +388,17 @@ class Fleet:
 
         chosen = as_scenario(scenario)
         _, replications, seed = check_arguments(chosen, slas, replications, seed)
-        evaluate = self.evaluator(priority, timeout_s, batch=batch)
+        evaluate = self.evaluator(priority, timeout_s, batch=batch, engine=engine)
         return find_bottlenecks(chosen, evaluate, slas=slas, replications=replications, seed=seed)
 
     def capacity_search(self, scenario: Scenario | str | Path | dict[str, Any], *, priority: str = "normal",
-                        timeout_s: float | None = None, batch: int | None = None,
+                        timeout_s: float | None = None, batch: int | None = None, engine: str = DEFAULT_ENGINE,
                         **kwargs: Any) -> CapacityResult:  # fmt: skip
         """:func:`simfleet.producer.capacity.search_capacity` with every candidate's replications in parallel here.
 
-        ``scenario`` is what :meth:`run_des` accepts; ``priority``, ``timeout_s`` (per candidate) and ``batch`` are the
-        evaluator's (:meth:`evaluator`); the other keywords (``slas``, ``resources``, ``costs``, ``replications``,
-        ``max_replications``, ``seed``, ``max_steps``, ``max_probes``) are
+        ``scenario`` is what :meth:`run_des` accepts; ``priority``, ``timeout_s`` (per candidate), ``batch`` and
+        ``engine`` are the evaluator's (:meth:`evaluator`); the other keywords (``slas``, ``resources``, ``costs``,
+        ``replications``, ``max_replications``, ``seed``, ``max_steps``, ``max_probes``) are
         :func:`~simfleet.producer.capacity.search_capacity`'s, checked before anything is published.
 
         Raises:
@@ -401,7 +407,7 @@ class Fleet:
         from simfleet.producer.capacity import search_capacity
         from simfleet.worker.des.scenario import as_scenario
 
-        evaluate = self.evaluator(priority, timeout_s, batch=batch)
+        evaluate = self.evaluator(priority, timeout_s, batch=batch, engine=engine)
         return search_capacity(as_scenario(scenario), evaluate, **kwargs)
 
     # ------------------------------------------------------------------------------------------------- waiting

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -28,9 +28,12 @@ from simfleet.shared.errors import FleetUnavailable, MessageError, StudyFailed
 from simfleet.shared.messages import decode, to_wire
 from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
 from simfleet.shared.messages.study import (
+    DEFAULT_ENGINE,
+    ENGINES,
     MAX_BATCH,
     MAX_REPLICATION_INDEX,
     SEED_MAX,
+    Engine,
     ReplicationProgress,
     ReplicationRequest,
     StudyRecord,
@@ -177,7 +180,7 @@ class Study:
         if progress.state == "done":
             answer = decode(StudyAggregate, self.fleet.task_meta(self.id)["result"], what=f"study {self.id} aggregate")
             if answer.run.wall_s.mean is not None:
-                self.fleet.measured(self.record.scenario, answer.run.wall_s.mean)
+                self.fleet.measured(self.record.scenario, answer.run.wall_s.mean, self.record.engine)
             return answer
         for task_id in [*self.task_ids, self.id]:
             meta = self.fleet.task_meta(task_id)
@@ -208,7 +211,8 @@ class Study:
 
 
 def publish_study(fleet: Fleet, scenario: Scenario | str | Path | dict[str, Any], *, replications: int | None,
-                  seed: int | None, priority: str, first: int = 0, batch: int | None = None) -> Study:  # fmt: skip
+                  seed: int | None, priority: str, first: int = 0, batch: int | None = None,
+                  engine: str = DEFAULT_ENGINE) -> Study:  # fmt: skip
     """Validate and publish a DES study (see :meth:`Fleet.run_des`).
 
     Every argument is checked before anything is written to Redis or published (numpy integers are taken as
@@ -230,21 +234,22 @@ def publish_study(fleet: Fleet, scenario: Scenario | str | Path | dict[str, Any]
     first = whole(first, key="first", low=0, high=MAX_REPLICATION_INDEX)
     if batch is not None:
         batch = whole(batch, key="batch", low=1, high=MAX_BATCH)
+    chosen = cast(Engine, choice(engine, key="engine", choices=ENGINES))
     scenario = as_scenario(scenario)
     n = scenario.replications if replications is None else replications  # a scenario's own are checked when parsed
     seed = scenario.seed if seed is None else seed
     if batch is None:
-        batch = choose_batch(fleet, scenario, n, seed, first)
+        batch = choose_batch(fleet, scenario, n, seed, first, chosen)
     study_id = uuid.uuid4().hex
     level = PRIORITIES[priority]
     document = msgspec.json.encode(scenario.to_dict()).decode()
     record = StudyRecord(study_id=study_id, scenario=scenario.name, source=scenario.source, replications=n, seed=seed,
                          priority=priority, created=time.time(), task_ids=[], first=first,  # type: ignore[arg-type]
-                         batch=min(batch, n))  # fmt: skip
+                         batch=min(batch, n), engine=chosen)  # fmt: skip
     batches = record.batches()
     record = msgspec.structs.replace(record, task_ids=[replication_id(study_id, b.start) for b in batches])
-    requests = [ReplicationRequest(study_id=study_id, replication=b.start, count=len(b), seed=seed, scenario=document)
-                for b in batches]  # fmt: skip
+    requests = [ReplicationRequest(study_id=study_id, replication=b.start, count=len(b), seed=seed, scenario=document,
+                                   engine=chosen) for b in batches]  # fmt: skip
     header = [
         fleet.app.signature(DES_RUN, args=(to_wire(request),), kwargs={"study_id": study_id}, priority=level).set(
             task_id=task_id
@@ -258,13 +263,13 @@ def publish_study(fleet: Fleet, scenario: Scenario | str | Path | dict[str, Any]
     return Study(fleet, record)
 
 
-def choose_batch(fleet: Fleet, scenario: Scenario, replications: int, seed: int, first: int) -> int:
+def choose_batch(fleet: Fleet, scenario: Scenario, replications: int, seed: int, first: int, engine: Engine) -> int:
     """The batch size of a study (:mod:`simfleet.producer.fleet.batching`): measured, then spread over the workers."""
     settings = fleet.settings.des
     if replications <= 1 or settings.batch_target_s <= 0 or settings.max_batch == 1:
         return 1
-    replication_s = fleet.replication_s(scenario.name)
+    replication_s = fleet.replication_s(scenario.name, engine)
     if replication_s is None:
-        replication_s = pilot_replication_s(scenario, seed, first, settings.pilot_s)
-        fleet.measured(scenario.name, replication_s)
+        replication_s = pilot_replication_s(scenario, seed, first, settings.pilot_s, engine)
+        fleet.measured(scenario.name, replication_s, engine)
     return batch_size(replications, replication_s, fleet.des_processes(), settings)

@@ -26,6 +26,13 @@ MAX_BATCH = 10_000
 MAX_INDEX = 2**63 - 1
 """The largest replication index a message may name (indices travel as signed 64-bit integers)."""
 
+Engine = Literal["compiled", "python"]
+"""Which DES engine runs a replication: the compiled kernel or the Python reference engine. Both give the same
+summary for the same scenario, seed and replication (bit for bit, but for wall-clock figures)."""
+ENGINES: tuple[Engine, ...] = ("compiled", "python")
+DEFAULT_ENGINE: Engine = "compiled"
+"""The engine of a study that names none: the compiled kernel (docs/des.md, "The compiled kernel")."""
+
 
 class ReplicationRequest(Message, frozen=True):
     """A batch of replications of a study: ``replication`` .. ``replication + count - 1``, run one after the other.
@@ -42,6 +49,8 @@ class ReplicationRequest(Message, frozen=True):
         scenario: the scenario document as JSON (the format of docs/scenarios.md), validated by the worker like a
             scenario file, with errors naming the key.
         count: how many replications the batch holds, 1 to :data:`MAX_BATCH` (default 1).
+        engine: the engine that runs them (:data:`Engine`; default the compiled kernel). It never changes a summary,
+            only the time it takes.
     """
 
     study_id: WorkId
@@ -49,6 +58,7 @@ class ReplicationRequest(Message, frozen=True):
     seed: Annotated[int, msgspec.Meta(ge=0, le=SEED_MAX)]
     scenario: Annotated[str, msgspec.Meta(max_length=MAX_SCENARIO_BYTES)]
     count: Annotated[int, msgspec.Meta(ge=1, le=MAX_BATCH)] = 1
+    engine: Engine = DEFAULT_ENGINE
 
     def __post_init__(self) -> None:
         if self.replication > MAX_INDEX - (self.count - 1):
@@ -102,6 +112,7 @@ class StudyRecord(Message, frozen=True):
             that adds replications to a probe publishes the new ones as a study starting where the others end.
         batch: replications per ``des.run`` task (the last task may hold fewer): task ``k`` (id
             ``<study>-<first + k * batch>``) runs ``batch`` replications from that index.
+        engine: the DES engine its replications run on.
     """
 
     study_id: WorkId
@@ -115,6 +126,7 @@ class StudyRecord(Message, frozen=True):
     state: Literal["running", "cancelled"] = "running"
     first: Annotated[int, msgspec.Meta(ge=0, le=MAX_REPLICATION_INDEX)] = 0
     batch: Annotated[int, msgspec.Meta(ge=1, le=MAX_BATCH)] = 1
+    engine: Engine = DEFAULT_ENGINE
 
     def batches(self) -> list[range]:
         """The replication indices of each task, in task order (``task_ids``'s order)."""
@@ -123,11 +135,14 @@ class StudyRecord(Message, frozen=True):
 
 
 __all__ = [
+    "DEFAULT_ENGINE",
+    "ENGINES",
     "MAX_BATCH",
     "MAX_INDEX",
     "MAX_REPLICATION_INDEX",
     "MAX_SCENARIO_BYTES",
     "SEED_MAX",
+    "Engine",
     "ReplicationProgress",
     "ReplicationRequest",
     "StudyRecord",

@@ -12,8 +12,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
+from simfleet.shared.messages.study import DEFAULT_ENGINE, Engine
 from simfleet.worker.des.aggregate import aggregate
-from simfleet.worker.des.engine import Simulation, run_replication
+from simfleet.worker.des.engines import prepare, run_replication, simulation
 from simfleet.worker.des.scenario import Scenario, parse_scenario
 
 
@@ -22,9 +23,9 @@ def default_processes() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _replicate(args: tuple[dict[str, Any], str, int, int]) -> ReplicationSummary:
-    data, source, seed, replication = args
-    return run_replication(parse_scenario(data, source), seed, replication)
+def _replicate(args: tuple[dict[str, Any], str, int, int, Engine]) -> ReplicationSummary:
+    data, source, seed, replication, engine = args
+    return run_replication(parse_scenario(data, source), seed, replication, engine)
 
 
 Progress = Callable[[float, str], None]
@@ -42,18 +43,21 @@ def run_replications(
     processes: int | None = None,
     first: int = 0,
     on_progress: Progress | None = None,
+    engine: Engine = DEFAULT_ENGINE,
 ) -> list[ReplicationSummary]:
-    """Run replications ``first`` .. ``replications``-1 and return their summaries in replication order.
+    """Run replications ``first`` .. ``replications``-1 on ``engine`` and return their summaries in replication order.
 
     ``on_progress`` hears how far the study is: in one process, within each replication (its simulated time); in a
-    pool, as replications end.
+    pool, as replications end. The engine is made ready (:func:`~simfleet.worker.des.engines.prepare`) before the
+    pool starts, so that its processes inherit the compiled kernel instead of each loading or compiling it.
     """
     indices = range(first, replications)
     processes = min(processes or default_processes(), len(indices))
     report = on_progress or (lambda fraction, label: None)
+    prepare(engine)
     if processes <= 1:
-        return [_stepped(scenario, seed, i, (i - first, len(indices)), report) for i in indices]
-    jobs = [(scenario.to_dict(), scenario.source, seed, i) for i in indices]
+        return [_stepped(scenario, seed, i, (i - first, len(indices)), report, engine) for i in indices]
+    jobs = [(scenario.to_dict(), scenario.source, seed, i, engine) for i in indices]
     pool = ProcessPoolExecutor(max_workers=processes)
     try:
         futures = [pool.submit(_replicate, job) for job in jobs]
@@ -70,10 +74,10 @@ def run_replications(
 
 
 def _stepped(scenario: Scenario, seed: int, replication: int, position: tuple[int, int],
-             report: Progress) -> ReplicationSummary:  # fmt: skip
+             report: Progress, engine: Engine) -> ReplicationSummary:  # fmt: skip
     """One replication in this process, run in steps of simulated time so that its progress can be told."""
     done, total = position
-    sim = Simulation(scenario, seed, replication)
+    sim = simulation(scenario, seed, replication, engine)
     for _ in sim.slices(PROGRESS_STEPS):
         within = min(1.0, sim.now / scenario.horizon_s)
         rate = sim.events / sim.wall_s if sim.wall_s else 0.0
@@ -95,7 +99,8 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 
 
 def run_study(
-    scenario: Scenario, *, replications: int | None = None, seed: int | None = None, processes: int | None = None
+    scenario: Scenario, *, replications: int | None = None, seed: int | None = None, processes: int | None = None,
+    engine: Engine = DEFAULT_ENGINE,
 ) -> StudyAggregate:
     """Run a study locally and return its aggregate (the scenario's replications and seed unless given)."""
     summaries = run_replications(
@@ -103,5 +108,6 @@ def run_study(
         replications=scenario.replications if replications is None else replications,
         seed=scenario.seed if seed is None else seed,
         processes=processes,
+        engine=engine,
     )
     return aggregate(summaries)

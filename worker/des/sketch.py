@@ -53,7 +53,7 @@ class LatencySketch:
         if positive.size:
             self._add_keys(self._keys(positive))
 
-    def _add_keys(self, keys: np.ndarray[Any, np.dtype[np.int64]], weights: Sequence[float] | None = None) -> None:
+    def _add_keys(self, keys: np.ndarray[Any, np.dtype[np.int64]], weights: np.ndarray[Any, Any] | None = None) -> None:
         """Add one count (or ``weights``) to the bucket of each key, in one numpy step over the keys' range.
 
         Counts are whole numbers in floats, so the bins are the same, in any order, as one ddsketch ``add`` per value.

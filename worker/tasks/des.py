@@ -39,7 +39,7 @@ from simfleet.shared.messages.study import ReplicationProgress, ReplicationReque
 from simfleet.shared.redis_client import UNAVAILABLE, connect, wait_reachable
 from simfleet.shared.studies import Running, Studies
 from simfleet.worker.des.aggregate import aggregate
-from simfleet.worker.des.engine import Simulation
+from simfleet.worker.des.engines import simulation
 from simfleet.worker.des.scenario import Scenario, parse_scenario
 from simfleet.worker.runtime import worker_settings
 from simfleet.worker.stages import node_name
@@ -150,7 +150,7 @@ def _run_batch(task: Task, request: ReplicationRequest, scenario: Scenario, node
 def _simulate(task: Task, request: ReplicationRequest, index: int, scenario: Scenario) -> ReplicationSummary:
     """Run replication ``index`` of the request's batch, reporting progress and watching memory and cancellation."""
     settings = worker_settings().cpu_worker
-    sim = Simulation(scenario, request.seed, index)
+    sim = simulation(scenario, request.seed, index, request.engine)
     limit_bytes = settings.max_memory_per_replication_mb * 2**20
     process = psutil.Process()
     last_report = last_cancel_check = time.monotonic()
