@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgspec
@@ -118,3 +119,25 @@ def faulty(horizon_s: float = 2_000.0, **overrides: Any) -> Scenario:
     }  # fmt: skip
     data.update(overrides)
     return parse_scenario(data)
+
+
+def plain(summary: ReplicationSummary) -> Any:
+    """A summary as plain data, wall-clock figures left out: what two engines must agree on."""
+    return msgspec.to_builtins(without_wall_clock(summary))
+
+
+def differences(python: Any, compiled: Any, path: str = "") -> list[str]:
+    """Where two plain summaries differ, field by field, each float with its relative difference."""
+    if isinstance(python, dict) and isinstance(compiled, dict):
+        keys = sorted(set(python) | set(compiled))
+        return [d for k in keys for d in differences(python.get(k), compiled.get(k), f"{path}.{k}")]
+    if isinstance(python, list) and isinstance(compiled, list) and len(python) == len(compiled):
+        pairs = enumerate(zip(python, compiled, strict=True))
+        return [d for i, (a, b) in pairs for d in differences(a, b, f"{path}[{i}]")]
+    both_nan = isinstance(python, float) and isinstance(compiled, float) and math.isnan(python) and math.isnan(compiled)
+    if python == compiled or both_nan:
+        return []
+    if isinstance(python, float) and isinstance(compiled, float):
+        relative = abs(python - compiled) / max(abs(python), 1e-300)
+        return [f"{path}: {python!r} vs {compiled!r} (relative {relative:.3g})"]
+    return [f"{path}: {python!r} vs {compiled!r}"]
