@@ -29,20 +29,25 @@ from simfleet.worker.watchdog import Liveness
 app = create_app(worker_settings())
 install_celery_logging()
 _liveness: list[Liveness] = []
+_kernel_s: list[float] = []
 logger = logging.getLogger(__name__)
 
 
 @worker_init.connect
 def _prepare_des_kernel(**_: Any) -> None:
+    # Before the pool starts (and before Celery sets up its logging: the time is logged once the worker is ready).
     if os.environ.get(ROLE_ENV) != "cpu":
         return
     from simfleet.worker.des.engines import prepare
 
-    logger.info("DES kernel ready in %.1f s (compiled, or loaded from numba's cache)", prepare("compiled"))
+    _kernel_s.append(prepare("compiled"))
 
 
 @worker_ready.connect
 def _start_liveness(sender: Any = None, **_: Any) -> None:
+    for seconds in _kernel_s:
+        logger.info("DES kernel ready in %.1f s, before the pool started (compiled, or loaded from numba's cache)",
+                    seconds)  # fmt: skip
     node = node_name()
     consumer = getattr(sender, "task_consumer", None)
     queues = sorted(q.name for q in getattr(consumer, "queues", [])) if consumer is not None else []

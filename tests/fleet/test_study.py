@@ -12,7 +12,7 @@ import yaml
 from celery.result import AsyncResult
 
 from simfleet.producer.cli import main
-from simfleet.shared.errors import StudyFailed
+from simfleet.shared.errors import ConfigError, StudyFailed
 from simfleet.shared.messages import to_wire
 from simfleet.shared.messages.des import StudyAggregate
 from simfleet.worker.des.runner import run_study
@@ -42,6 +42,25 @@ def test_fleet_study_gives_exactly_the_local_runners_aggregate(fleet, start_work
     lines = [json.loads(line) for line in worker.log.read_text().splitlines() if line.startswith("{")]
     task_lines = [line for line in lines if line["task"] == "des.run"]
     assert task_lines and all(line["study_id"] == study.id and line["worker"] == worker.name for line in task_lines)
+
+
+def test_a_study_runs_on_the_engine_it_names_and_both_give_the_same_answer(fleet, start_worker):
+    worker = start_worker()
+    scenario = load_scenario(SCENARIOS / "mixed_workload.yaml")
+    compiled = fleet.run_des(scenario, replications=4, seed=5)
+    python = fleet.run_des(scenario, replications=4, seed=5, engine="python")
+    assert comparable(compiled.wait(timeout=120)) == comparable(python.wait(timeout=120))
+    assert (fleet.study(compiled.id).record.engine, fleet.study(python.id).record.engine) == ("compiled", "python")
+    lines = worker.lines()
+    # The worker made the kernel ready before it took a task; each replication says which engine ran it.
+    ready = next(i for i, line in enumerate(lines) if line.startswith("DES kernel ready in"))
+    first_task = next(i for i, line in enumerate(lines) if "started on the" in line)
+    assert ready < first_task
+    for study, engine in ((compiled, "compiled"), (python, "python")):
+        started = [line for line in lines if f"(study {study.id})" in line and "started on the" in line]
+        assert len(started) == 4 and all(f"started on the {engine} engine" in line for line in started)
+    with pytest.raises(ConfigError, match="engine: must be one of compiled, python, got 'numba'"):
+        fleet.run_des(scenario, replications=2, engine="numba")
 
 
 def test_a_model_v2_study_with_a_trace_file_runs_on_the_fleet_exactly_as_locally(fleet, start_worker, tmp_path):

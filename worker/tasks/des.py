@@ -1,6 +1,7 @@
 """``des.run`` (one replication, or a batch of short ones) and ``des.aggregate`` (the chord callback of a study).
 
-A replication is a pure function of (scenario, seed, replication index), so running it again is always safe: when
+A replication runs on the engine its request names (the compiled kernel unless it says ``python``: both give the same
+summary). A replication is a pure function of (scenario, seed, replication index), so running it again is always safe: when
 its pool process dies the message is redelivered (late ack, reject on worker lost), and when its whole worker dies
 the watchdog publishes it again from the worker's list of running tasks (:mod:`simfleet.shared.studies`). If two
 copies of a task run (the first worker was only cut off), the first to finish is the one the study's chord counts;
@@ -155,7 +156,8 @@ def _simulate(task: Task, request: ReplicationRequest, index: int, scenario: Sce
     process = psutil.Process()
     last_report = last_cancel_check = time.monotonic()
     last_memory_check = 0.0
-    logger.info("replication %d of %s started (study %s)", index, scenario.name, request.study_id)
+    logger.info("replication %d of %s started on the %s engine (study %s)", index, scenario.name, request.engine,
+                request.study_id)  # fmt: skip
     for _ in sim.slices(SLICES):
         now = time.monotonic()
         if now - last_memory_check >= MEMORY_CHECK_EVERY_S:
