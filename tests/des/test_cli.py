@@ -55,3 +55,28 @@ def test_des_validate_passes_every_case_of_the_model(capsys):
     assert code == 0
     assert len(rows) >= 32
     assert {"theory", "measured", "error", "tolerance"} <= set(rows[0])
+
+
+def without_wall_clock(aggregate: dict) -> dict:
+    return {key: value for key, value in aggregate.items() if key != "run"}
+
+
+def test_both_engines_print_the_same_answer_and_a_trace_comes_from_the_python_engine(capsys, tmp_path):
+    args = ["des", "run", str(SCENARIOS / "rag_with_failures.yaml"), "--replications", "3", "--json"]
+    answers = {}
+    for engine in ("compiled", "python"):
+        assert main([*args, "--engine", engine]) == 0
+        answers[engine] = without_wall_clock(json.loads(capsys.readouterr().out))
+    trace = tmp_path / "trace.txt"
+    assert main([*args, "--trace", str(trace)]) == 0  # replication 0 on the Python engine, 1 and 2 compiled
+    traced = without_wall_clock(json.loads(capsys.readouterr().out))
+    assert answers["compiled"] == answers["python"] == traced
+    assert " timeout " in trace.read_text() or " fail " in trace.read_text()
+
+
+def test_an_unknown_engine_is_refused_naming_the_flag_and_the_choices(capsys):
+    for command in (["run", str(SCENARIOS / "mixed_workload.yaml")], ["validate"],
+                    ["sla", str(SCENARIOS / "deep_research_sla.yaml")]):  # fmt: skip
+        assert main(["des", *command, "--engine", "numba"]) == 2
+        err = capsys.readouterr().err
+        assert "--engine" in err and "'numba'" in err and "compiled" in err and "python" in err
