@@ -37,6 +37,10 @@ COPY producer/ producer/
 # PIP_CONSTRAINT also reaches the isolated build of the project itself (setuptools), which -c would not.
 RUN PIP_CONSTRAINT=/tmp/constraints.txt pip install -c /tmp/constraints.txt '.[s3]' cupy-cuda12x \
     && rm -rf /src/*
+# The lifecycle kernels' numba cache, filled at build time (as in the cpu stage).
+ENV NUMBA_CACHE_DIR=/opt/simfleet/numba-cache
+RUN python -m simfleet.worker.lifecycle.backends.numba_backend --warm \
+    && chown -R 10001:10001 /opt/simfleet/numba-cache
 
 WORKDIR /app
 COPY config/ /app/config/
@@ -69,6 +73,14 @@ COPY worker/ worker/
 COPY producer/ producer/
 RUN PIP_CONSTRAINT=/tmp/constraints.txt pip install -c /tmp/constraints.txt '.[s3]' \
     && rm -rf /src/*
+
+# numba compiles the DES kernel and the lifecycle kernels here, once, into the image's cache: a worker then loads
+# them in under a second instead of compiling them at every start. The cache stays writable by the image's user,
+# for a host whose CPU differs from the build machine's (numba then compiles again, once, for that CPU).
+ENV NUMBA_CACHE_DIR=/opt/simfleet/numba-cache
+RUN python -m simfleet.worker.des.compiled --warm \
+    && python -m simfleet.worker.lifecycle.backends.numba_backend --warm \
+    && chown -R 10001:10001 /opt/simfleet/numba-cache
 
 WORKDIR /app
 COPY config/ /app/config/

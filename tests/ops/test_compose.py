@@ -455,6 +455,21 @@ def test_each_image_runs_as_a_non_root_user_that_owns_the_checkpoint_folder(targ
     assert [rest for keyword, rest in stage if keyword == "WORKDIR"][-1] == "/app"
 
 
+DES_KERNEL = "simfleet.worker.des.compiled"
+LIFECYCLE_KERNELS = "simfleet.worker.lifecycle.backends.numba_backend"
+
+
+@pytest.mark.parametrize("target, kernels", [("cpu", (DES_KERNEL, LIFECYCLE_KERNELS)), ("gpu", (LIFECYCLE_KERNELS,))])
+def test_each_image_compiles_its_numba_kernels_into_a_cache_its_user_owns(target: str, kernels: tuple[str]) -> None:
+    stage = dockerfile_stages()[target]
+    cache = dict(rest.split("=", 1) for keyword, rest in stage if keyword == "ENV" and rest.startswith("NUMBA"))
+    assert cache == {"NUMBA_CACHE_DIR": "/opt/simfleet/numba-cache"}
+    (warm,) = [rest for keyword, rest in stage if keyword == "RUN" and "--warm" in rest]
+    assert warm.endswith(f"chown -R {IMAGE_UID}:{IMAGE_UID} /opt/simfleet/numba-cache")
+    for module in kernels:  # each a real module that takes --warm
+        assert f"python -m {module} --warm" in warm and importlib.util.find_spec(module) is not None
+
+
 def test_the_images_print_help_by_default(capsys: pytest.CaptureFixture[str]) -> None:
     for stage in dockerfile_stages().values():
         command = yaml.safe_load(next(rest for keyword, rest in stage if keyword == "CMD"))
