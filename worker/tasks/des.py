@@ -1,11 +1,12 @@
 """``des.run`` (one replication, or a batch of short ones) and ``des.aggregate`` (the chord callback of a study).
 
 A replication runs on the engine its request names (the compiled kernel unless it says ``python``: both give the same
-summary). A replication is a pure function of (scenario, seed, replication index), so running it again is always safe: when
-its pool process dies the message is redelivered (late ack, reject on worker lost), and when its whole worker dies
-the watchdog publishes it again from the worker's list of running tasks (:mod:`simfleet.shared.studies`). If two
-copies of a task run (the first worker was only cut off), the first to finish is the one the study's chord counts;
-the other ends without a result. A task of a cancelled study ends without running, or at its next slice.
+summary). A replication is a pure function of (scenario, seed, replication index), so running it again is always
+safe: when its pool process dies the message is redelivered (late ack, reject on worker lost), and when its whole
+worker dies the watchdog publishes it again from the worker's list of running tasks
+(:mod:`simfleet.shared.studies`). If two copies of a task run (the first worker was only cut off), the first to
+finish is the one the study's chord counts; the other ends without a result. A task of a cancelled study ends without
+running, or at its next slice.
 
 A batch runs its replications one after the other in this process and returns their summaries, in index order.
 Each replication is recorded as it ends (counted once, whatever the batching and however many copies ran it), and
