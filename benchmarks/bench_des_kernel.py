@@ -189,8 +189,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=500_000, help="requests per workload (M/M/1, fork-join)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each side, alternating; the fastest counts")
-    parser.add_argument("--mixed-horizon-s", type=float, default=72_000.0,
-                        help="seconds of arrivals of the mixed workload (its file says 1800; 20 h is ~120k requests)")
+    parser.add_argument(
+        "--mixed-horizon-s",
+        type=float,
+        default=72_000.0,
+        help="seconds of arrivals of the mixed workload (its file says 1800; 20 h is ~120k requests)",
+    )
     parser.add_argument("--no-compile-time", action="store_true", help="skip the first-call compile measurement")
     args = parser.parse_args()
     started = time.perf_counter()

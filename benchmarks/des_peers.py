@@ -49,7 +49,7 @@ def batch_se(latencies: list[float], batches: int = BATCHES) -> float:
     size = len(latencies) // batches
     if size < 2:
         return math.inf
-    means = [sum(latencies[i * size:(i + 1) * size]) / size for i in range(batches)]
+    means = [sum(latencies[i * size : (i + 1) * size]) / size for i in range(batches)]
     centre = sum(means) / batches
     variance = sum((m - centre) ** 2 for m in means) / (batches - 1)
     return math.sqrt(variance / batches)
