@@ -131,26 +131,33 @@ def simpy_mm1(requests: int, lam: float, mean_work: float, seed: int) -> Result:
 
 
 def simpy_fork_join(requests: int, lam: float, cpu_mean: float, net_mean: float, seed: int) -> Result:
-    """A -> {B, C} -> D in SimPy, each tool on a CPU and a network :class:`VirtualTimePS`; one process a request."""
+    """A -> {B, C} -> D in SimPy, each tool on a CPU and a network :class:`VirtualTimePS`, stages by callbacks."""
     env = simpy.Environment()
     cpu, net = VirtualTimePS(env, 1.0), VirtualTimePS(env, 1.0)
     expo = random.Random(seed).expovariate
     cpu_rate, net_rate = 1.0 / cpu_mean, 1.0 / net_mean
     latencies: list[float] = []
+    record = latencies.append
     all_of = env.all_of
 
-    def request() -> Any:
-        arrival = env.now
-        yield all_of([cpu.submit(expo(cpu_rate)), net.submit(expo(net_rate))])  # A
-        yield all_of([cpu.submit(expo(cpu_rate)), net.submit(expo(net_rate)),  # B and C: D waits for all four
-                      cpu.submit(expo(cpu_rate)), net.submit(expo(net_rate))])  # fmt: skip
-        yield all_of([cpu.submit(expo(cpu_rate)), net.submit(expo(net_rate))])  # D
-        latencies.append(env.now - arrival)
+    def start(arrival: float) -> None:
+        # Each stage's all_of calls the next stage back: no process per request (SimPy's processes cost ~10% more).
+        def d_done(_: simpy.Event) -> None:
+            record(env.now - arrival)
+
+        def bc_done(_: simpy.Event) -> None:
+            all_of([cpu.submit(expo(cpu_rate)), net.submit(expo(net_rate))]).callbacks.append(d_done)
+
+        def a_done(_: simpy.Event) -> None:
+            all_of([cpu.submit(expo(cpu_rate)), net.submit(expo(net_rate)),  # B and C: D waits for all four parts
+                    cpu.submit(expo(cpu_rate)), net.submit(expo(net_rate))]).callbacks.append(bc_done)  # fmt: skip
+
+        all_of([cpu.submit(expo(cpu_rate)), net.submit(expo(net_rate))]).callbacks.append(a_done)
 
     def source() -> Any:
         for _ in range(requests):
             yield env.timeout(expo(lam))
-            env.process(request())
+            start(env.now)
 
     env.process(source())
     env.run()
@@ -219,11 +226,7 @@ def loop_fork_join(requests: int, lam: float, cpu_mean: float, net_mean: float, 
             now = arrival
             request: list[Any] = [now, 2, 0]
             tools = 1
-            if left:
-                left -= 1
-                arrival = now + expo(lam)
-            else:
-                arrival = inf
+            arrived = True
         else:
             if cpu_next <= net_next:
                 now = cpu_next
@@ -245,6 +248,7 @@ def loop_fork_join(requests: int, lam: float, cpu_mean: float, net_mean: float, 
             request[2] = stage + 1
             tools = 2 if stage == 0 else 1
             request[1] = 2 * tools
+            arrived = False
         n = len(cpu)
         if n:
             cpu_v += (now - cpu_t) / n
@@ -258,4 +262,10 @@ def loop_fork_join(requests: int, lam: float, cpu_mean: float, net_mean: float, 
             push(net, (net_v + expo(net_rate), request))
         cpu_next = now + (cpu[0][0] - cpu_v) * len(cpu)
         net_next = now + (net[0][0] - net_v) * len(net)
+        if arrived:  # the next arrival is drawn after this one's parts, as the SimPy side does
+            if left:
+                left -= 1
+                arrival = now + expo(lam)
+            else:
+                arrival = inf
     return summarise(latencies)
