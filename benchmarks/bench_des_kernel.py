@@ -10,6 +10,9 @@ Sides (each run ``--repeat`` times, alternating, its fastest run counts: the mac
 - SimPy: with :class:`des_peers.VirtualTimePS`, a processor-sharing server by virtual time (O(log n) an event);
 - loop: :func:`des_peers.loop_mm1` / :func:`des_peers.loop_fork_join`, a hand-written heapq event loop.
 
+The peers keep only each request's latency (their mean and its standard error); the engines build the whole
+summary (latency sketches, utilisation and queue integrals, per-node figures), which is part of their time.
+
 Workloads: M/M/1 under processor sharing at rho = 0.8 (0.8 requests/s, exponential work of mean 1; theory: mean
 latency 1 / (mu - lambda) = 5 s) and the fork-join DAG A -> {B, C} -> D (CPU work of mean 0.25 and network work of
 mean 0.2 on every tool, 0.6 requests/s: the CPU is 60% busy), ``--requests`` each (500,000 by default); then
