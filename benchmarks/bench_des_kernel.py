@@ -51,7 +51,6 @@ from typing import Any
 import des_peers
 import msgspec
 import yaml
-from bench_des_vs_simpy import fork_join_scenario, mm1_scenario
 from harness import Verdicts
 
 from simfleet.worker.des.compiled import CompiledSimulation, warm
@@ -214,9 +213,9 @@ def main() -> int:
 
     requests, repeat = args.requests, args.repeat
     lam, work = 0.8, 1.0
-    mm1 = parse_scenario(mm1_scenario(requests, lam, work), source="<bench_des_kernel: M/M/1-PS>")
+    mm1 = parse_scenario(des_peers.mm1_scenario(requests, lam, work), source="<bench_des_kernel: M/M/1-PS>")
     lam_fj, cpu_mean, net_mean = 0.6, 0.25, 0.2
-    fork_join = parse_scenario(fork_join_scenario(requests, lam_fj, cpu_mean, net_mean),
+    fork_join = parse_scenario(des_peers.fork_join_scenario(requests, lam_fj, cpu_mean, net_mean),
                                source="<bench_des_kernel: fork-join>")  # fmt: skip
     workloads: list[tuple[str, list[Side], float | None]] = [
         ("M/M/1-PS rho=0.8", [

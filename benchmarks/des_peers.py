@@ -1,7 +1,8 @@
 """The strongest peers we know how to write for the DES benchmarks: SimPy with a virtual-time server, and a bare loop.
 
-Both simulate the two workloads of ``bench_des_vs_simpy.py`` (M/M/1 under processor sharing, and the fork-join DAG
-A -> {B, C} -> D with CPU and network work on every tool) and return ``(completed, mean latency s, standard error of
+Both simulate the two workloads of ``bench_des_kernel.py`` (M/M/1 under processor sharing, and the fork-join DAG
+A -> {B, C} -> D with CPU and network work on every tool; :func:`mm1_scenario` and :func:`fork_join_scenario` are the
+same models as scenarios for our engines) and return ``(completed, mean latency s, standard error of
 the mean s)``; the standard error comes from batch means over the latencies in completion order (:func:`batch_se`),
 so a benchmark can say how far apart two independent runs of the same model may fall.
 
@@ -272,3 +273,39 @@ def loop_fork_join(requests: int, lam: float, cpu_mean: float, net_mean: float, 
             else:
                 arrival = inf
     return summarise(latencies)
+
+
+# ------------------------------------------------------------------------------- the workloads as scenarios
+
+
+def mm1_scenario(requests: int, lam: float, mean_work: float) -> dict[str, Any]:
+    """M/M/1-PS as a scenario: ``requests / lam`` seconds of Poisson arrivals at ``lam``/s, exponential work."""
+    return {
+        "name": "mm1-ps",
+        "horizon_s": requests / lam,
+        "resources": {"cpu": {"capacity": 1.0}},
+        "tools": {"job": {"work": {"cpu": {"dist": "exponential", "mean": mean_work}}}},
+        "request_types": {"r": {"rate_per_min": lam * 60.0, "nodes": {"job": {"tool": "job"}}}},
+    }
+
+
+def fork_join_scenario(requests: int, lam: float, cpu_mean: float, net_mean: float) -> dict[str, Any]:
+    """The fork-join DAG A -> {B, C} -> D as a scenario: CPU and network work on every tool, both shared."""
+    work = {"cpu": {"dist": "exponential", "mean": cpu_mean}, "net": {"dist": "exponential", "mean": net_mean}}
+    return {
+        "name": "fork-join",
+        "horizon_s": requests / lam,
+        "resources": {"cpu": {"capacity": 1.0}, "net": {"capacity": 1.0}},
+        "tools": {name: {"work": work} for name in "abcd"},
+        "request_types": {
+            "r": {
+                "rate_per_min": lam * 60.0,
+                "nodes": {
+                    "a": {"tool": "a"},
+                    "b": {"tool": "b", "after": ["a"]},
+                    "c": {"tool": "c", "after": ["a"]},
+                    "d": {"tool": "d", "after": ["b", "c"]},
+                },
+            }
+        },
+    }
