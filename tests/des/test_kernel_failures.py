@@ -72,13 +72,50 @@ HAND_WORKED = {
          "c": {"work": {"net": 0.5}, "timeout_s": 0.2, "on_failure": "skip"}, "d": {"work": {"net": 1}}},
         {"x": {"tool": "a"}, "y": {"tool": "d", "after": ["x"]}},
     ),
+    # A retry waits 5 s, but its request fails at 2 s: the retry is dropped when it comes up.
+    "retry-of-failed-request": one_request(
+        {"a": {"work": {"cpu": 1}, "fail_prob": 1.0, "retries": 1, "backoff_s": 5.0},
+         "b": {"work": {"net": 2}, "fail_prob": 1.0}},
+        {"a": {"tool": "a"}, "b": {"tool": "b"}, "c": {"tool": "b", "after": ["a"]}},
+    ),
+    # a and b finish at the same instant; a fails the request, which cancels b before b is looked at.
+    "simultaneous-failure": one_request(
+        {"bad": {"work": {"cpu": 1}, "fail_prob": 1.0}, "ok": {"work": {"cpu": 1}}},
+        {"a": {"tool": "bad"}, "b": {"tool": "ok"}, "c": {"tool": "ok", "after": ["b"]}},
+    ),
+    # Two tools without work wait in the ready list; the first fails the request, so the second must not finish.
+    "zero-work-cancelled": one_request(
+        {"zbad": {"work": {"cpu": 0.0}, "fail_prob": 1.0}, "z": {"work": {"cpu": 0.0}}, "t": {"work": {"cpu": 1}}},
+        {"a": {"tool": "zbad"}, "b": {"tool": "z"}, "c": {"tool": "t", "after": ["b"]}},
+    ),
+    "cancel-order": parse_scenario({
+        "horizon_s": 50.0,
+        "resources": {"cpu": {"capacity": 1.0}, "net": {"capacity": 1.0}, "s1": {"kind": "space", "capacity": 1},
+                      "s2": {"kind": "space", "capacity": 1}},
+        "tools": {"bad": {"work": {"net": 1}, "fail_prob": 1.0}, "hold1": {"work": {"cpu": 100}, "space": {"s1": 1}},
+                  "hold2": {"work": {"cpu": 100}, "space": {"s2": 1}}, "w1": {"work": {"net": 1}, "space": {"s1": 1}},
+                  "w2": {"work": {"net": 1}, "space": {"s2": 1}},
+                  "after": {"work": {"net": {"dist": "exponential", "mean": 1.0}}}},
+        "request_types": {
+            # r fails at 1 s and cancels b then c (the order they began): x's tool gets s1 and joins the net just
+            # before y's, both finish at the same instant, and x's next node draws the template's first work.
+            "r": {"arrival": {"process": "trace", "times_s": [0.0]},
+                  "nodes": {"a": {"tool": "bad"}, "b": {"tool": "hold1"}, "c": {"tool": "hold2"}}},
+            "x": {"arrival": {"process": "trace", "times_s": [0.1]},
+                  "nodes": {"p": {"tool": "w1"}, "q": {"tool": "after", "after": ["p"]}}},
+            "y": {"arrival": {"process": "trace", "times_s": [0.2]},
+                  "nodes": {"p": {"tool": "w2"}, "q": {"tool": "after", "after": ["p"]}}},
+        },
+    }),
 }  # fmt: skip
-"""test_model_v2's hand-worked cases (and a chain of fallbacks with zero work and immediate retries)."""
+"""test_model_v2's hand-worked cases, a chain of fallbacks with zero work and immediate retries, and the cases where
+something stale must be passed over (a retry, a completion, a ready tool) or the order of cancellations shows."""
 
 
 LATENCY_S = {"cancelled-share": 2.5, "space-freed": 2.0, "waiting-slot-timeout": 5.0, "completion-at-timeout": 1.0,
              "failed-request-cancels": 1.0, "backoff-timeouts": 7.0, "fallback": 1.25, "node-override": 1.0,
-             "fallback-chain": 3.2}  # fmt: skip
+             "fallback-chain": 3.2, "retry-of-failed-request": 2.0, "simultaneous-failure": 2.0,
+             "zero-work-cancelled": 0.0, "cancel-order": 1.0}  # fmt: skip
 """The one request's latency in each hand-worked case (successful or not), as test_model_v2 works it out."""
 
 
