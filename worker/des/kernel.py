@@ -111,6 +111,7 @@ from simfleet.worker.des.kernel_layout import (
     Y_ATTR_RANDOM,
     Y_DECIDES,
 )
+from simfleet.worker.des.kernel_plain import arrive_plain, drain_ready_plain, finish_tool_plain
 from simfleet.worker.des.kernel_resources import (
     INF,
     R_BUSY,
@@ -276,17 +277,16 @@ def _room(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, 
 @njit_cached
 def run_events(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any,
                events: Any) -> int:  # fmt: skip
-    """Simulation.run's loop up to gf[LIMIT]; returns a status (see the module docstring)."""
+    """Simulation.run's loop up to gf[LIMIT] for a scenario that cannot fail; returns a status (see the docstring)."""
     rate_f, rate_i, next_times, rh_kf = rates[0], rates[1], rates[2], rates[3]
     rh_ki, rh_pf, rq_kf, rq_ki, rq_pf = rates[4], rates[5], rates[6], rates[7], rates[8]
     tool_rs, tool_vf = rates[9], rates[10]
     ev_kf, ev_ki, ev_pf = events[0], events[1], events[2]
     type_i = model[1]
     arr_pos = draws[3]
-    req_i, done_buf, done_uid = table[1], table[5], table[10]
+    done_buf = table[5]
     limit = gf[LIMIT]
     n_rates = next_times.shape[0]
-    fallible = gi[FALLIBLE]
     while not gi[FINISHED]:
         status = _room(gi, rates, spaces, model, table, draws, out, events)
         if status != DONE:
@@ -308,12 +308,84 @@ def run_events(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any
             m = rate_complete(rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf, tool_rs, tool_vf,
                               index, t_res, done_buf)  # fmt: skip
             tool_i = table[3]
-            if fallible:
-                for i in range(m):
-                    done_uid[i] = tool_i[done_buf[i], T_UID]
             for i in range(m):
                 tool = done_buf[i]
-                if fallible and tool_i[tool, T_UID] != done_uid[i]:
+                tool_i[tool, T_PARTS] -= 1
+                if not tool_i[tool, T_PARTS]:
+                    finish_tool_plain(gf, gi, rates, spaces, model, table, draws, out, tool, t_res)
+            if gi[READY_N]:
+                drain_ready_plain(gf, gi, rates, spaces, model, table, draws, out, t_res)
+        else:
+            if t_ev > limit:
+                return PAUSED
+            kind = ev_ki[0, 0] // KIND_SHIFT
+            payload = ev_ki[0, 1]
+            if (kind == ARRIVAL and type_i[payload, Y_ARRIVAL] != ARR_DETERMINISTIC
+                    and arr_pos[payload, POS] >= arr_pos[payload, LEN]):  # fmt: skip
+                gi[STATUS_ARG] = payload
+                return NEED_ARRIVALS
+            heap_pop(ev_kf, ev_ki, ev_pf, gi[EV_N])
+            gi[EV_N] -= 1
+            now = t_ev
+            gf[NOW] = now
+            if kind == ARRIVAL:
+                arrive_plain(gf, gi, rates, spaces, model, table, draws, out, events, payload, now)
+                if gi[N_SYS] > gi[MAX_IN_FLIGHT]:
+                    gi[UNSTABLE] = UNSTABLE_IN_FLIGHT
+                    close_window(gf, gi, rates, spaces, out, now)
+                    gi[FINISHED] = 1
+            elif kind == WARMUP:
+                open_window(gf, gi, rates, spaces, out, now)
+            else:
+                close_window(gf, gi, rates, spaces, out, now)
+                if not gi[DRAIN] or gi[UNSTABLE]:
+                    gi[STOPPED] = 1
+                    gi[FINISHED] = 1
+        gi[EVENTS] += 1
+        if gi[EVENTS] >= gi[MAX_EVENTS_I]:
+            return MAX_EVENTS
+    return DONE
+
+
+@njit_cached
+def run_events_fallible(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any,
+               events: Any) -> int:  # fmt: skip
+    """Simulation.run's loop up to gf[LIMIT] for a scenario that can fail; returns a status (see the docstring)."""
+    rate_f, rate_i, next_times, rh_kf = rates[0], rates[1], rates[2], rates[3]
+    rh_ki, rh_pf, rq_kf, rq_ki, rq_pf = rates[4], rates[5], rates[6], rates[7], rates[8]
+    tool_rs, tool_vf = rates[9], rates[10]
+    ev_kf, ev_ki, ev_pf = events[0], events[1], events[2]
+    type_i = model[1]
+    arr_pos = draws[3]
+    req_i, done_buf, done_uid = table[1], table[5], table[10]
+    limit = gf[LIMIT]
+    n_rates = next_times.shape[0]
+    while not gi[FINISHED]:
+        status = _room(gi, rates, spaces, model, table, draws, out, events)
+        if status != DONE:
+            return status
+        t_res = next_times[0]
+        index = 0
+        for r in range(1, n_rates):
+            if next_times[r] < t_res:
+                t_res = next_times[r]
+                index = r
+        t_ev = ev_kf[0] if gi[EV_N] else INF
+        if t_res <= t_ev:
+            if t_res == INF:
+                gi[FINISHED] = 1
+                break
+            if t_res > limit:
+                return PAUSED
+            gf[NOW] = t_res
+            m = rate_complete(rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf, tool_rs, tool_vf,
+                              index, t_res, done_buf)  # fmt: skip
+            tool_i = table[3]
+            for i in range(m):
+                done_uid[i] = tool_i[done_buf[i], T_UID]
+            for i in range(m):
+                tool = done_buf[i]
+                if tool_i[tool, T_UID] != done_uid[i]:
                     continue  # cancelled by a tool finished before it at this instant
                 tool_i[tool, T_PARTS] -= 1
                 if not tool_i[tool, T_PARTS]:

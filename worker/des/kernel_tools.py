@@ -224,40 +224,23 @@ def attempt(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any
 @njit_cached
 def start_node(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, events: Any, req: int,
                node: int, now: float) -> None:  # fmt: skip
-    """Simulation._start: the node's branch draw (``prob`` < 1), then its tool (an attempt when it can fail)."""
-    node_i, tmpl_i, node_prob, dag_i, node_pol = model[2], model[5], model[11], model[13], model[18]
-    req_i, tool_i, tool_free, ready_buf = table[1], table[3], table[4], table[7]
+    """Simulation._start in a scenario that can fail: the node's branch draw (``prob`` < 1), then its attempt."""
+    node_i, node_prob, node_pol = model[2], model[11], model[18]
+    req_i, ready_buf = table[1], table[7]
     dec_buf, dec_pos = draws[4], draws[5]
-    node_fig = out[3]
-    rtype = req_i[req, Q_TYPE]
     dag = req_i[req, Q_DAG]
-    key = dag_i[dag, D_OFFSET] + node
     prob = node_prob[dag, node]
     if prob < 1.0:
+        rtype = req_i[req, Q_TYPE]
         u = dec_buf[rtype, 0, dec_pos[rtype, POS]]
         dec_pos[rtype, POS] += 1
         if u >= prob:
-            if req_i[req, Q_COUNTED]:
-                node_fig[rtype, key, BRANCH_SKIPPED] += 1
+            count(model, table, out, req, node, BRANCH_SKIPPED)
             ready_buf[gi[READY_N]] = -1 - (req * gi[MAX_NODES] + node)
             gi[READY_N] += 1
             return
-    k = node_i[dag, node, N_TMPL]
-    if gi[FALLIBLE]:
-        attempt(gi, rates, spaces, model, table, draws, out, events, req, node, k, node_pol[dag, node], 0, 0, now)
-        return
-    gi[TOOL_FREE_N] -= 1
-    tool = tool_free[gi[TOOL_FREE_N]]
-    tool_i[tool, T_REQ] = req
-    tool_i[tool, T_NODE] = node
-    tool_i[tool, T_TMPL] = k
-    tool_i[tool, T_PARTS] = 0
-    tool_i[tool, T_SPACE_POS] = 0
-    if req_i[req, Q_COUNTED]:
-        node_fig[rtype, key, ATTEMPTS] += 1
-    if tmpl_i[k, K_SPACES] and not acquire_space(spaces, model, table, tool, now):
-        return
-    start_work(gi, rates, model, table, draws, tool, now)
+    attempt(gi, rates, spaces, model, table, draws, out, events, req, node, node_i[dag, node, N_TMPL],
+            node_pol[dag, node], 0, 0, now)  # fmt: skip
 
 
 @njit_cached
@@ -518,15 +501,11 @@ def push_event(gi: Any, events: Any, when: float, kind: int, payload: int, stamp
     gi[SEQ] += 1
 
 
-@njit_cached
-def arrive(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, events: Any,
-           rtype: int, now: float) -> None:  # fmt: skip
-    """Simulation._arrive: schedule the type's next arrival, then start the new request's roots."""
-    type_f, type_i, node_i, type_cum, dag_i = model[0], model[1], model[2], model[12], model[13]
-    type_attr, type_attr_const = model[16], model[17]
-    req_f, req_i, req_free, req_a = table[0], table[1], table[2], table[8]
-    arr_buf, arr_pos, dec_buf, dec_pos, attr_buf, attr_pos = draws[2], draws[3], draws[4], draws[5], draws[6], draws[7]
-    counts = out[2]
+@njit_inlined
+def next_arrival(model: Any, draws: Any, rtype: int, now: float) -> float:
+    """The time of the type's next arrival (ArrivalStream.next_gap, or the process's next time)."""
+    type_f, type_i = model[0], model[1]
+    arr_buf, arr_pos = draws[2], draws[3]
     arrival = type_i[rtype, Y_ARRIVAL]
     if arrival == ARR_POISSON:
         following = now + arr_buf[rtype, arr_pos[rtype, POS]] * type_f[rtype, Y_MEAN_GAP]
@@ -536,22 +515,58 @@ def arrive(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, dr
         arr_pos[rtype, POS] += 1
     else:
         following = now + type_f[rtype, Y_MEAN_GAP]
+    result: float = following
+    return result
+
+
+@njit_inlined
+def type_pick(model: Any, draws: Any, rtype: int) -> int:
+    """TypeSpec.pick for a type with several DAGs: the chosen one's position among them."""
+    type_i, type_cum = model[1], model[12]
+    dec_buf, dec_pos = draws[4], draws[5]
+    n_dags = type_i[rtype, Y_NDAGS]
+    u = dec_buf[rtype, 0, dec_pos[rtype, POS]]
+    dec_pos[rtype, POS] += 1
+    chosen: int = n_dags - 1
+    for v in range(n_dags):
+        if u < type_cum[rtype, v]:
+            chosen = v
+            break
+    return chosen
+
+
+@njit_inlined
+def draw_attributes(model: Any, table: Any, draws: Any, rtype: int, req: int) -> None:
+    """The type's attribute WorkStream.draw, into the request's columns of req_a."""
+    type_i, type_attr, type_attr_const = model[1], model[16], model[17]
+    req_a = table[8]
+    attr_buf, attr_pos = draws[6], draws[7]
+    n_attrs = type_i[rtype, Y_NATTRS]
+    if n_attrs:
+        j = attr_pos[rtype, POS]
+        if type_i[rtype, Y_ATTR_RANDOM]:
+            attr_pos[rtype, POS] = j + 1
+        for a in range(n_attrs):
+            value = attr_buf[rtype, a, j] if type_attr[rtype, a, A_RANDOM] else type_attr_const[rtype, a]
+            req_a[req, type_attr[rtype, a, A_COL]] = value
+
+
+@njit_cached
+def arrive(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, events: Any,
+           rtype: int, now: float) -> None:  # fmt: skip
+    """Simulation._arrive: schedule the type's next arrival, then start the new request's roots."""
+    type_i, node_i, dag_i = model[1], model[2], model[13]
+    req_f, req_i, req_free = table[0], table[1], table[2]
+    counts = out[2]
+    following = next_arrival(model, draws, rtype, now)
     if following < gf[HORIZON_S]:
         push_event(gi, events, following, ARRIVAL, rtype, 0, 0)
     counted = now >= gf[WARMUP_S]
     gi[REQ_FREE_N] -= 1
     req = req_free[gi[REQ_FREE_N]]
     dag = type_i[rtype, Y_DAG0]
-    n_dags = type_i[rtype, Y_NDAGS]
-    if n_dags > 1:  # TypeSpec.pick
-        u = dec_buf[rtype, 0, dec_pos[rtype, POS]]
-        dec_pos[rtype, POS] += 1
-        chosen = n_dags - 1
-        for v in range(n_dags):
-            if u < type_cum[rtype, v]:
-                chosen = v
-                break
-        dag += chosen
+    if type_i[rtype, Y_NDAGS] > 1:
+        dag += type_pick(model, draws, rtype)
     nodes = dag_i[dag, D_NODES]
     req_f[req] = now
     req_i[req, Q_TYPE] = rtype
@@ -565,14 +580,7 @@ def arrive(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, dr
     for node in range(nodes):
         req_i[req, Q_WAITING + node] = node_i[dag, node, N_PREDS]
         req_i[req, Q_WAITING + max_nodes + node] = -1
-    n_attrs = type_i[rtype, Y_NATTRS]
-    if n_attrs:  # the type's attribute WorkStream.draw
-        j = attr_pos[rtype, POS]
-        if type_i[rtype, Y_ATTR_RANDOM]:
-            attr_pos[rtype, POS] = j + 1
-        for a in range(n_attrs):
-            value = attr_buf[rtype, a, j] if type_attr[rtype, a, A_RANDOM] else type_attr_const[rtype, a]
-            req_a[req, type_attr[rtype, a, A_COL]] = value
+    draw_attributes(model, table, draws, rtype, req)
     n_sys = gi[N_SYS]
     gf[SYS_INT] += n_sys * (now - gf[SYS_T])
     gf[SYS_T] = now
