@@ -284,9 +284,8 @@ class CompiledSimulation(SummaryViews, Sliced):
             overhead[i] = sc.resources[name].join_overhead
         self.gi[L.STREAMS_V2] = 1 if (type_i[:, L.Y_DECIDES].any() or type_i[:, L.Y_ATTR_RANDOM].any()) else 0
         self.model = (type_f, type_i, node_i, succ_start, succ, tmpl_i, tmpl_res, tmpl_rand, tmpl_const, tmpl_space,
-                      tmpl_amt, node_prob, type_cum, dag_i, tmpl_per, overhead, type_attr, type_attr_const,
-                      policies["node_pol"], policies["tmpl_pol"], policies["pol_f"], policies["pol_i"],
-                      policies["pol_delay"])  # fmt: skip
+                      tmpl_amt, node_prob, type_cum, dag_i, tmpl_per, overhead, type_attr, type_attr_const)  # fmt: skip
+        self.policies = tuple(policies[k] for k in ("node_pol", "tmpl_pol", "pol_f", "pol_i", "pol_delay"))
         self.work_buf = np.zeros((n_tmpl, max_parts, 2 * BLOCK))
         self.work_pos = np.zeros((n_tmpl, 2), dtype=np.int64)
         self.arr_buf = np.zeros((n_types, BLOCK))
@@ -381,13 +380,17 @@ class CompiledSimulation(SummaryViews, Sliced):
                  self.rq_pf, self.tool_rs, self.tool_vf)  # fmt: skip
         spaces = (self.space_f, self.space_i, self.sq_kf, self.sq_ki, self.sq_pf, self.tool_sq)
         table = (self.req_f, self.req_i, self.req_free, self.tool_i, self.tool_free, self.done_buf, self.admit_buf,
-                 self.ready_buf, self.req_a, self.ready_uid, self.done_uid, self.cancel_buf, self.tool_jw)  # fmt: skip
+                 self.ready_buf, self.req_a)  # fmt: skip
         draws = (self.work_buf, self.work_pos, self.arr_buf, self.arr_pos, self.dec_buf, self.dec_pos, self.attr_buf,
                  self.attr_pos)  # fmt: skip
-        out = (self.lat_buf, self.lat_n, self.counts, self.node_fig, self.win_f, self.win_n, self.fail_buf,
-               self.fail_n)  # fmt: skip
+        out = (self.lat_buf, self.lat_n, self.counts, self.node_fig, self.win_f, self.win_n)
         events = (self.ev_kf, self.ev_ki, self.ev_pf)
         return self.gf, self.gi, rates, spaces, self.model, table, draws, out, events
+
+    def _fail_bundle(self) -> tuple[Any, ...]:
+        """What only scenarios that can fail use (kernel_layout's ``fail`` tuple)."""
+        return (*self.policies, self.ready_uid, self.done_uid, self.cancel_buf, self.tool_jw, self.fail_buf,
+                self.fail_n)  # fmt: skip
 
     # --------------------------------------------------------------------------------------------------- draws
 
@@ -497,10 +500,14 @@ class CompiledSimulation(SummaryViews, Sliced):
         started = time.perf_counter()
         self.gf[L.LIMIT] = np.inf if until_s is None else until_s
         # Two loops, so that a run that cannot fail does not carry the failure paths' code (twice as fast).
-        run_events = K.run_events_fallible if self.fallible else K.run_events
+        fallible = self.fallible
         try:
             while True:
-                status = run_events(*self._bundles())
+                if fallible:
+                    status = K.run_events_fallible(*self._bundles(), self._fail_bundle())
+                else:
+                    gf, gi, rates, spaces, *rest = self._bundles()
+                    status = K.run_events(gf, gi, rates[:9], spaces[:5], *rest)
                 if status == L.DONE:
                     self.finished = True
                     self.stopped_at_horizon = bool(self.gi[L.STOPPED])

@@ -66,7 +66,6 @@ from simfleet.worker.des.kernel_layout import (
     DRAIN,
     EV_N,
     EVENTS,
-    FALLIBLE,
     FINISHED,
     FLUSH,
     FLUSH_EVERY,
@@ -137,6 +136,7 @@ from simfleet.worker.des.kernel_resources import (
     rate_complete,
     space_advance,
 )
+from simfleet.worker.des.kernel_resources_plain import rate_complete_plain
 from simfleet.worker.des.kernel_tools import (
     arrive,
     drain_ready,
@@ -205,7 +205,7 @@ def close_window(gf: Any, gi: Any, rates: Any, spaces: Any, out: Any, now: float
 
 
 @njit_cached
-def _room_fallible(gi: Any, rates: Any, spaces: Any, out: Any, events: Any, tools_bound: int) -> int:
+def _room_fallible(gi: Any, rates: Any, spaces: Any, events: Any, fail: Any) -> int:
     """The extra room an event of a scenario that can fail may use (DONE when there is enough).
 
     An event makes at most ``tools_bound * ATT_BOUND`` attempts (every node in flight or started by it, each at most
@@ -214,7 +214,8 @@ def _room_fallible(gi: Any, rates: Any, spaces: Any, out: Any, events: Any, tool
     a timer and a retry per attempt; the failure buffers one latency per request in flight.
     """
     rate_i, rh_kf, space_i = rates[1], rates[3], spaces[1]
-    fail_buf, fail_n = out[6], out[7]
+    fail_buf, fail_n = fail[9], fail[10]
+    tools_bound = (gi[N_SYS] + 1) * gi[MAX_NODES]
     attempts = tools_bound * gi[ATT_BOUND]
     need = tools_bound + attempts + 1
     for r in range(rate_i.shape[0]):
@@ -236,7 +237,7 @@ def _room_fallible(gi: Any, rates: Any, spaces: Any, out: Any, events: Any, tool
 
 
 @njit_cached
-def _room(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, events: Any) -> int:
+def _room(gi: Any, model: Any, table: Any, draws: Any, out: Any) -> int:
     """What must be refilled or grown before the next event can surely run to its end (DONE when nothing)."""
     tmpl_i = model[5]
     req_f, tool_i = table[0], table[3]
@@ -255,10 +256,6 @@ def _room(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, 
         if tmpl_i[k, K_RANDOM] and work_pos[k, LEN] - work_pos[k, POS] < work_bound:
             gi[STATUS_ARG] = k
             return NEED_WORK
-    if gi[FALLIBLE]:
-        status = _room_fallible(gi, rates, spaces, out, events, tools_bound)
-        if status != DONE:
-            return status
     if not gi[STREAMS_V2]:
         return DONE
     type_i, dec_pos, attr_pos = model[1], draws[5], draws[7]
@@ -277,10 +274,12 @@ def _room(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, 
 @njit_cached
 def run_events(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any,
                events: Any) -> int:  # fmt: skip
-    """Simulation.run's loop up to gf[LIMIT] for a scenario that cannot fail; returns a status (see the docstring)."""
+    """Simulation.run's loop up to gf[LIMIT] for a scenario that cannot fail; returns a status (see the docstring).
+
+    ``rates`` and ``spaces`` are the first 9 and 5 arrays of the bundles (no per-tool records: nothing is cancelled).
+    """
     rate_f, rate_i, next_times, rh_kf = rates[0], rates[1], rates[2], rates[3]
     rh_ki, rh_pf, rq_kf, rq_ki, rq_pf = rates[4], rates[5], rates[6], rates[7], rates[8]
-    tool_rs, tool_vf = rates[9], rates[10]
     ev_kf, ev_ki, ev_pf = events[0], events[1], events[2]
     type_i = model[1]
     arr_pos = draws[3]
@@ -288,7 +287,7 @@ def run_events(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any
     limit = gf[LIMIT]
     n_rates = next_times.shape[0]
     while not gi[FINISHED]:
-        status = _room(gi, rates, spaces, model, table, draws, out, events)
+        status = _room(gi, model, table, draws, out)
         if status != DONE:
             return status
         t_res = next_times[0]
@@ -305,8 +304,8 @@ def run_events(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any
             if t_res > limit:
                 return PAUSED
             gf[NOW] = t_res
-            m = rate_complete(rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf, tool_rs, tool_vf,
-                              index, t_res, done_buf)  # fmt: skip
+            m = rate_complete_plain(rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf, index, t_res,
+                                    done_buf)  # fmt: skip
             tool_i = table[3]
             for i in range(m):
                 tool = done_buf[i]
@@ -349,7 +348,7 @@ def run_events(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any
 
 @njit_cached
 def run_events_fallible(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any,
-               events: Any) -> int:  # fmt: skip
+                        events: Any, fail: Any) -> int:  # fmt: skip
     """Simulation.run's loop up to gf[LIMIT] for a scenario that can fail; returns a status (see the docstring)."""
     rate_f, rate_i, next_times, rh_kf = rates[0], rates[1], rates[2], rates[3]
     rh_ki, rh_pf, rq_kf, rq_ki, rq_pf = rates[4], rates[5], rates[6], rates[7], rates[8]
@@ -357,11 +356,13 @@ def run_events_fallible(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, t
     ev_kf, ev_ki, ev_pf = events[0], events[1], events[2]
     type_i = model[1]
     arr_pos = draws[3]
-    req_i, done_buf, done_uid = table[1], table[5], table[10]
+    req_i, done_buf, done_uid = table[1], table[5], fail[6]
     limit = gf[LIMIT]
     n_rates = next_times.shape[0]
     while not gi[FINISHED]:
-        status = _room(gi, rates, spaces, model, table, draws, out, events)
+        status = _room(gi, model, table, draws, out)
+        if status == DONE:
+            status = _room_fallible(gi, rates, spaces, events, fail)
         if status != DONE:
             return status
         t_res = next_times[0]
@@ -389,9 +390,9 @@ def run_events_fallible(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, t
                     continue  # cancelled by a tool finished before it at this instant
                 tool_i[tool, T_PARTS] -= 1
                 if not tool_i[tool, T_PARTS]:
-                    finish_tool(gf, gi, rates, spaces, model, table, draws, out, events, tool, t_res)
+                    finish_tool(gf, gi, rates, spaces, model, table, draws, fail, out, events, tool, t_res)
             if gi[READY_N]:
-                drain_ready(gf, gi, rates, spaces, model, table, draws, out, events, t_res)
+                drain_ready(gf, gi, rates, spaces, model, table, draws, fail, out, events, t_res)
         else:
             if t_ev > limit:
                 return PAUSED
@@ -414,11 +415,11 @@ def run_events_fallible(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, t
             now = t_ev
             gf[NOW] = now
             if kind == TIMEOUT:
-                timeout(gf, gi, rates, spaces, model, table, draws, out, events, payload, now)
+                timeout(gf, gi, rates, spaces, model, table, draws, fail, out, events, payload, now)
             elif kind == RETRY:
-                retry(gf, gi, rates, spaces, model, table, draws, out, events, payload, packed, now)
+                retry(gf, gi, rates, spaces, model, table, draws, fail, out, events, payload, packed, now)
             elif kind == ARRIVAL:
-                arrive(gf, gi, rates, spaces, model, table, draws, out, events, payload, now)
+                arrive(gf, gi, rates, spaces, model, table, draws, fail, out, events, payload, now)
                 if gi[N_SYS] > gi[MAX_IN_FLIGHT]:
                     gi[UNSTABLE] = UNSTABLE_IN_FLIGHT
                     close_window(gf, gi, rates, spaces, out, now)

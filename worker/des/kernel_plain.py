@@ -19,6 +19,8 @@ from simfleet.worker.des.kernel_layout import (
     D_NODES,
     D_OFFSET,
     HORIZON_S,
+    K_PARTS,
+    K_RANDOM,
     K_SPACES,
     MAX_NODES,
     N_PREDS,
@@ -32,6 +34,7 @@ from simfleet.worker.des.kernel_layout import (
     Q_WAITING,
     READY_N,
     REQ_FREE_N,
+    SEQ,
     SYS_INT,
     SYS_T,
     T_NODE,
@@ -43,17 +46,78 @@ from simfleet.worker.des.kernel_layout import (
     WARMUP_S,
     Y_DAG0,
     Y_NDAGS,
+    Y_PRIORITY,
+    Y_WEIGHT,
 )
-from simfleet.worker.des.kernel_resources import njit_cached, space_release
-from simfleet.worker.des.kernel_tools import (
-    acquire_space,
-    admit_all,
-    draw_attributes,
-    next_arrival,
-    push_event,
-    start_work,
-    type_pick,
-)
+from simfleet.worker.des.kernel_resources import njit_cached
+from simfleet.worker.des.kernel_resources_plain import rate_join_plain, space_acquire_plain, space_release_plain
+from simfleet.worker.des.kernel_tools import draw_attributes, next_arrival, push_event, type_pick
+
+
+@njit_cached
+def acquire_space_plain(spaces: Any, model: Any, table: Any, tool: int, now: float) -> bool:
+    """Simulation._acquire_space: take the template's spaces in order from where the tool stands."""
+    space_f, space_i, sq_kf, sq_ki, sq_pf = spaces[0], spaces[1], spaces[2], spaces[3], spaces[4]
+    type_i, tmpl_i, tmpl_space, tmpl_amt = model[1], model[5], model[9], model[10]
+    req_i, tool_i = table[1], table[3]
+    k = tool_i[tool, T_TMPL]
+    priority = type_i[req_i[tool_i[tool, T_REQ], Q_TYPE], Y_PRIORITY]
+    while tool_i[tool, T_SPACE_POS] < tmpl_i[k, K_SPACES]:
+        pos = tool_i[tool, T_SPACE_POS]
+        if not space_acquire_plain(space_f, space_i, sq_kf, sq_ki, sq_pf, tmpl_space[k, pos], tool, tmpl_amt[k, pos],
+                                   priority, now):  # fmt: skip
+            return False
+        tool_i[tool, T_SPACE_POS] = pos + 1
+    return True
+
+
+@njit_cached
+def start_work_plain(gi: Any, rates: Any, model: Any, table: Any, draws: Any, tool: int, now: float) -> None:
+    """Simulation._start_work: draw the tool's work and join its rate resources (or finish it at once)."""
+    rate_f, rate_i, next_times, rh_kf = rates[0], rates[1], rates[2], rates[3]
+    rh_ki, rh_pf, rq_kf, rq_ki, rq_pf = rates[4], rates[5], rates[6], rates[7], rates[8]
+    type_f, type_i, tmpl_i, tmpl_res, tmpl_rand, tmpl_const = model[0], model[1], model[5], model[6], model[7], model[8]
+    tmpl_per, overhead = model[14], model[15]
+    req_i, tool_i, ready_buf, req_a = table[1], table[3], table[7], table[8]
+    work_buf, work_pos = draws[0], draws[1]
+    k = tool_i[tool, T_TMPL]
+    req = tool_i[tool, T_REQ]
+    rtype = req_i[req, Q_TYPE]
+    weight = type_f[rtype, Y_WEIGHT]
+    priority = type_i[rtype, Y_PRIORITY]
+    j = work_pos[k, POS]
+    if tmpl_i[k, K_RANDOM]:
+        work_pos[k, POS] = j + 1
+    seq = gi[SEQ]
+    parts = 0
+    for p in range(tmpl_i[k, K_PARTS]):
+        work = work_buf[k, p, j] if tmpl_rand[k, p] else tmpl_const[k, p]
+        col = tmpl_per[k, p]
+        if col >= 0:
+            work *= req_a[req, col]
+        if work > 0.0:
+            r = tmpl_res[k, p]
+            work += overhead[r]
+            rate_join_plain(rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf, r, tool, work,
+                            weight, priority, seq, now)  # fmt: skip
+            seq += 1
+            parts += 1
+    gi[SEQ] = seq
+    tool_i[tool, T_PARTS] = parts
+    if not parts:
+        ready_buf[gi[READY_N]] = tool
+        gi[READY_N] += 1
+
+
+@njit_cached
+def admit_all_plain(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, m: int, now: float) -> None:
+    """Simulation._admitted for the ``m`` tools in admit_buf: take their next spaces, then start their work."""
+    tool_i, admit_buf = table[3], table[6]
+    for i in range(m):
+        admitted = admit_buf[i]
+        tool_i[admitted, T_SPACE_POS] += 1
+        if acquire_space_plain(spaces, model, table, admitted, now):
+            start_work_plain(gi, rates, model, table, draws, admitted, now)
 
 
 @njit_cached
@@ -87,9 +151,9 @@ def start_node_plain(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, d
     tool_i[tool, T_SPACE_POS] = 0
     if req_i[req, Q_COUNTED]:
         node_fig[rtype, key, ATTEMPTS] += 1
-    if tmpl_i[k, K_SPACES] and not acquire_space(spaces, model, table, tool, now):
+    if tmpl_i[k, K_SPACES] and not acquire_space_plain(spaces, model, table, tool, now):
         return
-    start_work(gi, rates, model, table, draws, tool, now)
+    start_work_plain(gi, rates, model, table, draws, tool, now)
 
 
 @njit_cached
@@ -116,7 +180,7 @@ def request_done_plain(gf: Any, gi: Any, table: Any, out: Any, req: int, now: fl
 def finish_tool_plain(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any,
                       tool: int, now: float) -> None:  # fmt: skip
     """Simulation._finish_tool: free its space, count its node done, start the successors it unblocks."""
-    space_f, space_i, sq_kf, sq_ki, sq_pf, tool_sq = spaces[0], spaces[1], spaces[2], spaces[3], spaces[4], spaces[5]
+    space_f, space_i, sq_kf, sq_ki, sq_pf = spaces[0], spaces[1], spaces[2], spaces[3], spaces[4]
     tmpl_i, tmpl_space, tmpl_amt = model[5], model[9], model[10]
     tool_i, tool_free, admit_buf = table[3], table[4], table[6]
     k = tool_i[tool, T_TMPL]
@@ -125,9 +189,9 @@ def finish_tool_plain(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, tab
     tool_free[gi[TOOL_FREE_N]] = tool
     gi[TOOL_FREE_N] += 1
     for pos in range(tmpl_i[k, K_SPACES]):
-        m = space_release(space_f, space_i, sq_kf, sq_ki, sq_pf, tool_sq, tmpl_space[k, pos], tmpl_amt[k, pos], now,
-                          admit_buf)  # fmt: skip
-        admit_all(gi, rates, spaces, model, table, draws, m, now)
+        m = space_release_plain(space_f, space_i, sq_kf, sq_ki, sq_pf, tmpl_space[k, pos], tmpl_amt[k, pos], now,
+                                admit_buf)  # fmt: skip
+        admit_all_plain(gi, rates, spaces, model, table, draws, m, now)
     node_done_plain(gf, gi, rates, spaces, model, table, draws, out, req, node, now)
 
 

@@ -101,14 +101,14 @@ from simfleet.worker.des.kernel_resources import (
 
 
 @njit_cached
-def start_work(gi: Any, rates: Any, model: Any, table: Any, draws: Any, tool: int, now: float) -> None:
+def start_work(gi: Any, rates: Any, model: Any, table: Any, draws: Any, fail: Any, tool: int, now: float) -> None:
     """Simulation._start_work: draw the tool's work and join its rate resources (or finish it at once)."""
     rate_f, rate_i, next_times, rh_kf = rates[0], rates[1], rates[2], rates[3]
     rh_ki, rh_pf, rq_kf, rq_ki, rq_pf = rates[4], rates[5], rates[6], rates[7], rates[8]
     tool_rs, tool_vf = rates[9], rates[10]
     type_f, type_i, tmpl_i, tmpl_res, tmpl_rand, tmpl_const = model[0], model[1], model[5], model[6], model[7], model[8]
     tmpl_per, overhead = model[14], model[15]
-    req_i, tool_i, ready_buf, req_a, ready_uid, tool_jw = table[1], table[3], table[7], table[8], table[9], table[12]
+    req_i, tool_i, ready_buf, req_a, ready_uid, tool_jw = table[1], table[3], table[7], table[8], fail[5], fail[8]
     work_buf, work_pos = draws[0], draws[1]
     k = tool_i[tool, T_TMPL]
     req = tool_i[tool, T_REQ]
@@ -129,8 +129,26 @@ def start_work(gi: Any, rates: Any, model: Any, table: Any, draws: Any, tool: in
         if work > 0.0:
             r = tmpl_res[k, p]
             work += overhead[r]
-            rate_join(rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf, tool_rs, tool_vf, r, tool,
-                      work, weight, priority, seq, now)  # fmt: skip
+            rate_join(
+                rate_f,
+                rate_i,
+                next_times,
+                rh_kf,
+                rh_ki,
+                rh_pf,
+                rq_kf,
+                rq_ki,
+                rq_pf,
+                tool_rs,
+                tool_vf,
+                r,
+                tool,
+                work,
+                weight,
+                priority,
+                seq,
+                now,
+            )
             if fallible:
                 tool_jw[tool, r] = work
             seq += 1
@@ -153,22 +171,25 @@ def acquire_space(spaces: Any, model: Any, table: Any, tool: int, now: float) ->
     priority = type_i[req_i[tool_i[tool, T_REQ], Q_TYPE], Y_PRIORITY]
     while tool_i[tool, T_SPACE_POS] < tmpl_i[k, K_SPACES]:
         pos = tool_i[tool, T_SPACE_POS]
-        if not space_acquire(space_f, space_i, sq_kf, sq_ki, sq_pf, tool_sq, tmpl_space[k, pos], tool,
-                             tmpl_amt[k, pos], priority, now):  # fmt: skip
+        if not space_acquire(
+            space_f, space_i, sq_kf, sq_ki, sq_pf, tool_sq, tmpl_space[k, pos], tool, tmpl_amt[k, pos], priority, now
+        ):
             return False
         tool_i[tool, T_SPACE_POS] = pos + 1
     return True
 
 
 @njit_cached
-def admit_all(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, m: int, now: float) -> None:
+def admit_all(
+    gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, fail: Any, m: int, now: float
+) -> None:
     """Simulation._admitted for the ``m`` tools in admit_buf: take their next spaces, then start their work."""
     tool_i, admit_buf = table[3], table[6]
     for i in range(m):
         admitted = admit_buf[i]
         tool_i[admitted, T_SPACE_POS] += 1
         if acquire_space(spaces, model, table, admitted, now):
-            start_work(gi, rates, model, table, draws, admitted, now)
+            start_work(gi, rates, model, table, draws, fail, admitted, now)
 
 
 @njit_inlined
@@ -180,12 +201,28 @@ def count(model: Any, table: Any, out: Any, req: int, node: int, figure: int) ->
 
 
 @njit_cached
-def attempt(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, events: Any, req: int,
-            node: int, k: int, pol: int, number: int, is_fallback: int, now: float) -> None:  # fmt: skip
+def attempt(
+    gi: Any,
+    rates: Any,
+    spaces: Any,
+    model: Any,
+    table: Any,
+    draws: Any,
+    fail: Any,
+    out: Any,
+    events: Any,
+    req: int,
+    node: int,
+    k: int,
+    pol: int,
+    number: int,
+    is_fallback: int,
+    now: float,
+) -> None:
     """Simulation._attempt: a new attempt of a node (its failure draw, its timer), then its space and its work."""
     tool_rs, tool_sq = rates[9], spaces[5]
-    tmpl_i, pol_f, pol_i = model[5], model[20], model[21]
-    req_i, tool_i, tool_free, tool_jw = table[1], table[3], table[4], table[12]
+    tmpl_i, pol_f, pol_i = model[5], fail[2], fail[3]
+    req_i, tool_i, tool_free, tool_jw = table[1], table[3], table[4], fail[8]
     dec_buf, dec_pos = draws[4], draws[5]
     gi[TOOL_FREE_N] -= 1
     tool = tool_free[gi[TOOL_FREE_N]]
@@ -218,14 +255,26 @@ def attempt(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any
         push_event(gi, events, now + pol_f[pol, P_TIMEOUT], TIMEOUT, tool, uid, 0)
     if tmpl_i[k, K_SPACES] and not acquire_space(spaces, model, table, tool, now):
         return
-    start_work(gi, rates, model, table, draws, tool, now)
+    start_work(gi, rates, model, table, draws, fail, tool, now)
 
 
 @njit_cached
-def start_node(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, events: Any, req: int,
-               node: int, now: float) -> None:  # fmt: skip
+def start_node(
+    gi: Any,
+    rates: Any,
+    spaces: Any,
+    model: Any,
+    table: Any,
+    draws: Any,
+    fail: Any,
+    out: Any,
+    events: Any,
+    req: int,
+    node: int,
+    now: float,
+) -> None:
     """Simulation._start in a scenario that can fail: the node's branch draw (``prob`` < 1), then its attempt."""
-    node_i, node_prob, node_pol = model[2], model[11], model[18]
+    node_i, node_prob, node_pol = model[2], model[11], fail[0]
     req_i, ready_buf = table[1], table[7]
     dec_buf, dec_pos = draws[4], draws[5]
     dag = req_i[req, Q_DAG]
@@ -239,15 +288,31 @@ def start_node(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: 
             ready_buf[gi[READY_N]] = -1 - (req * gi[MAX_NODES] + node)
             gi[READY_N] += 1
             return
-    attempt(gi, rates, spaces, model, table, draws, out, events, req, node, node_i[dag, node, N_TMPL],
-            node_pol[dag, node], 0, 0, now)  # fmt: skip
+    attempt(
+        gi,
+        rates,
+        spaces,
+        model,
+        table,
+        draws,
+        fail,
+        out,
+        events,
+        req,
+        node,
+        node_i[dag, node, N_TMPL],
+        node_pol[dag, node],
+        0,
+        0,
+        now,
+    )
 
 
 @njit_cached
-def request_done(gf: Any, gi: Any, table: Any, out: Any, req: int, outcome: int, now: float) -> None:
+def request_done(gf: Any, gi: Any, table: Any, out: Any, fail: Any, req: int, outcome: int, now: float) -> None:
     """Simulation._request_done: the request leaves (completed, failed or timed out)."""
     req_f, req_i, req_free = table[0], table[1], table[2]
-    lat_buf, lat_n, counts, fail_buf, fail_n = out[0], out[1], out[2], out[6], out[7]
+    lat_buf, lat_n, counts, fail_buf, fail_n = out[0], out[1], out[2], fail[9], fail[10]
     n_sys = gi[N_SYS]
     gf[SYS_INT] += n_sys * (now - gf[SYS_T])
     gf[SYS_T] = now
@@ -280,8 +345,20 @@ def free_tool(gi: Any, table: Any, tool: int) -> None:
 
 
 @njit_cached
-def finish_tool(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, events: Any,
-                tool: int, now: float) -> None:  # fmt: skip
+def finish_tool(
+    gf: Any,
+    gi: Any,
+    rates: Any,
+    spaces: Any,
+    model: Any,
+    table: Any,
+    draws: Any,
+    fail: Any,
+    out: Any,
+    events: Any,
+    tool: int,
+    now: float,
+) -> None:
     """Simulation._finish_tool: free its space, then count its node done, or its attempt failed."""
     space_f, space_i, sq_kf, sq_ki, sq_pf, tool_sq = spaces[0], spaces[1], spaces[2], spaces[3], spaces[4], spaces[5]
     tmpl_i, tmpl_space, tmpl_amt = model[5], model[9], model[10]
@@ -294,22 +371,35 @@ def finish_tool(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: An
     # readable for attempt_failed.
     free_tool(gi, table, tool)
     for pos in range(tmpl_i[k, K_SPACES]):
-        m = space_release(space_f, space_i, sq_kf, sq_ki, sq_pf, tool_sq, tmpl_space[k, pos], tmpl_amt[k, pos], now,
-                          admit_buf)  # fmt: skip
-        admit_all(gi, rates, spaces, model, table, draws, m, now)
+        m = space_release(
+            space_f, space_i, sq_kf, sq_ki, sq_pf, tool_sq, tmpl_space[k, pos], tmpl_amt[k, pos], now, admit_buf
+        )
+        admit_all(gi, rates, spaces, model, table, draws, fail, m, now)
     if fails:
-        attempt_failed(gf, gi, rates, spaces, model, table, draws, out, events, tool, now)
+        attempt_failed(gf, gi, rates, spaces, model, table, draws, fail, out, events, tool, now)
         return
-    node_done(gf, gi, rates, spaces, model, table, draws, out, events, req, node, now)
+    node_done(gf, gi, rates, spaces, model, table, draws, fail, out, events, req, node, now)
 
 
 @njit_cached
-def attempt_failed(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any,
-                   events: Any, tool: int, now: float) -> None:  # fmt: skip
+def attempt_failed(
+    gf: Any,
+    gi: Any,
+    rates: Any,
+    spaces: Any,
+    model: Any,
+    table: Any,
+    draws: Any,
+    fail: Any,
+    out: Any,
+    events: Any,
+    tool: int,
+    now: float,
+) -> None:
     """Simulation._attempt_failed: all the (freed) tool's work is wasted; retry or apply ``on_failure``."""
     rate_f = rates[0]
     tmpl_i, tmpl_res = model[5], model[6]
-    tool_i, tool_jw = table[3], table[12]
+    tool_i, tool_jw = table[3], fail[8]
     k = tool_i[tool, T_TMPL]
     for p in range(tmpl_i[k, K_PARTS]):
         r = tmpl_res[k, p]
@@ -318,22 +408,73 @@ def attempt_failed(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table:
     req = tool_i[tool, T_REQ]
     node = tool_i[tool, T_NODE]
     count(model, table, out, req, node, FAILED)
-    attempt_over(gf, gi, rates, spaces, model, table, draws, out, events, req, node, k, tool_i[tool, T_POL],
-                 tool_i[tool, T_ATTEMPT], tool_i[tool, T_FALLBACK], FAILED_OUTCOME, now)  # fmt: skip
+    attempt_over(
+        gf,
+        gi,
+        rates,
+        spaces,
+        model,
+        table,
+        draws,
+        fail,
+        out,
+        events,
+        req,
+        node,
+        k,
+        tool_i[tool, T_POL],
+        tool_i[tool, T_ATTEMPT],
+        tool_i[tool, T_FALLBACK],
+        FAILED_OUTCOME,
+        now,
+    )
 
 
 @njit_cached
-def attempt_over(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, events: Any,
-                 req: int, node: int, k: int, pol: int, number: int, is_fallback: int, outcome: int,
-                 now: float) -> None:  # fmt: skip
+def attempt_over(
+    gf: Any,
+    gi: Any,
+    rates: Any,
+    spaces: Any,
+    model: Any,
+    table: Any,
+    draws: Any,
+    fail: Any,
+    out: Any,
+    events: Any,
+    req: int,
+    node: int,
+    k: int,
+    pol: int,
+    number: int,
+    is_fallback: int,
+    outcome: int,
+    now: float,
+) -> None:
     """Simulation._attempt_over: retry (at once, or a RETRY event after the backoff), skip, fall back, or fail."""
-    tmpl_i, tmpl_pol, pol_i, pol_delay = model[5], model[19], model[21], model[22]
+    tmpl_i, tmpl_pol, pol_i, pol_delay = model[5], fail[1], fail[3], fail[4]
     req_i = table[1]
     if number < pol_i[pol, P_RETRIES]:
         delay = pol_delay[pol, number + 1]
         if delay <= 0.0:
-            attempt(gi, rates, spaces, model, table, draws, out, events, req, node, k, pol, number + 1, is_fallback,
-                    now)  # fmt: skip
+            attempt(
+                gi,
+                rates,
+                spaces,
+                model,
+                table,
+                draws,
+                fail,
+                out,
+                events,
+                req,
+                node,
+                k,
+                pol,
+                number + 1,
+                is_fallback,
+                now,
+            )
             return
         packed = (((number + 1) * 2 + is_fallback) * tmpl_i.shape[0] + k) * gi[MAX_NODES] + node
         push_event(gi, events, now + delay, RETRY, req, req_i[req, Q_RID], packed)
@@ -341,54 +482,102 @@ def attempt_over(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: A
     on_failure = pol_i[pol, P_ON_FAILURE]
     if on_failure == ON_SKIP:
         count(model, table, out, req, node, SKIPPED)
-        node_done(gf, gi, rates, spaces, model, table, draws, out, events, req, node, now)
+        node_done(gf, gi, rates, spaces, model, table, draws, fail, out, events, req, node, now)
     elif on_failure == ON_FALLBACK:
         count(model, table, out, req, node, FALLBACKS)
         fallback = pol_i[pol, P_FALLBACK]
-        attempt(gi, rates, spaces, model, table, draws, out, events, req, node, fallback, tmpl_pol[fallback], 0, 1,
-                now)  # fmt: skip
+        attempt(
+            gi,
+            rates,
+            spaces,
+            model,
+            table,
+            draws,
+            fail,
+            out,
+            events,
+            req,
+            node,
+            fallback,
+            tmpl_pol[fallback],
+            0,
+            1,
+            now,
+        )
     else:
-        request_failed(gf, gi, rates, spaces, model, table, draws, out, req, outcome, now)
+        request_failed(gf, gi, rates, spaces, model, table, draws, fail, out, req, outcome, now)
 
 
 @njit_cached
-def cancel_tool(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, tool: int, now: float) -> None:
+def cancel_tool(
+    gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, fail: Any, tool: int, now: float
+) -> None:
     """Simulation._cancel: take an unfinished attempt off what it holds or waits for; its done work is wasted."""
     rate_f, rate_i, next_times, rh_kf = rates[0], rates[1], rates[2], rates[3]
     rh_ki, rh_pf, rq_kf, rq_ki, rq_pf = rates[4], rates[5], rates[6], rates[7], rates[8]
     tool_rs, tool_vf = rates[9], rates[10]
     space_f, space_i, sq_kf, sq_ki, sq_pf, tool_sq = spaces[0], spaces[1], spaces[2], spaces[3], spaces[4], spaces[5]
     type_f, tmpl_i, tmpl_res, tmpl_space, tmpl_amt = model[0], model[5], model[6], model[9], model[10]
-    req_i, tool_i, admit_buf, tool_jw = table[1], table[3], table[6], table[12]
+    req_i, tool_i, admit_buf, tool_jw = table[1], table[3], table[6], fail[8]
     k = tool_i[tool, T_TMPL]
     weight = type_f[req_i[tool_i[tool, T_REQ], Q_TYPE], Y_WEIGHT]
     for p in range(tmpl_i[k, K_PARTS]):
         r = tmpl_res[k, p]
         work = tool_jw[tool, r]
         if work > 0.0:
-            rate_f[r, R_WASTED] += rate_cancel(rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf,
-                                               tool_rs, tool_vf, r, tool, work, weight, now)  # fmt: skip
+            rate_f[r, R_WASTED] += rate_cancel(
+                rate_f,
+                rate_i,
+                next_times,
+                rh_kf,
+                rh_ki,
+                rh_pf,
+                rq_kf,
+                rq_ki,
+                rq_pf,
+                tool_rs,
+                tool_vf,
+                r,
+                tool,
+                work,
+                weight,
+                now,
+            )
     n_spaces = tmpl_i[k, K_SPACES]
     if n_spaces:
         held = tool_i[tool, T_SPACE_POS]
         if held < n_spaces:
             tool_sq[tool, 0] = -1
-            m = space_cancel_waiting(space_f, space_i, sq_kf, sq_ki, sq_pf, tool_sq, tmpl_space[k, held], now,
-                                     admit_buf)  # fmt: skip
-            admit_all(gi, rates, spaces, model, table, draws, m, now)
+            m = space_cancel_waiting(
+                space_f, space_i, sq_kf, sq_ki, sq_pf, tool_sq, tmpl_space[k, held], now, admit_buf
+            )
+            admit_all(gi, rates, spaces, model, table, draws, fail, m, now)
         for pos in range(held):
-            m = space_release(space_f, space_i, sq_kf, sq_ki, sq_pf, tool_sq, tmpl_space[k, pos], tmpl_amt[k, pos],
-                              now, admit_buf)  # fmt: skip
-            admit_all(gi, rates, spaces, model, table, draws, m, now)
+            m = space_release(
+                space_f, space_i, sq_kf, sq_ki, sq_pf, tool_sq, tmpl_space[k, pos], tmpl_amt[k, pos], now, admit_buf
+            )
+            admit_all(gi, rates, spaces, model, table, draws, fail, m, now)
     free_tool(gi, table, tool)
 
 
 @njit_cached
-def request_failed(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, req: int,
-                   outcome: int, now: float) -> None:  # fmt: skip
+def request_failed(
+    gf: Any,
+    gi: Any,
+    rates: Any,
+    spaces: Any,
+    model: Any,
+    table: Any,
+    draws: Any,
+    fail: Any,
+    out: Any,
+    req: int,
+    outcome: int,
+    now: float,
+) -> None:
     """Simulation._request_failed: cancel the request's live attempts in the order they began, and it leaves."""
     dag_i = model[13]
-    req_i, tool_i, cancel_buf = table[1], table[3], table[11]
+    req_i, tool_i, cancel_buf = table[1], table[3], fail[7]
     req_i[req, Q_DEAD] = 1
     base = Q_WAITING + gi[MAX_NODES]
     n = 0
@@ -403,30 +592,73 @@ def request_failed(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table:
         cancel_buf[i] = tool
         n += 1
     for i in range(n):
-        cancel_tool(gi, rates, spaces, model, table, draws, cancel_buf[i], now)
-    request_done(gf, gi, table, out, req, outcome, now)
+        cancel_tool(gi, rates, spaces, model, table, draws, fail, cancel_buf[i], now)
+    request_done(gf, gi, table, out, fail, req, outcome, now)
 
 
 @njit_cached
-def timeout(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, events: Any,
-            tool: int, now: float) -> None:  # fmt: skip
+def timeout(
+    gf: Any,
+    gi: Any,
+    rates: Any,
+    spaces: Any,
+    model: Any,
+    table: Any,
+    draws: Any,
+    fail: Any,
+    out: Any,
+    events: Any,
+    tool: int,
+    now: float,
+) -> None:
     """Simulation._timeout: cancel the attempt, count it, retry or apply ``on_failure``."""
     tool_i = table[3]
     req, node, k = tool_i[tool, T_REQ], tool_i[tool, T_NODE], tool_i[tool, T_TMPL]
     pol, number, is_fallback = tool_i[tool, T_POL], tool_i[tool, T_ATTEMPT], tool_i[tool, T_FALLBACK]
-    cancel_tool(gi, rates, spaces, model, table, draws, tool, now)
+    cancel_tool(gi, rates, spaces, model, table, draws, fail, tool, now)
     count(model, table, out, req, node, TIMED_OUT)
-    attempt_over(gf, gi, rates, spaces, model, table, draws, out, events, req, node, k, pol, number, is_fallback,
-                 TIMED_OUT_OUTCOME, now)  # fmt: skip
+    attempt_over(
+        gf,
+        gi,
+        rates,
+        spaces,
+        model,
+        table,
+        draws,
+        fail,
+        out,
+        events,
+        req,
+        node,
+        k,
+        pol,
+        number,
+        is_fallback,
+        TIMED_OUT_OUTCOME,
+        now,
+    )
     if gi[READY_N]:
-        drain_ready(gf, gi, rates, spaces, model, table, draws, out, events, now)
+        drain_ready(gf, gi, rates, spaces, model, table, draws, fail, out, events, now)
 
 
 @njit_cached
-def retry(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, events: Any,
-          req: int, packed: int, now: float) -> None:  # fmt: skip
+def retry(
+    gf: Any,
+    gi: Any,
+    rates: Any,
+    spaces: Any,
+    model: Any,
+    table: Any,
+    draws: Any,
+    fail: Any,
+    out: Any,
+    events: Any,
+    req: int,
+    packed: int,
+    now: float,
+) -> None:
     """Simulation._retry: the attempt that waited for its backoff starts."""
-    tmpl_i, tmpl_pol, node_pol = model[5], model[19], model[18]
+    tmpl_i, tmpl_pol, node_pol = model[5], fail[1], fail[0]
     req_i = table[1]
     max_nodes = gi[MAX_NODES]
     n_tmpl = tmpl_i.shape[0]
@@ -437,38 +669,62 @@ def retry(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, dra
     is_fallback = packed % 2
     number = packed // 2
     pol = tmpl_pol[k] if is_fallback else node_pol[req_i[req, Q_DAG], node]
-    attempt(gi, rates, spaces, model, table, draws, out, events, req, node, k, pol, number, is_fallback, now)
+    attempt(gi, rates, spaces, model, table, draws, fail, out, events, req, node, k, pol, number, is_fallback, now)
     if gi[READY_N]:
-        drain_ready(gf, gi, rates, spaces, model, table, draws, out, events, now)
+        drain_ready(gf, gi, rates, spaces, model, table, draws, fail, out, events, now)
 
 
 @njit_cached
-def node_done(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, events: Any,
-              req: int, node: int, now: float) -> None:  # fmt: skip
+def node_done(
+    gf: Any,
+    gi: Any,
+    rates: Any,
+    spaces: Any,
+    model: Any,
+    table: Any,
+    draws: Any,
+    fail: Any,
+    out: Any,
+    events: Any,
+    req: int,
+    node: int,
+    now: float,
+) -> None:
     """Simulation._node_done: finish the request, or start the successors the node unblocks."""
     succ_start, succ = model[3], model[4]
     req_i = table[1]
     req_i[req, Q_LEFT] -= 1
     if not req_i[req, Q_LEFT]:
-        request_done(gf, gi, table, out, req, COMPLETED_OK, now)
+        request_done(gf, gi, table, out, fail, req, COMPLETED_OK, now)
         return
     dag = req_i[req, Q_DAG]
     for e in range(succ_start[dag, node], succ_start[dag, node + 1]):
         nxt = succ[dag, e]
         req_i[req, Q_WAITING + nxt] -= 1
         if not req_i[req, Q_WAITING + nxt]:
-            start_node(gi, rates, spaces, model, table, draws, out, events, req, nxt, now)
+            start_node(gi, rates, spaces, model, table, draws, fail, out, events, req, nxt, now)
 
 
 @njit_cached
-def drain_ready(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, events: Any,
-                now: float) -> None:  # fmt: skip
+def drain_ready(
+    gf: Any,
+    gi: Any,
+    rates: Any,
+    spaces: Any,
+    model: Any,
+    table: Any,
+    draws: Any,
+    fail: Any,
+    out: Any,
+    events: Any,
+    now: float,
+) -> None:
     """Simulation._drain_ready: finish the tools that had no work and the skipped nodes, in the order they came.
 
     A tool cancelled meanwhile (its row freed, perhaps reused: its uid differs) and a node of a request that failed
     meanwhile are passed over, as the engine passes over cancelled tools and dead requests.
     """
-    req_i, tool_i, ready_buf, ready_uid = table[1], table[3], table[7], table[9]
+    req_i, tool_i, ready_buf, ready_uid = table[1], table[3], table[7], fail[5]
     fallible = gi[FALLIBLE]
     head = 0
     while head < gi[READY_N]:
@@ -476,14 +732,14 @@ def drain_ready(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: An
         if item >= 0:
             if not fallible or tool_i[item, T_UID] == ready_uid[head]:
                 head += 1
-                finish_tool(gf, gi, rates, spaces, model, table, draws, out, events, item, now)
+                finish_tool(gf, gi, rates, spaces, model, table, draws, fail, out, events, item, now)
                 continue
         else:
             code = -1 - item
             req = code // gi[MAX_NODES]
             if not req_i[req, Q_DEAD]:
                 head += 1
-                node_done(gf, gi, rates, spaces, model, table, draws, out, events, req, code % gi[MAX_NODES], now)
+                node_done(gf, gi, rates, spaces, model, table, draws, fail, out, events, req, code % gi[MAX_NODES], now)
                 continue
         head += 1
     gi[READY_N] = 0
@@ -552,8 +808,20 @@ def draw_attributes(model: Any, table: Any, draws: Any, rtype: int, req: int) ->
 
 
 @njit_cached
-def arrive(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, out: Any, events: Any,
-           rtype: int, now: float) -> None:  # fmt: skip
+def arrive(
+    gf: Any,
+    gi: Any,
+    rates: Any,
+    spaces: Any,
+    model: Any,
+    table: Any,
+    draws: Any,
+    fail: Any,
+    out: Any,
+    events: Any,
+    rtype: int,
+    now: float,
+) -> None:
     """Simulation._arrive: schedule the type's next arrival, then start the new request's roots."""
     type_i, node_i, dag_i = model[1], model[2], model[13]
     req_f, req_i, req_free = table[0], table[1], table[2]
@@ -591,6 +859,6 @@ def arrive(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, dr
         counts[rtype, C_COUNTED_INFLIGHT] += 1
     for node in range(nodes):
         if node_i[dag, node, N_PREDS] == 0:
-            start_node(gi, rates, spaces, model, table, draws, out, events, req, node, now)
+            start_node(gi, rates, spaces, model, table, draws, fail, out, events, req, node, now)
     if gi[READY_N]:
-        drain_ready(gf, gi, rates, spaces, model, table, draws, out, events, now)
+        drain_ready(gf, gi, rates, spaces, model, table, draws, fail, out, events, now)
