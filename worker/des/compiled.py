@@ -303,7 +303,7 @@ class CompiledSimulation(SummaryViews, Sliced):
         self.win_f = np.zeros((2, 2 + 4 * n_rates + 2 * n_spaces))
         self.win_n = np.zeros(2, dtype=np.int64)
         self.ev_kf = np.zeros(n_types + 4)
-        self.ev_ki = np.zeros((n_types + 4, L.EV_COLS), dtype=np.int64)
+        self.ev_ki = np.zeros((n_types + 4, L.EV_COLS if self.fallible else 2), dtype=np.int64)
         self.ev_pf = np.zeros((n_types + 4, 1))
         self._alloc_requests(64)
         self.cancel_buf = np.zeros(max_nodes, dtype=np.int64)

@@ -12,7 +12,8 @@ WARMUP, ARRIVAL, HORIZON, TIMEOUT, RETRY = range(5)
 KIND_SHIFT = 1 << 48
 """Event heap entries are ordered by (time, kind * KIND_SHIFT + seq): the engine's (time, kind, seq)."""
 EV_COLS = 4
-"""ev_ki columns: key, payload, stamp (a TIMEOUT's uid, a RETRY's request id), packed retry."""
+"""ev_ki columns: key, payload, stamp (a TIMEOUT's uid, a RETRY's request id), packed retry (only the first two in a
+scenario that cannot fail)."""
 
 # Statuses of run_events.
 (DONE, PAUSED, NEED_ARRIVALS, NEED_WORK, FLUSH, GROW, MAX_EVENTS, NEED_DECISIONS, NEED_ATTRIBUTES, GROW_HEAPS,

@@ -129,26 +129,8 @@ def start_work(gi: Any, rates: Any, model: Any, table: Any, draws: Any, fail: An
         if work > 0.0:
             r = tmpl_res[k, p]
             work += overhead[r]
-            rate_join(
-                rate_f,
-                rate_i,
-                next_times,
-                rh_kf,
-                rh_ki,
-                rh_pf,
-                rq_kf,
-                rq_ki,
-                rq_pf,
-                tool_rs,
-                tool_vf,
-                r,
-                tool,
-                work,
-                weight,
-                priority,
-                seq,
-                now,
-            )
+            rate_join(rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf, tool_rs, tool_vf, r, tool,
+                      work, weight, priority, seq, now)  # fmt: skip
             if fallible:
                 tool_jw[tool, r] = work
             seq += 1
@@ -201,24 +183,8 @@ def count(model: Any, table: Any, out: Any, req: int, node: int, figure: int) ->
 
 
 @njit_cached
-def attempt(
-    gi: Any,
-    rates: Any,
-    spaces: Any,
-    model: Any,
-    table: Any,
-    draws: Any,
-    fail: Any,
-    out: Any,
-    events: Any,
-    req: int,
-    node: int,
-    k: int,
-    pol: int,
-    number: int,
-    is_fallback: int,
-    now: float,
-) -> None:
+def attempt(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, fail: Any, out: Any, events: Any,
+            req: int, node: int, k: int, pol: int, number: int, is_fallback: int, now: float) -> None:  # fmt: skip
     """Simulation._attempt: a new attempt of a node (its failure draw, its timer), then its space and its work."""
     tool_rs, tool_sq = rates[9], spaces[5]
     tmpl_i, pol_f, pol_i = model[5], fail[2], fail[3]
@@ -259,20 +225,8 @@ def attempt(
 
 
 @njit_cached
-def start_node(
-    gi: Any,
-    rates: Any,
-    spaces: Any,
-    model: Any,
-    table: Any,
-    draws: Any,
-    fail: Any,
-    out: Any,
-    events: Any,
-    req: int,
-    node: int,
-    now: float,
-) -> None:
+def start_node(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, fail: Any, out: Any, events: Any,
+               req: int, node: int, now: float) -> None:  # fmt: skip
     """Simulation._start in a scenario that can fail: the node's branch draw (``prob`` < 1), then its attempt."""
     node_i, node_prob, node_pol = model[2], model[11], fail[0]
     req_i, ready_buf = table[1], table[7]
@@ -288,24 +242,8 @@ def start_node(
             ready_buf[gi[READY_N]] = -1 - (req * gi[MAX_NODES] + node)
             gi[READY_N] += 1
             return
-    attempt(
-        gi,
-        rates,
-        spaces,
-        model,
-        table,
-        draws,
-        fail,
-        out,
-        events,
-        req,
-        node,
-        node_i[dag, node, N_TMPL],
-        node_pol[dag, node],
-        0,
-        0,
-        now,
-    )
+    attempt(gi, rates, spaces, model, table, draws, fail, out, events, req, node, node_i[dag, node, N_TMPL],
+            node_pol[dag, node], 0, 0, now)  # fmt: skip
 
 
 @njit_cached
@@ -345,20 +283,8 @@ def free_tool(gi: Any, table: Any, tool: int) -> None:
 
 
 @njit_cached
-def finish_tool(
-    gf: Any,
-    gi: Any,
-    rates: Any,
-    spaces: Any,
-    model: Any,
-    table: Any,
-    draws: Any,
-    fail: Any,
-    out: Any,
-    events: Any,
-    tool: int,
-    now: float,
-) -> None:
+def finish_tool(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, fail: Any, out: Any,
+                events: Any, tool: int, now: float) -> None:  # fmt: skip
     """Simulation._finish_tool: free its space, then count its node done, or its attempt failed."""
     space_f, space_i, sq_kf, sq_ki, sq_pf, tool_sq = spaces[0], spaces[1], spaces[2], spaces[3], spaces[4], spaces[5]
     tmpl_i, tmpl_space, tmpl_amt = model[5], model[9], model[10]
@@ -382,20 +308,8 @@ def finish_tool(
 
 
 @njit_cached
-def attempt_failed(
-    gf: Any,
-    gi: Any,
-    rates: Any,
-    spaces: Any,
-    model: Any,
-    table: Any,
-    draws: Any,
-    fail: Any,
-    out: Any,
-    events: Any,
-    tool: int,
-    now: float,
-) -> None:
+def attempt_failed(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, fail: Any, out: Any,
+                   events: Any, tool: int, now: float) -> None:  # fmt: skip
     """Simulation._attempt_failed: all the (freed) tool's work is wasted; retry or apply ``on_failure``."""
     rate_f = rates[0]
     tmpl_i, tmpl_res = model[5], model[6]
@@ -408,73 +322,22 @@ def attempt_failed(
     req = tool_i[tool, T_REQ]
     node = tool_i[tool, T_NODE]
     count(model, table, out, req, node, FAILED)
-    attempt_over(
-        gf,
-        gi,
-        rates,
-        spaces,
-        model,
-        table,
-        draws,
-        fail,
-        out,
-        events,
-        req,
-        node,
-        k,
-        tool_i[tool, T_POL],
-        tool_i[tool, T_ATTEMPT],
-        tool_i[tool, T_FALLBACK],
-        FAILED_OUTCOME,
-        now,
-    )
+    attempt_over(gf, gi, rates, spaces, model, table, draws, fail, out, events, req, node, k, tool_i[tool, T_POL],
+                 tool_i[tool, T_ATTEMPT], tool_i[tool, T_FALLBACK], FAILED_OUTCOME, now)  # fmt: skip
 
 
 @njit_cached
-def attempt_over(
-    gf: Any,
-    gi: Any,
-    rates: Any,
-    spaces: Any,
-    model: Any,
-    table: Any,
-    draws: Any,
-    fail: Any,
-    out: Any,
-    events: Any,
-    req: int,
-    node: int,
-    k: int,
-    pol: int,
-    number: int,
-    is_fallback: int,
-    outcome: int,
-    now: float,
-) -> None:
+def attempt_over(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, fail: Any, out: Any,
+                 events: Any, req: int, node: int, k: int, pol: int, number: int, is_fallback: int, outcome: int,
+                 now: float) -> None:  # fmt: skip
     """Simulation._attempt_over: retry (at once, or a RETRY event after the backoff), skip, fall back, or fail."""
     tmpl_i, tmpl_pol, pol_i, pol_delay = model[5], fail[1], fail[3], fail[4]
     req_i = table[1]
     if number < pol_i[pol, P_RETRIES]:
         delay = pol_delay[pol, number + 1]
         if delay <= 0.0:
-            attempt(
-                gi,
-                rates,
-                spaces,
-                model,
-                table,
-                draws,
-                fail,
-                out,
-                events,
-                req,
-                node,
-                k,
-                pol,
-                number + 1,
-                is_fallback,
-                now,
-            )
+            attempt(gi, rates, spaces, model, table, draws, fail, out, events, req, node, k, pol, number + 1,
+                    is_fallback, now)  # fmt: skip
             return
         packed = (((number + 1) * 2 + is_fallback) * tmpl_i.shape[0] + k) * gi[MAX_NODES] + node
         push_event(gi, events, now + delay, RETRY, req, req_i[req, Q_RID], packed)
@@ -486,24 +349,8 @@ def attempt_over(
     elif on_failure == ON_FALLBACK:
         count(model, table, out, req, node, FALLBACKS)
         fallback = pol_i[pol, P_FALLBACK]
-        attempt(
-            gi,
-            rates,
-            spaces,
-            model,
-            table,
-            draws,
-            fail,
-            out,
-            events,
-            req,
-            node,
-            fallback,
-            tmpl_pol[fallback],
-            0,
-            1,
-            now,
-        )
+        attempt(gi, rates, spaces, model, table, draws, fail, out, events, req, node, fallback, tmpl_pol[fallback], 0,
+                1, now)  # fmt: skip
     else:
         request_failed(gf, gi, rates, spaces, model, table, draws, fail, out, req, outcome, now)
 
@@ -525,24 +372,8 @@ def cancel_tool(
         r = tmpl_res[k, p]
         work = tool_jw[tool, r]
         if work > 0.0:
-            rate_f[r, R_WASTED] += rate_cancel(
-                rate_f,
-                rate_i,
-                next_times,
-                rh_kf,
-                rh_ki,
-                rh_pf,
-                rq_kf,
-                rq_ki,
-                rq_pf,
-                tool_rs,
-                tool_vf,
-                r,
-                tool,
-                work,
-                weight,
-                now,
-            )
+            rate_f[r, R_WASTED] += rate_cancel(rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf,
+                                               tool_rs, tool_vf, r, tool, work, weight, now)  # fmt: skip
     n_spaces = tmpl_i[k, K_SPACES]
     if n_spaces:
         held = tool_i[tool, T_SPACE_POS]
@@ -561,20 +392,8 @@ def cancel_tool(
 
 
 @njit_cached
-def request_failed(
-    gf: Any,
-    gi: Any,
-    rates: Any,
-    spaces: Any,
-    model: Any,
-    table: Any,
-    draws: Any,
-    fail: Any,
-    out: Any,
-    req: int,
-    outcome: int,
-    now: float,
-) -> None:
+def request_failed(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, fail: Any, out: Any,
+                   req: int, outcome: int, now: float) -> None:  # fmt: skip
     """Simulation._request_failed: cancel the request's live attempts in the order they began, and it leaves."""
     dag_i = model[13]
     req_i, tool_i, cancel_buf = table[1], table[3], fail[7]
@@ -597,66 +416,23 @@ def request_failed(
 
 
 @njit_cached
-def timeout(
-    gf: Any,
-    gi: Any,
-    rates: Any,
-    spaces: Any,
-    model: Any,
-    table: Any,
-    draws: Any,
-    fail: Any,
-    out: Any,
-    events: Any,
-    tool: int,
-    now: float,
-) -> None:
+def timeout(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, fail: Any, out: Any,
+            events: Any, tool: int, now: float) -> None:  # fmt: skip
     """Simulation._timeout: cancel the attempt, count it, retry or apply ``on_failure``."""
     tool_i = table[3]
     req, node, k = tool_i[tool, T_REQ], tool_i[tool, T_NODE], tool_i[tool, T_TMPL]
     pol, number, is_fallback = tool_i[tool, T_POL], tool_i[tool, T_ATTEMPT], tool_i[tool, T_FALLBACK]
     cancel_tool(gi, rates, spaces, model, table, draws, fail, tool, now)
     count(model, table, out, req, node, TIMED_OUT)
-    attempt_over(
-        gf,
-        gi,
-        rates,
-        spaces,
-        model,
-        table,
-        draws,
-        fail,
-        out,
-        events,
-        req,
-        node,
-        k,
-        pol,
-        number,
-        is_fallback,
-        TIMED_OUT_OUTCOME,
-        now,
-    )
+    attempt_over(gf, gi, rates, spaces, model, table, draws, fail, out, events, req, node, k, pol, number,
+                 is_fallback, TIMED_OUT_OUTCOME, now)  # fmt: skip
     if gi[READY_N]:
         drain_ready(gf, gi, rates, spaces, model, table, draws, fail, out, events, now)
 
 
 @njit_cached
-def retry(
-    gf: Any,
-    gi: Any,
-    rates: Any,
-    spaces: Any,
-    model: Any,
-    table: Any,
-    draws: Any,
-    fail: Any,
-    out: Any,
-    events: Any,
-    req: int,
-    packed: int,
-    now: float,
-) -> None:
+def retry(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, fail: Any, out: Any,
+          events: Any, req: int, packed: int, now: float) -> None:  # fmt: skip
     """Simulation._retry: the attempt that waited for its backoff starts."""
     tmpl_i, tmpl_pol, node_pol = model[5], fail[1], fail[0]
     req_i = table[1]
@@ -675,21 +451,8 @@ def retry(
 
 
 @njit_cached
-def node_done(
-    gf: Any,
-    gi: Any,
-    rates: Any,
-    spaces: Any,
-    model: Any,
-    table: Any,
-    draws: Any,
-    fail: Any,
-    out: Any,
-    events: Any,
-    req: int,
-    node: int,
-    now: float,
-) -> None:
+def node_done(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, fail: Any, out: Any,
+              events: Any, req: int, node: int, now: float) -> None:  # fmt: skip
     """Simulation._node_done: finish the request, or start the successors the node unblocks."""
     succ_start, succ = model[3], model[4]
     req_i = table[1]
@@ -706,19 +469,8 @@ def node_done(
 
 
 @njit_cached
-def drain_ready(
-    gf: Any,
-    gi: Any,
-    rates: Any,
-    spaces: Any,
-    model: Any,
-    table: Any,
-    draws: Any,
-    fail: Any,
-    out: Any,
-    events: Any,
-    now: float,
-) -> None:
+def drain_ready(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, fail: Any, out: Any,
+                events: Any, now: float) -> None:  # fmt: skip
     """Simulation._drain_ready: finish the tools that had no work and the skipped nodes, in the order they came.
 
     A tool cancelled meanwhile (its row freed, perhaps reused: its uid differs) and a node of a request that failed
@@ -750,8 +502,9 @@ def push_event(gi: Any, events: Any, when: float, kind: int, payload: int, stamp
     """Simulation._schedule (with a timer's or retry's stamp, and a retry's packed attempt)."""
     ev_kf, ev_ki, ev_pf = events[0], events[1], events[2]
     n = gi[EV_N]
-    ev_ki[n, 2] = stamp
-    ev_ki[n, 3] = packed
+    if ev_ki.shape[1] > 2:  # a scenario that cannot fail has no stamps (narrower rows swap faster)
+        ev_ki[n, 2] = stamp
+        ev_ki[n, 3] = packed
     heap_push(ev_kf, ev_ki, ev_pf, n, when, kind * KIND_SHIFT + gi[SEQ], payload, 0.0, 0.0)
     gi[EV_N] = n + 1
     gi[SEQ] += 1
@@ -808,20 +561,8 @@ def draw_attributes(model: Any, table: Any, draws: Any, rtype: int, req: int) ->
 
 
 @njit_cached
-def arrive(
-    gf: Any,
-    gi: Any,
-    rates: Any,
-    spaces: Any,
-    model: Any,
-    table: Any,
-    draws: Any,
-    fail: Any,
-    out: Any,
-    events: Any,
-    rtype: int,
-    now: float,
-) -> None:
+def arrive(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any, fail: Any, out: Any,
+           events: Any, rtype: int, now: float) -> None:  # fmt: skip
     """Simulation._arrive: schedule the type's next arrival, then start the new request's roots."""
     type_i, node_i, dag_i = model[1], model[2], model[13]
     req_f, req_i, req_free = table[0], table[1], table[2]
