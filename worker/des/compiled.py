@@ -499,15 +499,16 @@ class CompiledSimulation(SummaryViews, Sliced):
         """
         started = time.perf_counter()
         self.gf[L.LIMIT] = np.inf if until_s is None else until_s
-        # Two loops, so that a run that cannot fail does not carry the failure paths' code (twice as fast).
+        # Two loops, so that a run that cannot fail does not carry the failure paths' code (it ran at half speed).
         fallible = self.fallible
         try:
             while True:
+                gf, gi, rates, spaces, model, table, draws, out, events = self._bundles()
                 if fallible:
-                    status = K.run_events_fallible(*self._bundles(), self._fail_bundle())
-                else:
-                    gf, gi, rates, spaces, *rest = self._bundles()
-                    status = K.run_events(gf, gi, rates[:9], spaces[:5], *rest)
+                    status = K.run_events_fallible(gf, gi, rates, spaces, model, table, draws, out, events,
+                                                   self._fail_bundle())  # fmt: skip
+                else:  # without the per-tool records (the first 9 and 5 arrays)
+                    status = K.run_events(gf, gi, rates[:9], spaces[:5], model, table, draws, out, events)
                 if status == L.DONE:
                     self.finished = True
                     self.stopped_at_horizon = bool(self.gi[L.STOPPED])
