@@ -11,7 +11,12 @@ of them, when a latency buffer holds a batch to fold into its sketch, when a tab
 ended. Before each event it checks that whatever the event could use is there, so it never stops half-way through
 one.
 
-Failures (model v2, when ``gi[FALLIBLE]``): every node runs as an attempt (a tool row with its attempt number,
+There are two loops: :func:`run_events` for a scenario that cannot fail (it calls only
+:mod:`simfleet.worker.des.kernel_plain`'s functions and gets the rate and space tuples without their per-tool
+records: linking the failure paths in, and passing their arrays, made it twice as slow) and
+:func:`run_events_fallible`, which takes the ``fail`` tuple too.
+
+Failures (model v2, :func:`run_events_fallible`): every node runs as an attempt (a tool row with its attempt number,
 policy row, failure draw and uid). Timers and retries are events whose payload is checked when they come up (the
 engine's ``_due``): a TIMEOUT carries its tool row and the attempt's uid (stale once the row was freed or reused), a
 RETRY its request row, the request's id and the packed (attempt, fallback, template, node) (stale once the request
@@ -24,33 +29,37 @@ The arrays travel in tuples, always in this order (compiled.py builds them):
 - ``rates``: rate_f, rate_i (the R_* columns), next_times, the served heaps rh_kf, rh_ki, rh_pf (virtual finish;
   sequence and tool; weight), the waiting queues rq_kf, rq_ki, rq_pf (-priority; sequence and tool; work and
   weight), one row per resource, and per tool and rate resource tool_rs (its entry's sequence or -1, and AT_*) and
-  tool_vf (its virtual finish when served);
+  tool_vf (its virtual finish when served): the last two are left out for :func:`run_events`;
 - ``spaces``: space_f, space_i (the S_* columns), the queues sq_kf, sq_ki, sq_pf (-priority; order and tool;
-  amount), and per tool tool_sq (the space resource and order of its queue entry, -1 when none);
+  amount), and per tool tool_sq (the space resource and order of its queue entry, -1 when none; left out for
+  :func:`run_events`);
 - ``model``: type_f, type_i (Y_*), node_i (N_*, per DAG and node: a type's DAGs are rows Y_DAG0.. of every per-DAG
   table), succ_start, succ (each node's successors), tmpl_i (K_*), tmpl_res, tmpl_rand, tmpl_const (per template
   part: its rate resource, whether drawn, its constant), tmpl_space, tmpl_amt, node_prob (per DAG and node), type_cum
   (per type, its variants' cumulative weights), dag_i (D_*), tmpl_per (per template part: the attribute column that
   scales it, -1 for none), overhead (per rate resource: its join_overhead), type_attr (per type and attribute: its
-  column in req_a, whether drawn), type_attr_const (its constant), node_pol (per DAG and node: its policy row),
-  tmpl_pol (per template: its own policy row, for fallbacks), pol_f, pol_i (P_*), pol_delay (per policy and retry
-  k = 1..retries: the backoff, computed by ``Backoff.delay_s``);
+  column in req_a, whether drawn), type_attr_const (its constant);
 - ``table``: req_f (arrival time), req_i (Q_*), req_free, tool_i (T_*), tool_free, the scratch lists done_buf,
   admit_buf, ready_buf (a tool id, or ``-1 - (req * MAX_NODES + node)`` for a node whose ``prob`` said no), req_a
-  (per request, its attributes by column), ready_uid and done_uid (the uids of the tools in ready_buf and done_buf),
-  cancel_buf (a failed request's tools), tool_jw (per tool and rate resource: the work it joined with, 0 for none);
+  (per request, its attributes by column);
 - ``draws``: work_buf (template, part, draw), work_pos, arr_buf (unit exponentials; for an arrival process the
   absolute times, computed ahead by Python), arr_pos, dec_buf (type, 1, uniform), dec_pos, attr_buf (type,
   attribute, draw), attr_pos (positions: next unused, end: POS, LEN);
 - ``out``: lat_buf, lat_n (latencies not yet in a sketch), counts (C_*), node_fig (per type, node key and
   NODE_FIGURES column), win_f, win_n (the window snapshots: time, sys integral, four integrals per rate resource
-  (busy, consumers, waiting, wasted), two per space; requests in system), fail_buf, fail_n (latencies of the counted
-  requests that failed, all kept until :meth:`flush`, as the engine does);
-- ``events``: ev_kf, ev_ki, ev_pf (time; kind * KIND_SHIFT + sequence, payload, stamp, packed retry; unused).
+  (busy, consumers, waiting, wasted), two per space; requests in system);
+- ``events``: ev_kf, ev_ki, ev_pf (time; kind * KIND_SHIFT + sequence, payload, and with failures a stamp and a packed
+  retry; unused);
+- ``fail`` (failures only): node_pol (per DAG and node: its policy row), tmpl_pol (per template: its own policy row,
+  for fallbacks), pol_f, pol_i (P_*), pol_delay (per policy and retry k = 1..retries: the backoff, computed by
+  ``Backoff.delay_s``), ready_uid and done_uid (the uids of the tools in ready_buf and done_buf), cancel_buf (a
+  failed request's tools), tool_jw (per tool and rate resource: the work it joined with, 0 for none), fail_buf,
+  fail_n (latencies of the counted requests that failed, all kept until ``flush()``, as the engine does).
 
 The column and status numbers are in :mod:`simfleet.worker.des.kernel_layout`, requests, tools and failures in
-:mod:`simfleet.worker.des.kernel_tools`, heaps and resources in :mod:`simfleet.worker.des.kernel_resources`; this
-module has the measurement window and the loop.
+:mod:`simfleet.worker.des.kernel_tools`, heaps and resources in :mod:`simfleet.worker.des.kernel_resources`
+(and their copies without failures in ``kernel_plain`` and ``kernel_resources_plain``); this module has the
+measurement window, the room checks and the loops.
 """
 
 from __future__ import annotations
