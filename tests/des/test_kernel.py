@@ -1,6 +1,7 @@
 """The compiled event loop gives the Python engine's summaries bit for bit on every scenario that cannot fail (model v1,
-and model v2's branches, variants, attributes, ``per``, join overheads, priorities and arrival processes), and refuses
-the scenarios that can fail (fail_prob, timeout_s), which it does not cover yet."""
+and model v2's branches, variants, attributes, ``per``, join overheads, priorities and arrival processes).
+
+Scenarios that can fail are checked in test_kernel_failures.py, with this module's random generator."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simfleet.shared.errors import ScenarioError, SimulationError
-from simfleet.worker.des.compiled import CompiledSimulation
+from simfleet.shared.errors import SimulationError
+from simfleet.worker.des.compiled import CompiledSimulation, unsupported_features
 from simfleet.worker.des.engine import Simulation
 from simfleet.worker.des.scenario import Scenario, load_scenario, parse_scenario
 
@@ -186,13 +187,11 @@ def test_the_event_limit_is_enforced_as_in_the_engine() -> None:
 
 @pytest.mark.parametrize(
     "scenario",
-    [lambda: faulty(), lambda: load_scenario(SCENARIOS / "rag_with_failures.yaml")],
-    ids=["faulty", "rag_with_failures"],
+    [lambda: faulty(), lambda: load_scenario(SCENARIOS / "rag_with_failures.yaml"), lambda: fork_join()],
+    ids=["faulty", "rag_with_failures", "fork_join"],
 )
-def test_a_scenario_that_can_fail_is_refused_with_what_is_missing(scenario: Any) -> None:
-    with pytest.raises(ScenarioError, match="compiled DES kernel does not cover") as raised:
-        CompiledSimulation(scenario(), 1)
-    assert "failures or timeouts (fail_prob, timeout_s)" in str(raised.value)
+def test_no_feature_of_a_valid_scenario_is_left_to_the_python_engine(scenario: Any) -> None:
+    assert unsupported_features(scenario()) == []
 
 
 # ------------------------------------------------------------------------------- model v2 features without failures
@@ -366,12 +365,39 @@ def test_thousands_in_flight_with_branches_and_variants_draw_decisions_far_ahead
 # ---------------------------------------------------------------------------------------------- random scenarios
 
 
+FAIL_PROBS = st.sampled_from([0.0, 0.0, 0.1, 0.5, 1.0])
+TIMEOUTS = st.sampled_from([None, None, 0.05, 0.3, 2.0])
+BACKOFFS = st.sampled_from([None, 0.0, 0.2, {"base_s": 0.1, "factor": 2.0, "max_s": 0.5},
+                            {"base_s": 0.05, "factor": 3.0}])  # fmt: skip
+
+
+def failure_policy(draw: Any, fallbacks: list[str]) -> dict[str, Any]:
+    """A random failure policy: fail_prob, timeout_s, retries with every backoff form, and fail, skip or a fallback
+    to one of ``fallbacks``."""
+    policy: dict[str, Any] = {}
+    if fail_prob := draw(FAIL_PROBS):
+        policy["fail_prob"] = fail_prob
+    if (timeout := draw(TIMEOUTS)) is not None:
+        policy["timeout_s"] = timeout
+    if retries := draw(st.sampled_from([0, 0, 1, 3])):
+        policy["retries"] = retries
+        if (backoff := draw(BACKOFFS)) is not None:
+            policy["backoff_s"] = backoff
+    on_failure = draw(st.sampled_from(["fail", "skip", "fallback"] if fallbacks else ["fail", "skip"]))
+    if on_failure == "fallback":
+        policy["on_failure"] = {"fallback": draw(st.sampled_from(fallbacks))}
+    elif on_failure == "skip" or draw(st.booleans()):
+        policy["on_failure"] = on_failure
+    return policy
+
+
 @st.composite
-def scenarios_without_failures(draw: Any) -> dict[str, Any]:
-    """Random scenarios that cannot fail: up to three rate resources (with caps, FIFO limits and join overheads) and
-    two space resources, zero-work tools, work scaled by attributes (``per``), random DAGs with branch probabilities,
-    variants, weights and priorities, attributes, every kind of arrival (Poisson, deterministic, schedule, MMPP,
-    trace), warmup, drain or not, and a small in-flight guard."""
+def random_scenarios(draw: Any, failures: bool = False) -> dict[str, Any]:
+    """Random scenarios: up to three rate resources (with caps, FIFO limits and join overheads) and two space
+    resources, zero-work tools, work scaled by attributes (``per``), random DAGs with branch probabilities, variants,
+    weights and priorities, attributes, every kind of arrival (Poisson, deterministic, schedule, MMPP, trace), warmup,
+    drain or not, and a small in-flight guard. With ``failures``, tools and nodes get failure policies
+    (:func:`failure_policy`; a tool falls back only to a later one, so chains have no cycle, a node to any)."""
     resources: dict[str, Any] = {}
     for index in range(draw(st.integers(1, 3))):
         rate: dict[str, Any] = {"capacity": draw(st.sampled_from([0.5, 1.0, 3.0]))}
@@ -406,6 +432,11 @@ def scenarios_without_failures(draw: Any) -> dict[str, Any]:
         if held:
             tool["space"] = {s: min(draw(st.sampled_from([1, 1.5])), resources[s]["capacity"]) for s in held}
         tools[f"t{index}"] = tool
+    if failures:
+        names = list(tools)
+        for index, name in enumerate(names):
+            if draw(st.integers(0, 3)):
+                tools[name].update(failure_policy(draw, names[index + 1 :]))
 
     def dag() -> dict[str, Any]:
         nodes: dict[str, Any] = {}
@@ -415,6 +446,10 @@ def scenarios_without_failures(draw: Any) -> dict[str, Any]:
                 node["after"] = draw(st.lists(st.sampled_from(list(nodes)), max_size=3, unique=True))
             if draw(st.integers(0, 3)) == 0:
                 node["prob"] = draw(st.sampled_from([0.0, 0.3, 0.8]))
+            overrides = failure_policy(draw, list(tools)) if failures and draw(st.integers(0, 2)) == 0 else {}
+            if overrides:  # a node overrides some keys of its tool's policy
+                for key in draw(st.lists(st.sampled_from(sorted(overrides)), min_size=1, unique=True)):
+                    node[key] = overrides[key]
             nodes[f"n{n}"] = node
         return nodes
 
@@ -443,7 +478,7 @@ def scenarios_without_failures(draw: Any) -> dict[str, Any]:
             rtype["nodes"] = dag()
         types[f"y{index}"] = rtype
     return {
-        "name": "random-without-failures",
+        "name": "random-with-failures" if failures else "random-without-failures",
         "horizon_s": draw(st.sampled_from([60.0, 300.0])),
         "warmup_s": draw(st.sampled_from([0.0, 20.0])),
         "drain": draw(st.booleans()),
@@ -455,7 +490,7 @@ def scenarios_without_failures(draw: Any) -> dict[str, Any]:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=scenarios_without_failures(), seed=st.integers(0, 2**31), replication=st.integers(0, 3))
+@given(data=random_scenarios(), seed=st.integers(0, 2**31), replication=st.integers(0, 3))
 def test_random_scenarios_without_failures_give_the_python_engines_summary(data: dict[str, Any], seed: int,
                                                                            replication: int) -> None:  # fmt: skip
     assert_same_run(parse_scenario(data), seed, replication)

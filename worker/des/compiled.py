@@ -1,4 +1,4 @@
-"""A replication run by the compiled event loop of :mod:`simfleet.worker.des.kernel` (scenarios that cannot fail).
+"""A replication run by the compiled event loop of :mod:`simfleet.worker.des.kernel`.
 
 :class:`CompiledSimulation` has the surface of :class:`~simfleet.worker.des.engine.Simulation` (``run``,
 ``summary``, ``events``, ``now``, ``wall_s``) and gives the same summary bit for bit. It owns the generators (made by
@@ -6,94 +6,118 @@
 of draws; the kernel returns between two events whenever it needs more, a latency batch is full, or a table must
 grow, and this class does that and calls it again.
 
-Of model v2 it covers branch probabilities (``prob``), variants, attributes and ``per``, join overheads, priorities and
-the arrival processes (schedule, MMPP, trace: their times are computed here by the engine's own
-:class:`~simfleet.worker.des.arrivals.ProcessStream` and handed to the kernel in blocks). A scenario that can fail
-(``fail_prob``, ``timeout_s``, hence retries and ``on_failure``) is refused with a
-:class:`~simfleet.shared.errors.ScenarioError`: the kernel has no cancellation yet.
+It covers the whole of model v2: failures (``fail_prob``), timeouts, retries with their backoff, ``on_failure``
+(fail, skip, fallback chains) with cancellation and wasted work, branch probabilities (``prob``), variants, attributes
+and ``per``, join overheads, priorities and the arrival processes (schedule, MMPP, trace: their times are computed
+here by the engine's own :class:`~simfleet.worker.des.arrivals.ProcessStream` and handed to the kernel in blocks).
+Saving and resuming, and the views the summary reads, are in :mod:`simfleet.worker.des.compiled_state`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from simfleet.shared.errors import ScenarioError, SimulationError
-from simfleet.shared.messages import decode, to_wire
-from simfleet.shared.messages.des import NODE_FIGURES, ReplicationSummary, SketchData
+from simfleet.shared.messages.des import NODE_FIGURES, ReplicationSummary
 from simfleet.worker.des import kernel as K
+from simfleet.worker.des import kernel_layout as L
 from simfleet.worker.des import kernel_resources as KR
 from simfleet.worker.des.arrivals import ProcessStream
+from simfleet.worker.des.compiled_state import SummaryViews, check_state, restore_state, save_state
 from simfleet.worker.des.engine import Sliced
 from simfleet.worker.des.entities import TypeSpec
+from simfleet.worker.des.kernel_tools import push_event
 from simfleet.worker.des.limits import check_number
-from simfleet.worker.des.scenario import Scenario
+from simfleet.worker.des.scenario import FailurePolicy, Scenario
 from simfleet.worker.des.sketch import LatencySketch
-from simfleet.worker.des.streams import BLOCK, generator_state, make_generators, restore_generator
-
-STATE_VERSION = 2
-STATE_ARRAYS = (
-    "gf", "gi", "rate_f", "rate_i", "next_times", "rh_kf", "rh_ki", "rh_pf", "rq_kf", "rq_ki", "rq_pf", "space_f",
-    "space_i", "sq_kf", "sq_ki", "sq_pf", "req_f", "req_i", "req_free", "req_a", "tool_i", "tool_free", "work_buf",
-    "work_pos", "arr_buf", "arr_pos", "dec_buf", "dec_pos", "attr_buf", "attr_pos", "lat_buf", "lat_n", "counts",
-    "node_fig", "win_f", "win_n", "ev_kf", "ev_ki", "ev_pf",
-)  # fmt: skip
-"""The arrays that make up a run's state (the model tables and scratch lists are rebuilt from the scenario)."""
-
-
-def _array_data(array: Any) -> dict[str, Any]:
-    return {"dtype": array.dtype.str, "shape": list(array.shape), "data": array.tobytes()}
-
-
-def _array_from(data: dict[str, Any]) -> Any:
-    return np.frombuffer(data["data"], dtype=np.dtype(data["dtype"])).reshape(data["shape"]).copy()
+from simfleet.worker.des.streams import BLOCK, make_generators
 
 
 def unsupported_features(scenario: Scenario) -> list[str]:
     """The model v2 features ``scenario`` uses that the compiled kernel does not cover (empty: it can run).
 
-    Failures and timeouts (``fail_prob``, ``timeout_s``, and with them ``retries``, ``backoff_s`` and
-    ``on_failure``): the kernel cannot cancel a tool yet.
+    Every feature of a valid scenario is covered now, so this is always empty; it stays as the one place a caller
+    asks before choosing the engine.
     """
-    found: list[str] = []
-    if scenario.fallible:
-        found.append("failures or timeouts (fail_prob, timeout_s)")
-    return found
+    return []
 
 
-@dataclass
-class RateView:
-    """What :func:`~simfleet.worker.des.summary.build_summary` reads of a rate resource."""
-
-    name: str
-    capacity: float
-    max_n: int
-    max_q: int
-
-
-@dataclass
-class SpaceView:
-    """What :func:`~simfleet.worker.des.summary.build_summary` reads of a space resource."""
-
-    name: str
-    capacity: float
-    max_used: float
-    max_q: int
+def _chain(policy: FailurePolicy, tools: dict[str, Any]) -> list[FailurePolicy]:
+    """The policies a node's attempts may run under: its own, then its fallback chain's (tool chains are acyclic)."""
+    chain = [policy]
+    while policy.on_failure == "fallback" and policy.fallback is not None and len(chain) <= len(tools):
+        policy = tools[policy.fallback].policy
+        chain.append(policy)
+    return chain
 
 
-class CompiledSimulation(Sliced):
-    """One replication of a scenario that cannot fail, on the compiled kernel; call :meth:`run`, then :meth:`summary`.
+def policy_tables(scenario: Scenario, types: list[TypeSpec], template_index: dict[str, int]) -> dict[str, Any]:
+    """The failure policies as the kernel reads them.
+
+    Rows 0..templates-1 are the templates' own policies (a fallback runs under its template's), then one row per DAG
+    node. Returns the arrays ``node_pol``, ``tmpl_pol``, ``pol_f``, ``pol_i``, ``pol_delay`` (the backoff of retry k
+    in column k, from ``Backoff.delay_s`` itself), ``attempts`` (the most attempts of one node: retries and fallbacks
+    of its whole chain) and ``fail_types`` (per type, whether an attempt of it may draw a failure).
+    """
+    tools = scenario.tools
+    policies = [tool.policy for tool in tools.values()]
+    dags = [dag for spec in types for dag in spec.dags]
+    max_nodes = max(len(dag.preds) for dag in dags)
+    node_pol = np.zeros((len(dags), max_nodes), dtype=np.int64)
+    attempts = 1
+    fail_types = []
+    d = 0
+    for spec in types:
+        fails = False
+        for dag in spec.dags:
+            for node, policy in enumerate(dag.policies):
+                node_pol[d, node] = len(policies)
+                policies.append(policy)
+                chain = _chain(policy, tools)
+                attempts = max(attempts, sum(p.retries + 1 for p in chain))
+                fails = fails or any(p.fail_prob > 0.0 for p in chain)
+            d += 1
+        fail_types.append(fails)
+    pol_f = np.zeros((len(policies), 2))
+    pol_i = np.zeros((len(policies), 4), dtype=np.int64)
+    pol_delay = np.zeros((len(policies), 1 + max(p.retries for p in policies)))
+    for row, p in enumerate(policies):
+        if p.on_failure == "fallback" and p.fallback is not None:
+            on_failure, fallback = L.ON_FALLBACK, template_index[p.fallback]
+        else:  # the engine fails the request for anything but skip or a named fallback
+            on_failure, fallback = (L.ON_SKIP if p.on_failure == "skip" else L.ON_FAIL), -1
+        pol_f[row] = (p.fail_prob, 0.0 if p.timeout_s is None else p.timeout_s)
+        pol_i[row] = (p.timeout_s is not None, p.retries, on_failure, fallback)
+        for k in range(1, p.retries + 1):
+            pol_delay[row, k] = p.backoff.delay_s(k)
+    return {
+        "node_pol": node_pol, "tmpl_pol": np.arange(len(tools), dtype=np.int64), "pol_f": pol_f, "pol_i": pol_i,
+        "pol_delay": pol_delay, "attempts": attempts, "fail_types": fail_types,
+    }  # fmt: skip
+
+
+def _grown(array: Any, shape: tuple[int, ...], dtype: Any = np.float64) -> Any:
+    """A zero array of ``shape`` with ``array`` (when given) copied into its leading corner."""
+    new = np.zeros(shape, dtype=dtype)
+    if array is not None:
+        new[tuple(slice(0, s) for s in array.shape)] = array
+    return new
+
+
+class CompiledSimulation(SummaryViews, Sliced):
+    """One replication of a scenario on the compiled kernel; call :meth:`run`, then :meth:`summary`.
 
     Args:
-        scenario: the validated scenario (model v1 features only).
+        scenario: the validated scenario.
         seed: the study seed.
         replication: the replication index; together with ``seed`` it fixes every random draw.
 
     Raises:
-        ScenarioError: the scenario can fail (``fail_prob``, ``timeout_s``), which the kernel does not cover yet.
+        ScenarioError: the scenario uses a feature the kernel does not cover (:func:`unsupported_features`; none
+            today).
     """
 
     req_f: Any
@@ -115,7 +139,7 @@ class CompiledSimulation(Sliced):
         self.scenario = scenario
         self.seed = seed
         self.replication = replication
-        self.fallible = False
+        self.fallible = scenario.fallible
         rate_names = [n for n, r in scenario.resources.items() if r.kind == "rate"]
         space_names = [n for n, r in scenario.resources.items() if r.kind == "space"]
         self.rate_names, self.space_names = rate_names, space_names
@@ -148,7 +172,6 @@ class CompiledSimulation(Sliced):
         self.wall_s = 0.0
         self.sketches = [LatencySketch() for _ in self.types]
         self.fail_sketches = [LatencySketch() for _ in self.types]
-        self.outcomes = [[0, 0] for _ in self.types]
         self._build_arrays(rate_index, space_index, template_index)
         self._schedule_start()
 
@@ -169,16 +192,22 @@ class CompiledSimulation(Sliced):
         self.n_attr_cols = max(1, len(attr_names))
         max_parts = max([1] + [len(t.work) for t in sc.tools.values()])
         max_spaces = max([1] + [len(t.space) for t in sc.tools.values()])
-        self.gf = np.zeros(K.N_GF)
-        self.gf[K.HORIZON_S], self.gf[K.WARMUP_S] = sc.horizon_s, sc.warmup_s
-        self.gi = np.zeros(K.N_GI, dtype=np.int64)
-        self.gi[K.DRAIN] = 1 if sc.drain else 0
-        self.gi[K.MAX_EVENTS_I], self.gi[K.MAX_IN_FLIGHT] = sc.max_events, sc.max_in_flight
-        self.gi[K.MAX_NODES] = max_nodes
-        self.gi[K.UNSTABLE] = K.UNSTABLE_LOAD if self.unstable_reason else 0
+        self.gf = np.zeros(L.N_GF)
+        self.gf[L.HORIZON_S], self.gf[L.WARMUP_S] = sc.horizon_s, sc.warmup_s
+        self.gi = np.zeros(L.N_GI, dtype=np.int64)
+        self.gi[L.DRAIN] = 1 if sc.drain else 0
+        self.gi[L.MAX_EVENTS_I], self.gi[L.MAX_IN_FLIGHT] = sc.max_events, sc.max_in_flight
+        self.gi[L.MAX_NODES] = max_nodes
+        self.gi[L.UNSTABLE] = L.UNSTABLE_LOAD if self.unstable_reason else 0
+        policies = policy_tables(sc, self.types, template_index)
+        fallible = 1 if self.fallible else 0
+        self.gi[L.FALLIBLE] = fallible
+        self.gi[L.ATT_BOUND] = policies["attempts"] if fallible else 1
+        self.gi[L.DEC_MULT] = 1 + policies["attempts"] if fallible else 1
         rate_f = np.zeros((n_rates, KR.N_RF))
         rate_i = np.zeros((n_rates, KR.N_RI), dtype=np.int64)
         rate_i[:, KR.R_MAX_ACTIVE] = 1 << 62
+        rate_i[:, KR.R_TRACK] = fallible
         for i, name in enumerate(self.rate_names):
             res = sc.resources[name]
             rate_f[i, KR.R_CAPACITY] = res.capacity
@@ -190,10 +219,11 @@ class CompiledSimulation(Sliced):
         self.rate_f, self.rate_i = rate_f, rate_i
         self.space_f = np.zeros((n_spaces, KR.N_SF))
         self.space_i = np.zeros((n_spaces, KR.N_SI), dtype=np.int64)
+        self.space_i[:, KR.S_TRACK] = fallible
         for i, name in enumerate(self.space_names):
             self.space_f[i, KR.S_CAPACITY] = sc.resources[name].capacity
         type_f = np.zeros((n_types, 2))
-        type_i = np.zeros((n_types, K.N_YI), dtype=np.int64)
+        type_i = np.zeros((n_types, L.N_YI), dtype=np.int64)
         type_cum = np.ones((n_types, max_dags))
         type_attr = np.zeros((n_types, max_attrs, 2), dtype=np.int64)
         type_attr_const = np.zeros((n_types, max_attrs))
@@ -205,13 +235,14 @@ class CompiledSimulation(Sliced):
         succ = np.zeros((n_dags, max(1, max_nodes * max_nodes)), dtype=np.int64)
         d = 0
         for t, (spec, rt) in enumerate(zip(self.types, sc.request_types.values(), strict=True)):
-            type_f[t, K.Y_WEIGHT] = spec.weight
-            type_f[t, K.Y_MEAN_GAP] = 1.0 / (rt.rate_per_min / 60.0)
+            type_f[t, L.Y_WEIGHT] = spec.weight
+            type_f[t, L.Y_MEAN_GAP] = 1.0 / (rt.rate_per_min / 60.0)
             if rt.process is not None:
-                arrival = K.ARR_PROCESS
+                arrival = L.ARR_PROCESS
             else:
-                arrival = K.ARR_POISSON if rt.arrival == "poisson" else K.ARR_DETERMINISTIC
-            decides = len(spec.dags) > 1 or any(p < 1.0 for dag in spec.dags for p in dag.probs)
+                arrival = L.ARR_POISSON if rt.arrival == "poisson" else L.ARR_DETERMINISTIC
+            decides = (len(spec.dags) > 1 or any(p < 1.0 for dag in spec.dags for p in dag.probs)
+                       or policies["fail_types"][t])  # fmt: skip
             randoms = [dist.is_random for dist in rt.attributes.values()]
             type_i[t] = (spec.priority, arrival, d, len(spec.dags), decides, len(randoms), any(randoms))
             type_cum[t, : len(spec.cumulative)] = spec.cumulative
@@ -251,9 +282,10 @@ class CompiledSimulation(Sliced):
         overhead = np.zeros(n_rates)
         for i, name in enumerate(self.rate_names):
             overhead[i] = sc.resources[name].join_overhead
-        self.gi[K.STREAMS_V2] = 1 if (type_i[:, K.Y_DECIDES].any() or type_i[:, K.Y_ATTR_RANDOM].any()) else 0
+        self.gi[L.STREAMS_V2] = 1 if (type_i[:, L.Y_DECIDES].any() or type_i[:, L.Y_ATTR_RANDOM].any()) else 0
         self.model = (type_f, type_i, node_i, succ_start, succ, tmpl_i, tmpl_res, tmpl_rand, tmpl_const, tmpl_space,
                       tmpl_amt, node_prob, type_cum, dag_i, tmpl_per, overhead, type_attr, type_attr_const)  # fmt: skip
+        self.policies = tuple(policies[k] for k in ("node_pol", "tmpl_pol", "pol_f", "pol_i", "pol_delay"))
         self.work_buf = np.zeros((n_tmpl, max_parts, 2 * BLOCK))
         self.work_pos = np.zeros((n_tmpl, 2), dtype=np.int64)
         self.arr_buf = np.zeros((n_types, BLOCK))
@@ -262,77 +294,91 @@ class CompiledSimulation(Sliced):
         self.dec_pos = np.zeros((n_types, 2), dtype=np.int64)
         self.attr_buf = np.zeros((n_types, max_attrs, 2 * BLOCK))
         self.attr_pos = np.zeros((n_types, 2), dtype=np.int64)
-        self.lat_buf = np.zeros((n_types, 2 * K.FLUSH_EVERY))
+        self.lat_buf = np.zeros((n_types, 2 * L.FLUSH_EVERY))
         self.lat_n = np.zeros(n_types, dtype=np.int64)
-        self.counts = np.zeros((n_types, 3), dtype=np.int64)
+        self.counts = np.zeros((n_types, 5), dtype=np.int64)
+        self.fail_buf = np.zeros((n_types, 64))
+        self.fail_n = np.zeros(n_types, dtype=np.int64)
         self.node_fig = np.zeros((n_types, max_keys, len(NODE_FIGURES)), dtype=np.int64)
-        self.win_f = np.zeros((2, 2 + 3 * n_rates + 2 * n_spaces))
+        self.win_f = np.zeros((2, 2 + 4 * n_rates + 2 * n_spaces))
         self.win_n = np.zeros(2, dtype=np.int64)
         self.ev_kf = np.zeros(n_types + 4)
-        self.ev_ki = np.zeros((n_types + 4, 2), dtype=np.int64)
+        self.ev_ki = np.zeros((n_types + 4, L.EV_COLS if self.fallible else 2), dtype=np.int64)
         self.ev_pf = np.zeros((n_types + 4, 1))
         self._alloc_requests(64)
+        self.cancel_buf = np.zeros(max_nodes, dtype=np.int64)
         self._alloc_tools(64 * max_nodes)
 
     def _alloc_requests(self, capacity: int) -> None:
         """(Re)size the request table to ``capacity`` rows, keeping the requests in flight and their ids."""
         old = getattr(self, "req_f", None)
-        width = K.Q_WAITING + int(self.gi[K.MAX_NODES])
+        width = L.Q_WAITING + 2 * int(self.gi[L.MAX_NODES])
         req_f, req_i = np.zeros(capacity), np.zeros((capacity, width), dtype=np.int64)
         req_free = np.zeros(capacity, dtype=np.int64)
         req_a = np.zeros((capacity, self.n_attr_cols))
         used = 0 if old is None else old.shape[0]
         if old is not None:
             req_f[:used], req_i[:used], req_a[:used] = self.req_f, self.req_i, self.req_a
-            n_free = int(self.gi[K.REQ_FREE_N])
+            n_free = int(self.gi[L.REQ_FREE_N])
             req_free[:n_free] = self.req_free[:n_free]
         else:
             n_free = 0
         fresh = np.arange(capacity - 1, used - 1, -1, dtype=np.int64)
         req_free[n_free : n_free + fresh.size] = fresh
-        self.gi[K.REQ_FREE_N] = n_free + fresh.size
+        self.gi[L.REQ_FREE_N] = n_free + fresh.size
         self.req_f, self.req_i, self.req_free, self.req_a = req_f, req_i, req_free, req_a
 
     def _alloc_tools(self, capacity: int) -> None:
-        """(Re)size everything sized by the tools in flight: the tool table, heaps, queues and scratch lists."""
+        """(Re)size the tool table and its per-tool records to ``capacity`` rows, keeping the tools and their ids.
+
+        The heaps, queues and scratch lists are grown with it when smaller (they hold at least one entry per tool).
+        """
         old = getattr(self, "tool_i", None)
         used = 0 if old is None else old.shape[0]
-        n_rates, n_spaces = self.rate_f.shape[0], self.space_f.shape[0]
-
-        def grown(array: Any, shape: tuple[int, ...], dtype: Any = np.float64) -> Any:
-            new = np.zeros(shape, dtype=dtype)
-            if array is not None:
-                new[tuple(slice(0, s) for s in array.shape)] = array
-            return new
-
+        n_rates = self.rate_f.shape[0]
         get = self.__dict__.get
-        self.tool_i = grown(old, (capacity, K.N_TI), np.int64)
+        self.tool_i = _grown(old, (capacity, L.N_TI), np.int64)
         tool_free = np.zeros(capacity, dtype=np.int64)
         n_free = 0
         if old is not None:
-            n_free = int(self.gi[K.TOOL_FREE_N])
+            n_free = int(self.gi[L.TOOL_FREE_N])
             tool_free[:n_free] = self.tool_free[:n_free]
         fresh = np.arange(capacity - 1, used - 1, -1, dtype=np.int64)
         tool_free[n_free : n_free + fresh.size] = fresh
-        self.gi[K.TOOL_FREE_N] = n_free + fresh.size
+        self.gi[L.TOOL_FREE_N] = n_free + fresh.size
         self.tool_free = tool_free
-        self.rh_kf = grown(get("rh_kf"), (n_rates, capacity))
-        self.rh_ki = grown(get("rh_ki"), (n_rates, capacity, 2), np.int64)
-        self.rh_pf = grown(get("rh_pf"), (n_rates, capacity, 1))
-        self.rq_kf = grown(get("rq_kf"), (n_rates, capacity))
-        self.rq_ki = grown(get("rq_ki"), (n_rates, capacity, 2), np.int64)
-        self.rq_pf = grown(get("rq_pf"), (n_rates, capacity, 2))
-        self.sq_kf = grown(get("sq_kf"), (n_spaces, capacity))
-        self.sq_ki = grown(get("sq_ki"), (n_spaces, capacity, 2), np.int64)
-        self.sq_pf = grown(get("sq_pf"), (n_spaces, capacity, 1))
-        self.done_buf = np.zeros(capacity, dtype=np.int64)
-        self.admit_buf = np.zeros(capacity, dtype=np.int64)
-        self.ready_buf = np.zeros(capacity, dtype=np.int64)
+        self.tool_rs = _grown(get("tool_rs"), (capacity, n_rates, 2), np.int64)
+        self.tool_vf = _grown(get("tool_vf"), (capacity, n_rates))
+        self.tool_jw = _grown(get("tool_jw"), (capacity, n_rates))
+        self.tool_sq = _grown(get("tool_sq"), (capacity, 2), np.int64)
+        if get("rh_kf") is None or self.rh_kf.shape[1] < capacity:
+            self._alloc_heaps(capacity)
+
+    def _alloc_heaps(self, capacity: int) -> None:
+        """(Re)size the rate resources' heaps and queues, the space queues and the scratch lists to ``capacity``."""
+        n_rates, n_spaces = self.rate_f.shape[0], self.space_f.shape[0]
+        get = self.__dict__.get
+        self.rh_kf = _grown(get("rh_kf"), (n_rates, capacity))
+        self.rh_ki = _grown(get("rh_ki"), (n_rates, capacity, 2), np.int64)
+        self.rh_pf = _grown(get("rh_pf"), (n_rates, capacity, 1))
+        self.rq_kf = _grown(get("rq_kf"), (n_rates, capacity))
+        self.rq_ki = _grown(get("rq_ki"), (n_rates, capacity, 2), np.int64)
+        self.rq_pf = _grown(get("rq_pf"), (n_rates, capacity, 2))
+        self.sq_kf = _grown(get("sq_kf"), (n_spaces, capacity))
+        self.sq_ki = _grown(get("sq_ki"), (n_spaces, capacity, 2), np.int64)
+        self.sq_pf = _grown(get("sq_pf"), (n_spaces, capacity, 1))
+        self.alloc_scratch(capacity)
+
+    def alloc_scratch(self, capacity: int) -> None:
+        """The scratch lists of one event (nothing in them outlives it), ``capacity`` entries each."""
+        self.done_buf, self.admit_buf, self.ready_buf, self.ready_uid, self.done_uid = (
+            np.zeros(capacity, dtype=np.int64) for _ in range(5)
+        )
 
     def _bundles(self) -> tuple[Any, ...]:
         rates = (self.rate_f, self.rate_i, self.next_times, self.rh_kf, self.rh_ki, self.rh_pf, self.rq_kf, self.rq_ki,
-                 self.rq_pf)  # fmt: skip
-        spaces = (self.space_f, self.space_i, self.sq_kf, self.sq_ki, self.sq_pf)
+                 self.rq_pf, self.tool_rs, self.tool_vf)  # fmt: skip
+        spaces = (self.space_f, self.space_i, self.sq_kf, self.sq_ki, self.sq_pf, self.tool_sq)
         table = (self.req_f, self.req_i, self.req_free, self.tool_i, self.tool_free, self.done_buf, self.admit_buf,
                  self.ready_buf, self.req_a)  # fmt: skip
         draws = (self.work_buf, self.work_pos, self.arr_buf, self.arr_pos, self.dec_buf, self.dec_pos, self.attr_buf,
@@ -340,6 +386,11 @@ class CompiledSimulation(Sliced):
         out = (self.lat_buf, self.lat_n, self.counts, self.node_fig, self.win_f, self.win_n)
         events = (self.ev_kf, self.ev_ki, self.ev_pf)
         return self.gf, self.gi, rates, spaces, self.model, table, draws, out, events
+
+    def _fail_bundle(self) -> tuple[Any, ...]:
+        """What only scenarios that can fail use (kernel_layout's ``fail`` tuple)."""
+        return (*self.policies, self.ready_uid, self.done_uid, self.cancel_buf, self.tool_jw, self.fail_buf,
+                self.fail_n)  # fmt: skip
 
     # --------------------------------------------------------------------------------------------------- draws
 
@@ -355,7 +406,7 @@ class CompiledSimulation(Sliced):
             self.arr_buf[t] = self.arrival_rngs[t].standard_exponential(BLOCK)
         else:
             horizon_s = self.scenario.horizon_s
-            last = 0.0 if self.arr_pos[t, K.LEN] == 0 else float(self.arr_buf[t, BLOCK - 1])
+            last = 0.0 if self.arr_pos[t, L.LEN] == 0 else float(self.arr_buf[t, BLOCK - 1])
             block = np.full(BLOCK, np.inf)
             for i in range(BLOCK):
                 last = process.next_time(last)
@@ -400,45 +451,45 @@ class CompiledSimulation(Sliced):
 
     def _schedule_start(self) -> None:
         gi, model, events = self.gi, self.model, self._bundles()[8]
-        K.push_event(gi, events, self.scenario.warmup_s, K.WARMUP, -1)
-        K.push_event(gi, events, self.scenario.horizon_s, K.HORIZON, -1)
+        push_event(gi, events, self.scenario.warmup_s, L.WARMUP, -1, 0, 0)
+        push_event(gi, events, self.scenario.horizon_s, L.HORIZON, -1, 0, 0)
         type_f, type_i = model[0], model[1]
         for t in range(len(self.types)):
-            if type_i[t, K.Y_ARRIVAL] == K.ARR_PROCESS:
+            if type_i[t, L.Y_ARRIVAL] == L.ARR_PROCESS:
                 self._refill_arrivals(t)
                 first = float(self.arr_buf[t, 0])
-                self.arr_pos[t, K.POS] = 1
-            elif type_i[t, K.Y_ARRIVAL] == K.ARR_POISSON:
+                self.arr_pos[t, L.POS] = 1
+            elif type_i[t, L.Y_ARRIVAL] == L.ARR_POISSON:
                 self._refill_arrivals(t)
-                first = 0.0 + self.arr_buf[t, 0] * type_f[t, K.Y_MEAN_GAP]
-                self.arr_pos[t, K.POS] = 1
+                first = 0.0 + self.arr_buf[t, 0] * type_f[t, L.Y_MEAN_GAP]
+                self.arr_pos[t, L.POS] = 1
             else:
-                first = 0.0 + type_f[t, K.Y_MEAN_GAP]
+                first = 0.0 + type_f[t, L.Y_MEAN_GAP]
             if first < self.scenario.horizon_s:
-                K.push_event(gi, events, first, K.ARRIVAL, t)
+                push_event(gi, events, first, L.ARRIVAL, t, 0, 0)
 
     # -------------------------------------------------------------------------------------------------- the loop
 
     @property
     def now(self) -> float:
         """The simulated time of the last event (seconds)."""
-        return float(self.gf[K.NOW])
+        return float(self.gf[L.NOW])
 
     @property
     def events(self) -> int:
         """Events processed so far, counted as the Python engine counts them."""
-        return int(self.gi[K.EVENTS])
+        return int(self.gi[L.EVENTS])
 
     @property
     def next_event_s(self) -> float:
         """The simulated time of the next event (infinite when nothing is left), as ``Simulation.next_event_s``."""
-        t_ev = float(self.ev_kf[0]) if self.gi[K.EV_N] else float("inf")
+        t_ev = float(self.ev_kf[0]) if self.gi[L.EV_N] else float("inf")
         return min(float(self.next_times.min()), t_ev)
 
     @property
     def n_sys(self) -> int:
         """Requests in flight."""
-        return int(self.gi[K.N_SYS])
+        return int(self.gi[L.N_SYS])
 
     def run(self, until_s: float | None = None) -> bool:
         """Process events up to simulated time ``until_s`` (all of them when ``None``).
@@ -447,34 +498,43 @@ class CompiledSimulation(Sliced):
             True when the replication has ended, False when it paused at ``until_s`` (call again to go on).
         """
         started = time.perf_counter()
-        self.gf[K.LIMIT] = np.inf if until_s is None else until_s
+        self.gf[L.LIMIT] = np.inf if until_s is None else until_s
+        # Two loops, so that a run that cannot fail does not carry the failure paths' code (it ran at half speed).
+        fallible = self.fallible
         try:
             while True:
-                status = K.run_events(*self._bundles())
-                if status == K.DONE:
+                gf, gi, rates, spaces, model, table, draws, out, events = self._bundles()
+                if fallible:
+                    status = K.run_events_fallible(gf, gi, rates, spaces, model, table, draws, out, events,
+                                                   self._fail_bundle())  # fmt: skip
+                else:  # without the per-tool records (the first 9 and 5 arrays)
+                    status = K.run_events(gf, gi, rates[:9], spaces[:5], model, table, draws, out, events)
+                if status == L.DONE:
                     self.finished = True
-                    self.stopped_at_horizon = bool(self.gi[K.STOPPED])
-                    if self.gi[K.UNSTABLE] == K.UNSTABLE_IN_FLIGHT:
+                    self.stopped_at_horizon = bool(self.gi[L.STOPPED])
+                    if self.gi[L.UNSTABLE] == L.UNSTABLE_IN_FLIGHT:
                         self.unstable_reason = f"more than {self.scenario.max_in_flight} requests in flight"
                     self._flush_full()
                     self._check_stuck()
                     return True
-                if status == K.PAUSED:
-                    self.stopped_at_horizon = bool(self.gi[K.STOPPED])
+                if status == L.PAUSED:
+                    self.stopped_at_horizon = bool(self.gi[L.STOPPED])
                     self._flush_full()
                     return False
-                if status == K.NEED_ARRIVALS:
-                    self._refill_arrivals(int(self.gi[K.STATUS_ARG]))
-                elif status == K.NEED_WORK:
-                    self._refill("work", int(self.gi[K.STATUS_ARG]), (self.n_sys + 1) * int(self.gi[K.MAX_NODES]))
-                elif status == K.NEED_DECISIONS:
-                    self._refill("dec", int(self.gi[K.STATUS_ARG]), (self.n_sys + 1) * int(self.gi[K.MAX_NODES]) + 1)
-                elif status == K.NEED_ATTRIBUTES:
-                    self._refill("attr", int(self.gi[K.STATUS_ARG]), 1)
-                elif status == K.FLUSH:
+                if status == L.NEED_ARRIVALS:
+                    self._refill_arrivals(int(self.gi[L.STATUS_ARG]))
+                elif status == L.NEED_WORK:
+                    self._refill("work", int(self.gi[L.STATUS_ARG]), self._tools_bound() * int(self.gi[L.ATT_BOUND]))
+                elif status == L.NEED_DECISIONS:
+                    self._refill("dec", int(self.gi[L.STATUS_ARG]), self._tools_bound() * int(self.gi[L.DEC_MULT]) + 1)
+                elif status == L.NEED_ATTRIBUTES:
+                    self._refill("attr", int(self.gi[L.STATUS_ARG]), 1)
+                elif status == L.FLUSH:
                     self._flush_full()
-                elif status == K.GROW:
+                elif status == L.GROW:
                     self._grow()
+                elif status in (L.GROW_HEAPS, L.GROW_EVENTS, L.GROW_FAILS):
+                    self._grow_for_failures(status, int(self.gi[L.STATUS_ARG]))
                 else:
                     raise SimulationError(
                         f"{self.scenario.source}: max_events: the replication reached its limit of "
@@ -484,13 +544,29 @@ class CompiledSimulation(Sliced):
         finally:
             self.wall_s += time.perf_counter() - started
 
+    def _tools_bound(self) -> int:
+        """The most tools an event may start (kernel._room's bound)."""
+        return (self.n_sys + 1) * int(self.gi[L.MAX_NODES])
+
+    def _grow_for_failures(self, status: int, need: int) -> None:
+        """Grow what kernel._room_fallible found too small to ``need`` entries at least (doubling)."""
+        if status == L.GROW_HEAPS:
+            self._alloc_heaps(max(need, 2 * self.rh_kf.shape[1]))
+        elif status == L.GROW_EVENTS:
+            size = max(need, 2 * self.ev_kf.shape[0])
+            self.ev_kf = _grown(self.ev_kf, (size,))
+            self.ev_ki = _grown(self.ev_ki, (size, L.EV_COLS), np.int64)
+            self.ev_pf = _grown(self.ev_pf, (size, 1))
+        else:
+            self.fail_buf = _grown(self.fail_buf, (self.fail_buf.shape[0], max(need, 2 * self.fail_buf.shape[1])))
+
     def _grow(self) -> None:
         n_sys = self.n_sys
         if n_sys + 1 > self.req_f.shape[0]:
             self._alloc_requests(2 * self.req_f.shape[0])
-        if (n_sys + 1) * int(self.gi[K.MAX_NODES]) > self.tool_i.shape[0]:
+        if (n_sys + 1) * int(self.gi[L.MAX_NODES]) > self.tool_i.shape[0]:
             self._alloc_tools(2 * self.tool_i.shape[0])
-        if K.FLUSH_EVERY + n_sys + 1 > self.lat_buf.shape[1]:
+        if L.FLUSH_EVERY + n_sys + 1 > self.lat_buf.shape[1]:
             bigger = np.zeros((self.lat_buf.shape[0], 2 * self.lat_buf.shape[1]))
             bigger[:, : self.lat_buf.shape[1]] = self.lat_buf
             self.lat_buf = bigger
@@ -500,9 +576,9 @@ class CompiledSimulation(Sliced):
         for t in range(len(self.types)):
             n = int(self.lat_n[t])
             done = 0
-            while n - done >= K.FLUSH_EVERY:
-                self.sketches[t].add_many(self.lat_buf[t, done : done + K.FLUSH_EVERY].tolist())
-                done += K.FLUSH_EVERY
+            while n - done >= L.FLUSH_EVERY:
+                self.sketches[t].add_many(self.lat_buf[t, done : done + L.FLUSH_EVERY].tolist())
+                done += L.FLUSH_EVERY
             if done:
                 self.lat_buf[t, : n - done] = self.lat_buf[t, done:n]
                 self.lat_n[t] = n - done
@@ -513,13 +589,17 @@ class CompiledSimulation(Sliced):
             return
         counts = self.counts
         if not self.stopped_at_horizon and self.n_sys:
-            stuck = [t.name for t in self.types if counts[t.index, K.C_INFLIGHT]]
+            stuck = [t.name for t in self.types if counts[t.index, L.C_INFLIGHT]]
             self.unstable_reason = f"requests of {', '.join(stuck)} never finished ({self.n_sys} in flight at the end)"
             return
         silent = [
             t.name
             for t in self.types
-            if counts[t.index, K.C_ARRIVALS] and not self.sketches[t.index].count and not self.lat_n[t.index]
+            if counts[t.index, L.C_ARRIVALS]
+            and not self.sketches[t.index].count
+            and not self.lat_n[t.index]
+            and not counts[t.index, L.C_FAILED]
+            and not counts[t.index, L.C_TIMED_OUT]
         ]
         if silent:
             self.unstable_reason = f"no request of {', '.join(silent)} completed in the measurement window"
@@ -530,58 +610,6 @@ class CompiledSimulation(Sliced):
         gf, gi, rates, spaces, _, _, _, out, _ = self._bundles()
         K.close_window(gf, gi, rates, spaces, out, now)
 
-    @property
-    def window(self) -> dict[str, Any]:
-        """The window snapshots as the engine keeps them (``start`` and ``end`` once taken)."""
-        window: dict[str, Any] = {}
-        n_rates = len(self.rate_names)
-        base = 2 + 3 * self.rate_f.shape[0]
-        for key, row, flag in (("start", 0, K.HAS_START), ("end", 1, K.HAS_END)):
-            if not self.gi[flag]:
-                continue
-            w = self.win_f[row].tolist()
-            window[key] = {
-                "t": w[0],
-                "sys": w[1],
-                "n": int(self.win_n[row]),
-                "rates": [[w[2 + 3 * r], w[3 + 3 * r], w[4 + 3 * r], 0.0] for r in range(n_rates)],
-                "spaces": [[w[base + 2 * s], 0.0, w[base + 2 * s + 1]] for s in range(len(self.space_names))],
-            }
-        return window
-
-    @property
-    def rates(self) -> list[RateView]:
-        """The rate resources' names, capacities and maxima."""
-        f, i = self.rate_f, self.rate_i
-        return [
-            RateView(name, float(f[r, KR.R_CAPACITY]), int(i[r, KR.R_MAX_N]), int(i[r, KR.R_MAX_Q]))
-            for r, name in enumerate(self.rate_names)
-        ]
-
-    @property
-    def spaces(self) -> list[SpaceView]:
-        """The space resources' names, capacities and maxima."""
-        f, i = self.space_f, self.space_i
-        return [
-            SpaceView(name, float(f[s, KR.S_CAPACITY]), float(f[s, KR.S_MAX_USED]), int(i[s, KR.S_MAX_Q]))
-            for s, name in enumerate(self.space_names)
-        ]
-
-    @property
-    def counted_arrivals(self) -> list[int]:
-        """Requests per type that arrived in the measurement window."""
-        return [int(v) for v in self.counts[:, K.C_ARRIVALS]]
-
-    @property
-    def counted_inflight(self) -> list[int]:
-        """Counted requests per type still in flight."""
-        return [int(v) for v in self.counts[:, K.C_COUNTED_INFLIGHT]]
-
-    @property
-    def node_stats(self) -> list[list[list[int]]]:
-        """Per type and node key the engine's node figures (attempts and branch skips; no failures here)."""
-        return [[self.node_fig[t.index, n].tolist() for n in range(len(t.node_keys))] for t in self.types]
-
     def flush(self) -> None:
         """Move buffered latencies into the sketches."""
         self._flush_full()
@@ -589,63 +617,26 @@ class CompiledSimulation(Sliced):
             n = int(self.lat_n[t])
             sketch.add_many(self.lat_buf[t, :n].tolist())
             self.lat_n[t] = 0
+        for t, sketch in enumerate(self.fail_sketches):  # the engine's failure buffers are folded only here
+            n = int(self.fail_n[t])
+            sketch.add_many(self.fail_buf[t, :n].tolist())
+            self.fail_n[t] = 0
 
     # ------------------------------------------------------------------------------------------ saving and resuming
 
     def state_dict(self) -> dict[str, Any]:
-        """The whole run's state as msgpack-serialisable data: its arrays (as raw bytes), generators and sketches.
+        """The whole run's state as msgpack-serialisable data (:mod:`simfleet.worker.des.compiled_state`).
 
         Only :meth:`from_state` of this class reads it (it is not the Python engine's state format).
         """
-        arrays = {name: _array_data(getattr(self, name)) for name in STATE_ARRAYS}
-        return {
-            "version": STATE_VERSION,
-            "kind": "compiled-v1",
-            "scenario": self.scenario.name,
-            "seed": self.seed,
-            "replication": self.replication,
-            "arrays": arrays,
-            "arrival_rngs": [generator_state(rng) for rng in self.arrival_rngs],
-            "work_rngs": [generator_state(rng) for rng in self.work_rngs],
-            "decision_rngs": [generator_state(rng) for rng in self.decision_rngs],
-            "attribute_rngs": [generator_state(rng) for rng in self.attribute_rngs],
-            "processes": [None if p is None else p.state() for p in self.processes],
-            "sketches": [to_wire(sketch.to_data()) for sketch in self.sketches],
-            "unstable_reason": self.unstable_reason,
-            "stopped_at_horizon": self.stopped_at_horizon,
-            "finished": self.finished,
-            "wall_s": self.wall_s,
-        }
+        return save_state(self)
 
     @classmethod
     def from_state(cls, scenario: Scenario, state: dict[str, Any]) -> CompiledSimulation:
         """A run that continues exactly where the one that produced ``state`` (:meth:`state_dict`) stopped."""
-        if state.get("version") != STATE_VERSION or state.get("kind") != "compiled-v1":
-            raise SimulationError(
-                f"unsupported compiled DES state (version {state.get('version')!r}, kind {state.get('kind')!r}; "
-                f"expected version {STATE_VERSION}, kind 'compiled-v1')"
-            )
-        if state["scenario"] != scenario.name:
-            raise SimulationError(f"state is of scenario {state['scenario']!r}, not {scenario.name!r}")
+        check_state(state, scenario.name)
         sim = cls(scenario, int(state["seed"]), int(state["replication"]))
-        for name in STATE_ARRAYS:
-            setattr(sim, name, _array_from(state["arrays"][name]))
-        capacity = sim.tool_i.shape[0]
-        sim.done_buf, sim.admit_buf, sim.ready_buf = (np.zeros(capacity, dtype=np.int64) for _ in range(3))
-        rngs = sim.arrival_rngs + sim.work_rngs + sim.decision_rngs + sim.attribute_rngs
-        saved_rngs = state["arrival_rngs"] + state["work_rngs"] + state["decision_rngs"] + state["attribute_rngs"]
-        for rng, saved in zip(rngs, saved_rngs, strict=True):
-            restore_generator(rng, saved)
-        for process, saved in zip(sim.processes, state["processes"], strict=True):
-            if process is not None:
-                process.restore(saved)
-        sim.sketches = [
-            LatencySketch.from_data(decode(SketchData, d, what="DES state sketch")) for d in state["sketches"]
-        ]
-        sim.unstable_reason = state["unstable_reason"]
-        sim.stopped_at_horizon = bool(state["stopped_at_horizon"])
-        sim.finished = bool(state["finished"])
-        sim.wall_s = float(state["wall_s"])
+        restore_state(sim, state)
         return sim
 
     def summary(self) -> ReplicationSummary:
@@ -667,10 +658,14 @@ def warm() -> float:
         "tools": {"job": {"work": {"cpu": {"dist": "exponential", "mean": 0.5}}, "space": {"mem": 1}}},
         "request_types": {"r": {"rate_per_min": 60, "nodes": {"job": {"tool": "job"}}}},
     })  # fmt: skip
-    sim = CompiledSimulation(scenario, 1)
-    sim.run(5.0)
-    sim.run()
-    sim.summary()
+    failing = parse_scenario({**scenario.to_dict(), "tools": {"job": {
+        "work": {"cpu": {"dist": "exponential", "mean": 0.5}}, "space": {"mem": 1}, "fail_prob": 0.2,
+        "timeout_s": 1.0, "retries": 1, "backoff_s": 0.1}}})  # fmt: skip
+    for each in (scenario, failing):  # the two loops: scenarios that cannot fail, and those that can
+        sim = CompiledSimulation(each, 1)
+        sim.run(5.0)
+        sim.run()
+        sim.summary()
     return time.perf_counter() - started
 
 
