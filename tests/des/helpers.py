@@ -141,3 +141,19 @@ def differences(python: Any, compiled: Any, path: str = "") -> list[str]:
         relative = abs(python - compiled) / max(abs(python), 1e-300)
         return [f"{path}: {python!r} vs {compiled!r} (relative {relative:.3g})"]
     return [f"{path}: {python!r} vs {compiled!r}"]
+
+
+def assert_same_run(scenario: Scenario, seed: int, replication: int) -> Any:
+    """Run the replication on both engines, fail on the fields that differ; the summary as plain data."""
+    from simfleet.worker.des.compiled import CompiledSimulation
+    from simfleet.worker.des.engine import Simulation
+
+    python = Simulation(scenario, seed, replication)
+    python.run()
+    compiled = CompiledSimulation(scenario, seed, replication)
+    compiled.run()
+    expected, got = plain(python.summary()), plain(compiled.summary())
+    found = differences(expected, got)
+    assert not found, f"{scenario.name}, seed {seed}, replication {replication}:\n" + "\n".join(found[:20])
+    assert compiled.events == python.events
+    return got

@@ -1,6 +1,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from simfleet.producer.cli import main
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
@@ -77,6 +79,8 @@ def test_both_engines_print_the_same_answer_and_a_trace_comes_from_the_python_en
 def test_an_unknown_engine_is_refused_naming_the_flag_and_the_choices(capsys):
     for command in (["run", str(SCENARIOS / "mixed_workload.yaml")], ["validate"],
                     ["sla", str(SCENARIOS / "deep_research_sla.yaml")]):  # fmt: skip
-        assert main(["des", *command, "--engine", "numba"]) == 2
+        with pytest.raises(SystemExit) as exit_info:
+            main(["des", *command, "--engine", "numba"])
+        assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert "--engine" in err and "'numba'" in err and "compiled" in err and "python" in err

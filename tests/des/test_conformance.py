@@ -6,8 +6,9 @@ too. Wall-clock figures are the only ones left out. The scenarios are those of t
 
 - every scenario the validation table of DES_MODEL.md builds (each replication it runs goes through both engines);
 - every example scenario under ``config/scenarios``;
-- random scenarios drawn by hypothesis (``tests/des/strategies.py``): random DAGs, resource kinds, caps, weights,
-  priorities, space demands, distributions, arrival processes, branches, variants, failures, timeouts, retries.
+- 200 random scenarios per run drawn by hypothesis (``tests/des/strategies.py``): random DAGs, resource kinds, caps,
+  FIFO limits, weights, priorities, space demands, distributions, join overheads, attributes, arrival processes,
+  branches, variants, and (in about half) failures, timeouts, retries, backoffs, skips and fallbacks.
 """
 
 from __future__ import annotations
@@ -16,30 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from simfleet.shared.messages.des import ReplicationSummary
 from simfleet.worker.des import engines
-from simfleet.worker.des.compiled import CompiledSimulation
-from simfleet.worker.des.engine import Simulation
-from simfleet.worker.des.scenario import Scenario, load_scenario
+from simfleet.worker.des.engine import run_replication
+from simfleet.worker.des.scenario import Scenario, load_scenario, parse_scenario
 from simfleet.worker.des.validation import run_validation
 
-from .helpers import differences, plain
+from .helpers import assert_same_run
+from .strategies import random_scenarios
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "config" / "scenarios").glob("*.yaml"))
-
-
-def both_engines(scenario: Scenario, seed: int, replication: int) -> ReplicationSummary:
-    """Run the replication on both engines; fail on the first fields that differ; the Python engine's summary."""
-    python = Simulation(scenario, seed, replication)
-    python.run()
-    compiled = CompiledSimulation(scenario, seed, replication)
-    compiled.run()
-    expected = python.summary()
-    found = differences(plain(expected), plain(compiled.summary()))
-    assert not found, f"{scenario.name}, seed {seed}, replication {replication}:\n" + "\n".join(found[:20])
-    assert compiled.events == python.events
-    return expected
 
 
 def test_every_scenario_of_the_validation_table_runs_alike_on_both_engines(monkeypatch: Any) -> None:
@@ -47,7 +37,8 @@ def test_every_scenario_of_the_validation_table_runs_alike_on_both_engines(monke
 
     def compare(scenario: Scenario, seed: int, replication: int, engine: Any = None) -> ReplicationSummary:
         compared.append(scenario.name)
-        return both_engines(scenario, seed, replication)
+        assert_same_run(scenario, seed, replication)
+        return run_replication(scenario, seed, replication)
 
     monkeypatch.setattr(engines, "run_replication", compare)
     rows = run_validation(scale=0.05)
@@ -63,5 +54,16 @@ def test_every_scenario_of_the_validation_table_runs_alike_on_both_engines(monke
 def test_every_example_scenario_runs_alike_on_both_engines(path: Path) -> None:
     scenario = load_scenario(path)
     for replication in (0, 1):
-        summary = both_engines(scenario, scenario.seed, replication)
-        assert summary.overall.completed > 0
+        summary = assert_same_run(scenario, scenario.seed, replication)
+        assert summary["overall"]["completed"] > 0
+
+
+RANDOM_EXAMPLES = 200
+"""Random scenarios per run of the suite (hypothesis draws new ones each run; about half can fail)."""
+
+
+@settings(max_examples=RANDOM_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.booleans().flatmap(lambda failures: random_scenarios(failures=failures)),
+       seed=st.integers(0, 2**31), replication=st.integers(0, 3))  # fmt: skip
+def test_random_scenarios_run_alike_on_both_engines(data: dict[str, Any], seed: int, replication: int) -> None:
+    assert_same_run(parse_scenario(data), seed, replication)

@@ -9,16 +9,13 @@ from typing import Any
 
 import msgpack
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from simfleet.worker.des import kernel_layout as L
 from simfleet.worker.des.compiled import CompiledSimulation
 from simfleet.worker.des.engine import Simulation
 from simfleet.worker.des.scenario import Scenario, load_scenario, parse_scenario
 
-from .helpers import faulty
-from .test_kernel import assert_same_run, plain, random_scenarios
+from .helpers import assert_same_run, faulty, plain
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 
@@ -229,10 +226,3 @@ def test_an_overloaded_failing_run_grows_its_heaps_events_and_failure_buffers() 
     assert plain(compiled.summary()) == plain(python.summary())
     grown = (compiled.rh_kf.shape[1], compiled.ev_kf.shape[0], compiled.fail_buf.shape[1])
     assert all(after > before for before, after in zip(sizes, grown, strict=True)), (sizes, grown)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=random_scenarios(failures=True), seed=st.integers(0, 2**31), replication=st.integers(0, 3))
-def test_random_scenarios_with_failures_give_the_python_engines_summary(data: dict[str, Any], seed: int,
-                                                                        replication: int) -> None:  # fmt: skip
-    assert_same_run(parse_scenario(data), seed, replication)
