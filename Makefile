@@ -35,13 +35,15 @@ lint: $(STAMP)
 	set -o pipefail; $(BIN)/mypy 2>&1 | sed 's|build/typecheck/simfleet/||'
 	$(BIN)/lint-imports --no-cache
 
-# numba's kernels (the lifecycle backend's and the DES kernel) are compiled once, into its on-disk cache, before the
-# test processes start (they would each compile them at once on a fresh clone); the two compile side by side, one
-# per core. The cache is the configured one (NUMBA_CACHE_DIR, docs/operations.md), build/numba-cache here.
+# numba's kernels (the lifecycle backend's, and the DES kernel's two loops) are compiled once, into its on-disk cache,
+# before the test processes start (they would each compile them at once on a fresh clone); the three compile side by
+# side. The cache is the configured one (NUMBA_CACHE_DIR, docs/operations.md), build/numba-cache here.
 export NUMBA_CACHE_DIR ?= $(CURDIR)/build/numba-cache
+WARM_KERNELS := $(BIN)/python -m simfleet.worker.lifecycle.backends.numba_backend --warm & lifecycle=$$!; \
+	$(BIN)/python -m simfleet.worker.des.compiled --warm plain & plain=$$!; \
+	$(BIN)/python -m simfleet.worker.des.compiled --warm failures && wait $$lifecycle && wait $$plain
 unit: $(STAMP)
-	$(BIN)/python -m simfleet.worker.lifecycle.backends.numba_backend --warm & lifecycle=$$!; \
-	$(BIN)/python -m simfleet.worker.des.compiled --warm && wait $$lifecycle
+	$(WARM_KERNELS)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 ## make test: lint plus the whole suite (what CI runs)
@@ -56,6 +58,7 @@ fuzz: $(STAMP)
 ## make bench: every benchmark under benchmarks/, printing our figures beside the peers' and a verdict per target;
 ## all of them run, and it fails at the end when any target was missed
 bench: $(STAMP)
+	$(WARM_KERNELS)
 	@missed=""; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || missed="$$missed $$b"; done; \
 	if [ -n "$$missed" ]; then echo "make bench: targets missed in:$$missed"; exit 1; fi; echo "make bench: every target met"
 
@@ -63,6 +66,7 @@ bench: $(STAMP)
 ## stopped with .venv/bin/simfleet fleet down
 KEEP ?=
 demo: $(STAMP)
+	$(WARM_KERNELS)
 	$(BIN)/python -m simfleet.producer.demo $(if $(filter 1 yes true,$(KEEP)),--keep)
 
 clean:
