@@ -30,6 +30,8 @@ from .test_study import comparable
 SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 
 
+# The tests that look inside a running batch run it on the Python engine, whose replications last long enough to be
+# seen (or cut) mid-batch; the kernel runs these in a few hundredths of a second.
 def mixed(horizon_s: float, name: str):
     data = load_scenario(SCENARIOS / "mixed_workload.yaml").to_dict()
     return parse_scenario({**data, "horizon_s": horizon_s, "name": name})
@@ -87,7 +89,7 @@ def test_an_automatic_batch_is_measured_and_spread_over_the_workers(fleet, start
 
 def test_progress_counts_the_replications_of_a_running_batch(fleet, start_worker):
     start_worker(concurrency=1)
-    study = fleet.run_des(mixed(6_000.0, "mixed-long"), replications=4, seed=6, batch=4)
+    study = fleet.run_des(mixed(6_000.0, "mixed-long"), replications=4, seed=6, batch=4, engine="python")
     assert len(study.task_ids) == 1
     seen = wait_until(lambda: (p := study.progress()) and 1 <= p.done < 4 and p, "some of the batch recorded")
     assert seen.total == 4 and fleet.task_meta(study.task_ids[0])["status"] != "SUCCESS"
@@ -98,7 +100,7 @@ def test_progress_counts_the_replications_of_a_running_batch(fleet, start_worker
 
 def test_a_cancelled_batch_stops_before_its_next_replication(fleet, start_worker):
     worker = start_worker(concurrency=1)
-    study = fleet.run_des(mixed(3_000.0, "mixed-cancel"), replications=6, seed=1, batch=6)
+    study = fleet.run_des(mixed(3_000.0, "mixed-cancel"), replications=6, seed=1, batch=6, engine="python")
     wait_until(lambda: study.progress().done >= 1, "a replication of the batch recorded")
     study.cancel()
     with pytest.raises(StudyFailed) as stopped:
@@ -112,7 +114,7 @@ def test_a_cancelled_batch_stops_before_its_next_replication(fleet, start_worker
 def test_a_worker_killed_mid_batch_has_only_its_unrecorded_replications_run_again(fleet, start_worker):
     first, second = start_worker(concurrency=1), start_worker(concurrency=1)
     scenario = mixed(12_000.0, "mixed-batch-death")
-    study = fleet.run_des(scenario, replications=4, seed=9, batch=4)
+    study = fleet.run_des(scenario, replications=4, seed=9, batch=4, engine="python")
     wait_until(lambda: study.progress().done >= 1, "a replication of the batch recorded", timeout_s=120)
     running = fleet.study_records.nodes_running()
     assert len(running) == 1

@@ -140,7 +140,8 @@ def test_flower_lists_the_owner_queue_of_a_worker_started_after_it_and_counts_th
 def test_two_cli_invocations_add_no_worker_and_no_label_value_to_flower(flower_fleet):
     worker = flower_fleet.start_worker("cpu")
     for _ in range(2):
-        run = simfleet("des", "run", str(SCENARIO), "--replications", "2", "--fleet", config=flower_fleet.config)
+        run = simfleet("des", "run", str(SCENARIO), "--replications", "2", "--fleet", "--batch", "1",
+                       config=flower_fleet.config)  # fmt: skip
         assert run.returncode == 0, run.stderr
     wait_until(lambda: len(flower_fleet.api("/api/tasks?taskname=des.run&state=SUCCESS")) == 4,
                "Flower to see the four replications succeed")  # fmt: skip

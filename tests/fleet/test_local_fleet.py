@@ -59,7 +59,7 @@ def test_fleet_up_starts_everything_flower_sees_it_and_down_stops_exactly_it(loc
     inputs = tmp_path / "inputs"
     write_inputs(synthesize(30, 200, seed=5), inputs, "csv")
     with Fleet.from_settings(settings) as fleet:
-        study = fleet.run_des(SCENARIOS / "web_search_load_test.yaml", replications=3)
+        study = fleet.run_des(SCENARIOS / "web_search_load_test.yaml", replications=3, batch=1)  # 3 tasks
         job = fleet.run_lifecycle(inputs=inputs, chunk_days=100)
         answer, summary = fleet.wait_all([study, job], timeout=120)
         assert answer.replications == 3

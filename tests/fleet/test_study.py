@@ -83,6 +83,8 @@ def test_a_model_v2_study_with_a_trace_file_runs_on_the_fleet_exactly_as_locally
     assert worker.log.exists()
 
 
+# The tests that kill or cancel replications mid-run run them on the Python engine, whose replications last long enough
+# to be cut (the kernel runs this scenario in 0.05 s); the local answers they must equal come from the kernel.
 def long_scenario(horizon_s: float = 12_000):
     data = load_scenario(SCENARIOS / "mixed_workload.yaml").to_dict()
     return parse_scenario({**data, "horizon_s": horizon_s, "name": "mixed-long"})
@@ -92,7 +94,7 @@ def long_scenario(horizon_s: float = 12_000):
 def test_killing_a_pool_process_mid_study_still_counts_every_replication_once(fleet, start_worker):
     worker = start_worker(concurrency=2)
     scenario = long_scenario()
-    study = fleet.run_des(scenario, replications=6, seed=5)
+    study = fleet.run_des(scenario, replications=6, seed=5, engine="python")
     running = wait_until(lambda: [r for r in study.progress().running if r.percent > 5], "a replication in progress")
     active = fleet.app.control.inspect(destination=[worker.name], timeout=2).active()[worker.name]
     victim = next(t for t in active if t["id"] == f"{study.id}-{running[0].replication}")
@@ -108,7 +110,7 @@ def test_killing_a_pool_process_mid_study_still_counts_every_replication_once(fl
 def test_a_whole_cpu_worker_killed_mid_study_has_its_replications_run_again_at_once(fleet, start_worker):
     first, second = start_worker(concurrency=1), start_worker(concurrency=1)
     scenario = long_scenario(8_000)
-    study = fleet.run_des(scenario, replications=4, seed=9)
+    study = fleet.run_des(scenario, replications=4, seed=9, engine="python", batch=1)
     wait_until(lambda: len(study.progress().running) == 2, "both workers running a replication")
     first.kill()
     result = study.wait(timeout=120)  # far below the broker's 12-hour visibility timeout
@@ -147,7 +149,7 @@ def test_a_replication_over_the_memory_limit_fails_with_a_clear_message(fleet, s
 
 def test_a_cancelled_study_stops_and_says_so(fleet, start_worker, capsys):
     start_worker(concurrency=1)
-    study = fleet.run_des(long_scenario(), replications=4, seed=2)
+    study = fleet.run_des(long_scenario(), replications=4, seed=2, engine="python")
     wait_until(lambda: study.progress().running, "a replication in progress")
     assert main(["study", "cancel", study.id]) == 0
     with pytest.raises(StudyFailed) as stopped:

@@ -110,8 +110,9 @@ def exporter(fleet_settings: Settings, tmp_path: Path) -> Iterator[Exporter]:
 
 def test_queue_lengths_and_waiting_work_are_what_redis_holds(fleet, exporter, redis_server, tmp_path):
     job = fleet.run_lifecycle(inputs=make_inputs(tmp_path / "inputs", 20, 60, seed=1), sink="none", priority="high")
-    fleet.run_des(SCENARIO, replications=3, seed=1, priority="background")
-    study = fleet.run_des(SCENARIO, replications=2, seed=2, priority="high")
+    # One replication per task (batch=1): the compiled kernel's short replications would be batched otherwise.
+    fleet.run_des(SCENARIO, replications=3, seed=1, priority="background", batch=1)
+    study = fleet.run_des(SCENARIO, replications=2, seed=2, priority="high", batch=1)
     samples = exporter.scrape()
     broker = redis_server.client(0)
     for queue in fleet.settings.queues.all():
