@@ -13,11 +13,11 @@ import msgpack
 import pytest
 
 from simfleet.shared.errors import SimulationError
-from simfleet.worker.des.compiled import CompiledSimulation, unsupported_features
+from simfleet.worker.des.compiled import CompiledSimulation
 from simfleet.worker.des.engine import Simulation
 from simfleet.worker.des.scenario import Scenario, load_scenario, parse_scenario
 
-from .helpers import assert_same_run, faulty, fork_join, one_queue, plain
+from .helpers import assert_same_run, fork_join, one_queue, plain
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 V1_EXAMPLES = ["deep_research_sla", "mixed_workload", "npu_bottleneck", "web_search_load_test"]
@@ -147,15 +147,6 @@ def test_the_event_limit_is_enforced_as_in_the_engine() -> None:
         Simulation(scenario, 1).run()
     with pytest.raises(SimulationError, match="max_events: the replication reached its limit of 500 events"):
         CompiledSimulation(scenario, 1).run()
-
-
-@pytest.mark.parametrize(
-    "scenario",
-    [lambda: faulty(), lambda: load_scenario(SCENARIOS / "rag_with_failures.yaml"), lambda: fork_join()],
-    ids=["faulty", "rag_with_failures", "fork_join"],
-)
-def test_no_feature_of_a_valid_scenario_is_left_to_the_python_engine(scenario: Any) -> None:
-    assert unsupported_features(scenario()) == []
 
 
 # ------------------------------------------------------------------------------- model v2 features without failures

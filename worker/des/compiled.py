@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from simfleet.shared.errors import ScenarioError, SimulationError
+from simfleet.shared.errors import SimulationError
 from simfleet.shared.messages.des import NODE_FIGURES, ReplicationSummary
 from simfleet.worker.des import kernel as K
 from simfleet.worker.des import kernel_layout as L
@@ -29,20 +29,14 @@ from simfleet.worker.des.arrivals import ProcessStream
 from simfleet.worker.des.compiled_state import SummaryViews, check_state, restore_state, save_state
 from simfleet.worker.des.engine import Sliced
 from simfleet.worker.des.entities import TypeSpec
+from simfleet.worker.des.kernel_cache import invalidate_stale
 from simfleet.worker.des.kernel_tools import push_event
 from simfleet.worker.des.limits import check_number
 from simfleet.worker.des.scenario import FailurePolicy, Scenario
 from simfleet.worker.des.sketch import LatencySketch
 from simfleet.worker.des.streams import BLOCK, make_generators
 
-
-def unsupported_features(scenario: Scenario) -> list[str]:
-    """The model v2 features ``scenario`` uses that the compiled kernel does not cover (empty: it can run).
-
-    Every feature of a valid scenario is covered now, so this is always empty; it stays as the one place a caller
-    asks before choosing the engine.
-    """
-    return []
+invalidate_stale()  # numba's cache must not hold code compiled from other kernel sources (kernel_cache.py)
 
 
 def _chain(policy: FailurePolicy, tools: dict[str, Any]) -> list[FailurePolicy]:
@@ -114,10 +108,6 @@ class CompiledSimulation(SummaryViews, Sliced):
         scenario: the validated scenario.
         seed: the study seed.
         replication: the replication index; together with ``seed`` it fixes every random draw.
-
-    Raises:
-        ScenarioError: the scenario uses a feature the kernel does not cover (:func:`unsupported_features`; none
-            today).
     """
 
     req_f: Any
@@ -128,14 +118,6 @@ class CompiledSimulation(SummaryViews, Sliced):
     tool_free: Any
 
     def __init__(self, scenario: Scenario, seed: int, replication: int = 0) -> None:
-        missing = unsupported_features(scenario)
-        if missing:
-            raise ScenarioError(
-                "the compiled DES kernel does not cover these model v2 features yet: "
-                f"{', '.join(missing)}; run the scenario on the Python engine (simfleet.worker.des.engine)",
-                source=scenario.source,
-                key=missing[0].split(" ")[0],
-            )
         self.scenario = scenario
         self.seed = seed
         self.replication = replication
