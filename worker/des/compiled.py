@@ -27,13 +27,13 @@ from simfleet.worker.des import kernel_layout as L
 from simfleet.worker.des import kernel_resources as KR
 from simfleet.worker.des.arrivals import ProcessStream
 from simfleet.worker.des.compiled_state import SummaryViews, check_state, restore_state, save_state
-from simfleet.worker.des.engine import Sliced
 from simfleet.worker.des.entities import TypeSpec
 from simfleet.worker.des.kernel_cache import invalidate_stale
 from simfleet.worker.des.kernel_tools import push_event
 from simfleet.worker.des.limits import check_number
 from simfleet.worker.des.scenario import FailurePolicy, Scenario
 from simfleet.worker.des.sketch import LatencySketch
+from simfleet.worker.des.slicing import Sliced
 from simfleet.worker.des.streams import BLOCK, make_generators
 
 invalidate_stale()  # numba's cache must not hold code compiled from other kernel sources (kernel_cache.py)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import IO, Any
 
@@ -40,6 +40,7 @@ from simfleet.worker.des.limits import check_number
 from simfleet.worker.des.resources import INF, RateResource, SpaceResource
 from simfleet.worker.des.scenario import FailurePolicy, Scenario
 from simfleet.worker.des.sketch import LatencySketch
+from simfleet.worker.des.slicing import Sliced
 from simfleet.worker.des.streams import ArrivalStream, UniformStream, WorkStream, make_generators
 
 WARMUP, ARRIVAL, HORIZON, TIMEOUT, RETRY = 0, 1, 2, 3, 4
@@ -50,36 +51,6 @@ COMPLETED_OK, FAILED_OUTCOME, TIMED_OUT_OUTCOME = 0, 1, 2
 RequestObserver = Callable[[str, float, float, list[float]], None]
 """Called with (request type, arrival time, finish time, total work of each node run) for every counted request
 that completed successfully."""
-
-
-class Sliced:
-    """Running a replication in steps of simulated time; shared by the Python engine and the compiled kernel's driver.
-
-    The class using it has ``horizon_s``, ``next_event_s`` and ``run(until_s) -> bool``.
-    """
-
-    horizon_s: float
-
-    @property
-    def next_event_s(self) -> float:
-        """The simulated time of the next event (infinite when nothing is left to happen)."""
-        raise NotImplementedError
-
-    def run(self, until_s: float | None = None) -> bool:
-        """Process events up to simulated time ``until_s``; True when the replication has ended."""
-        raise NotImplementedError
-
-    def slices(self, count: int) -> Iterator[None]:
-        """Run the replication to its end in steps of ``horizon_s / count`` of simulated time, yielding at each pause.
-
-        What callers do between steps: report progress, look at the clock, the memory or a cancel flag. A step
-        starts no earlier than :attr:`next_event_s`, so a long quiet drain is one step, not billions of empty ones.
-        """
-        step = self.horizon_s / count
-        until = step
-        while not self.run(until_s=until):
-            yield
-            until = max(until + step, self.next_event_s)
 
 
 class Simulation(Sliced):
