@@ -210,6 +210,7 @@ def _context() -> Any:
                 "simfleet.producer.charts",
                 "simfleet.worker.des.engine",
                 "simfleet.worker.des.runner",
+                "tests.fuzz.kernel_ready",
                 "simfleet.worker.lifecycle.run",
                 "simfleet.worker.lifecycle.inputs",
                 # The command line imports these inside its handlers (so that --help starts fast): loaded once here,
