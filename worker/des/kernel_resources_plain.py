@@ -73,7 +73,7 @@ def rate_join_plain(rate_f: Any, rate_i: Any, next_times: Any, rh_kf: Any, rh_ki
     next_times[r] = now + (rh_kf[r, 0] - vclock) / vrate
 
 
-@njit_cached
+@njit_inlined
 def rate_admit_and_reschedule_plain(rate_f: Any, rate_i: Any, next_times: Any, rh_kf: Any, rh_ki: Any, rh_pf: Any,
                               rq_kf: Any, rq_ki: Any, rq_pf: Any, r: int, now: float) -> None:  # fmt: skip
     """RateResource._admit_and_reschedule (no tool is ever cancelled in model v1)."""
