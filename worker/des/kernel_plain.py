@@ -4,12 +4,12 @@ The same steps as :mod:`simfleet.worker.des.kernel_tools`, without what failures
 requests, the request's live tools): separate functions, so that the failure paths' code is not linked into a run that
 cannot use it (with it, numba/LLVM inlined less of the hot chain and model v1 runs took twice as long).
 
-The chain an arrival or a completion runs (arrive, start_node, start_work, finish_tool, node_done, request_done, and
-rate_join / rate_complete) is inlined at numba's level into :func:`kernel.run_events` (and into
-:func:`drain_ready_plain`): a call that is not inlined passes every array of its tuples as ~7 scalars each (~400
+The chain an arrival or a completion runs (arrive, start_node, start_work, finish_tool, node_done, request_done,
+rate_join, rate_complete, rate_admit_and_reschedule) is inlined at numba's level into :func:`kernel.run_events` (and
+into :func:`drain_ready_plain`): a call that is not inlined passes every array of its tuples as ~7 scalars each (~400
 arguments), which cost more than the event's work (M/M/1-PS 2.2M -> 5.6M requests/s, fork-join 0.67M -> 1.5M; the
-cold compile of the plain loop 21 s -> 35 s). The rarer steps (spaces, admissions, the ready list, a resource's
-queue) stay separate functions: inlining them too took the compile to ~3 min for no further speed.
+cold compile of the plain loop 21 s -> 35 s). The rarer steps (spaces, their admissions, the ready list) stay
+separate functions: inlining them too took the compile to ~3 min for no further speed.
 """
 
 from __future__ import annotations
