@@ -35,12 +35,13 @@ from simfleet.worker.des.kernel_resources import (
     heap_pop,
     heap_push,
     njit_cached,
+    njit_inlined,
     rate_advance,
     space_advance,
 )
 
 
-@njit_cached
+@njit_inlined
 def rate_join_plain(rate_f: Any, rate_i: Any, next_times: Any, rh_kf: Any, rh_ki: Any, rh_pf: Any, rq_kf: Any,
                     rq_ki: Any, rq_pf: Any, r: int, tool: int, work: float, weight: float, priority: int, seq: int,
                     now: float) -> None:  # fmt: skip
@@ -72,7 +73,7 @@ def rate_join_plain(rate_f: Any, rate_i: Any, next_times: Any, rh_kf: Any, rh_ki
     next_times[r] = now + (rh_kf[r, 0] - vclock) / vrate
 
 
-@njit_cached
+@njit_inlined
 def rate_admit_and_reschedule_plain(rate_f: Any, rate_i: Any, next_times: Any, rh_kf: Any, rh_ki: Any, rh_pf: Any,
                               rq_kf: Any, rq_ki: Any, rq_pf: Any, r: int, now: float) -> None:  # fmt: skip
     """RateResource._admit_and_reschedule (no tool is ever cancelled in model v1)."""
@@ -114,7 +115,7 @@ def rate_admit_and_reschedule_plain(rate_f: Any, rate_i: Any, next_times: Any, r
         next_times[r] = INF
 
 
-@njit_cached
+@njit_inlined
 def rate_complete_plain(rate_f: Any, rate_i: Any, next_times: Any, rh_kf: Any, rh_ki: Any, rh_pf: Any, rq_kf: Any,
                   rq_ki: Any, rq_pf: Any, r: int, now: float, done: Any) -> int:  # fmt: skip
     """RateResource.complete: the tools done at ``now`` go into ``done``; returns how many."""
