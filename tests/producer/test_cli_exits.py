@@ -54,7 +54,9 @@ def test_a_stopped_run_leaves_the_previous_output_whole(tmp_path: Path, sig: int
     out.mkdir()
     (out / "sweep.json").write_text("previous")
     process = subprocess.Popen(
-        [*SIMFLEET, "des", "sweep", str(scenario), "--rates", "30", "60", "--processes", "1", "--out", str(out)],
+        # On the Python engine, whose sweep lasts long enough to be stopped half-way (the kernel's takes 0.1 s).
+        [*SIMFLEET, "des", "sweep", str(scenario), "--rates", "30", "60", "--processes", "1", "--out", str(out),
+         "--engine", "python"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 60
