@@ -295,9 +295,12 @@ def run_events(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any
     done_buf = table[5]
     limit = gf[LIMIT]
     n_rates = next_times.shape[0]
+    count = gi[EVENTS]  # the event count, kept here and written back before each return
+    max_events = gi[MAX_EVENTS_I]
     while not gi[FINISHED]:
         status = _room(gi, model, table, draws, out)
         if status != DONE:
+            gi[EVENTS] = count
             return status
         t_res = next_times[0]
         index = 0
@@ -311,6 +314,7 @@ def run_events(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any
                 gi[FINISHED] = 1
                 break
             if t_res > limit:
+                gi[EVENTS] = count
                 return PAUSED
             gf[NOW] = t_res
             m = rate_complete_plain(rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf, index, t_res,
@@ -325,12 +329,14 @@ def run_events(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any
                 drain_ready_plain(gf, gi, rates, spaces, model, table, draws, out, t_res)
         else:
             if t_ev > limit:
+                gi[EVENTS] = count
                 return PAUSED
             kind = ev_ki[0, 0] // KIND_SHIFT
             payload = ev_ki[0, 1]
             if (kind == ARRIVAL and type_i[payload, Y_ARRIVAL] != ARR_DETERMINISTIC
                     and arr_pos[payload, POS] >= arr_pos[payload, LEN]):  # fmt: skip
                 gi[STATUS_ARG] = payload
+                gi[EVENTS] = count
                 return NEED_ARRIVALS
             heap_pop(ev_kf, ev_ki, ev_pf, gi[EV_N])
             gi[EV_N] -= 1
@@ -349,9 +355,11 @@ def run_events(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any
                 if not gi[DRAIN] or gi[UNSTABLE]:
                     gi[STOPPED] = 1
                     gi[FINISHED] = 1
-        gi[EVENTS] += 1
-        if gi[EVENTS] >= gi[MAX_EVENTS_I]:
+        count += 1
+        if count >= max_events:
+            gi[EVENTS] = count
             return MAX_EVENTS
+    gi[EVENTS] = count
     return DONE
 
 
