@@ -42,12 +42,17 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/build/numba-cache
 WARM_KERNELS := $(BIN)/python -m simfleet.worker.lifecycle.backends.numba_backend --warm & lifecycle=$$!; \
 	$(BIN)/python -m simfleet.worker.des.compiled --warm plain & plain=$$!; \
 	$(BIN)/python -m simfleet.worker.des.compiled --warm failures && wait $$lifecycle && wait $$plain
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 unit: $(STAMP)
 	$(WARM_KERNELS)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	$(PYTEST)
 
-## make test: lint plus the whole suite (what CI runs)
-test: lint unit
+## make test: lint plus the whole suite (what CI runs); the kernels compile while lint runs
+test: $(STAMP)
+	{ $(WARM_KERNELS); } & warm=$$!; \
+	$(MAKE) --no-print-directory lint || { kill $$warm; exit 1; }; \
+	wait $$warm
+	$(PYTEST)
 
 ## make fuzz: the fuzz suite of bad inputs (2,000 cases by default), its outcome table; fails on any crash, hang,
 ## partial write or bad output (make test runs a sample of it)

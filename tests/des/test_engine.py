@@ -183,8 +183,8 @@ def test_memory_does_not_grow_with_the_number_of_requests(engine, factor):
         tracemalloc.stop()
         return top
 
-    # 10 thousand requests, and 100 thousand (Python) or a million (compiled): a leak would be 10x or 100x.
-    small, large = peak(12_500), peak(12_500 * factor)
+    # 5 thousand requests, and 50 thousand (Python) or half a million (compiled): a leak would be 10x or 100x.
+    small, large = peak(6_250), peak(6_250 * factor)
     assert large < 1.5 * small, (small, large)
 
 
