@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from simfleet.worker.des.kernel_layout import (
     ARRIVAL,
     ATTEMPTS,
@@ -247,7 +249,7 @@ def arrive_plain(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: A
     counts = out[2]
     following = next_arrival(model, draws, rtype, now)
     if following < gf[HORIZON_S]:
-        push_event(gi, events, following, ARRIVAL, rtype, 0, 0)
+        push_event(gi, events, following, np.int64(ARRIVAL), rtype, np.int64(0), np.int64(0))
     counted = now >= gf[WARMUP_S]
     gi[REQ_FREE_N] -= 1
     req = req_free[gi[REQ_FREE_N]]

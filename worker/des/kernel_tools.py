@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from simfleet.worker.des.kernel_layout import (
     A_COL,
     A_RANDOM,
@@ -218,7 +220,7 @@ def attempt(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any
         if u < fail_prob:
             tool_i[tool, T_FAILS] = 1
     if pol_i[pol, P_HAS_TIMEOUT]:
-        push_event(gi, events, now + pol_f[pol, P_TIMEOUT], TIMEOUT, tool, uid, 0)
+        push_event(gi, events, now + pol_f[pol, P_TIMEOUT], np.int64(TIMEOUT), tool, uid, np.int64(0))
     if tmpl_i[k, K_SPACES] and not acquire_space(spaces, model, table, tool, now):
         return
     start_work(gi, rates, model, table, draws, fail, tool, now)
@@ -243,7 +245,7 @@ def start_node(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: 
             gi[READY_N] += 1
             return
     attempt(gi, rates, spaces, model, table, draws, fail, out, events, req, node, node_i[dag, node, N_TMPL],
-            node_pol[dag, node], 0, 0, now)  # fmt: skip
+            node_pol[dag, node], np.int64(0), np.int64(0), now)  # fmt: skip
 
 
 @njit_cached
@@ -323,7 +325,7 @@ def attempt_failed(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table:
     node = tool_i[tool, T_NODE]
     count(model, table, out, req, node, FAILED)
     attempt_over(gf, gi, rates, spaces, model, table, draws, fail, out, events, req, node, k, tool_i[tool, T_POL],
-                 tool_i[tool, T_ATTEMPT], tool_i[tool, T_FALLBACK], FAILED_OUTCOME, now)  # fmt: skip
+                 tool_i[tool, T_ATTEMPT], tool_i[tool, T_FALLBACK], np.int64(FAILED_OUTCOME), now)  # fmt: skip
 
 
 @njit_cached
@@ -340,7 +342,7 @@ def attempt_over(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: A
                     is_fallback, now)  # fmt: skip
             return
         packed = (((number + 1) * 2 + is_fallback) * tmpl_i.shape[0] + k) * gi[MAX_NODES] + node
-        push_event(gi, events, now + delay, RETRY, req, req_i[req, Q_RID], packed)
+        push_event(gi, events, now + delay, np.int64(RETRY), req, req_i[req, Q_RID], packed)
         return
     on_failure = pol_i[pol, P_ON_FAILURE]
     if on_failure == ON_SKIP:
@@ -349,8 +351,8 @@ def attempt_over(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: A
     elif on_failure == ON_FALLBACK:
         count(model, table, out, req, node, FALLBACKS)
         fallback = pol_i[pol, P_FALLBACK]
-        attempt(gi, rates, spaces, model, table, draws, fail, out, events, req, node, fallback, tmpl_pol[fallback], 0,
-                1, now)  # fmt: skip
+        attempt(gi, rates, spaces, model, table, draws, fail, out, events, req, node, fallback, tmpl_pol[fallback],
+                np.int64(0), np.int64(1), now)  # fmt: skip
     else:
         request_failed(gf, gi, rates, spaces, model, table, draws, fail, out, req, outcome, now)
 
@@ -425,7 +427,7 @@ def timeout(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, d
     cancel_tool(gi, rates, spaces, model, table, draws, fail, tool, now)
     count(model, table, out, req, node, TIMED_OUT)
     attempt_over(gf, gi, rates, spaces, model, table, draws, fail, out, events, req, node, k, pol, number,
-                 is_fallback, TIMED_OUT_OUTCOME, now)  # fmt: skip
+                 is_fallback, np.int64(TIMED_OUT_OUTCOME), now)  # fmt: skip
     if gi[READY_N]:
         drain_ready(gf, gi, rates, spaces, model, table, draws, fail, out, events, now)
 
@@ -458,7 +460,7 @@ def node_done(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any,
     req_i = table[1]
     req_i[req, Q_LEFT] -= 1
     if not req_i[req, Q_LEFT]:
-        request_done(gf, gi, table, out, fail, req, COMPLETED_OK, now)
+        request_done(gf, gi, table, out, fail, req, np.int64(COMPLETED_OK), now)
         return
     dag = req_i[req, Q_DAG]
     for e in range(succ_start[dag, node], succ_start[dag, node + 1]):
@@ -569,7 +571,7 @@ def arrive(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, dr
     counts = out[2]
     following = next_arrival(model, draws, rtype, now)
     if following < gf[HORIZON_S]:
-        push_event(gi, events, following, ARRIVAL, rtype, 0, 0)
+        push_event(gi, events, following, np.int64(ARRIVAL), rtype, np.int64(0), np.int64(0))
     counted = now >= gf[WARMUP_S]
     gi[REQ_FREE_N] -= 1
     req = req_free[gi[REQ_FREE_N]]
