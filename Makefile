@@ -50,7 +50,7 @@ unit: $(STAMP)
 ## make test: lint plus the whole suite (what CI runs); the kernels compile while lint runs
 test: $(STAMP)
 	{ $(WARM_KERNELS); } & warm=$$!; \
-	$(MAKE) --no-print-directory lint || { kill $$warm; exit 1; }; \
+	$(MAKE) --no-print-directory lint || { wait $$warm; exit 1; }; \
 	wait $$warm
 	$(PYTEST)
 

@@ -66,8 +66,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from simfleet.worker.des.kernel_layout import (
     ARR_DETERMINISTIC,
     ARRIVAL,
@@ -141,6 +139,7 @@ from simfleet.worker.des.kernel_resources import (
     S_QUEUE_N,
     S_USED,
     S_USED_INT,
+    as_int64,
     heap_pop,
     njit_cached,
     rate_advance,
@@ -189,7 +188,7 @@ def snapshot(gf: Any, gi: Any, rates: Any, spaces: Any, out: Any, which: int, no
 @njit_cached
 def open_window(gf: Any, gi: Any, rates: Any, spaces: Any, out: Any, now: float) -> None:
     """Simulation._open_window: snapshot, and measure maxima afresh."""
-    snapshot(gf, gi, rates, spaces, out, np.int64(0), now)
+    snapshot(gf, gi, rates, spaces, out, as_int64(0), now)
     rate_i = rates[1]
     space_f, space_i = spaces[0], spaces[1]
     for r in range(rate_i.shape[0]):
@@ -208,7 +207,7 @@ def close_window(gf: Any, gi: Any, rates: Any, spaces: Any, out: Any, now: float
         return
     if not gi[HAS_START]:
         open_window(gf, gi, rates, spaces, out, now)
-    snapshot(gf, gi, rates, spaces, out, np.int64(1), now)
+    snapshot(gf, gi, rates, spaces, out, as_int64(1), now)
     gi[HAS_END] = 1
 
 
@@ -399,7 +398,7 @@ def run_events_fallible(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, t
                 return PAUSED
             gf[NOW] = t_res
             m = rate_complete(rate_f, rate_i, next_times, rh_kf, rh_ki, rh_pf, rq_kf, rq_ki, rq_pf, tool_rs, tool_vf,
-                              np.int64(index), t_res, done_buf)  # fmt: skip
+                              as_int64(index), t_res, done_buf)  # fmt: skip
             tool_i = table[3]
             for i in range(m):
                 done_uid[i] = tool_i[done_buf[i], T_UID]

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from simfleet.worker.des.kernel_layout import (
     ARRIVAL,
     ATTEMPTS,
@@ -58,7 +56,7 @@ from simfleet.worker.des.kernel_layout import (
     Y_PRIORITY,
     Y_WEIGHT,
 )
-from simfleet.worker.des.kernel_resources import njit_cached, njit_inlined
+from simfleet.worker.des.kernel_resources import as_int64, njit_cached, njit_inlined
 from simfleet.worker.des.kernel_resources_plain import rate_join_plain, space_acquire_plain, space_release_plain
 from simfleet.worker.des.kernel_tools import draw_attributes, next_arrival, push_event, type_pick
 
@@ -249,7 +247,7 @@ def arrive_plain(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: A
     counts = out[2]
     following = next_arrival(model, draws, rtype, now)
     if following < gf[HORIZON_S]:
-        push_event(gi, events, following, np.int64(ARRIVAL), rtype, np.int64(0), np.int64(0))
+        push_event(gi, events, following, as_int64(ARRIVAL), rtype, as_int64(0), as_int64(0))
     counted = now >= gf[WARMUP_S]
     gi[REQ_FREE_N] -= 1
     req = req_free[gi[REQ_FREE_N]]

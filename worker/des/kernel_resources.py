@@ -65,6 +65,15 @@ def njit_inlined(function: F) -> F:
     return cast(F, numba.njit(inline="always", **_OPTIONS)(function))
 
 
+@njit_inlined
+def as_int64(value: int) -> int:
+    """``value`` typed int64 rather than as a literal: constants go to kernel calls through this.
+
+    numba compiles a callee once per literal it is passed (a call with ``0`` and one with ``1`` are two compilations).
+    """
+    return np.int64(value)  # type: ignore[return-value]
+
+
 # ------------------------------------------------------------------------------------------------------------ heaps
 
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from simfleet.worker.des.kernel_layout import (
     A_COL,
     A_RANDOM,
@@ -89,6 +87,7 @@ from simfleet.worker.des.kernel_layout import (
 )
 from simfleet.worker.des.kernel_resources import (
     R_WASTED,
+    as_int64,
     heap_push,
     njit_cached,
     njit_inlined,
@@ -220,7 +219,7 @@ def attempt(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: Any
         if u < fail_prob:
             tool_i[tool, T_FAILS] = 1
     if pol_i[pol, P_HAS_TIMEOUT]:
-        push_event(gi, events, now + pol_f[pol, P_TIMEOUT], np.int64(TIMEOUT), tool, uid, np.int64(0))
+        push_event(gi, events, now + pol_f[pol, P_TIMEOUT], as_int64(TIMEOUT), tool, uid, as_int64(0))
     if tmpl_i[k, K_SPACES] and not acquire_space(spaces, model, table, tool, now):
         return
     start_work(gi, rates, model, table, draws, fail, tool, now)
@@ -245,7 +244,7 @@ def start_node(gi: Any, rates: Any, spaces: Any, model: Any, table: Any, draws: 
             gi[READY_N] += 1
             return
     attempt(gi, rates, spaces, model, table, draws, fail, out, events, req, node, node_i[dag, node, N_TMPL],
-            node_pol[dag, node], np.int64(0), np.int64(0), now)  # fmt: skip
+            node_pol[dag, node], as_int64(0), as_int64(0), now)  # fmt: skip
 
 
 @njit_cached
@@ -325,7 +324,7 @@ def attempt_failed(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table:
     node = tool_i[tool, T_NODE]
     count(model, table, out, req, node, FAILED)
     attempt_over(gf, gi, rates, spaces, model, table, draws, fail, out, events, req, node, k, tool_i[tool, T_POL],
-                 tool_i[tool, T_ATTEMPT], tool_i[tool, T_FALLBACK], np.int64(FAILED_OUTCOME), now)  # fmt: skip
+                 tool_i[tool, T_ATTEMPT], tool_i[tool, T_FALLBACK], as_int64(FAILED_OUTCOME), now)  # fmt: skip
 
 
 @njit_cached
@@ -342,7 +341,7 @@ def attempt_over(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: A
                     is_fallback, now)  # fmt: skip
             return
         packed = (((number + 1) * 2 + is_fallback) * tmpl_i.shape[0] + k) * gi[MAX_NODES] + node
-        push_event(gi, events, now + delay, np.int64(RETRY), req, req_i[req, Q_RID], packed)
+        push_event(gi, events, now + delay, as_int64(RETRY), req, req_i[req, Q_RID], packed)
         return
     on_failure = pol_i[pol, P_ON_FAILURE]
     if on_failure == ON_SKIP:
@@ -352,7 +351,7 @@ def attempt_over(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: A
         count(model, table, out, req, node, FALLBACKS)
         fallback = pol_i[pol, P_FALLBACK]
         attempt(gi, rates, spaces, model, table, draws, fail, out, events, req, node, fallback, tmpl_pol[fallback],
-                np.int64(0), np.int64(1), now)  # fmt: skip
+                as_int64(0), as_int64(1), now)  # fmt: skip
     else:
         request_failed(gf, gi, rates, spaces, model, table, draws, fail, out, req, outcome, now)
 
@@ -427,7 +426,7 @@ def timeout(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, d
     cancel_tool(gi, rates, spaces, model, table, draws, fail, tool, now)
     count(model, table, out, req, node, TIMED_OUT)
     attempt_over(gf, gi, rates, spaces, model, table, draws, fail, out, events, req, node, k, pol, number,
-                 is_fallback, np.int64(TIMED_OUT_OUTCOME), now)  # fmt: skip
+                 is_fallback, as_int64(TIMED_OUT_OUTCOME), now)  # fmt: skip
     if gi[READY_N]:
         drain_ready(gf, gi, rates, spaces, model, table, draws, fail, out, events, now)
 
@@ -460,7 +459,7 @@ def node_done(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any,
     req_i = table[1]
     req_i[req, Q_LEFT] -= 1
     if not req_i[req, Q_LEFT]:
-        request_done(gf, gi, table, out, fail, req, np.int64(COMPLETED_OK), now)
+        request_done(gf, gi, table, out, fail, req, as_int64(COMPLETED_OK), now)
         return
     dag = req_i[req, Q_DAG]
     for e in range(succ_start[dag, node], succ_start[dag, node + 1]):
@@ -571,7 +570,7 @@ def arrive(gf: Any, gi: Any, rates: Any, spaces: Any, model: Any, table: Any, dr
     counts = out[2]
     following = next_arrival(model, draws, rtype, now)
     if following < gf[HORIZON_S]:
-        push_event(gi, events, following, np.int64(ARRIVAL), rtype, np.int64(0), np.int64(0))
+        push_event(gi, events, following, as_int64(ARRIVAL), rtype, as_int64(0), as_int64(0))
     counted = now >= gf[WARMUP_S]
     gi[REQ_FREE_N] -= 1
     req = req_free[gi[REQ_FREE_N]]
