@@ -41,7 +41,7 @@ def test_every_scenario_of_the_validation_table_runs_alike_on_both_engines(monke
         return run_replication(scenario, seed, replication)
 
     monkeypatch.setattr(engines, "run_replication", compare)
-    rows = run_validation(scale=0.05)
+    rows = run_validation(scale=0.02)
     assert len(rows) >= 30
     # Every case but the one that watches requests with an observer (the Python engine's alone) ran through both.
     assert len(compared) >= 40

@@ -12,7 +12,7 @@ from tests.fuzz.generators import GENERATORS, SHARES, make_cases
 from tests.fuzz.harness import run_cases
 from tests.fuzz.templates import Templates
 
-SAMPLE = int(os.environ.get("SIMFLEET_FUZZ_SAMPLE", "300"))
+SAMPLE = int(os.environ.get("SIMFLEET_FUZZ_SAMPLE", "240"))
 SEED = int(os.environ.get("SIMFLEET_FUZZ_SEED", "3"))
 
 
