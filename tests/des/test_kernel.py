@@ -315,3 +315,15 @@ def test_thousands_in_flight_with_branches_and_variants_draw_decisions_far_ahead
     })  # fmt: skip
     summary = assert_same_run(scenario, 8, 0)
     assert summary["in_flight"] > 1_500 and summary["stopped_at_horizon"]
+
+
+def test_an_unused_tool_may_scale_its_work_by_an_attribute_no_type_declares() -> None:
+    # Found by the fuzzer: the kernel's tables are built for every template, run or not.
+    scenario = parse_scenario({
+        "name": "unused-per", "horizon_s": 300.0,
+        "resources": {"cpu": {"capacity": 1.0}},
+        "tools": {"used": {"work": {"cpu": {"dist": "exponential", "mean": 0.5}}},
+                  "unused": {"work": {"cpu": {"per": "doc_mb", "amount": 1.0}}}},
+        "request_types": {"r": {"rate_per_min": 30, "nodes": {"a": {"tool": "used"}}}},
+    })  # fmt: skip
+    assert assert_same_run(scenario, 1, 0)["overall"]["completed"] > 0

@@ -258,7 +258,9 @@ class CompiledSimulation(SummaryViews, Sliced):
                 tmpl_rand[k, p] = 1 if dist.is_random else 0
                 tmpl_const[k, p] = dist.mean
             for res_name, attribute in tool.per.items():
-                tmpl_per[k, list(tool.work).index(res_name)] = attr_col[attribute]
+                # A tool no request type runs may name an attribute no type declares (the scenario reader checks
+                # only the types that run it): it never draws work, so it needs no column.
+                tmpl_per[k, list(tool.work).index(res_name)] = attr_col.get(attribute, -1)
             for p, (res_name, amount) in enumerate(tool.space.items()):
                 tmpl_space[k, p], tmpl_amt[k, p] = space_index[res_name], amount
         overhead = np.zeros(n_rates)
