@@ -68,16 +68,23 @@ def run_replication(scenario: Scenario, seed: int, replication: int,
     return sim.summary()
 
 
+_ready: set[str] = set()
+"""Engines made ready in this process (and so in the processes it forks afterwards)."""
+
+
 def prepare(engine: Engine = DEFAULT_ENGINE) -> float:
     """Make ``engine`` ready to run at full speed in this process; return the seconds it took (0 for Python).
 
-    For the compiled kernel: compile it (or load it from numba's cache). Processes forked afterwards inherit it.
+    For the compiled kernel: compile it (or load it from numba's cache), once per process (a search's runner asks at
+    every probe). Processes forked afterwards inherit it.
     """
-    if engine == "python":
+    if engine == "python" or engine in _ready:
         return 0.0
     from simfleet.worker.des.compiled import warm
 
-    return warm()
+    seconds = warm()
+    _ready.add(engine)
+    return seconds
 
 
 __all__ = ["DEFAULT_ENGINE", "ENGINES", "Engine", "Replication", "prepare", "run_replication",
