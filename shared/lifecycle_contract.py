@@ -180,8 +180,15 @@ class Mp2Column:
     high: int | None = None
 
 
+VARIANT_COLUMNS: tuple[Mp2Column, ...] = (
+    Mp2Column("variant_id", "uint16", "UInt16", "", "plan variant (0 without variants; named in mp2_variants)"),
+    Mp2Column("replication", "uint16", "UInt16", "", "replication of the variant (0 without replications)"),
+)
+"""The ensemble columns of both MP2 tables (zeros for a job of one deterministic run)."""
+
 AIRFRAME_COLUMNS: tuple[Mp2Column, ...] = (
     Mp2Column("day", "uint16", "UInt16", "days", "day index s (0 = version_date)"),
+    *VARIANT_COLUMNS,
     Mp2Column("idx", "uint32", "UInt32", "", "dense rank of aircraft_number"),
     Mp2Column("date", "datetime64[D]", "Date", "date", "the simulated day D = version_date + day", None),
     Mp2Column("psn", "uint32", "UInt32", "serial number", "airframe serial number"),
@@ -198,10 +205,12 @@ AIRFRAME_COLUMNS: tuple[Mp2Column, ...] = (
     Mp2Column(
         "active_date", "datetime64[D]", "Nullable(Date)", "date", "start of the implied overhaul of a 1->2", None
     ),
+    Mp2Column("repair_queued", "uint8", "UInt8", "", "1 when it spent D in status 4 waiting for a repair slot", 0, 1),
 )
 
 DAILY_COLUMNS: tuple[Mp2Column, ...] = (
     Mp2Column("day", "uint16", "UInt16", "days", "day index s"),
+    *VARIANT_COLUMNS,
     Mp2Column("date", "datetime64[D]", "Date", "date", "the simulated day D", None),
     Mp2Column("ac_type", "uint8", "UInt8", "", "aircraft type code: 0 mi8, 1 mi17", 0, 1),
     Mp2Column("ops_target", "uint16", "UInt16", "aircraft", "MP4 target for D"),
@@ -216,12 +225,19 @@ DAILY_COLUMNS: tuple[Mp2Column, ...] = (
         Mp2Column(f"trans_{a}_{b}", "uint32", "UInt32", "aircraft", f"transitions {a}->{b} decided on D")
         for a, b in TRANSITIONS
     ),
+    Mp2Column("repair_queue", "uint32", "UInt32", "aircraft", "airframes waiting for a repair slot on D"),
+    Mp2Column("unplanned_2_4", "uint32", "UInt32", "aircraft", "of trans_2_4, the unplanned removals decided on D"),
 )
 
 # ---------------------------------------------------------------------------------------------------------- state
 
-STATE_FIELDS = ("status", "sne", "ppr", "repair_days", "partout_date", "assembly_date", "active_date")
-"""The agent variables of a backend's state (``state_dict``): int64 arrays in idx order, dates as day numbers."""
+CORE_STATE_FIELDS = ("status", "sne", "ppr", "repair_days", "partout_date", "assembly_date", "active_date")
+"""The agent variables of today's model (a backend without the planning options holds these only)."""
+STATE_FIELDS = (*CORE_STATE_FIELDS, "repair_duration", "queued_since")
+"""The agent variables of a backend's state (``state_dict``): int64 arrays in agent order (idx order, member after
+member in an ensemble), dates as day numbers. ``repair_duration`` is the length of the repair under way (days);
+``queued_since`` the day number an airframe joined the repair queue (``NO_DATE`` when it is not waiting). A state
+written before these two existed loads with ``repair_time`` and no queue."""
 
 BACKENDS = ("numpy", "cupy", "flamegpu", "numba")
 """The lifecycle backends a job may name (the worker's registry implements exactly these)."""

@@ -189,6 +189,9 @@ def mp2_rows(days, airframes):
     columns = {name: np.zeros(n, dtype=np.uint32) for name in ("psn", "aircraft_number", "daily_flight", "sne", "ppr")}
     columns.update(
         day=day.astype(np.uint16),
+        variant_id=np.zeros(n, dtype=np.uint16),
+        replication=np.zeros(n, dtype=np.uint16),
+        repair_queued=np.zeros(n, dtype=np.uint8),
         idx=idx.astype(np.uint32),
         date=np.datetime64("2025-01-01") + day,
         ac_type=np.zeros(n, dtype=np.uint8),

@@ -155,6 +155,9 @@ def oracle_run(inputs: LifecycleInputs, days: int | None = None) -> tuple[dict[s
                 "partout_date": plane["partout"],
                 "assembly_date": plane["assembly"],
                 "active_date": plane["active"],
+                "variant_id": 0,
+                "replication": 0,
+                "repair_queued": 0,
             }
             for name, value in values.items():
                 airframe[name].append(value)
@@ -170,6 +173,10 @@ def oracle_run(inputs: LifecycleInputs, days: int | None = None) -> tuple[dict[s
                 "shortfall": quota[t] - granted_by_type[t],
                 **{f"count_{c}": sum(start[i] == c for i in mine) for c in range(7)},
                 **{f"trans_{a}_{b}": sum(start[i] == a and nxt[i] == b for i in mine) for a, b in TRANSITIONS},
+                "variant_id": 0,
+                "replication": 0,
+                "repair_queue": 0,
+                "unplanned_2_4": 0,
             }
             for key, value in row.items():
                 daily[key].append(value)

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from simfleet.shared.errors import ConfigError
 from simfleet.shared.lifecycle_contract import AC_TYPES, AIRFRAME_COLUMNS, LifecycleInputs
+
+if TYPE_CHECKING:
+    from simfleet.worker.lifecycle.ensemble import GroupMaintenance
 
 NO_DATE = np.int64(-(2**31))
 """The day number of a date that is not set (rendered as NaT)."""
@@ -47,6 +51,15 @@ class Environment:
         targets: ``[days + 1, n_types]`` MP4 ``ops_target``.
         minutes: ``[days + 1, n]`` MP5 ``daily_minutes`` (0 where missing), uint16 (at most 1440) to keep
             100,000 airframes x 10 years under a gigabyte.
+        members: for an ensemble (:mod:`~simfleet.worker.lifecycle.ensemble`), the runs stacked in this
+            environment: every per-airframe array then holds ``members`` copies of the fleet, member after member
+            (agent ``k`` is airframe ``k % airframes`` of member ``k // airframes``), ``type_code`` is the *group*
+            ``member * len(AC_TYPES) + type`` and ``targets`` has a column per group. 1 for a single run.
+        replications: replications per variant (member ``m`` is variant ``m // replications``).
+        minutes_col: for an ensemble, the column of ``minutes`` each agent flies (variants that change MP5 have
+            their own columns); ``None``: agent ``k`` flies column ``k``.
+        maintenance: per group, the options of docs/lifecycle.md "Planning" (repair slots, drawn durations,
+            unplanned removals); ``None`` is today's model (unlimited shop, MP1 durations, no removals).
     """
 
     d0: int
@@ -67,16 +80,32 @@ class Environment:
     repair_days: I64
     targets: I64
     minutes: npt.NDArray[np.uint16]
+    members: int = 1
+    replications: int = 1
+    minutes_col: I64 | None = None
+    maintenance: GroupMaintenance | None = None
 
     @property
     def n(self) -> int:
-        """Number of airframes."""
+        """Number of agents: airframes x members."""
         return int(self.aircraft_number.shape[0])
 
     @property
+    def airframes(self) -> int:
+        """Airframes of the fleet (of one member)."""
+        return self.n // self.members
+
+    @property
     def n_types(self) -> int:
-        """Number of aircraft types."""
-        return len(AC_TYPES)
+        """Number of quota groups: aircraft types x members (the aircraft types of a single run)."""
+        return int(self.targets.shape[1])
+
+    @property
+    def agent_minutes_col(self) -> npt.NDArray[np.intp]:
+        """The column of ``minutes`` each agent flies."""
+        if self.minutes_col is None:
+            return np.arange(self.n, dtype=np.intp)
+        return self.minutes_col.astype(np.intp)
 
 
 def _type_codes(ac_type: npt.NDArray[np.generic]) -> I64:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import numpy.typing as npt
 
 from simfleet.shared.errors import SimulationError
 from simfleet.shared.lifecycle_contract import LOG_MODES
-from simfleet.worker.lifecycle.environment import Environment, build_environment
+from simfleet.worker.lifecycle.environment import NO_DATE, Environment, build_environment
 
 if TYPE_CHECKING:
     from simfleet.shared.lifecycle_contract import LifecycleInputs
@@ -31,6 +32,21 @@ def check_build(env: Environment, log: str) -> None:
     largest = max((int(a.max()) for a in (env.ll, env.oh, env.br, env.sne, env.ppr) if a.size), default=0)
     if largest + 1440 * (env.days + 1) > INT32_HEADROOM:
         raise SimulationError(f"minutes up to {largest:,} would overflow int32 over {env.days} days")
+
+
+def check_plain(env: Environment, backend: str) -> None:
+    """Refuse an environment a backend cannot run yet: an ensemble, or maintenance options (docs/lifecycle.md)."""
+    if env.members > 1 or env.maintenance is not None or env.minutes_col is not None:
+        raise SimulationError(f"backend {backend!r} does not run ensembles or maintenance options; use numpy, cupy "
+                              "or numba")  # fmt: skip
+
+
+def plain_state(env: Environment) -> dict[str, npt.NDArray[np.int64]]:
+    """The planning state of a run without maintenance options: MP1's repair times, no one waiting for a slot."""
+    return {
+        "repair_duration": env.repair_time.astype(np.int64),
+        "queued_since": np.full(env.n, NO_DATE, dtype=np.int64),
+    }
 
 
 class LifecycleBackend(abc.ABC):

@@ -42,8 +42,8 @@ import numpy as np
 import numpy.typing as npt
 
 from simfleet.shared.errors import InvariantError, SimulationError
-from simfleet.shared.lifecycle_contract import STATE_FIELDS
-from simfleet.worker.lifecycle.backends.base import Columns, LifecycleBackend
+from simfleet.shared.lifecycle_contract import CORE_STATE_FIELDS
+from simfleet.worker.lifecycle.backends.base import Columns, LifecycleBackend, check_plain, plain_state
 from simfleet.worker.lifecycle.backends.flamegpu_model import (
     CLASSES,
     COUNT_COLUMN,
@@ -218,6 +218,7 @@ class FlameGpuBackend(LifecycleBackend):
 
     def build(self, env: Environment, *, log: str = "full") -> None:
         """Describe the model for ``env`` and create the CUDA simulation (RTC sources compile on first use)."""
+        check_plain(env, self.name)
         self._initial = NumpyBackend()
         self._initial.build(env, log=log)  # the same checks (log mode, int32 headroom) and the D0 population
         self.env, self.log = env, log
@@ -347,14 +348,14 @@ class FlameGpuBackend(LifecycleBackend):
             raise SimulationError(f"FLAME GPU could not hand back the population: {exc}") from exc
         if population.size() != self.env.n:
             raise SimulationError(f"FLAME GPU holds {population.size()} airframes, expected {self.env.n}")
-        values = {name: np.zeros(self.env.n, dtype=np.int64) for name in STATE_FIELDS}
+        values = {name: np.zeros(self.env.n, dtype=np.int64) for name in CORE_STATE_FIELDS}
         for i in range(population.size()):
             agent = population[i]
             idx = agent.getVariableUInt("idx")
-            for name in STATE_FIELDS:
+            for name in CORE_STATE_FIELDS:
                 read = agent.getVariableUInt if name in UINT_VARIABLES else agent.getVariableInt
                 values[name][idx] = read(name)
-        state: dict[str, Any] = {"day": self._day, "backend": self.name, **values}
+        state: dict[str, Any] = {"day": self._day, "backend": self.name, **values, **plain_state(self.env)}
         state["transitions"] = self.transitions.copy()
         state["shortfall_days"] = self.shortfall_days.copy()
         return state
@@ -363,7 +364,7 @@ class FlameGpuBackend(LifecycleBackend):
         """Continue from ``state`` (after :meth:`build` with the same environment); pending MP2 is dropped."""
         env, n = self.env, self.env.n
         values = {}
-        for name in STATE_FIELDS:
+        for name in CORE_STATE_FIELDS:
             values[name] = np.asarray(state[name], dtype=np.int64)
             if values[name].shape != (n,):
                 raise InvariantError(f"state field {name} has shape {values[name].shape}, expected ({n},)")

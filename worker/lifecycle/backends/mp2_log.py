@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from simfleet.shared.lifecycle_contract import AIRFRAME_COLUMNS, DAILY_COLUMNS, TRANSITIONS
+from simfleet.shared.lifecycle_contract import AC_TYPES, AIRFRAME_COLUMNS, DAILY_COLUMNS, TRANSITIONS
 from simfleet.worker.lifecycle.backends.base import Columns
 from simfleet.worker.lifecycle.environment import NO_DATE, Environment
 
@@ -44,6 +44,9 @@ class DayRecord:
         shortfall: quota per type for D+1 that no eligible airframe could fill.
         counts: ``[7, n_types]`` airframes per status on D.
         transitions: ``[8, n_types]`` transitions decided on D, in :data:`TRANSITIONS` order.
+        repair_queued: per airframe, whether it waited for a repair slot on D (``None``: no one did).
+        queue: per group, airframes waiting for a repair slot on D (``None``: none).
+        unplanned: per group, unplanned removals decided on D (``None``: none).
     """
 
     day: int
@@ -60,6 +63,9 @@ class DayRecord:
     shortfall: list[int]
     counts: npt.NDArray[np.int64]
     transitions: npt.NDArray[np.int64]
+    repair_queued: Any = None
+    queue: npt.NDArray[np.int64] | None = None
+    unplanned: npt.NDArray[np.int64] | None = None
 
 
 class Mp2Log:
@@ -74,25 +80,29 @@ class Mp2Log:
     def __init__(self, env: Environment, inverse: npt.NDArray[np.intp], *, full: bool) -> None:
         self.env, self.inverse, self.full = env, inverse, full
         self._days: list[DayRecord] = []
-        self._daily: list[tuple[int, list[int], list[int], npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
+        self._daily: list[DayRecord] = []
 
     def add(self, record: DayRecord) -> None:
         """Take one day (the per-type figures are laid out as rows only at :meth:`take`)."""
         if self.full:
             self._days.append(record)
-        self._daily.append((record.day, record.quota, record.shortfall, record.counts, record.transitions))
+        self._daily.append(record)
 
     def take(self) -> tuple[Columns, Columns]:
         """MP2 of the days added since the last take: (per airframe and day, per type and day)."""
         airframe = self._airframe() if self._days else {}
         daily: Columns = {}
         if self._daily:
-            day = np.array([entry[0] for entry in self._daily], dtype=np.int64)
-            quota = np.array([entry[1] for entry in self._daily], dtype=np.int64)
-            shortfall = np.array([entry[2] for entry in self._daily], dtype=np.int64)
-            counts = np.stack([entry[3] for entry in self._daily])  # [days, 7, types]
-            transitions = np.stack([entry[4] for entry in self._daily])  # [days, 8, types]
-            daily = daily_columns(self.env, day, quota - shortfall, shortfall, counts, transitions)
+            records, groups = self._daily, self.env.n_types
+            day = np.array([r.day for r in records], dtype=np.int64)
+            quota = np.array([r.quota for r in records], dtype=np.int64)
+            shortfall = np.array([r.shortfall for r in records], dtype=np.int64)
+            counts = np.stack([r.counts for r in records])  # [days, 7, groups]
+            transitions = np.stack([r.transitions for r in records])  # [days, 8, groups]
+            zero = np.zeros(groups, dtype=np.int64)
+            queue = np.stack([zero if r.queue is None else r.queue for r in records])
+            unplanned = np.stack([zero if r.unplanned is None else r.unplanned for r in records])
+            daily = daily_columns(self.env, day, quota - shortfall, shortfall, counts, transitions, queue, unplanned)
         self._days, self._daily = [], []
         return airframe, daily
 
@@ -100,16 +110,29 @@ class Mp2Log:
         env, n = self.env, self.env.n
         days = np.array([record.day for record in self._days])
         raw: Columns = {}
-        for name in AIRFRAME_STATE:
-            stacked = np.stack([_host(getattr(record, name)) for record in self._days])
+        zeros = np.zeros(n, dtype=np.uint8)
+        for name in (*AIRFRAME_STATE, "repair_queued"):
+            stacked = np.stack([zeros if (v := getattr(record, name)) is None else _host(v) for record in self._days])
             raw[name] = np.take(stacked, self.inverse, axis=1).ravel()
         raw["day"] = np.repeat(days, n)
-        raw["idx"] = np.tile(np.arange(n), len(days))
         raw["date"] = raw["day"] + env.d0
         raw["psn"] = np.tile(env.psn, len(days))
         raw["aircraft_number"] = np.tile(env.aircraft_number, len(days))
-        raw["ac_type"] = np.tile(env.type_code, len(days))
+        for name, values in agent_columns(env).items():
+            raw[name] = np.tile(values, len(days))
         return _typed(raw, AIRFRAME_COLUMNS)
+
+
+def agent_columns(env: Environment) -> dict[str, npt.NDArray[np.int64]]:
+    """Per agent: ``idx`` in its fleet, ``ac_type``, and its member's ``variant_id`` and ``replication``."""
+    agent = np.arange(env.n, dtype=np.int64)
+    member = agent // env.airframes if env.n else agent
+    return {
+        "idx": agent % max(env.airframes, 1),
+        "ac_type": env.type_code % len(AC_TYPES),
+        "variant_id": member // env.replications,
+        "replication": member % env.replications,
+    }
 
 
 def daily_columns(
@@ -119,16 +142,26 @@ def daily_columns(
     shortfall: npt.NDArray[np.int64],
     counts: npt.NDArray[np.int64],
     transitions: npt.NDArray[np.int64],
+    queue: npt.NDArray[np.int64] | None = None,
+    unplanned: npt.NDArray[np.int64] | None = None,
 ) -> Columns:
-    """MP2 per type and day, rows ordered by (day, type), in schema order and dtype.
+    """MP2 per type and day, rows ordered by (day, group), in schema order and dtype.
 
-    ``day`` holds the days; ``granted`` and ``shortfall`` are [days, types], ``counts`` [days, 7, types] and
-    ``transitions`` [days, 8, types]. Every backend lays out its aggregates through this one function.
+    ``day`` holds the days; ``granted``, ``shortfall``, ``queue`` and ``unplanned`` are [days, groups], ``counts``
+    [days, 7, groups] and ``transitions`` [days, 8, groups] (a group is a type of one member of an ensemble; the
+    types of a single run). Every backend lays out its aggregates through this one function.
     """
     types = env.n_types
+    group = np.arange(types, dtype=np.int64)
+    member = group // len(AC_TYPES)
+    zero = np.zeros((len(day), types), dtype=np.int64)
     raw: Columns = {
         "day": np.repeat(day, types),
-        "ac_type": np.tile(np.arange(types), len(day)),
+        "ac_type": np.tile(group % len(AC_TYPES), len(day)),
+        "variant_id": np.tile(member // env.replications, len(day)),
+        "replication": np.tile(member % env.replications, len(day)),
+        "repair_queue": (zero if queue is None else queue).ravel(),
+        "unplanned_2_4": (zero if unplanned is None else unplanned).ravel(),
         "ops_target": env.targets[day].ravel(),
         "ops_current": counts[:, 2].ravel(),
         "granted": granted.ravel(),

@@ -26,10 +26,10 @@ import numpy as np
 import numpy.typing as npt
 
 from simfleet.shared.errors import InvariantError
-from simfleet.shared.lifecycle_contract import AIRFRAME_COLUMNS, STATE_FIELDS, TRANSITIONS
-from simfleet.worker.lifecycle.backends.base import Columns, LifecycleBackend, check_build
+from simfleet.shared.lifecycle_contract import AIRFRAME_COLUMNS, CORE_STATE_FIELDS, TRANSITIONS
+from simfleet.worker.lifecycle.backends.base import Columns, LifecycleBackend, check_build, check_plain, plain_state
 from simfleet.worker.lifecycle.backends.invariants import check_day
-from simfleet.worker.lifecycle.backends.mp2_log import AIRFRAME_STATE, DayRecord, daily_columns
+from simfleet.worker.lifecycle.backends.mp2_log import AIRFRAME_STATE, DayRecord, agent_columns, daily_columns
 from simfleet.worker.lifecycle.backends.numba_kernels import (
     CLASSES,
     STATIC_FIELDS,
@@ -94,6 +94,7 @@ class NumbaBackend(LifecycleBackend):
     def build(self, env: Environment, *, log: str = "full") -> None:
         """Keep the environment's arrays in the kernels' layout (idx order, narrow types)."""
         check_build(env, log)  # the numpy backend's limits: the same fleets run on both
+        check_plain(env, self.name)
         self.env, self.log = env, log
         self.minutes = np.ascontiguousarray(env.minutes)
         self.targets = np.ascontiguousarray(env.targets, dtype=np.int64)
@@ -114,11 +115,12 @@ class NumbaBackend(LifecycleBackend):
         # check_day reads env, acn_internal and blocks (index arrays here: airframes stay in idx order).
         self.acn_internal = env.aircraft_number
         self.blocks = [np.flatnonzero(env.type_code == t) for t in range(env.n_types)]
+        dtypes = {column.name: column.dtype for column in AIRFRAME_COLUMNS}
         self._airframe_static: dict[str, npt.NDArray[Any]] = {
-            "idx": np.arange(n, dtype=np.uint32),
             "psn": env.psn.astype(np.uint32),
             "aircraft_number": env.aircraft_number.astype(np.uint32),
-            "ac_type": env.type_code.astype(np.uint8),
+            "repair_queued": np.zeros(n, dtype=np.uint8),
+            **{name: values.astype(dtypes[name]) for name, values in agent_columns(env).items()},
         }
 
     def create(self) -> None:
@@ -132,7 +134,7 @@ class NumbaBackend(LifecycleBackend):
     def _set_state(self, values: list[I64], *, day: int) -> None:
         self._state = tuple(
             column.astype(np.uint8 if name == "status" else np.int32)
-            for name, column in zip(STATE_FIELDS, values, strict=True)
+            for name, column in zip(CORE_STATE_FIELDS, values, strict=True)
         )
         self._day = day
 
@@ -255,8 +257,9 @@ class NumbaBackend(LifecycleBackend):
     def state_dict(self) -> dict[str, Any]:
         """The day, every agent variable (int64, idx order; dates as day numbers, NO_DATE for none), counters."""
         state: dict[str, Any] = {"day": self._day, "backend": self.name}
-        for name, values in zip(STATE_FIELDS, self._state, strict=True):
+        for name, values in zip(CORE_STATE_FIELDS, self._state, strict=True):
             state[name] = values.astype(np.int64)
+        state.update(plain_state(self.env))
         state["transitions"] = self.transitions.copy()
         state["shortfall_days"] = self.shortfall_days.copy()
         return state
@@ -264,8 +267,8 @@ class NumbaBackend(LifecycleBackend):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from ``state`` (after :meth:`build` with the same environment); pending MP2 is dropped."""
         n = self.env.n
-        values = [np.asarray(state[name], dtype=np.int64) for name in STATE_FIELDS]
-        for name, column in zip(STATE_FIELDS, values, strict=True):
+        values = [np.asarray(state[name], dtype=np.int64) for name in CORE_STATE_FIELDS]
+        for name, column in zip(CORE_STATE_FIELDS, values, strict=True):
             if column.shape != (n,):
                 raise InvariantError(f"state field {name} has shape {column.shape}, expected ({n},)")
         if n and not 0 <= values[0].min() <= values[0].max() <= 6:

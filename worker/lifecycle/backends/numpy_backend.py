@@ -38,8 +38,12 @@ from simfleet.shared.lifecycle_contract import STATE_FIELDS, TRANSITIONS
 from simfleet.worker.lifecycle.backends.base import Columns, LifecycleBackend, check_build
 from simfleet.worker.lifecycle.backends.invariants import check_day
 from simfleet.worker.lifecycle.backends.mp2_log import DayRecord, Mp2Log
+from simfleet.worker.lifecycle.ensemble import KIND_DURATION, KIND_REMOVAL, SPREAD_FACTOR, SPREAD_NONE, draw
 from simfleet.worker.lifecycle.environment import NO_DATE, Environment
 
+FEW_GROUPS = 8
+"""Up to this many quota groups, per-group counts are one ``count_nonzero`` per block; beyond (an ensemble), one
+cumulative sum over all agents."""
 MINUTES_WINDOW_DAYS = 64
 """MP5 rows are put in internal order this many days at a time (a full permuted copy would double the memory)."""
 FLOWS = np.zeros((7, len(TRANSITIONS)), dtype=np.int64)
@@ -80,6 +84,8 @@ class NumpyBackend(LifecycleBackend):
         ends = np.searchsorted(types, np.arange(env.n_types), side="right")
         self.blocks = [slice(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
         self.acn_internal = env.aircraft_number[self.perm]
+        self.bounds = np.concatenate([[0], ends]).astype(np.int64)
+        self.minutes_col = env.agent_minutes_col[self.perm]
 
         def device(values: np.ndarray[Any, Any]) -> Any:
             return xp.asarray(values[self.perm].astype(np.int32))
@@ -97,6 +103,23 @@ class NumpyBackend(LifecycleBackend):
         self.delivery_pos = xp.asarray(due)  # on the device: it indexes device arrays
         self.delivery_type = types[due]
         self.delivery_bounds = np.searchsorted(day[due], np.arange(env.days + 1))
+        self._build_maintenance(env, types)
+
+    def _build_maintenance(self, env: Environment, groups: np.ndarray[Any, Any]) -> None:
+        """Device arrays of the maintenance options (docs/lifecycle.md, "Planning"), per agent in internal order."""
+        xp, m = self.xp, env.maintenance
+        self.maintenance = m
+        if m is None:
+            return
+        self.group = xp.asarray(groups.astype(np.int64))
+        self.slots = m.slots
+        self.removals, self.spread = m.removals, m.spread
+        self.fleet_idx = xp.asarray((self.perm % max(env.airframes, 1)).astype(np.uint64))
+        self.rng_key = xp.asarray(m.rng_key[groups])
+        self.hazard = xp.asarray(m.hazard[groups].astype(np.uint64))
+        self.spread_kind = xp.asarray(m.spread_kind)
+        self.spread_table = xp.asarray(m.spread_table)
+        self.spread_len = xp.asarray(m.spread_len.astype(np.uint64))
 
     def create(self) -> None:
         """The population at D0: MP3's state, earlier deliveries done, then the pre-day-0 check."""
@@ -109,13 +132,17 @@ class NumpyBackend(LifecycleBackend):
         self.status = xp.asarray(status.astype(np.uint8))
         self.sne, self.ppr = xp.asarray(sne.astype(np.int32)), xp.asarray(ppr.astype(np.int32))
         self.repair_days = xp.asarray(env.repair_days[take].astype(np.int32))
-        self.partout_date, self.assembly_date, self.active_date = (
-            xp.full(env.n, NO_DATE, dtype=xp.int32) for _ in range(3)
+        self.partout_date, self.assembly_date, self.active_date, self.queued_since = (
+            xp.full(env.n, NO_DATE, dtype=xp.int32) for _ in range(4)
         )
+        self.repair_duration = self.repair_time.copy()
         self._day = 0
         dn = self._minutes(0)
         to4, to6 = self._limits(self.status == 2, self.sne + dn, self.ppr + dn)
-        self._enter_repair(to4, env.d0 - 1)
+        if self.maintenance is None:
+            self._enter_repair(to4, env.d0 - 1)
+        else:
+            self._start_repairs(to4, None, self.status == 4, None, -1)
         self.status = self.status + to4.astype(xp.uint8) * xp.uint8(2) + to6.astype(xp.uint8) * xp.uint8(4)
         self._reset_counters()
 
@@ -128,13 +155,21 @@ class NumpyBackend(LifecycleBackend):
 
     def _recount(self) -> None:
         status = _host(self.status)
-        self.tally = np.array([[int(np.count_nonzero(status[b] == c)) for b in self.blocks] for c in range(7)])
+        self.tally = np.array([self._per_group(status == c) for c in range(7)], dtype=np.int64).reshape(7, -1)
+
+    def _per_group(self, mask: Any) -> list[int]:
+        """How many agents of each group ``mask`` holds."""
+        if len(self.blocks) <= FEW_GROUPS:
+            return [int(self.xp.count_nonzero(mask[b])) for b in self.blocks]
+        running = _host(self.xp.cumsum(mask, dtype=self.xp.int64))
+        running = np.concatenate([[0], running])
+        return (running[self.bounds[1:]] - running[self.bounds[:-1]]).tolist()  # type: ignore[no-any-return]
 
     def _minutes(self, s: int) -> Any:
         """MP5 row ``s`` in internal order (as uint16)."""
         if not self._window_start <= s < self._window_start + self._window.shape[0]:
             rows = self.env.minutes[s : s + MINUTES_WINDOW_DAYS]
-            self._window = self.xp.asarray(np.take(rows, self.perm, axis=1))
+            self._window = self.xp.asarray(np.take(rows, self.minutes_col, axis=1))
             self._window_start = s
         return self._window[s - self._window_start]
 
@@ -154,6 +189,57 @@ class NumpyBackend(LifecycleBackend):
         self.assembly_date = self.assembly_date.copy()
         xp.copyto(self.assembly_date, self.repair_minus_assembly + decided_on, where=to4)
 
+    def _start_repairs(self, entrants: Any, waiting: Any, under: Any, finishing: Any, s: int) -> None:
+        """The repair shop at the end of day ``s`` (``-1``: before day 0): who starts a repair, who waits.
+
+        ``entrants`` are sent to 4 today, ``waiting`` waited at the start of the day (``None``: no one), ``under``
+        were under repair at its start and ``finishing`` finish today. Per group, the first ``slots - still under
+        repair`` of the waiting and the entrants, by (day joined, aircraft number), start; the other entrants join
+        the queue today. Copy-on-write, like :meth:`_enter_repair`.
+        """
+        xp, env = self.xp, self.env
+        decided_on = env.d0 + s
+        self.repair_days = self.repair_days * ~entrants
+        candidates = entrants if waiting is None else entrants | waiting
+        positions = xp.flatnonzero(candidates)
+        if positions.size == 0:
+            return
+        still = under if finishing is None else under & ~finishing
+        free = xp.asarray(np.maximum(self.slots - np.asarray(self._per_group(still), dtype=np.int64), 0))
+        joined = xp.where(entrants[positions], decided_on, self.queued_since[positions]).astype(xp.int64)
+        group = self.group[positions]
+        order = xp.argsort(group * (env.days + 2) + (joined - (env.d0 - 1)), kind="stable")
+        positions, group = positions[order], group[order]
+        rank = xp.arange(positions.size) - xp.searchsorted(group, group, side="left")
+        starting, queued = positions[rank < free[group]], positions[rank >= free[group]]
+        self.queued_since = self.queued_since.copy()
+        self.queued_since[queued] = xp.where(entrants[queued], decided_on, self.queued_since[queued])
+        if starting.size == 0:
+            return
+        duration = self._durations(starting, s)
+        self.queued_since[starting] = NO_DATE
+        self.repair_duration = self.repair_duration.copy()
+        self.repair_duration[starting] = duration
+        self.partout_date = self.partout_date.copy()
+        self.partout_date[starting] = self.partout_time[starting] + decided_on
+        self.assembly_date = self.assembly_date.copy()
+        self.assembly_date[starting] = duration - (self.repair_time[starting] - self.repair_minus_assembly[starting]) \
+            + decided_on  # fmt: skip
+
+    def _durations(self, agents: Any, s: int) -> Any:
+        """The duration of repairs starting on day ``s`` (drawn with day ``s + 1``; MP1's where nothing is drawn)."""
+        xp = self.xp
+        repair_time = self.repair_time[agents]
+        if not self.spread:
+            return repair_time
+        group = self.group[agents]
+        u = draw(self.rng_key[agents], s + 1, self.fleet_idx[agents], KIND_DURATION, xp)
+        entry = self.spread_table[group, ((u * self.spread_len[group]) >> xp.uint64(32)).astype(xp.int64)]
+        kind = self.spread_kind[group]
+        scaled = xp.maximum((repair_time.astype(xp.int64) * entry + 32768) >> 16, 1)
+        drawn = xp.where(kind == SPREAD_FACTOR, scaled, entry)
+        return xp.where(kind == SPREAD_NONE, repair_time, drawn).astype(xp.int32)
+
     def step(self, days: int) -> None:
         """Simulate ``days`` more days (stopping at the horizon)."""
         for _ in range(max(0, min(days, self.env.days - self._day))):
@@ -165,14 +251,22 @@ class NumpyBackend(LifecycleBackend):
         st = self.status
         dt, dn = self._minutes(s), self._minutes(s + 1)
         flying, repairing = st == 2, st == 4
+        waiting = removed = None
+        if self.maintenance is not None:
+            waiting = self.queued_since != NO_DATE
+            repairing = repairing & ~waiting
         flight = dt * flying
         sne, ppr = self.sne + flight, self.ppr + flight
         repair_days = self.repair_days + repairing
-        repaired = repairing & (repair_days >= self.repair_time)
+        repaired = repairing & (repair_days >= self.repair_duration)
         ppr *= ~repaired
         repair_days *= ~repaired
         self.repair_days = repair_days
         to4, to6 = self._limits(flying, sne + dn, ppr + dn)
+        if self.maintenance is not None and self.removals:
+            u = draw(self.rng_key, s, self.fleet_idx, KIND_REMOVAL, xp)
+            removed = flying & ~(to4 | to6) & (u < self.hazard)
+            to4 = to4 | removed
         classes = (flying & ~(to4 | to6), st == 3, st == 5, self._inactive_ready(st, s))
         quota = self.targets[s + 1]
         granted, per_class, eligible, shortfall = self._grant(classes, quota)
@@ -187,8 +281,10 @@ class NumpyBackend(LifecycleBackend):
         if hi > lo:
             nxt[delivering], sne[delivering], ppr[delivering] = 3, 0, 0
 
-        counts = [[int(xp.count_nonzero(m[b])) for b in self.blocks] for m in (to4, to6, repaired)]
-        if any(counts[0]):
+        counts = [self._per_group(m) for m in (to4, to6, repaired)]
+        if waiting is not None:
+            self._start_repairs(to4, waiting, repairing, repaired, s)
+        elif any(counts[0]):
             self._enter_repair(to4, today)
         if any(per_class[3]):
             self.active_date = self.active_date.copy()
@@ -207,8 +303,13 @@ class NumpyBackend(LifecycleBackend):
             ],
             dtype=np.int64,
         )
+        extra: dict[str, Any] = {}
+        if waiting is not None:
+            extra = {"repair_queued": waiting, "queue": np.asarray(self._per_group(waiting), dtype=np.int64)}
+            if removed is not None:
+                extra["unplanned"] = np.asarray(self._per_group(removed), dtype=np.int64)
         record = DayRecord(s, st, nxt, flight, sne, ppr, self.repair_days, self.partout_date, self.assembly_date,
-                           self.active_date, quota, shortfall, self.tally.copy(), transitions)  # fmt: skip
+                           self.active_date, quota, shortfall, self.tally.copy(), transitions, **extra)  # fmt: skip
         if self.debug:
             check_day(self, record, self.sne, self.ppr, eligible)
         self._log.add(record)
@@ -238,7 +339,7 @@ class NumpyBackend(LifecycleBackend):
         """
         xp = self.xp
         granted = xp.zeros(self.env.n, dtype=bool)
-        eligible = [[int(xp.count_nonzero(members[b])) for b in self.blocks] for members in classes]
+        eligible = [self._per_group(members) for members in classes]
         per_class = [[0] * len(self.blocks) for _ in classes]
         shortfall = []
         for t, block in enumerate(self.blocks):
@@ -278,8 +379,9 @@ class NumpyBackend(LifecycleBackend):
         """Continue from ``state`` (after :meth:`build` with the same environment); pending MP2 is dropped."""
         xp, n = self.xp, self.env.n
         dtypes = {"status": np.uint8}
+        defaults = {"repair_duration": self.env.repair_time, "queued_since": np.full(n, NO_DATE)}
         for name in STATE_FIELDS:
-            values = np.asarray(state[name], dtype=np.int64)
+            values = np.asarray(state[name] if name in state else defaults[name], dtype=np.int64)
             if values.shape != (n,):
                 raise InvariantError(f"state field {name} has shape {values.shape}, expected ({n},)")
             setattr(self, name, xp.asarray(values[self.perm].astype(dtypes.get(name, np.int32))))
