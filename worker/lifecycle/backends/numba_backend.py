@@ -12,6 +12,11 @@ reading a chunk is a few ``repeat``/``tile`` calls for the static columns and no
 idx order with narrow types (status ``uint8``, the rest ``int32``); :meth:`NumbaBackend.state_dict` and
 :meth:`~NumbaBackend.load_state_dict` use the numpy backend's format, so either backend can continue the other's run.
 
+Ensembles and maintenance options (docs/lifecycle.md, "Planning") run in the same kernel: a quota group (member x
+type) is what a type is in a single run; agents fly their own MP5 column (``Environment.minutes_col``); repair
+shops, queues, drawn durations and unplanned removals are in :mod:`.numba_planning`. Without them, the kernel takes
+today's path (no gather, no queue, no draw).
+
 The kernels are compiled on first use and cached on disk (numba's ``cache=True``, under ``__pycache__``): a fresh
 process loads them in well under a second; the first compile on a machine takes several seconds. With ``debug`` set,
 days run one kernel call each and each day is checked by :func:`.invariants.check_day`, like the numpy backend's.
@@ -19,6 +24,7 @@ days run one kernel call each and each day is checked by :func:`.invariants.chec
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -26,8 +32,8 @@ import numpy as np
 import numpy.typing as npt
 
 from simfleet.shared.errors import InvariantError
-from simfleet.shared.lifecycle_contract import AIRFRAME_COLUMNS, CORE_STATE_FIELDS, TRANSITIONS
-from simfleet.worker.lifecycle.backends.base import Columns, LifecycleBackend, check_build, check_plain, plain_state
+from simfleet.shared.lifecycle_contract import AIRFRAME_COLUMNS, STATE_FIELDS, TRANSITIONS
+from simfleet.worker.lifecycle.backends.base import Columns, LifecycleBackend, check_build
 from simfleet.worker.lifecycle.backends.invariants import check_day
 from simfleet.worker.lifecycle.backends.mp2_log import AIRFRAME_STATE, DayRecord, agent_columns, daily_columns
 from simfleet.worker.lifecycle.backends.numba_kernels import (
@@ -36,6 +42,7 @@ from simfleet.worker.lifecycle.backends.numba_kernels import (
     check_before_day_zero,
     simulate_days,
 )
+from simfleet.worker.lifecycle.backends.numba_planning import build_queues
 from simfleet.worker.lifecycle.backends.numpy_backend import NumpyBackend
 from simfleet.worker.lifecycle.environment import NO_DATE, Environment
 
@@ -45,7 +52,7 @@ Arrays = tuple[npt.NDArray[Any], ...]
 
 @dataclass(frozen=True)
 class _Chunk:
-    """What one kernel call produced: MP2 rows (none without the per-airframe log) and per-type figures."""
+    """What one kernel call produced: MP2 rows (none without the per-airframe log) and per-group figures."""
 
     first: int
     rows: Arrays
@@ -54,6 +61,8 @@ class _Chunk:
     counts: I64
     transitions: I64
     eligible: I64
+    queue: I64
+    unplanned: I64
 
     @property
     def days(self) -> int:
@@ -62,7 +71,7 @@ class _Chunk:
 
     def totals(self) -> Arrays:
         """The per-type arrays in the kernel's order."""
-        return self.granted, self.shortfall, self.counts, self.transitions, self.eligible
+        return self.granted, self.shortfall, self.counts, self.transitions, self.eligible, self.queue, self.unplanned
 
 
 def create(*, debug: bool = False) -> LifecycleBackend:
@@ -94,19 +103,30 @@ class NumbaBackend(LifecycleBackend):
     def build(self, env: Environment, *, log: str = "full") -> None:
         """Keep the environment's arrays in the kernels' layout (idx order, narrow types)."""
         check_build(env, log)  # the numpy backend's limits: the same fleets run on both
-        check_plain(env, self.name)
         self.env, self.log = env, log
         self.minutes = np.ascontiguousarray(env.minutes)
+        n, groups = env.n, env.n_types
+        columns_used = env.agent_minutes_col
+        if env.minutes_col is None or np.array_equal(columns_used, np.arange(n)):
+            self._view: Arrays = (np.zeros(0, dtype=np.int64), np.zeros((2, 0), dtype=np.uint16))
+        else:
+            self._view = (columns_used.astype(np.int64), np.zeros((2, n), dtype=np.uint16))
         self.targets = np.ascontiguousarray(env.targets, dtype=np.int64)
         columns: dict[str, I64] = {
             name: env.repair_time - env.assembly_time if name == "repair_minus_assembly" else getattr(env, name)
             for name in STATIC_FIELDS
         }
-        self.static = tuple(
-            values.astype(np.uint8 if name == "type_code" else np.int32) for name, values in columns.items()
-        )
+        self.static = tuple(values.astype(np.int32) for values in columns.values())
         self.ready_range = (int(env.repair_time.min(initial=0)), int(env.repair_time.max(initial=0)))
-        n = env.n
+        self.maintenance = m = env.maintenance
+        if m is None:
+            empty = np.zeros(0, dtype=np.int64)
+            self._options: Arrays = (empty, empty.astype(np.uint64), empty, np.zeros((0, 1), dtype=np.int64),
+                                     empty.astype(np.uint64), empty.astype(np.uint64), empty.astype(np.uint64))
+        else:
+            self._options = (m.slots.astype(np.int64), m.hazard.astype(np.uint64), m.spread_kind.astype(np.int64),
+                             np.ascontiguousarray(m.spread_table, dtype=np.int64), m.spread_len.astype(np.uint64),
+                             m.rng_key.astype(np.uint64), (np.arange(n) % max(env.airframes, 1)).astype(np.uint64))
         self._work: Arrays = (
             np.zeros(-(-n // 8) * 8, dtype=np.uint8),
             *(np.zeros(n, dtype=np.int32) for _ in range(3)),
@@ -114,7 +134,8 @@ class NumbaBackend(LifecycleBackend):
         )
         # check_day reads env, acn_internal and blocks (index arrays here: airframes stay in idx order).
         self.acn_internal = env.aircraft_number
-        self.blocks = [np.flatnonzero(env.type_code == t) for t in range(env.n_types)]
+        self.blocks = np.split(np.argsort(env.type_code, kind="stable"),
+                               np.cumsum(np.bincount(env.type_code, minlength=groups))[:-1])  # fmt: skip
         dtypes = {column.name: column.dtype for column in AIRFRAME_COLUMNS}
         self._airframe_static: dict[str, npt.NDArray[Any]] = {
             "psn": env.psn.astype(np.uint32),
@@ -127,16 +148,31 @@ class NumbaBackend(LifecycleBackend):
         """The population at D0: MP3's state, earlier deliveries done, then the pre-day-0 check."""
         env = self.env
         no_date = np.full(env.n, NO_DATE)
-        self._set_state([env.status, env.sne, env.ppr, env.repair_days, no_date, no_date, no_date], day=0)
-        check_before_day_zero(env.d0, self.minutes, self.static, self._state)
+        dates = [no_date] * 3
+        self._set_state([env.status, env.sne, env.ppr, env.repair_days, *dates, env.repair_time, no_date], day=0)
+        plan = self._plan()  # MP3's repairs are under way, whatever the slots; no one waits
+        self._work[4][0] = 0  # the repair list is made from the state after the check
+        check_before_day_zero(env.d0, self.minutes[0, env.agent_minutes_col], self.static, self._state, plan,
+                              self._work)  # fmt: skip
         self._reset_counters()
 
     def _set_state(self, values: list[I64], *, day: int) -> None:
         self._state = tuple(
             column.astype(np.uint8 if name == "status" else np.int32)
-            for name, column in zip(CORE_STATE_FIELDS, values, strict=True)
+            for name, column in zip(STATE_FIELDS, values, strict=True)
         )
         self._day = day
+
+    def _plan(self) -> Arrays:
+        """The kernels' ``plan``: the options, repairs under way per group, and the queues of the state."""
+        groups = self.env.n_types if self.maintenance is not None else 0
+        if groups == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return (*self._options, empty, np.zeros(0, dtype=np.int32), empty, empty, empty, empty)
+        status, queued_since = self._state[0], self._state[8]
+        under = np.bincount(self.env.type_code[(status == 4) & (queued_since == NO_DATE)], minlength=groups)
+        queues = build_queues(self.env.type_code, np.where(status == 4, queued_since, NO_DATE), groups)
+        return (*self._options, under.astype(np.int64), *queues)
 
     def _reset_counters(self) -> None:
         """Zero counters and no pending MP2; the status tally, repair list and delivery schedule from the state."""
@@ -149,6 +185,9 @@ class NumbaBackend(LifecycleBackend):
         np.add.at(self._tally, (status, env.type_code), 1)
         repairing, sizes = self._work[3], self._work[4]
         in_repair = np.flatnonzero(status == 4)
+        if self.maintenance is not None:
+            in_repair = in_repair[self._state[8][in_repair] == NO_DATE]
+        self._planning = self._plan()
         repairing[: in_repair.size], sizes[0] = in_repair, in_repair.size
         day = env.delivery_day - env.d0
         due = np.flatnonzero((status == 0) & (day >= self._day) & (day < env.days))
@@ -173,7 +212,7 @@ class NumbaBackend(LifecycleBackend):
             np.empty(days * n if keep_rows else 0, dtype=np.int64 if column.dtype == "datetime64[D]" else column.dtype)
             for column in AIRFRAME_COLUMNS
             if column.name in AIRFRAME_STATE
-        )
+        ) + (np.zeros(days * n if keep_rows and self.maintenance is not None else 0, dtype=np.uint8),)
         chunk = _Chunk(
             first,
             rows,
@@ -182,11 +221,14 @@ class NumbaBackend(LifecycleBackend):
             counts=np.zeros((days, 7, types), dtype=np.int64),
             transitions=np.zeros((days, len(TRANSITIONS), types), dtype=np.int64),
             eligible=np.zeros((days, CLASSES, types), dtype=np.int64),
+            queue=np.zeros((days, types), dtype=np.int64),
+            unplanned=np.zeros((days, types), dtype=np.int64),
         )
         simulate_days(
             first,
             self.env.d0,
             self.minutes,
+            self._view,
             self.targets,
             self.static,
             self.ready_range,
@@ -194,6 +236,7 @@ class NumbaBackend(LifecycleBackend):
             self._state,
             self._tally,
             self._work,
+            self._planning,
             rows,
             chunk.totals(),
         )
@@ -212,8 +255,11 @@ class NumbaBackend(LifecycleBackend):
             shortfall=chunk.shortfall[0].tolist(),
             counts=chunk.counts[0],
             transitions=chunk.transitions[0],
-            **dict(zip(AIRFRAME_STATE, chunk.rows, strict=True)),
+            **dict(zip(AIRFRAME_STATE, chunk.rows, strict=False)),
         )
+        if self.maintenance is not None:
+            record = dataclasses.replace(record, repair_queued=chunk.rows[-1], queue=chunk.queue[0],
+                                         unplanned=chunk.unplanned[0])  # fmt: skip
         check_day(cast(NumpyBackend, self), record, sne, ppr, chunk.eligible[0].tolist())
 
     def read_chunk(self) -> tuple[Columns, Columns]:
@@ -230,7 +276,8 @@ class NumbaBackend(LifecycleBackend):
         n = self.env.n
         state = {
             name: chunks[0].rows[k] if len(chunks) == 1 else np.concatenate([chunk.rows[k] for chunk in chunks])
-            for k, name in enumerate(AIRFRAME_STATE)
+            for k, name in enumerate((*AIRFRAME_STATE, "repair_queued"))
+            if chunks[0].rows[k].size or name != "repair_queued"
         }
         out: Columns = {}
         for column in AIRFRAME_COLUMNS:
@@ -252,14 +299,14 @@ class NumbaBackend(LifecycleBackend):
             return np.concatenate([getattr(chunk, name) for chunk in chunks])
 
         counts, transitions = joined("counts"), joined("transitions")
-        return daily_columns(self.env, days, joined("granted"), joined("shortfall"), counts, transitions)
+        return daily_columns(self.env, days, joined("granted"), joined("shortfall"), counts, transitions,
+                             joined("queue"), joined("unplanned"))  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         """The day, every agent variable (int64, idx order; dates as day numbers, NO_DATE for none), counters."""
         state: dict[str, Any] = {"day": self._day, "backend": self.name}
-        for name, values in zip(CORE_STATE_FIELDS, self._state, strict=True):
+        for name, values in zip(STATE_FIELDS, self._state, strict=True):
             state[name] = values.astype(np.int64)
-        state.update(plain_state(self.env))
         state["transitions"] = self.transitions.copy()
         state["shortfall_days"] = self.shortfall_days.copy()
         return state
@@ -267,8 +314,9 @@ class NumbaBackend(LifecycleBackend):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from ``state`` (after :meth:`build` with the same environment); pending MP2 is dropped."""
         n = self.env.n
-        values = [np.asarray(state[name], dtype=np.int64) for name in CORE_STATE_FIELDS]
-        for name, column in zip(CORE_STATE_FIELDS, values, strict=True):
+        defaults = {"repair_duration": self.env.repair_time, "queued_since": np.full(n, NO_DATE)}
+        values = [np.asarray(state[name] if name in state else defaults[name], dtype=np.int64) for name in STATE_FIELDS]
+        for name, column in zip(STATE_FIELDS, values, strict=True):
             if column.shape != (n,):
                 raise InvariantError(f"state field {name} has shape {column.shape}, expected ({n},)")
         if n and not 0 <= values[0].min() <= values[0].max() <= 6:

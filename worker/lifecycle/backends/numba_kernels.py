@@ -20,27 +20,31 @@ to reach the rare events through short lists:
 
 A day's per-airframe MP2 row is written by :func:`_log_day` after the day, in the schema's dtypes (dates as int64
 day numbers with NaT for none).
+
+Ensembles and maintenance options (docs/lifecycle.md, "Planning"): a quota group (member x type) is what a type is
+in a single run, so ``type_code`` holds group numbers (``int32``) and every per-type array is per group. Agents of
+an ensemble may fly another agent's MP5 column: the day's two rows are then gathered into a scratch pair first (a
+single run reads MP5's rows as they are). With maintenance options (:mod:`.numba_planning`) the repair list holds
+the repairs under way only, a day's entrants start a repair or join their group's queue, and unplanned removals
+are flagged after :func:`_fly`; without them, none of this runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any
 
-import numba
 import numpy as np
 
 from simfleet.shared.lifecycle_contract import TRANSITIONS
+from simfleet.worker.lifecycle.backends.numba_planning import admit, compiled, flag_removals, serve_queue
 from simfleet.worker.lifecycle.environment import NO_DATE
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 NAT = np.iinfo(np.int64).min
 """What a date column of MP2 holds for "no date" (``datetime64[D]`` NaT)."""
 CLASSES = 4
 """Quota priority classes: (a) flying and fit, (b) serviceable, (c) reserve, (d) inactive and ready."""
 STATIC_FIELDS = ("type_code", "ll", "oh", "br", "repair_time", "partout_time", "repair_minus_assembly", "delivery_day")
-"""The per-airframe constants the kernels read, in this order (``type_code`` as uint8, the rest int32)."""
+"""The per-airframe constants the kernels read, in this order (``type_code``, the quota group, and the rest int32)."""
 TRANSITION_PAIRS = TRANSITIONS
 T23, T24, T26, T32, T52, T12, T45, T03 = (
     TRANSITIONS.index(pair) for pair in ((2, 3), (2, 4), (2, 6), (3, 2), (5, 2), (1, 2), (4, 5), (0, 3))
@@ -50,10 +54,7 @@ REQUESTING = ((1, 3), (2, 5), (3, 1))
 """Classes (b), (c), (d) and the status their members are in."""
 
 
-def _compiled(function: F) -> F:
-    """``numba.njit`` with the on-disk cache, keeping the function's type for mypy."""
-    return cast(F, numba.njit(cache=True, nogil=True)(function))
-
+_compiled = compiled
 
 @_compiled
 def _leaving(sne_tomorrow: int, ppr_tomorrow: int, ll: int, oh: int, br: int) -> int:
@@ -66,19 +67,28 @@ def _leaving(sne_tomorrow: int, ppr_tomorrow: int, ll: int, oh: int, br: int) ->
 
 
 @_compiled
-def check_before_day_zero(d0: int, minutes: Any, static: Any, state: Any) -> None:
-    """MP3's state to the population at D0: earlier deliveries done, then step 3's checks as of D0 - 1."""
+def check_before_day_zero(d0: int, day_zero: Any, static: Any, state: Any, plan: Any, work: Any) -> None:
+    """MP3's state to the population at D0: earlier deliveries done, then step 3's checks as of D0 - 1.
+
+    ``day_zero`` is each agent's MP5 minutes of day 0. With maintenance options the airframes sent to repair are
+    admitted to their shop (``plan``'s ``under`` holds MP3's repairs per group) with day index -1; the repair list
+    and queues in ``plan`` and ``work`` are rebuilt from the state afterwards.
+    """
     _, ll, oh, br, _, partout_time, repair_minus_assembly, delivery_day = static
-    status, sne, ppr, repair_days, partout, assembly, _ = state
+    status, sne, ppr, repair_days, partout, assembly = state[:6]
+    maintained = plan[0].shape[0] > 0
     for i in range(status.shape[0]):
         if status[i] == 0 and delivery_day[i] != NO_DATE and delivery_day[i] < d0:
             status[i], sne[i], ppr[i] = 3, 0, 0
         elif status[i] == 2:
-            decided = _leaving(sne[i] + minutes[0, i], ppr[i] + minutes[0, i], ll[i], oh[i], br[i])
+            decided = _leaving(sne[i] + day_zero[i], ppr[i] + day_zero[i], ll[i], oh[i], br[i])
             if decided == 4:
                 repair_days[i] = 0
-                partout[i] = d0 - 1 + partout_time[i]
-                assembly[i] = d0 - 1 + repair_minus_assembly[i]
+                if maintained:
+                    admit(i, -1, d0 - 1, static, state, plan, work[3], work[4])
+                else:
+                    partout[i] = d0 - 1 + partout_time[i]
+                    assembly[i] = d0 - 1 + repair_minus_assembly[i]
             if decided:
                 status[i] = decided
 
@@ -88,6 +98,7 @@ def simulate_days(
     first: int,
     d0: int,
     minutes: Any,
+    view: Any,
     targets: Any,
     static: Any,
     ready_range: tuple[int, int],
@@ -95,6 +106,7 @@ def simulate_days(
     state: Any,
     tally: Any,
     work: Any,
+    plan: Any,
     rows: Any,
     totals: Any,
 ) -> None:
@@ -103,36 +115,63 @@ def simulate_days(
     Args:
         first: the first day index.
         d0: day number of D0.
-        minutes: MP5 as ``[day, idx]``.
-        targets: MP4 as ``[day, type]``.
+        minutes: MP5 as ``[day, column]``.
+        view: the MP5 column each agent flies (``int64[n]``; zero-length: column = agent) and a scratch pair of
+            rows (``uint16[2, n]``) the day's rows are gathered into.
+        targets: MP4 as ``[day, group]``.
         static: the per-airframe constants, in :data:`STATIC_FIELDS` order.
         ready_range: the smallest and largest ``repair_time`` (from day ``largest - 1`` on, every status 1 requests).
         deliveries: the airframes in status 0 by delivery day, and where each day starts in that list.
         state: the agent variables, in :data:`~.numpy_backend.STATE_FIELDS` order.
         tally: airframes per status and type, ``[7, types]``, kept up to date with the day's transitions.
         work: the flags of leaving flyers (``uint8``, padded to whole 8-byte words), two scratch lists (``int32[n]``),
-            the airframes in status 4 (``int32[n]``) and how many there are (``int64[1]``).
+            the repairs under way (``int32[n]``: every airframe in status 4 but those waiting for a slot) and how many
+            there are (``int64[1]``).
+        plan: the maintenance options and repair queues (:mod:`.numba_planning`; zero-length arrays for none).
         rows: the per-airframe MP2 columns of :data:`~.mp2_log.AIRFRAME_STATE`, each ``days * n`` long (rows by day,
-            then idx), or zero-length columns for no per-airframe log.
-        totals: per day and type, zero-filled on entry: granted ``[days, types]``, shortfall ``[days, types]``,
-            status counts ``[days, 7, types]``, transitions ``[days, 8, types]``, requesters ``[days, 4, types]``.
+            then idx), or zero-length columns for no per-airframe log; then ``repair_queued`` (``uint8``, zero-length
+            without maintenance options).
+        totals: per day and group, zero-filled on entry: granted ``[days, groups]``, shortfall ``[days, groups]``,
+            status counts ``[days, 7, groups]``, transitions ``[days, 8, groups]``, requesters ``[days, 4, groups]``,
+            waiting for a repair slot at the start of the day ``[days, groups]``, unplanned removals ``[days,
+            groups]``.
     """
     ac_type, ll, oh, _, repair_time, _, _, _ = static
-    status, sne, ppr, repair_days, _, _, _ = state
+    status, sne, ppr, repair_days = state[:4]
+    repair_duration, queued_since = state[7], state[8]
     delivery_order, delivery_bounds = deliveries
     flags, chosen, deferred, repairing, sizes = work
-    granted, shortfall, counts, transitions, eligible = totals
+    granted, shortfall, counts, transitions, eligible, queue, unplanned = totals
+    columns, pair = view
     n, types = status.shape[0], targets.shape[1]
-    full = rows[0].shape[0] > 0
+    full, queued_log = rows[0].shape[0] > 0, rows[9].shape[0] > 0
+    maintained, removals = plan[0].shape[0] > 0, plan[1].shape[0] > 0 and plan[1].max() > 0
+    under, waiting = plan[7], plan[12]
+    gather = columns.shape[0] > 0
+    if gather:
+        _gather(minutes[first], columns, pair[first % 2])
     left = np.zeros((CLASSES, types), dtype=np.int64)
     for r in range(granted.shape[0]):
         s = first + r
         today = d0 + s
         counts[r] = tally
+        if gather:
+            _gather(minutes[s + 1], columns, pair[(s + 1) % 2])
+            minutes_today, minutes_tomorrow = pair[s % 2], pair[(s + 1) % 2]
+        else:
+            minutes_today, minutes_tomorrow = minutes[s], minutes[s + 1]
         if full:
             rows[0][r * n : (r + 1) * n] = status
-        _fly(minutes[s], minutes[s + 1], status, sne, ppr, ll, oh, flags)
-        n_deferred = _count_down(repairing, sizes, repair_days, repair_time, ppr, ac_type, deferred, transitions[r])
+        if queued_log:
+            for i in range(n):
+                rows[9][r * n + i] = queued_since[i] != NO_DATE
+        if maintained:
+            queue[r] = waiting
+        _fly(minutes_today, minutes_tomorrow, status, sne, ppr, ll, oh, flags)
+        if removals:
+            flag_removals(s, status, ac_type, flags, plan)
+        n_deferred = _count_down(repairing, sizes, repair_days, repair_duration, ppr, ac_type, deferred, under,
+                                 transitions[r])  # fmt: skip
         for j in range(delivery_bounds[s], delivery_bounds[s + 1]):
             i = delivery_order[j]
             if status[i] == 0:
@@ -140,7 +179,9 @@ def simulate_days(
                 transitions[r, T03, ac_type[i]] += 1
                 deferred[n_deferred] = i
                 n_deferred += 1
-        _leave(today, minutes[s + 1], static, state, flags, repairing, sizes, transitions[r])
+        if maintained:
+            serve_queue(s, today, static, state, plan, repairing, sizes)
+        _leave(s, today, minutes_tomorrow, static, state, flags, repairing, sizes, plan, transitions[r], unplanned[r])
         if ready_range[0] <= s + 1 < ready_range[1]:
             for i in range(n):
                 if status[i] == 1 and s + 1 >= repair_time[i]:
@@ -167,7 +208,14 @@ def simulate_days(
                 tally[a, t] -= transitions[r, kind, t]
                 tally[b, t] += transitions[r, kind, t]
         if full:
-            _log_day(r * n, minutes[s], state, rows)
+            _log_day(r * n, minutes_today, state, rows)
+
+
+@_compiled
+def _gather(row: Any, columns: Any, out: Any) -> None:
+    """One MP5 row in agent order: ``out[i] = row[columns[i]]``."""
+    for i in range(out.shape[0]):
+        out[i] = row[columns[i]]
 
 
 @_compiled
@@ -187,13 +235,16 @@ def _count_down(
     repairing: Any,
     sizes: Any,
     repair_days: Any,
-    repair_time: Any,
+    repair_duration: Any,
     ppr: Any,
     ac_type: Any,
     deferred: Any,
+    under: Any,
     transitions: Any,
 ) -> int:
-    """Rule 2 for every airframe in repair; the finished ones leave the list and go into ``deferred`` (4 -> 5).
+    """Rule 2 for every repair under way; the finished ones leave the list and go into ``deferred`` (4 -> 5).
+
+    ``under`` (repairs under way per group; zero-length without maintenance options) loses the finished ones.
 
     Returns:
         How many went into ``deferred``.
@@ -203,9 +254,11 @@ def _count_down(
     while j < count:
         i = repairing[j]
         repair_days[i] += 1
-        if repair_days[i] >= repair_time[i]:
+        if repair_days[i] >= repair_duration[i]:
             repair_days[i], ppr[i] = 0, 0
             transitions[T45, ac_type[i]] += 1
+            if under.shape[0] > 0:
+                under[ac_type[i]] -= 1
             deferred[done] = i
             done += 1
             count -= 1
@@ -217,10 +270,27 @@ def _count_down(
 
 
 @_compiled
-def _leave(today: int, tomorrow: Any, static: Any, state: Any, flags: Any, repairing: Any, sizes: Any, tr: Any) -> None:
-    """The flagged flyers go to repair (with its dates, and into the repair list) or to storage."""
+def _leave(
+    s: int,
+    today: int,
+    tomorrow: Any,
+    static: Any,
+    state: Any,
+    flags: Any,
+    repairing: Any,
+    sizes: Any,
+    plan: Any,
+    tr: Any,
+    unplanned: Any,
+) -> None:
+    """The flagged flyers go to repair or to storage (flag 2: an unplanned removal, to repair).
+
+    Without maintenance options a repair starts at once (its dates, and into the repair list); with them the
+    airframe is admitted to its group's shop (:func:`.numba_planning.admit`).
+    """
     ac_type, ll, oh, br, _, partout_time, repair_minus_assembly, _ = static
-    status, sne, ppr, repair_days, partout, assembly, _ = state
+    status, sne, ppr, repair_days, partout, assembly = state[:6]
+    maintained = plan[0].shape[0] > 0
     words = flags.view(np.uint64)
     for w in range(words.shape[0]):
         if words[w] == 0:
@@ -228,10 +298,17 @@ def _leave(today: int, tomorrow: Any, static: Any, state: Any, flags: Any, repai
         for i in range(8 * w, 8 * w + 8):
             if flags[i] == 0:
                 continue
-            decided = _leaving(sne[i] + tomorrow[i], ppr[i] + tomorrow[i], ll[i], oh[i], br[i])
+            if flags[i] == 2:
+                decided = 4
+                unplanned[ac_type[i]] += 1
+            else:
+                decided = _leaving(sne[i] + tomorrow[i], ppr[i] + tomorrow[i], ll[i], oh[i], br[i])
             if decided == 4:
                 tr[T24, ac_type[i]] += 1
                 status[i], repair_days[i] = 4, 0
+                if maintained:
+                    admit(i, s, today, static, state, plan, repairing, sizes)
+                    continue
                 partout[i] = today + partout_time[i]
                 assembly[i] = today + repair_minus_assembly[i]
                 repairing[sizes[0]] = i
@@ -281,8 +358,8 @@ def _grant(
 @_compiled
 def _log_day(base: int, today: Any, state: Any, rows: Any) -> None:
     """The day's per-airframe MP2 rows (``status_id``, the status spent on the day, is written before it starts)."""
-    status, sne, ppr, repair_days, partout, assembly, active = state
-    status_id, next_status, daily_flight, sne_log, ppr_log, repair_log, partout_log, assembly_log, active_log = rows
+    status, sne, ppr, repair_days, partout, assembly, active = state[:7]
+    status_id, next_status, daily_flight, sne_log, ppr_log, repair_log, partout_log, assembly_log, active_log = rows[:9]
     for i in range(status.shape[0]):
         row = base + i
         next_status[row] = status[i]
