@@ -116,7 +116,9 @@ class NumbaBackend(LifecycleBackend):
             name: env.repair_time - env.assembly_time if name == "repair_minus_assembly" else getattr(env, name)
             for name in STATIC_FIELDS
         }
-        self.static = tuple(values.astype(np.int32) for values in columns.values())
+        narrow = np.uint8 if groups <= 256 else np.int32  # a single run's types in bytes: less to scan
+        self.static = tuple(values.astype(narrow if name == "type_code" else np.int32)
+                            for name, values in columns.items())  # fmt: skip
         self.ready_range = (int(env.repair_time.min(initial=0)), int(env.repair_time.max(initial=0)))
         self.maintenance = m = env.maintenance
         if m is None:

@@ -11,7 +11,7 @@ to reach the rare events through short lists:
 2. The repairs under way (an unordered list of the airframes in status 4) count down; the day's deliveries come from
    a schedule made when the population is set. Both are applied to the status only after the grant, so that a
    status of 3 or 5 during the grant still means "requests as class (b) or (c)".
-3. The flagged flyers leave (to 4 or 6; see :func:`_leave`).
+3. The flagged flyers leave (to 4 or 6; see :func:`_leave` and :func:`_leave_for_shops`).
 4. The quota: per type, requesters per class come from the status tally kept up to date with each day's transitions
    (class (a): the flyers minus those leaving), so no loop counts them; class by class until Q is used up gives how
    many of each class are granted. :func:`_grant` then finds them: the first ones of classes (b), (c), (d) by a scan
@@ -181,7 +181,10 @@ def simulate_days(
                 n_deferred += 1
         if maintained:
             serve_queue(s, today, static, state, plan, repairing, sizes)
-        _leave(s, today, minutes_tomorrow, static, state, flags, repairing, sizes, plan, transitions[r], unplanned[r])
+            _leave_for_shops(s, today, minutes_tomorrow, static, state, flags, repairing, sizes, plan, transitions[r],
+                             unplanned[r])  # fmt: skip
+        else:
+            _leave(today, minutes_tomorrow, static, state[:6], flags, repairing, sizes, transitions[r])
         if ready_range[0] <= s + 1 < ready_range[1]:
             for i in range(n):
                 if status[i] == 1 and s + 1 >= repair_time[i]:
@@ -270,7 +273,35 @@ def _count_down(
 
 
 @_compiled
-def _leave(
+def _leave(today: int, tomorrow: Any, static: Any, state: Any, flags: Any, repairing: Any, sizes: Any, tr: Any) -> None:
+    """The flagged flyers go to repair (with its dates, and into the repair list) or to storage.
+
+    ``state`` holds the first six agent variables only: what a day of today's model passes costs less to pass.
+    """
+    ac_type, ll, oh, br, _, partout_time, repair_minus_assembly, _ = static
+    status, sne, ppr, repair_days, partout, assembly = state
+    words = flags.view(np.uint64)
+    for w in range(words.shape[0]):
+        if words[w] == 0:
+            continue
+        for i in range(8 * w, 8 * w + 8):
+            if flags[i] == 0:
+                continue
+            decided = _leaving(sne[i] + tomorrow[i], ppr[i] + tomorrow[i], ll[i], oh[i], br[i])
+            if decided == 4:
+                tr[T24, ac_type[i]] += 1
+                status[i], repair_days[i] = 4, 0
+                partout[i] = today + partout_time[i]
+                assembly[i] = today + repair_minus_assembly[i]
+                repairing[sizes[0]] = i
+                sizes[0] += 1
+            else:
+                tr[T26, ac_type[i]] += 1
+                status[i] = 6
+
+
+@_compiled
+def _leave_for_shops(
     s: int,
     today: int,
     tomorrow: Any,
@@ -283,14 +314,11 @@ def _leave(
     tr: Any,
     unplanned: Any,
 ) -> None:
-    """The flagged flyers go to repair or to storage (flag 2: an unplanned removal, to repair).
-
-    Without maintenance options a repair starts at once (its dates, and into the repair list); with them the
-    airframe is admitted to its group's shop (:func:`.numba_planning.admit`).
+    """:func:`_leave` with maintenance options: flag 2 is an unplanned removal (to repair, counted in
+    ``unplanned``), and an airframe sent to repair is admitted to its group's shop (:func:`.numba_planning.admit`).
     """
-    ac_type, ll, oh, br, _, partout_time, repair_minus_assembly, _ = static
-    status, sne, ppr, repair_days, partout, assembly = state[:6]
-    maintained = plan[0].shape[0] > 0
+    ac_type, ll, oh, br = static[:4]
+    status, sne, ppr, repair_days = state[:4]
     words = flags.view(np.uint64)
     for w in range(words.shape[0]):
         if words[w] == 0:
@@ -306,13 +334,7 @@ def _leave(
             if decided == 4:
                 tr[T24, ac_type[i]] += 1
                 status[i], repair_days[i] = 4, 0
-                if maintained:
-                    admit(i, s, today, static, state, plan, repairing, sizes)
-                    continue
-                partout[i] = today + partout_time[i]
-                assembly[i] = today + repair_minus_assembly[i]
-                repairing[sizes[0]] = i
-                sizes[0] += 1
+                admit(i, s, today, static, state, plan, repairing, sizes)
             else:
                 tr[T26, ac_type[i]] += 1
                 status[i] = 6
