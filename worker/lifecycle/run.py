@@ -159,8 +159,11 @@ def run_local(
     return report
 
 
-def _figures(status: Any, transitions: Any, shortfall_days: Any) -> tuple[dict[str, int], dict[int, int], dict[str, int]]:
-    """Transitions by kind, airframes by status, shortfall days by type (``transitions [8, groups]``, per group days)."""
+Figures = tuple[dict[str, int], dict[int, int], dict[str, int]]
+
+
+def _figures(status: Any, transitions: Any, shortfall_days: Any) -> Figures:
+    """Transitions by kind, airframes by status, shortfall days by type (from ``[8, groups]`` and per group)."""
     by_status = np.bincount(np.asarray(status, dtype=np.int64), minlength=7)
     by_kind = np.asarray(transitions).sum(axis=1)
     by_type = np.asarray(shortfall_days, dtype=np.int64).reshape(-1, len(AC_TYPES)).sum(axis=0)
