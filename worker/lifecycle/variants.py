@@ -54,7 +54,8 @@ def parse_variants(data: Any, source: str = "<variants>") -> Ensemble:
     for key, options in mappings:
         for name, value in options.items() if isinstance(options, dict) else ():
             _decode(Maintenance, value, source, f"{key}.{name}")
-    return _decode(Ensemble, data, source, "")
+    ensemble: Ensemble = _decode(Ensemble, data, source, "")
+    return ensemble
 
 
 def _decode(kind: type[Any], data: Any, source: str, prefix: str) -> Any:
