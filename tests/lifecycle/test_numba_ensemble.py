@@ -65,7 +65,8 @@ def changes(draw, *, kinds, low, high):
         ac_type = draw(st.sampled_from(["", "mi8", "mi17"]))
         start = D0 + dt.timedelta(days=draw(st.integers(0, 10))) if draw(st.booleans()) else None
         if kind == "factor":
-            out.append(Change(factor=draw(st.sampled_from([0.0, 0.5, 0.8, 1.25, 1.4, 2.0])), ac_type=ac_type, start=start))
+            factor = draw(st.sampled_from([0.0, 0.5, 0.8, 1.25, 1.4, 2.0]))
+            out.append(Change(factor=factor, ac_type=ac_type, start=start))
         else:
             out.append(Change(offset=draw(st.integers(low, high)), ac_type=ac_type, start=start))
     return out

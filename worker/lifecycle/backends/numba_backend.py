@@ -14,8 +14,8 @@ idx order with narrow types (status ``uint8``, the rest ``int32``); :meth:`Numba
 
 Ensembles and maintenance options (docs/lifecycle.md, "Planning") run in the same kernel: a quota group (member x
 type) is what a type is in a single run; agents fly their own MP5 column (``Environment.minutes_col``); repair
-shops, queues, drawn durations and unplanned removals are in :mod:`.numba_planning`. Without them, the kernel takes
-today's path (no gather, no queue, no draw).
+shops, queues, drawn durations and unplanned removals are laid out in :mod:`.numba_kernels`. Without them, the
+kernel takes today's path (no gather, no queue, no draw).
 
 The kernels are compiled on first use and cached on disk (numba's ``cache=True``, under ``__pycache__``): a fresh
 process loads them in well under a second; the first compile on a machine takes several seconds. With ``debug`` set,
@@ -42,7 +42,6 @@ from simfleet.worker.lifecycle.backends.numba_kernels import (
     check_before_day_zero,
     simulate_days,
 )
-from simfleet.worker.lifecycle.backends.numba_planning import build_queues
 from simfleet.worker.lifecycle.backends.numpy_backend import NumpyBackend
 from simfleet.worker.lifecycle.environment import NO_DATE, Environment
 
@@ -122,13 +121,14 @@ class NumbaBackend(LifecycleBackend):
         self.ready_range = (int(env.repair_time.min(initial=0)), int(env.repair_time.max(initial=0)))
         self.maintenance = m = env.maintenance
         if m is None:
-            empty = np.zeros(0, dtype=np.int64)
-            self._options: Arrays = (empty, empty.astype(np.uint64), empty, np.zeros((0, 1), dtype=np.int64),
-                                     empty.astype(np.uint64), empty.astype(np.uint64), empty.astype(np.uint64))
+            none, unsigned = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
+            table = np.zeros((0, 1), dtype=np.int64)
+            self._options: Arrays = (none, unsigned, none, table, unsigned, unsigned, unsigned)
         else:
+            fleet_idx = (np.arange(n) % max(env.airframes, 1)).astype(np.uint64)
+            table = np.ascontiguousarray(m.spread_table, dtype=np.int64)
             self._options = (m.slots.astype(np.int64), m.hazard.astype(np.uint64), m.spread_kind.astype(np.int64),
-                             np.ascontiguousarray(m.spread_table, dtype=np.int64), m.spread_len.astype(np.uint64),
-                             m.rng_key.astype(np.uint64), (np.arange(n) % max(env.airframes, 1)).astype(np.uint64))
+                             table, m.spread_len.astype(np.uint64), m.rng_key.astype(np.uint64), fleet_idx)  # fmt: skip
         self._work: Arrays = (
             np.zeros(-(-n // 8) * 8, dtype=np.uint8),
             *(np.zeros(n, dtype=np.int32) for _ in range(3)),
@@ -210,11 +210,13 @@ class NumbaBackend(LifecycleBackend):
 
     def _run(self, days: int, *, keep_rows: bool) -> _Chunk:
         n, types, first = self.env.n, self.env.n_types, self._day
-        rows = tuple(
+        state_rows = [
             np.empty(days * n if keep_rows else 0, dtype=np.int64 if column.dtype == "datetime64[D]" else column.dtype)
             for column in AIRFRAME_COLUMNS
             if column.name in AIRFRAME_STATE
-        ) + (np.zeros(days * n if keep_rows and self.maintenance is not None else 0, dtype=np.uint8),)
+        ]
+        queued = np.zeros(days * n if keep_rows and self.maintenance is not None else 0, dtype=np.uint8)
+        rows = (*state_rows, queued)
         chunk = _Chunk(
             first,
             rows,
@@ -330,6 +332,24 @@ class NumbaBackend(LifecycleBackend):
         self._reset_counters()
         self.transitions[:] = np.asarray(state.get("transitions", self.transitions), dtype=np.int64)
         self.shortfall_days[:] = np.asarray(state.get("shortfall_days", self.shortfall_days), dtype=np.int64)
+
+
+def build_queues(group: Any, queued_since: Any, groups: int) -> tuple[Any, ...]:
+    """The queue part of ``plan`` from a state: each group's waiting agents by (day joined, agent), in its ring.
+
+    Returns:
+        ``queue_store``, ``base``, ``capacity``, ``head`` (all 0), ``length``.
+    """
+    n = group.shape[0]
+    capacity = np.bincount(group, minlength=groups).astype(np.int64)
+    base = (np.cumsum(capacity) - capacity).astype(np.int64)
+    store = np.zeros(n, dtype=np.int32)
+    waiting = np.flatnonzero(queued_since != NO_DATE)
+    waiting = waiting[np.lexsort((waiting, queued_since[waiting], group[waiting]))]
+    length = np.bincount(group[waiting], minlength=groups).astype(np.int64)
+    rank = np.arange(waiting.size) - (np.cumsum(length) - length)[group[waiting]]
+    store[base[group[waiting]] + rank] = waiting
+    return store, base, np.maximum(capacity, 1), np.zeros(groups, dtype=np.int64), length
 
 
 def warm() -> float:
