@@ -105,11 +105,7 @@ class NumbaBackend(LifecycleBackend):
         self.env, self.log = env, log
         self.minutes = np.ascontiguousarray(env.minutes)
         n, groups = env.n, env.n_types
-        columns_used = env.agent_minutes_col
-        if env.minutes_col is None or np.array_equal(columns_used, np.arange(n)):
-            self._view: Arrays = (np.zeros(0, dtype=np.int64), np.zeros((2, 0), dtype=np.uint16))
-        else:
-            self._view = (columns_used.astype(np.int64), np.zeros((2, n), dtype=np.uint16))
+        self._view = _minutes_view(env)
         self.targets = np.ascontiguousarray(env.targets, dtype=np.int64)
         columns: dict[str, I64] = {
             name: env.repair_time - env.assembly_time if name == "repair_minus_assembly" else getattr(env, name)
@@ -231,6 +227,7 @@ class NumbaBackend(LifecycleBackend):
         simulate_days(
             first,
             self.env.d0,
+            self.env.airframes,
             self.minutes,
             self._view,
             self.targets,
@@ -350,6 +347,19 @@ def build_queues(group: Any, queued_since: Any, groups: int) -> tuple[Any, ...]:
     rank = np.arange(waiting.size) - (np.cumsum(length) - length)[group[waiting]]
     store[base[group[waiting]] + rank] = waiting
     return store, base, np.maximum(capacity, 1), np.zeros(groups, dtype=np.int64), length
+
+
+def _minutes_view(env: Environment) -> Arrays:
+    """The kernels' ``view`` of MP5: no gather, one slice per member, or one column per agent."""
+    none = np.zeros(0, dtype=np.int64)
+    columns = env.agent_minutes_col.astype(np.int64)
+    if env.minutes_col is None or env.n == 0 or np.array_equal(columns, np.arange(env.n)):
+        return none, none, np.zeros((2, 0), dtype=np.uint16)
+    pair = np.zeros((2, env.n), dtype=np.uint16)
+    blocks = columns.reshape(env.members, env.airframes)
+    if (blocks == blocks[:, :1] + np.arange(env.airframes)).all():
+        return none, blocks[:, 0].copy(), pair
+    return columns, none, pair
 
 
 def warm() -> float:

@@ -23,11 +23,12 @@ day numbers with NaT for none).
 
 Ensembles and maintenance options (docs/lifecycle.md, "Planning"): a quota group (member x type) is what a type is
 in a single run, so ``type_code`` holds group numbers (``uint8``, or ``int32`` beyond 256 groups) and every
-per-type array is per group. Agents of
-an ensemble may fly another agent's MP5 column: the day's two rows are then gathered into a scratch pair first (a
-single run reads MP5's rows as they are). With maintenance options (the last part of this module) the repair list holds
-the repairs under way only, a day's entrants start a repair or join their group's queue, and unplanned removals
-are flagged after :func:`_fly`; without them, none of this runs.
+per-type array is per group; the grant scans each member's agents on their own. Agents of an ensemble may fly
+another agent's MP5 column: the day's two rows are then gathered into a scratch pair first (a single run reads
+MP5's rows as they are); when every member flies a contiguous run of columns, as a stacked environment's members
+do, the gather is one slice copy per member. With maintenance options (the last part of this module) the repair
+list holds the repairs under way only, a day's entrants start a repair or join their group's queue, and unplanned
+removals are flagged after :func:`_fly`; without them, none of this runs.
 
 The repair shop of a group (member x type) has ``slots`` places; airframes sent to repair while it is full wait in
 the group's queue, first come first served by (day joined, aircraft number). The queue of each group is a ring
@@ -132,6 +133,7 @@ def check_before_day_zero(d0: int, day_zero: Any, static: Any, state: Any, plan:
 def simulate_days(
     first: int,
     d0: int,
+    block: int,
     minutes: Any,
     view: Any,
     targets: Any,
@@ -150,9 +152,13 @@ def simulate_days(
     Args:
         first: the first day index.
         d0: day number of D0.
+        block: agents per member (airframes of the fleet): member ``m`` holds agents ``m * block ..`` and groups
+            ``m * groups / members ..``.
         minutes: MP5 as ``[day, column]``.
-        view: the MP5 column each agent flies (``int64[n]``; zero-length: column = agent) and a scratch pair of
-            rows (``uint16[2, n]``) the day's rows are gathered into.
+        view: the MP5 column each agent flies (``int64[n]``; zero-length: see the next), the first column each
+            member flies (``int64[members]``, member ``m`` flying ``block`` columns from there; zero-length with
+            the first or when column = agent) and a scratch pair of rows (``uint16[2, n]``) the day's rows are
+            gathered into.
         targets: MP4 as ``[day, group]``.
         static: the per-airframe constants, in :data:`STATIC_FIELDS` order.
         ready_range: the smallest and largest ``repair_time`` (from day ``largest - 1`` on, every status 1 requests).
@@ -177,21 +183,21 @@ def simulate_days(
     delivery_order, delivery_bounds = deliveries
     flags, chosen, deferred, repairing, sizes = work
     granted, shortfall, counts, transitions, eligible, queue, unplanned = totals
-    columns, pair = view
+    columns, offsets, pair = view
     n, types = status.shape[0], targets.shape[1]
     full, queued_log = rows[0].shape[0] > 0, rows[9].shape[0] > 0
     maintained, removals = plan[0].shape[0] > 0, plan[1].shape[0] > 0 and plan[1].max() > 0
     under, waiting = plan[7], plan[12]
-    gather = columns.shape[0] > 0
+    gather = columns.shape[0] > 0 or offsets.shape[0] > 0
     if gather:
-        _gather(minutes[first], columns, pair[first % 2])
+        _gather(minutes[first], columns, offsets, block, pair[first % 2])
     left = np.zeros((CLASSES, types), dtype=np.int64)
     for r in range(granted.shape[0]):
         s = first + r
         today = d0 + s
         counts[r] = tally
         if gather:
-            _gather(minutes[s + 1], columns, pair[(s + 1) % 2])
+            _gather(minutes[s + 1], columns, offsets, block, pair[(s + 1) % 2])
             minutes_today, minutes_tomorrow = pair[s % 2], pair[(s + 1) % 2]
         else:
             minutes_today, minutes_tomorrow = minutes[s], minutes[s + 1]
@@ -237,7 +243,7 @@ def simulate_days(
             transitions[r, T32, t], transitions[r, T52, t], transitions[r, T12, t] = left[1, t], left[2, t], left[3, t]
             left[0, t] = eligible[r, 0, t] - left[0, t]  # class (a): from here, how many are refused
             transitions[r, T23, t] = left[0, t]
-        _grant(s, today, left, status, ac_type, repair_time, state[6], chosen)
+        _grant(s, today, left, status, ac_type, repair_time, state[6], chosen, block)
         for j in range(n_deferred):
             i = deferred[j]
             status[i] = 5 if status[i] == 4 else 3
@@ -250,9 +256,11 @@ def simulate_days(
 
 
 @_compiled
-def _gather(row: Any, columns: Any, out: Any) -> None:
-    """One MP5 row in agent order: ``out[i] = row[columns[i]]``."""
-    for i in range(out.shape[0]):
+def _gather(row: Any, columns: Any, offsets: Any, block: int, out: Any) -> None:
+    """One MP5 row in agent order: ``out[i] = row[columns[i]]``, or member by member from ``offsets``."""
+    for m in range(offsets.shape[0]):
+        out[m * block : (m + 1) * block] = row[offsets[m] : offsets[m] + block]
+    for i in range(columns.shape[0]):
         out[i] = row[columns[i]]
 
 
@@ -379,34 +387,41 @@ def _leave_for_shops(
 
 @_compiled
 def _grant(
-    s: int, today: int, left: Any, status: Any, ac_type: Any, repair_time: Any, active: Any, chosen: Any
+    s: int, today: int, left: Any, status: Any, ac_type: Any, repair_time: Any, active: Any, chosen: Any, block: int
 ) -> None:
-    """Apply the quota decided in ``left[class, type]``: how many to grant of classes (b), (c), (d), to refuse of (a).
+    """Apply the quota decided in ``left[class, group]``: how many to grant of classes (b), (c), (d), to refuse of (a).
 
-    The granted ones of (b), (c), (d) are the first of their class and type by aircraft number, found by a scan from
+    The granted ones of (b), (c), (d) are the first of their class and group by aircraft number, found by a scan from
     the start that stops as soon as it has them all; they move to 2 only once the refused flyers, the last of class
-    (a) of their type, are found by a scan from the end (every airframe in status 2 then is a class-(a) flyer).
+    (a) of their group, are found by a scan from the end (every airframe in status 2 then is a class-(a) flyer).
+    Agents come in blocks of ``block`` (the members of an ensemble; one block in a single run), each holding its own
+    groups: each block is scanned on its own, and only as far as its own grants need.
     """
-    n = status.shape[0]
+    n, groups = status.shape[0], left.shape[1]
+    blocks = n // block if block > 0 else 0
+    per_block = groups // blocks if blocks > 0 else 0
     n_chosen = 0
-    for cls, member in REQUESTING:
-        pending = left[cls].sum()
-        i = 0
-        while pending > 0 and i < n:
-            if status[i] == member and left[cls, ac_type[i]] > 0 and (member != 1 or s + 1 >= repair_time[i]):
-                left[cls, ac_type[i]] -= 1
+    for b in range(blocks):
+        first, last = b * block, (b + 1) * block
+        own = left[:, b * per_block : (b + 1) * per_block]
+        for cls, member in REQUESTING:
+            pending = own[cls].sum()
+            i = first
+            while pending > 0 and i < last:
+                if status[i] == member and left[cls, ac_type[i]] > 0 and (member != 1 or s + 1 >= repair_time[i]):
+                    left[cls, ac_type[i]] -= 1
+                    pending -= 1
+                    chosen[n_chosen] = i
+                    n_chosen += 1
+                i += 1
+        pending = own[0].sum()
+        i = last - 1
+        while pending > 0 and i >= first:
+            if status[i] == 2 and left[0, ac_type[i]] > 0:
+                status[i] = 3
+                left[0, ac_type[i]] -= 1
                 pending -= 1
-                chosen[n_chosen] = i
-                n_chosen += 1
-            i += 1
-    pending = left[0].sum()
-    i = n - 1
-    while pending > 0 and i >= 0:
-        if status[i] == 2 and left[0, ac_type[i]] > 0:
-            status[i] = 3
-            left[0, ac_type[i]] -= 1
-            pending -= 1
-        i -= 1
+            i -= 1
     for j in range(n_chosen):
         i = chosen[j]
         if status[i] == 1:
