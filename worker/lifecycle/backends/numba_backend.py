@@ -93,6 +93,7 @@ class NumbaBackend(LifecycleBackend):
         self.debug = debug
         self._day = 0
         self._chunks: list[_Chunk] = []
+        self._spare: dict[int, Arrays] = {}
 
     @property
     def day(self) -> int:
@@ -179,8 +180,8 @@ class NumbaBackend(LifecycleBackend):
         self.shortfall_days = np.zeros(env.n_types, dtype=np.int64)
         self._chunks = []
         status = self._state[0].astype(np.int64)
-        self._tally = np.zeros((7, env.n_types), dtype=np.int64)
-        np.add.at(self._tally, (status, env.type_code), 1)
+        cells = np.bincount(status * env.n_types + env.type_code, minlength=7 * env.n_types)
+        self._tally = cells.reshape(7, env.n_types).astype(np.int64)
         repairing, sizes = self._work[3], self._work[4]
         in_repair = np.flatnonzero(status == 4)
         if self.maintenance is not None:
@@ -213,17 +214,14 @@ class NumbaBackend(LifecycleBackend):
         ]
         queued = np.zeros(days * n if keep_rows and self.maintenance is not None else 0, dtype=np.uint8)
         rows = (*state_rows, queued)
-        chunk = _Chunk(
-            first,
-            rows,
-            granted=np.zeros((days, types), dtype=np.int64),
-            shortfall=np.zeros((days, types), dtype=np.int64),
-            counts=np.zeros((days, 7, types), dtype=np.int64),
-            transitions=np.zeros((days, len(TRANSITIONS), types), dtype=np.int64),
-            eligible=np.zeros((days, CLASSES, types), dtype=np.int64),
-            queue=np.zeros((days, types), dtype=np.int64),
-            unplanned=np.zeros((days, types), dtype=np.int64),
-        )
+        totals = self._spare.pop(days, None)
+        if totals is None:
+            shapes = ((types,), (types,), (7, types), (len(TRANSITIONS), types), (CLASSES, types), (types,), (types,))
+            totals = tuple(np.zeros((days, *shape), dtype=np.int64) for shape in shapes)
+        else:
+            for values in totals:
+                values.fill(0)
+        chunk = _Chunk(first, rows, *totals)
         simulate_days(
             first,
             self.env.d0,
@@ -271,7 +269,11 @@ class NumbaBackend(LifecycleBackend):
         first = chunks[0].first
         days = np.arange(first, first + sum(chunk.days for chunk in chunks), dtype=np.int64)
         airframe = self._airframe(chunks, days) if self.log == "full" else {}
-        return airframe, self._daily(chunks, days)
+        daily = self._daily(chunks, days)
+        # daily_columns copied the per-group figures: the next chunk of the same length reuses their arrays (fresh
+        # memory costs a page fault per 4 KiB, which an ensemble's per-group figures make felt).
+        self._spare = {chunk.days: chunk.totals() for chunk in chunks}
+        return airframe, daily
 
     def _airframe(self, chunks: list[_Chunk], days: I64) -> Columns:
         n = self.env.n
@@ -297,7 +299,8 @@ class NumbaBackend(LifecycleBackend):
         """Per type and day, rows ordered by (day, type), as :class:`~.mp2_log.Mp2Log` lays them out."""
 
         def joined(name: str) -> I64:
-            return np.concatenate([getattr(chunk, name) for chunk in chunks])
+            parts = [getattr(chunk, name) for chunk in chunks]
+            return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
         counts, transitions = joined("counts"), joined("transitions")
         return daily_columns(self.env, days, joined("granted"), joined("shortfall"), counts, transitions,
