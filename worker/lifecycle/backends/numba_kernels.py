@@ -83,6 +83,8 @@ MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 MIX_2 = np.uint64(0x94D049BB133111EB)
 SHIFT_2, SHIFT_27, SHIFT_30, SHIFT_31, SHIFT_32 = (np.uint64(b) for b in (2, 27, 30, 31, 32))
 REMOVAL, DURATION = np.uint64(KIND_REMOVAL), np.uint64(KIND_DURATION)
+DAY_BEFORE: Any = np.int64(-1)
+"""The day index of the pre-day-0 check (typed int64: a literal would compile a callee once more)."""
 HALF_FIXED = 1 << 15
 """Rounding half up of a fixed-point (16 fractional bits) product."""
 
@@ -121,7 +123,7 @@ def check_before_day_zero(d0: int, day_zero: Any, static: Any, state: Any, plan:
             if decided == 4:
                 repair_days[i] = 0
                 if maintained:
-                    admit(i, np.int64(-1), d0 - 1, static, state, plan, work[3], work[4])
+                    admit(i, DAY_BEFORE, d0 - 1, static, state, plan, work[3], work[4])
                 else:
                     partout[i] = d0 - 1 + partout_time[i]
                     assembly[i] = d0 - 1 + repair_minus_assembly[i]
@@ -489,7 +491,7 @@ def start_repair(i: int, s: int, decided_on: int, static: Any, state: Any, plan:
     repair_days, partout, assembly, repair_duration, queued_since = state[3], state[4], state[5], state[7], state[8]
     spread_kind, table, length, key, fleet_idx, under = plan[2], plan[3], plan[4], plan[5], plan[6], plan[7]
     g = group[i]
-    duration = np.int64(repair_time[i])
+    duration: Any = np.int64(repair_time[i])
     if spread_kind[g] != SPREAD_NONE:
         u = draw(key[g], s + 1, fleet_idx[i], DURATION)
         entry = table[g, np.int64((u * length[g]) >> SHIFT_32)]
