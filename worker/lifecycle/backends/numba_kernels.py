@@ -212,7 +212,7 @@ def simulate_days(
             queue[r] = waiting
         _fly(minutes_today, minutes_tomorrow, status, sne, ppr, ll, oh, flags)
         if removals:
-            flag_removals(s, status, ac_type, flags, plan)
+            flag_removals(s, status, ac_type, flags, plan, chosen)
         n_deferred = _count_down(repairing, sizes, repair_days, repair_duration, ppr, ac_type, deferred, under,
                                  transitions[r])  # fmt: skip
         for j in range(delivery_bounds[s], delivery_bounds[s + 1]):
@@ -466,16 +466,21 @@ def draw(key: Any, day: int, idx: Any, kind: Any) -> Any:
 
 
 @_compiled
-def flag_removals(s: int, status: Any, group: Any, flags: Any, plan: Any) -> None:
+def flag_removals(s: int, status: Any, group: Any, flags: Any, plan: Any, flyers: Any) -> None:
     """Step 3's unplanned removals: a flyer that may go on flying (flag 0) is flagged 2 when its draw says so.
 
-    Every agent draws (no branch on the status, which would be mispredicted about every other airframe).
+    The flyers of groups with a hazard are first listed into ``flyers`` (scratch, ``int32[n]``) without a branch
+    (one on the status would be mispredicted about every other airframe); only they draw.
     """
     hazard, key, fleet_idx = plan[1], plan[5], plan[6]
+    count = 0
     for i in range(status.shape[0]):
+        flyers[count] = i
+        count += (status[i] == 2) & (flags[i] == 0) & (hazard[group[i]] > 0)
+    for j in range(count):
+        i = flyers[j]
         g = group[i]
-        u = draw(key[g], s, fleet_idx[i], REMOVAL)
-        if (status[i] == 2) & (flags[i] == 0) & (u < hazard[g]):  # rare: a well-predicted branch
+        if draw(key[g], s, fleet_idx[i], REMOVAL) < hazard[g]:
             flags[i] = 2
 
 
