@@ -2,6 +2,7 @@
 modes), with full repair shops, queues, drawn durations and unplanned removals, and states that cross between the
 two backends mid-run with a queue pending."""
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -189,3 +190,16 @@ def test_shops_that_never_fill_give_todays_run_on_numba():
     assert_tables(airframe, want_airframe)
     assert_tables(daily, want_daily)
     assert_states(state, want_state)
+
+
+def test_agents_flying_other_agents_columns_fly_them_on_numba_as_on_numpy():
+    # A stacked environment gives each member a contiguous run of MP5 columns; any other layout is gathered column by
+    # column: here each airframe flies its neighbour's minutes.
+    env = build_environment(random_inputs(np.random.default_rng(6), 10, 25))
+    shifted = dataclasses.replace(env, minutes_col=np.roll(np.arange(env.n), 1))
+    want_airframe, want_daily, want_state = simulate("numpy", shifted)
+    airframe, daily, state = simulate("numba", shifted, chunk=7)
+    assert_tables(airframe, want_airframe)
+    assert_tables(daily, want_daily)
+    assert_states(state, want_state)
+    assert not np.array_equal(airframe["daily_flight"], simulate("numba", env)[0]["daily_flight"])
