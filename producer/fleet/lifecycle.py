@@ -322,7 +322,7 @@ def checked_ensemble(ensemble: object) -> tuple[Ensemble | None, str]:
     if isinstance(ensemble, dict):
         return parse_variants(ensemble, "ensemble"), "ensemble"
     if isinstance(ensemble, str | os.PathLike):
-        return load_variants(ensemble), str(ensemble)
+        return load_variants(Path(ensemble)), str(ensemble)
     raise ConfigError(f"must be an Ensemble, a mapping or the path of a variants file, got {type(ensemble).__name__}",
                       key="ensemble")  # fmt: skip
 
