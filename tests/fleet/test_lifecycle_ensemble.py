@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
+import yaml
 
 from simfleet.producer.cli import main
 from simfleet.shared.clickhouse.client import ClickHouse
-from simfleet.worker.lifecycle.inputs import load_inputs
+from simfleet.shared.errors import ConfigError
+from simfleet.shared.messages.lifecycle import JobSpec, StoreInputs
+from simfleet.worker.lifecycle.inputs import inputs_payload, load_inputs
 from simfleet.worker.lifecycle.run import MemorySink, run_local
-from simfleet.worker.lifecycle.variants import load_variants
+from simfleet.worker.lifecycle.variants import load_variants, parse_variants
+from simfleet.worker.stages import load_job_inputs
 
 from .lifecycle_helpers import assert_same, make_inputs, read_sink
 
@@ -109,7 +116,21 @@ def test_a_bad_variants_file_exits_2_naming_the_file_and_key_before_anything_is_
     assert main(["lifecycle", "submit", "--inputs", str(inputs_dir), "--variants", str(path), "--fleet"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert f"{path}: {key}:" in line
+    with pytest.raises(ConfigError, match=re.escape(f"ensemble: {key}:")):  # the same data from Python
+        fleet.run_lifecycle(inputs=inputs_dir, ensemble=yaml.safe_load(text))
     assert fleet.jobs() == [] and fleet.checkpoints().store.keys("") == []  # type: ignore[attr-defined]
+
+
+def test_a_worker_refuses_an_ensemble_its_inputs_blob_does_not_fit(fleet, inputs_dir):
+    # A job published with an inputs blob alone was not checked against a horizon by its producer: load checks it.
+    inputs = load_inputs(inputs_dir)
+    ref = fleet.checkpoints().write("blob-job", "environment", 0, inputs_payload(inputs))
+    late = inputs.version_date + dt.timedelta(days=DAYS + 1)
+    spec = JobSpec(job_id="blob-job", inputs=StoreInputs(key=ref.key, sha256=ref.sha256), days=DAYS,
+                   ensemble=parse_variants({"variants": [{"name": "a", "targets": [{"value": 3, "start": late}]}]}))
+    with pytest.raises(ConfigError, match=r"job blob-job variants: variants\[0\]\.targets\[0\]\.start: .* outside"):
+        load_job_inputs(spec, fleet.checkpoints())
+    assert load_job_inputs(msgspec.structs.replace(spec, ensemble=None), fleet.checkpoints())[0].days == DAYS
 
 
 def test_records_written_before_ensembles_still_decode():
