@@ -64,7 +64,7 @@ class NoSink(Message, tag="none", tag_field="kind", frozen=True):
 
 
 class ClickHouseSink(Message, tag="clickhouse", tag_field="kind", frozen=True):
-    """MP2 into ClickHouse, one partition per job in ``mp2`` and ``mp2_daily``.
+    """MP2 into ClickHouse, one partition per job in ``mp2`` and ``mp2_daily`` (and ``mp2_variants`` for an ensemble).
 
     Attributes:
         dsn: a ClickHouse server; empty means the worker's own ``clickhouse_dsn``.
