@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -22,11 +22,12 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
-from simfleet.producer.bottleneck import BottleneckResult
-from simfleet.producer.capacity import CapacityProbe, CapacityResult
-from simfleet.producer.confidence import SlaTerm
-from simfleet.producer.rate_sweep import SweepResult
-from simfleet.producer.sla import SlaResult
+if TYPE_CHECKING:  # annotations only: a lifecycle plot does not load the DES modules (seconds of scipy)
+    from simfleet.producer.bottleneck import BottleneckResult
+    from simfleet.producer.capacity import CapacityProbe, CapacityResult
+    from simfleet.producer.confidence import SlaTerm
+    from simfleet.producer.rate_sweep import SweepResult
+    from simfleet.producer.sla import SlaResult
 
 
 def _save(fig: Any, ax: Any, path: Path) -> Path:
