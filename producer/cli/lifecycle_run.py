@@ -14,8 +14,8 @@ from simfleet.producer.cli.options import bounded_int, positive_int
 from simfleet.shared.lifecycle_contract import AC_TYPES, BACKENDS, LOG_MODES, MAX_DAYS, MP2_FOLDERS
 
 if TYPE_CHECKING:
-    from simfleet.shared.messages.plan import Ensemble
     from simfleet.shared.messages.lifecycle import JobSummary
+    from simfleet.shared.messages.plan import Ensemble
     from simfleet.worker.lifecycle.run import RunReport
 
 

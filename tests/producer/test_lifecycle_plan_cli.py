@@ -121,7 +121,8 @@ def test_plan_refuses_a_bad_variants_file_naming_the_file_and_key(inputs_dir, tm
 def test_run_with_variants_prints_them_side_by_side_and_writes_bands_plot_and_mp2(inputs_dir, tmp_path, capsys):
     out, bands_csv, plot = tmp_path / "mp2", tmp_path / "bands.csv", tmp_path / "bands.png"
     assert run(["lifecycle", "run", "--inputs", str(inputs_dir), "--days", "250", "--variants", str(EXAMPLE),
-                "--bands", str(bands_csv), "--plot", str(plot), "--out", str(out), "--log", "aggregates"]) == 0  # fmt: skip
+                "--bands", str(bands_csv), "--plot", str(plot), "--out", str(out),
+                "--log", "aggregates"]) == 0  # fmt: skip
     text = capsys.readouterr().out
     assert "days with a shortfall over 250 days, by variant (3 replications each)" in text
     table = text[text.index("by variant"):].splitlines()

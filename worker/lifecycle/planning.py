@@ -47,9 +47,24 @@ PERCENTILES = (5.0, 95.0)
 STATISTICS = ("mean", "p95")
 """How a search sums up replications: their mean, or their 95th percentile (the bad luck a planner guards against)."""
 
-__all__ = ["STATISTICS", "YEAR_DAYS", "DailySink", "FactorProbe", "FactorSearch", "RoundRun", "SlotProbe", "SlotSearch",
-           "Grid", "base_plan", "bands", "grid", "largest_target_factor", "replication_totals", "smallest_repair_slots",
-           "year_shortfall_days"]  # fmt: skip
+__all__ = [
+    "STATISTICS",
+    "YEAR_DAYS",
+    "DailySink",
+    "FactorProbe",
+    "FactorSearch",
+    "Grid",
+    "RoundRun",
+    "SlotProbe",
+    "SlotSearch",
+    "bands",
+    "base_plan",
+    "grid",
+    "largest_target_factor",
+    "replication_totals",
+    "smallest_repair_slots",
+    "year_shortfall_days",
+]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ the tables
@@ -104,7 +119,7 @@ def grid(daily: Columns) -> Grid:
     dates = np.zeros(shape[3], dtype="datetime64[D]")
     if "date" in daily:
         dates[day - first] = np.asarray(daily["date"], dtype="datetime64[D]")
-    return Grid(*shape[:2], shape[3], first, dates, where)  # type: ignore[arg-type]
+    return Grid(*shape[:2], shape[3], first, dates, where)
 
 
 def _percentiles(values: F64, axis: int) -> tuple[F64, F64, F64]:
@@ -142,7 +157,8 @@ def year_shortfall_days(daily: Columns) -> npt.NDArray[np.int64]:
     years = math.ceil(layout.days / YEAR_DAYS)
     pad = years * YEAR_DAYS - layout.days
     padded = np.concatenate([short, np.zeros((*short.shape[:3], pad), dtype=bool)], axis=3)
-    return padded.reshape(*short.shape[:3], years, YEAR_DAYS).sum(axis=4).astype(np.int64)
+    counts: npt.NDArray[np.int64] = padded.reshape(*short.shape[:3], years, YEAR_DAYS).sum(axis=4).astype(np.int64)
+    return counts
 
 
 def replication_totals(daily: Columns) -> Columns:
@@ -197,7 +213,8 @@ def base_plan(ensemble: Ensemble | None, *, source: str = "<variants>") -> Ensem
 def _statistic(values: npt.NDArray[Any], statistic: str) -> F64:
     """Over replications (axis 1 of ``[candidate, replication, ...]``): the mean, or the 95th percentile."""
     values = np.asarray(values, dtype=np.float64)
-    return values.mean(axis=1) if statistic == "mean" else np.percentile(values, 95.0, axis=1)
+    out: F64 = values.mean(axis=1) if statistic == "mean" else np.percentile(values, 95.0, axis=1)
+    return out
 
 
 @dataclass
@@ -377,7 +394,7 @@ def smallest_repair_slots(
         worst = _round(run, base, variants, number, result.runs).max(axis=3)  # [candidate, replication, type]
         values = _statistic(worst, statistic)
         for t, name in enumerate(AC_TYPES):
-            failing, passing = known.get(name, (0, None))
+            passing = known.get(name, (0, None))[1]
             for i, slots in enumerate(lists[name]):
                 passed = bool(values[i, t] <= max_shortfall_days)
                 result.probes.append(SlotProbe(number, name, slots, [int(w) for w in worst[i, :, t]],
@@ -487,12 +504,19 @@ def largest_target_factor(
     listed, so a non-monotone answer can be seen).
 
     Args:
+        inputs: validated inputs.
         max_shortfall_days: N (type-days, >= 0).
-        base: the base plan and options (:func:`base_plan`).
+        base: the base plan and options (:func:`base_plan`): its maintenance, replications, seed and plan changes
+            apply to every candidate.
+        days: the horizon (default: the inputs').
+        backend: the lifecycle backend.
         statistic: ``mean`` or ``p95`` of the replications' worst years.
         per_round: factors per round (candidates of one ensemble run), >= 2.
         tolerance: the bracket's width at which the search stops (> 0).
-        start: the first upper end (> 0); ``max_factor``: the largest tried (>= ``start``).
+        start: the first upper end (> 0).
+        max_factor: the largest factor tried (>= ``start``).
+        chunk_days: days per MP2 chunk.
+        run: replaces the ensemble run (tests).
 
     Raises:
         ConfigError: a bad argument, or the base has several variants.
