@@ -307,16 +307,20 @@ def plot_capacity_search(result: CapacityResult, path: Path) -> Path:
 
 
 def plot_lifecycle_bands(table: dict[str, Any], names: Sequence[str], path: Path) -> Path:
-    """Airframes in operation against the target, a panel per aircraft type, a line per variant, written as PNG.
+    """Airframes in operation against the target, a panel per aircraft type, a colour per variant, written as PNG.
 
     ``table`` is :func:`simfleet.worker.lifecycle.planning.bands`; ``names`` names variant ``i``. Each variant's mean
     ``ops_current`` over its replications is a solid line with its 5th-95th percentile band shaded (no band with
-    one replication: it is the line), its ``ops_target`` a dashed line of the same colour. The PNG is written to
-    ``path`` whatever its suffix (a staging path of :func:`~simfleet.shared.outputs.atomic_output`).
+    one replication: it is the line), its ``ops_target`` a dashed line of the same colour. One legend, right of the
+    panels, names the variants and the three line styles. The PNG is written to ``path`` whatever its suffix (a
+    staging path of :func:`~simfleet.shared.outputs.atomic_output`).
     """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     from simfleet.shared.lifecycle_contract import AC_TYPES
 
-    fig, axes = plt.subplots(len(AC_TYPES), 1, figsize=(10, 3.2 * len(AC_TYPES)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(AC_TYPES), 1, figsize=(11, 3.2 * len(AC_TYPES)), sharex=True, squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     variant_ids = sorted({int(v) for v in table["variant_id"]})
     for t, ac_type in enumerate(AC_TYPES):
@@ -325,20 +329,22 @@ def plot_lifecycle_bands(table: dict[str, Any], names: Sequence[str], path: Path
             rows = (table["variant_id"] == v) & (table["ac_type"] == t)
             colour = colours[v % len(colours)]
             dates = table["date"][rows]
-            ax.plot(dates, table["ops_current_mean"][rows], color=colour, linewidth=1.2,
-                    label=f"{names[v]}: in operation")  # fmt: skip
+            ax.plot(dates, table["ops_current_mean"][rows], color=colour, linewidth=1.2)
             low, high = table["ops_current_p5"][rows], table["ops_current_p95"][rows]
             if (low != high).any():
                 ax.fill_between(dates, low, high, color=colour, alpha=0.18, linewidth=0)
-            ax.plot(dates, table["ops_target"][rows], color=colour, linestyle="--", linewidth=0.9,
-                    label=f"{names[v]}: target")  # fmt: skip
+            ax.plot(dates, table["ops_target"][rows], color=colour, linestyle="--", linewidth=0.9)
         ax.set_ylabel(f"{ac_type}, aircraft")
-        ax.set_title(f"{ac_type}: in operation (mean, 5-95% band over replications) vs target", fontsize=10)
+        ax.set_title(f"{ac_type}: airframes in operation vs target", fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=2, loc="lower left")
+    handles = [Line2D([], [], color=colours[v % len(colours)], linewidth=3, label=names[v]) for v in variant_ids]
+    handles += [Line2D([], [], color="dimgray", label="in operation (mean)"),
+                Patch(color="dimgray", alpha=0.25, label="5-95% over replications"),
+                Line2D([], [], color="dimgray", linestyle="--", label="ops_target")]  # fmt: skip
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.79, 0.5), fontsize=8, frameon=False)
     axes[-1, 0].set_xlabel("date")
     fig.autofmt_xdate()
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.78, 1))
     fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
     return path

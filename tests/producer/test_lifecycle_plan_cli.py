@@ -155,3 +155,17 @@ def test_run_refuses_a_variants_file_outside_the_horizon_before_running(inputs_d
     err = capsys.readouterr().err.strip()
     assert "v.yaml" in err and "variants[0].minutes[0].end" in err and "outside the horizon" in err
     assert not (tmp_path / "b.csv").exists()
+
+
+def test_the_shipped_variants_files_load_and_the_docs_show_the_example_as_it_is():
+    import datetime as dt
+
+    from simfleet.worker.lifecycle.planning import base_plan
+    from simfleet.worker.lifecycle.variants import check_ensemble, load_variants
+
+    for path in sorted((REPO / "config" / "variants").glob("*.yaml")):
+        check_ensemble(load_variants(path), dt.date(2025, 1, 1), 243, source=str(path))
+    base_plan(load_variants(REPO / "config" / "variants" / "plan_base.yaml"))
+    text = (REPO / "docs" / "planning.md").read_text()
+    shown = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(shown) == yaml.safe_load(EXAMPLE.read_text())
