@@ -337,7 +337,8 @@ def plot_lifecycle_bands(table: dict[str, Any], names: Sequence[str], path: Path
         ax.set_ylabel(f"{ac_type}, aircraft")
         ax.set_title(f"{ac_type}: airframes in operation vs target", fontsize=10)
         ax.grid(alpha=0.3)
-    handles = [Line2D([], [], color=colours[v % len(colours)], linewidth=3, label=names[v]) for v in variant_ids]
+    handles: list[Any] = [Line2D([], [], color=colours[v % len(colours)], linewidth=3, label=names[v])
+                          for v in variant_ids]  # fmt: skip
     handles += [Line2D([], [], color="dimgray", label="in operation (mean)"),
                 Patch(color="dimgray", alpha=0.25, label="5-95% over replications"),
                 Line2D([], [], color="dimgray", linestyle="--", label="ops_target")]  # fmt: skip
