@@ -99,12 +99,13 @@ def _run_into(args: argparse.Namespace, out: Path | None, ensemble: Ensemble | N
 
         check_ensemble(ensemble, inputs.version_date, inputs.days, source=str(args.variants))
     load_s = time.perf_counter() - started
-    sink: Sink = ParquetSink(out) if out else NullSink()
+    sinks: list[Sink] = [ParquetSink(out) if out else NullSink()]
     if args.to_clickhouse:
-        sink = TeeSink(sink, MemorySink())
+        sinks.append(MemorySink())  # sinks[1]: what _export reads
     daily = DailySink()
     if files:
-        sink = TeeSink(sink, daily)
+        sinks.append(daily)
+    sink = TeeSink(*sinks) if len(sinks) > 1 else sinks[0]
     from simfleet.producer.progress import LateProgress
 
     progress = LateProgress()
