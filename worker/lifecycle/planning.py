@@ -356,8 +356,9 @@ def smallest_repair_slots(
     slot count for every type at once and one run probes each type's list in parallel. Round 1 runs 1, 2, 4, ...
     up to the type's fleet size (``n`` slots for ``n`` airframes is the same as unlimited); round 2 runs every
     integer strictly between the last failing and the first passing count (only for types with such a gap). The
-    answer is the smallest passing count of the bracket, which assumes fewer slots never shorten a shortfall (true
-    of the model's rules but for rare queue-order effects; every probe is listed). A type that fails even with
+    answer is the smallest passing count of the bracket, which assumes more slots never lengthen the shortfall
+    (the usual case, not a law: the order in which repairs start changes with the slots; every probe is listed so
+    a counter-example shows). A type that fails even with
     as many slots as airframes has answer ``None``. With replications, a count passes when the ``statistic`` of
     the replications' worst-year shortfall days (``mean``, or ``p95``: their 95th percentile) is at most N.
 
