@@ -42,20 +42,21 @@ def register(commands: Any) -> None:
     parser.set_defaults(handler=_run)
 
 
-def _export(args: argparse.Namespace, inputs: Any, report: Any, sink: Any) -> None:
+def _export(args: argparse.Namespace, inputs: Any, report: Any, sink: Any, ensemble: Any) -> None:
     import uuid
 
     from simfleet.shared.clickhouse.export import describe
     from simfleet.shared.clickhouse.migrations import open_db
-    from simfleet.shared.clickhouse.mp2 import export_mp2
+    from simfleet.shared.clickhouse.mp2 import export_ensemble_mp2
 
     job_id = args.job_id or f"local-{inputs.version_date}-{uuid.uuid4().hex[:8]}"
     with open_db() as ch:
-        exported = export_mp2(
+        exported = export_ensemble_mp2(
             ch,
             job_id,
             sink.sinks[1].table("mp2"),
             sink.sinks[1].table("mp2_daily"),
+            ensemble,
             airframes=report.airframes if report.log == "full" else None,
             days=report.days,
         )
@@ -124,7 +125,7 @@ def _run_into(args: argparse.Namespace, out: Path | None, ensemble: Ensemble | N
     finally:
         progress.close()
     if args.to_clickhouse:
-        _export(args, inputs, report, sink)
+        _export(args, inputs, report, sink, ensemble)
     if files:
         _write_bands(daily.table("mp2_daily"), ensemble, files)
     if args.json:
