@@ -88,9 +88,11 @@ def test_clickhouse_refusing_a_query_is_one_line_with_its_message(dsn, capsys):
 
 
 def test_an_ensemble_run_is_written_with_its_variants_named(dsn, capsys):
-    sql = ("SELECT v.name, count() AS rows, sum(m.status_id = 2) AS flying FROM mp2 AS m JOIN mp2_variants AS v "
-           "ON v.job_id = m.job_id AND v.variant_id = m.variant_id WHERE m.job_id = 'q2' "
-           "GROUP BY v.name ORDER BY v.name")
+    sql = (
+        "SELECT v.name, count() AS rows, sum(m.status_id = 2) AS flying FROM mp2 AS m JOIN mp2_variants AS v "
+        "ON v.job_id = m.job_id AND v.variant_id = m.variant_id WHERE m.job_id = 'q2' "
+        "GROUP BY v.name ORDER BY v.name"
+    )
     assert main(["db", "--dsn", dsn, "query", sql, "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(row["name"], row["rows"]) for row in rows] == [("base", 12 * DAYS), ("fewer targets", 12 * DAYS)]
