@@ -266,35 +266,42 @@ def lifecycle_summary(summary: RunReport | JobSummary) -> str:
 
 
 def ensemble_shortfall_table(members: Sequence[MemberReport], days: int) -> str:
-    """The variants of an ensemble side by side: per type, the days with a shortfall over the run.
+    """The variants of an ensemble side by side: per type, the days with a shortfall and the aircraft-days missing.
 
-    One row per variant (in order); with one replication a type's cell is the run's figure, with several it is
-    the mean over replications and, after it, the 5th..95th percentile (numpy's linear method, rounded to days).
+    One row per variant (in order). A type has two columns: the days with a shortfall over the run, and the
+    shortfall summed over those days (aircraft x days: how far below target the fleet was). With one replication a
+    cell is the run's figure; with several it is the mean over replications and, after it, the 5th..95th percentile
+    (numpy's linear method, rounded).
     """
     import numpy as np
 
-    variants: dict[int, tuple[str, list[dict[str, int]]]] = {}
+    variants: dict[int, tuple[str, list[MemberReport]]] = {}
     for member in members:
-        variants.setdefault(member.variant_id, (member.variant, []))[1].append(member.shortfall_days)
+        variants.setdefault(member.variant_id, (member.variant, []))[1].append(member)
     replications = max(len(runs) for _, runs in variants.values())
     types = list(members[0].shortfall_days)
+
+    def cell(values: list[int]) -> str:
+        array = np.asarray(values, dtype=np.float64)
+        text = f"{array.mean():.1f}"
+        if replications > 1:
+            low, high = np.percentile(array, [5.0, 95.0])
+            text += f" ({low:.0f}..{high:.0f})"
+        return text
+
     rows = []
     for v in sorted(variants):
         name, runs = variants[v]
         cells = [name]
         for ac_type in types:
-            values = np.array([run[ac_type] for run in runs], dtype=np.float64)
-            cell = f"{values.mean():.1f}"
-            if replications > 1:
-                low, high = np.percentile(values, [5.0, 95.0])
-                cell += f" ({low:.0f}..{high:.0f})"
-            cells.append(cell)
+            cells.append(cell([run.shortfall_days[ac_type] for run in runs]))
+            cells.append(cell([run.shortfall_aircraft_days.get(ac_type, 0) for run in runs]))
         rows.append(cells)
     spread = " (mean, 5th..95th percentile)" if replications > 1 else ""
-    units = ["", *([f"days{spread}"] * len(types))]
-    head = (f"days with a shortfall over {days:,} days, by variant"
-            + (f" ({replications} replications each)" if replications > 1 else ""))  # fmt: skip
-    return head + "\n" + text_table(["variant", *types], rows, units)
+    head = (f"shortfall over {days:,} days, by variant"
+            + (f" ({replications} replications each){spread}" if replications > 1 else ""))  # fmt: skip
+    columns = ["variant", *(f"{t} {what}" for t in types for what in ("days", "aircraft-days"))]
+    return head + "\n" + text_table(columns, rows)
 
 
 def sweep_table(sweep: SweepResult, metric: str = "p95") -> str:

@@ -220,6 +220,7 @@ class MemberSummary(Message, frozen=True):
         transitions: count of each transition over the run (``"2->4"``).
         status_counts_end: airframes in each status after the last day.
         shortfall_days: per aircraft type, the days on which the target could not be met.
+        shortfall_aircraft_days: per aircraft type, the sum of each day's shortfall (aircraft x days).
     """
 
     variant_id: Count
@@ -228,6 +229,7 @@ class MemberSummary(Message, frozen=True):
     transitions: dict[str, int]
     status_counts_end: dict[int, int]
     shortfall_days: dict[str, int]
+    shortfall_aircraft_days: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class JobSummary(Message, frozen=True):

@@ -126,6 +126,10 @@ def test_totals_of_a_real_ensemble_agree_with_the_run_report():
             assert (totals["variant_id"][row], totals["replication"][row], totals["ac_type"][row]) == (
                 member.variant_id, member.replication, t)  # fmt: skip
             assert totals["shortfall_days"][row] == member.shortfall_days[name]
+            assert totals["shortfall_aircraft_days"][row] == member.shortfall_aircraft_days[name] > 0
+    assert report.shortfall_aircraft_days == {
+        name: sum(m.shortfall_aircraft_days[name] for m in report.members) for name in AC_TYPES
+    }
     assert len(bands(sink.table("mp2_daily"))["day"]) == 2 * 2 * 400
 
 

@@ -13,7 +13,7 @@ def test_the_demo_prints_four_variants_side_by_side_with_their_spread(tmp_path):
     lines = text.splitlines()
     assert lines[0].startswith("== lifecycle ensemble, run here: 4 plan variants x 3 replications")
     assert "30 airframes x 90 days" in lines[0]
-    assert lines[1] == "days with a shortfall over 90 days, by variant (3 replications each)"
-    rows = lines[5:]
+    assert lines[1] == "shortfall over 90 days, by variant (3 replications each) (mean, 5th..95th percentile)"
+    rows = lines[4:]
     assert [row.split("  ")[0] for row in rows] == [variant.name for variant in demo_ensemble().variants]
-    assert all(row.count("..") == 2 for row in rows)
+    assert all(row.count("..") == 4 for row in rows)

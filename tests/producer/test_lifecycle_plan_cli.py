@@ -124,11 +124,13 @@ def test_run_with_variants_prints_them_side_by_side_and_writes_bands_plot_and_mp
                 "--bands", str(bands_csv), "--plot", str(plot), "--out", str(out),
                 "--log", "aggregates"]) == 0  # fmt: skip
     text = capsys.readouterr().out
-    assert "days with a shortfall over 250 days, by variant (3 replications each)" in text
+    assert "shortfall over 250 days, by variant (3 replications each) (mean, 5th..95th percentile)" in text
     table = text[text.index("by variant"):].splitlines()
+    assert table[1].split() == ["variant", "mi8", "days", "mi8", "aircraft-days", "mi17", "days", "mi17",
+                                "aircraft-days"]  # fmt: skip
     names = ["base", "summer targets +10%", "repairs +30 days", "2 slots per type"]
-    assert [line[: len(name)] for line, name in zip(table[4:8], names, strict=True)] == names
-    assert all(line.count("..") == 2 for line in table[4:8])  # a mean and a 5th..95th percentile for each type
+    assert [line[: len(name)] for line, name in zip(table[3:7], names, strict=True)] == names
+    assert all(line.count("..") == 4 for line in table[3:7])  # a mean and a 5th..95th percentile per figure
     with bands_csv.open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 4 * 2 * 250

@@ -36,6 +36,7 @@ class MemberReport:
     transitions: dict[str, int]
     status_counts_end: dict[int, int]
     shortfall_days: dict[str, int]
+    shortfall_aircraft_days: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -46,6 +47,7 @@ class MemberReport:
             "transitions": self.transitions,
             "status_counts_end": {str(k): v for k, v in self.status_counts_end.items()},
             "shortfall_days": self.shortfall_days,
+            "shortfall_aircraft_days": self.shortfall_aircraft_days,
         }
 
 
@@ -66,6 +68,7 @@ class RunReport:
     timings_s: dict[str, float] = field(default_factory=dict)
     airframe_rows: int = 0
     members: list[MemberReport] = field(default_factory=list)
+    shortfall_aircraft_days: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -76,6 +79,7 @@ class RunReport:
             "transitions": self.transitions,
             "status_counts_end": {str(k): v for k, v in self.status_counts_end.items()},
             "shortfall_days": self.shortfall_days,
+            "shortfall_aircraft_days": self.shortfall_aircraft_days,
             "timings_s": self.timings_s,
             "airframe_rows": self.airframe_rows,
         }
@@ -159,18 +163,24 @@ def run_local(
     return report
 
 
-Figures = tuple[dict[str, int], dict[int, int], dict[str, int]]
+Figures = tuple[dict[str, int], dict[int, int], dict[str, int], dict[str, int]]
 
 
-def _figures(status: Any, transitions: Any, shortfall_days: Any) -> Figures:
-    """Transitions by kind, airframes by status, shortfall days by type (from ``[8, groups]`` and per group)."""
-    by_status = np.bincount(np.asarray(status, dtype=np.int64), minlength=7)
-    by_kind = np.asarray(transitions).sum(axis=1)
-    by_type = np.asarray(shortfall_days, dtype=np.int64).reshape(-1, len(AC_TYPES)).sum(axis=0)
+def _figures(state: dict[str, Any], agents: slice, groups: slice) -> Figures:
+    """Transitions by kind, airframes by status, shortfall days and aircraft-days by type, of some members."""
+
+    def by_type(name: str) -> dict[str, int]:
+        values = np.asarray(state.get(name, np.zeros(len(state["shortfall_days"]))), dtype=np.int64)[groups]
+        return {t: int(count) for t, count in zip(AC_TYPES, values.reshape(-1, len(AC_TYPES)).sum(axis=0),
+                                                  strict=True)}  # fmt: skip
+
+    by_status = np.bincount(np.asarray(state["status"], dtype=np.int64)[agents], minlength=7)
+    by_kind = np.asarray(state["transitions"])[:, groups].sum(axis=1)
     return (
         {f"{a}->{b}": int(count) for (a, b), count in zip(TRANSITIONS, by_kind, strict=True)},
         {code: int(count) for code, count in enumerate(by_status)},
-        {name: int(count) for name, count in zip(AC_TYPES, by_type, strict=True)},
+        by_type("shortfall_days"),
+        by_type("shortfall_aircraft_days"),
     )
 
 
@@ -181,7 +191,7 @@ def summarize(
 
     With an ``ensemble`` (whose stacked ``env`` it is) the report holds every member's figures too.
     """
-    transitions, status, shortfall = _figures(state["status"], state["transitions"], state["shortfall_days"])
+    transitions, status, shortfall, short_aircraft = _figures(state, slice(None), slice(None))
     report = RunReport(
         airframes=env.airframes,
         days=env.days,
@@ -189,6 +199,7 @@ def summarize(
         transitions=transitions,
         status_counts_end=status,
         shortfall_days=shortfall,
+        shortfall_aircraft_days=short_aircraft,
         airframe_rows=airframe_rows,
     )
     if ensemble is None:
@@ -196,11 +207,7 @@ def summarize(
     n, types = env.airframes, len(AC_TYPES)
     for member in range(ensemble.members):
         groups = slice(member * types, (member + 1) * types)
-        figures = _figures(
-            np.asarray(state["status"])[member * n : (member + 1) * n],
-            np.asarray(state["transitions"])[:, groups],
-            np.asarray(state["shortfall_days"])[groups],
-        )
+        figures = _figures(state, slice(member * n, (member + 1) * n), groups)
         variant = member // ensemble.replications
         report.members.append(MemberReport(variant, ensemble.variants[variant].name,
                                            member % ensemble.replications, *figures))  # fmt: skip

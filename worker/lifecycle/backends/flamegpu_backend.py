@@ -201,6 +201,7 @@ class FlameGpuBackend(LifecycleBackend):
     name = "flamegpu"
     transitions: npt.NDArray[np.int64]
     shortfall_days: npt.NDArray[np.int64]
+    shortfall_aircraft_days: npt.NDArray[np.int64]
     _log: Mp2Log
     _last_sne: npt.NDArray[np.integer[Any]]
     _last_ppr: npt.NDArray[np.integer[Any]]
@@ -334,6 +335,7 @@ class FlameGpuBackend(LifecycleBackend):
         self._log.add(record)
         self.transitions += totals.transitions
         self.shortfall_days += np.asarray(totals.shortfall) > 0
+        self.shortfall_aircraft_days += np.asarray(totals.shortfall, dtype=np.int64)
 
     def read_chunk(self) -> tuple[Columns, Columns]:
         """MP2 of the days stepped since the last read: (per airframe and day, per type and day)."""
@@ -358,6 +360,7 @@ class FlameGpuBackend(LifecycleBackend):
         state: dict[str, Any] = {"day": self._day, "backend": self.name, **values, **plain_state(self.env)}
         state["transitions"] = self.transitions.copy()
         state["shortfall_days"] = self.shortfall_days.copy()
+        state["shortfall_aircraft_days"] = self.shortfall_aircraft_days.copy()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -401,6 +404,8 @@ class FlameGpuBackend(LifecycleBackend):
         self._last_sne, self._last_ppr = values["sne"], values["ppr"]
         self.transitions = np.zeros((8, env.n_types), dtype=np.int64)
         self.shortfall_days = np.zeros(env.n_types, dtype=np.int64)
+        self.shortfall_aircraft_days = np.zeros(env.n_types, dtype=np.int64)
         self.transitions[:] = np.asarray(state.get("transitions", self.transitions), dtype=np.int64)
         self.shortfall_days[:] = np.asarray(state.get("shortfall_days", self.shortfall_days), dtype=np.int64)
+        self.shortfall_aircraft_days[:] = np.asarray(state.get("shortfall_aircraft_days", 0), dtype=np.int64)
         self._log = Mp2Log(env, np.arange(n, dtype=np.intp), full=self.log == "full")

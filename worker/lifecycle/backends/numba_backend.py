@@ -88,6 +88,7 @@ class NumbaBackend(LifecycleBackend):
     name = "numba"
     transitions: I64
     shortfall_days: I64
+    shortfall_aircraft_days: I64
 
     def __init__(self, *, debug: bool = False) -> None:
         self.debug = debug
@@ -178,6 +179,7 @@ class NumbaBackend(LifecycleBackend):
         env = self.env
         self.transitions = np.zeros((len(TRANSITIONS), env.n_types), dtype=np.int64)
         self.shortfall_days = np.zeros(env.n_types, dtype=np.int64)
+        self.shortfall_aircraft_days = np.zeros(env.n_types, dtype=np.int64)
         self._chunks = []
         status = self._state[0].astype(np.int64)
         cells = np.bincount(status * env.n_types + env.type_code, minlength=7 * env.n_types)
@@ -242,6 +244,7 @@ class NumbaBackend(LifecycleBackend):
         self._chunks.append(chunk)
         self.transitions += chunk.transitions.sum(axis=0)
         self.shortfall_days += np.count_nonzero(chunk.shortfall > 0, axis=0)
+        self.shortfall_aircraft_days += chunk.shortfall.sum(axis=0)
         self._day = first + days
         return chunk
 
@@ -313,6 +316,7 @@ class NumbaBackend(LifecycleBackend):
             state[name] = values.astype(np.int64)
         state["transitions"] = self.transitions.copy()
         state["shortfall_days"] = self.shortfall_days.copy()
+        state["shortfall_aircraft_days"] = self.shortfall_aircraft_days.copy()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -332,6 +336,7 @@ class NumbaBackend(LifecycleBackend):
         self._reset_counters()
         self.transitions[:] = np.asarray(state.get("transitions", self.transitions), dtype=np.int64)
         self.shortfall_days[:] = np.asarray(state.get("shortfall_days", self.shortfall_days), dtype=np.int64)
+        self.shortfall_aircraft_days[:] = np.asarray(state.get("shortfall_aircraft_days", 0), dtype=np.int64)
 
 
 def build_queues(group: Any, queued_since: Any, groups: int) -> tuple[Any, ...]:

@@ -150,6 +150,7 @@ class NumpyBackend(LifecycleBackend):
         t = self.env.n_types
         self.transitions = np.zeros((8, t), dtype=np.int64)
         self.shortfall_days = np.zeros(t, dtype=np.int64)
+        self.shortfall_aircraft_days = np.zeros(t, dtype=np.int64)
         self._recount()
         self._log = Mp2Log(self.env, self.inverse, full=self.log == "full")
 
@@ -315,6 +316,7 @@ class NumpyBackend(LifecycleBackend):
         self._log.add(record)
         self.transitions += transitions
         self.shortfall_days += np.asarray(shortfall) > 0
+        self.shortfall_aircraft_days += np.asarray(shortfall, dtype=np.int64)
         self.tally += FLOWS @ transitions
         self.status, self.sne, self.ppr = nxt, sne, ppr
         self._day = s + 1
@@ -373,6 +375,7 @@ class NumpyBackend(LifecycleBackend):
             state[name] = _host(getattr(self, name)).astype(np.int64)[self.inverse]
         state["transitions"] = self.transitions.copy()
         state["shortfall_days"] = self.shortfall_days.copy()
+        state["shortfall_aircraft_days"] = self.shortfall_aircraft_days.copy()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -391,6 +394,7 @@ class NumpyBackend(LifecycleBackend):
         self._reset_counters()
         self.transitions[:] = np.asarray(state.get("transitions", self.transitions), dtype=np.int64)
         self.shortfall_days[:] = np.asarray(state.get("shortfall_days", self.shortfall_days), dtype=np.int64)
+        self.shortfall_aircraft_days[:] = np.asarray(state.get("shortfall_aircraft_days", 0), dtype=np.int64)
 
 
 def _host(values: Any) -> np.ndarray[Any, Any]:
