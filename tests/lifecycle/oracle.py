@@ -139,7 +139,9 @@ def oracle_run(
         for i in entrants:
             planes[i]["repair_days"] = 0
         for t, shop in enumerate(shops):
-            queue = [(p["queued"], p["acn"], i) for i, p in enumerate(planes) if p["type"] == t and p["queued"] is not None]
+            queue = [
+                (p["queued"], p["acn"], i) for i, p in enumerate(planes) if p["type"] == t and p["queued"] is not None
+            ]
             queue += [(today, planes[i]["acn"], i) for i in entrants if planes[i]["type"] == t]
             queue.sort()
             free = len(queue) if shop.slots is None else max(0, shop.slots - under[t])

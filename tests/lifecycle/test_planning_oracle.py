@@ -19,8 +19,11 @@ from .fleets import D0, random_inputs, run_model
 from .oracle import oracle_run
 from .variant_tables import run_ensemble, run_member, select, variant_inputs
 
+
 def cheap(examples):
     return settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
 NEW_COLUMNS = ("variant_id", "replication", "repair_queued", "repair_queue", "unplanned_2_4")
 
 

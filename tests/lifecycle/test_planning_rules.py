@@ -106,6 +106,19 @@ def test_the_queue_goes_by_day_joined_before_aircraft_number(run):
     assert mi8(daily, "trans_4_5") == [0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0]
 
 
+def test_a_slot_freed_on_the_day_a_lower_number_arrives_goes_to_the_one_waiting_since_the_day_before(run):
+    planes = [
+        {"aircraft_number": 5, "status": 4, "repair_days": 1},  # finishes on day 1
+        {"aircraft_number": 20, "sne": 100, "ppr": 850},  # sent on day 0: waits
+        {"aircraft_number": 10, "sne": 100, "ppr": 750},  # sent on day 1, when the slot frees
+    ]
+    airframe, _ = run(make_inputs(planes, days=6, targets={"mi8": [4] * 7}), ONE_SLOT)
+    assert of(airframe, "next_status", 5)[:2] == [4, 5]
+    assert dates(airframe, "partout_date", 20) == [None] + [2] * 5  # started on day 1
+    assert dates(airframe, "partout_date", 10) == [None] * 4 + [5] * 2  # started on day 4, when 20 is done
+    assert of(airframe, "repair_queued", 10) == [0, 0, 1, 1, 1, 0]
+
+
 def test_mp3_repairs_beyond_the_slots_run_and_the_pre_day_zero_entrant_waits_first(run):
     planes = [
         {"aircraft_number": 1, "status": 4, "repair_days": 0},  # finishes on day 2
@@ -224,7 +237,9 @@ def test_valid_options_decode():
             "variants": [{"name": "base"}, {"name": "summer +10%", "targets": [{"factor": 1.1, "ac_type": "mi8"}]}],
             "replications": 4,
             "seed": 9,
-            "maintenance": {"mi8": {"repair_slots": 1, "removal_hazard": 0.01, "spread": {"kind": "lognormal", "cv": 0.3}}},
+            "maintenance": {
+                "mi8": {"repair_slots": 1, "removal_hazard": 0.01, "spread": {"kind": "lognormal", "cv": 0.3}}
+            },
         },
     )
     assert ensemble.members == 8

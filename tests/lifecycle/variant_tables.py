@@ -18,8 +18,8 @@ import numpy as np
 from simfleet.shared.lifecycle_contract import AC_TYPES, MINUTES_PER_DAY, U16, LifecycleInputs
 from simfleet.shared.messages.plan import Change, Ensemble, Maintenance, Variant
 from simfleet.worker.lifecycle.backends import get_backend
-from simfleet.worker.lifecycle.environment import build_environment
 from simfleet.worker.lifecycle.ensemble import ensemble_environment
+from simfleet.worker.lifecycle.environment import build_environment
 
 
 def _day(value: Any) -> dt.date:
@@ -47,7 +47,9 @@ def _dates(change: Change, first: dt.date, last: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=k) for k in range((end - start).days + 1)]
 
 
-def _apply(table: dict[Any, int], keys: list[Any], change: Change, date: dt.date | None, high: int, low: int = 0) -> None:
+def _apply(
+    table: dict[Any, int], keys: list[Any], change: Change, date: dt.date | None, high: int, low: int = 0
+) -> None:
     for key in keys:
         table[key] = min(max(_changed(change, table.get(key, 0), date), low), high)
 
