@@ -5,6 +5,8 @@
 - The probes of a capacity search: metric against capacity (or cost) with interval bands and the threshold.
 - Utilisation heatmap: resource x arrival rate, values written in the cells.
 - Sensitivity bars of a bottleneck study: per resource, the change of each watched metric for one more step.
+- A lifecycle ensemble's bands: per aircraft type, ops_current against the target with the 5-95% band over
+  replications, one line per plan variant.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -20,11 +22,12 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
-from simfleet.producer.bottleneck import BottleneckResult
-from simfleet.producer.capacity import CapacityProbe, CapacityResult
-from simfleet.producer.confidence import SlaTerm
-from simfleet.producer.rate_sweep import SweepResult
-from simfleet.producer.sla import SlaResult
+if TYPE_CHECKING:  # annotations only: a lifecycle plot does not load the DES modules (seconds of scipy)
+    from simfleet.producer.bottleneck import BottleneckResult
+    from simfleet.producer.capacity import CapacityProbe, CapacityResult
+    from simfleet.producer.confidence import SlaTerm
+    from simfleet.producer.rate_sweep import SweepResult
+    from simfleet.producer.sla import SlaResult
 
 
 def _save(fig: Any, ax: Any, path: Path) -> Path:
@@ -301,3 +304,48 @@ def plot_capacity_search(result: CapacityResult, path: Path) -> Path:
         ax.set_ylabel(_ratio_axis(result.terms))
     ax.set_title(f"capacity search of {result.scenario}: {len(result.probes)} probes")
     return _save(fig, ax, path)
+
+
+def plot_lifecycle_bands(table: dict[str, Any], names: Sequence[str], path: Path) -> Path:
+    """Airframes in operation against the target, a panel per aircraft type, a colour per variant, written as PNG.
+
+    ``table`` is :func:`simfleet.worker.lifecycle.planning.bands`; ``names`` names variant ``i``. Each variant's mean
+    ``ops_current`` over its replications is a solid line with its 5th-95th percentile band shaded (no band with
+    one replication: it is the line), its ``ops_target`` a dashed line of the same colour. One legend, right of the
+    panels, names the variants and the three line styles. The PNG is written to ``path`` whatever its suffix (a
+    staging path of :func:`~simfleet.shared.outputs.atomic_output`).
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    from simfleet.shared.lifecycle_contract import AC_TYPES
+
+    fig, axes = plt.subplots(len(AC_TYPES), 1, figsize=(11, 3.2 * len(AC_TYPES)), sharex=True, squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    variant_ids = sorted({int(v) for v in table["variant_id"]})
+    for t, ac_type in enumerate(AC_TYPES):
+        ax = axes[t, 0]
+        for v in variant_ids:
+            rows = (table["variant_id"] == v) & (table["ac_type"] == t)
+            colour = colours[v % len(colours)]
+            dates = table["date"][rows]
+            ax.plot(dates, table["ops_current_mean"][rows], color=colour, linewidth=1.2)
+            low, high = table["ops_current_p5"][rows], table["ops_current_p95"][rows]
+            if (low != high).any():
+                ax.fill_between(dates, low, high, color=colour, alpha=0.18, linewidth=0)
+            ax.plot(dates, table["ops_target"][rows], color=colour, linestyle="--", linewidth=0.9)
+        ax.set_ylabel(f"{ac_type}, aircraft")
+        ax.set_title(f"{ac_type}: airframes in operation vs target", fontsize=10)
+        ax.grid(alpha=0.3)
+    handles: list[Any] = [Line2D([], [], color=colours[v % len(colours)], linewidth=3, label=names[v])
+                          for v in variant_ids]  # fmt: skip
+    handles += [Line2D([], [], color="dimgray", label="in operation (mean)"),
+                Patch(color="dimgray", alpha=0.25, label="5-95% over replications"),
+                Line2D([], [], color="dimgray", linestyle="--", label="ops_target")]  # fmt: skip
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.79, 0.5), fontsize=8, frameon=False)
+    axes[-1, 0].set_xlabel("date")
+    fig.autofmt_xdate()
+    fig.tight_layout(rect=(0, 0, 0.78, 1))
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+    return path

@@ -2,8 +2,9 @@
 
 It starts the local fleet (a Redis server, a CPU worker with one process per core, a GPU-role worker running the
 numpy backend, Flower), runs the synthetic 279-airframe fleet over 3,650 days as a lifecycle job through the four
-stage queues (MP2 to ClickHouse, chDB by default) and prints its summary, timings and a BI query on its MP2; then runs
-the mixed workload with 8 replications through the queues with a progress bar, the deep-research SLA search on the
+stage queues (MP2 to ClickHouse, chDB by default) and prints its summary, timings and a BI query on its MP2, then a
+small ensemble of that fleet run here (4 plan variants x 3 replications over 5 years, shortfall side by side); then
+runs the mixed workload with 8 replications through the queues with a progress bar, the deep-research SLA search on the
 fleet (each probe's replications in parallel, each a decision with 95% confidence), the NPU slots deep-research needs
 at its load (a capacity search) and a small rate sweep, prints the tables, writes the results (JSON,
 CSV) and plots (PNG) under ``runs/demo``, writes the study to ClickHouse and prints one BI query's answer, and stops
@@ -116,6 +117,41 @@ def _lifecycle_job(fleet: Fleet, dsn: str) -> None:
     for year, ops, target, short in rows:
         print(f"   {year}: {ops} in operation on average against a target of {target}; {short} type-days short")
     print()
+
+
+ENSEMBLE_DAYS = 1825
+"""The demo's ensemble runs the first five years of the reference fleet (a second or so on the numpy backend)."""
+
+
+def demo_ensemble() -> Any:
+    """The demo's ensemble: four plan variants x 3 replications with a small unplanned-removal hazard."""
+    from simfleet.shared.messages.plan import Change, Ensemble, Maintenance, Variant
+
+    hazard = {t: Maintenance(removal_hazard=0.0005) for t in ("mi8", "mi17")}
+    slots = {t: Maintenance(repair_slots=10, removal_hazard=0.0005) for t in ("mi8", "mi17")}
+    return Ensemble(
+        variants=[Variant(name="base"), Variant(name="targets +10%", targets=[Change(factor=1.1)]),
+                  Variant(name="repairs +30 days", repair_time=[Change(offset=30)]),
+                  Variant(name="10 repair slots per type", maintenance=slots)],
+        replications=3, seed=1, maintenance=hazard)  # fmt: skip
+
+
+def lifecycle_ensemble(inputs: Path, days: int = ENSEMBLE_DAYS) -> str:
+    """Run :func:`demo_ensemble` locally (numpy backend) over ``inputs``; the variants' shortfall side by side."""
+    from simfleet.producer.report import ensemble_shortfall_table
+    from simfleet.worker.lifecycle.inputs import load_inputs
+    from simfleet.worker.lifecycle.run import run_local
+
+    fleet = load_inputs(inputs)
+    days = min(days, fleet.days)
+    ensemble = demo_ensemble()
+    started = time.perf_counter()
+    report = run_local(fleet, days=days, log="aggregates", backend="numpy", ensemble=ensemble)
+    seconds = time.perf_counter() - started
+    head = (f"== lifecycle ensemble, run here: {len(ensemble.variants)} plan variants x {ensemble.replications} "
+            f"replications (removal hazard 0.0005 per day in operation) of {report.airframes} airframes x "
+            f"{days:,} days, one numpy run: {seconds:.2f} s")  # fmt: skip
+    return head + "\n" + ensemble_shortfall_table(report.members, report.days)
 
 
 def _fleet_command(command: str) -> bool:
@@ -248,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     fleet = Fleet.from_settings(settings)
     try:
         _lifecycle_job(fleet, settings.clickhouse_dsn)
+        print(lifecycle_ensemble(OUT / "lifecycle_inputs"), end="\n\n", flush=True)
         des_started = time.perf_counter()
         study, answer, mixed = _des_study(fleet)
         sla = _sla_search(fleet)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # annotations only: `lifecycle run` prints its summary withou
     from simfleet.shared.messages.lifecycle import JobSummary
     from simfleet.worker.des.scenario import Scenario
     from simfleet.worker.des.validation import CaseResult
-    from simfleet.worker.lifecycle.run import RunReport
+    from simfleet.worker.lifecycle.run import MemberReport, RunReport
 
 
 def finite(data: Any) -> Any:
@@ -255,9 +255,46 @@ def lifecycle_summary(summary: RunReport | JobSummary) -> str:
     lines += [f"   {_transition_name(k):<{width}}  {v:>7,}" for k, v in summary.transitions.items()]
     counts = ", ".join(f"{STATUSES.get(int(k), k)} {v}" for k, v in summary.status_counts_end.items())
     lines.append(f"status at the end: {counts} (airframes)")
-    lines.append("days with a shortfall: " + ", ".join(f"{k} {v} days" for k, v in summary.shortfall_days.items()))
+    members = getattr(summary, "members", None) or []
+    added = f" (the {len(members)} runs of the ensemble added)" if members else ""
+    lines.append("days with a shortfall: " + ", ".join(f"{k} {v} days" for k, v in summary.shortfall_days.items())
+                 + added)  # fmt: skip
     lines.append("time: " + ", ".join(f"{k} {v:.3f} s" for k, v in summary.timings_s.items()))
+    if members:
+        lines += ["", ensemble_shortfall_table(members, summary.days)]
     return "\n".join(lines)
+
+
+def ensemble_shortfall_table(members: Sequence[MemberReport], days: int) -> str:
+    """The variants of an ensemble side by side: per type, the days with a shortfall over the run.
+
+    One row per variant (in order); with one replication a type's cell is the run's figure, with several it is
+    the mean over replications and, after it, the 5th..95th percentile (numpy's linear method, rounded to days).
+    """
+    import numpy as np
+
+    variants: dict[int, tuple[str, list[dict[str, int]]]] = {}
+    for member in members:
+        variants.setdefault(member.variant_id, (member.variant, []))[1].append(member.shortfall_days)
+    replications = max(len(runs) for _, runs in variants.values())
+    types = list(members[0].shortfall_days)
+    rows = []
+    for v in sorted(variants):
+        name, runs = variants[v]
+        cells = [name]
+        for ac_type in types:
+            values = np.array([run[ac_type] for run in runs], dtype=np.float64)
+            cell = f"{values.mean():.1f}"
+            if replications > 1:
+                low, high = np.percentile(values, [5.0, 95.0])
+                cell += f" ({low:.0f}..{high:.0f})"
+            cells.append(cell)
+        rows.append(cells)
+    spread = " (mean, 5th..95th percentile)" if replications > 1 else ""
+    units = ["", *([f"days{spread}"] * len(types))]
+    head = (f"days with a shortfall over {days:,} days, by variant"
+            + (f" ({replications} replications each)" if replications > 1 else ""))  # fmt: skip
+    return head + "\n" + text_table(["variant", *types], rows, units)
 
 
 def sweep_table(sweep: SweepResult, metric: str = "p95") -> str:

@@ -47,9 +47,13 @@ class Session:
     restored: bool = False
 
     def nbytes(self) -> int:
-        """Estimated memory: environment arrays and agent state."""
-        env = sum(int(value.nbytes) for value in vars(self.env).values() if isinstance(value, np.ndarray))
-        state = 64 * self.env.n  # seven agent variables plus the backend's static copies, about 64 bytes an airframe
+        """Estimated memory: environment arrays (an ensemble's maintenance tables too) and agent state.
+
+        An ensemble's environment holds every member's copy of the fleet, so this grows with variants x replications.
+        """
+        arrays = [*vars(self.env).values(), *(vars(self.env.maintenance).values() if self.env.maintenance else ())]
+        env = sum(int(value.nbytes) for value in arrays if isinstance(value, np.ndarray))
+        state = 80 * self.env.n  # nine agent variables plus the backend's static copies, about 80 bytes an agent
         return env + state
 
 

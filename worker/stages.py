@@ -9,8 +9,13 @@ and restores it from its latest checkpoints. Every write is fenced by the epoch.
 stage's message in the record (one fenced step) and publishing it to this worker's own queue.
 
 - load: claim the job, read its inputs (the producer's inputs blob in the checkpoint store, or a ClickHouse
-  version), validate them, build the environment and the backend; the inputs blob is the job's ``environment``
-  checkpoint (a ClickHouse version is written as one).
+  version), validate them (and the job's ensemble against their horizon), build the environment and the backend;
+  the inputs blob is the job's ``environment`` checkpoint (a ClickHouse version is written as one).
+
+Every stage that builds a job's environment (load, and the restore of a job this process does not hold) builds the
+same one: the inputs' environment, stacked for the job's ensemble (variants x replications,
+:func:`~simfleet.worker.lifecycle.ensemble.ensemble_environment`), so the live session, a restore from checkpoints
+and a chunk computed again all run the same stacked simulation.
 - create: create the population, write the ``population`` checkpoint.
 - execute: step to the chunk's last day, reporting progress (into the record, and through ``report`` to the task's
   state) at most once per ``progress_interval_s``; write the chunk's MP2 as a ``result`` checkpoint, then
@@ -41,6 +46,7 @@ from simfleet.shared.messages.lifecycle import (
     ClickHouseSink,
     JobSpec,
     JobSummary,
+    MemberSummary,
     SinkTarget,
     Stage,
     StageMessage,
@@ -49,6 +55,7 @@ from simfleet.shared.messages.lifecycle import (
 )
 from simfleet.worker.lifecycle.backends import get_backend
 from simfleet.worker.lifecycle.backends.base import Columns, LifecycleBackend
+from simfleet.worker.lifecycle.ensemble import ensemble_environment
 from simfleet.worker.lifecycle.environment import Environment, build_environment, check_run_memory
 from simfleet.worker.lifecycle.inputs import inputs_from_payload, inputs_payload
 from simfleet.worker.lifecycle.run import summarize
@@ -69,8 +76,12 @@ def load_job_inputs(
 ) -> tuple[LifecycleInputs, CheckpointRef | None]:
     """The validated inputs of a job, and (for inputs from the checkpoint store) the reference of their blob.
 
+    The job's ensemble, if any, is checked against the inputs' horizon too (the producer checked it already when it
+    knew the inputs; a job published with an inputs blob or a ClickHouse version alone is checked here).
+
     Raises:
-        InputError, ConfigError: the inputs are missing or invalid (naming table, row and field).
+        InputError, ConfigError: the inputs are missing or invalid (naming table, row and field), or the ensemble
+            does not fit them (naming the key).
         CheckpointError: the inputs blob is missing, damaged, or not this job's environment.
     """
     source = spec.inputs
@@ -96,6 +107,10 @@ def load_job_inputs(
             inputs = ClickHouseSource(ch, source.version_date, source.version_id).load()
     inputs = replace(inputs, days=spec.days)
     validate_inputs(inputs)
+    if spec.ensemble is not None:
+        from simfleet.worker.lifecycle.variants import check_ensemble
+
+        check_ensemble(spec.ensemble, inputs.version_date, spec.days, source=f"job {spec.job_id} variants")
     return inputs, ref
 
 
@@ -222,8 +237,9 @@ class Stages:
             self.checkpoints.save(job_id, "environment", 0, inputs_payload(inputs), fence=fence)
         timings["checkpoint"] = time.perf_counter() - tick
         self._keep(session)
-        log.info("job %s loaded: %d airframes, %d days (epoch %d)", job_id, session.env.n, session.env.days, epoch)
-        return self._advance(session, message, timings, airframes=session.env.n)
+        log.info("job %s loaded: %d airframes x %d runs, %d days (epoch %d)", job_id, session.env.airframes,
+                 spec.members, session.env.days, epoch)  # fmt: skip
+        return self._advance(session, message, timings, airframes=session.env.airframes)
 
     def _create(self, session: Session, message: StageMessage, timings: dict[str, float]) -> StageMessage:
         if not session.created:
@@ -296,16 +312,17 @@ class Stages:
                     ch,
                     session.job_id,
                     self._chunks(session, report),
-                    airframes=env.n if full else None,
+                    airframes=env.airframes if full else None,
                     days=env.days,
                     batch_rows=sink.batch_rows,
+                    ensemble=spec.ensemble,
                 )
                 target = SinkTarget(kind="clickhouse", target=ch.dsn.redacted)
             rows = next((r.rows for r in reports if r.table == "mp2"), 0)
         else:  # MP2 stays in the result checkpoints, where `simfleet job export` reads it
             target, rows = SinkTarget(kind="none"), env.n * env.days if full else 0
         timings["export"] = time.perf_counter() - tick
-        model = summarize(env, sim.state_dict(), log=spec.log, airframe_rows=rows)
+        model = summarize(env, sim.state_dict(), log=spec.log, airframe_rows=rows, ensemble=spec.ensemble)
         summary = JobSummary(
             job_id=session.job_id,
             airframes=model.airframes,
@@ -321,6 +338,7 @@ class Stages:
             worker=self.node,
             epoch=session.epoch,
             restores=message.restores + int(session.restored),
+            members=[MemberSummary(**vars(member)) for member in model.members],
         )
         self.jobs.finish(session.job_id, session.epoch, summary)
         self.registry.drop(session.job_id)
@@ -422,10 +440,11 @@ class Stages:
 
     def _build(self, job_id: str, epoch: int, spec: JobSpec, inputs: LifecycleInputs, submitted: float) -> Session:
         # The memory rule of a local run, on this worker's memory, before anything of the job is allocated: a
-        # horizon that cannot fit fails the job with `days` named instead of an out-of-memory kill mid-run.
-        check_run_memory(len(inputs.mp3["aircraft_number"]), spec.days, chunk_days=spec.chunk_days, log=spec.log,
-                         keep_rows=False)  # fmt: skip
-        env = build_environment(inputs, spec.days)
+        # horizon that cannot fit fails the job with `days` named instead of an out-of-memory kill mid-run. An
+        # ensemble simulates every member's copy of the fleet.
+        check_run_memory(len(inputs.mp3["aircraft_number"]) * spec.members, spec.days, chunk_days=spec.chunk_days,
+                         log=spec.log, keep_rows=False)  # fmt: skip
+        env = ensemble_environment(build_environment(inputs, spec.days), spec.ensemble)
         return Session(job_id, epoch, spec, env, self._backend(spec, env), submitted)
 
     def _save(self, session: Session, kind: str, payload: Any, *, first_day: int = 0, day: int | None = None) -> Any:
@@ -472,12 +491,15 @@ class Stages:
         """The figures of ``stage`` at ``day``, having gone from ``first`` to ``day`` in ``elapsed_s``."""
         days = session.env.days
         device = session.backend.device_memory_bytes()
+        ensemble = session.spec.ensemble
         return StageProgress(
             job_id=session.job_id,
             stage=stage,
             day=day,
             days=days,
-            airframes=session.env.n,
+            airframes=session.env.airframes,
+            variants=1 if ensemble is None else len(ensemble.variants),
+            replications=1 if ensemble is None else ensemble.replications,
             percent=100.0 * day / days if days else 100.0,
             days_per_s=(day - first) / elapsed_s if elapsed_s > 0 else 0.0,
             rss_mb=self.process.memory_info().rss / 2**20,

@@ -1,4 +1,8 @@
-"""``simfleet job status|list|cancel|delete|export``: lifecycle jobs on the fleet, from any machine."""
+"""``simfleet job status|list|cancel|delete|export``: lifecycle jobs on the fleet, from any machine.
+
+An ensemble job's status names what it simulates (``2 variants x 3 replications x 60 airframes``); its export holds
+every member's MP2 rows (``variant_id``, ``replication``).
+"""
 
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ def register(families: Any) -> None:
 
 def _status(args: argparse.Namespace) -> int:
     from simfleet.producer.fleet.client import Fleet
+    from simfleet.producer.fleet.lifecycle import ensemble_size
 
     with Fleet.from_settings() as fleet:
         job = fleet.job(args.job_id)
@@ -68,6 +73,8 @@ def _status(args: argparse.Namespace) -> int:
     checkpointed = f", checkpointed day {record.day}" if record.day != progress.simulated_day else ""
     print(f"job {record.job_id}: {record.state}, day {progress.simulated_day}/{record.days} ({progress.percent:.1f}%)"
           f"{checkpointed}, epoch {record.epoch}{owner}")  # fmt: skip
+    if progress.ensemble is not None:
+        print(f"ensemble: {ensemble_size(*progress.ensemble, progress.airframes)}")
     figures = progress.figures
     if figures is not None and figures.days_per_s:
         line = f"last chunk: {figures.days_per_s:,.0f} days/s, {figures.rss_mb:.0f} MiB resident"
@@ -131,6 +138,6 @@ def _export(args: argparse.Namespace) -> int:
         record = job.record()
         target = job.export(args.out)
     chunks = len(record.spec.chunk_ends())
-    print(f"job {record.job_id}: {record.airframes * record.days if record.spec.log == 'full' else 0} airframe rows "
-          f"and {chunks} chunk(s) written to {target}")  # fmt: skip
+    rows = record.airframes * record.spec.members * record.days if record.spec.log == "full" else 0
+    print(f"job {record.job_id}: {rows} airframe rows and {chunks} chunk(s) written to {target}")
     return 0

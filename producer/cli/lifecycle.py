@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from simfleet.producer.cli import lifecycle_run, lifecycle_submit, lifecycle_synth
+from simfleet.producer.cli import lifecycle_plan, lifecycle_run, lifecycle_submit, lifecycle_synth
 
 
 def register(families: Any) -> None:
@@ -15,3 +15,4 @@ def register(families: Any) -> None:
     lifecycle_synth.register(commands)
     lifecycle_run.register(commands)
     lifecycle_submit.register(commands)
+    lifecycle_plan.register(commands)

@@ -3,6 +3,8 @@
 The inputs directory is validated here, on this machine, and sent through the fleet's checkpoint store (or imported
 into ClickHouse first, ``--via clickhouse``); nothing the workers receive is a path. ``--out DIR`` writes MP2 here,
 on this machine, once the job is done (from the job's result checkpoints); without it MP2 goes to ClickHouse.
+``--variants FILE`` runs an ensemble (plan variants x replications, docs/lifecycle.md "Planning"): the file is read
+and checked against the inputs here, before anything is sent.
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ def register(commands: Any) -> None:
         help="MP2 to ClickHouse (the workers' clickhouse_dsn; the default unless --out is given)",
     )
     parser.add_argument("--log", choices=LOG_MODES, default="full", help="per-airframe MP2 or not")
+    parser.add_argument(
+        "--variants",
+        type=Path,
+        metavar="FILE",
+        help="run an ensemble: plan variants x replications and maintenance options (YAML, docs/lifecycle.md)",
+    )
     parser.add_argument("--backend", choices=BACKENDS, help="lifecycle backend (default: the worker's)")
     parser.add_argument(
         "--no-persist",
@@ -109,7 +117,7 @@ def _submit(args: argparse.Namespace) -> int:
         job = fleet.run_lifecycle(
             inputs=inputs_of(args), days=args.days, chunk_days=args.chunk_days, persistent=not args.no_persist,
             sink="none" if args.out else "clickhouse", backend=args.backend, log=args.log, priority=args.priority,
-            job_id=args.job_id, via=args.via,
+            job_id=args.job_id, via=args.via, ensemble=args.variants,  # decoded, then checked against the inputs
         )  # fmt: skip
         if args.no_wait:
             print(json.dumps({"job_id": job.id}) if args.json else job.id)

@@ -24,6 +24,7 @@ from simfleet.shared.heartbeats import Heartbeats
 from simfleet.shared.jobs import JobRecord, Jobs
 from simfleet.shared.messages.des import ReplicationSummary, StudyAggregate
 from simfleet.shared.messages.lifecycle import Inputs, JobSummary, Sink
+from simfleet.shared.messages.plan import Ensemble
 from simfleet.shared.messages.study import DEFAULT_ENGINE, ENGINES, SEED_MAX, StudyRecord
 from simfleet.shared.redis_client import connect, translate
 from simfleet.shared.settings import PRIORITIES, Settings, load_settings
@@ -169,6 +170,7 @@ class Fleet:
         priority: str = "normal",
         job_id: str | None = None,
         via: Literal["store", "clickhouse"] = "store",
+        ensemble: Ensemble | dict[str, Any] | str | Path | None = None,
     ) -> LifecycleJob:
         """Publish a lifecycle job: load, create, execute in chunks of ``chunk_days``, export.
 
@@ -189,6 +191,11 @@ class Fleet:
                 or a digit (:mod:`simfleet.shared.ids`).
             via: how a directory's inputs travel: ``store`` (a blob in the fleet's checkpoint store) or
                 ``clickhouse`` (imported as a new version first).
+            ensemble: plan variants x replications with maintenance options (docs/lifecycle.md, "Planning"): an
+                ``Ensemble``, the same as plain data (a variants file's content), or the path of a variants file on
+                this machine; decoded and checked against the inputs' horizon here (errors name the file or
+                ``ensemble`` and the key), then run by the workers as one stacked simulation. ``None``: today's
+                single deterministic run.
 
         Raises:
             ConfigError: an option is of the wrong type or out of its range (``key`` names it, the message says
@@ -197,7 +204,8 @@ class Fleet:
             FleetUnavailable: Redis cannot be reached.
         """
         return submit(self, inputs=inputs, days=days, chunk_days=chunk_days, persistent=persistent, sink=sink,
-                      backend=backend, log=log, priority=priority, job_id=job_id, via=via)  # fmt: skip
+                      backend=backend, log=log, priority=priority, job_id=job_id, via=via,
+                      ensemble=ensemble)  # fmt: skip
 
     def job(self, job_id: str) -> LifecycleJob:
         """A handle on a lifecycle job published earlier (by anyone).

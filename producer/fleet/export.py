@@ -5,7 +5,8 @@ job's MP2 chunk by chunk from it and writes it where it wants, with one chunk in
 goes to a hidden folder beside ``out`` and is renamed to ``out`` only when every chunk is written
 (:func:`simfleet.shared.outputs.atomic_output`), so an export that fails or is interrupted leaves no ``out`` that
 looks complete. A ClickHouse export replaces the job's partitions
-atomically, like the workers' export stage.
+atomically, like the workers' export stage (with ``mp2_variants`` for an ensemble job). An ensemble job's MP2 holds
+every member's rows, told apart by ``variant_id`` and ``replication``, in both forms.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def export_job(fleet: Fleet, record: JobRecord, *, out: str | Path | None = None
 
     with open_db(clickhouse_dsn or fleet.settings.clickhouse_dsn) as ch:
         chunks = ((airframe, daily) for _, airframe, daily in _chunks(fleet, record))
-        export_mp2_chunks(ch, record.job_id, chunks, airframes=record.airframes if full else None, days=record.days)
+        export_mp2_chunks(ch, record.job_id, chunks, airframes=record.airframes if full else None, days=record.days,
+                          ensemble=record.spec.ensemble)  # fmt: skip
         return ch.dsn.redacted
 
 

@@ -9,6 +9,10 @@ publishes the next one itself, so a job needs nothing more from the producer. No
 - MP2 goes to ClickHouse (the workers' ``clickhouse_dsn`` unless a sink names one), or stays in the job's result
   checkpoints, from where :meth:`LifecycleJob.export` (``simfleet job export ID --out DIR``) writes it on the
   machine that asks, after the job.
+
+A job may carry an ensemble (plan variants x replications, docs/lifecycle.md "Planning"): a variants file, plain data
+or an :class:`~simfleet.shared.messages.plan.Ensemble`, decoded and checked against the inputs' horizon here, before
+anything is sent, and then run by the workers as one stacked simulation.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from simfleet.shared.messages.lifecycle import (
     StageProgress,
     StoreInputs,
 )
+from simfleet.shared.messages.plan import Ensemble
 from simfleet.shared.settings import PRIORITIES
 
 if TYPE_CHECKING:
@@ -63,6 +68,8 @@ class JobProgress:
         epoch: its fencing epoch (moves when a worker takes it over).
         figures: the running stage's last report, if any.
         error: why it failed or was cancelled.
+        airframes: the fleet's size (0 until loaded).
+        ensemble: ``(variants, replications)`` of an ensemble job, ``None`` for a single run.
     """
 
     job_id: str
@@ -73,6 +80,8 @@ class JobProgress:
     epoch: int = 0
     figures: StageProgress | None = None
     error: str = ""
+    airframes: int = 0
+    ensemble: tuple[int, int] | None = None
 
     @property
     def finished(self) -> bool:
@@ -95,6 +104,8 @@ class JobProgress:
         if self.state == "reconnecting":
             return "the fleet's Redis is unreachable: reconnecting (the job goes on)"
         text = f"{self.state}, day {self.simulated_day}/{self.days}"
+        if self.ensemble is not None:
+            text += f", {ensemble_size(*self.ensemble, self.airframes)}"
         if self.figures is not None and self.figures.days_per_s:
             text += f", {self.figures.days_per_s:,.0f} days/s"
         return text
@@ -132,8 +143,10 @@ class LifecycleJob:
         """
         record = self.record()
         error = record.failure.message if record.failure else ""
+        ensemble = record.spec.ensemble
         return JobProgress(self.id, record.state, record.day, record.days, record.owner, record.epoch, record.progress,
-                           error)  # fmt: skip
+                           error, record.airframes or (record.progress.airframes if record.progress else 0),
+                           None if ensemble is None else (len(ensemble.variants), ensemble.replications))  # fmt: skip
 
     def finished(self) -> bool:
         """Whether the job has ended (done, failed or cancelled)."""
@@ -207,6 +220,12 @@ class LifecycleJob:
         from simfleet.producer.fleet.export import export_job
 
         return export_job(self.fleet, self.record(), out=out, clickhouse_dsn=clickhouse_dsn)
+
+
+def ensemble_size(variants: int, replications: int, airframes: int) -> str:
+    """``2 variants x 3 replications x 60 airframes``: what an ensemble job simulates (airframes once known)."""
+    text = f"{variants} variant{'s' * (variants != 1)} x {replications} replication{'s' * (replications != 1)}"
+    return text + (f" x {airframes} airframes" if airframes else "")
 
 
 def new_job_id() -> str:
@@ -283,6 +302,29 @@ class JobOptions:
     priority: str
     job_id: str
     via: Literal["store", "clickhouse"]
+    ensemble: Ensemble | None = None
+    ensemble_source: str = "ensemble"
+
+
+def checked_ensemble(ensemble: object) -> tuple[Ensemble | None, str]:
+    """An ``ensemble`` argument decoded, and the name its errors give: a variants file's path, or ``ensemble``.
+
+    Raises:
+        ConfigError: not an Ensemble, a mapping or a path, or a file or mapping that does not decode (naming the
+            file and the key).
+    """
+    from simfleet.worker.lifecycle.variants import load_variants, parse_variants
+
+    if ensemble is None:
+        return None, "ensemble"
+    if isinstance(ensemble, Ensemble):  # built by a caller: msgspec checks its fields only when decoding
+        return parse_variants(msgspec.to_builtins(ensemble), "ensemble"), "ensemble"
+    if isinstance(ensemble, dict):
+        return parse_variants(ensemble, "ensemble"), "ensemble"
+    if isinstance(ensemble, str | os.PathLike):
+        return load_variants(Path(ensemble)), str(ensemble)
+    raise ConfigError(f"must be an Ensemble, a mapping or the path of a variants file, got {type(ensemble).__name__}",
+                      key="ensemble")  # fmt: skip
 
 
 def check_options(
@@ -297,6 +339,7 @@ def check_options(
     priority: object,
     job_id: object,
     via: object,
+    ensemble: object = None,
 ) -> JobOptions:
     """Every option of :func:`submit`, checked and normalised; nothing is read or sent.
 
@@ -313,6 +356,7 @@ def check_options(
     else:
         raise ConfigError(f"must be an inputs directory (str or Path), a StoreInputs or a ClickHouseInputs, got "
                           f"{type(inputs).__name__}", key="inputs")  # fmt: skip
+    plan, plan_source = checked_ensemble(ensemble)
     return JobOptions(
         inputs=checked,
         days=None if days is None else whole(days, key="days", high=MAX_DAYS),
@@ -324,6 +368,8 @@ def check_options(
         priority=choice(priority, key="priority", choices=tuple(PRIORITIES)),
         job_id=new_job_id() if job_id is None else work_id(job_id, key="job_id"),
         via="store" if choice(via, key="via", choices=("store", "clickhouse")) == "store" else "clickhouse",
+        ensemble=plan,
+        ensemble_source=plan_source,
     )
 
 
@@ -340,11 +386,12 @@ def submit(
     priority: str = "normal",
     job_id: str | None = None,
     via: Literal["store", "clickhouse"] = "store",
+    ensemble: Ensemble | dict[str, object] | str | os.PathLike[str] | None = None,
 ) -> LifecycleJob:
     """Validate, record and publish a lifecycle job (see :meth:`Fleet.run_lifecycle` for the arguments).
 
-    Every option is checked (:func:`check_options`) before the inputs are read, and the inputs before anything is
-    written to the fleet.
+    Every option is checked (:func:`check_options`) before the inputs are read, and the inputs (and the ensemble
+    against their horizon, when it is known here) before anything is written to the fleet.
 
     Raises:
         ConfigError: an option is of the wrong type or out of its range (naming it); nothing was published.
@@ -352,7 +399,8 @@ def submit(
         FleetUnavailable: Redis cannot be reached.
     """
     options = check_options(inputs=inputs, days=days, chunk_days=chunk_days, persistent=persistent, sink=sink,
-                            backend=backend, log=log, priority=priority, job_id=job_id, via=via)  # fmt: skip
+                            backend=backend, log=log, priority=priority, job_id=job_id, via=via,
+                            ensemble=ensemble)  # fmt: skip
     job_id, days = options.job_id, options.days
     given: Inputs | LifecycleInputs
     if isinstance(options.inputs, StoreInputs | ClickHouseInputs):
@@ -361,12 +409,14 @@ def submit(
         from simfleet.worker.lifecycle.inputs import load_inputs
 
         given = load_inputs(Path(options.inputs), days=days)
+    if options.ensemble is not None:
+        _check_against_inputs(options, given)
     if fleet.jobs_exists(job_id):
         raise ConfigError(f"a job called {job_id} already exists", key="job_id")
     source, horizon = resolve_inputs(fleet, job_id, given, days=days, via=options.via)
     spec = JobSpec(job_id=job_id, inputs=source, days=horizon, chunk_days=options.chunk_days,
                    persistent=options.persistent, sink=options.sink, backend=options.backend,  # type: ignore[arg-type]
-                   log=options.log, priority=options.priority)  # type: ignore[arg-type]  # fmt: skip
+                   log=options.log, priority=options.priority, ensemble=options.ensemble)  # type: ignore[arg-type]  # fmt: skip
     with fleet.translate():
         try:
             first = fleet.records.create(spec)
@@ -377,4 +427,22 @@ def submit(
     return LifecycleJob(fleet, job_id)
 
 
-__all__ = ["JobOptions", "JobProgress", "LifecycleJob", "check_options", "new_job_id", "resolve_inputs", "submit"]
+def _check_against_inputs(options: JobOptions, given: Inputs | LifecycleInputs) -> None:
+    """Check the ensemble against the inputs' first day and horizon where they are known here.
+
+    An inputs blob already in the store names neither: the worker's load stage checks it (the job fails there).
+    """
+    from simfleet.worker.lifecycle.variants import check_ensemble
+
+    assert options.ensemble is not None
+    if isinstance(given, LifecycleInputs):
+        first, horizon = given.version_date, given.days
+    elif isinstance(given, ClickHouseInputs) and options.days is not None:
+        first, horizon = given.version_date, options.days
+    else:
+        return
+    check_ensemble(options.ensemble, first, horizon, source=options.ensemble_source)
+
+
+__all__ = ["JobOptions", "JobProgress", "LifecycleJob", "check_options", "checked_ensemble", "ensemble_size",
+           "new_job_id", "resolve_inputs", "submit"]  # fmt: skip

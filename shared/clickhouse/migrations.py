@@ -16,12 +16,15 @@ from simfleet.shared.clickhouse.client import ClickHouse
 from simfleet.shared.clickhouse.field_ids import create_dictionary_objects, sync_field_ids
 from simfleet.shared.clickhouse.schema import (
     DES_TABLES,
+    ENSEMBLE_COLUMNS,
     FAILURES,
     WASTED,
     TableSpec,
     input_tables,
     managed_tables,
     mp2_tables,
+    mp2_tables_before_ensembles,
+    mp2_variants_table,
 )
 
 
@@ -61,13 +64,37 @@ def _add_des_failure_columns(ch: ClickHouse) -> None:
                "AFTER `max_waiting`")  # fmt: skip
 
 
+def _add_ensemble_columns(ch: ClickHouse) -> None:
+    """Lifecycle ensembles: the member and repair-shop columns of ``mp2`` / ``mp2_daily``, and ``mp2_variants``.
+
+    Each table gets its new columns where a new table has them and its sorting key extended by the member columns,
+    in one ALTER: ClickHouse lets a sorting key grow only by columns added in the same statement (existing rows get
+    zeros, a single run's members). A table that has them already is left alone, so re-running is a no-op.
+    """
+    for table in mp2_tables():
+        added = ENSEMBLE_COLUMNS[table.name]
+        present = {row[0] for row in ch.rows(f"SELECT name FROM system.columns WHERE database = '{ch.database}' "
+                                             f"AND table = '{table.name}'")}  # fmt: skip
+        if set(added) <= present:
+            continue
+        names = [c.name for c in table.columns]
+        clauses = [f"ADD COLUMN IF NOT EXISTS `{name}` {table.column(name).type} AFTER `{names[names.index(name) - 1]}`"
+                   for name in names if name in added]  # fmt: skip
+        clauses.append(f"MODIFY ORDER BY ({', '.join(table.order_by)})")
+        ch.command(f"ALTER TABLE {ch.database}.{table.name} {', '.join(clauses)}")
+    ch.command(mp2_variants_table().create_sql(ch.database))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "field_id dictionary table and DICTIONARY object", create_dictionary_objects),
     Migration(2, "input and DES tables", _create_tables(lambda: [*input_tables(), *DES_TABLES])),
-    Migration(3, "MP2 tables (per airframe and day, per type and day)", _create_tables(mp2_tables)),
+    # Migration 3 creates the MP2 tables as they were then; migration 5 brings old and new databases to today's.
+    Migration(3, "MP2 tables (per airframe and day, per type and day)", _create_tables(mp2_tables_before_ensembles)),
     Migration(4, "DES model v2 outcome columns (failed, timed_out, success_ratio, goodput, wasted work)",
               _add_des_failure_columns),
-]
+    Migration(5, "lifecycle ensembles: MP2 variant_id, replication, repair queue columns; mp2_variants",
+              _add_ensemble_columns),
+]  # fmt: skip
 
 
 def applied_versions(ch: ClickHouse) -> set[int]:

@@ -208,8 +208,23 @@ DES_TABLES = [
 ]
 
 
+ENSEMBLE_COLUMNS = {
+    "mp2": ("variant_id", "replication", "repair_queued"),
+    "mp2_daily": ("variant_id", "replication", "repair_queue", "unplanned_2_4"),
+}
+"""The MP2 columns of lifecycle ensembles (issue 17), added to existing databases by migration 5."""
+MEMBER_KEY = ("variant_id", "replication")
+"""The columns that tell the members of an ensemble apart (0, 0 for a single run)."""
+
+
 def mp2_tables() -> list[TableSpec]:
-    """MP2 per airframe and day, and per type and day, one partition per lifecycle job."""
+    """MP2 per airframe and day, and per type and day, one partition per lifecycle job.
+
+    A row is one airframe (or type) on one day of one member of the job's ensemble. Rows come ordered by
+    ``(day, variant_id, replication, idx)`` (and ``ac_type``), which is the row key an export checks. The sorting
+    key ends with the member columns because a database from before ensembles can only append them to its key
+    (migration 5); a query for one variant reads its job's partition.
+    """
     from simfleet.shared.lifecycle_contract import AIRFRAME_COLUMNS, DAILY_COLUMNS
 
     job = ColumnSpec("job_id", "String", "lifecycle job id (with its data version)")
@@ -222,21 +237,56 @@ def mp2_tables() -> list[TableSpec]:
             "mp2",
             "MP2: each airframe on each simulated day",
             columns(AIRFRAME_COLUMNS),
-            order_by=("job_id", "day", "idx"),
+            order_by=("job_id", "day", "idx", *MEMBER_KEY),
             partition_by=("job_id",),
-            row_key=("day", "idx"),
+            row_key=("day", *MEMBER_KEY, "idx"),
         ),
         TableSpec(
             "mp2_daily",
             "MP2 aggregates: each aircraft type on each simulated day",
             columns(DAILY_COLUMNS),
-            order_by=("job_id", "day", "ac_type"),
+            order_by=("job_id", "day", "ac_type", *MEMBER_KEY),
             partition_by=("job_id",),
-            row_key=("day", "ac_type"),
+            row_key=("day", *MEMBER_KEY, "ac_type"),
         ),
     ]
 
 
+def mp2_tables_before_ensembles() -> list[TableSpec]:
+    """The MP2 tables as migration 3 created them: without :data:`ENSEMBLE_COLUMNS`, keyed by day and idx/type.
+
+    Migration 3 keeps creating these, so every database, old or new, reaches today's tables through migration 5.
+    """
+    tables = []
+    for table in mp2_tables():
+        dropped = ENSEMBLE_COLUMNS[table.name]
+        columns = tuple(c for c in table.columns if c.name not in dropped)
+        order_by = tuple(k for k in table.order_by if k not in dropped)
+        tables.append(TableSpec(table.name, table.description, columns, order_by, table.partition_by,
+                                tuple(k for k in table.row_key if k not in dropped)))  # fmt: skip
+    return tables
+
+
+def mp2_variants_table() -> TableSpec:
+    """The variants of every ensemble job: one row per variant, one partition per job, replaced with its MP2."""
+    return TableSpec(
+        "mp2_variants",
+        "MP2 variants: each plan variant of a lifecycle ensemble job (its MP2 rows carry variant_id)",
+        (
+            ColumnSpec("job_id", "String", "lifecycle job id (the partition of mp2 and mp2_daily)"),
+            ColumnSpec("variant_id", "UInt16", "plan variant, as variant_id in mp2 and mp2_daily", "", 0),
+            ColumnSpec("name", "String", "the variant's name in the variants file"),
+            ColumnSpec("replications", "UInt16", "runs of the variant (replication 0 .. replications - 1)", "", 1),
+            ColumnSpec("seed", "UInt64", "the ensemble's seed (with the replication, fixes every random draw)", "", 0),
+            ColumnSpec("definition", "String", "the variant as JSON (docs/lifecycle.md, Planning), with the "
+                       "maintenance options it runs with per type (the ensemble's defaults filled in)"),
+        ),
+        order_by=("job_id", "variant_id"),
+        partition_by=("job_id",),
+        row_key=("variant_id",),
+    )
+
+
 def managed_tables() -> list[TableSpec]:
     """Every table simfleet exports to, in field_id assignment order."""
-    return [*input_tables(), *DES_TABLES, *mp2_tables()]
+    return [*input_tables(), *DES_TABLES, *mp2_tables(), mp2_variants_table()]

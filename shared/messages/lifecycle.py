@@ -17,6 +17,7 @@ import msgspec
 
 from simfleet.shared.lifecycle_contract import MAX_DAYS, U32
 from simfleet.shared.messages import Message, WorkId
+from simfleet.shared.messages.plan import Ensemble
 
 Days = Annotated[int, msgspec.Meta(ge=1, le=MAX_DAYS)]
 """A horizon or a chunk in days: 1 to ``MAX_DAYS`` (the day index is a UInt16 in MP2)."""
@@ -63,7 +64,7 @@ class NoSink(Message, tag="none", tag_field="kind", frozen=True):
 
 
 class ClickHouseSink(Message, tag="clickhouse", tag_field="kind", frozen=True):
-    """MP2 into ClickHouse, one partition per job in ``mp2`` and ``mp2_daily``.
+    """MP2 into ClickHouse, one partition per job in ``mp2`` and ``mp2_daily`` (and ``mp2_variants`` for an ensemble).
 
     Attributes:
         dsn: a ClickHouse server; empty means the worker's own ``clickhouse_dsn``.
@@ -92,6 +93,9 @@ class JobSpec(Message, frozen=True):
         backend: the lifecycle backend; ``None`` means the worker's ``gpu_worker.backend``.
         log: ``full`` (MP2 per airframe and day) or ``aggregates`` (per type and day only).
         priority: the Celery priority class of every stage.
+        ensemble: plan variants x replications with their maintenance options (docs/lifecycle.md, "Planning"), run
+            as one stacked simulation; ``None`` is today's single deterministic run. Checked against the inputs'
+            horizon when the job is submitted, and again when a worker loads it.
     """
 
     job_id: WorkId
@@ -103,6 +107,12 @@ class JobSpec(Message, frozen=True):
     backend: Backend | None = None
     log: LogMode = "full"
     priority: Priority = "normal"
+    ensemble: Ensemble | None = None
+
+    @property
+    def members(self) -> int:
+        """Runs stacked in the job: variants x replications (1 without an ensemble)."""
+        return 1 if self.ensemble is None else self.ensemble.members
 
     def chunk_ends(self) -> list[int]:
         """The last day + 1 of every execute stage, in order."""
@@ -163,7 +173,9 @@ class StageProgress(Message, frozen=True):
         stage: the stage reporting.
         day: days simulated so far.
         days: the horizon.
-        airframes: the fleet's size.
+        airframes: the fleet's size (of one run: an ensemble simulates ``variants x replications`` copies).
+        variants: the ensemble's plan variants (1 without an ensemble).
+        replications: runs of each variant (1 without an ensemble).
         percent: ``day`` over ``days``.
         days_per_s: simulated days per second in this stage.
         rss_mb: the worker process's resident memory.
@@ -187,6 +199,8 @@ class StageProgress(Message, frozen=True):
     pid: int
     checkpoint_bytes: int | None = None
     checkpoint_s: float | None = None
+    variants: Count = 1
+    replications: Count = 1
 
 
 class SinkTarget(Message, frozen=True):
@@ -196,15 +210,35 @@ class SinkTarget(Message, frozen=True):
     target: str = ""
 
 
+class MemberSummary(Message, frozen=True):
+    """What one member of an ensemble job (a variant's replication) did over the run.
+
+    Attributes:
+        variant_id: the variant's position in the ensemble (``variant_id`` in MP2).
+        variant: its name.
+        replication: the replication (``replication`` in MP2).
+        transitions: count of each transition over the run (``"2->4"``).
+        status_counts_end: airframes in each status after the last day.
+        shortfall_days: per aircraft type, the days on which the target could not be met.
+    """
+
+    variant_id: Count
+    variant: str
+    replication: Count
+    transitions: dict[str, int]
+    status_counts_end: dict[int, int]
+    shortfall_days: dict[str, int]
+
+
 class JobSummary(Message, frozen=True):
     """A finished job: the model's figures, where MP2 went, and what it cost.
 
     Attributes:
         job_id: the job.
-        airframes: the fleet's size.
+        airframes: the fleet's size (of one run).
         days: the horizon.
         log: ``full`` or ``aggregates``.
-        transitions: count of each transition over the run (``"2->4"``).
+        transitions: count of each transition over the run (``"2->4"``); an ensemble's adds up its members.
         status_counts_end: airframes in each status after the last day.
         shortfall_days: per aircraft type, the days on which the target could not be met.
         airframe_rows: MP2 rows per airframe and day written.
@@ -214,6 +248,7 @@ class JobSummary(Message, frozen=True):
         worker: the worker that finished it.
         epoch: the epoch it finished at (0 unless ownership moved).
         restores: how often it was restored from checkpoints.
+        members: for an ensemble job, each member's figures (variant-major); empty for a single run.
     """
 
     job_id: WorkId
@@ -230,6 +265,7 @@ class JobSummary(Message, frozen=True):
     worker: str
     epoch: Count
     restores: Count
+    members: list[MemberSummary] = msgspec.field(default_factory=list)
 
 
 class JobFailure(Message, frozen=True):
@@ -247,6 +283,7 @@ __all__ = [
     "JobFailure",
     "JobSpec",
     "JobSummary",
+    "MemberSummary",
     "NoSink",
     "Sink",
     "SinkTarget",

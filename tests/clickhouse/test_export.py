@@ -209,12 +209,13 @@ def test_a_repeated_key_is_named_wherever_it_lies(ch):
     boundary = 1 << 18  # the first row of the second slice of the in-order check repeats the last of the first
     columns["idx"][boundary] = columns["idx"][boundary - 1]
     columns["day"][boundary] = columns["day"][boundary - 1]
-    with pytest.raises(ExportValidationError, match=r"day=262, idx=143: duplicate key \(day, idx\)"):
+    with pytest.raises(ExportValidationError, match=r"day=262, variant_id=0, replication=0, idx=143: duplicate key "
+                       r"\(day, variant_id, replication, idx\)"):
         validate_columns(MP2, columns, ("dup",))
     shuffled = {name: values[::-1].copy() for name, values in mp2_rows(days=3, airframes=4).items()}
     assert validate_columns(MP2, shuffled, ("reversed",)) == 12
     shuffled["idx"][5] = shuffled["idx"][0]
-    with pytest.raises(ExportValidationError, match=r"(?s)1 problem.*day=1, idx=3: duplicate key"):
+    with pytest.raises(ExportValidationError, match=r"(?s)1 problem.*day=1, variant_id=0, replication=0, idx=3: dup"):
         export_partition(ch, MP2, ("reversed",), shuffled)
     assert count(ch, "mp2") == 0
 
@@ -223,7 +224,8 @@ def test_a_value_the_column_type_cannot_hold_is_named_not_wrapped():
     columns = mp2_rows(days=2, airframes=3)
     columns["sne"] = columns["sne"].astype(np.int64)
     columns["sne"][4] = 2**32
-    with pytest.raises(ExportValidationError, match=r"day=1, idx=1: sne=4294967296 outside \[0, 4294967295\]"):
+    with pytest.raises(ExportValidationError,
+                       match=r"day=1, variant_id=0, replication=0, idx=1: sne=4294967296 outside \[0, 4294967295\]"):
         validate_columns(MP2, columns, ("wide",))
 
 

@@ -19,13 +19,17 @@ DAYS = 30
 
 @pytest.fixture
 def dsn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    """A chDB directory holding MP2 of one 12-airframe, 30-day lifecycle run."""
+    """A chDB directory holding MP2 of one 12-airframe, 30-day lifecycle run (q1) and of an ensemble of it (q2)."""
     dsn = f"chdb://{tmp_path / 'clickhouse'}"
     inputs = tmp_path / "inputs"
     write_inputs(synthesize(12, DAYS, seed=1), inputs, "csv")
+    variants = tmp_path / "variants.yaml"
+    variants.write_text("variants:\n  - name: base\n  - name: fewer targets\n    targets: [{factor: 0.5}]\n")
     os.environ["SIMFLEET_CLICKHOUSE_DSN"] = dsn
     try:
         assert main(["lifecycle", "run", "--inputs", str(inputs), "--to-clickhouse", "--job-id", "q1"]) == 0
+        assert main(["lifecycle", "run", "--inputs", str(inputs), "--to-clickhouse", "--job-id", "q2",
+                     "--variants", str(variants)]) == 0  # fmt: skip
     finally:
         del os.environ["SIMFLEET_CLICKHOUSE_DSN"]
     capsys.readouterr()
@@ -69,7 +73,8 @@ def test_statements_that_write_are_refused_and_change_nothing(dsn, capsys, sql):
     assert main(["db", "--dsn", dsn, "query", sql]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("simfleet: error: SQL: ")
-    assert main(["db", "--dsn", dsn, "query", "SELECT count() FROM mp2_daily", "--format", "csv"]) == 0
+    count = "SELECT count() FROM mp2_daily WHERE job_id = 'q1'"
+    assert main(["db", "--dsn", dsn, "query", count, "--format", "csv"]) == 0
     assert capsys.readouterr().out.splitlines()[1] == str(2 * DAYS)
 
 
@@ -80,3 +85,18 @@ def test_clickhouse_refusing_a_query_is_one_line_with_its_message(dsn, capsys):
     # the readonly setting is ClickHouse's own guard, beside the check of the first word
     assert main(["db", "--dsn", dsn, "query", "SELECT 1 SETTINGS readonly = 0"]) == 2
     assert "readonly" in capsys.readouterr().err
+
+
+def test_an_ensemble_run_is_written_with_its_variants_named(dsn, capsys):
+    sql = (
+        "SELECT v.name, count() AS rows, sum(m.status_id = 2) AS flying FROM mp2 AS m JOIN mp2_variants AS v "
+        "ON v.job_id = m.job_id AND v.variant_id = m.variant_id WHERE m.job_id = 'q2' "
+        "GROUP BY v.name ORDER BY v.name"
+    )
+    assert main(["db", "--dsn", dsn, "query", sql, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(row["name"], row["rows"]) for row in rows] == [("base", 12 * DAYS), ("fewer targets", 12 * DAYS)]
+    assert rows[0]["flying"] > rows[1]["flying"]
+    assert main(["db", "--dsn", dsn, "query", "SELECT count() AS n FROM mp2_variants WHERE job_id = 'q1'",
+                 "--format", "json"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out) == [{"n": 0}]

@@ -161,16 +161,20 @@ def _rows(change: Change, d0: int, last: int) -> tuple[int, int]:
 
 def apply_changes(
     values: npt.NDArray[Any], changes: list[Change], column_type: I64, d0: int, *, low: int, high: int
-) -> I64:
-    """``values[day, column]`` with ``changes`` applied in order (a new array; ``column_type`` types each column)."""
-    out = values.astype(np.int64, copy=True)
+) -> npt.NDArray[Any]:
+    """``values[day, column]`` with ``changes`` applied in order (``column_type`` types each column).
+
+    A new array of ``values``' dtype (``low .. high`` must fit it); only the rows and columns a change covers are
+    computed, in ``int64``, so a change to one summer of MP5 costs that summer.
+    """
+    out = values.copy()
     last = out.shape[0] - 1
     for change in changes:
         columns = np.flatnonzero(column_type == AC_TYPES.index(change.ac_type)) if change.ac_type else slice(None)
         first, end = _rows(change, d0, last)
         if first > end:
             continue
-        part = out[first : end + 1, columns]
+        part = out[first : end + 1, columns].astype(np.int64)
         if change.factor is not None:
             part = np.floor(part * change.factor + 0.5).astype(np.int64)
         elif change.offset is not None:
@@ -178,14 +182,13 @@ def apply_changes(
         elif change.value is not None:
             part = np.full_like(part, change.value)
         elif change.values:
-            part = part.copy()
             dates = sorted(change.values)
             for k, date in enumerate(dates):
                 start = int(np.datetime64(date, "D").astype(np.int64)) - d0 - first
                 stop = end - first + 1 if k + 1 == len(dates) else (
                     int(np.datetime64(dates[k + 1], "D").astype(np.int64)) - d0 - first)  # fmt: skip
                 part[max(start, 0) : max(stop, 0)] = change.values[date]
-        out[first : end + 1, columns] = np.clip(part, low, high)
+        out[first : end + 1, columns] = np.clip(part, low, high).astype(out.dtype)
     return out
 
 
@@ -196,8 +199,8 @@ def variant_environment(env: Environment, variant: Variant) -> Environment:
         changes["targets"] = apply_changes(env.targets, variant.targets, np.arange(env.n_types), env.d0,
                                            low=0, high=U16)  # fmt: skip
     if variant.minutes:
-        minutes = apply_changes(env.minutes, variant.minutes, env.type_code, env.d0, low=0, high=MINUTES_PER_DAY)
-        changes["minutes"] = minutes.astype(np.uint16)
+        changes["minutes"] = apply_changes(env.minutes, variant.minutes, env.type_code, env.d0, low=0,
+                                           high=MINUTES_PER_DAY)  # fmt: skip
     if variant.repair_time:
         column = env.repair_time.reshape(1, -1)
         changes["repair_time"] = apply_changes(column, variant.repair_time, env.type_code, env.d0,

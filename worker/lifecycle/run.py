@@ -16,16 +16,46 @@ import numpy as np
 
 from simfleet.shared.errors import ConfigError
 from simfleet.shared.lifecycle_contract import AC_TYPES, TRANSITIONS, LifecycleInputs
+from simfleet.shared.messages.plan import Ensemble
 from simfleet.worker.lifecycle.backends import get_backend
+from simfleet.worker.lifecycle.ensemble import ensemble_environment
 from simfleet.worker.lifecycle.environment import Environment, build_environment, check_run_memory
 from simfleet.worker.lifecycle.sinks import MemorySink, NullSink, ParquetSink, Sink, TeeSink
 
-__all__ = ["MemorySink", "NullSink", "ParquetSink", "RunReport", "Sink", "TeeSink", "run_local", "summarize"]
+__all__ = ["MemberReport", "MemorySink", "NullSink", "ParquetSink", "RunReport", "Sink", "TeeSink", "run_local",
+           "summarize"]  # fmt: skip
+
+
+@dataclass
+class MemberReport:
+    """What one member of an ensemble (a variant's replication) did over the run."""
+
+    variant_id: int
+    variant: str
+    replication: int
+    transitions: dict[str, int]
+    status_counts_end: dict[int, int]
+    shortfall_days: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        return {
+            "variant_id": self.variant_id,
+            "variant": self.variant,
+            "replication": self.replication,
+            "transitions": self.transitions,
+            "status_counts_end": {str(k): v for k, v in self.status_counts_end.items()},
+            "shortfall_days": self.shortfall_days,
+        }
 
 
 @dataclass
 class RunReport:
-    """What a run did and how long each stage took."""
+    """What a run did and how long each stage took.
+
+    For an ensemble, ``transitions``, ``status_counts_end`` and ``shortfall_days`` add up every member (airframe
+    moves, airframes, days) and ``members`` holds each one; ``members`` is empty for a single run.
+    """
 
     airframes: int
     days: int
@@ -35,10 +65,11 @@ class RunReport:
     shortfall_days: dict[str, int]
     timings_s: dict[str, float] = field(default_factory=dict)
     airframe_rows: int = 0
+    members: list[MemberReport] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
-        return {
+        out = {
             "airframes": self.airframes,
             "days": self.days,
             "log": self.log,
@@ -48,6 +79,9 @@ class RunReport:
             "timings_s": self.timings_s,
             "airframe_rows": self.airframe_rows,
         }
+        if self.members:
+            out["members"] = [member.to_dict() for member in self.members]
+        return out
 
 
 def run_local(
@@ -61,6 +95,7 @@ def run_local(
     debug: bool = False,
     load_s: float = 0.0,
     on_progress: Callable[[float, str], None] | None = None,
+    ensemble: Ensemble | None = None,
 ) -> RunReport:
     """Run the model over validated ``inputs``, chunk by chunk into ``sink``.
 
@@ -74,6 +109,9 @@ def run_local(
         debug: check every invariant after each day.
         load_s: time the caller spent loading the inputs, reported as ``load``.
         on_progress: hears ``(fraction of the days done, label)`` after each chunk (a progress display).
+        ensemble: plan variants, replications and maintenance options (docs/lifecycle.md, "Planning"), run as one
+            stacked simulation; ``None`` is today's single deterministic run. The inputs must have been checked
+            against it (:func:`simfleet.worker.lifecycle.variants.check_ensemble`).
 
     Returns:
         The report: transitions by kind, status counts at the end, days with a shortfall, timings (load / create /
@@ -89,12 +127,13 @@ def run_local(
     if days is not None and not 0 <= days <= inputs.days:
         raise ConfigError(f"expected 0..{inputs.days} (the inputs' horizon), got {days!r}", key="days")
     sink = sink or NullSink()
+    members = 1 if ensemble is None else ensemble.members
     airframes = len(inputs.mp3["aircraft_number"])
-    check_run_memory(airframes, inputs.days if days is None else days, chunk_days=chunk_days, log=log,
+    check_run_memory(airframes * members, inputs.days if days is None else days, chunk_days=chunk_days, log=log,
                      keep_rows=sink.keeps_rows)  # fmt: skip
     timings = {"load": load_s}
     started = time.perf_counter()
-    env = build_environment(inputs, days)
+    env = ensemble_environment(build_environment(inputs, days), ensemble)
     sim = get_backend(backend, debug=debug)
     sim.build(env, log=log)
     sim.create()
@@ -115,21 +154,54 @@ def run_local(
             on_progress(sim.day / env.days, f"day {sim.day:,}/{env.days:,}")
     sink.close()
     timings["run"], timings["collect"] = run_s, collect_s
-    report = summarize(env, sim.state_dict(), log=log, airframe_rows=rows)
+    report = summarize(env, sim.state_dict(), log=log, airframe_rows=rows, ensemble=ensemble)
     report.timings_s = timings
     return report
 
 
-def summarize(env: Environment, state: dict[str, Any], *, log: str, airframe_rows: int = 0) -> RunReport:
-    """The report of a run from its final :meth:`~simfleet.worker.lifecycle.backends.LifecycleBackend.state_dict`."""
-    status = np.bincount(np.asarray(state["status"], dtype=np.int64), minlength=7)
-    by_kind = np.asarray(state["transitions"]).sum(axis=1)
-    return RunReport(
-        airframes=env.n,
+Figures = tuple[dict[str, int], dict[int, int], dict[str, int]]
+
+
+def _figures(status: Any, transitions: Any, shortfall_days: Any) -> Figures:
+    """Transitions by kind, airframes by status, shortfall days by type (from ``[8, groups]`` and per group)."""
+    by_status = np.bincount(np.asarray(status, dtype=np.int64), minlength=7)
+    by_kind = np.asarray(transitions).sum(axis=1)
+    by_type = np.asarray(shortfall_days, dtype=np.int64).reshape(-1, len(AC_TYPES)).sum(axis=0)
+    return (
+        {f"{a}->{b}": int(count) for (a, b), count in zip(TRANSITIONS, by_kind, strict=True)},
+        {code: int(count) for code, count in enumerate(by_status)},
+        {name: int(count) for name, count in zip(AC_TYPES, by_type, strict=True)},
+    )
+
+
+def summarize(
+    env: Environment, state: dict[str, Any], *, log: str, airframe_rows: int = 0, ensemble: Ensemble | None = None
+) -> RunReport:
+    """The report of a run from its final :meth:`~simfleet.worker.lifecycle.backends.LifecycleBackend.state_dict`.
+
+    With an ``ensemble`` (whose stacked ``env`` it is) the report holds every member's figures too.
+    """
+    transitions, status, shortfall = _figures(state["status"], state["transitions"], state["shortfall_days"])
+    report = RunReport(
+        airframes=env.airframes,
         days=env.days,
         log=log,
-        transitions={f"{a}->{b}": int(count) for (a, b), count in zip(TRANSITIONS, by_kind, strict=True)},
-        status_counts_end={code: int(count) for code, count in enumerate(status)},
-        shortfall_days={name: int(count) for name, count in zip(AC_TYPES, state["shortfall_days"], strict=True)},
+        transitions=transitions,
+        status_counts_end=status,
+        shortfall_days=shortfall,
         airframe_rows=airframe_rows,
     )
+    if ensemble is None:
+        return report
+    n, types = env.airframes, len(AC_TYPES)
+    for member in range(ensemble.members):
+        groups = slice(member * types, (member + 1) * types)
+        figures = _figures(
+            np.asarray(state["status"])[member * n : (member + 1) * n],
+            np.asarray(state["transitions"])[:, groups],
+            np.asarray(state["shortfall_days"])[groups],
+        )
+        variant = member // ensemble.replications
+        report.members.append(MemberReport(variant, ensemble.variants[variant].name,
+                                           member % ensemble.replications, *figures))  # fmt: skip
+    return report

@@ -5,7 +5,8 @@ aircraft number, and the rule. Besides the contract's invariants (granted <= Q p
 decreases only by the 4->5 reset; status 6 is terminal; at most one status change a day, and only along the model's
 transitions; in operation on D+1 == min(Q, eligible) per type) it checks that only status 2 flies and that the day's
 aggregates (status counts, transition counts) agree with the per-airframe arrays. Deliveries reset sne and ppr to 0
-by rule 1, so a 0->3 is exempt from the two monotonicity rules.
+by rule 1, so a 0->3 is exempt from the two monotonicity rules. With a repair shop (docs/planning.md), an airframe
+waits for a slot only in status 4, stays in 4 that day, and its repair_days stays 0.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ def check_day(
         pair_ok |= (st == a) & (nxt == b)
     fail(moved & ~pair_ok, "at most one status change a day, along a transition of the model")
     fail((_host(record.daily_flight) != 0) & (st != 2), "only status 2 flies")
+    if record.repair_queued is not None:
+        waiting = _host(record.repair_queued).astype(bool)
+        fail(waiting & (st != 4), "only an airframe in status 4 waits for a repair slot")
+        fail(waiting & (nxt != 4), "an airframe waiting for a repair slot stays in status 4")
+        fail(waiting & (_host(record.repair_days) != 0), "repair_days stays 0 while waiting for a repair slot")
     for t, block in enumerate(backend.blocks):
         operating = np.flatnonzero(nxt[block] == 2)
         quota = record.quota[t]

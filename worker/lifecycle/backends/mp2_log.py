@@ -110,10 +110,15 @@ class Mp2Log:
         env, n = self.env, self.env.n
         days = np.array([record.day for record in self._days])
         raw: Columns = {}
-        zeros = np.zeros(n, dtype=np.uint8)
-        for name in (*AIRFRAME_STATE, "repair_queued"):
-            stacked = np.stack([zeros if (v := getattr(record, name)) is None else _host(v) for record in self._days])
+        for name in AIRFRAME_STATE:
+            stacked = np.stack([_host(getattr(record, name)) for record in self._days])
             raw[name] = np.take(stacked, self.inverse, axis=1).ravel()
+        if all(record.repair_queued is None for record in self._days):  # no repair shop: nobody ever waits
+            raw["repair_queued"] = np.zeros(len(days) * n, dtype=np.uint8)
+        else:
+            zeros = np.zeros(n, dtype=bool)
+            stacked = np.stack([zeros if r.repair_queued is None else _host(r.repair_queued) for r in self._days])
+            raw["repair_queued"] = np.take(stacked, self.inverse, axis=1).ravel()
         raw["day"] = np.repeat(days, n)
         raw["date"] = raw["day"] + env.d0
         raw["psn"] = np.tile(env.psn, len(days))

@@ -12,6 +12,11 @@ reading a chunk is a few ``repeat``/``tile`` calls for the static columns and no
 idx order with narrow types (status ``uint8``, the rest ``int32``); :meth:`NumbaBackend.state_dict` and
 :meth:`~NumbaBackend.load_state_dict` use the numpy backend's format, so either backend can continue the other's run.
 
+Ensembles and maintenance options (docs/lifecycle.md, "Planning") run in the same kernel: a quota group (member x
+type) is what a type is in a single run; agents fly their own MP5 column (``Environment.minutes_col``); repair
+shops, queues, drawn durations and unplanned removals are laid out in :mod:`.numba_kernels`. Without them, the
+kernel takes today's path (no gather, no queue, no draw).
+
 The kernels are compiled on first use and cached on disk (numba's ``cache=True``, under ``__pycache__``): a fresh
 process loads them in well under a second; the first compile on a machine takes several seconds. With ``debug`` set,
 days run one kernel call each and each day is checked by :func:`.invariants.check_day`, like the numpy backend's.
@@ -19,6 +24,7 @@ days run one kernel call each and each day is checked by :func:`.invariants.chec
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -26,8 +32,8 @@ import numpy as np
 import numpy.typing as npt
 
 from simfleet.shared.errors import InvariantError
-from simfleet.shared.lifecycle_contract import AIRFRAME_COLUMNS, CORE_STATE_FIELDS, TRANSITIONS
-from simfleet.worker.lifecycle.backends.base import Columns, LifecycleBackend, check_build, check_plain, plain_state
+from simfleet.shared.lifecycle_contract import AIRFRAME_COLUMNS, STATE_FIELDS, TRANSITIONS
+from simfleet.worker.lifecycle.backends.base import Columns, LifecycleBackend, check_build
 from simfleet.worker.lifecycle.backends.invariants import check_day
 from simfleet.worker.lifecycle.backends.mp2_log import AIRFRAME_STATE, DayRecord, agent_columns, daily_columns
 from simfleet.worker.lifecycle.backends.numba_kernels import (
@@ -45,7 +51,7 @@ Arrays = tuple[npt.NDArray[Any], ...]
 
 @dataclass(frozen=True)
 class _Chunk:
-    """What one kernel call produced: MP2 rows (none without the per-airframe log) and per-type figures."""
+    """What one kernel call produced: MP2 rows (none without the per-airframe log) and per-group figures."""
 
     first: int
     rows: Arrays
@@ -54,6 +60,8 @@ class _Chunk:
     counts: I64
     transitions: I64
     eligible: I64
+    queue: I64
+    unplanned: I64
 
     @property
     def days(self) -> int:
@@ -62,7 +70,7 @@ class _Chunk:
 
     def totals(self) -> Arrays:
         """The per-type arrays in the kernel's order."""
-        return self.granted, self.shortfall, self.counts, self.transitions, self.eligible
+        return self.granted, self.shortfall, self.counts, self.transitions, self.eligible, self.queue, self.unplanned
 
 
 def create(*, debug: bool = False) -> LifecycleBackend:
@@ -85,6 +93,7 @@ class NumbaBackend(LifecycleBackend):
         self.debug = debug
         self._day = 0
         self._chunks: list[_Chunk] = []
+        self._spare: dict[int, Arrays] = {}
 
     @property
     def day(self) -> int:
@@ -94,19 +103,29 @@ class NumbaBackend(LifecycleBackend):
     def build(self, env: Environment, *, log: str = "full") -> None:
         """Keep the environment's arrays in the kernels' layout (idx order, narrow types)."""
         check_build(env, log)  # the numpy backend's limits: the same fleets run on both
-        check_plain(env, self.name)
         self.env, self.log = env, log
         self.minutes = np.ascontiguousarray(env.minutes)
+        n, groups = env.n, env.n_types
+        self._view = _minutes_view(env)
         self.targets = np.ascontiguousarray(env.targets, dtype=np.int64)
         columns: dict[str, I64] = {
             name: env.repair_time - env.assembly_time if name == "repair_minus_assembly" else getattr(env, name)
             for name in STATIC_FIELDS
         }
-        self.static = tuple(
-            values.astype(np.uint8 if name == "type_code" else np.int32) for name, values in columns.items()
-        )
+        narrow = np.uint8 if groups <= 256 else np.int32  # a single run's types in bytes: less to scan
+        self.static = tuple(values.astype(narrow if name == "type_code" else np.int32)
+                            for name, values in columns.items())  # fmt: skip
         self.ready_range = (int(env.repair_time.min(initial=0)), int(env.repair_time.max(initial=0)))
-        n = env.n
+        self.maintenance = m = env.maintenance
+        if m is None:
+            none, unsigned = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
+            table = np.zeros((0, 1), dtype=np.int64)
+            self._options: Arrays = (none, unsigned, none, table, unsigned, unsigned, unsigned)
+        else:
+            fleet_idx = (np.arange(n) % max(env.airframes, 1)).astype(np.uint64)
+            table = np.ascontiguousarray(m.spread_table, dtype=np.int64)
+            self._options = (m.slots.astype(np.int64), m.hazard.astype(np.uint64), m.spread_kind.astype(np.int64),
+                             table, m.spread_len.astype(np.uint64), m.rng_key.astype(np.uint64), fleet_idx)  # fmt: skip
         self._work: Arrays = (
             np.zeros(-(-n // 8) * 8, dtype=np.uint8),
             *(np.zeros(n, dtype=np.int32) for _ in range(3)),
@@ -114,7 +133,8 @@ class NumbaBackend(LifecycleBackend):
         )
         # check_day reads env, acn_internal and blocks (index arrays here: airframes stay in idx order).
         self.acn_internal = env.aircraft_number
-        self.blocks = [np.flatnonzero(env.type_code == t) for t in range(env.n_types)]
+        self.blocks = np.split(np.argsort(env.type_code, kind="stable"),
+                               np.cumsum(np.bincount(env.type_code, minlength=groups))[:-1])  # fmt: skip
         dtypes = {column.name: column.dtype for column in AIRFRAME_COLUMNS}
         self._airframe_static: dict[str, npt.NDArray[Any]] = {
             "psn": env.psn.astype(np.uint32),
@@ -127,16 +147,31 @@ class NumbaBackend(LifecycleBackend):
         """The population at D0: MP3's state, earlier deliveries done, then the pre-day-0 check."""
         env = self.env
         no_date = np.full(env.n, NO_DATE)
-        self._set_state([env.status, env.sne, env.ppr, env.repair_days, no_date, no_date, no_date], day=0)
-        check_before_day_zero(env.d0, self.minutes, self.static, self._state)
+        dates = [no_date] * 3
+        self._set_state([env.status, env.sne, env.ppr, env.repair_days, *dates, env.repair_time, no_date], day=0)
+        plan = self._plan()  # MP3's repairs are under way, whatever the slots; no one waits
+        self._work[4][0] = 0  # the repair list is made from the state after the check
+        check_before_day_zero(env.d0, self.minutes[0, env.agent_minutes_col], self.static, self._state, plan,
+                              self._work)  # fmt: skip
         self._reset_counters()
 
     def _set_state(self, values: list[I64], *, day: int) -> None:
         self._state = tuple(
             column.astype(np.uint8 if name == "status" else np.int32)
-            for name, column in zip(CORE_STATE_FIELDS, values, strict=True)
+            for name, column in zip(STATE_FIELDS, values, strict=True)
         )
         self._day = day
+
+    def _plan(self) -> Arrays:
+        """The kernels' ``plan``: the options, repairs under way per group, and the queues of the state."""
+        groups = self.env.n_types if self.maintenance is not None else 0
+        if groups == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return (*self._options, empty, np.zeros(0, dtype=np.int32), empty, empty, empty, empty)
+        status, queued_since = self._state[0], self._state[8]
+        under = np.bincount(self.env.type_code[(status == 4) & (queued_since == NO_DATE)], minlength=groups)
+        queues = build_queues(self.env.type_code, np.where(status == 4, queued_since, NO_DATE), groups)
+        return (*self._options, under.astype(np.int64), *queues)
 
     def _reset_counters(self) -> None:
         """Zero counters and no pending MP2; the status tally, repair list and delivery schedule from the state."""
@@ -145,10 +180,13 @@ class NumbaBackend(LifecycleBackend):
         self.shortfall_days = np.zeros(env.n_types, dtype=np.int64)
         self._chunks = []
         status = self._state[0].astype(np.int64)
-        self._tally = np.zeros((7, env.n_types), dtype=np.int64)
-        np.add.at(self._tally, (status, env.type_code), 1)
+        cells = np.bincount(status * env.n_types + env.type_code, minlength=7 * env.n_types)
+        self._tally = cells.reshape(7, env.n_types).astype(np.int64)
         repairing, sizes = self._work[3], self._work[4]
         in_repair = np.flatnonzero(status == 4)
+        if self.maintenance is not None:
+            in_repair = in_repair[self._state[8][in_repair] == NO_DATE]
+        self._planning = self._plan()
         repairing[: in_repair.size], sizes[0] = in_repair, in_repair.size
         day = env.delivery_day - env.d0
         due = np.flatnonzero((status == 0) & (day >= self._day) & (day < env.days))
@@ -169,24 +207,27 @@ class NumbaBackend(LifecycleBackend):
 
     def _run(self, days: int, *, keep_rows: bool) -> _Chunk:
         n, types, first = self.env.n, self.env.n_types, self._day
-        rows = tuple(
+        state_rows = [
             np.empty(days * n if keep_rows else 0, dtype=np.int64 if column.dtype == "datetime64[D]" else column.dtype)
             for column in AIRFRAME_COLUMNS
             if column.name in AIRFRAME_STATE
-        )
-        chunk = _Chunk(
-            first,
-            rows,
-            granted=np.zeros((days, types), dtype=np.int64),
-            shortfall=np.zeros((days, types), dtype=np.int64),
-            counts=np.zeros((days, 7, types), dtype=np.int64),
-            transitions=np.zeros((days, len(TRANSITIONS), types), dtype=np.int64),
-            eligible=np.zeros((days, CLASSES, types), dtype=np.int64),
-        )
+        ]
+        queued = np.zeros(days * n if keep_rows and self.maintenance is not None else 0, dtype=np.uint8)
+        rows = (*state_rows, queued)
+        totals = self._spare.pop(days, None)
+        if totals is None:
+            shapes = ((types,), (types,), (7, types), (len(TRANSITIONS), types), (CLASSES, types), (types,), (types,))
+            totals = tuple(np.zeros((days, *shape), dtype=np.int64) for shape in shapes)
+        else:
+            for values in totals:
+                values.fill(0)
+        chunk = _Chunk(first, rows, *totals)
         simulate_days(
             first,
             self.env.d0,
+            self.env.airframes,
             self.minutes,
+            self._view,
             self.targets,
             self.static,
             self.ready_range,
@@ -194,6 +235,7 @@ class NumbaBackend(LifecycleBackend):
             self._state,
             self._tally,
             self._work,
+            self._planning,
             rows,
             chunk.totals(),
         )
@@ -212,8 +254,11 @@ class NumbaBackend(LifecycleBackend):
             shortfall=chunk.shortfall[0].tolist(),
             counts=chunk.counts[0],
             transitions=chunk.transitions[0],
-            **dict(zip(AIRFRAME_STATE, chunk.rows, strict=True)),
+            **dict(zip(AIRFRAME_STATE, chunk.rows, strict=False)),
         )
+        if self.maintenance is not None:
+            record = dataclasses.replace(record, repair_queued=chunk.rows[-1], queue=chunk.queue[0],
+                                         unplanned=chunk.unplanned[0])  # fmt: skip
         check_day(cast(NumpyBackend, self), record, sne, ppr, chunk.eligible[0].tolist())
 
     def read_chunk(self) -> tuple[Columns, Columns]:
@@ -224,13 +269,18 @@ class NumbaBackend(LifecycleBackend):
         first = chunks[0].first
         days = np.arange(first, first + sum(chunk.days for chunk in chunks), dtype=np.int64)
         airframe = self._airframe(chunks, days) if self.log == "full" else {}
-        return airframe, self._daily(chunks, days)
+        daily = self._daily(chunks, days)
+        # daily_columns copied the per-group figures: the next chunk of the same length reuses their arrays (fresh
+        # memory costs a page fault per 4 KiB, which an ensemble's per-group figures make felt).
+        self._spare = {chunk.days: chunk.totals() for chunk in chunks}
+        return airframe, daily
 
     def _airframe(self, chunks: list[_Chunk], days: I64) -> Columns:
         n = self.env.n
         state = {
             name: chunks[0].rows[k] if len(chunks) == 1 else np.concatenate([chunk.rows[k] for chunk in chunks])
-            for k, name in enumerate(AIRFRAME_STATE)
+            for k, name in enumerate((*AIRFRAME_STATE, "repair_queued"))
+            if chunks[0].rows[k].size or name != "repair_queued"
         }
         out: Columns = {}
         for column in AIRFRAME_COLUMNS:
@@ -249,17 +299,18 @@ class NumbaBackend(LifecycleBackend):
         """Per type and day, rows ordered by (day, type), as :class:`~.mp2_log.Mp2Log` lays them out."""
 
         def joined(name: str) -> I64:
-            return np.concatenate([getattr(chunk, name) for chunk in chunks])
+            parts = [getattr(chunk, name) for chunk in chunks]
+            return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
         counts, transitions = joined("counts"), joined("transitions")
-        return daily_columns(self.env, days, joined("granted"), joined("shortfall"), counts, transitions)
+        return daily_columns(self.env, days, joined("granted"), joined("shortfall"), counts, transitions,
+                             joined("queue"), joined("unplanned"))  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         """The day, every agent variable (int64, idx order; dates as day numbers, NO_DATE for none), counters."""
         state: dict[str, Any] = {"day": self._day, "backend": self.name}
-        for name, values in zip(CORE_STATE_FIELDS, self._state, strict=True):
+        for name, values in zip(STATE_FIELDS, self._state, strict=True):
             state[name] = values.astype(np.int64)
-        state.update(plain_state(self.env))
         state["transitions"] = self.transitions.copy()
         state["shortfall_days"] = self.shortfall_days.copy()
         return state
@@ -267,8 +318,9 @@ class NumbaBackend(LifecycleBackend):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from ``state`` (after :meth:`build` with the same environment); pending MP2 is dropped."""
         n = self.env.n
-        values = [np.asarray(state[name], dtype=np.int64) for name in CORE_STATE_FIELDS]
-        for name, column in zip(CORE_STATE_FIELDS, values, strict=True):
+        defaults = {"repair_duration": self.env.repair_time, "queued_since": np.full(n, NO_DATE)}
+        values = [np.asarray(state[name] if name in state else defaults[name], dtype=np.int64) for name in STATE_FIELDS]
+        for name, column in zip(STATE_FIELDS, values, strict=True):
             if column.shape != (n,):
                 raise InvariantError(f"state field {name} has shape {column.shape}, expected ({n},)")
         if n and not 0 <= values[0].min() <= values[0].max() <= 6:
@@ -280,6 +332,37 @@ class NumbaBackend(LifecycleBackend):
         self._reset_counters()
         self.transitions[:] = np.asarray(state.get("transitions", self.transitions), dtype=np.int64)
         self.shortfall_days[:] = np.asarray(state.get("shortfall_days", self.shortfall_days), dtype=np.int64)
+
+
+def build_queues(group: Any, queued_since: Any, groups: int) -> tuple[Any, ...]:
+    """The queue part of ``plan`` from a state: each group's waiting agents by (day joined, agent), in its ring.
+
+    Returns:
+        ``queue_store``, ``base``, ``capacity``, ``head`` (all 0), ``length``.
+    """
+    n = group.shape[0]
+    capacity = np.bincount(group, minlength=groups).astype(np.int64)
+    base = (np.cumsum(capacity) - capacity).astype(np.int64)
+    store = np.zeros(n, dtype=np.int32)
+    waiting = np.flatnonzero(queued_since != NO_DATE)
+    waiting = waiting[np.lexsort((waiting, queued_since[waiting], group[waiting]))]
+    length = np.bincount(group[waiting], minlength=groups).astype(np.int64)
+    rank = np.arange(waiting.size) - (np.cumsum(length) - length)[group[waiting]]
+    store[base[group[waiting]] + rank] = waiting
+    return store, base, np.maximum(capacity, 1), np.zeros(groups, dtype=np.int64), length
+
+
+def _minutes_view(env: Environment) -> Arrays:
+    """The kernels' ``view`` of MP5: no gather, one slice per member, or one column per agent."""
+    none = np.zeros(0, dtype=np.int64)
+    columns = env.agent_minutes_col.astype(np.int64)
+    if env.minutes_col is None or env.n == 0 or np.array_equal(columns, np.arange(env.n)):
+        return none, none, np.zeros((2, 0), dtype=np.uint16)
+    pair = np.zeros((2, env.n), dtype=np.uint16)
+    blocks = columns.reshape(env.members, env.airframes)
+    if (blocks == blocks[:, :1] + np.arange(env.airframes)).all():
+        return none, blocks[:, 0].copy(), pair
+    return columns, none, pair
 
 
 def warm() -> float:
