@@ -4,16 +4,34 @@ It reads the inputs directly (not the backend's environment), walks airframes on
 and grants quota with plain counters, following the rules and the documented choices of the numpy backend (a delivery
 is decided on the delivery date and takes effect the day after; the pre-day-0 check decides as of D0 - 1; MP2 holds
 end-of-day values).
+
+With ``maintenance`` it also follows the planning rules of one ensemble member (docs/lifecycle.md, "Planning"): a
+repair shop per type with a number of slots and a first-in first-out queue kept as a plain list, repair durations
+drawn per repair, and unplanned removals of flyers. Its random numbers come from the scalar draws of
+:mod:`simfleet.worker.lifecycle.ensemble` (``draw_scalar`` on Python integers), not from any backend's code.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 import numpy as np
 
 from simfleet.shared.lifecycle_contract import AC_TYPES, AIRFRAME_COLUMNS, DAILY_COLUMNS, TRANSITIONS, LifecycleInputs
+from simfleet.shared.messages.plan import Empirical, Lognormal, Maintenance
+from simfleet.worker.lifecycle.ensemble import (
+    KIND_DURATION,
+    KIND_REMOVAL,
+    SPREAD_DAYS,
+    SPREAD_FACTOR,
+    SPREAD_NONE,
+    draw_scalar,
+    lognormal_table,
+    replication_key,
+    spread_duration,
+)
 
 
 def _date(value: Any) -> dt.date | None:
@@ -22,10 +40,45 @@ def _date(value: Any) -> dt.date | None:
     return np.datetime64(value, "D").astype(dt.date)
 
 
-def oracle_run(inputs: LifecycleInputs, days: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """MP2 per airframe and per type, as typed columns like the backend's."""
+class _Shop:
+    """One type's maintenance options, as plain numbers.
+
+    Attributes:
+        slots: repairs under way at once (``None``: no limit).
+        hazard: a flyer is removed when its 32-bit removal draw is below this (``floor(p * 2**32)``).
+        kind, table: how durations are drawn: nothing, lognormal multipliers (fixed point) or empirical days.
+    """
+
+    def __init__(self, options: Maintenance) -> None:
+        self.slots = options.repair_slots
+        self.hazard = math.floor(options.removal_hazard * 2**32)
+        self.kind, self.table = SPREAD_NONE, []
+        if isinstance(options.spread, Lognormal):
+            self.kind, self.table = SPREAD_FACTOR, lognormal_table(options.spread.cv)
+        elif isinstance(options.spread, Empirical):
+            self.kind, self.table = SPREAD_DAYS, list(options.spread.days)
+
+
+def oracle_run(
+    inputs: LifecycleInputs,
+    days: int | None = None,
+    maintenance: dict[str, Maintenance] | None = None,
+    seed: int = 0,
+    replication: int = 0,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """MP2 per airframe and per type, as typed columns like the backend's.
+
+    Args:
+        inputs: the fleet (a variant's inputs already applied to the tables).
+        days: horizon (default: the inputs' own).
+        maintenance: per type name, the planning options (``None`` or a missing type: today's model).
+        seed: the ensemble's seed.
+        replication: which replication of the ensemble this run is (its draws, and MP2's ``replication``).
+    """
     days = inputs.days if days is None else days
     d0 = inputs.version_date
+    shops = [_Shop((maintenance or {}).get(t) or Maintenance()) for t in AC_TYPES]
+    key = replication_key(seed, replication)
     mp1 = {
         (int(p), str(t)): i for i, (p, t) in enumerate(zip(inputs.mp1["partno"], inputs.mp1["ac_type"], strict=True))
     }
@@ -62,6 +115,8 @@ def oracle_run(inputs: LifecycleInputs, days: int | None = None) -> tuple[dict[s
                 "sne": int(inputs.mp3["sne"][i]),
                 "ppr": int(inputs.mp3["ppr"][i]),
                 "repair_days": int(inputs.mp3["repair_days"][i]),
+                "duration": int(inputs.mp1["repair_time"][row]),  # MP3's repairs run MP1's time, undrawn
+                "queued": None,  # the date it joined the repair queue while it waits
                 "partout": None,
                 "assembly": None,
                 "active": None,
@@ -71,25 +126,50 @@ def oracle_run(inputs: LifecycleInputs, days: int | None = None) -> tuple[dict[s
     def flight(day: dt.date, plane: dict[str, Any]) -> int:
         return minutes.get((day, plane["acn"]), 0)
 
-    def checks(plane: dict[str, Any], dn: int, decided: dt.date) -> int | None:
+    def checks(plane: dict[str, Any], dn: int) -> int | None:
         if plane["sne"] + dn > plane["ll"]:
             return 6
         if plane["ppr"] + dn > plane["oh"]:
-            if plane["sne"] + dn < plane["br"]:
-                plane["repair_days"] = 0
-                plane["partout"] = decided + dt.timedelta(days=plane["partout_time"])
-                plane["assembly"] = decided + dt.timedelta(days=plane["repair_time"] - plane["assembly_time"])
-                return 4
-            return 6
+            return 4 if plane["sne"] + dn < plane["br"] else 6
         return None
 
-    for plane in planes:
+    def repair_shop(entrants: list[int], under: list[int], s: int) -> None:
+        """Day ``s`` (``-1``: before D0): who of the queue and of today's ``entrants`` starts a repair, who waits."""
+        today = d0 + dt.timedelta(days=s)
+        for i in entrants:
+            planes[i]["repair_days"] = 0
+        for t, shop in enumerate(shops):
+            queue = [
+                (p["queued"], p["acn"], i) for i, p in enumerate(planes) if p["type"] == t and p["queued"] is not None
+            ]
+            queue += [(today, planes[i]["acn"], i) for i in entrants if planes[i]["type"] == t]
+            queue.sort()
+            free = len(queue) if shop.slots is None else max(0, shop.slots - under[t])
+            for _joined, _acn, i in queue[:free]:
+                plane = planes[i]
+                u32 = draw_scalar(key, s + 1, i, KIND_DURATION)  # i is the airframe's idx in its fleet
+                duration = spread_duration(plane["repair_time"], shop.kind, shop.table, len(shop.table), u32)
+                plane.update(queued=None, duration=duration, repair_days=0)
+                plane["partout"] = today + dt.timedelta(days=plane["partout_time"])
+                plane["assembly"] = today + dt.timedelta(days=duration - plane["assembly_time"])
+            for _joined, _acn, i in queue[free:]:
+                if planes[i]["queued"] is None:
+                    planes[i]["queued"] = today
+
+    entrants = []
+    under = [0] * len(AC_TYPES)
+    for i, plane in enumerate(planes):
         if plane["status"] == 0 and plane["delivery"] is not None and plane["delivery"] < d0:
             plane.update(status=3, sne=0, ppr=0)
-        if plane["status"] == 2:
-            decided = checks(plane, flight(d0, plane), d0 - dt.timedelta(days=1))
+        if plane["status"] == 4:
+            under[plane["type"]] += 1  # MP3's repairs are under way, slots or not
+        elif plane["status"] == 2:
+            decided = checks(plane, flight(d0, plane))
             if decided is not None:
                 plane["status"] = decided
+                if decided == 4:
+                    entrants.append(i)
+    repair_shop(entrants, under, -1)
 
     airframe: dict[str, list[Any]] = {c.name: [] for c in AIRFRAME_COLUMNS}
     daily: dict[str, list[Any]] = {c.name: [] for c in DAILY_COLUMNS}
@@ -97,17 +177,21 @@ def oracle_run(inputs: LifecycleInputs, days: int | None = None) -> tuple[dict[s
         today = d0 + dt.timedelta(days=s)
         tomorrow = today + dt.timedelta(days=1)
         start = [p["status"] for p in planes]
+        waiting = [p["queued"] is not None for p in planes]
         nxt = list(start)
         flown = [0] * len(planes)
         classes: list[list[int]] = [[], [], [], []]
+        entrants = []
+        unplanned = [0] * len(AC_TYPES)
         for i, plane in enumerate(planes):
             st = start[i]
+            shop = shops[plane["type"]]
             if st == 0 and plane["delivery"] == today:
                 nxt[i] = 3
                 plane["sne"] = plane["ppr"] = 0
-            elif st == 4:
+            elif st == 4 and not waiting[i]:
                 plane["repair_days"] += 1
-                if plane["repair_days"] >= plane["repair_time"]:
+                if plane["repair_days"] >= plane["duration"]:
                     nxt[i] = 5
                     plane["ppr"] = 0
                     plane["repair_days"] = 0
@@ -115,9 +199,14 @@ def oracle_run(inputs: LifecycleInputs, days: int | None = None) -> tuple[dict[s
                 flown[i] = flight(today, plane)
                 plane["sne"] += flown[i]
                 plane["ppr"] += flown[i]
-                decided = checks(plane, flight(tomorrow, plane), today)
+                decided = checks(plane, flight(tomorrow, plane))
+                if decided is None and shop.hazard > 0 and draw_scalar(key, s, i, KIND_REMOVAL) < shop.hazard:
+                    decided = 4
+                    unplanned[plane["type"]] += 1
                 if decided is not None:
                     nxt[i] = decided
+                    if decided == 4:
+                        entrants.append(i)
                 else:
                     classes[0].append(i)
             elif st == 3:
@@ -138,6 +227,11 @@ def oracle_run(inputs: LifecycleInputs, days: int | None = None) -> tuple[dict[s
                     nxt[i] = 2
                 elif start[i] == 2:
                     nxt[i] = 3
+        under = [0] * len(AC_TYPES)
+        for i, plane in enumerate(planes):
+            if start[i] == 4 and not waiting[i] and nxt[i] == 4:
+                under[plane["type"]] += 1
+        repair_shop(entrants, under, s)
         for i, plane in enumerate(planes):
             values = {
                 "day": s,
@@ -156,8 +250,8 @@ def oracle_run(inputs: LifecycleInputs, days: int | None = None) -> tuple[dict[s
                 "assembly_date": plane["assembly"],
                 "active_date": plane["active"],
                 "variant_id": 0,
-                "replication": 0,
-                "repair_queued": 0,
+                "replication": replication,
+                "repair_queued": int(waiting[i]),
             }
             for name, value in values.items():
                 airframe[name].append(value)
@@ -174,12 +268,12 @@ def oracle_run(inputs: LifecycleInputs, days: int | None = None) -> tuple[dict[s
                 **{f"count_{c}": sum(start[i] == c for i in mine) for c in range(7)},
                 **{f"trans_{a}_{b}": sum(start[i] == a and nxt[i] == b for i in mine) for a, b in TRANSITIONS},
                 "variant_id": 0,
-                "replication": 0,
-                "repair_queue": 0,
-                "unplanned_2_4": 0,
+                "replication": replication,
+                "repair_queue": sum(waiting[i] for i in mine),
+                "unplanned_2_4": unplanned[t],
             }
-            for key, value in row.items():
-                daily[key].append(value)
+            for key_, value in row.items():
+                daily[key_].append(value)
         for i, plane in enumerate(planes):
             plane["status"] = nxt[i]
     return _typed(airframe, AIRFRAME_COLUMNS), _typed(daily, DAILY_COLUMNS)
