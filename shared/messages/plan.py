@@ -23,6 +23,10 @@ MAX_MEMBERS = 4096
 """Variants x replications of one ensemble, at most (the groups of a stacked run are numbered in ``int32``)."""
 VariantName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._+%=-]*$")]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+MAX_FACTOR = 1000.0
+"""The largest factor of a change (every column is clipped far below what it could reach)."""
+MAX_CHANGE = 1_000_000
+"""The largest offset (either sign) or value of a change: beyond every column's limit, so the clip decides."""
 
 
 class Change(Message, frozen=True):
@@ -45,10 +49,10 @@ class Change(Message, frozen=True):
         end: the last date changed (inclusive); ``None`` for the end of the horizon.
     """
 
-    factor: NonNegative | None = None
-    offset: int | None = None
-    value: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    values: dict[dt.date, Annotated[int, msgspec.Meta(ge=0)]] | None = None
+    factor: Annotated[float, msgspec.Meta(ge=0, le=MAX_FACTOR)] | None = None
+    offset: Annotated[int, msgspec.Meta(ge=-MAX_CHANGE, le=MAX_CHANGE)] | None = None
+    value: Annotated[int, msgspec.Meta(ge=0, le=MAX_CHANGE)] | None = None
+    values: dict[dt.date, Annotated[int, msgspec.Meta(ge=0, le=MAX_CHANGE)]] | None = None
     ac_type: str = ""
     start: dt.date | None = None
     end: dt.date | None = None

@@ -7,6 +7,8 @@ separate runs of the candidates around the answer (brute force).
 
 from __future__ import annotations
 
+import datetime as dt
+
 import msgspec
 import numpy as np
 import pytest
@@ -278,3 +280,16 @@ def test_the_factor_search_matches_separate_runs_at_its_bracket(fleet):
         return worst_year_mean(fleet, msgspec.structs.replace(BASE, variants=[plan]))[1]
 
     assert total(low) <= limit < total(high)
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (Change(factor=1e19), r"ensemble: variants\[0\]\.targets\[0\]\.factor: Expected `float` <= 1000"),
+        (Change(offset=5, start=dt.date(2031, 1, 1)), r"targets\[0\]\.start: 2031-01-01 is outside"),
+    ],
+)
+def test_run_local_checks_an_ensemble_built_in_python(change, says):
+    ensemble = Ensemble(variants=[Variant(name="a", targets=[change])])
+    with pytest.raises(ConfigError, match=says):
+        run_local(synthesize(5, 30, seed=1), ensemble=ensemble)

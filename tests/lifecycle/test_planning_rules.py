@@ -223,6 +223,10 @@ def test_a_lognormal_duration_is_the_drawn_quantile_of_mp1s_repair_time(run):
         ({"replications": 0}, "replications"),
         ({"variants": []}, "variants"),
         ({"variants": [{"name": "a", "minutes": [{"value": -5}]}]}, "value"),
+        ({"variants": [{"name": "a", "targets": [{"factor": 1e19}]}]}, "factor"),
+        ({"variants": [{"name": "a", "targets": [{"factor": float("inf")}]}]}, "factor"),
+        ({"variants": [{"name": "a", "targets": [{"offset": 10**20}]}]}, "offset"),
+        ({"variants": [{"name": "a", "targets": [{"values": {"2025-01-02": 10**7}}]}]}, "values"),
     ],
 )
 def test_invalid_options_are_refused_naming_the_field(ensemble, field):

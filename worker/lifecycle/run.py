@@ -21,6 +21,7 @@ from simfleet.worker.lifecycle.backends import get_backend
 from simfleet.worker.lifecycle.ensemble import ensemble_environment
 from simfleet.worker.lifecycle.environment import Environment, build_environment, check_run_memory
 from simfleet.worker.lifecycle.sinks import MemorySink, NullSink, ParquetSink, Sink, TeeSink
+from simfleet.worker.lifecycle.variants import check_ensemble, parse_variants
 
 __all__ = ["MemberReport", "MemorySink", "NullSink", "ParquetSink", "RunReport", "Sink", "TeeSink", "run_local",
            "summarize"]  # fmt: skip
@@ -113,9 +114,9 @@ def run_local(
         debug: check every invariant after each day.
         load_s: time the caller spent loading the inputs, reported as ``load``.
         on_progress: hears ``(fraction of the days done, label)`` after each chunk (a progress display).
-        ensemble: plan variants, replications and maintenance options (docs/lifecycle.md, "Planning"), run as one
-            stacked simulation; ``None`` is today's single deterministic run. The inputs must have been checked
-            against it (:func:`simfleet.worker.lifecycle.variants.check_ensemble`).
+        ensemble: plan variants, replications and maintenance options (docs/planning.md), run as one stacked
+            simulation; ``None`` is today's single deterministic run. It is checked here, fields and dates
+            (:func:`~simfleet.worker.lifecycle.variants.check_ensemble`), with errors naming ``ensemble`` and the key.
 
     Returns:
         The report: transitions by kind, status counts at the end, days with a shortfall, timings (load / create /
@@ -131,6 +132,9 @@ def run_local(
     if days is not None and not 0 <= days <= inputs.days:
         raise ConfigError(f"expected 0..{inputs.days} (the inputs' horizon), got {days!r}", key="days")
     sink = sink or NullSink()
+    if ensemble is not None:  # a caller's Ensemble was never decoded: check its fields and its dates here
+        ensemble = parse_variants(ensemble, "ensemble")
+        check_ensemble(ensemble, inputs.version_date, inputs.days if days is None else days, source="ensemble")
     members = 1 if ensemble is None else ensemble.members
     airframes = len(inputs.mp3["aircraft_number"])
     check_run_memory(airframes * members, inputs.days if days is None else days, chunk_days=chunk_days, log=log,

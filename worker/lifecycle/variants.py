@@ -16,7 +16,7 @@ from typing import Any
 
 from simfleet.shared.errors import ConfigError, MessageError
 from simfleet.shared.lifecycle_contract import AC_TYPES
-from simfleet.shared.messages import decode
+from simfleet.shared.messages import decode, to_wire
 from simfleet.shared.messages.plan import MAX_MEMBERS, Change, Ensemble, Maintenance
 from simfleet.shared.user_files import read_yaml
 
@@ -41,8 +41,8 @@ def parse_variants(data: Any, source: str = "<variants>") -> Ensemble:
     Raises:
         ConfigError: naming ``source`` and the key.
     """
-    if isinstance(data, Ensemble):
-        return data
+    if isinstance(data, Ensemble):  # built in Python, so never validated: check it as if it came off the wire
+        data = to_wire(data)
     if not isinstance(data, dict):
         raise ConfigError(f"expected a mapping with 'variants', got {type(data).__name__}", source=source)
     # A mapping's values are named by their key (msgspec says ``maintenance[...]``): decode those one by one first.
