@@ -96,6 +96,7 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         process.join(timeout=5)
         if process.is_alive():
             process.kill()
+            process.join(timeout=5)  # reaped, so that no child of ours outlives the study
 
 
 def run_study(
