@@ -32,8 +32,6 @@ needs_moto = pytest.mark.skipif(
     not HAVE_MOTO,
     reason="the S3 store is tested against moto's standalone server: pip install 'moto[server]' boto3",
 )
-pytest_plugins = ["tests.ordering"]
-
 REGION = "us-east-1"
 SERVER_START_S = 60.0
 

@@ -13,7 +13,7 @@ from tests.fuzz.harness import run_cases
 from tests.fuzz.templates import Templates
 
 # Not SIMFLEET_...: that prefix is the settings' own, and the settings refuse a key they do not know.
-SAMPLE = int(os.environ.get("FUZZ_SAMPLE", "180"))
+SAMPLE = int(os.environ.get("FUZZ_SAMPLE", "120"))
 SEED = int(os.environ.get("FUZZ_SEED", "3"))
 
 
