@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # The suite runs in 4 processes: most fleet tests wait on Redis and worker processes rather than compute. Work
 # stealing keeps the long tests (the docs test, the fuzz sample) from ending the run alone on one process: 4m00 here
 # against 4m49 with xdist's default batches.
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 4
 
 .PHONY: install test lint unit fuzz bench demo clean
 
