@@ -20,10 +20,10 @@ if TYPE_CHECKING:  # annotations only: `lifecycle run` prints its summary withou
     from simfleet.producer.rate_sweep import SweepResult
     from simfleet.producer.sla import SlaResult
     from simfleet.shared.messages.des import Stat, StudyAggregate
-    from simfleet.shared.messages.lifecycle import JobSummary
+    from simfleet.shared.messages.lifecycle import JobSummary, MemberSummary
     from simfleet.worker.des.scenario import Scenario
     from simfleet.worker.des.validation import CaseResult
-    from simfleet.worker.lifecycle.run import MemberReport, RunReport
+    from simfleet.worker.lifecycle.run import RunReport
 
 
 def finite(data: Any) -> Any:
@@ -265,7 +265,7 @@ def lifecycle_summary(summary: RunReport | JobSummary) -> str:
     return "\n".join(lines)
 
 
-def ensemble_shortfall_table(members: Sequence[MemberReport], days: int) -> str:
+def ensemble_shortfall_table(members: Sequence[MemberSummary], days: int) -> str:
     """The variants of an ensemble side by side: per type, the days with a shortfall and the aircraft-days missing.
 
     One row per variant (in order). A type has two columns: the days with a shortfall over the run, and the
@@ -275,7 +275,7 @@ def ensemble_shortfall_table(members: Sequence[MemberReport], days: int) -> str:
     """
     import numpy as np
 
-    variants: dict[int, tuple[str, list[MemberReport]]] = {}
+    variants: dict[int, tuple[str, list[MemberSummary]]] = {}
     for member in members:
         variants.setdefault(member.variant_id, (member.variant, []))[1].append(member)
     replications = max(len(runs) for _, runs in variants.values())

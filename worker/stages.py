@@ -46,7 +46,6 @@ from simfleet.shared.messages.lifecycle import (
     ClickHouseSink,
     JobSpec,
     JobSummary,
-    MemberSummary,
     SinkTarget,
     Stage,
     StageMessage,
@@ -338,7 +337,7 @@ class Stages:
             worker=self.node,
             epoch=session.epoch,
             restores=message.restores + int(session.restored),
-            members=[MemberSummary(**vars(member)) for member in model.members],
+            members=model.members,
         )
         self.jobs.finish(session.job_id, session.epoch, summary)
         self.registry.drop(session.job_id)

@@ -12,10 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from simfleet.shared.errors import ConfigError
 from simfleet.shared.lifecycle_contract import AC_TYPES, TRANSITIONS, LifecycleInputs
+from simfleet.shared.messages.lifecycle import MemberSummary
 from simfleet.shared.messages.plan import Ensemble
 from simfleet.worker.lifecycle.backends import get_backend
 from simfleet.worker.lifecycle.ensemble import ensemble_environment
@@ -23,33 +25,8 @@ from simfleet.worker.lifecycle.environment import Environment, build_environment
 from simfleet.worker.lifecycle.sinks import MemorySink, NullSink, ParquetSink, Sink, TeeSink
 from simfleet.worker.lifecycle.variants import check_ensemble, parse_variants
 
-__all__ = ["MemberReport", "MemorySink", "NullSink", "ParquetSink", "RunReport", "Sink", "TeeSink", "run_local",
+__all__ = ["MemorySink", "NullSink", "ParquetSink", "RunReport", "Sink", "TeeSink", "run_local",
            "summarize"]  # fmt: skip
-
-
-@dataclass
-class MemberReport:
-    """What one member of an ensemble (a variant's replication) did over the run."""
-
-    variant_id: int
-    variant: str
-    replication: int
-    transitions: dict[str, int]
-    status_counts_end: dict[int, int]
-    shortfall_days: dict[str, int]
-    shortfall_aircraft_days: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON."""
-        return {
-            "variant_id": self.variant_id,
-            "variant": self.variant,
-            "replication": self.replication,
-            "transitions": self.transitions,
-            "status_counts_end": {str(k): v for k, v in self.status_counts_end.items()},
-            "shortfall_days": self.shortfall_days,
-            "shortfall_aircraft_days": self.shortfall_aircraft_days,
-        }
 
 
 @dataclass
@@ -68,7 +45,7 @@ class RunReport:
     shortfall_days: dict[str, int]
     timings_s: dict[str, float] = field(default_factory=dict)
     airframe_rows: int = 0
-    members: list[MemberReport] = field(default_factory=list)
+    members: list[MemberSummary] = field(default_factory=list)
     shortfall_aircraft_days: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,7 +62,7 @@ class RunReport:
             "airframe_rows": self.airframe_rows,
         }
         if self.members:
-            out["members"] = [member.to_dict() for member in self.members]
+            out["members"] = [msgspec.to_builtins(member, str_keys=True) for member in self.members]
         return out
 
 
@@ -213,6 +190,9 @@ def summarize(
         groups = slice(member * types, (member + 1) * types)
         figures = _figures(state, slice(member * n, (member + 1) * n), groups)
         variant = member // ensemble.replications
-        report.members.append(MemberReport(variant, ensemble.variants[variant].name,
-                                           member % ensemble.replications, *figures))  # fmt: skip
+        transitions, status, shortfall, short_aircraft = figures
+        report.members.append(MemberSummary(
+            variant_id=variant, variant=ensemble.variants[variant].name, replication=member % ensemble.replications,
+            transitions=transitions, status_counts_end=status, shortfall_days=shortfall,
+            shortfall_aircraft_days=short_aircraft))  # fmt: skip
     return report
