@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import msgspec
@@ -228,8 +228,7 @@ class RoundRun:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
-        return {"round": self.round, "candidates": self.candidates, "replications": self.replications,
-                "seconds": self.seconds}  # fmt: skip
+        return asdict(self)
 
 
 Runner = Callable[[Ensemble], Columns]
@@ -285,8 +284,7 @@ class SlotProbe:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
-        return {"round": self.round, "ac_type": self.ac_type, "slots": self.slots, "worst_year": self.worst_year,
-                "value": self.value, "passed": self.passed}  # fmt: skip
+        return asdict(self)
 
 
 @dataclass
@@ -312,10 +310,7 @@ class SlotSearch:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
-        return {"question": "repair-slots", "max_shortfall_days": self.max_shortfall_days,
-                "statistic": self.statistic, "replications": self.replications, "fleet": self.fleet,
-                "answer": self.answer, "probes": [p.to_dict() for p in self.probes],
-                "runs": [r.to_dict() for r in self.runs]}  # fmt: skip
+        return {"question": "repair-slots", **asdict(self)}
 
 
 def _doubling(size: int) -> list[int]:
@@ -324,11 +319,10 @@ def _doubling(size: int) -> list[int]:
     return [*out, max(size, 1)]
 
 
-def _fleet_sizes(inputs: LifecycleInputs, days: int | None) -> dict[str, int]:
-    from simfleet.worker.lifecycle.environment import build_environment
-
-    counts = np.bincount(build_environment(inputs, days).type_code, minlength=len(AC_TYPES))
-    return {name: int(counts[t]) for t, name in enumerate(AC_TYPES)}
+def _fleet_sizes(inputs: LifecycleInputs) -> dict[str, int]:
+    """Airframes per type (MP3's rows), counted without building the run's environment."""
+    types = np.asarray(inputs.mp3["ac_type"])
+    return {name: int(np.count_nonzero(types == name)) for name in AC_TYPES}
 
 
 def _check_search(max_shortfall_days: int, statistic: str) -> None:
@@ -379,7 +373,7 @@ def smallest_repair_slots(
     _check_search(max_shortfall_days, statistic)
     base = base_plan(base)
     run = run or _runner(inputs, days, backend, chunk_days)
-    fleet = _fleet_sizes(inputs, days)
+    fleet = _fleet_sizes(inputs)
     result = SlotSearch(max_shortfall_days, statistic, base.replications, fleet, {})
     plan = base.variants[0]
     known: dict[str, tuple[int, int | None]] = {}  # per type: (largest failing, smallest passing) so far
@@ -443,8 +437,7 @@ class FactorProbe:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
-        return {"round": self.round, "factor": self.factor, "worst_year": self.worst_year, "by_type": self.by_type,
-                "value": self.value, "passed": self.passed}  # fmt: skip
+        return asdict(self)
 
 
 @dataclass
@@ -471,10 +464,9 @@ class FactorSearch:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
-        return {"question": "target-factor", "max_shortfall_days": self.max_shortfall_days,
-                "statistic": self.statistic, "replications": self.replications, "tolerance": self.tolerance,
-                "answer": self.answer, "converged": self.converged, "bracket": [list(b) for b in self.bracket],
-                "probes": [p.to_dict() for p in self.probes], "runs": [r.to_dict() for r in self.runs]}  # fmt: skip
+        plain = asdict(self)
+        plain["bracket"] = [list(b) for b in self.bracket]
+        return {"question": "target-factor", **plain}
 
 
 def largest_target_factor(
