@@ -317,9 +317,7 @@ def checked_ensemble(ensemble: object) -> tuple[Ensemble | None, str]:
 
     if ensemble is None:
         return None, "ensemble"
-    if isinstance(ensemble, Ensemble):  # built by a caller: msgspec checks its fields only when decoding
-        return parse_variants(msgspec.to_builtins(ensemble), "ensemble"), "ensemble"
-    if isinstance(ensemble, dict):
+    if isinstance(ensemble, Ensemble | dict):  # parse_variants checks a caller's Ensemble as if it were decoded
         return parse_variants(ensemble, "ensemble"), "ensemble"
     if isinstance(ensemble, str | os.PathLike):
         return load_variants(Path(ensemble)), str(ensemble)
